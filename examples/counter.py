@@ -1,0 +1,56 @@
+"""The smallest useful object: a named counter, over HTTP and RPC.
+
+    python -m runtime serve --app examples.counter:app
+    curl -X POST localhost:8000/counter/visits       -> 1
+    curl localhost:8000/counter/visits               -> 1
+
+This is the object the tutorial (docs/tutorial.md) builds step by step.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from runtime import App, DurableObject, env_of, rpc
+
+MAX_NAME = 64
+
+
+class Counter(DurableObject):
+    """One counter per name; the value lives in storage under "value"."""
+
+    @rpc
+    async def increment(self, by: int = 1) -> int:
+        """Add ``by`` and return the new value."""
+        if not isinstance(by, int) or isinstance(by, bool):
+            raise ValueError("by must be an integer")
+        value = await self.storage.get("value", 0) + by
+        await self.storage.put("value", value)
+        return int(value)
+
+    @rpc
+    async def value(self) -> int:
+        """The current value."""
+        return int(await self.storage.get("value", 0))
+
+
+async def counter(request: Request) -> Response:
+    """GET reads a counter, POST increments it."""
+    name = request.path_params["name"]
+    if len(name) > MAX_NAME:
+        return JSONResponse({"error": f"name longer than {MAX_NAME} characters"}, 400)
+    stub = env_of(request).namespace("counter").get_by_name(name)
+    if request.method == "POST":
+        return JSONResponse({"name": name, "value": await stub.increment()})
+    return JSONResponse({"name": name, "value": await stub.value()})
+
+
+app = App(
+    name="counter",
+    title="Counter",
+    description="A named counter: the tutorial's example object.",
+    objects={"counter": Counter},
+    routes=[Route("/{name}", counter, methods=["GET", "POST"])],
+)

@@ -1,0 +1,73 @@
+"""Durable Objects on Redis: one live instance per object ID, fenced durable storage.
+
+The public API::
+
+    from runtime import DurableObject, rpc
+
+    class Counter(DurableObject):
+        @rpc
+        async def increment(self, by: int = 1) -> int:
+            value = (await self.storage.get("value", 0)) + by
+            await self.storage.put("value", value)
+            return value
+"""
+
+from __future__ import annotations
+
+from .config import Settings
+from .errors import (
+    ConfigurationError,
+    DurableObjectError,
+    Fenced,
+    InvalidObjectId,
+    InvalidValue,
+    NotCallable,
+    ObjectOverloaded,
+    ObjectReset,
+    ObjectUnavailable,
+    RpcError,
+    StorageLimitExceeded,
+    StorageUnavailable,
+    UnknownNamespace,
+)
+from .ids import ObjectId
+from .namespace import Env, Namespace, Stub
+from .node import Node
+from .object import AlarmInfo, DurableObject, ObjectContext, rpc
+from .server import App, create_app, env_of, node_of
+from .storage import Storage, Transaction
+from .websocket import ObjectWebSocket, SocketRequest
+
+__all__ = [
+    "AlarmInfo",
+    "App",
+    "ConfigurationError",
+    "DurableObject",
+    "DurableObjectError",
+    "Env",
+    "Fenced",
+    "InvalidObjectId",
+    "InvalidValue",
+    "Namespace",
+    "Node",
+    "NotCallable",
+    "ObjectContext",
+    "ObjectId",
+    "ObjectOverloaded",
+    "ObjectReset",
+    "ObjectUnavailable",
+    "ObjectWebSocket",
+    "RpcError",
+    "Settings",
+    "SocketRequest",
+    "Storage",
+    "StorageLimitExceeded",
+    "StorageUnavailable",
+    "Stub",
+    "Transaction",
+    "UnknownNamespace",
+    "create_app",
+    "env_of",
+    "node_of",
+    "rpc",
+]

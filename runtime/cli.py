@@ -1,0 +1,131 @@
+"""Command line: ``python -m runtime serve`` (alias: ``durable-redis serve``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+
+from .config import Settings
+from .embedded import ValkeyProcess
+from .errors import ConfigurationError
+from .node import Node
+from .server import App, create_app
+from .wsprotocol import FastWebSocketProtocol
+
+log = logging.getLogger("runtime")
+
+DESCRIPTION = """\
+Run one node of the Durable Objects runtime, serving the reference apps.
+
+Without --redis-url (or REDIS_URL), the node starts an embedded Valkey server with its data
+under --data-dir (AOF on, fsync always), and stops it on exit: running the command again
+gives the same data back. Several nodes started with the same --redis-url form a cluster.
+Every flag can also be given as an environment variable (--node-id -> NODE_ID).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m runtime", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run a node", description=DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    serve.add_argument("--redis-url", help="redis:// or unix:// URL of Redis/Valkey; "
+                       "omit to start an embedded Valkey")
+    serve.add_argument("--node-id", help="this node's name in the cluster "
+                       "(default: host name + random suffix)")
+    serve.add_argument("--data-dir", help="where the embedded Valkey keeps its data "
+                       "(default ./data)")
+    serve.add_argument("--app", action="append", default=[], metavar="MODULE:ATTR",
+                       help="also mount this App (or list of Apps); may be repeated")
+    serve.add_argument("--no-suite", action="store_true",
+                       help="do not mount the reference apps (apps:SUITE)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    return parser
+
+
+def load_apps(specs: Sequence[str], suite: bool) -> list[App]:
+    """Import the App objects named by "module:attribute" strings."""
+    names = (["apps:SUITE"] if suite else []) + list(specs)
+    found: list[App] = []
+    for spec in names:
+        module_name, _, attr = spec.partition(":")
+        if not module_name or not attr:
+            raise ConfigurationError(f"--app {spec!r}: use MODULE:ATTRIBUTE")
+        try:
+            value: Any = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigurationError(f"--app {spec!r}: {exc}") from None
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            if not isinstance(item, App):
+                raise ConfigurationError(f"--app {spec!r}: {item!r} is not a runtime.server.App")
+            found.append(item)
+    return found
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(
+        host=args.host,
+        port=args.port,
+        redis_url=args.redis_url,
+        node_id=args.node_id,
+        data_dir=args.data_dir,
+        log_level=args.log_level,
+    ).with_node_id()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    apps = load_apps([*settings.apps, *args.app], suite=not args.no_suite)
+    embedded: ValkeyProcess | None = None
+    redis_url = settings.redis_url
+    if settings.embedded:
+        embedded = ValkeyProcess(settings.data_dir, unix_socket=True).start()
+        redis_url = embedded.url
+        log.info("embedded Valkey started: %s (data in %s, AOF fsync always)",
+                 embedded.url, embedded.directory)
+    try:
+        node = Node(settings, redis_url)
+        app = create_app(node, apps)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            ws=FastWebSocketProtocol,
+            ws_max_size=settings.max_frame_bytes,
+            ws_per_message_deflate=False,
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
+            server_header=False,
+            access_log=args.access_log,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=10,
+        )
+        log.info("node %s serving on http://%s:%d", settings.node_id, settings.host,
+                 settings.port)
+        ok = uvicorn.Server(config).run()
+        return 0 if ok is not False else 1
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            log.info("embedded Valkey stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return serve(args)
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 2

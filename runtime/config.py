@@ -1,0 +1,119 @@
+"""Node settings: one frozen dataclass, filled from the command line and the environment.
+
+Every field has an environment variable of the same name in upper case (``lease_ttl`` ->
+``LEASE_TTL``). Command-line flags win over the environment, which wins over the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .errors import ConfigurationError
+
+NODE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+#: The default key under which IDs are derived. Named IDs depend on it, so a cluster must use
+#: one value for ever; it is not a secret (unique IDs get their strength from randomness).
+DEFAULT_ID_KEY = "durable-redis/ids/v1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where this node listens and how it is called.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    node_id: str = ""
+    # Redis. Empty redis_url means: start an embedded Valkey with its data under data_dir.
+    redis_url: str = ""
+    data_dir: str = "data"
+    key_prefix: str = "do"
+    # Leases: a node renews each lease every lease_ttl / 3 and stops serving cached reads
+    # lease_margin seconds before its own local deadline.
+    lease_ttl: float = 2.0
+    lease_margin: float = 0.25
+    # How long an activation waits for a lease held by a node that is gone.
+    activation_timeout: float = 5.0
+    # Memory: objects with no events and no sockets leave after idle_timeout; objects whose
+    # only activity is open sockets hibernate after hibernate_after.
+    idle_timeout: float = 30.0
+    hibernate_after: float = 10.0
+    sweep_interval: float = 1.0
+    # Per-object protection and storage limits.
+    max_queue: int = 10_000
+    max_key_bytes: int = 2048
+    max_value_bytes: int = 128 * 1024
+    max_batch_keys: int = 128
+    max_attachment_bytes: int = 16 * 1024
+    max_cache_bytes: int = 8 * 1024 * 1024
+    max_body_bytes: int = 1024 * 1024
+    max_frame_bytes: int = 1024 * 1024
+    max_send_buffer_bytes: int = 4 * 1024 * 1024
+    # Alarms: retried with exponential backoff from alarm_retry_base, alarm_max_retries times.
+    alarm_retry_base: float = 2.0
+    alarm_max_retries: int = 6
+    alarm_shards: int = 16
+    alarm_poll_interval: float = 0.5
+    alarm_claim_timeout: float = 30.0
+    # IDs and security.
+    id_key: str = DEFAULT_ID_KEY
+    allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    # Extra apps to mount, as "module:attribute" import strings.
+    apps: tuple[str, ...] = field(default_factory=tuple)
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.node_id and not NODE_ID_RE.fullmatch(self.node_id):
+            raise ConfigurationError(
+                f"node id {self.node_id!r}: use 1-64 characters of letters, digits, '_', '.', '-'"
+            )
+        if self.lease_ttl <= 4 * self.lease_margin:
+            raise ConfigurationError("lease_ttl must be more than four times lease_margin")
+        for name in ("idle_timeout", "hibernate_after", "sweep_interval", "alarm_retry_base"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be positive")
+        if self.max_queue < 1 or self.max_batch_keys < 1 or self.alarm_shards < 1:
+            raise ConfigurationError("max_queue, max_batch_keys and alarm_shards must be >= 1")
+
+    @property
+    def embedded(self) -> bool:
+        return not self.redis_url
+
+    def with_node_id(self) -> Settings:
+        """Fill in a node id when none was given (host name + random suffix)."""
+        if self.node_id:
+            return self
+        host = re.sub(r"[^A-Za-z0-9_.-]", "-", os.uname().nodename)[:40] or "node"
+        return replace(self, node_id=f"{host}-{secrets.token_hex(3)}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``env`` (``os.environ`` by default), then ``overrides``."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse(name: str, kind: Any, raw: str) -> Any:
+    kind = str(kind)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind.startswith("tuple"):
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+    except ValueError:
+        raise ConfigurationError(f"{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw

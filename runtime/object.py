@@ -1,0 +1,178 @@
+"""What application code subclasses: :class:`DurableObject`, the ``@rpc`` marker, the context.
+
+An object handles one event at a time: an HTTP request (``fetch``), a client WebSocket being
+handed over (``websocket_connect``) and its messages (``websocket_message``/``_close``/``_error``),
+an ``@rpc`` method call, or its ``alarm``. It keeps durable state in ``self.storage``.
+
+The instance may be dropped from memory at any time when idle (eviction) or when its only
+activity is open sockets (hibernation), and rebuilt from storage and socket attachments on the
+next event. Keep what must survive in storage; keep per-socket facts in attachments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+if TYPE_CHECKING:
+    from .ids import ObjectId
+    from .namespace import Env
+    from .record import ObjectRecord
+    from .storage import Storage
+    from .websocket import ObjectWebSocket
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+T = TypeVar("T")
+
+_RPC_MARK = "__durable_rpc__"
+
+
+def rpc(method: F) -> F:
+    """Mark a coroutine method as callable through a stub (``stub.method(...)``).
+
+    Only marked methods can be called from outside the object; arguments and results must
+    be plain data (msgpack types) and are copied, so caller and callee never share objects.
+    """
+    if not inspect.iscoroutinefunction(method):
+        raise TypeError(f"@rpc needs an 'async def' method; {method.__qualname__} is not one")
+    setattr(method, _RPC_MARK, True)
+    return method
+
+
+def rpc_method(cls: type, name: str) -> Callable[..., Awaitable[Any]] | None:
+    """The ``@rpc`` method ``name`` of ``cls``, or None if there is no such method."""
+    if not isinstance(name, str) or not name or name.startswith("_"):
+        return None
+    method = inspect.getattr_static(cls, name, None)
+    if method is None or not getattr(method, _RPC_MARK, False):
+        return None
+    return method  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmInfo:
+    """Passed to ``alarm(info)`` when the method accepts it."""
+
+    retry_count: int
+
+    @property
+    def is_retry(self) -> bool:
+        return self.retry_count > 0
+
+
+class ObjectContext:
+    """The runtime's side of one instance: ``self.ctx`` in an object."""
+
+    def __init__(self, record: ObjectRecord) -> None:
+        self._record = record
+
+    @property
+    def id(self) -> ObjectId:
+        return self._record.id
+
+    @property
+    def storage(self) -> Storage:
+        storage = self._record.storage
+        assert storage is not None
+        return storage
+
+    def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+        """Run ``fn()`` with no other event delivered to this object until it finishes.
+
+        Called from ``__init__`` it runs before the first event (the usual way to load state);
+        called during an event, await the returned future. Calls to other objects made inside
+        it do not open the input gate, so keep it short.
+        """
+        return self._record.block_concurrency_while(fn)
+
+    def accept_websocket(self, ws: ObjectWebSocket, tags: Iterable[str] = ()) -> None:
+        self._record.accept_websocket(ws, tags)
+
+    def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]:
+        return self._record.get_websockets(tag)
+
+
+class DurableObject:
+    """Base class of every object. Override the handlers you need."""
+
+    def __init__(self, ctx: ObjectContext, env: Env) -> None:
+        self.ctx = ctx
+        self.env = env
+
+    @property
+    def id(self) -> ObjectId:
+        return self.ctx.id
+
+    @property
+    def storage(self) -> Storage:
+        return self.ctx.storage
+
+    # ----------------------------------------------------------- handlers
+
+    async def fetch(self, request: Request) -> Response:
+        """Handle an HTTP request sent with ``stub.fetch(request)``."""
+        return PlainTextResponse(f"{type(self).__name__} does not handle HTTP requests", 501)
+
+    async def websocket_connect(self, ws: ObjectWebSocket) -> None:
+        """A client WebSocket was handed over with ``stub.connect``: accept it or close it.
+
+        Call ``self.accept_websocket(ws, tags=...)`` to keep it; a socket not accepted when
+        this returns is refused.
+        """
+
+    async def websocket_message(self, ws: ObjectWebSocket, message: str | bytes) -> None:
+        """A text (str) or binary (bytes) message arrived on an accepted socket."""
+
+    async def websocket_close(self, ws: ObjectWebSocket, code: int, reason: str) -> None:
+        """The client closed the socket (or its connection dropped: code 1006)."""
+
+    async def websocket_error(self, ws: ObjectWebSocket, error: Exception) -> None:
+        """The socket failed (for example, the client stopped reading and its buffer filled)."""
+
+    async def alarm(self, info: AlarmInfo) -> None:
+        """The alarm set with ``storage.set_alarm`` is due. Raise to have it retried."""
+
+    # ------------------------------------------------------------ helpers
+
+    def accept_websocket(self, ws: ObjectWebSocket, tags: Iterable[str] = ()) -> None:
+        """Keep ``ws``: its events come to this object, across hibernation."""
+        self.ctx.accept_websocket(ws, tags)
+
+    def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]:
+        """The accepted, open sockets of this object (with ``tag``, if given)."""
+        return self.ctx.get_websockets(tag)
+
+    def broadcast(
+        self,
+        message: str | bytes,
+        *,
+        tag: str | None = None,
+        exclude: ObjectWebSocket | None = None,
+    ) -> int:
+        """Send one message to every accepted socket (with ``tag``), encoding it once.
+
+        Returns how many sockets it was sent to.
+        """
+        from .websocket import encode_frame
+
+        frame = encode_frame(message)
+        sent = 0
+        for ws in self.ctx.get_websockets(tag):
+            if ws is not exclude:
+                ws.send_frame(frame)
+                sent += 1
+        return sent
+
+
+def alarm_takes_info(cls: type[DurableObject]) -> bool:
+    """Whether ``cls.alarm`` accepts the AlarmInfo argument (``alarm(self)`` is fine too)."""
+    params = list(inspect.signature(cls.alarm).parameters.values())[1:]
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
+    )

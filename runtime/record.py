@@ -1,0 +1,374 @@
+"""One object on this node: its lease, input gate, storage, instance, sockets and output gate.
+
+The record outlives the instance: while an object hibernates, the record keeps its lease and
+its open sockets, and the next event builds a new instance. The record goes away when the
+object is evicted (lease released) or discarded after a failure (sockets closed with 1011).
+
+Input gate: events take ``gate`` (a FIFO lock) in arrival order and run one at a time. An event
+that awaits its own storage keeps the gate; an event that calls another object releases it for
+the duration of the call (so A -> B -> A completes), then queues to take it back.
+
+Output gate: what an event sends (socket messages, its RPC result or HTTP response) is released
+only after the batch holding the event's writes is committed. If the commit fails, the held
+outputs are dropped, the instance is discarded and its sockets are closed with 1011.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .batch import UNCHANGED, WriteBatch
+from .errors import DurableObjectError, Fenced, InvalidValue, ObjectOverloaded, ObjectReset
+from .keyspace import ObjectKeys
+from .lease import Lease
+from .object import DurableObject, ObjectContext
+from .storage import Storage
+from .websocket import ObjectWebSocket, OutFrame
+
+if TYPE_CHECKING:
+    from .ids import ObjectId
+    from .namespace import Namespace
+    from .node import Node
+
+log = logging.getLogger("runtime.record")
+T = TypeVar("T")
+Output = OutFrame | tuple[int, str]
+
+
+class RecordGone(Exception):
+    """Internal: the record was discarded before the event started; use a fresh one."""
+
+
+class _Event:
+    __slots__ = ("active", "holding", "outputs", "record", "task", "writes")
+
+    def __init__(self, record: ObjectRecord) -> None:
+        self.record = record
+        self.task = asyncio.current_task()
+        self.holding = True  # holds the record's gate
+        self.active = True
+        self.writes: WriteBatch | None = None
+        self.outputs: list[tuple[ObjectWebSocket, Output]] = []
+
+
+_current: ContextVar[_Event | None] = ContextVar("durable_event", default=None)
+
+
+async def outbound(call: Awaitable[T]) -> T:
+    """Await a call to another object, opening the caller's input gate meanwhile."""
+    event = _current.get()
+    if (
+        event is None
+        or not event.active
+        or not event.holding
+        or event.task is not asyncio.current_task()
+        or event.record.blocking
+    ):
+        return await call
+    gate = event.record.gate
+    event.holding = False
+    gate.release()
+    try:
+        return await call
+    finally:
+        await gate.acquire()
+        event.holding = True
+
+
+class ObjectRecord:
+    """The node's state for one object it owns."""
+
+    def __init__(self, node: Node, namespace: Namespace, object_id: ObjectId) -> None:
+        self.node = node
+        self.namespace = namespace
+        self.id = object_id
+        self.settings = node.settings
+        self.keys = ObjectKeys.of(node.settings.key_prefix, namespace.name, object_id.hex)
+        self.batcher = node.batcher
+        self.scripts = node.scripts
+        self.lease = Lease("", 0, 0.0)
+        self.storage: Storage | None = None
+        self.instance: DurableObject | None = None
+        self.gate = asyncio.Lock()
+        self.waiting = 0  # events queued at the gate
+        self.running = 0  # events started and not finished (some may be awaiting other objects)
+        self.blocking = 0  # block_concurrency_while() in progress
+        self.sockets: dict[int, ObjectWebSocket] = {}
+        self.held: deque[tuple[int, ObjectWebSocket, Output]] = deque()
+        self.gone = False
+        self.last_active = time.monotonic()
+        self._init: list[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]] | None = None
+
+    def describe(self) -> str:
+        return f"{self.namespace.name}:{self.id.hex[:12]}"
+
+    # ----------------------------------------------------------- events
+
+    async def run(
+        self, handler: Callable[[DurableObject], Awaitable[T]], *, wait_output: bool = True
+    ) -> T:
+        """Deliver one event: wait for the gate, activate if needed, run, release outputs."""
+        if self.gone:
+            raise RecordGone
+        if self.waiting >= self.settings.max_queue:
+            raise ObjectOverloaded(
+                f"{self.waiting} events are already queued for {self.describe()}; "
+                "retry with backoff or spread the load over more objects"
+            )
+        self.waiting += 1
+        try:
+            await self.gate.acquire()
+        finally:
+            self.waiting -= 1
+        event = _Event(self)
+        error: BaseException | None = None
+        result: Any = None
+        storage: Storage | None = None
+        seq = 0
+        try:
+            if self.gone:
+                raise RecordGone
+            instance = await self._ready()
+            storage = self.storage
+            self.running += 1
+            token = _current.set(event)
+            try:
+                result = await handler(instance)
+            except asyncio.CancelledError:
+                self.discard(ObjectReset(f"an event of {self.describe()} was cancelled"))
+                raise
+            except Exception as exc:
+                error = exc
+            finally:
+                _current.reset(token)
+                self.running -= 1
+                event.active = False
+            if storage is not None and not self.gone:
+                storage.absorb(event.writes)
+                seq = storage.latest_seq
+                for ws, item in event.outputs:
+                    self.output_now(ws, item)
+                storage.flush()
+        finally:
+            if event.holding:
+                event.holding = False
+                self.gate.release()
+            self.last_active = time.monotonic()
+        if wait_output and storage is not None and seq > storage.committed_seq:
+            await storage.wait_committed(seq)
+        if error is not None:
+            raise error
+        return result  # type: ignore[no-any-return]
+
+    async def _ready(self) -> DurableObject:
+        """The live instance, activating it (lease, constructor, init) when needed."""
+        if self.instance is not None:
+            if not self.lease.live:
+                await self._confirm_or_gone()
+            return self.instance
+        if not self.lease.value:
+            self.lease = await self.node.acquire_lease(self)
+        elif not self.lease.live:
+            await self._confirm_or_gone()
+        if self.storage is None:
+            self.storage = Storage(self)
+        self._init = []
+        try:
+            instance = self.namespace.cls(ObjectContext(self), self.node.env)
+        finally:
+            init, self._init = self._init, None
+        for fn, future in init:
+            self.blocking += 1
+            try:
+                future.set_result(await fn())
+            except Exception as exc:
+                future.set_exception(exc)
+                future.exception()  # retrieved: it is raised to the event instead
+                raise
+            finally:
+                self.blocking -= 1
+        self.instance = instance
+        self.node.stats.activations += 1
+        return instance
+
+    async def _confirm_or_gone(self) -> None:
+        try:
+            await self.confirm_lease()
+        except Fenced:
+            raise RecordGone from None
+
+    async def confirm_lease(self) -> None:
+        """Renew the lease now (its local deadline passed); discard everything if it is lost."""
+        if not await self.node.leases.renew(self.keys, self.lease):
+            error = Fenced(f"{self.describe()} lost its lease; another node may own it now")
+            self.discard(error)
+            raise error
+
+    def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        if self._init is not None:  # called from the constructor: run before the first event
+            future: asyncio.Future[T] = loop.create_future()
+            self._init.append((fn, future))
+            return future
+        return asyncio.ensure_future(self._blocking_run(fn))
+
+    async def _blocking_run(self, fn: Callable[[], Awaitable[T]]) -> T:
+        self.blocking += 1
+        try:
+            return await fn()
+        finally:
+            self.blocking -= 1
+
+    # ------------------------------------------------------- storage host
+
+    def event_batch(self, create: bool) -> WriteBatch | None:
+        """The write buffer of the event running now on this record, if any."""
+        event = _current.get()
+        if event is None or event.record is not self or not event.active:
+            return None
+        if event.writes is None and create:
+            event.writes = WriteBatch()
+        return event.writes
+
+    def on_committed(self, batch: WriteBatch) -> None:
+        held = self.held
+        while held and held[0][0] <= batch.seq:
+            _, ws, item = held.popleft()
+            self._deliver(ws, item)
+        if batch.alarm is not UNCHANGED:
+            self.node.alarms.committed(self, batch.alarm)
+        if self.storage is not None:
+            self.storage.flush()
+
+    def on_commit_failed(self, error: DurableObjectError) -> None:
+        log.warning("commit failed for %s: %s; instance discarded", self.describe(), error)
+        self.discard(error)
+
+    async def index_alarm(self, due_ms: int) -> None:
+        await self.node.alarms.index(self.keys.member, due_ms)
+
+    # ------------------------------------------------------------ outputs
+
+    def output(self, ws: ObjectWebSocket, item: Output) -> None:
+        """A socket send or close by the object: held with the event, or gated now."""
+        event = _current.get()
+        if event is not None and event.record is self and event.active:
+            event.outputs.append((ws, item))
+        else:
+            self.output_now(ws, item)
+
+    def output_now(self, ws: ObjectWebSocket, item: Output) -> None:
+        storage = self.storage
+        if storage is not None and storage.has_uncommitted:
+            self.held.append((storage.latest_seq, ws, item))
+        else:
+            self._deliver(ws, item)
+
+    def _deliver(self, ws: ObjectWebSocket, item: Output) -> None:
+        ws.deliver(item)
+        if ws.closed:
+            self.sockets.pop(ws.id, None)
+
+    # ------------------------------------------------------------ sockets
+
+    def accept_websocket(self, ws: ObjectWebSocket, tags: Iterable[str]) -> None:
+        tag_list = tuple(tags)
+        if len(tag_list) > 10 or not all(isinstance(t, str) and len(t) <= 256 for t in tag_list):
+            raise InvalidValue("a socket takes at most 10 tags, each a str of <= 256 characters")
+        if ws.accepted or ws.closed:
+            raise InvalidValue(f"{ws!r} was already accepted or closed")
+        ws.accepted = True
+        ws.tags = tag_list
+        ws.bind(self)
+        self.sockets[ws.id] = ws
+
+    def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]:
+        return [
+            ws
+            for ws in self.sockets.values()
+            if not ws.closed and (tag is None or tag in ws.tags)
+        ]
+
+    def forget_socket(self, ws: ObjectWebSocket) -> None:
+        self.sockets.pop(ws.id, None)
+        self.last_active = time.monotonic()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def discard(self, error: DurableObjectError, code: int = 1011) -> None:
+        """Drop the instance and everything held; close its sockets. Redis keeps the truth."""
+        if self.gone:
+            return
+        self.gone = True
+        self.node.forget(self)
+        self.instance = None
+        self.held.clear()
+        if self.storage is not None:
+            self.storage.fail(error)
+        for ws in list(self.sockets.values()):
+            ws.abort(code, "object reset")
+        self.sockets.clear()
+
+    @property
+    def idle(self) -> bool:
+        return not (self.running or self.waiting or self.gate.locked() or self.held)
+
+    def hibernate(self) -> bool:
+        """Drop the instance and its cache, keeping lease and sockets. False if busy."""
+        storage = self.storage
+        if not self.idle or (storage is not None and storage.has_uncommitted):
+            return False
+        if self.instance is not None:
+            self.node.stats.hibernations += 1
+        self.instance = None
+        self.storage = None
+        return True
+
+    async def evict(self) -> bool:
+        """Leave memory and give the lease back (no events and no sockets for a while)."""
+        if not self.idle or self.sockets:
+            return False
+        async with self.gate:
+            if self.gone or self.running or self.sockets:
+                return False
+            self.gone = True  # events arriving from now on go to a fresh record
+            self.node.forget(self)
+            storage = self.storage
+            try:
+                if storage is not None and storage.has_uncommitted:
+                    await storage.sync()
+            finally:
+                self.instance = None
+                self.storage = None
+                if self.lease.value:
+                    try:
+                        await self.node.leases.release(self.keys, self.lease)
+                    except DurableObjectError:
+                        pass  # it expires by itself
+        self.node.stats.evictions += 1
+        return True
+
+    async def shut_down(self, code: int, reason: str) -> None:
+        """Node is stopping: commit what is pending, close sockets, release the lease."""
+        storage = self.storage
+        if storage is not None and storage.has_uncommitted and storage.failure is None:
+            try:
+                await storage.sync()
+            except DurableObjectError as exc:
+                log.warning("could not commit %s while stopping: %s", self.describe(), exc)
+        self.gone = True
+        for ws in list(self.sockets.values()):
+            ws.abort(code, reason)
+        self.sockets.clear()
+        self.instance = None
+        if self.lease.value:
+            try:
+                await self.node.leases.release(self.keys, self.lease)
+            except DurableObjectError:
+                pass

@@ -1,0 +1,129 @@
+"""Objects on one node: uniqueness, the input gate, stubs and RPC rules."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis
+
+from runtime import (
+    InvalidObjectId,
+    InvalidValue,
+    NotCallable,
+    ObjectOverloaded,
+    RpcError,
+)
+from runtime.keyspace import ObjectKeys
+from tests.support.objects import CONSTRUCTED
+
+
+async def test_concurrent_first_requests_make_one_instance_and_one_epoch(
+    make_node, sync_redis: redis.Redis
+) -> None:
+    node = await make_node()
+    ns = node.namespace("probe")
+    object_id = ns.new_unique_id()
+
+    async def client(n: int) -> list[int]:
+        # 50 tasks x 4 calls = 200 concurrent first requests for one fresh ID
+        return [await ns.get(object_id).value() for _ in range(n)]
+
+    results = await asyncio.gather(*(client(4) for _ in range(50)))
+    assert sum(len(r) for r in results) == 200
+    assert CONSTRUCTED[object_id.hex] == 1
+    keys = ObjectKeys.of("do", "probe", object_id.hex)
+    assert sync_redis.get(keys.epoch) == b"1"
+    assert sync_redis.get(keys.lease).decode().endswith(":1")
+
+
+async def test_input_gate_serialises_get_then_put(make_node) -> None:
+    node = await make_node()
+    stub = node.namespace("probe").get_by_name("gate")
+    results = await asyncio.gather(*(stub.increment() for _ in range(1000)))
+    assert await stub.value() == 1000
+    assert sorted(results) == list(range(1, 1001))
+
+
+async def test_a_to_b_to_a_completes(make_node) -> None:
+    node = await make_node()
+    ns = node.namespace("probe")
+    await ns.get_by_name("a").increment(7)
+    reply = await asyncio.wait_for(ns.get_by_name("a").ping_via("b", "a"), 5)
+    assert reply == "pong:7"
+
+
+async def test_only_rpc_methods_are_callable(make_node) -> None:
+    node = await make_node()
+    stub = node.namespace("probe").get_by_name("rpc-rules")
+    for name in ("secret", "fetch", "alarm", "websocket_message", "nope", "__init__"):
+        with pytest.raises(NotCallable):
+            await stub.call(name)
+    with pytest.raises(AttributeError):
+        stub._private  # noqa: B018
+    assert await stub.increment() == 1  # the object keeps working
+
+
+async def test_rpc_arguments_and_results_must_be_plain_data(make_node) -> None:
+    node = await make_node()
+    stub = node.namespace("probe").get_by_name("plain")
+    with pytest.raises(InvalidValue):
+        await stub.put("k", {1, 2, 3})
+    with pytest.raises(InvalidValue):
+        await stub.put("k", object())
+    await stub.put("k", {"tuple": (1, 2), "bytes": b"\x00\xff", "none": None, "f": 1.5})
+    assert await stub.get("k") == {"tuple": [1, 2], "bytes": b"\x00\xff", "none": None, "f": 1.5}
+
+
+async def test_exceptions_in_methods_reach_the_caller(make_node) -> None:
+    node = await make_node()
+    stub = node.namespace("probe").get_by_name("raises")
+    with pytest.raises(RpcError) as info:
+        await stub.increment("not a number")  # TypeError inside the method
+    assert info.value.type_name == "TypeError"
+    assert await stub.increment() == 1
+
+
+async def test_ids_from_another_namespace_or_malformed_are_refused(make_node) -> None:
+    node = await make_node()
+    ns = node.namespace("probe")
+    for bad in ("", "xyz", "A" * 64, "0" * 64, ns.new_unique_id().hex[:-1] + "0"):
+        with pytest.raises(InvalidObjectId):
+            ns.id_from_string(bad)
+    with pytest.raises(InvalidObjectId):
+        ns.get("0" * 64)  # type: ignore[arg-type]
+    good = ns.new_unique_id()
+    assert ns.id_from_string(good.hex) == good
+    assert ns.id_from_name("x") == ns.id_from_name("x")
+
+
+async def test_overload_is_refused_at_once(make_node) -> None:
+    node = await make_node(max_queue=10)
+    stub = node.namespace("probe").get_by_name("busy")
+    results = await asyncio.gather(*(stub.increment() for _ in range(50)), return_exceptions=True)
+    overloaded = [r for r in results if isinstance(r, ObjectOverloaded)]
+    done = [r for r in results if isinstance(r, int)]
+    assert overloaded and done
+    assert len(overloaded) + len(done) == 50
+    assert await stub.value() == len(done)
+
+
+async def test_idle_objects_are_evicted_and_release_their_lease(
+    make_node, sync_redis: redis.Redis
+) -> None:
+    node = await make_node(idle_timeout=0.3)
+    ns = node.namespace("probe")
+    stub = ns.get_by_name("idle")
+    await stub.increment()
+    assert await stub.bump_memory() == 1
+    keys = ObjectKeys.of("do", "probe", stub.id.hex)
+    assert sync_redis.exists(keys.lease)
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if node.live_objects == 0:
+            break
+    assert node.live_objects == 0
+    assert not sync_redis.exists(keys.lease)  # released, not left to expire
+    assert node.stats.evictions == 1
+    assert await stub.value() == 1  # state came back from Redis
+    assert await stub.bump_memory() == 1  # memory did not

@@ -1,0 +1,199 @@
+"""Objects and an App used by the runtime's tests (in-process and in node subprocesses)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from runtime import AlarmInfo, App, DurableObject, ObjectWebSocket, env_of, rpc
+
+#: Constructor calls per object hex, in this process.
+CONSTRUCTED: dict[str, int] = defaultdict(int)
+#: Alarm calls per object hex, in this process: (wall time, retry count).
+ALARMS: dict[str, list[tuple[float, int]]] = defaultdict(list)
+
+
+class Probe(DurableObject):
+    """A counter with hooks for every runtime behaviour the tests look at."""
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, env)
+        CONSTRUCTED[self.id.hex] += 1
+        self.memory = 0  # in-memory only: lost on hibernation/eviction
+
+    @rpc
+    async def increment(self, by: int = 1) -> int:
+        value = await self.storage.get("value", 0)
+        await asyncio.sleep(0)  # would let another event in, were there no input gate
+        value += by
+        await self.storage.put("value", value)
+        return int(value)
+
+    @rpc
+    async def value(self) -> int:
+        return int(await self.storage.get("value", 0))
+
+    @rpc
+    async def put(self, key: str, value: Any) -> None:
+        await self.storage.put(key, value)
+
+    @rpc
+    async def get(self, key: str) -> Any:
+        return await self.storage.get(key)
+
+    @rpc
+    async def put_n(self, n: int, prefix: str = "k") -> int:
+        for i in range(n):
+            await self.storage.put(f"{prefix}{i:05d}", i)
+        return n
+
+    @rpc
+    async def put_many(self, entries: dict[str, Any]) -> None:
+        await self.storage.put_many(entries)
+
+    @rpc
+    async def list(self, **options: Any) -> list[list[Any]]:
+        return [[k, v] for k, v in (await self.storage.list(**options)).items()]
+
+    @rpc
+    async def bump_memory(self) -> int:
+        self.memory += 1
+        return self.memory
+
+    @rpc
+    async def set_alarm_in(self, seconds: float) -> None:
+        await self.storage.set_alarm(time.time() + seconds)
+
+    @rpc
+    async def get_alarm(self) -> float | None:
+        return await self.storage.get_alarm()
+
+    @rpc
+    async def alarm_log(self) -> list[list[Any]]:
+        return list(await self.storage.get("alarm_log", []))
+
+    @rpc
+    async def set_failing_alarms(self, failures: int) -> None:
+        await self.storage.put("fail_alarms", failures)
+
+    async def alarm(self, info: AlarmInfo) -> None:
+        ALARMS[self.id.hex].append((time.time(), info.retry_count))
+        log = await self.storage.get("alarm_log", [])
+        log.append([time.time(), info.retry_count])
+        await self.storage.put("alarm_log", log)
+        failures = await self.storage.get("fail_alarms", 0)
+        if failures > 0:
+            await self.storage.put("fail_alarms", failures - 1)
+            raise RuntimeError("alarm failed on purpose")
+
+    def secret(self) -> str:  # not @rpc: must not be callable through a stub
+        return "nope"
+
+    @rpc
+    async def ping_via(self, other: str, me: str) -> str:
+        """A -> B -> A: ask ``other`` to call back into this object."""
+        stub = self.env.namespace("probe").get_by_name(other)
+        return str(await stub.call_back(me))
+
+    @rpc
+    async def call_back(self, caller: str) -> str:
+        stub = self.env.namespace("probe").get_by_name(caller)
+        return f"pong:{await stub.value()}"
+
+    # ------------------------------------------------------------------ HTTP
+    async def fetch(self, request: Request) -> Response:
+        if request.method == "POST":
+            body = await request.body()
+            await self.storage.put("body", body.decode())
+            return PlainTextResponse("stored")
+        return JSONResponse({"body": await self.storage.get("body"), "path": request.url.path})
+
+    # ------------------------------------------------------------ WebSockets
+    async def websocket_connect(self, ws: ObjectWebSocket) -> None:
+        if ws.request.query_param("refuse"):
+            ws.close(4001, "refused")
+            return
+        self.accept_websocket(ws, tags=[ws.request.query_param("tag") or "all"])
+        ws.attachment = {"user": ws.request.query_param("user") or "anon"}
+        ws.send("welcome")
+
+    async def websocket_message(self, ws: ObjectWebSocket, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            ws.send(b"bin:" + message)
+            return
+        command, _, arg = message.partition(":")
+        if command == "incr":
+            value = await self.storage.get("value", 0) + 1
+            await self.storage.put("value", value)
+            ws.send(f"value:{value}")
+        elif command == "get":
+            ws.send(f"value:{await self.storage.get('value', 0)}")
+        elif command == "who":
+            ws.send(f"user:{ws.attachment['user']}")
+        elif command == "memory":
+            self.memory += 1
+            ws.send(f"memory:{self.memory}")
+        elif command == "broadcast":
+            self.broadcast(f"all:{arg}")
+        elif command == "close":
+            ws.close(4000, "bye")
+        elif command == "raise":
+            raise RuntimeError("handler failed on purpose")
+        else:
+            ws.send(f"echo:{message}")
+
+    async def websocket_close(self, ws: ObjectWebSocket, code: int, reason: str) -> None:
+        closes = await self.storage.get("closes", [])
+        closes.append([code, reason])
+        await self.storage.put("closes", closes)
+
+
+async def incr(request: Request) -> Response:
+    stub = env_of(request).namespace("probe").get_by_name(request.path_params["name"])
+    return JSONResponse({"value": await stub.increment()})
+
+
+async def value(request: Request) -> Response:
+    stub = env_of(request).namespace("probe").get_by_name(request.path_params["name"])
+    return JSONResponse({"value": await stub.value()})
+
+
+async def alarm(request: Request) -> Response:
+    stub = env_of(request).namespace("probe").get_by_name(request.path_params["name"])
+    if request.method == "POST":
+        await stub.set_alarm_in(float(request.query_params.get("in", "1")))
+        return JSONResponse({"ok": True})
+    return JSONResponse({"log": await stub.alarm_log(), "alarm": await stub.get_alarm()})
+
+
+async def fetch(request: Request) -> Response:
+    stub = env_of(request).namespace("probe").get_by_name(request.path_params["name"])
+    return await stub.fetch(request)
+
+
+async def socket(websocket: WebSocket) -> None:
+    stub = env_of(websocket).namespace("probe").get_by_name(websocket.path_params["name"])
+    await stub.connect(websocket)
+
+
+app = App(
+    name="probe",
+    title="Probe",
+    description="Test object",
+    objects={"probe": Probe},
+    routes=[
+        Route("/{name}/incr", incr, methods=["POST"]),
+        Route("/{name}/value", value),
+        Route("/{name}/alarm", alarm, methods=["GET", "POST"]),
+        Route("/{name}/fetch", fetch, methods=["GET", "POST"]),
+        WebSocketRoute("/{name}/ws", socket),
+    ],
+    listed=False,
+)

@@ -1,0 +1,153 @@
+"""Real servers for the tests: Valkey processes, in-process nodes, node subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from runtime import Node
+from runtime.embedded import free_port
+from runtime.server import App, create_app
+from runtime.wsprotocol import FastWebSocketProtocol
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class LocalServer:
+    """A node served by uvicorn inside the test's own event loop, on a real port."""
+
+    def __init__(self, node: Node, apps: Sequence[App]) -> None:
+        self.node = node
+        self.port = free_port()
+        self.app = create_app(node, apps)
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            ws=FastWebSocketProtocol,
+            ws_max_size=node.settings.max_frame_bytes,
+            ws_per_message_deflate=False,
+            lifespan="on",
+            log_level="warning",
+            proxy_headers=False,
+            timeout_graceful_shutdown=5,
+        )
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self) -> LocalServer:
+        self.server.config.setup_event_loop = lambda: None  # type: ignore[method-assign]
+        self.task = asyncio.get_running_loop().create_task(self.server.serve())
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            await asyncio.sleep(0.01)
+        return self
+
+    async def stop(self) -> None:
+        if self.task is None:
+            return
+        self.server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.task, 15)
+        self.task = None
+
+
+class NodeProcess:
+    """``python -m runtime serve`` as a child process the test can kill, pause and stop."""
+
+    def __init__(
+        self,
+        *,
+        redis_url: str | None,
+        node_id: str,
+        apps: Sequence[str] = ("tests.support.objects:app",),
+        data_dir: str | None = None,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        suite: bool = False,
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.node_id = node_id
+        args = [sys.executable, "-m", "runtime", "serve", "--port", str(self.port),
+                "--node-id", node_id, "--log-level", "warning"]
+        if redis_url:
+            args += ["--redis-url", redis_url]
+        if data_dir:
+            args += ["--data-dir", data_dir]
+        if not suite:
+            args.append("--no-suite")
+        for app in apps:
+            args += ["--app", app]
+        self.args = args
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+        self.env.pop("REDIS_URL", None) if not redis_url else None
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> NodeProcess:
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=out,
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"node {self.node_id} exited with {self.process.returncode}")
+            try:
+                if httpx.get(self.http + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"node {self.node_id} did not become healthy")
+
+    def send_signal(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
+        """Ask the node to stop (Ctrl-C by default) and wait for it to exit."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
