@@ -151,12 +151,17 @@ class AlarmService:
                     delay = settings.alarm_retry_base * 2**retries
                     log.warning(
                         "alarm of %s raised (try %d); retrying in %.1fs",
-                        member, retries + 1, delay, exc_info=True,
+                        member,
+                        retries + 1,
+                        delay,
+                        exc_info=True,
                     )
                     storage.set_alarm_record(now + int(delay * 1000), retries + 1)
                 else:
                     log.error(
-                        "alarm of %s raised %d times; giving up", member, retries + 1,
+                        "alarm of %s raised %d times; giving up",
+                        member,
+                        retries + 1,
                         exc_info=True,
                     )
             after = await storage.alarm_record()

@@ -38,7 +38,7 @@ class WriteBatch:
         self.seq = seq
         self.entries: dict[str, Raw] = {}
         self.delete_all = False
-        self.alarm: bytes | None | _Marker = UNCHANGED
+        self.alarm: bytes | _Marker | None = UNCHANGED
 
     def __bool__(self) -> bool:
         return bool(self.entries) or self.delete_all or self.alarm is not UNCHANGED
@@ -48,7 +48,7 @@ class WriteBatch:
             return self.entries[key]
         return None if self.delete_all else MISSING
 
-    def lookup_alarm(self) -> bytes | None | _Marker:
+    def lookup_alarm(self) -> bytes | _Marker | None:
         if self.alarm is not UNCHANGED:
             return self.alarm
         return None if self.delete_all else MISSING
@@ -89,7 +89,14 @@ class WriteBatch:
         else:
             assert isinstance(self.alarm, bytes)
             alarm = self.alarm
-        return [lease_value, "1" if self.delete_all else "0", alarm, len(puts) // 2, *puts, *deletes]
+        return [
+            lease_value,
+            "1" if self.delete_all else "0",
+            alarm,
+            len(puts) // 2,
+            *puts,
+            *deletes,
+        ]
 
 
 def key_bytes(key: str) -> bytes:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import uvicorn
@@ -30,24 +31,55 @@ Every flag can also be given as an environment variable (--node-id -> NODE_ID).
 """
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising the stop signal after a graceful shutdown.
+
+    uvicorn re-raises SIGINT/SIGTERM once it has shut down, which would end the process
+    before the embedded Valkey is stopped in order; a drained node simply exits 0 instead.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m runtime", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = sub.add_parser("serve", help="run a node", description=DESCRIPTION,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve = sub.add_parser(
+        "serve",
+        help="run a node",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
-    serve.add_argument("--redis-url", help="redis:// or unix:// URL of Redis/Valkey; "
-                       "omit to start an embedded Valkey")
-    serve.add_argument("--node-id", help="this node's name in the cluster "
-                       "(default: host name + random suffix)")
-    serve.add_argument("--data-dir", help="where the embedded Valkey keeps its data "
-                       "(default ./data)")
-    serve.add_argument("--app", action="append", default=[], metavar="MODULE:ATTR",
-                       help="also mount this App (or list of Apps); may be repeated")
-    serve.add_argument("--no-suite", action="store_true",
-                       help="do not mount the reference apps (apps:SUITE)")
+    serve.add_argument(
+        "--redis-url",
+        help="redis:// or unix:// URL of Redis/Valkey; omit to start an embedded Valkey",
+    )
+    serve.add_argument(
+        "--node-id", help="this node's name in the cluster (default: host name + random suffix)"
+    )
+    serve.add_argument(
+        "--data-dir", help="where the embedded Valkey keeps its data (default ./data)"
+    )
+    serve.add_argument(
+        "--app",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="also mount this App (or list of Apps); may be repeated",
+    )
+    serve.add_argument(
+        "--no-suite", action="store_true", help="do not mount the reference apps (apps:SUITE)"
+    )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     return parser
@@ -91,8 +123,11 @@ def serve(args: argparse.Namespace) -> int:
     if settings.embedded:
         embedded = ValkeyProcess(settings.data_dir, unix_socket=True).start()
         redis_url = embedded.url
-        log.info("embedded Valkey started: %s (data in %s, AOF fsync always)",
-                 embedded.url, embedded.directory)
+        log.info(
+            "embedded Valkey started: %s (data in %s, AOF fsync always)",
+            embedded.url,
+            embedded.directory,
+        )
     try:
         node = Node(settings, redis_url)
         app = create_app(node, apps)
@@ -110,10 +145,9 @@ def serve(args: argparse.Namespace) -> int:
             log_level=settings.log_level,
             timeout_graceful_shutdown=10,
         )
-        log.info("node %s serving on http://%s:%d", settings.node_id, settings.host,
-                 settings.port)
-        ok = uvicorn.Server(config).run()
-        return 0 if ok is not False else 1
+        log.info("node %s serving on http://%s:%d", settings.node_id, settings.host, settings.port)
+        _Server(config).run()
+        return 0
     finally:
         if embedded is not None:
             embedded.stop()

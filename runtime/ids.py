@@ -58,9 +58,7 @@ class ObjectId:
 class IdFactory:
     """Mints and validates the IDs of one namespace."""
 
-    def __init__(
-        self, namespace: str, id_key: bytes, jurisdictions: Iterable[str] = ()
-    ) -> None:
+    def __init__(self, namespace: str, id_key: bytes, jurisdictions: Iterable[str] = ()) -> None:
         self.namespace = namespace
         self._key = hmac.new(id_key, b"namespace\0" + namespace.encode(), "sha256").digest()
         self._by_code: dict[int, str] = {}
@@ -125,9 +123,7 @@ class IdFactory:
         head = raw[: _BODY + 1]
         want = hmac.new(self._key, b"check\0" + head, "sha256").digest()[:_CHECK]
         if not hmac.compare_digest(want, raw[_BODY + 1 :]):
-            raise InvalidObjectId(
-                f"{text[:12]}... was not minted by namespace {self.namespace!r}"
-            )
+            raise InvalidObjectId(f"{text[:12]}... was not minted by namespace {self.namespace!r}")
         code = raw[_BODY] & ~_UNIQUE_FLAG
         jurisdiction = None
         if code:

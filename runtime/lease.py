@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .keyspace import ObjectKeys
-from .scripts import Scripts, ScriptBatcher
+from .scripts import ScriptBatcher, Scripts
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
@@ -22,7 +23,7 @@ from . import codec
 from .errors import DurableObjectError, InvalidObjectId, InvalidValue, NotCallable, RpcError
 from .ids import IdFactory, ObjectId
 from .object import DurableObject, alarm_takes_info, rpc_method
-from .record import RecordGone, outbound
+from .record import ObjectRecord, RecordGone, outbound
 from .websocket import Connection, ObjectWebSocket, SocketRequest
 
 if TYPE_CHECKING:
@@ -203,8 +204,7 @@ class Stub:
             await conn.deny(500, "the object failed to accept the connection")
             return
         if not ws.accepted:
-            if not ws.closed:
-                ws.abort(1008, "")
+            await conn.deny(403, "the object refused the connection")
             return
         await ws.open_transport()
         await _pump(ws, conn)
@@ -221,27 +221,23 @@ async def _pump(ws: ObjectWebSocket, conn: Connection) -> None:
             closed_by_us = ws.closed
             ws.closed = True
             record.forget_socket(ws)
-            if closed_by_us or record.gone:
-                return
-            code, reason = received.code, received.reason
-
-            async def on_close(instance: DurableObject) -> None:
-                await instance.websocket_close(ws, code, reason)
-
-            await _deliver(record, ws, on_close)
+            if not (closed_by_us or record.gone):
+                await _deliver(record, ws, partial(_on_close, ws, received.code, received.reason))
             return
-        if ws.closed or record.gone:
-            continue  # drain until the close arrives
-        data = received.data
+        if not (ws.closed or record.gone):  # else drain until the close arrives
+            await _deliver(record, ws, partial(_on_message, ws, received.data))
 
-        async def on_message(instance: DurableObject) -> None:
-            await instance.websocket_message(ws, data)
 
-        await _deliver(record, ws, on_message)
+async def _on_message(ws: ObjectWebSocket, data: str | bytes, instance: DurableObject) -> None:
+    await instance.websocket_message(ws, data)
+
+
+async def _on_close(ws: ObjectWebSocket, code: int, reason: str, instance: DurableObject) -> None:
+    await instance.websocket_close(ws, code, reason)
 
 
 async def _deliver(
-    record: Any, ws: ObjectWebSocket, handler: Callable[[DurableObject], Awaitable[None]]
+    record: ObjectRecord, ws: ObjectWebSocket, handler: Callable[[DurableObject], Awaitable[None]]
 ) -> None:
     try:
         await record.run(handler, wait_output=False)

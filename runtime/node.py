@@ -28,7 +28,7 @@ from .lease import Lease, LeaseClient
 from .namespace import Env, Namespace
 from .object import DurableObject
 from .record import ObjectRecord, RecordGone
-from .scripts import SCRIPT_NAMES, Scripts, ScriptBatcher, load_source
+from .scripts import SCRIPT_NAMES, ScriptBatcher, Scripts, load_source
 
 log = logging.getLogger("runtime.node")
 T = TypeVar("T")
@@ -63,7 +63,10 @@ class Node:
         self.scripts = Scripts(self.redis)
         self.batcher = ScriptBatcher(self.redis)
         self.leases = LeaseClient(
-            self.batcher, self.scripts, self.holder, self.settings.lease_ttl,
+            self.batcher,
+            self.scripts,
+            self.holder,
+            self.settings.lease_ttl,
             self.settings.lease_margin,
         )
         self.alarms = AlarmService(self)

@@ -290,9 +290,7 @@ class ObjectRecord:
 
     def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]:
         return [
-            ws
-            for ws in self.sockets.values()
-            if not ws.closed and (tag is None or tag in ws.tags)
+            ws for ws in self.sockets.values() if not ws.closed and (tag is None or tag in ws.tags)
         ]
 
     def forget_socket(self, ws: ObjectWebSocket) -> None:

@@ -29,9 +29,14 @@ from .config import Settings
 from .errors import DurableObjectError, Fenced, InvalidValue, StorageLimitExceeded
 from .keyspace import ObjectKeys
 from .lease import Lease
-from .scripts import Scripts, ScriptBatcher
+from .scripts import ScriptBatcher, Scripts
 
 _PAGE = 1000
+
+# Aliases, because Storage.list shadows the builtin inside the class body.
+_Keys = list[str]
+_Pairs = list[tuple[str, bytes]]
+_Layers = list[WriteBatch]
 
 
 class StorageHost(Protocol):
@@ -59,7 +64,7 @@ class Storage:
         self._cache: OrderedDict[str, Raw] = OrderedDict()
         self._cache_bytes = 0
         self._complete = False  # True when the cache knows every key (after delete_all)
-        self._alarm: bytes | None | _Marker = MISSING
+        self._alarm: bytes | _Marker | None = MISSING
         self._open = WriteBatch()
         self._inflight: WriteBatch | None = None
         self._next_seq = 1
@@ -295,7 +300,7 @@ class Storage:
 
     async def alarm_record(self) -> tuple[int, int] | None:
         """(due ms, retry count) of the alarm, or None."""
-        raw: bytes | None | _Marker = MISSING
+        raw: bytes | _Marker | None = MISSING
         for layer in self._layers(None):
             if (raw := layer.lookup_alarm()) is not MISSING:
                 break
@@ -309,7 +314,7 @@ class Storage:
         due, retries = codec.decode(raw)
         return int(due), int(retries)
 
-    def _layers(self, overlay: WriteBatch | None) -> list[WriteBatch]:
+    def _layers(self, overlay: WriteBatch | None) -> _Layers:
         event = self._host.event_batch(False)
         return [b for b in (overlay, event, self._open, self._inflight) if b is not None]
 
@@ -335,10 +340,10 @@ class Storage:
             return (await self._fetch([key]))[key]
         return raw  # type: ignore[return-value]
 
-    async def _get_raws(self, keys: list[str], overlay: WriteBatch | None) -> dict[str, Raw]:
+    async def _get_raws(self, keys: _Keys, overlay: WriteBatch | None) -> dict[str, Raw]:
         await self._ready_to_read()
         out: dict[str, Raw] = {}
-        missing: list[str] = []
+        missing: _Keys = []
         for k in keys:
             raw = self._local(k, overlay)
             if raw is MISSING:
@@ -349,7 +354,7 @@ class Storage:
             out.update(await self._fetch(missing))
         return out
 
-    async def _fetch(self, keys: list[str], with_alarm: bool = False) -> dict[str, Raw]:
+    async def _fetch(self, keys: _Keys, with_alarm: bool = False) -> dict[str, Raw]:
         """Read keys from Redis through the fenced read script, and cache what is still current."""
         k = self._host.keys
         reply = await self._host.batcher.call(
@@ -379,7 +384,7 @@ class Storage:
         prefix: str | None,
         reverse: bool,
         limit: int | None,
-    ) -> list[tuple[str, bytes]]:
+    ) -> _Pairs:
         for name, bound in (("start", start), ("end", end), ("prefix", prefix)):
             if bound is not None:
                 self._key(bound, name)
@@ -409,7 +414,7 @@ class Storage:
             key=lambda kv: key_bytes(kv[0]),
             reverse=reverse,
         )
-        return items[:limit] if limit is not None else items  # type: ignore[return-value]
+        return items[:limit] if limit is not None else items
 
     async def _fetch_range(
         self, span: KeyRange, reverse: bool, limit: int | None
@@ -467,7 +472,7 @@ class Storage:
             )
         return key
 
-    def _keys(self, keys: Iterable[str]) -> list[str]:
+    def _keys(self, keys: Iterable[str]) -> _Keys:
         if isinstance(keys, str | bytes):
             raise InvalidValue("pass a list of keys, not a single string")
         wanted = [self._key(k) for k in keys]
@@ -553,4 +558,3 @@ class Transaction:
             raise InvalidValue("this transaction was rolled back; it takes no more writes")
         self._s._raise_if_failed()
         return self.overlay
-

@@ -266,9 +266,8 @@ class ObjectWebSocket:
             raise InvalidValue("a close reason is at most 123 bytes")
         if self.closed:
             return
-        if self._record is None:  # not accepted: refuse the handshake
+        if self._record is None:  # not accepted: the handshake will be refused
             self.closed = True
-            self._conn.close(code, reason)
             return
         self._record.output(self, (code, reason))
 

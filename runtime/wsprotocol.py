@@ -15,7 +15,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from .websocket import TRANSPORT_EXTENSION
 
 
-class FastWebSocketProtocol(WebSocketsSansIOProtocol):  # type: ignore[misc]
+class FastWebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)

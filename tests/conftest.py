@@ -85,8 +85,9 @@ async def serve(redis_url: str) -> AsyncIterator[ServerFactory]:
     """Serve a node over real HTTP/WebSocket sockets, in this process."""
     servers: list[LocalServer] = []
 
-    async def factory(url: str | None = None, apps: Any = (probe_app,), **overrides: Any
-                      ) -> LocalServer:
+    async def factory(
+        url: str | None = None, apps: Any = (probe_app,), **overrides: Any
+    ) -> LocalServer:
         node = Node(Settings(**{**TEST_SETTINGS, **overrides}), url or redis_url)
         server = await LocalServer(node, list(apps)).start()
         servers.append(server)

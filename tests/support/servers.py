@@ -91,8 +91,18 @@ class NodeProcess:
     ) -> None:
         self.port = port or free_port()
         self.node_id = node_id
-        args = [sys.executable, "-m", "runtime", "serve", "--port", str(self.port),
-                "--node-id", node_id, "--log-level", "warning"]
+        args = [
+            sys.executable,
+            "-m",
+            "runtime",
+            "serve",
+            "--port",
+            str(self.port),
+            "--node-id",
+            node_id,
+            "--log-level",
+            "warning",
+        ]
         if redis_url:
             args += ["--redis-url", redis_url]
         if data_dir:
@@ -117,8 +127,9 @@ class NodeProcess:
 
     def start(self, timeout: float = 20.0) -> NodeProcess:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=out,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            self.args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -1,0 +1,120 @@
+"""Alarms: once when due, retried with backoff, surviving the death of their node."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+import httpx
+import pytest
+import redis
+
+from runtime.keyspace import ObjectKeys, alarm_shard_key, alarm_shard_of
+from tests.support.objects import ALARMS
+from tests.support.servers import NodeProcess
+
+
+async def wait_for(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_alarm_fires_once_when_due(make_node, sync_redis: redis.Redis) -> None:
+    node = await make_node()
+    stub = node.namespace("probe").get_by_name("once")
+    start = time.time()
+    await stub.set_alarm_in(0.3)
+    due = await stub.get_alarm()
+    assert due is not None and abs(due - (start + 0.3)) < 0.1
+    await wait_for(lambda: len(ALARMS[stub.id.hex]) >= 1, 5)
+    fired_at, retry = ALARMS[stub.id.hex][0]
+    assert fired_at >= start + 0.3 - 0.005 and fired_at < start + 0.3 + 0.5
+    assert retry == 0
+    await asyncio.sleep(1.0)
+    assert len(ALARMS[stub.id.hex]) == 1  # once, not again
+    assert await stub.get_alarm() is None
+    member = f"probe:{stub.id.hex}"
+    shard = alarm_shard_key("do", alarm_shard_of(member, 16))
+    assert sync_redis.zscore(shard, member) is None  # the index entry is gone too
+
+
+async def test_a_raising_alarm_is_retried_with_exponential_backoff(make_node) -> None:
+    node = await make_node(alarm_retry_base=0.05, alarm_max_retries=6)
+    stub = node.namespace("probe").get_by_name("retry")
+    await stub.set_failing_alarms(100)  # fail every time
+    await stub.set_alarm_in(0.05)
+    await wait_for(lambda: len(ALARMS[stub.id.hex]) >= 7, 15)
+    await asyncio.sleep(4.0)  # a 7th retry would come 3.2 s after the 6th
+    calls = ALARMS[stub.id.hex]
+    assert [retry for _, retry in calls] == [0, 1, 2, 3, 4, 5, 6]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(calls)]
+    for n, gap in enumerate(gaps):
+        expected = 0.05 * 2**n
+        assert expected * 0.9 <= gap <= expected + 0.4, (n, gap)
+    assert await stub.get_alarm() is None  # gave up, as documented
+
+
+async def test_a_retried_alarm_stops_once_it_succeeds(make_node) -> None:
+    node = await make_node(alarm_retry_base=0.05)
+    stub = node.namespace("probe").get_by_name("recover")
+    await stub.set_failing_alarms(2)
+    await stub.set_alarm_in(0.05)
+    await wait_for(lambda: len(ALARMS[stub.id.hex]) >= 3, 10)
+    await asyncio.sleep(0.8)
+    assert [retry for _, retry in ALARMS[stub.id.hex]] == [0, 1, 2]
+    assert len(await stub.alarm_log()) == 3  # each attempt's writes were committed
+
+
+def test_alarm_survives_the_death_of_its_node(redis_url: str, tmp_path) -> None:
+    env = {"LEASE_TTL": "2", "ALARM_POLL_INTERVAL": "0.1"}
+    first = NodeProcess(
+        redis_url=redis_url, node_id="alarm-a", env=env, log_path=tmp_path / "a.log"
+    ).start()
+    try:
+        r = httpx.post(f"{first.http}/probe/doomed/alarm?in=1.5", timeout=5)
+        assert r.status_code == 200
+    finally:
+        first.kill()  # kill -9: no drain, the lease is left to expire
+    set_at = time.time()
+    second = NodeProcess(
+        redis_url=redis_url, node_id="alarm-b", env=env, log_path=tmp_path / "b.log"
+    ).start()
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            body = httpx.get(f"{second.http}/probe/doomed/alarm", timeout=10).json()
+            if body["log"]:
+                break
+            assert time.monotonic() < deadline, "the alarm never fired"
+            time.sleep(0.2)
+        assert len(body["log"]) == 1
+        assert body["log"][0][0] >= set_at
+        assert body["alarm"] is None
+    finally:
+        second.stop()
+
+
+@pytest.mark.parametrize("when", [float("nan"), "soon", True])
+async def test_bad_alarm_times_are_refused(make_node, when) -> None:
+    node = await make_node()
+    ns = node.namespace("probe")
+    record_stub = ns.get_by_name("badalarm")
+    await record_stub.increment()
+    storage = node.records[("probe", record_stub.id.hex)].storage
+    with pytest.raises(Exception) as info:
+        await storage.set_alarm(when)
+    assert type(info.value).__name__ == "InvalidValue"
+    assert await record_stub.get_alarm() is None
+
+
+def test_alarm_keys_share_one_slot_per_object() -> None:
+    keys = ObjectKeys.of("do", "probe", "ab" * 32)
+    tags = {
+        k.split("{")[1].split("}")[0]
+        for k in (keys.lease, keys.epoch, keys.data, keys.index, keys.alarm)
+    }
+    assert tags == {f"probe:{'ab' * 32}"}

@@ -1,0 +1,289 @@
+"""Storage against a real Valkey: API, ordering, limits, coalescing, fencing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis
+
+from runtime import DurableObject, Fenced, InvalidValue, RpcError, StorageLimitExceeded, rpc
+from runtime.keyspace import ObjectKeys
+
+
+class Store(DurableObject):
+    """Exposes storage operations one RPC (= one event) each."""
+
+    @rpc
+    async def run(self, ops: list[list]) -> list:
+        """Apply a list of [op, *args] in one event; returns each op's result."""
+        out = []
+        s = self.storage
+        for op, *args in ops:
+            if op == "put":
+                out.append(await s.put(args[0], args[1]))
+            elif op == "get":
+                out.append(await s.get(args[0]))
+            elif op == "put_many":
+                out.append(await s.put_many(args[0]))
+            elif op == "get_many":
+                out.append(await s.get_many(args[0]))
+            elif op == "delete":
+                out.append(await s.delete(args[0]))
+            elif op == "delete_many":
+                out.append(await s.delete_many(args[0]))
+            elif op == "delete_all":
+                out.append(await s.delete_all())
+            elif op == "list":
+                out.append(list((await s.list(**args[0])).items()))
+            elif op == "sync":
+                out.append(await s.sync())
+        return out
+
+    @rpc
+    async def txn(self, fail: bool, rollback: bool) -> dict:
+        try:
+            async with self.storage.transaction() as txn:
+                await txn.put("t1", 1)
+                seen = await txn.get("t1")
+                await txn.put("t2", seen + 1)
+                if rollback:
+                    txn.rollback()
+                if fail:
+                    raise ValueError("abort")
+        except ValueError:
+            pass
+        return await self.storage.get_many(["t1", "t2"])
+
+    @rpc
+    async def put_then_fail(self, key: str) -> None:
+        await self.storage.put(key, "written before the exception")
+        raise ValueError("after a write")
+
+
+@pytest.fixture
+async def store(make_node):
+    node = await make_node()
+    ns = node.register("store", Store)
+    return node, ns
+
+
+def keys_of(stub) -> ObjectKeys:
+    return ObjectKeys.of("do", stub.namespace.name, stub.id.hex)
+
+
+async def test_put_get_delete_round_trip(store, sync_redis: redis.Redis) -> None:
+    _node, ns = store
+    stub = ns.get_by_name("basic")
+    values = {
+        "n": None,
+        "b": True,
+        "i": -5,
+        "big": 2**62,
+        "f": 0.25,
+        "s": "héllo",
+        "bytes": b"\x00\x01",
+        "list": [1, [2, 3]],
+        "dict": {"a": {"b": [None]}},
+    }
+    await stub.run([["put_many", values]])
+    got = (await stub.run([["get_many", list(values)]]))[0]
+    assert got == values
+    assert await stub.run([["delete", "i"], ["delete", "i"], ["get", "i"]]) == [True, False, None]
+    assert (await stub.run([["delete_many", ["s", "f", "zz"]]]))[0] == 2
+    # what a fresh instance (another node, later) sees is what Redis holds
+    assert sync_redis.hlen(keys_of(stub).data) == len(values) - 3
+    assert sync_redis.zcard(keys_of(stub).index) == len(values) - 3
+
+
+async def test_list_orders_by_key_bytes_with_all_options(store) -> None:
+    _node, ns = store
+    stub = ns.get_by_name("list")
+    keys = ["a", "a/1", "a/2", "a/10", "b", "b/x", "c", "é", "z", "\u4e2d"]
+    await stub.run([["put_many", {k: k.upper() for k in keys}]])
+    ordered = sorted(keys, key=lambda k: k.encode())
+
+    async def listed(**options) -> list[str]:
+        return [k for k, _ in (await stub.run([["list", options]]))[0]]
+
+    assert await listed() == ordered
+    assert await listed(reverse=True) == ordered[::-1]
+    assert await listed(prefix="a/") == ["a/1", "a/10", "a/2"]
+    assert await listed(start="a/2", end="c") == ["a/2", "b", "b/x"]
+    assert await listed(start="b", limit=2) == ["b", "b/x"]
+    assert await listed(end="b", reverse=True, limit=2) == ["a/2", "a/10"]
+    assert await listed(prefix="a", start="a/1", end="a/2") == ["a/1", "a/10"]
+    assert await listed(prefix="nothing") == []
+    assert await listed(start="z", end="a") == []
+
+
+async def test_list_sees_the_events_own_uncommitted_writes(store) -> None:
+    _node, ns = store
+    stub = ns.get_by_name("overlay")
+    await stub.run([["put_many", {f"k{i}": i for i in range(10)}]])
+    result = await stub.run(
+        [
+            ["delete", "k0"],
+            ["delete", "k1"],
+            ["put", "k05", "new"],
+            ["list", {"limit": 3}],
+            ["list", {"reverse": True, "limit": 2}],
+        ]
+    )
+    assert [k for k, _ in result[3]] == ["k05", "k2", "k3"]
+    assert [k for k, _ in result[4]] == ["k9", "k8"]
+    # delete_all then puts in the same event: only the new keys exist
+    result = await stub.run([["delete_all"], ["put", "fresh", 1], ["list", {}]])
+    assert result[2] == [("fresh", 1)] or result[2] == [["fresh", 1]]
+
+
+async def test_list_pages_through_many_keys(store) -> None:
+    node, ns = store
+    stub = ns.get_by_name("many")
+    for chunk in range(25):  # 2,500 keys, beyond one 1,000-key page
+        await stub.run([["put_many", {f"{chunk:03d}-{i:03d}": i for i in range(100)}]])
+    record = node.records[("store", stub.id.hex)]  # drop the instance and its cache
+    record.hibernate()
+    listed = (await stub.run([["list", {}]]))[0]
+    assert len(listed) == 2500
+    assert [k for k, _ in listed] == sorted(k for k, _ in listed)
+
+
+async def test_transactions_are_all_or_nothing(store) -> None:
+    _node, ns = store
+    stub = ns.get_by_name("txn")
+    assert await stub.txn(True, False) == {}
+    assert await stub.txn(False, True) == {}
+    assert await stub.txn(False, False) == {"t1": 1, "t2": 2}
+
+
+async def test_writes_before_an_exception_are_kept(store) -> None:
+    _node, ns = store
+    stub = ns.get_by_name("exc")
+    with pytest.raises(RpcError):
+        await stub.put_then_fail("k")
+    assert (await stub.run([["get", "k"]]))[0] == "written before the exception"
+
+
+async def test_limits_give_clear_errors_and_change_nothing(store, sync_redis: redis.Redis) -> None:
+    _node, ns = store
+    stub = ns.get_by_name("limits")
+    await stub.run([["put", "keep", 1]])
+    cases = [
+        (StorageLimitExceeded, [["put", "k" * 2049, 1]]),
+        (StorageLimitExceeded, [["put", "k", "v" * (128 * 1024)]]),
+        (StorageLimitExceeded, [["put_many", {f"k{i}": i for i in range(129)}]]),
+        (StorageLimitExceeded, [["get_many", [f"k{i}" for i in range(129)]]]),
+        (StorageLimitExceeded, [["delete_many", [f"k{i}" for i in range(129)]]]),
+        # a batch with one bad value writes none of the batch
+        (StorageLimitExceeded, [["put_many", {"ok1": 1, "bad": "v" * (128 * 1024), "ok2": 2}]]),
+        (InvalidValue, [["put", 5, 1]]),
+        (InvalidValue, [["list", {"limit": 0}]]),
+        (InvalidValue, [["list", {"prefix": 7}]]),
+    ]
+    for error, ops in cases:
+        with pytest.raises(error):
+            await stub.run(ops)
+    assert sync_redis.hkeys(keys_of(stub).data) == [b"keep"]
+    # the largest allowed key and value are fine
+    await stub.run([["put", "k" * 2048, "v" * (128 * 1024 - 8)]])
+    assert (await stub.run([["get", "k" * 2048]]))[0] == "v" * (128 * 1024 - 8)
+
+
+async def test_one_event_of_100_puts_is_one_round_trip_and_one_script(
+    store, sync_redis: redis.Redis
+) -> None:
+    node, ns = store
+    stub = ns.get_by_name("coalesce")
+    await stub.run([["put", "warm", 0]])  # activation (lease acquire) happens here
+    sync_redis.config_resetstat()
+    trips = node.batcher.round_trips
+    await stub.run([["put", f"key{i:03d}", i] for i in range(100)])
+    assert node.batcher.round_trips - trips == 1
+    stats = sync_redis.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 1
+    assert sync_redis.hlen(keys_of(stub).data) == 101
+
+
+async def test_a_fenced_holder_writes_nothing(make_node, sync_redis: redis.Redis) -> None:
+    node = await make_node(activation_timeout=0.3)
+    ns = node.register("store", Store)
+    stub = ns.get_by_name("fenced")
+    await stub.run([["put", "before", 1]])
+    keys = keys_of(stub)
+    record = node.records[("store", stub.id.hex)]
+    stale_storage = record.storage
+    stale_value = record.lease.value
+    # another node takes the lease over (as after an expiry): new holder, higher epoch
+    sync_redis.set(keys.lease, "other-node@beef:2", px=60_000)
+    sync_redis.incr(keys.epoch)
+    with pytest.raises(Fenced):
+        await stub.run([["put", "after", 1], ["put_many", {"x": 1, "y": 2}]])
+    # the stale instance's storage refuses every later write
+    for attempt in range(3):
+        with pytest.raises(Fenced):
+            await stale_storage.put(f"again{attempt}", attempt)
+            await stale_storage.sync()
+    # and the fence is in Redis itself: the commit script with the old lease writes nothing
+    for attempt in range(3):
+        args = [stale_value, "0", "", 1, f"direct{attempt}", b"\xc0"]
+        assert (
+            await node.scripts.commit(
+                keys=[keys.lease, keys.data, keys.index, keys.alarm], args=args
+            )
+            == 0
+        )
+    # new events cannot reach the object while the other holder has it (no forwarding yet)
+    with pytest.raises(Exception) as info:
+        await stub.run([["put", "later", 1]])
+    assert not isinstance(info.value, AssertionError)
+    assert sync_redis.hkeys(keys.data) == [b"before"]
+    assert sync_redis.zrange(keys.index, 0, -1) == [b"before"]
+
+
+async def test_a_fenced_holder_cannot_read_redis_either(store, sync_redis: redis.Redis) -> None:
+    _node, ns = store
+    stub = ns.get_by_name("fenced-read")
+    await stub.run([["put", "a", 1]])
+    keys = keys_of(stub)
+    sync_redis.set(keys.lease, "other-node@beef:9", px=60_000)
+    with pytest.raises(Fenced):
+        await stub.run([["get", "not-cached"]])
+
+
+async def test_an_expired_local_deadline_stops_cached_reads(
+    make_node, sync_redis: redis.Redis
+) -> None:
+    node = await make_node(activation_timeout=0.3)
+    ns = node.register("store", Store)
+    stub = ns.get_by_name("deadline")
+    await stub.run([["put", "a", 1]])
+    record = node.records[("store", stub.id.hex)]
+    storage = record.storage
+    assert await storage.get("a") == 1  # served from the cache while the lease is live
+    sync_redis.set(keys_of(stub).lease, "other-node@beef:9", px=60_000)
+    assert await storage.get("a") == 1  # the local deadline has not passed yet
+    record.lease.deadline = 0  # as if renewals had stopped reaching Redis
+    with pytest.raises(Fenced):
+        await storage.get("a")  # "a" is cached, yet not served
+    with pytest.raises(Exception) as info:
+        await stub.run([["get", "a"]])
+    assert "other-node" in str(info.value)
+
+
+async def test_sync_inside_an_event_commits_what_was_written(store, sync_redis) -> None:
+    _node, ns = store
+    stub = ns.get_by_name("sync")
+    await stub.run([["put", "a", 1], ["sync"], ["put", "b", 2]])
+    assert set(sync_redis.hkeys(keys_of(stub).data)) == {b"a", b"b"}
+
+
+async def test_concurrent_events_coalesce_into_few_commits(store, sync_redis) -> None:
+    node, ns = store
+    stubs = [ns.get_by_name(f"co{i}") for i in range(20)]
+    await asyncio.gather(*(s.run([["put", "w", 0]]) for s in stubs))
+    trips = node.batcher.round_trips
+    await asyncio.gather(*(s.run([["put", f"k{j}", j]]) for s in stubs for j in range(20)))
+    assert node.batcher.round_trips - trips < 50  # 400 events, far fewer round trips
+    for s in stubs:
+        assert sync_redis.hlen(keys_of(s).data) == 21
