@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from examples.counter import app as counter
 from runtime.server import App
 
-#: Apps land here as they are built (chat, whiteboard, waiting room, lobby).
-SUITE: list[App] = []
+#: Apps land here as they are built (chat, whiteboard, waiting room, lobby); the counter is
+#: the tutorial's example object.
+SUITE: list[App] = [counter]

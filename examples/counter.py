@@ -10,7 +10,7 @@ This is the object the tutorial (docs/tutorial.md) builds step by step.
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from runtime import App, DurableObject, env_of, rpc
@@ -36,6 +36,32 @@ class Counter(DurableObject):
         return int(await self.storage.get("value", 0))
 
 
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Counter</title><link rel="stylesheet" href="/static/css/site.css"></head>
+<body><main><h1>Counter</h1>
+<p>Each name is one object. <code>POST /counter/&lt;name&gt;</code> adds one,
+<code>GET /counter/&lt;name&gt;</code> reads it.</p>
+<form id="f"><input id="name" value="visits" maxlength="64" aria-label="counter name">
+<button>Add one</button></form><p id="out" aria-live="polite"></p>
+<script>
+document.getElementById("f").onsubmit = async (e) => {
+  e.preventDefault();
+  const name = encodeURIComponent(document.getElementById("name").value || "visits");
+  const r = await fetch("/counter/" + name, {method: "POST"});
+  const body = await r.json();
+  document.getElementById("out").textContent = r.ok ? body.name + " = " + body.value : body.error;
+};
+</script></main></body></html>
+"""
+
+
+async def index(request: Request) -> Response:
+    """A one-form page to try the counter from a browser."""
+    return HTMLResponse(PAGE)
+
+
 async def counter(request: Request) -> Response:
     """GET reads a counter, POST increments it."""
     name = request.path_params["name"]
@@ -52,5 +78,5 @@ app = App(
     title="Counter",
     description="A named counter: the tutorial's example object.",
     objects={"counter": Counter},
-    routes=[Route("/{name}", counter, methods=["GET", "POST"])],
+    routes=[Route("/", index), Route("/{name}", counter, methods=["GET", "POST"])],
 )

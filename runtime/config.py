@@ -32,7 +32,7 @@ class Settings:
     redis_url: str = ""
     data_dir: str = "data"
     key_prefix: str = "do"
-    # Leases: a node renews each lease every lease_ttl / 3 and stops serving cached reads
+    # Leases: a node renews each lease every lease_ttl / 2 and stops serving cached reads
     # lease_margin seconds before its own local deadline.
     lease_ttl: float = 2.0
     lease_margin: float = 0.25

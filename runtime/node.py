@@ -119,6 +119,7 @@ class Node:
                 await asyncio.sleep(0.2)
         for name in SCRIPT_NAMES:
             await self.redis.script_load(load_source(name))
+        await self.leases.detect_native_cas()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._renew_loop(), name="lease-renewal"),
@@ -212,10 +213,14 @@ class Node:
     # ------------------------------------------------------------ loops
 
     async def _renew_loop(self) -> None:
-        interval = self.settings.lease_ttl / 3
+        interval = self.settings.lease_ttl / 2
         while True:
-            await asyncio.sleep(interval)
-            await self.renew_leases()
+            started = time.monotonic()
+            try:
+                await self.renew_leases()
+            except Exception:  # never let the loop die: the local deadlines protect reads
+                log.exception("lease renewal round failed")
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     async def renew_leases(self) -> None:
         """Renew every lease of this node in one pipelined batch."""

@@ -1,0 +1,61 @@
+# The two commands of the README do all the set-up on a fresh machine:
+#   make run    create .venv, install, start one node with an embedded Valkey on :8000
+#   make test   create .venv, install test tools (and Debian's chromium if missing), run everything
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test test-unit lint bench bundle browser-deps clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+# The browser bundle (Yjs etc.) is built here once an app needs one (package.json present).
+bundle: $(VENV)/.installed
+	@if [ -f package.json ]; then npm ci --no-audit --no-fund && npm run --silent build; fi
+
+run: $(VENV)/.installed bundle
+	$(PY) -m runtime serve --host $(HOST) --port $(PORT)
+
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; \
+	  fi; \
+	fi
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+# pytest exits 5 when it collects nothing: report that as a failure with its reason.
+test: $(VENV)/.installed-test bundle browser-deps lint
+	@$(PY) -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+test-unit: $(VENV)/.installed-test
+	$(PY) -m pytest -m unit -q
+
+bench: $(VENV)/.installed-test
+	@command -v redis-benchmark >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >/dev/null; } || true
+	$(PY) bench/runtime_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,0 +1,39 @@
+"""The landing page in a real browser, on a phone and a desktop viewport."""
+
+from __future__ import annotations
+
+from examples.counter import app as counter_app
+from tests.browser.conftest import new_page
+from tests.conftest import ARTIFACTS
+
+
+async def test_landing_page_renders_on_desktop_and_phone(serve, browser, pages) -> None:
+    server = await serve(apps=(counter_app,))
+    for label, viewport in (("desktop", (1280, 800)), ("phone", (390, 844))):
+        page = await new_page(
+            browser, pages, viewport={"width": viewport[0], "height": viewport[1]}
+        )
+        await page.goto(server.http + "/")
+        assert await page.title() == "Durable Objects on Redis"
+        assert await page.locator("#node-id").inner_text() == "test-node"
+        card = page.locator(".app-card a")
+        assert await card.inner_text() == "Counter"
+        # styles loaded: the card has a border radius from site.css
+        radius = await page.locator(".app-card").evaluate(
+            "el => getComputedStyle(el).borderTopLeftRadius"
+        )
+        assert radius not in ("", "0px")
+        # no horizontal overflow on a phone
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth > document.documentElement.clientWidth"
+        )
+        assert not overflow
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / f"landing-{label}.png"), full_page=True)
+    await card.click()
+    page = pages[-1]
+    await page.wait_for_url("**/counter/")
+    await page.fill("#name", "from-the-browser")
+    await page.click("button")
+    await page.wait_for_function("document.getElementById('out').textContent.length > 0")
+    assert await page.locator("#out").inner_text() == "from-the-browser = 1"
