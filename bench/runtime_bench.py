@@ -348,7 +348,7 @@ def main() -> None:
         f"median of {args.runs} runs, {os.cpu_count()} cores"
     )
     widths = [
-        max(len(r[i]) for r in rows + [("figure", "median", "range", "target")]) for i in range(4)
+        max(len(r[i]) for r in [*rows, ("figure", "median", "range", "target")]) for i in range(4)
     ]
     header = ("figure", "median", "range", "target")
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
