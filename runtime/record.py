@@ -67,8 +67,7 @@ async def outbound(call: Awaitable[T]) -> T:
         event is None
         or not event.active
         or not event.holding
-        or event.task is not asyncio.current_task()
-        or event.record.blocking
+        or event.task is not asyncio.current_task()  # e.g. inside block_concurrency_while
     ):
         return await call
     gate = event.record.gate
@@ -98,7 +97,6 @@ class ObjectRecord:
         self.gate = asyncio.Lock()
         self.waiting = 0  # events queued at the gate
         self.running = 0  # events started and not finished (some may be awaiting other objects)
-        self.blocking = 0  # block_concurrency_while() in progress
         self.sockets: dict[int, ObjectWebSocket] = {}
         self.held: deque[tuple[int, ObjectWebSocket, Output]] = deque()
         self.gone = False
@@ -184,15 +182,12 @@ class ObjectRecord:
         finally:
             init, self._init = self._init, None
         for fn, future in init:
-            self.blocking += 1
             try:
                 future.set_result(await fn())
             except Exception as exc:
                 future.set_exception(exc)
                 future.exception()  # retrieved: it is raised to the event instead
                 raise
-            finally:
-                self.blocking -= 1
         self.instance = instance
         self.node.stats.activations += 1
         return instance
@@ -216,14 +211,9 @@ class ObjectRecord:
             future: asyncio.Future[T] = loop.create_future()
             self._init.append((fn, future))
             return future
-        return asyncio.ensure_future(self._blocking_run(fn))
-
-    async def _blocking_run(self, fn: Callable[[], Awaitable[T]]) -> T:
-        self.blocking += 1
-        try:
-            return await fn()
-        finally:
-            self.blocking -= 1
+        # In its own task: outbound() opens the gate only for the event's own task, so calls
+        # to other objects made in here keep every other event out.
+        return asyncio.ensure_future(fn())
 
     # ------------------------------------------------------- storage host
 

@@ -136,13 +136,7 @@ class Storage:
 
     async def set_alarm(self, when: float | datetime) -> None:
         """Run ``alarm()`` at ``when`` (seconds since the epoch, or an aware datetime)."""
-        if isinstance(when, datetime):
-            if when.tzinfo is None:
-                raise InvalidValue("set_alarm() needs a timezone-aware datetime")
-            when = when.timestamp()
-        if not isinstance(when, int | float) or isinstance(when, bool) or when != when:
-            raise InvalidValue("set_alarm() takes seconds since the epoch or a datetime")
-        self.set_alarm_record(int(when * 1000), 0)
+        self._write(None).alarm = codec.encode([_alarm_ms(when), 0])
 
     async def delete_alarm(self) -> None:
         self._write(None).alarm = None
@@ -547,8 +541,8 @@ class Transaction:
         self._live().entries[k] = None
         return existed
 
-    async def set_alarm(self, when: float) -> None:
-        self._live().alarm = codec.encode([int(when * 1000), 0])
+    async def set_alarm(self, when: float | datetime) -> None:
+        self._live().alarm = codec.encode([_alarm_ms(when), 0])
 
     async def delete_alarm(self) -> None:
         self._live().alarm = None
@@ -558,3 +552,16 @@ class Transaction:
             raise InvalidValue("this transaction was rolled back; it takes no more writes")
         self._s._raise_if_failed()
         return self.overlay
+
+
+def _alarm_ms(when: float | datetime) -> int:
+    """Milliseconds since the epoch for an alarm time; a clear error for anything else."""
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            raise InvalidValue("set_alarm() needs a timezone-aware datetime")
+        when = when.timestamp()
+    if not isinstance(when, int | float) or isinstance(when, bool) or when != when:
+        raise InvalidValue("set_alarm() takes seconds since the epoch or a datetime")
+    if abs(when) > 1e11:
+        raise InvalidValue("set_alarm() takes seconds since the epoch, not milliseconds")
+    return int(when * 1000)

@@ -8,11 +8,13 @@ import pytest
 import redis
 
 from runtime import (
+    DurableObject,
     InvalidObjectId,
     InvalidValue,
     NotCallable,
     ObjectOverloaded,
     RpcError,
+    rpc,
 )
 from runtime.keyspace import ObjectKeys
 from tests.support.objects import CONSTRUCTED
@@ -127,3 +129,58 @@ async def test_idle_objects_are_evicted_and_release_their_lease(
     assert node.stats.evictions == 1
     assert await stub.value() == 1  # state came back from Redis
     assert await stub.bump_memory() == 1  # memory did not
+
+
+class Loader(DurableObject):
+    """Loads state in its constructor with block_concurrency_while."""
+
+    def __init__(self, ctx, env) -> None:
+        super().__init__(ctx, env)
+        self.loaded: int | None = None
+        self.events: list[str] = []
+        ctx.block_concurrency_while(self.load)
+
+    async def load(self) -> None:
+        await asyncio.sleep(0.05)  # no event may run before this finishes
+        self.loaded = await self.storage.get("n", 0)
+
+    @rpc
+    async def read(self) -> int | None:
+        return self.loaded
+
+    @rpc
+    async def critical(self, tag: str) -> list[str]:
+        async def section() -> None:
+            self.events.append(f"{tag}:start")
+            # a call to another object would normally open the input gate; not in here
+            await self.env.namespace("probe").get_by_name("elsewhere").value()
+            self.events.append(f"{tag}:end")
+
+        await self.ctx.block_concurrency_while(section)
+        return self.events
+
+    @rpc
+    async def loose(self, tag: str) -> list[str]:
+        self.events.append(f"{tag}:start")
+        await self.env.namespace("probe").get_by_name("elsewhere").value()  # gate opens here
+        self.events.append(f"{tag}:end")
+        return self.events
+
+
+async def test_block_concurrency_while_in_constructor_and_event(make_node) -> None:
+    node = await make_node()
+    ns = node.register("loader", Loader)
+    await node.namespace("probe").get_by_name("n-setter").increment()
+    stub = ns.get_by_name("l")
+    assert await asyncio.gather(*(stub.read() for _ in range(20))) == [0] * 20
+    results = await asyncio.gather(stub.critical("a"), stub.critical("b"))
+    events = results[-1]
+    # each section ran start..end with nothing interleaved
+    assert events in (
+        ["a:start", "a:end", "b:start", "b:end"],
+        ["b:start", "b:end", "a:start", "a:end"],
+    )
+    # without it, a call to another object lets the next event in (no deadlock, by design)
+    other = ns.get_by_name("loose")
+    events = (await asyncio.gather(other.loose("a"), other.loose("b")))[-1]
+    assert events == ["a:start", "b:start", "a:end", "b:end"]

@@ -36,6 +36,25 @@ async def test_text_and_binary_frames_attachments_and_broadcast(serve) -> None:
     await b.close()
 
 
+async def test_tags_and_attachment_limit(serve) -> None:
+    server = await serve()
+    red = [await open_socket(server, "tags", "?tag=red") for _ in range(2)]
+    blue = await open_socket(server, "tags", "?tag=blue")
+    await blue.send("count:red")
+    assert await blue.recv() == "count:2"
+    await blue.send("count:")
+    assert await blue.recv() == "count:3"
+    await red[0].send("attach:16000")
+    assert await red[0].recv() == "attached"
+    await red[0].send("attach:17000")
+    reply = await red[0].recv()
+    assert reply.startswith("error:") and "16384" in reply
+    await red[0].send("who")
+    assert await red[0].recv() == "user:" + "x" * 16000  # the failed set changed nothing
+    for ws in [*red, blue]:
+        await ws.close()
+
+
 async def test_close_codes_both_ways(serve, sync_redis: redis.Redis) -> None:
     server = await serve()
     ws = await open_socket(server, "closing")

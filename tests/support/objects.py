@@ -12,7 +12,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from runtime import AlarmInfo, App, DurableObject, ObjectWebSocket, env_of, rpc
+from runtime import (
+    AlarmInfo,
+    App,
+    DurableObject,
+    ObjectWebSocket,
+    StorageLimitExceeded,
+    env_of,
+    rpc,
+)
 
 #: Constructor calls per object hex, in this process.
 CONSTRUCTED: dict[str, int] = defaultdict(int)
@@ -144,6 +152,14 @@ class Probe(DurableObject):
             self.broadcast(f"all:{arg}")
         elif command == "close":
             ws.close(4000, "bye")
+        elif command == "count":
+            ws.send(f"count:{len(self.get_websockets(arg or None))}")
+        elif command == "attach":
+            try:
+                ws.attachment = {"user": "x" * int(arg)}
+                ws.send("attached")
+            except StorageLimitExceeded as exc:
+                ws.send(f"error:{exc}")
         elif command == "raise":
             raise RuntimeError("handler failed on purpose")
         else:
