@@ -73,8 +73,8 @@ class AlarmService:
             self._wake.set()
 
     async def run(self) -> None:
-        """Poll forever (cancelled when the node stops)."""
-        while True:
+        """Poll until the node stops."""
+        while not self.node.stopping:
             timeout = self.settings.alarm_poll_interval
             if self._next_local_ms is not None:
                 timeout = min(timeout, max(0.0, (self._next_local_ms - now_ms()) / 1000))

@@ -206,8 +206,14 @@ class Stub:
         if not ws.accepted:
             await conn.deny(403, "the object refused the connection")
             return
-        await ws.open_transport()
-        await _pump(ws, conn)
+        try:
+            await ws.open_transport()
+            await _pump(ws, conn)
+        finally:  # however it ended (even a client gone mid-handshake), the socket is gone
+            record = ws.record
+            if record is not None and not ws.closed:
+                ws.closed = True
+                record.forget_socket(ws)
 
 
 async def _pump(ws: ObjectWebSocket, conn: Connection) -> None:

@@ -214,7 +214,9 @@ class Node:
 
     async def _renew_loop(self) -> None:
         interval = self.settings.lease_ttl / 2
-        while True:
+        # The loops also watch `stopping`: a cancellation that arrives while redis-py is
+        # mid-command can be turned into a connection error and swallowed.
+        while not self.stopping:
             started = time.monotonic()
             try:
                 await self.renew_leases()
@@ -235,7 +237,7 @@ class Node:
                 record.discard(Fenced(f"{record.describe()} lost its lease"))
 
     async def _sweep_loop(self) -> None:
-        while True:
+        while not self.stopping:
             await asyncio.sleep(self.settings.sweep_interval)
             self.sweep()
 

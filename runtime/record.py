@@ -147,6 +147,12 @@ class ObjectRecord:
                 _current.reset(token)
                 self.running -= 1
                 event.active = False
+            if self.gone and event.writes:
+                # Discarded while the event ran (lease lost, node stopping): its writes were
+                # not stored, so its result must not be released as if they were.
+                raise ObjectReset(
+                    f"{self.describe()} was reset while this event ran; nothing it wrote was stored"
+                )
             if storage is not None and not self.gone:
                 storage.absorb(event.writes)
                 seq = storage.latest_seq
@@ -319,44 +325,67 @@ class ObjectRecord:
         return True
 
     async def evict(self) -> bool:
-        """Leave memory and give the lease back (no events and no sockets for a while)."""
+        """Leave memory and give the lease back (no events and no sockets for a while).
+
+        Everything happens while holding the gate, so events arriving meanwhile queue up
+        and then move to a fresh record, which finds the lease released."""
         if not self.idle or self.sockets:
             return False
         async with self.gate:
-            if self.gone or self.running or self.sockets:
+            quiet = time.monotonic() - self.last_active
+            if (
+                self.gone
+                or self.running
+                or self.waiting
+                or self.sockets
+                or quiet < self.settings.idle_timeout
+            ):
                 return False
-            self.gone = True  # events arriving from now on go to a fresh record
-            self.node.forget(self)
             storage = self.storage
-            try:
-                if storage is not None and storage.has_uncommitted:
+            if storage is not None and storage.has_uncommitted:
+                try:
                     await storage.sync()
-            finally:
-                self.instance = None
-                self.storage = None
-                if self.lease.value:
-                    try:
-                        await self.node.leases.release(self.keys, self.lease)
-                    except DurableObjectError:
-                        pass  # it expires by itself
+                except DurableObjectError as exc:
+                    self.discard(exc)
+                    return False
+            if self.lease.value:
+                try:
+                    await self.node.leases.release(self.keys, self.lease)
+                except DurableObjectError:
+                    pass  # it expires by itself
+            self.gone = True
+            self.node.forget(self)
+            self.instance = None
+            self.storage = None
         self.node.stats.evictions += 1
         return True
 
-    async def shut_down(self, code: int, reason: str) -> None:
-        """Node is stopping: commit what is pending, close sockets, release the lease."""
-        storage = self.storage
-        if storage is not None and storage.has_uncommitted and storage.failure is None:
-            try:
-                await storage.sync()
-            except DurableObjectError as exc:
-                log.warning("could not commit %s while stopping: %s", self.describe(), exc)
-        self.gone = True
-        for ws in list(self.sockets.values()):
-            ws.abort(code, reason)
-        self.sockets.clear()
-        self.instance = None
-        if self.lease.value:
-            try:
-                await self.node.leases.release(self.keys, self.lease)
-            except DurableObjectError:
-                pass
+    async def shut_down(self, code: int, reason: str, timeout: float = 5.0) -> None:
+        """Node is stopping: let the running event finish, commit what is pending, close the
+        sockets, release the lease."""
+        try:
+            await asyncio.wait_for(self.gate.acquire(), timeout)
+            held = True
+        except TimeoutError:
+            held = False
+            log.warning("%s still busy after %.0fs; stopping it anyway", self.describe(), timeout)
+        try:
+            storage = self.storage
+            if storage is not None and storage.has_uncommitted and storage.failure is None:
+                try:
+                    await storage.sync()
+                except DurableObjectError as exc:
+                    log.warning("could not commit %s while stopping: %s", self.describe(), exc)
+            self.gone = True
+            for ws in list(self.sockets.values()):
+                ws.abort(code, reason)
+            self.sockets.clear()
+            self.instance = None
+            if self.lease.value:
+                try:
+                    await self.node.leases.release(self.keys, self.lease)
+                except DurableObjectError:
+                    pass
+        finally:
+            if held:
+                self.gate.release()

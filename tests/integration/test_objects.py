@@ -13,6 +13,7 @@ from runtime import (
     InvalidValue,
     NotCallable,
     ObjectOverloaded,
+    ObjectReset,
     RpcError,
     rpc,
 )
@@ -184,3 +185,34 @@ async def test_block_concurrency_while_in_constructor_and_event(make_node) -> No
     other = ns.get_by_name("loose")
     events = (await asyncio.gather(other.loose("a"), other.loose("b")))[-1]
     assert events == ["a:start", "b:start", "a:end", "b:end"]
+
+
+async def test_events_arriving_during_an_eviction_move_to_a_fresh_record(make_node) -> None:
+    node = await make_node()
+    stub = node.namespace("probe").get_by_name("evicting")
+    assert await stub.increment() == 1
+    record = node.records[("probe", stub.id.hex)]
+    record.last_active = 0  # long idle
+    eviction = asyncio.create_task(record.evict())
+    await asyncio.sleep(0)  # the eviction holds the gate now
+    results = await asyncio.gather(*(stub.increment() for _ in range(20)))
+    assert await eviction is True
+    assert sorted(results) == list(range(2, 22))  # none failed, none lost
+    assert node.records[("probe", stub.id.hex)] is not record
+
+
+async def test_an_event_whose_object_is_reset_midway_reports_it(make_node, sync_redis) -> None:
+    node = await make_node()
+    ns = node.namespace("probe")
+    stub = ns.get_by_name("reset-midway")
+    await stub.increment()
+    record = node.records[("probe", stub.id.hex)]
+
+    async def handler(instance) -> str:
+        await instance.storage.put("value", 99)
+        record.discard(ObjectReset("simulated lease loss"))
+        return "must not be acknowledged"
+
+    with pytest.raises(ObjectReset):
+        await record.run(handler)
+    assert await stub.value() == 1
