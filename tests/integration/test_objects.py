@@ -90,7 +90,9 @@ async def test_exceptions_in_methods_reach_the_caller(make_node) -> None:
 async def test_ids_from_another_namespace_or_malformed_are_refused(make_node) -> None:
     node = await make_node()
     ns = node.namespace("probe")
-    for bad in ("", "xyz", "A" * 64, "0" * 64, ns.new_unique_id().hex[:-1] + "0"):
+    good_hex = ns.new_unique_id().hex
+    tampered = good_hex[:-1] + ("1" if good_hex[-1] == "0" else "0")
+    for bad in ("", "xyz", "A" * 64, "0" * 64, tampered):
         with pytest.raises(InvalidObjectId):
             ns.id_from_string(bad)
     with pytest.raises(InvalidObjectId):
