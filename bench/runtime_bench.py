@@ -275,10 +275,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--sockets", type=int, default=2000)
+    parser.add_argument(
+        "--appendfsync",
+        choices=["always", "everysec"],
+        default="always",
+        help="the embedded Valkey's AOF fsync policy (make run uses always)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        server = ValkeyProcess(tmp, unix_socket=True, appendfsync="always").start()
+        server = ValkeyProcess(tmp, unix_socket=True, appendfsync=args.appendfsync).start()
         try:
             ceilings = [raw_ceilings(server) for _ in range(args.runs)]
             runs = [
@@ -344,7 +350,7 @@ def main() -> None:
         ),
     ]
     print(
-        f"\nRuntime benchmark: embedded Valkey (unix socket, AOF fsync always), "
+        f"\nRuntime benchmark: embedded Valkey (unix socket, AOF fsync {args.appendfsync}), "
         f"median of {args.runs} runs, {os.cpu_count()} cores"
     )
     widths = [

@@ -3,10 +3,12 @@
 The truth is the object's own alarm key (written by commit.lua with the object's other writes,
 fenced like them). A sharded index, ``do:alarms:{n}``, tells nodes which objects to wake and
 when. Every node polls every shard (and wakes early for alarms its own objects set): it
-*claims* due entries by pushing their score forward by ``alarm_claim_timeout``, delivers an
-``alarm`` event to each object (activating it here if its lease is free), and removes the
-entry once the object's alarm is gone. A node that dies mid-alarm leaves the claimed entry
-behind, and another node delivers it when the claim runs out.
+*claims* due entries of the namespaces it serves by pushing their score forward by
+``alarm_claim_timeout``, delivers an ``alarm`` event to each object (activating it here if its
+lease is free), and then *settles* the entry: removed when the object has no alarm left,
+re-pointed at its next one, untouched if someone indexed a newer alarm meanwhile. A node that
+dies mid-alarm leaves the claimed entry behind, and another node delivers it when the claim
+runs out.
 
 A failing ``alarm()`` is retried ``alarm_max_retries`` times with delays of
 ``alarm_retry_base * 2**n`` (2, 4, 8, 16, 32, 64 s by default); the retry count is stored with
@@ -18,17 +20,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from redis import exceptions as redis_errors
 
 from . import codec
 from .errors import DurableObjectError, InvalidObjectId, UnknownNamespace
-from .keyspace import alarm_shard_key, alarm_shard_of
+from .keyspace import ObjectKeys, alarm_shard_key, alarm_shard_of
 from .object import AlarmInfo, DurableObject
 from .scripts import storage_error
 
 if TYPE_CHECKING:
+    from .namespace import Namespace
     from .node import Node
     from .record import ObjectRecord
 
@@ -96,17 +100,23 @@ class AlarmService:
         now = now_ms()
         claim_until = now + int(self.settings.alarm_claim_timeout * 1000)
         node = self.node
+        served = sorted(node.namespaces)
         futures = [
             node.batcher.submit(
                 node.scripts.claim_alarms,
                 (alarm_shard_key(self.settings.key_prefix, shard),),
-                (now, claim_until, _CLAIM_LIMIT),
+                (now, claim_until, _CLAIM_LIMIT, *served),
             )
             for shard in range(self.settings.alarm_shards)
         ]
         started = 0
         for future in futures:
-            for member in await future:
+            try:
+                members = await future
+            except DurableObjectError as exc:  # that shard waits for the next poll
+                log.warning("alarm claim failed: %s", exc)
+                continue
+            for member in members:
                 task = asyncio.get_running_loop().create_task(
                     self.deliver(member.decode(), claim_until)
                 )
@@ -116,32 +126,47 @@ class AlarmService:
         return started
 
     async def deliver(self, member: str, claimed_ms: int) -> None:
-        """Run one object's alarm event; fix up the index afterwards."""
+        """Run one object's alarm event, then settle its index entry."""
         ns_name, _, hex_id = member.partition(":")
         try:
             namespace = self.node.namespace(ns_name)
             object_id = namespace.id_from_string(hex_id)
-        except UnknownNamespace:
-            return  # another node (running other apps) will deliver it
-        except InvalidObjectId:
-            log.warning("dropping malformed alarm index entry %r", member)
-            await self._unindex(member, claimed_ms)
+        except (UnknownNamespace, InvalidObjectId):
+            log.warning("dropping alarm index entry %r: no such object here", member)
+            await self._settle(member, claimed_ms, None)
             return
-        takes_info = namespace.alarm_takes_info
+        try:
+            await self.node.dispatch(namespace, object_id, self._alarm_event(member, namespace))
+        except Exception as exc:
+            # Left claimed: delivered again (here or elsewhere) when the claim runs out.
+            log.warning("alarm of %s not delivered (%s); it will be retried", member, exc)
+            return
+        keys = ObjectKeys.of(self.settings.key_prefix, ns_name, hex_id)
+        try:
+            raw = await self.node.redis.get(keys.alarm)  # what the object committed
+            due = None if raw is None else int(codec.decode(raw)[0])  # type: ignore[arg-type]
+            await self._settle(member, claimed_ms, due)
+        except (DurableObjectError, redis_errors.RedisError, OSError) as exc:
+            log.warning("alarm index of %s not settled: %s", member, exc)
+
+    def _alarm_event(
+        self, member: str, namespace: Namespace
+    ) -> Callable[[DurableObject], Awaitable[None]]:
         settings = self.settings
 
-        async def on_alarm(instance: DurableObject) -> int | None:
+        async def on_alarm(instance: DurableObject) -> None:
             storage = instance.storage
             record = await storage.alarm_record()
-            now = now_ms()
             if record is None:
-                return None
-            due, retries = record
+                return
+            raw, due, retries = record
+            now = now_ms()
             if due > now:
-                return due  # not due yet: the index entry was early (or claimed); re-point it
-            await storage.delete_alarm()
+                return  # not due yet (the index entry was early): settling re-points it
+            # Cleared only if no other event sets a new alarm while this one runs.
+            storage.clear_fired_alarm(raw)
             try:
-                if takes_info:
+                if namespace.alarm_takes_info:
                     await instance.alarm(AlarmInfo(retries))
                 else:
                     await instance.alarm()  # type: ignore[call-arg]
@@ -156,7 +181,7 @@ class AlarmService:
                         delay,
                         exc_info=True,
                     )
-                    storage.set_alarm_record(now + int(delay * 1000), retries + 1)
+                    storage.retry_alarm(now + int(delay * 1000), retries + 1)
                 else:
                     log.error(
                         "alarm of %s raised %d times; giving up",
@@ -164,25 +189,14 @@ class AlarmService:
                         retries + 1,
                         exc_info=True,
                     )
-            after = await storage.alarm_record()
-            return None if after is None else after[0]
 
-        try:
-            remaining = await self.node.dispatch(namespace, object_id, on_alarm)
-        except DurableObjectError as exc:
-            log.warning("alarm of %s not delivered (%s); it will be retried", member, exc)
-            return
-        try:
-            if remaining is None:
-                await self._unindex(member, claimed_ms)
-            else:
-                await self.index(member, remaining)
-        except DurableObjectError as exc:
-            log.warning("alarm index of %s not updated: %s", member, exc)
+        return on_alarm
 
-    async def _unindex(self, member: str, claimed_ms: int) -> None:
+    async def _settle(self, member: str, claimed_ms: int, due_ms: int | None) -> None:
         await self.node.batcher.call(
-            self.node.scripts.unindex_alarm, (self.shard_key(member),), (member, claimed_ms)
+            self.node.scripts.settle_alarm,
+            (self.shard_key(member),),
+            (member, claimed_ms, "" if due_ms is None else due_ms),
         )
 
     async def stop(self) -> None:

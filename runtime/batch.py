@@ -32,13 +32,16 @@ Raw = bytes | None  # an encoded value, or None for "absent"
 class WriteBatch:
     """Writes gathered by one or more events, committed by one Lua call."""
 
-    __slots__ = ("alarm", "delete_all", "entries", "seq")
+    __slots__ = ("alarm", "alarm_if", "delete_all", "entries", "seq")
 
     def __init__(self, seq: int = 0) -> None:
         self.seq = seq
         self.entries: dict[str, Raw] = {}
         self.delete_all = False
         self.alarm: bytes | _Marker | None = UNCHANGED
+        #: When set, the alarm change applies only if the alarm is still this value when the
+        #: batch joins the object's open batch (the runtime clearing an alarm that fired).
+        self.alarm_if: bytes | None = None
 
     def __bool__(self) -> bool:
         return bool(self.entries) or self.delete_all or self.alarm is not UNCHANGED
@@ -53,15 +56,21 @@ class WriteBatch:
             return self.alarm
         return None if self.delete_all else MISSING
 
+    def set_alarm(self, alarm: bytes | None) -> None:
+        """An explicit alarm change (set, or None to delete): unconditional."""
+        self.alarm = alarm
+        self.alarm_if = None
+
     def reset(self) -> None:
         self.entries.clear()
         self.delete_all = False
         self.alarm = UNCHANGED
+        self.alarm_if = None
 
     def clear_all(self) -> None:
         self.entries.clear()
         self.delete_all = True
-        self.alarm = None
+        self.set_alarm(None)
 
     def absorb(self, other: WriteBatch) -> None:
         """Apply ``other`` on top of this batch (a transaction committing into the event)."""
@@ -70,6 +79,7 @@ class WriteBatch:
         self.entries.update(other.entries)
         if other.alarm is not UNCHANGED:
             self.alarm = other.alarm
+            self.alarm_if = other.alarm_if
 
     def script_args(self, lease_value: str) -> list[str | bytes | int]:
         """ARGV for commit.lua (see its header)."""

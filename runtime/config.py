@@ -77,8 +77,11 @@ class Settings:
         for name in ("idle_timeout", "hibernate_after", "sweep_interval", "alarm_retry_base"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
-        if self.max_queue < 1 or self.max_batch_keys < 1 or self.alarm_shards < 1:
-            raise ConfigurationError("max_queue, max_batch_keys and alarm_shards must be >= 1")
+        if self.max_queue < 1 or self.alarm_shards < 1:
+            raise ConfigurationError("max_queue and alarm_shards must be >= 1")
+        if not 1 <= self.max_batch_keys <= 1000:
+            # Lua 5.1 can unpack only a few thousand values into one command.
+            raise ConfigurationError("max_batch_keys must be between 1 and 1000")
 
     @property
     def embedded(self) -> bool:

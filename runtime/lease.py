@@ -133,7 +133,10 @@ class LeaseClient:
 
     async def release(self, keys: ObjectKeys, lease: Lease) -> bool:
         lease.deadline = 0.0
-        return bool(await self.batcher.call(self.scripts.release, (keys.lease,), (lease.value,)))
+        released = await self.batcher.call(
+            self.scripts.release, (keys.lease, keys.epoch), (lease.value,)
+        )
+        return bool(released)
 
     @staticmethod
     def holder_of(value: str) -> str:

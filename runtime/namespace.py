@@ -21,9 +21,10 @@ from starlette.websockets import WebSocket
 
 from . import codec
 from .errors import DurableObjectError, InvalidObjectId, InvalidValue, NotCallable, RpcError
+from .gate import outbound
 from .ids import IdFactory, ObjectId
 from .object import DurableObject, alarm_takes_info, rpc_method
-from .record import ObjectRecord, RecordGone, outbound
+from .record import ObjectRecord, RecordGone
 from .websocket import Connection, ObjectWebSocket, SocketRequest
 
 if TYPE_CHECKING:
@@ -189,29 +190,28 @@ class Stub:
         settings = self._settings
         conn = Connection(websocket, settings.max_send_buffer_bytes)
         ws = ObjectWebSocket(conn, SocketRequest.of(websocket), settings.max_attachment_bytes)
-        node = self.namespace.node
 
         async def on_connect(instance: DurableObject) -> None:
             await instance.websocket_connect(ws)
 
         try:
-            await node.dispatch(self.namespace, self.id, on_connect)
-        except DurableObjectError as exc:
-            await conn.deny(503 if exc.retryable else 400, str(exc))
-            return
-        except Exception:
-            log.exception("%s.websocket_connect raised", self.namespace.cls.__qualname__)
-            await conn.deny(500, "the object failed to accept the connection")
-            return
-        if not ws.accepted:
-            await conn.deny(403, "the object refused the connection")
-            return
-        try:
+            try:
+                await self.namespace.node.dispatch(self.namespace, self.id, on_connect)
+            except DurableObjectError as exc:
+                await conn.deny(503 if exc.retryable else 400, str(exc))
+                return
+            except Exception:
+                log.exception("%s.websocket_connect raised", self.namespace.cls.__qualname__)
+                await conn.deny(500, "the object failed to accept the connection")
+                return
+            if not ws.accepted:
+                await conn.deny(403, "the object refused the connection")
+                return
             await ws.open_transport()
             await _pump(ws, conn)
-        finally:  # however it ended (even a client gone mid-handshake), the socket is gone
+        finally:  # however it ended (even refused after accept_websocket), the socket is gone
             record = ws.record
-            if record is not None and not ws.closed:
+            if record is not None:
                 ws.closed = True
                 record.forget_socket(ws)
 
@@ -224,10 +224,15 @@ async def _pump(ws: ObjectWebSocket, conn: Connection) -> None:
         if record is None:
             return
         if received.kind == "close":
-            closed_by_us = ws.closed
+            cause = ws.close_cause
             ws.closed = True
             record.forget_socket(ws)
-            if not (closed_by_us or record.gone):
+            if record.gone or cause in ("object", "discarded"):
+                return  # the object closed it itself, or there is no instance to tell
+            if cause == "runtime":  # closed by the runtime because of an error
+                error = ws.error or ConnectionError("the runtime closed the socket")
+                await _deliver(record, ws, partial(_on_error, ws, error))
+            else:
                 await _deliver(record, ws, partial(_on_close, ws, received.code, received.reason))
             return
         if not (ws.closed or record.gone):  # else drain until the close arrives
@@ -242,6 +247,10 @@ async def _on_close(ws: ObjectWebSocket, code: int, reason: str, instance: Durab
     await instance.websocket_close(ws, code, reason)
 
 
+async def _on_error(ws: ObjectWebSocket, error: Exception, instance: DurableObject) -> None:
+    await instance.websocket_error(ws, error)
+
+
 async def _deliver(
     record: ObjectRecord, ws: ObjectWebSocket, handler: Callable[[DurableObject], Awaitable[None]]
 ) -> None:
@@ -251,7 +260,7 @@ async def _deliver(
         pass  # the object was discarded: its sockets are being closed
     except DurableObjectError as exc:
         if exc.retryable and not ws.closed:
-            ws.abort(1013, "object busy, try again later")
+            ws.abort(1013, "object busy, try again later", error=exc)
         log.warning("socket event for %s failed: %s", record.describe(), exc)
     except Exception:
         log.exception("socket handler of %s raised", record.describe())

@@ -74,7 +74,8 @@ class Node:
         self.stats = NodeStats()
         self.namespaces: dict[str, Namespace] = {}
         self.records: dict[tuple[str, str], ObjectRecord] = {}
-        self.stopping = False
+        self.stopping = False  # no new objects; loops other than lease renewal end
+        self._closed = False  # every object is shut down; lease renewal ends too
         self.started = False
         self._tasks: list[asyncio.Task[None]] = []
         self._evictions: set[asyncio.Task[bool]] = set()
@@ -130,18 +131,24 @@ class Node:
         log.info("node %s started (holder %s)", self.node_id, self.holder)
 
     async def stop(self, code: int = 1012, reason: str = "service restart") -> None:
-        """Drain: stop taking objects, commit, close sockets, release leases."""
+        """Drain: stop taking objects, let running events finish, commit, close sockets,
+        release leases. Leases are renewed until the very end, so a slow event's last
+        commit is not fenced by its own node's lease running out."""
         if self.stopping:
             return
         self.stopping = True
-        for task in self._tasks:
+        renewal, others = self._tasks[0], self._tasks[1:]
+        for task in others:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*others, return_exceptions=True)
         await self.alarms.stop()
         await asyncio.gather(*self._evictions, return_exceptions=True)
         records = list(self.records.values())
-        self.records.clear()
         await asyncio.gather(*(r.shut_down(code, reason) for r in records))
+        self.records.clear()
+        self._closed = True
+        renewal.cancel()
+        await asyncio.gather(renewal, return_exceptions=True)
         await self.redis.aclose()
         log.info("node %s stopped; released %d objects", self.node_id, len(records))
 
@@ -214,9 +221,9 @@ class Node:
 
     async def _renew_loop(self) -> None:
         interval = self.settings.lease_ttl / 2
-        # The loops also watch `stopping`: a cancellation that arrives while redis-py is
+        # The loops also watch their flag: a cancellation that arrives while redis-py is
         # mid-command can be turned into a connection error and swallowed.
-        while not self.stopping:
+        while not self._closed:
             started = time.monotonic()
             try:
                 await self.renew_leases()

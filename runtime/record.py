@@ -1,16 +1,15 @@
-"""One object on this node: its lease, input gate, storage, instance, sockets and output gate.
+"""One object on this node: its lease, storage, instance, sockets and output gate.
 
 The record outlives the instance: while an object hibernates, the record keeps its lease and
 its open sockets, and the next event builds a new instance. The record goes away when the
 object is evicted (lease released) or discarded after a failure (sockets closed with 1011).
 
-Input gate: events take ``gate`` (a FIFO lock) in arrival order and run one at a time. An event
-that awaits its own storage keeps the gate; an event that calls another object releases it for
-the duration of the call (so A -> B -> A completes), then queues to take it back.
-
-Output gate: what an event sends (socket messages, its RPC result or HTTP response) is released
-only after the batch holding the event's writes is committed. If the commit fails, the held
-outputs are dropped, the instance is discarded and its sockets are closed with 1011.
+Each event runs in a task of its own, holding the record's input gate (see gate.py). A caller
+that gives up (a timeout, a client gone) stops waiting but never interrupts an event
+half-way. Output gate: what an event sends (socket messages, its RPC result or HTTP response,
+its exception) is released only after the batch holding its writes is committed. If the
+commit fails, the held outputs are dropped, the instance is discarded and its sockets are
+closed with 1011.
 """
 
 from __future__ import annotations
@@ -20,11 +19,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .batch import UNCHANGED, WriteBatch
-from .errors import DurableObjectError, Fenced, InvalidValue, ObjectOverloaded, ObjectReset
+from .errors import DurableObjectError, Fenced, InvalidValue, ObjectReset
+from .gate import Event, InputGate, current_event, enter_event, run_blocking
 from .keyspace import ObjectKeys
 from .lease import Lease
 from .object import DurableObject, ObjectContext
@@ -45,39 +45,18 @@ class RecordGone(Exception):
     """Internal: the record was discarded before the event started; use a fresh one."""
 
 
-class _Event:
-    __slots__ = ("active", "holding", "outputs", "record", "task", "writes")
-
-    def __init__(self, record: ObjectRecord) -> None:
-        self.record = record
-        self.task = asyncio.current_task()
-        self.holding = True  # holds the record's gate
-        self.active = True
-        self.writes: WriteBatch | None = None
-        self.outputs: list[tuple[ObjectWebSocket, Output]] = []
+@dataclass(slots=True)
+class _Outcome(Generic[T]):
+    result: T | None
+    error: BaseException | None
+    storage: Storage | None
+    seq: int
 
 
-_current: ContextVar[_Event | None] = ContextVar("durable_event", default=None)
-
-
-async def outbound(call: Awaitable[T]) -> T:
-    """Await a call to another object, opening the caller's input gate meanwhile."""
-    event = _current.get()
-    if (
-        event is None
-        or not event.active
-        or not event.holding
-        or event.task is not asyncio.current_task()  # e.g. inside block_concurrency_while
-    ):
-        return await call
-    gate = event.record.gate
-    event.holding = False
-    gate.release()
-    try:
-        return await call
-    finally:
-        await gate.acquire()
-        event.holding = True
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a finished event task's exception as seen (its caller may have stopped waiting)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class ObjectRecord:
@@ -94,8 +73,7 @@ class ObjectRecord:
         self.lease = Lease("", 0, 0.0)
         self.storage: Storage | None = None
         self.instance: DurableObject | None = None
-        self.gate = asyncio.Lock()
-        self.waiting = 0  # events queued at the gate
+        self.gate = InputGate(node.settings.max_queue)
         self.running = 0  # events started and not finished (some may be awaiting other objects)
         self.sockets: dict[int, ObjectWebSocket] = {}
         self.held: deque[tuple[int, ObjectWebSocket, Output]] = deque()
@@ -111,64 +89,66 @@ class ObjectRecord:
     async def run(
         self, handler: Callable[[DurableObject], Awaitable[T]], *, wait_output: bool = True
     ) -> T:
-        """Deliver one event: wait for the gate, activate if needed, run, release outputs."""
+        """Deliver one event: wait for the gate, run it in its own task, then release its
+        result once its writes are committed."""
         if self.gone:
             raise RecordGone
-        if self.waiting >= self.settings.max_queue:
-            raise ObjectOverloaded(
-                f"{self.waiting} events are already queued for {self.describe()}; "
-                "retry with backoff or spread the load over more objects"
-            )
-        self.waiting += 1
-        try:
-            await self.gate.acquire()
-        finally:
-            self.waiting -= 1
-        event = _Event(self)
-        error: BaseException | None = None
-        result: Any = None
-        storage: Storage | None = None
-        seq = 0
+        await self.gate.enter(self.describe())
+        task = asyncio.get_running_loop().create_task(self._execute(handler))
+        task.add_done_callback(_retrieve)
+        outcome = await asyncio.shield(task)
+        storage = outcome.storage
+        if storage is not None:
+            commits = storage.commits
+            if commits.failure is not None and wait_output:
+                # What the event returns may rest on writes that will never be stored.
+                raise ObjectReset(
+                    f"{self.describe()} was reset ({commits.failure}); retry the request"
+                )
+            if wait_output and outcome.seq > commits.committed_seq:
+                await commits.wait_committed(outcome.seq)
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.result  # type: ignore[return-value]
+
+    async def _execute(self, handler: Callable[[DurableObject], Awaitable[T]]) -> _Outcome[T]:
+        """The event itself, in its own task, holding the gate taken by run()."""
+        event = Event(self)
+        enter_event(None)  # activation runs outside any event
         try:
             if self.gone:
                 raise RecordGone
             instance = await self._ready()
             storage = self.storage
             self.running += 1
-            token = _current.set(event)
+            enter_event(event)
+            result: T | None = None
+            error: BaseException | None = None
             try:
                 result = await handler(instance)
-            except asyncio.CancelledError:
-                self.discard(ObjectReset(f"an event of {self.describe()} was cancelled"))
-                raise
             except Exception as exc:
                 error = exc
             finally:
-                _current.reset(token)
                 self.running -= 1
                 event.active = False
-            if self.gone and event.writes:
-                # Discarded while the event ran (lease lost, node stopping): its writes were
-                # not stored, so its result must not be released as if they were.
-                raise ObjectReset(
-                    f"{self.describe()} was reset while this event ran; nothing it wrote was stored"
-                )
-            if storage is not None and not self.gone:
-                storage.absorb(event.writes)
-                seq = storage.latest_seq
-                for ws, item in event.outputs:
-                    self.output_now(ws, item)
-                storage.flush()
+            seq = 0
+            if storage is not None:
+                if self.gone or storage.commits.failure is not None:
+                    if event.writes:
+                        error = ObjectReset(
+                            f"{self.describe()} was reset while this event ran; nothing it "
+                            "wrote was stored"
+                        )
+                else:
+                    storage.absorb(event.writes)
+                    for ws, item in event.outputs:
+                        self.output_now(ws, item)
+                    storage.commits.flush()
+                seq = storage.commits.latest_seq
+            return _Outcome(result, error, storage, seq)
         finally:
-            if event.holding:
-                event.holding = False
-                self.gate.release()
+            event.release_gate()
             self.last_active = time.monotonic()
-        if wait_output and storage is not None and seq > storage.committed_seq:
-            await storage.wait_committed(seq)
-        if error is not None:
-            raise error
-        return result  # type: ignore[no-any-return]
 
     async def _ready(self) -> DurableObject:
         """The live instance, activating it (lease, constructor, init) when needed."""
@@ -212,20 +192,17 @@ class ObjectRecord:
             raise error
 
     def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
         if self._init is not None:  # called from the constructor: run before the first event
-            future: asyncio.Future[T] = loop.create_future()
+            future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
             self._init.append((fn, future))
             return future
-        # In its own task: outbound() opens the gate only for the event's own task, so calls
-        # to other objects made in here keep every other event out.
-        return asyncio.ensure_future(fn())
+        return run_blocking(fn)
 
     # ------------------------------------------------------- storage host
 
     def event_batch(self, create: bool) -> WriteBatch | None:
         """The write buffer of the event running now on this record, if any."""
-        event = _current.get()
+        event = current_event()
         if event is None or event.record is not self or not event.active:
             return None
         if event.writes is None and create:
@@ -240,7 +217,7 @@ class ObjectRecord:
         if batch.alarm is not UNCHANGED:
             self.node.alarms.committed(self, batch.alarm)
         if self.storage is not None:
-            self.storage.flush()
+            self.storage.commits.flush()
 
     def on_commit_failed(self, error: DurableObjectError) -> None:
         log.warning("commit failed for %s: %s; instance discarded", self.describe(), error)
@@ -253,7 +230,7 @@ class ObjectRecord:
 
     def output(self, ws: ObjectWebSocket, item: Output) -> None:
         """A socket send or close by the object: held with the event, or gated now."""
-        event = _current.get()
+        event = current_event()
         if event is not None and event.record is self and event.active:
             event.outputs.append((ws, item))
         else:
@@ -262,7 +239,7 @@ class ObjectRecord:
     def output_now(self, ws: ObjectWebSocket, item: Output) -> None:
         storage = self.storage
         if storage is not None and storage.has_uncommitted:
-            self.held.append((storage.latest_seq, ws, item))
+            self.held.append((storage.commits.latest_seq, ws, item))
         else:
             self._deliver(ws, item)
 
@@ -304,14 +281,14 @@ class ObjectRecord:
         self.instance = None
         self.held.clear()
         if self.storage is not None:
-            self.storage.fail(error)
+            self.storage.commits.fail(error)
         for ws in list(self.sockets.values()):
-            ws.abort(code, "object reset")
+            ws.abort(code, "object reset", cause="discarded")
         self.sockets.clear()
 
     @property
     def idle(self) -> bool:
-        return not (self.running or self.waiting or self.gate.locked() or self.held)
+        return not (self.running or self.gate.waiting or self.gate.locked or self.held)
 
     def hibernate(self) -> bool:
         """Drop the instance and its cache, keeping lease and sockets. False if busy."""
@@ -336,7 +313,7 @@ class ObjectRecord:
             if (
                 self.gone
                 or self.running
-                or self.waiting
+                or self.gate.waiting
                 or self.sockets
                 or quiet < self.settings.idle_timeout
             ):
@@ -344,7 +321,7 @@ class ObjectRecord:
             storage = self.storage
             if storage is not None and storage.has_uncommitted:
                 try:
-                    await storage.sync()
+                    await storage.commits.sync()
                 except DurableObjectError as exc:
                     self.discard(exc)
                     return False
@@ -364,21 +341,21 @@ class ObjectRecord:
         """Node is stopping: let the running event finish, commit what is pending, close the
         sockets, release the lease."""
         try:
-            await asyncio.wait_for(self.gate.acquire(), timeout)
+            await asyncio.wait_for(self.gate.reenter(), timeout)
             held = True
         except TimeoutError:
             held = False
             log.warning("%s still busy after %.0fs; stopping it anyway", self.describe(), timeout)
         try:
             storage = self.storage
-            if storage is not None and storage.has_uncommitted and storage.failure is None:
+            if storage is not None and storage.has_uncommitted:
                 try:
-                    await storage.sync()
+                    await storage.commits.sync()
                 except DurableObjectError as exc:
                     log.warning("could not commit %s while stopping: %s", self.describe(), exc)
             self.gone = True
             for ws in list(self.sockets.values()):
-                ws.abort(code, reason)
+                ws.abort(code, reason, cause="discarded")
             self.sockets.clear()
             self.instance = None
             if self.lease.value:
@@ -388,4 +365,4 @@ class ObjectRecord:
                     pass
         finally:
             if held:
-                self.gate.release()
+                self.gate.leave()

@@ -33,7 +33,7 @@ SCRIPT_NAMES = (
     "read",
     "list",
     "claim_alarms",
-    "unindex_alarm",
+    "settle_alarm",
 )
 
 Arg = str | bytes | int | float
@@ -53,7 +53,7 @@ class Scripts:
     read: AsyncScript
     list: AsyncScript
     claim_alarms: AsyncScript
-    unindex_alarm: AsyncScript
+    settle_alarm: AsyncScript
 
     def __init__(self, redis: Redis) -> None:
         for name in SCRIPT_NAMES:

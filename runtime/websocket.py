@@ -169,6 +169,12 @@ class Connection:
         if self.closed:
             return
         self.closed = True
+        fast = self.fast
+        if fast is not None and fast.transport.get_write_buffer_size() > self.max_buffer:
+            # The client stopped reading: a close frame would wait behind everything it did
+            # not read, so drop the connection (the client sees it end, code 1006).
+            fast.transport.abort()
+            return
         if self.fast is None and self._queue is not None:
             self._queue.put_nowait((code, reason))
             return
@@ -227,7 +233,9 @@ class ObjectWebSocket:
         "_pending",
         "_record",
         "accepted",
+        "close_cause",
         "closed",
+        "error",
         "id",
         "request",
         "tags",
@@ -240,6 +248,10 @@ class ObjectWebSocket:
         self.tags: tuple[str, ...] = ()
         self.accepted = False  # accepted by the object
         self.closed = False
+        #: Who closed it from this side: "object", "runtime" (an error: see ``error``),
+        #: "discarded" (the instance was reset or the node stops), or None (not closed by us).
+        self.close_cause: str | None = None
+        self.error: Exception | None = None
         self._attachment: bytes | None = None
         self._record: ObjectRecord | None = None
         self._pending: list[OutFrame | tuple[int, str]] | None = []  # until the handshake is done
@@ -301,9 +313,13 @@ class ObjectWebSocket:
             self._pending.append(item)
             return
         if isinstance(item, tuple):
-            self.abort(*item)
+            self.abort(*item, cause="object")
         elif not self._conn.write(item):
-            self.abort(1013, "client is not reading fast enough")
+            self.abort(
+                1013,
+                "client is not reading fast enough",
+                error=ConnectionError("the client did not read its messages; socket closed"),
+            )
 
     async def open_transport(self) -> None:
         """Complete the handshake, then write what was sent before it."""
@@ -312,10 +328,14 @@ class ObjectWebSocket:
         for item in pending:
             self.deliver(item)
 
-    def abort(self, code: int, reason: str) -> None:
+    def abort(
+        self, code: int, reason: str, *, cause: str = "runtime", error: Exception | None = None
+    ) -> None:
         """Close now, bypassing the output gate (used by the runtime itself)."""
         if self.closed:
             return
         self.closed = True
+        self.close_cause = cause
+        self.error = error
         self._pending = None
         self._conn.close(code, reason)

@@ -96,6 +96,13 @@ class Probe(DurableObject):
         log = await self.storage.get("alarm_log", [])
         log.append([time.time(), info.retry_count])
         await self.storage.put("alarm_log", log)
+        other = await self.storage.get("alarm_calls")
+        if other:
+            await self.env.namespace("probe").get_by_name(other).nap(0.5)
+        rearm = await self.storage.get("rearm")
+        if rearm and rearm[0] > 0:
+            await self.storage.put("rearm", [rearm[0] - 1, rearm[1]])
+            await self.storage.set_alarm(time.time() + rearm[1])
         failures = await self.storage.get("fail_alarms", 0)
         if failures > 0:
             await self.storage.put("fail_alarms", failures - 1)
@@ -109,6 +116,47 @@ class Probe(DurableObject):
         """A -> B -> A: ask ``other`` to call back into this object."""
         stub = self.env.namespace("probe").get_by_name(other)
         return str(await stub.call_back(me))
+
+    @rpc
+    async def ping_via_gather(self, other: str, me: str) -> list[str]:
+        """A -> B -> A with the outgoing calls in other tasks (gather, wait_for)."""
+        stub = self.env.namespace("probe").get_by_name(other)
+        both = await asyncio.gather(stub.call_back(me), stub.call_back(me))
+        timed = await asyncio.wait_for(stub.call_back(me), 5)
+        return [*both, timed]
+
+    @rpc
+    async def nap(self, seconds: float, key: str = "napped") -> float:
+        """Sleep (holding the gate), then record that the nap finished."""
+        await asyncio.sleep(seconds)
+        await self.storage.put(key, True)
+        return seconds
+
+    @rpc
+    async def read_then_call(self, other: str) -> int:
+        """Read a value, then await another object: the gate opens meanwhile."""
+        value = await self.storage.get("value", 0)
+        await self.env.namespace("probe").get_by_name(other).nap(0.2)
+        return int(value)
+
+    @rpc
+    async def slow_write(self, seconds: float) -> str:
+        await self.storage.put("slow", "started")
+        await asyncio.sleep(seconds)
+        await self.storage.put("slow", "finished")
+        return "done"
+
+    @rpc
+    async def set_alarm_calling(self, seconds: float, other: str) -> None:
+        """Arm an alarm whose handler awaits ``other`` (so other events can run meanwhile)."""
+        await self.storage.put("alarm_calls", other)
+        await self.storage.set_alarm(time.time() + seconds)
+
+    @rpc
+    async def rearm(self, times: int, every: float) -> None:
+        """Arm an alarm that re-arms itself ``times`` times."""
+        await self.storage.put("rearm", [times, every])
+        await self.storage.set_alarm(time.time() + every)
 
     @rpc
     async def call_back(self, caller: str) -> str:
@@ -128,6 +176,9 @@ class Probe(DurableObject):
         if ws.request.query_param("refuse"):
             ws.close(4001, "refused")
             return
+        if ws.request.query_param("crash"):
+            self.accept_websocket(ws)
+            raise RuntimeError("failed after accepting")
         self.accept_websocket(ws, tags=[ws.request.query_param("tag") or "all"])
         ws.attachment = {"user": ws.request.query_param("user") or "anon"}
         ws.send("welcome")
@@ -160,10 +211,18 @@ class Probe(DurableObject):
                 ws.send("attached")
             except StorageLimitExceeded as exc:
                 ws.send(f"error:{exc}")
+        elif command == "flood":
+            for _ in range(int(arg)):
+                ws.send("x" * 65536)
         elif command == "raise":
             raise RuntimeError("handler failed on purpose")
         else:
             ws.send(f"echo:{message}")
+
+    async def websocket_error(self, ws: ObjectWebSocket, error: Exception) -> None:
+        errors = await self.storage.get("errors", [])
+        errors.append(str(error))
+        await self.storage.put("errors", errors)
 
     async def websocket_close(self, ws: ObjectWebSocket, code: int, reason: str) -> None:
         closes = await self.storage.get("closes", [])

@@ -1,0 +1,125 @@
+"""The input gate: one event at a time per object, in arrival order.
+
+Each object has an :class:`InputGate`, a FIFO lock that an event holds while it runs. An
+event that awaits its own storage keeps it, so no other event of the object sees a half-done
+state. An event that awaits a call to *another* object opens it for the duration of the call
+(:func:`outbound`) and queues to take it back afterwards, so A -> B -> A chains complete
+instead of deadlocking. Code inside ``block_concurrency_while`` never opens it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .errors import ObjectOverloaded
+
+if TYPE_CHECKING:
+    from .batch import WriteBatch
+    from .record import ObjectRecord
+    from .websocket import ObjectWebSocket, OutFrame
+
+T = TypeVar("T")
+
+
+class InputGate:
+    """A FIFO lock with a bounded queue."""
+
+    def __init__(self, max_queue: int) -> None:
+        self._lock = asyncio.Lock()  # waiters are served first come, first served
+        self.max_queue = max_queue
+        self.waiting = 0
+
+    @property
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    async def enter(self, what: str) -> None:
+        """Wait for our turn; refuse at once when too many events already wait."""
+        if self.waiting >= self.max_queue:
+            raise ObjectOverloaded(
+                f"{self.waiting} events are already queued for {what}; "
+                "retry with backoff or spread the load over more objects"
+            )
+        self.waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self.waiting -= 1
+
+    async def reenter(self) -> None:
+        """Take the gate back after a call to another object (no overload check: the event
+        is already running)."""
+        await self._lock.acquire()
+
+    def leave(self) -> None:
+        self._lock.release()
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+class Event:
+    """One event being delivered to a record."""
+
+    __slots__ = ("active", "calls", "holding", "outputs", "record", "writes")
+
+    def __init__(self, record: ObjectRecord) -> None:
+        self.record = record
+        self.holding = True  # holds the record's gate
+        self.active = True  # the handler has not returned yet
+        self.calls = 0  # calls to other objects in flight
+        self.writes: WriteBatch | None = None
+        self.outputs: list[tuple[ObjectWebSocket, OutFrame | tuple[int, str]]] = []
+
+    def release_gate(self) -> None:
+        if self.holding:
+            self.holding = False
+            self.record.gate.leave()
+
+
+_current: ContextVar[Event | None] = ContextVar("durable_event", default=None)
+_blocking: ContextVar[bool] = ContextVar("durable_blocking", default=False)
+
+
+def current_event() -> Event | None:
+    return _current.get()
+
+
+def enter_event(event: Event | None) -> None:
+    """Make ``event`` the current one for this task (each event runs in its own task)."""
+    _current.set(event)
+
+
+async def outbound(call: Awaitable[T]) -> T:
+    """Await a call to another object, opening the caller's input gate meanwhile.
+
+    Counted per event, so concurrent calls (``gather``, ``wait_for``, tasks) open the gate
+    on the first and take it back after the last.
+    """
+    event = _current.get()
+    if event is None or not event.active or _blocking.get():
+        return await call
+    event.calls += 1
+    event.release_gate()
+    try:
+        return await call
+    finally:
+        event.calls -= 1
+        if event.calls == 0 and event.active and not event.holding:
+            await event.record.gate.reenter()
+            event.holding = True
+
+
+def run_blocking(fn: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+    """Run ``fn()`` in a task whose calls to other objects keep the gate closed."""
+    context = contextvars.copy_context()
+    context.run(_blocking.set, True)
+    coro: Any = fn()
+    return asyncio.get_running_loop().create_task(coro, context=context)
