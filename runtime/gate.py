@@ -92,11 +92,6 @@ def current_event() -> Event | None:
     return _current.get()
 
 
-def enter_event(event: Event | None) -> None:
-    """Make ``event`` the current one for this task (each event runs in its own task)."""
-    _current.set(event)
-
-
 async def outbound(call: Awaitable[T]) -> T:
     """Await a call to another object, opening the caller's input gate meanwhile.
 

@@ -62,6 +62,16 @@ class Namespace:
         self.cls = cls
         self.alarm_takes_info = alarm_takes_info(cls)
         self.ids = IdFactory(name, node.settings.id_key.encode())
+        self._rpc: dict[str, bool] = {}
+
+    def is_rpc(self, method: str) -> bool:
+        """Whether ``method`` is an ``@rpc`` method of the class (looked up once per name)."""
+        known = self._rpc.get(method)
+        if known is None:
+            known = rpc_method(self.cls, method) is not None
+            if len(self._rpc) < 1000:  # callers choose names: keep the memo bounded
+                self._rpc[method] = known
+        return known
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name} -> {self.cls.__qualname__}>"
@@ -121,7 +131,7 @@ class Stub:
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call the ``@rpc`` method ``method`` of the object."""
-        if rpc_method(self.namespace.cls, method) is None:
+        if not self.namespace.is_rpc(method):
             raise NotCallable(
                 f"{self.namespace.cls.__qualname__}.{method} is not an @rpc method; "
                 "only methods marked @rpc can be called through a stub"

@@ -4,9 +4,9 @@ The record outlives the instance: while an object hibernates, the record keeps i
 its open sockets, and the next event builds a new instance. The record goes away when the
 object is evicted (lease released) or discarded after a failure (sockets closed with 1011).
 
-Each event runs in a task of its own, holding the record's input gate (see gate.py). A caller
-that gives up (a timeout, a client gone) stops waiting but never interrupts an event
-half-way. Output gate: what an event sends (socket messages, its RPC result or HTTP response,
+Each event runs in its caller's task, holding the record's input gate (see gate.py); a caller
+cancelled mid-event abandons it (its writes and outputs are dropped, the instance is rebuilt
+from storage). Output gate: what an event sends (socket messages, its RPC result or HTTP response,
 its exception) is released only after the batch holding its writes is committed. If the
 commit fails, the held outputs are dropped, the instance is discarded and its sockets are
 closed with 1011.
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .batch import UNCHANGED, WriteBatch
 from .errors import DurableObjectError, Fenced, InvalidValue, ObjectReset
-from .gate import Event, InputGate, current_event, enter_event, run_blocking
+from .gate import Event, InputGate, _current, current_event, run_blocking
 from .keyspace import ObjectKeys
 from .lease import Lease
 from .object import DurableObject, ObjectContext
@@ -51,12 +51,6 @@ class _Outcome(Generic[T]):
     error: BaseException | None
     storage: Storage | None
     seq: int
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    """Mark a finished event task's exception as seen (its caller may have stopped waiting)."""
-    if not task.cancelled():
-        task.exception()
 
 
 class ObjectRecord:
@@ -89,14 +83,16 @@ class ObjectRecord:
     async def run(
         self, handler: Callable[[DurableObject], Awaitable[T]], *, wait_output: bool = True
     ) -> T:
-        """Deliver one event: wait for the gate, run it in its own task, then release its
-        result once its writes are committed."""
+        """Deliver one event: wait for the gate, run it, then release its result once its
+        writes are committed."""
         if self.gone:
             raise RecordGone
         await self.gate.enter(self.describe())
-        task = asyncio.get_running_loop().create_task(self._execute(handler))
-        task.add_done_callback(_retrieve)
-        outcome = await asyncio.shield(task)
+        token = _current.set(None)  # activation runs outside any event
+        try:
+            outcome = await self._execute(handler)
+        finally:
+            _current.reset(token)
         storage = outcome.storage
         if storage is not None:
             commits = storage.commits
@@ -112,20 +108,22 @@ class ObjectRecord:
         return outcome.result  # type: ignore[return-value]
 
     async def _execute(self, handler: Callable[[DurableObject], Awaitable[T]]) -> _Outcome[T]:
-        """The event itself, in its own task, holding the gate taken by run()."""
+        """The event itself, holding the gate taken by run()."""
         event = Event(self)
-        enter_event(None)  # activation runs outside any event
         try:
             if self.gone:
                 raise RecordGone
             instance = await self._ready()
             storage = self.storage
             self.running += 1
-            enter_event(event)
+            _current.set(event)
             result: T | None = None
             error: BaseException | None = None
             try:
                 result = await handler(instance)
+            except asyncio.CancelledError:
+                self._abandon(instance)
+                raise
             except Exception as exc:
                 error = exc
             finally:
@@ -149,6 +147,17 @@ class ObjectRecord:
         finally:
             event.release_gate()
             self.last_active = time.monotonic()
+
+    def _abandon(self, instance: DurableObject) -> None:
+        """The caller was cancelled mid-event (a timeout, a client gone, the node stopping).
+
+        The event runs in its caller's task, so it stops where it was: its writes and
+        outputs are dropped (they were never joined to the object's batches), and so is the
+        instance, whose memory may be half-updated; the next event rebuilds it from storage.
+        Sockets, lease and other events' writes are untouched."""
+        if self.instance is instance:
+            self.instance = None
+        log.info("an event of %s was cancelled by its caller; rebuilding it", self.describe())
 
     async def _ready(self) -> DurableObject:
         """The live instance, activating it (lease, constructor, init) when needed."""

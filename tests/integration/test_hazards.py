@@ -86,17 +86,21 @@ async def test_a_to_b_to_a_through_gather_and_wait_for(make_node) -> None:
     assert replies == ["pong:3"] * 3
 
 
-async def test_a_caller_giving_up_does_not_reset_the_object(serve) -> None:
+async def test_a_caller_giving_up_abandons_only_its_own_event(serve) -> None:
     server = await serve()
     ws = await connect(f"{server.ws}/probe/patient/ws")
     assert await ws.recv() == "welcome"
+    await ws.send("memory")
+    assert await ws.recv() == "memory:1"
     stub = server.node.namespace("probe").get_by_name("patient")
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(stub.nap(0.5), 0.1)
     await ws.send("incr")
     assert await ws.recv() == "value:1"  # the socket was not closed with 1011
     await asyncio.sleep(0.5)
-    assert await stub.get("napped") is True  # the event ran to its end
+    assert await stub.get("napped") is None  # the abandoned event wrote nothing
+    await ws.send("memory")
+    assert await ws.recv() == "memory:1"  # its instance was rebuilt from storage
     await ws.close()
 
 
