@@ -1,19 +1,26 @@
-"""The smallest useful object: a named counter, over HTTP and RPC.
+"""A named counter: the object the tutorial (docs/tutorial.md) builds step by step.
 
-    python -m runtime serve --app examples.counter:app
-    curl -X POST localhost:8000/counter/visits       -> 1
-    curl localhost:8000/counter/visits               -> 1
+    python -m runtime serve --app examples.counter:app     (make run mounts it too)
+    curl -X POST localhost:8000/counter/visits       -> {"name": "visits", "value": 1}
+    curl localhost:8000/counter/visits               -> {"name": "visits", "value": 1}
 
-This is the object the tutorial (docs/tutorial.md) builds step by step.
+Wire protocol of ``/counter/<name>/ws`` (text frames):
+
+    server -> client   "<value>"          on connect, and after every change, to every viewer
+    client -> server   "+1"               add one
+                       anything else      answered with "error: ..." (the socket stays open)
 """
 
 from __future__ import annotations
 
+import time
+
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
-from runtime import App, DurableObject, env_of, rpc
+from runtime import AlarmInfo, App, DurableObject, ObjectWebSocket, env_of, rpc
 
 MAX_NAME = 64
 
@@ -28,12 +35,35 @@ class Counter(DurableObject):
             raise ValueError("by must be an integer")
         value = await self.storage.get("value", 0) + by
         await self.storage.put("value", value)
+        self.broadcast(str(value))  # sent once the put is committed (output gate)
         return int(value)
 
     @rpc
     async def value(self) -> int:
         """The current value."""
         return int(await self.storage.get("value", 0))
+
+    @rpc
+    async def reset_in(self, seconds: float) -> None:
+        """Set the counter back to zero after ``seconds`` (one alarm per object)."""
+        await self.storage.set_alarm(time.time() + seconds)
+
+    async def alarm(self, info: AlarmInfo) -> None:
+        """The reset is due: zero the counter and tell every viewer."""
+        await self.storage.put("value", 0)
+        self.broadcast("0")
+
+    async def websocket_connect(self, ws: ObjectWebSocket) -> None:
+        """A viewer joins: keep the socket (it survives hibernation) and send the value."""
+        self.accept_websocket(ws, tags=["viewer"])
+        ws.send(str(await self.storage.get("value", 0)))
+
+    async def websocket_message(self, ws: ObjectWebSocket, message: str | bytes) -> None:
+        """Only "+1" is understood; anything else gets a short error."""
+        if message == "+1":
+            await self.increment()
+        else:
+            ws.send('error: send "+1"')
 
 
 PAGE = """<!doctype html>
@@ -73,10 +103,23 @@ async def counter(request: Request) -> Response:
     return JSONResponse({"name": name, "value": await stub.value()})
 
 
+async def viewer(websocket: WebSocket) -> None:
+    """Hand a browser's socket to the counter object."""
+    name = websocket.path_params["name"]
+    if len(name) > MAX_NAME:
+        await websocket.close(1008)
+        return
+    await env_of(websocket).namespace("counter").get_by_name(name).connect(websocket)
+
+
 app = App(
     name="counter",
     title="Counter",
     description="A named counter: the tutorial's example object.",
     objects={"counter": Counter},
-    routes=[Route("/", index), Route("/{name}", counter, methods=["GET", "POST"])],
+    routes=[
+        Route("/", index),
+        Route("/{name}", counter, methods=["GET", "POST"]),
+        WebSocketRoute("/{name}/ws", viewer),
+    ],
 )
