@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from apps.chat import app as chat
 from examples.counter import app as counter
 from runtime.server import App
 
 #: Apps land here as they are built (chat, whiteboard, waiting room, lobby); the counter is
 #: the tutorial's example object.
-SUITE: list[App] = [counter]
+SUITE: list[App] = [chat, counter]

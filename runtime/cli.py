@@ -16,8 +16,7 @@ from .config import Settings
 from .embedded import ValkeyProcess
 from .errors import ConfigurationError
 from .node import Node
-from .server import App, create_app
-from .wsprotocol import FastWebSocketProtocol
+from .server import App, create_app, uvicorn_config
 
 log = logging.getLogger("runtime")
 
@@ -131,20 +130,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         node = Node(settings, redis_url)
         app = create_app(node, apps)
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            ws=FastWebSocketProtocol,
-            ws_max_size=settings.max_frame_bytes,
-            ws_per_message_deflate=False,
-            proxy_headers=bool(settings.trusted_proxies),
-            forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
-            server_header=False,
-            access_log=args.access_log,
-            log_level=settings.log_level,
-            timeout_graceful_shutdown=10,
-        )
+        config = uvicorn_config(app, settings, access_log=args.access_log)
         log.info("node %s serving on http://%s:%d", settings.node_id, settings.host, settings.port)
         _Server(config).run()
         return 0

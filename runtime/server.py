@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import uvicorn
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from redis import exceptions as redis_errors
 from starlette.applications import Starlette
@@ -26,10 +27,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .config import Settings
 from .errors import DurableObjectError, InvalidObjectId, InvalidValue, StorageLimitExceeded
 from .namespace import Env
 from .node import Node
 from .object import DurableObject
+from .wsprotocol import FastWebSocketProtocol
 
 log = logging.getLogger("runtime.server")
 
@@ -179,4 +182,33 @@ def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
     return starlette
 
 
-__all__ = ["App", "HTTPException", "OriginCheck", "create_app", "env_of", "node_of"]
+def uvicorn_config(app: Starlette, settings: Settings, **overrides: Any) -> uvicorn.Config:
+    """How a node serves: uvicorn with the websockets protocol that exposes its transport,
+    frame and proxy-header settings taken from the node's settings."""
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "ws": FastWebSocketProtocol,
+        "ws_max_size": settings.max_frame_bytes,
+        "ws_per_message_deflate": False,
+        # X-Forwarded-For/-Proto are believed only from configured proxies.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None,
+        "server_header": False,
+        "access_log": False,
+        "log_level": settings.log_level,
+        "timeout_graceful_shutdown": 10,
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)
+
+
+__all__ = [
+    "App",
+    "HTTPException",
+    "OriginCheck",
+    "create_app",
+    "env_of",
+    "node_of",
+    "uvicorn_config",
+]

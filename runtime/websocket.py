@@ -34,6 +34,9 @@ log = logging.getLogger("runtime.websocket")
 TRANSPORT_EXTENSION = "runtime.transport"
 
 _ids = itertools.count(1)
+#: Close codes a server may send (RFC 6455 section 7.4.1; 1004-1006 and 1015 are reserved,
+#: 1012-1014 belong to the runtime: restart, try again later, bad gateway).
+_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011})
 
 
 class OutFrame:
@@ -272,8 +275,10 @@ class ObjectWebSocket:
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the socket (after this event's writes commit)."""
-        if not (code == 1000 or 3000 <= code <= 4999):
-            raise InvalidValue("close codes an object may send are 1000 and 3000-4999")
+        if code not in _SENDABLE_CODES and not 3000 <= code <= 4999:
+            raise InvalidValue(
+                f"close code {code} cannot be sent; use 1000-1003, 1007-1009, 1011 or 3000-4999"
+            )
         if len(reason.encode()) > 123:
             raise InvalidValue("a close reason is at most 123 bytes")
         if self.closed:

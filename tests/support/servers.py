@@ -17,8 +17,7 @@ import uvicorn
 
 from runtime import Node
 from runtime.embedded import free_port
-from runtime.server import App, create_app
-from runtime.wsprotocol import FastWebSocketProtocol
+from runtime.server import App, create_app, uvicorn_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,16 +29,12 @@ class LocalServer:
         self.node = node
         self.port = free_port()
         self.app = create_app(node, apps)
-        config = uvicorn.Config(
+        config = uvicorn_config(
             self.app,
+            node.settings,
             host="127.0.0.1",
             port=self.port,
-            ws=FastWebSocketProtocol,
-            ws_max_size=node.settings.max_frame_bytes,
-            ws_per_message_deflate=False,
-            lifespan="on",
             log_level="warning",
-            proxy_headers=False,
             timeout_graceful_shutdown=5,
         )
         self.server = uvicorn.Server(config)

@@ -1,0 +1,153 @@
+"""The ChatRoom object: the room's rules (rules.py) wired to sockets, storage and alarms.
+
+One object per room. Each socket is one session; its name lives in the socket's attachment,
+so the roster survives hibernation. Chat messages are stored under ``m/<ISO time>`` (and a
+count under ``count``); an alarm prunes the history to the newest ``history`` messages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, ClassVar
+
+from runtime import DurableObject, DurableObjectError, ObjectWebSocket
+from runtime.websocket import OutFrame
+
+from .config import ChatConfig
+from .rules import (
+    BACKLOG,
+    RATE_LIMITED,
+    Broadcast,
+    Close,
+    Effect,
+    Named,
+    Room,
+    Send,
+    Store,
+    encode,
+    overflow,
+)
+
+log = logging.getLogger("apps.chat")
+
+LIMITERS = "chat_limiter"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class ChatRoom(DurableObject):
+    """One chat room."""
+
+    config: ClassVar[ChatConfig] = ChatConfig()
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.room = Room()
+        self.sockets: dict[int, ObjectWebSocket] = {}
+        self.named: dict[int, ObjectWebSocket] = {}
+        self.count = 0
+        for ws in self.get_websockets():  # sockets kept open while the room hibernated
+            name = (ws.attachment or {}).get("name")
+            self.sockets[ws.id] = ws
+            self.room.restore(ws.id, name)
+            if name is not None:
+                self.named[ws.id] = ws
+        ctx.block_concurrency_while(self.load)
+
+    async def load(self) -> None:
+        """Pick the clock and the message count up where the room left them."""
+        newest = await self.storage.list(prefix="m/", reverse=True, limit=1)
+        for text in newest.values():
+            self.room.last_timestamp = int(json.loads(text)["timestamp"])
+        self.count = int(await self.storage.get("count", 0))
+
+    async def history(self) -> list[str]:
+        """The last 100 messages, oldest first."""
+        newest = await self.storage.list(prefix="m/", reverse=True, limit=BACKLOG)
+        return list(reversed(newest.values()))
+
+    # ------------------------------------------------------------- sockets
+
+    async def websocket_connect(self, ws: ObjectWebSocket) -> None:
+        """A new session: it hears nothing until it sends its name."""
+        self.accept_websocket(ws)
+        self.sockets[ws.id] = ws
+        await self.apply(self.room.connect(ws.id, await self.history()))
+
+    async def websocket_message(self, ws: ObjectWebSocket, message: str | bytes) -> None:
+        """A name (first message) or a chat message; refused ones get an {"error"}."""
+        if ws.id not in self.room.sessions:
+            return  # closed by us (name too long) while the message was on its way
+        if self.config.rate_limit and not await self.allowed(ws):
+            ws.send(encode({"error": RATE_LIMITED}))
+            return
+        history = await self.history() if self.room.needs_history(ws.id) else None
+        await self.apply(self.room.receive(ws.id, message, now_ms(), history))
+
+    async def websocket_close(self, ws: ObjectWebSocket, code: int, reason: str) -> None:
+        """The client left: the others hear {"quit": name}."""
+        await self.forget(ws)
+
+    async def websocket_error(self, ws: ObjectWebSocket, error: Exception) -> None:
+        """The runtime dropped the socket (a client that stopped reading): same as a quit."""
+        await self.forget(ws)
+
+    async def forget(self, ws: ObjectWebSocket) -> None:
+        self.sockets.pop(ws.id, None)
+        self.named.pop(ws.id, None)
+        await self.apply(self.room.disconnect(ws.id))
+
+    async def allowed(self, ws: ObjectWebSocket) -> bool:
+        """Ask this client address's RateLimiter; if it cannot answer, let the message by."""
+        address = ws.request.client or "unknown"
+        try:
+            return bool(await self.env.namespace(LIMITERS).get_by_name(address).take())
+        except DurableObjectError as exc:
+            log.warning("rate limiter for %s unavailable: %s", address, exc)
+            return True
+
+    # ------------------------------------------------------------- effects
+
+    async def apply(self, effects: list[Effect]) -> None:
+        """Carry out what the rules decided."""
+        for effect in effects:
+            if isinstance(effect, Broadcast):
+                frame = OutFrame(effect.text)  # encoded once for every socket
+                for ws in self.named.values():
+                    ws.send_frame(frame)
+            elif isinstance(effect, Send):
+                ws = self.sockets.get(effect.session)
+                if ws is not None:
+                    ws.send(effect.text)
+            elif isinstance(effect, Store):
+                await self.store(effect)
+            elif isinstance(effect, Named):
+                ws = self.sockets[effect.session]
+                ws.attachment = {"name": effect.name}
+                self.named[effect.session] = ws
+            elif isinstance(effect, Close):
+                ws = self.sockets.pop(effect.session)
+                ws.close(effect.code, effect.reason)
+
+    async def store(self, effect: Store) -> None:
+        """Keep the message; past the history limit, have an alarm prune the oldest."""
+        await self.storage.put(effect.key, effect.text)
+        self.count += 1
+        await self.storage.put("count", self.count)
+        if overflow(self.count, self.config.history) and await self.storage.get_alarm() is None:
+            await self.storage.set_alarm(time.time() + 1)
+
+    async def alarm(self) -> None:
+        """Prune: keep only the newest ``history`` messages."""
+        excess = max(0, self.count - self.config.history)
+        if not excess:
+            return
+        oldest = list(await self.storage.list(prefix="m/", limit=excess))
+        for start in range(0, len(oldest), 128):
+            await self.storage.delete_many(oldest[start : start + 128])
+        self.count -= len(oldest)
+        await self.storage.put("count", self.count)

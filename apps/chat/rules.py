@@ -1,0 +1,251 @@
+"""The rules of a chat room, with no sockets and no storage: input in, effects out.
+
+This is the wire protocol of Cloudflare's edge chat demo (workers-chat-demo), kept
+message for message so its clients work unchanged:
+
+    client -> server   {"name": "<user>"}            first message; the name (<= 32 chars)
+                       {"message": "<text>"}         every later one (<= 256 chars)
+    server -> client   {"joined": "<name>"}          someone joined (also: the roster on join)
+                       {"quit": "<name>"}            someone left
+                       {"ready": true}               you have the backlog; you are in
+                       {"error": "<reason>"}         your last message was refused
+                       {"name", "message", "timestamp"}   a chat message, to everyone named,
+                                                          the sender included
+
+A session that has not sent its name receives nothing; what it would have received waits in
+its backlog: a {"joined"} per named session, the last 100 messages oldest first, then
+whatever is broadcast meanwhile. On its name it gets the backlog, everybody gets
+{"joined": name}, and it gets {"ready": true}. Timestamps are milliseconds, strictly
+increasing in a room: max(now, last + 1).
+
+:class:`Room` takes those inputs and returns :class:`Effect` values for the thin layer in
+``room.py`` to carry out (send, broadcast, close, store, remember a name).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+MAX_NAME = 32
+MAX_MESSAGE = 256
+BACKLOG = 100
+#: Frames longer than this are refused without being parsed (any valid one is far shorter).
+MAX_FRAME = 16 * 1024
+
+NAME_TOO_LONG = "Name too long."
+MESSAGE_TOO_LONG = "Message too long."
+RATE_LIMITED = "Your IP is being rate-limited, please try again later."
+NOT_JSON = "Invalid message: expected a JSON object."
+NOT_TEXT = "Invalid message: expected a text frame."
+
+
+# ------------------------------------------------------------------ effects
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send ``text`` to one session."""
+
+    session: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Send ``text`` to every named session (unnamed ones got it queued already)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    session: int
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """Keep a chat message in the history, under a key that sorts by time."""
+
+    key: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Named:
+    """The session chose this name (the adapter keeps it with the socket)."""
+
+    session: int
+    name: str
+
+
+Effect = Send | Broadcast | Close | Store | Named
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def encode(value: dict[str, Any]) -> str:
+    """JSON as JavaScript's JSON.stringify writes it: compact, non-ASCII kept as is."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def js_string(value: Any, missing: bool = False) -> str:
+    """``"" + value`` in JavaScript, for values that came out of JSON.parse."""
+    if missing:
+        return "undefined"
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, float):
+        if value == int(value) and abs(value) < 1e21:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, list):
+        return ",".join("" if v is None else js_string(v) for v in value)
+    if isinstance(value, dict):
+        return "[object Object]"
+    return str(value)
+
+
+def js_length(text: str) -> int:
+    """String length as JavaScript counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def history_key(timestamp_ms: int) -> str:
+    """``m/`` + the ISO time JavaScript's toISOString gives: sorts by time."""
+    moment = datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
+    return "m/" + moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{timestamp_ms % 1000:03d}Z"
+
+
+def overflow(count: int, keep: int) -> int:
+    """How many of the oldest messages to prune when ``count`` are stored and ``keep`` may
+    stay. Pruning waits for 10 % extra (at least 10) so it runs once per batch of messages,
+    not after every message."""
+    slack = max(10, keep // 10)
+    return count - keep if count > keep + slack else 0
+
+
+def parse(frame: str | bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """The JSON object a frame carries, or an error to send back."""
+    if isinstance(frame, bytes):
+        return None, NOT_TEXT
+    if len(frame) > MAX_FRAME:
+        return None, MESSAGE_TOO_LONG
+    try:
+        data = json.loads(frame)
+    except (ValueError, RecursionError):
+        return None, NOT_JSON
+    # JSON.parse of a number or a string gives a value without properties: name and message
+    # then read as undefined, as in the demo.
+    return (data if isinstance(data, dict) else {}), None
+
+
+# ------------------------------------------------------------------ the room
+
+
+@dataclass
+class Session:
+    name: str | None = None
+    #: What this session will receive when it sends its name (None once named, or when the
+    #: room was rebuilt from storage: the backlog is then made at naming time).
+    backlog: list[str] | None = field(default_factory=list)
+
+
+class Room:
+    """One chat room's sessions, clock and rules."""
+
+    def __init__(self, last_timestamp: int = 0) -> None:
+        self.sessions: dict[int, Session] = {}
+        self.last_timestamp = last_timestamp
+
+    # -- sessions ---------------------------------------------------------
+
+    def restore(self, session: int, name: str | None) -> None:
+        """A socket kept across hibernation (its name came from its attachment)."""
+        self.sessions[session] = Session(name=name, backlog=None)
+
+    def connect(self, session: int, history: list[str]) -> list[Effect]:
+        """A new socket: it will get the roster and ``history`` (oldest first) on naming."""
+        backlog = [encode({"joined": s.name}) for s in self.sessions.values() if s.name]
+        backlog.extend(history[-BACKLOG:])
+        self.sessions[session] = Session(backlog=backlog)
+        return []
+
+    def needs_history(self, session: int) -> bool:
+        """True when naming this session needs the history first (room was rebuilt)."""
+        s = self.sessions.get(session)
+        return s is not None and s.name is None and s.backlog is None
+
+    def disconnect(self, session: int) -> list[Effect]:
+        s = self.sessions.pop(session, None)
+        if s is None or s.name is None:
+            return []
+        return self._broadcast(encode({"quit": s.name}))
+
+    # -- messages ---------------------------------------------------------
+
+    def receive(
+        self, session: int, frame: str | bytes, now_ms: int, history: list[str] | None = None
+    ) -> list[Effect]:
+        """A frame from a session (already let through by the rate limiter)."""
+        s = self.sessions.get(session)
+        if s is None:
+            return []
+        data, error = parse(frame)
+        if data is None:
+            return [Send(session, encode({"error": error}))]
+        if s.name is None:
+            return self._name(session, s, data, history or [])
+        return self._message(session, s, data, now_ms)
+
+    def _name(
+        self, session: int, s: Session, data: dict[str, Any], history: list[str]
+    ) -> list[Effect]:
+        raw = data.get("name")
+        name = js_string(raw) if raw not in (None, "", 0, False) else "anonymous"
+        if js_length(name) > MAX_NAME:
+            del self.sessions[session]  # gone without ever joining: no {"quit"} for it
+            return [
+                Send(session, encode({"error": NAME_TOO_LONG})),
+                Close(session, 1009, NAME_TOO_LONG),
+            ]
+        if s.backlog is None:  # rebuilt after hibernation: make the backlog now
+            s.backlog = [
+                encode({"joined": o.name}) for o in self.sessions.values() if o.name
+            ] + history[-BACKLOG:]
+        effects: list[Effect] = [Send(session, text) for text in s.backlog]
+        s.backlog = None
+        s.name = name
+        effects.append(Named(session, name))
+        effects.extend(self._broadcast(encode({"joined": name})))
+        effects.append(Send(session, encode({"ready": True})))
+        return effects
+
+    def _message(self, session: int, s: Session, data: dict[str, Any], now_ms: int) -> list[Effect]:
+        text = js_string(data.get("message"), missing="message" not in data)
+        if js_length(text) > MAX_MESSAGE:
+            return [Send(session, encode({"error": MESSAGE_TOO_LONG}))]
+        timestamp = max(now_ms, self.last_timestamp + 1)
+        self.last_timestamp = timestamp
+        assert s.name is not None
+        out = encode({"name": s.name, "message": text, "timestamp": timestamp})
+        return [*self._broadcast(out), Store(history_key(timestamp), out)]
+
+    def _broadcast(self, text: str) -> list[Effect]:
+        for s in self.sessions.values():
+            if s.name is None and s.backlog is not None:
+                s.backlog.append(text)
+        return [Broadcast(text)]
+
+    def is_named(self, session: int) -> bool:
+        s = self.sessions.get(session)
+        return s is not None and s.name is not None

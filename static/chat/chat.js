@@ -1,0 +1,252 @@
+// Chat client for /chat/: the edge chat demo's protocol (see apps/chat/rules.py).
+//
+// The room lives in the URL hash (#name or #<64 hex>) so a link can be shared. On a dropped
+// connection the client reconnects with backoff; the server then replays the roster and
+// history, and messages already shown are skipped by their timestamp (unique in a room).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const HEX64 = /^[0-9a-f]{64}$/;
+
+const state = {
+  name: localStorage.getItem("chat.name") || "",
+  room: "",
+  ws: null,
+  ready: false,
+  seen: new Set(), // timestamps of messages shown
+  roster: new Map(), // name -> number of sessions with that name
+  backoff: 500,
+  retry: null,
+  leaving: false,
+  pendingRoom: "", // a room from the link, joined once a name is given
+};
+
+function roomLabel(room) {
+  return HEX64.test(room) ? "Private room" : "#" + room;
+}
+
+function setStatus(text, kind) {
+  const el = $("status");
+  el.textContent = text;
+  el.dataset.kind = kind || "";
+}
+
+function showBanner(text) {
+  const el = $("banner");
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+function line(cls, parts) {
+  const li = document.createElement("li");
+  li.className = cls;
+  for (const [tag, text, c] of parts) {
+    const el = document.createElement(tag);
+    el.textContent = text; // never innerHTML: names and messages are untrusted
+    if (c) el.className = c;
+    li.appendChild(el);
+  }
+  const log = $("log");
+  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  log.appendChild(li);
+  if (atBottom) log.scrollTop = log.scrollHeight;
+}
+
+function showMessage(data) {
+  if (state.seen.has(data.timestamp)) return; // replayed after a reconnect
+  state.seen.add(data.timestamp);
+  const time = new Date(data.timestamp).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  line("msg" + (data.name === state.name ? " mine" : ""), [
+    ["span", data.name, "who"],
+    ["span", data.message, "text"],
+    ["time", time, "when"],
+  ]);
+}
+
+function renderRoster() {
+  const ul = $("roster");
+  ul.replaceChildren();
+  const names = [...state.roster.keys()].sort((a, b) => a.localeCompare(b));
+  for (const name of names) {
+    const li = document.createElement("li");
+    li.textContent = name;
+    if (name === state.name) li.className = "me";
+    const n = state.roster.get(name);
+    if (n > 1) {
+      const badge = document.createElement("span");
+      badge.className = "count";
+      badge.textContent = "\u00d7" + n;
+      li.appendChild(badge);
+    }
+    ul.appendChild(li);
+  }
+  $("count").textContent = String([...state.roster.values()].reduce((a, b) => a + b, 0));
+}
+
+function joined(name) {
+  state.roster.set(name, (state.roster.get(name) || 0) + 1);
+  renderRoster();
+  if (state.ready) line("event", [["span", name + " joined", ""]]);
+}
+
+function quit(name) {
+  const n = (state.roster.get(name) || 0) - 1;
+  if (n > 0) state.roster.set(name, n);
+  else state.roster.delete(name);
+  renderRoster();
+  if (state.ready) line("event", [["span", name + " left", ""]]);
+}
+
+function setReady(ready) {
+  state.ready = ready;
+  $("message").disabled = !ready;
+  $("send").disabled = !ready;
+  if (ready) $("message").focus();
+}
+
+function connect() {
+  clearTimeout(state.retry);
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const url = `${scheme}//${location.host}/chat/api/room/${encodeURIComponent(state.room)}/websocket`;
+  const ws = new WebSocket(url);
+  state.ws = ws;
+  state.roster.clear();
+  renderRoster();
+  setStatus("connecting…", "busy");
+
+  ws.onopen = () => ws.send(JSON.stringify({ name: state.name }));
+  ws.onmessage = (event) => {
+    let data;
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (data.error) showBanner(data.error);
+    else if (data.joined !== undefined) joined(data.joined);
+    else if (data.quit !== undefined) quit(data.quit);
+    else if (data.ready) {
+      setReady(true);
+      state.backoff = 500;
+      showBanner("");
+      setStatus("connected", "ok");
+    } else if (data.timestamp) showMessage(data);
+  };
+  ws.onclose = (event) => {
+    if (state.ws !== ws) return;
+    setReady(false);
+    if (state.leaving) return;
+    if (event.code === 1009) {
+      // The server refused our name: reconnecting would only be refused again.
+      setStatus("disconnected", "bad");
+      showBanner(event.reason || "Refused by the server.");
+      return;
+    }
+    const wait = state.backoff + Math.random() * state.backoff * 0.3;
+    state.backoff = Math.min(state.backoff * 2, 10000);
+    setStatus(`reconnecting in ${Math.round(wait / 100) / 10}s…`, "busy");
+    state.retry = setTimeout(connect, wait);
+  };
+}
+
+function enter(room) {
+  state.room = room;
+  state.leaving = false;
+  state.seen.clear();
+  $("log").replaceChildren();
+  showBanner("");
+  if (location.hash.slice(1) !== room) history.replaceState(null, "", "#" + room);
+  $("title").textContent = roomLabel(room);
+  document.title = roomLabel(room) + " — Chat";
+  $("join").hidden = true;
+  $("chat").hidden = false;
+  $("share").hidden = false;
+  $("leave").hidden = false;
+  connect();
+}
+
+function leave() {
+  state.leaving = true;
+  clearTimeout(state.retry);
+  if (state.ws) state.ws.close(1000, "left");
+  state.ws = null;
+  history.replaceState(null, "", location.pathname);
+  $("title").textContent = "Chat";
+  document.title = "Chat";
+  $("chat").hidden = true;
+  $("share").hidden = true;
+  $("leave").hidden = true;
+  $("join").hidden = false;
+  setStatus("", "");
+}
+
+function takeName() {
+  const name = $("name").value.trim();
+  if (!name) {
+    $("join-error").textContent = "Pick a name first.";
+    $("join-error").hidden = false;
+    return false;
+  }
+  state.name = name;
+  localStorage.setItem("chat.name", name);
+  $("join-error").hidden = true;
+  return true;
+}
+
+$("join-form").onsubmit = (event) => {
+  event.preventDefault();
+  if (!takeName()) return;
+  const typed = $("room").value.trim().toLowerCase().replace(/\s+/g, "-");
+  enter(typed || state.pendingRoom || "lobby");
+};
+
+$("create-private").onclick = async () => {
+  if (!takeName()) return;
+  const response = await fetch("/chat/api/room", { method: "POST" });
+  if (!response.ok) {
+    $("join-error").textContent = "Could not create a room: " + (await response.text());
+    $("join-error").hidden = false;
+    return;
+  }
+  enter((await response.text()).trim());
+};
+
+$("send-form").onsubmit = (event) => {
+  event.preventDefault();
+  const text = $("message").value;
+  if (!text || !state.ready) return;
+  state.ws.send(JSON.stringify({ message: text }));
+  $("message").value = "";
+};
+
+$("share").onclick = async () => {
+  try {
+    await navigator.clipboard.writeText(location.href);
+    $("share").textContent = "Copied";
+  } catch {
+    window.prompt("Share this link:", location.href); // no clipboard on plain http
+  }
+  setTimeout(() => ($("share").textContent = "Copy link"), 1500);
+};
+
+$("leave").onclick = leave;
+
+window.addEventListener("hashchange", () => {
+  const room = decodeURIComponent(location.hash.slice(1));
+  if (room && room !== state.room && state.name) {
+    if (state.ws) {
+      state.leaving = true;
+      state.ws.close(1000, "switching rooms");
+    }
+    enter(room);
+  }
+});
+
+$("name").value = state.name;
+const fromUrl = decodeURIComponent(location.hash.slice(1));
+if (fromUrl) {
+  state.pendingRoom = fromUrl;
+  $("room").value = HEX64.test(fromUrl) ? "" : fromUrl;
+  if (HEX64.test(fromUrl)) $("room").placeholder = "the private room from your link";
+  if (state.name) enter(fromUrl);
+}

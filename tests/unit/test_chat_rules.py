@@ -1,0 +1,229 @@
+"""The chat room's rules and the rate limiter, with no sockets and no storage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from apps.chat.limiter import Allowance
+from apps.chat.rules import (
+    MESSAGE_TOO_LONG,
+    NAME_TOO_LONG,
+    NOT_JSON,
+    NOT_TEXT,
+    Broadcast,
+    Close,
+    Named,
+    Room,
+    Send,
+    Store,
+    encode,
+    history_key,
+    js_string,
+    overflow,
+)
+
+NOW = 1_800_000_000_000
+
+
+def texts(effects, session=None):
+    return [
+        e.text for e in effects if isinstance(e, Send) and (session is None or e.session == session)
+    ]
+
+
+def named_room(*names: str) -> Room:
+    room = Room()
+    for i, name in enumerate(names):
+        room.connect(i, [])
+        room.receive(i, json.dumps({"name": name}), NOW)
+    return room
+
+
+def test_join_order_roster_then_history_then_missed_then_ready() -> None:
+    room = named_room("ann")  # session 0
+    room.connect(1, ['{"h":1}', '{"h":2}'])  # bob connects, silent until named
+    missed = room.receive(0, '{"message":"while you waited"}', NOW)
+    room.connect(2, [])
+    room.receive(2, '{"name":"cat"}', NOW + 1)  # cat joins while bob is unnamed
+    effects = room.receive(1, '{"name":"bob"}', NOW + 2)
+    sent = texts(effects, 1)
+    message = next(e.text for e in missed if isinstance(e, Broadcast))
+    assert sent == [
+        '{"joined":"ann"}',
+        '{"h":1}',
+        '{"h":2}',
+        message,
+        '{"joined":"cat"}',
+        '{"ready":true}',
+    ]
+    assert Named(1, "bob") in effects
+    assert Broadcast('{"joined":"bob"}') in effects
+    # the broadcast comes before "ready" to the joiner, as in the demo
+    kinds = [type(e).__name__ for e in effects]
+    assert kinds.index("Broadcast") < len(kinds) - 1 and kinds[-1] == "Send"
+
+
+def test_unnamed_sessions_are_not_addressed() -> None:
+    room = named_room("ann")
+    room.connect(1, [])
+    effects = room.receive(0, '{"message":"hi"}', NOW)
+    assert texts(effects, 1) == [] and room.is_named(0) and not room.is_named(1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        (None, "anonymous"),
+        ("", "anonymous"),
+        (0, "anonymous"),
+        (False, "anonymous"),
+        (5, "5"),
+        (True, "true"),
+        ({"a": 1}, "[object Object]"),
+        ([1, "x"], "1,x"),
+        ("é" * 32, "é" * 32),
+    ],
+)
+def test_names_follow_javascript_string_conversion(raw, name) -> None:
+    room = Room()
+    room.connect(0, [])
+    frame = json.dumps({} if raw is None else {"name": raw})
+    assert Named(0, name) in room.receive(0, frame, NOW)
+
+
+def test_a_name_over_32_characters_is_refused_and_closed_with_1009() -> None:
+    room = named_room("ann")
+    room.connect(1, [])
+    effects = room.receive(1, json.dumps({"name": "x" * 33}), NOW)
+    assert effects == [Send(1, encode({"error": NAME_TOO_LONG})), Close(1, 1009, NAME_TOO_LONG)]
+    assert room.disconnect(1) == []  # never joined, so no {"quit"}
+    # 32 UTF-16 units is the limit: 16 emoji are 32 units, 17 are too many
+    room.connect(2, [])
+    assert Named(2, "😀" * 16) in room.receive(2, json.dumps({"name": "😀" * 16}), NOW)
+    room.connect(3, [])
+    assert room.receive(3, json.dumps({"name": "😀" * 17}), NOW)[-1].code == 1009
+
+
+def test_messages_over_256_characters_are_refused_and_the_session_stays() -> None:
+    room = named_room("ann")
+    assert room.receive(0, json.dumps({"message": "m" * 257}), NOW) == [
+        Send(0, encode({"error": MESSAGE_TOO_LONG}))
+    ]
+    effects = room.receive(0, json.dumps({"message": "m" * 256}), NOW)
+    assert any(isinstance(e, Store) for e in effects)
+
+
+def test_chat_messages_are_stored_and_broadcast_with_increasing_timestamps() -> None:
+    room = named_room("ann")
+    stamps = []
+    for now in (NOW, NOW, NOW - 50, NOW + 10):
+        effects = room.receive(0, '{"message":"x"}', now)
+        text = next(e for e in effects if isinstance(e, Broadcast)).text
+        data = json.loads(text)
+        assert list(data) == ["name", "message", "timestamp"]
+        store = next(e for e in effects if isinstance(e, Store))
+        assert store.text == text and store.key == history_key(data["timestamp"])
+        stamps.append(data["timestamp"])
+    assert stamps == [NOW, NOW + 1, NOW + 2, NOW + 10]
+    assert room.receive(0, "{}", NOW)[0].text.startswith('{"name":"ann","message":"undefined"')
+
+
+def test_history_keys_sort_by_time_like_toisostring() -> None:
+    assert history_key(0) == "m/1970-01-01T00:00:00.000Z"
+    assert history_key(1_764_000_000_123) == "m/2025-11-24T16:00:00.123Z"
+    stamps = [1, 999, 1000, 59_999, 60_000, 10**12, 10**12 + 1, 4 * 10**12]
+    assert sorted(stamps, key=history_key) == stamps
+
+
+@pytest.mark.parametrize(
+    ("frame", "error"),
+    [
+        (b"\x00\x01", NOT_TEXT),
+        ("not json", NOT_JSON),
+        ("[" * 10_000, NOT_JSON),
+        ("[" * 100_000, MESSAGE_TOO_LONG),
+        ("x" * 20_000, MESSAGE_TOO_LONG),
+        ('{"name": "a"', NOT_JSON),
+    ],
+)
+def test_garbage_gets_a_short_error_and_changes_nothing(frame, error) -> None:
+    room = named_room("ann")
+    before = room.last_timestamp
+    assert room.receive(0, frame, NOW) == [Send(0, encode({"error": error}))]
+    assert room.last_timestamp == before and room.is_named(0)
+
+
+def test_json_that_is_not_an_object_reads_as_empty() -> None:
+    room = Room()
+    room.connect(0, [])
+    assert Named(0, "anonymous") in room.receive(0, "42", NOW)
+    assert json.loads(room.receive(0, '"text"', NOW)[0].text)["message"] == "undefined"
+
+
+def test_quit_is_broadcast_for_named_sessions_only() -> None:
+    room = named_room("ann", "bob")
+    room.connect(2, [])
+    assert room.disconnect(2) == []
+    assert room.disconnect(1) == [Broadcast('{"quit":"bob"}')]
+    assert room.disconnect(1) == []
+
+
+def test_a_room_rebuilt_after_hibernation_makes_the_backlog_at_naming() -> None:
+    room = Room(last_timestamp=NOW)
+    room.restore(0, "ann")
+    room.restore(1, None)
+    assert room.needs_history(1) and not room.needs_history(0)
+    effects = room.receive(1, '{"name":"bob"}', NOW, history=['{"h":1}'])
+    assert texts(effects, 1) == ['{"joined":"ann"}', '{"h":1}', '{"ready":true}']
+    stamp = json.loads(room.receive(0, '{"message":"x"}', NOW - 5)[0].text)["timestamp"]
+    assert stamp == NOW + 1  # the clock survived
+
+
+def test_pruning_waits_for_a_batch() -> None:
+    assert overflow(1000, 1000) == 0
+    assert overflow(1100, 1000) == 0
+    assert overflow(1101, 1000) == 101
+    assert overflow(111, 100) == 11 and overflow(110, 100) == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1.0, "1"), (1.5, "1.5"), (-0.0, "0"), ([None, 1], ",1"), ("s", "s"), (None, "null")],
+)
+def test_js_string(value, text) -> None:
+    assert js_string(value) == text
+
+
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.binary(max_size=300),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+            lambda c: (
+                st.lists(c, max_size=3)
+                | st.dictionaries(st.sampled_from(["name", "message", "x"]), c, max_size=3)
+            ),
+            max_leaves=10,
+        ).map(json.dumps),
+    )
+)
+def test_any_frame_gives_effects_and_never_raises(frame) -> None:
+    room = named_room("ann")
+    room.connect(1, [])
+    for session in (0, 1):
+        for effect in room.receive(session, frame, NOW):
+            assert isinstance(effect, Send | Broadcast | Close | Store | Named)
+
+
+def test_rate_limit_allows_a_burst_of_five_then_one_per_interval() -> None:
+    limit = Allowance(interval=5, grace=20)
+    assert [limit.take(100.0) for _ in range(7)] == [True] * 5 + [False] * 2
+    assert limit.take(104.9) is False
+    assert limit.take(105.0) is True  # one more after 5 s
+    assert limit.take(105.0) is False
+    assert [limit.take(200.0) for _ in range(6)] == [True] * 5 + [False]  # rested
