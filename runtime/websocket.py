@@ -155,9 +155,9 @@ class Connection:
             return False
         fast = self.fast
         if fast is not None:
-            if fast.close_sent or fast.disconnected:
-                return False
             transport = fast.transport
+            if fast.close_sent or fast.disconnected or transport.is_closing():
+                return False
             if transport.get_write_buffer_size() > self.max_buffer:
                 return False
             transport.write(frame.wire)

@@ -8,6 +8,7 @@ Receiving, handshakes, pings and closing stay exactly as uvicorn does them.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -21,3 +22,18 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][TRANSPORT_EXTENSION] = self
+
+
+class _QuietProtocolErrors(logging.Filter):
+    """uvicorn logs a client's invalid UTF-8 with a full traceback; one bad client could
+    fill the logs. The socket is closed with 1007 all the same: keep one line, no stack."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietProtocolErrors())

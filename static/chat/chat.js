@@ -44,6 +44,7 @@ function line(cls, parts) {
     const el = document.createElement(tag);
     el.textContent = text; // never innerHTML: names and messages are untrusted
     if (c) el.className = c;
+    if (c === "who") el.title = text;
     li.appendChild(el);
   }
   const log = $("log");
@@ -70,6 +71,7 @@ function renderRoster() {
   for (const name of names) {
     const li = document.createElement("li");
     li.textContent = name;
+    li.title = name;
     if (name === state.name) li.className = "me";
     const n = state.roster.get(name);
     if (n > 1) {
@@ -231,22 +233,24 @@ $("share").onclick = async () => {
 
 $("leave").onclick = leave;
 
-window.addEventListener("hashchange", () => {
-  const room = decodeURIComponent(location.hash.slice(1));
-  if (room && room !== state.room && state.name) {
+// A room from a link: join it at once when we know the name, else offer it in the form.
+function fromLink(room) {
+  if (!room || room === state.room) return;
+  if (state.room && state.name) {
     if (state.ws) {
       state.leaving = true;
       state.ws.close(1000, "switching rooms");
     }
     enter(room);
+    return;
   }
-});
+  state.pendingRoom = room;
+  $("room").value = HEX64.test(room) ? "" : room;
+  $("room").placeholder = HEX64.test(room) ? "the private room from your link" : "a public room name";
+  if (state.name) enter(room);
+}
+
+window.addEventListener("hashchange", () => fromLink(decodeURIComponent(location.hash.slice(1))));
 
 $("name").value = state.name;
-const fromUrl = decodeURIComponent(location.hash.slice(1));
-if (fromUrl) {
-  state.pendingRoom = fromUrl;
-  $("room").value = HEX64.test(fromUrl) ? "" : fromUrl;
-  if (HEX64.test(fromUrl)) $("room").placeholder = "the private room from your link";
-  if (state.name) enter(fromUrl);
-}
+fromLink(decodeURIComponent(location.hash.slice(1)));
