@@ -32,6 +32,9 @@ from typing import Any
 MAX_NAME = 32
 MAX_MESSAGE = 256
 BACKLOG = 100
+#: What a silent (unnamed) session may have waiting for it; past this the oldest missed
+#: broadcasts are dropped, so a client that never names itself cannot grow memory for ever.
+MAX_MISSED = 1000
 #: Frames longer than this are refused without being parsed (any valid one is far shorter).
 MAX_FRAME = 16 * 1024
 
@@ -244,6 +247,8 @@ class Room:
         for s in self.sessions.values():
             if s.name is None and s.backlog is not None:
                 s.backlog.append(text)
+                if len(s.backlog) > BACKLOG + MAX_MISSED:
+                    del s.backlog[0]
         return [Broadcast(text)]
 
     def is_named(self, session: int) -> bool:

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from apps.chat.limiter import Allowance
 from apps.chat.rules import (
+    BACKLOG,
+    MAX_MISSED,
     MESSAGE_TOO_LONG,
     NAME_TOO_LONG,
     NOT_JSON,
@@ -162,6 +164,16 @@ def test_json_that_is_not_an_object_reads_as_empty() -> None:
     room.connect(0, [])
     assert Named(0, "anonymous") in room.receive(0, "42", NOW)
     assert json.loads(room.receive(0, '"text"', NOW)[0].text)["message"] == "undefined"
+
+
+def test_a_silent_session_cannot_grow_memory_for_ever() -> None:
+    room = named_room("ann")
+    room.connect(1, [])
+    for i in range(MAX_MISSED + BACKLOG + 50):
+        room.receive(0, json.dumps({"message": str(i)}), NOW)
+    backlog = texts(room.receive(1, '{"name":"late"}', NOW))
+    assert len(backlog) <= BACKLOG + MAX_MISSED + 2
+    assert json.loads(backlog[-1]) == {"ready": True}
 
 
 def test_quit_is_broadcast_for_named_sessions_only() -> None:
