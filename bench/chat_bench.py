@@ -20,13 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import start_node, start_server  # noqa: E402
 from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
 
 CLIENT = ROOT.parent / "shared" / "bench" / "chatbench.py"
@@ -60,19 +59,6 @@ WORKLOADS = [
         ">= 40,000 deliveries/s, p99 <= 0.25 s",
     ),
 ]
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # a baseline server: no /healthz, but it answers
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing answered on port {port}")
 
 
 def run_client(port: int, args: list[str], tag: str) -> dict:
@@ -112,14 +98,6 @@ def measure(port: int, runs: int, label: str) -> dict[str, list[dict]]:
     return results
 
 
-def start(cmd: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    wait_for_port(port)
-    return process
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -130,27 +108,12 @@ def main() -> None:
     args = parser.parse_args()
     if not CLIENT.exists():
         sys.exit(f"the shared client is missing: {CLIENT}")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CHAT_RATE_LIMIT": "0"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     table: dict[str, dict[str, list[dict]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         valkey = ValkeyProcess(tmp, unix_socket=True, appendfsync=args.appendfsync).start()
         port = free_port()
-        node = start(
-            [
-                sys.executable,
-                "-m",
-                "runtime",
-                "serve",
-                "--port",
-                str(port),
-                "--redis-url",
-                valkey.url,
-                "--log-level",
-                "warning",
-            ],
-            port,
-            env,
-        )
+        node = start_node(port, valkey.url, CHAT_RATE_LIMIT="0")
         try:
             table["runtime (storage, output gate)"] = measure(port, args.runs, "rt")
         finally:
@@ -163,7 +126,7 @@ def main() -> None:
             ("Starlette on uvicorn, no storage", "starlette_broadcast.py"),
         ):
             port = free_port()
-            server = start(
+            server = start_server(
                 [sys.executable, str(ROOT / "bench" / "baselines" / script), str(port)], port, env
             )
             try:

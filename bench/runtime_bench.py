@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
+from bench.common import start_node  # noqa: E402
 from bench.objects import Bench  # noqa: E402
 from runtime import Node, Settings  # noqa: E402
 from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
@@ -200,33 +201,14 @@ async def hibernated_memory(url: str, sockets: int) -> tuple[float, float]:
     """KiB of node RSS per object held only by one open socket, hibernated; and per socket
     before hibernation (instance in memory)."""
     port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "HIBERNATE_AFTER": "2",
-        "SWEEP_INTERVAL": "0.5",
-        "IDLE_TIMEOUT": "600",
-    }
-    node = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runtime",
-            "serve",
-            "--port",
-            str(port),
-            "--redis-url",
-            url,
-            "--no-suite",
-            "--app",
-            "bench.objects:app",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    node = start_node(
+        port,
+        url,
+        apps=["bench.objects:app"],
+        suite=False,
+        HIBERNATE_AFTER="2",
+        SWEEP_INTERVAL="0.5",
+        IDLE_TIMEOUT="600",
     )
     try:
         for _ in range(200):
