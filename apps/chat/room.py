@@ -74,9 +74,10 @@ class ChatRoom(DurableObject):
 
     async def websocket_connect(self, ws: ObjectWebSocket) -> None:
         """A new session: it hears nothing until it sends its name."""
+        history = await self.history()
         self.accept_websocket(ws)
         self.sockets[ws.id] = ws
-        await self.apply(self.room.connect(ws.id, await self.history()))
+        await self.apply(self.room.connect(ws.id, history))
 
     async def websocket_message(self, ws: ObjectWebSocket, message: str | bytes) -> None:
         """A name (first message) or a chat message; refused ones get an {"error"}."""
@@ -99,7 +100,9 @@ class ChatRoom(DurableObject):
     async def forget(self, ws: ObjectWebSocket) -> None:
         self.sockets.pop(ws.id, None)
         self.named.pop(ws.id, None)
-        await self.apply(self.room.disconnect(ws.id))
+        # If the room left memory before this socket closed, only its attachment knows it.
+        name = (ws.attachment or {}).get("name")
+        await self.apply(self.room.disconnect(ws.id, name))
 
     async def allowed(self, ws: ObjectWebSocket) -> bool:
         """Ask this client address's RateLimiter; if it cannot answer, let the message by."""
@@ -117,8 +120,14 @@ class ChatRoom(DurableObject):
         for effect in effects:
             if isinstance(effect, Broadcast):
                 frame = OutFrame(effect.text)  # encoded once for every socket
+                gone = []
                 for ws in self.named.values():
-                    ws.send_frame(frame)
+                    if ws.closed:  # its close event never reached us: it quit all the same
+                        gone.append(ws)
+                    else:
+                        ws.send_frame(frame)
+                for ws in gone:
+                    await self.forget(ws)
             elif isinstance(effect, Send):
                 ws = self.sockets.get(effect.session)
                 if ws is not None:
@@ -147,7 +156,8 @@ class ChatRoom(DurableObject):
         if not excess:
             return
         oldest = list(await self.storage.list(prefix="m/", limit=excess))
-        for start in range(0, len(oldest), 128):
-            await self.storage.delete_many(oldest[start : start + 128])
+        batch = self.env.settings.max_batch_keys
+        for start in range(0, len(oldest), batch):
+            await self.storage.delete_many(oldest[start : start + batch])
         self.count -= len(oldest)
         await self.storage.put("count", self.count)

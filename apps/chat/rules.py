@@ -32,8 +32,9 @@ from typing import Any
 MAX_NAME = 32
 MAX_MESSAGE = 256
 BACKLOG = 100
-#: What a silent (unnamed) session may have waiting for it; past this the oldest missed
-#: broadcasts are dropped, so a client that never names itself cannot grow memory for ever.
+#: What a silent (unnamed) session may have waiting for it; past this its backlog is dropped
+#: and made afresh (roster now, last 100 messages) when it names itself, so a client that
+#: never names itself cannot grow memory for ever.
 MAX_MISSED = 1000
 #: Frames longer than this are refused without being parsed (any valid one is far shorter).
 MAX_FRAME = 16 * 1024
@@ -97,7 +98,7 @@ def encode(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def js_string(value: Any, missing: bool = False) -> str:
+def js_string(value: Any, missing: bool = False, depth: int = 0) -> str:
     """``"" + value`` in JavaScript, for values that came out of JSON.parse."""
     if missing:
         return "undefined"
@@ -108,11 +109,15 @@ def js_string(value: Any, missing: bool = False) -> str:
     if value is False:
         return "false"
     if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return {True: "Infinity", False: "-Infinity"}.get(value > 0, "NaN")
         if value == int(value) and abs(value) < 1e21:
             return str(int(value))
         return repr(value)
     if isinstance(value, list):
-        return ",".join("" if v is None else js_string(v) for v in value)
+        if depth > 32:  # String([[[...]]]) flattens; no real name or message nests deeper
+            raise ValueError("nested too deep")
+        return ",".join("" if v is None else js_string(v, depth=depth + 1) for v in value)
     if isinstance(value, dict):
         return "[object Object]"
     return str(value)
@@ -120,7 +125,16 @@ def js_string(value: Any, missing: bool = False) -> str:
 
 def js_length(text: str) -> int:
     """String length as JavaScript counts it (UTF-16 code units)."""
-    return len(text.encode("utf-16-le")) // 2
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def sendable(text: str) -> bool:
+    """Whether ``text`` can go out in a text frame (JSON escapes can make lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def history_key(timestamp_ms: int) -> str:
@@ -137,6 +151,10 @@ def overflow(count: int, keep: int) -> int:
     return count - keep if count > keep + slack else 0
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # JSON.parse refuses NaN and Infinity too
+
+
 def parse(frame: str | bytes) -> tuple[dict[str, Any] | None, str | None]:
     """The JSON object a frame carries, or an error to send back."""
     if isinstance(frame, bytes):
@@ -144,11 +162,13 @@ def parse(frame: str | bytes) -> tuple[dict[str, Any] | None, str | None]:
     if len(frame) > MAX_FRAME:
         return None, MESSAGE_TOO_LONG
     try:
-        data = json.loads(frame)
+        data = json.loads(frame, parse_constant=_no_constants)
     except (ValueError, RecursionError):
         return None, NOT_JSON
-    # JSON.parse of a number or a string gives a value without properties: name and message
-    # then read as undefined, as in the demo.
+    if data is None:  # `null.name` throws in the demo
+        return None, NOT_JSON
+    # JSON.parse of a number, a string or an array gives a value whose name and message
+    # read as undefined, as in the demo.
     return (data if isinstance(data, dict) else {}), None
 
 
@@ -178,7 +198,7 @@ class Room:
 
     def connect(self, session: int, history: list[str]) -> list[Effect]:
         """A new socket: it will get the roster and ``history`` (oldest first) on naming."""
-        backlog = [encode({"joined": s.name}) for s in self.sessions.values() if s.name]
+        backlog = [encode({"joined": s.name}) for s in self.sessions.values() if s.name is not None]
         backlog.extend(history[-BACKLOG:])
         self.sessions[session] = Session(backlog=backlog)
         return []
@@ -188,11 +208,14 @@ class Room:
         s = self.sessions.get(session)
         return s is not None and s.name is None and s.backlog is None
 
-    def disconnect(self, session: int) -> list[Effect]:
+    def disconnect(self, session: int, name: str | None = None) -> list[Effect]:
+        """A socket closed. ``name`` is its attachment's, for a session this instance never
+        saw (it closed while the room was out of memory)."""
         s = self.sessions.pop(session, None)
-        if s is None or s.name is None:
+        left = s.name if s is not None else name
+        if left is None:
             return []
-        return self._broadcast(encode({"quit": s.name}))
+        return self._broadcast(encode({"quit": left}))
 
     # -- messages ---------------------------------------------------------
 
@@ -206,15 +229,20 @@ class Room:
         data, error = parse(frame)
         if data is None:
             return [Send(session, encode({"error": error}))]
-        if s.name is None:
-            return self._name(session, s, data, history or [])
-        return self._message(session, s, data, now_ms)
+        try:
+            if s.name is None:
+                return self._name(session, s, data, history or [])
+            return self._message(session, s, data, now_ms)
+        except (ValueError, TypeError, RecursionError, OverflowError):
+            return [Send(session, encode({"error": NOT_JSON}))]
 
     def _name(
         self, session: int, s: Session, data: dict[str, Any], history: list[str]
     ) -> list[Effect]:
         raw = data.get("name")
         name = js_string(raw) if raw not in (None, "", 0, False) else "anonymous"
+        if not sendable(name):
+            return [Send(session, encode({"error": NOT_JSON}))]
         if js_length(name) > MAX_NAME:
             del self.sessions[session]  # gone without ever joining: no {"quit"} for it
             return [
@@ -223,7 +251,7 @@ class Room:
             ]
         if s.backlog is None:  # rebuilt after hibernation: make the backlog now
             s.backlog = [
-                encode({"joined": o.name}) for o in self.sessions.values() if o.name
+                encode({"joined": o.name}) for o in self.sessions.values() if o.name is not None
             ] + history[-BACKLOG:]
         effects: list[Effect] = [Send(session, text) for text in s.backlog]
         s.backlog = None
@@ -235,6 +263,8 @@ class Room:
 
     def _message(self, session: int, s: Session, data: dict[str, Any], now_ms: int) -> list[Effect]:
         text = js_string(data.get("message"), missing="message" not in data)
+        if not sendable(text):
+            return [Send(session, encode({"error": NOT_JSON}))]
         if js_length(text) > MAX_MESSAGE:
             return [Send(session, encode({"error": MESSAGE_TOO_LONG}))]
         timestamp = max(now_ms, self.last_timestamp + 1)
@@ -248,7 +278,7 @@ class Room:
             if s.name is None and s.backlog is not None:
                 s.backlog.append(text)
                 if len(s.backlog) > BACKLOG + MAX_MISSED:
-                    del s.backlog[0]
+                    s.backlog = None  # too much missed: make the backlog afresh at naming
         return [Broadcast(text)]
 
     def is_named(self, session: int) -> bool:

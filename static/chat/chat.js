@@ -19,6 +19,8 @@ const state = {
   retry: null,
   leaving: false,
   pendingRoom: "", // a room from the link, joined once a name is given
+  lastSent: "",
+  bannerTimer: null,
 };
 
 function roomLabel(room) {
@@ -31,10 +33,27 @@ function setStatus(text, kind) {
   el.dataset.kind = kind || "";
 }
 
-function showBanner(text) {
+function showBanner(text, sticky) {
   const el = $("banner");
   el.textContent = text;
   el.hidden = !text;
+  clearTimeout(state.bannerTimer);
+  if (text && !sticky) state.bannerTimer = setTimeout(() => (el.hidden = true), 6000);
+}
+
+// A room name the server takes: a private id, or a public name of <= 32 UTF-16 units that
+// stays one path segment.
+function validRoom(room) {
+  if (HEX64.test(room)) return true;
+  return room.length > 0 && room.length <= 32 && !room.includes("/") && room !== "." && room !== "..";
+}
+
+function readHash() {
+  try {
+    return decodeURIComponent(location.hash.slice(1));
+  } catch {
+    return ""; // a malformed escape in a hand-made link
+  }
 }
 
 function line(cls, parts) {
@@ -56,6 +75,7 @@ function line(cls, parts) {
 function showMessage(data) {
   if (state.seen.has(data.timestamp)) return; // replayed after a reconnect
   state.seen.add(data.timestamp);
+  if (state.seen.size > 5000) state.seen.delete(state.seen.values().next().value);
   const time = new Date(data.timestamp).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   line("msg" + (data.name === state.name ? " mine" : ""), [
     ["span", data.name, "who"],
@@ -111,12 +131,19 @@ function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const url = `${scheme}//${location.host}/chat/api/room/${encodeURIComponent(state.room)}/websocket`;
   const ws = new WebSocket(url);
+  let wasReady = false;
   state.ws = ws;
   state.roster.clear();
   renderRoster();
+  setReady(false);
   setStatus("connecting…", "busy");
 
-  ws.onopen = () => ws.send(JSON.stringify({ name: state.name }));
+  const sendName = () => {
+    if (state.ws === ws && ws.readyState === WebSocket.OPEN && !state.ready) {
+      ws.send(JSON.stringify({ name: state.name }));
+    }
+  };
+  ws.onopen = sendName;
   ws.onmessage = (event) => {
     let data;
     try {
@@ -124,10 +151,16 @@ function connect() {
     } catch {
       return;
     }
-    if (data.error) showBanner(data.error);
+    if (data.error) {
+      showBanner(data.error);
+      // Our name itself was refused (rate limit): say it again a little later.
+      if (!state.ready) setTimeout(sendName, 5000);
+      else if (state.lastSent && !$("message").value) $("message").value = state.lastSent;
+    }
     else if (data.joined !== undefined) joined(data.joined);
     else if (data.quit !== undefined) quit(data.quit);
     else if (data.ready) {
+      wasReady = true;
       setReady(true);
       state.backoff = 500;
       showBanner("");
@@ -141,9 +174,10 @@ function connect() {
     if (event.code === 1009) {
       // The server refused our name: reconnecting would only be refused again.
       setStatus("disconnected", "bad");
-      showBanner(event.reason || "Refused by the server.");
+      showBanner(event.reason || "Refused by the server.", true);
       return;
     }
+    if (!wasReady) checkRefusal(url);
     const wait = state.backoff + Math.random() * state.backoff * 0.3;
     state.backoff = Math.min(state.backoff * 2, 10000);
     setStatus(`reconnecting in ${Math.round(wait / 100) / 10}s…`, "busy");
@@ -151,13 +185,36 @@ function connect() {
   };
 }
 
+// A handshake that failed before we were ever in: ask over plain HTTP why. "expected
+// websocket" means the room is fine (the server was away); anything else is final.
+async function checkRefusal(url) {
+  try {
+    const response = await fetch(url.replace(/^ws/, "http"));
+    const text = await response.text();
+    if (response.status !== 400 || text !== "expected websocket") {
+      clearTimeout(state.retry);
+      state.leaving = true;
+      setStatus("refused", "bad");
+      showBanner(`This room cannot be joined: ${text || response.status}`, true);
+    }
+  } catch {
+    // the server is unreachable: keep retrying
+  }
+}
+
 function enter(room) {
+  if (!validRoom(room)) {
+    leave();
+    $("join-error").textContent = "A room name is 1 to 32 characters, without '/'.";
+    $("join-error").hidden = false;
+    return;
+  }
   state.room = room;
   state.leaving = false;
   state.seen.clear();
   $("log").replaceChildren();
   showBanner("");
-  if (location.hash.slice(1) !== room) history.replaceState(null, "", "#" + room);
+  if (readHash() !== room) history.replaceState(null, "", "#" + encodeURIComponent(room));
   $("title").textContent = roomLabel(room);
   document.title = roomLabel(room) + " — Chat";
   $("join").hidden = true;
@@ -169,6 +226,8 @@ function enter(room) {
 
 function leave() {
   state.leaving = true;
+  state.room = "";
+  setReady(false);
   clearTimeout(state.retry);
   if (state.ws) state.ws.close(1000, "left");
   state.ws = null;
@@ -204,9 +263,15 @@ $("join-form").onsubmit = (event) => {
 
 $("create-private").onclick = async () => {
   if (!takeName()) return;
-  const response = await fetch("/chat/api/room", { method: "POST" });
-  if (!response.ok) {
-    $("join-error").textContent = "Could not create a room: " + (await response.text());
+  let response;
+  try {
+    response = await fetch("/chat/api/room", { method: "POST" });
+  } catch {
+    response = null;
+  }
+  if (!response || !response.ok) {
+    const why = response ? await response.text() : "the server cannot be reached";
+    $("join-error").textContent = "Could not create a room: " + why;
     $("join-error").hidden = false;
     return;
   }
@@ -217,6 +282,7 @@ $("send-form").onsubmit = (event) => {
   event.preventDefault();
   const text = $("message").value;
   if (!text || !state.ready) return;
+  state.lastSent = text;
   state.ws.send(JSON.stringify({ message: text }));
   $("message").value = "";
 };
@@ -250,7 +316,7 @@ function fromLink(room) {
   if (state.name) enter(room);
 }
 
-window.addEventListener("hashchange", () => fromLink(decodeURIComponent(location.hash.slice(1))));
+window.addEventListener("hashchange", () => fromLink(readHash()));
 
 $("name").value = state.name;
-fromLink(decodeURIComponent(location.hash.slice(1)));
+fromLink(readHash());

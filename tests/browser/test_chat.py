@@ -80,6 +80,31 @@ async def test_a_private_room_from_the_button(serve, browser, pages) -> None:
     await expect(page.locator("#roster li")).to_have_text(["Dee", "Eve"])
 
 
+async def test_a_room_the_server_refuses_is_explained_not_retried(serve, browser, pages):
+    server = await serve(apps=(make_app(NO_LIMIT),))
+    page = await new_page(browser, pages)
+    await page.goto(f"{server.http}/chat/")
+    await page.fill("#name", "Hal")
+    await page.evaluate("location.hash = '#' + 'ab'.repeat(32)")  # 64 hex, not minted here
+    await page.click("#join-public")  # the link's room is what the form joins
+    await expect(page.locator("#banner")).to_contain_text("Invalid room id", timeout=10_000)
+    await expect(page.locator("#status")).to_have_text("refused")
+    await page.evaluate("location.hash = '#' + 'x'.repeat(40)")  # too long for a room
+    await expect(page.locator("#join-error")).to_contain_text("1 to 32 characters")
+
+
+async def test_switching_rooms_starts_clean(serve, browser, pages) -> None:
+    server = await serve(apps=(make_app(NO_LIMIT),))
+    other = await new_page(browser, pages)
+    await join(other, server.http, "second", "Ivy")
+    page = await new_page(browser, pages)
+    await join(page, server.http, "first", "Jo")
+    await page.evaluate("location.hash = '#second'")
+    await expect(page.locator("#roster li")).to_have_text(["Ivy", "Jo"], timeout=10_000)
+    await expect(page.locator("#status")).to_have_text("connected")
+    assert await page.locator(".log .event").count() == 0  # the roster replay is not news
+
+
 async def test_the_page_reconnects_after_a_node_restart(redis_url, browser, pages, tmp_path):
     port = free_port()
     env = {"CHAT_RATE_LIMIT": "0"}

@@ -226,6 +226,13 @@ async def test_a_hibernated_room_keeps_its_roster(serve) -> None:
     await bob.say("after")
     after = await ann.until(lambda d: "message" in d)
     assert after["name"] == "bob" and after["message"] == "after"
+    for _ in range(50):  # let it hibernate again, then have bob leave
+        await asyncio.sleep(0.1)
+        if server.node.live_objects == 0:
+            break
+    assert server.node.live_objects == 0
+    await bob.ws.close()
+    assert await ann.until(lambda d: "quit" in d) == {"quit": "bob"}
 
 
 async def test_history_is_pruned_by_an_alarm(serve, sync_redis) -> None:

@@ -66,10 +66,19 @@ async def test_fuzzed_frames_never_crash_the_room_or_stall_others(serve) -> None
                 raw.frame(0x2, frame)
             else:
                 raw.text(frame)
-            opcode, payload = await raw.read()  # each frame gets exactly one answer
-            assert opcode == 0x1
-            assert isinstance(json.loads(payload), dict)
-            assert b"Traceback" not in payload
+            await asyncio.sleep(0)
+        # Everything that comes back (errors, and broadcasts: this session is in the room)
+        # is a JSON object of the protocol, never a stack trace.
+        answers = 0
+        while True:
+            opcode, payload = await raw.read(timeout=1.0)
+            if opcode == -2:  # quiet for a second: all answered
+                break
+            assert opcode == 0x1 and b"Traceback" not in payload
+            data = json.loads(payload)
+            assert set(data) & {"error", "message", "joined", "quit"}, data
+            answers += 1
+        assert answers >= 150
         raw.close()
 
     async def protocol_abuse() -> None:
@@ -89,10 +98,14 @@ async def test_fuzzed_frames_never_crash_the_room_or_stall_others(serve) -> None
         raw.frame(0x1, b'{"message": "frag', fin=False)
         raw.frame(0x0, b'mented"}')
         raw.frame(0x9, b"ping!")
-        answers = [await raw.read() for _ in range(2)]
-        assert (0xA, b"ping!") in answers
-        message = next(p for op, p in answers if op == 0x1)
-        assert json.loads(message)["message"] == "fragmented"
+        pong = fragmented = False
+        while not (pong and fragmented):  # other sessions' messages arrive meanwhile
+            opcode, payload = await raw.read()
+            assert opcode >= 0
+            pong = pong or (opcode, payload) == (0xA, b"ping!")
+            fragmented = fragmented or (
+                opcode == 0x1 and json.loads(payload).get("message") == "fragmented"
+            )
         raw.close()
 
     await asyncio.gather(talk(), fuzz(1), fuzz(2), fuzz(3), protocol_abuse())

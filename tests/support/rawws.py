@@ -50,7 +50,8 @@ class RawSocket:
         self.writer.write(data)
 
     async def read(self, timeout: float = 5.0) -> tuple[int, bytes]:
-        """(opcode, payload) of the next server frame; (-1, b"") when the stream ends."""
+        """(opcode, payload) of the next server frame; (-1, b"") when the stream ends,
+        (-2, b"") when nothing comes within ``timeout``."""
         try:
             head = await asyncio.wait_for(self.reader.readexactly(2), timeout)
             opcode, n = head[0] & 0x0F, head[1] & 0x7F
@@ -61,11 +62,15 @@ class RawSocket:
             return opcode, await self.reader.readexactly(n)
         except (asyncio.IncompleteReadError, ConnectionResetError):
             return -1, b""
+        except TimeoutError:
+            return -2, b""
 
     async def close_code(self, timeout: float = 5.0) -> int | None:
         """Read until a close frame (its code) or the end of the stream (None)."""
         while True:
             opcode, payload = await self.read(timeout)
+            if opcode == -2:
+                raise AssertionError("the server neither closed nor ended the stream")
             if opcode == -1:
                 return None
             if opcode == 0x8:

@@ -168,12 +168,46 @@ def test_json_that_is_not_an_object_reads_as_empty() -> None:
 
 def test_a_silent_session_cannot_grow_memory_for_ever() -> None:
     room = named_room("ann")
-    room.connect(1, [])
+    room.connect(1, ['{"h":0}'])
     for i in range(MAX_MISSED + BACKLOG + 50):
         room.receive(0, json.dumps({"message": str(i)}), NOW)
-    backlog = texts(room.receive(1, '{"name":"late"}', NOW))
-    assert len(backlog) <= BACKLOG + MAX_MISSED + 2
-    assert json.loads(backlog[-1]) == {"ready": True}
+    assert room.needs_history(1)  # its backlog was dropped; it is made afresh at naming
+    sent = texts(room.receive(1, '{"name":"late"}', NOW, history=['{"h":9}']))
+    assert sent == ['{"joined":"ann"}', '{"h":9}', '{"ready":true}']
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"name":NaN}',
+        '{"name":Infinity}',
+        '{"name":"\\ud800"}',
+        "null",
+        '{"name":' + "[" * 500 + "]" * 500 + "}",
+    ],
+)
+def test_odd_json_gets_an_error_frame_not_an_exception(frame) -> None:
+    room = Room()
+    room.connect(0, [])
+    assert room.receive(0, frame, NOW) == [Send(0, encode({"error": NOT_JSON}))]
+    named = named_room("ann")
+    for message in ['{"message":"\\udfff"}', '{"message":' + "[" * 500 + "]" * 500 + "}"]:
+        assert named.receive(0, message, NOW) == [Send(0, encode({"error": NOT_JSON}))]
+    assert json.loads(named.receive(0, '{"message":1e999}', NOW)[0].text)["message"] == "Infinity"
+
+
+def test_a_quit_for_a_session_the_instance_never_saw() -> None:
+    room = Room()  # rebuilt after hibernation; the closed socket was not restored
+    assert room.disconnect(7, name="bob") == [Broadcast('{"quit":"bob"}')]
+    assert room.disconnect(8) == []
+
+
+def test_an_empty_name_is_still_in_the_roster() -> None:
+    room = named_room("ann")
+    room.connect(1, [])
+    room.receive(1, '{"name":[""]}', NOW)
+    room.connect(2, [])
+    assert '{"joined":""}' in texts(room.receive(2, '{"name":"cat"}', NOW))
 
 
 def test_quit_is_broadcast_for_named_sessions_only() -> None:
