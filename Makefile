@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-unit lint bench bundle browser-deps clean
+.PHONY: run test test-unit lint bench bench-chat bundle browser-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,9 @@ bench: $(VENV)/.installed-test
 	@command -v redis-benchmark >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >/dev/null; } || true
 	$(PY) bench/runtime_bench.py
+
+bench-chat: $(VENV)/.installed-test
+	$(PY) bench/chat_bench.py --baselines
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
