@@ -20,21 +20,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from redis import exceptions as redis_errors
 
 from . import codec
 from .errors import DurableObjectError, InvalidObjectId, UnknownNamespace
+from .events import AlarmEvent
 from .keyspace import ObjectKeys, alarm_shard_key, alarm_shard_of
-from .object import AlarmInfo, DurableObject
 from .scripts import storage_error
 
 if TYPE_CHECKING:
-    from .namespace import Namespace
     from .node import Node
     from .record import ObjectRecord
+    from .store import RedisStore
 
 log = logging.getLogger("runtime.alarms")
 
@@ -48,8 +47,9 @@ def now_ms() -> int:
 class AlarmService:
     """The node's alarm poller and deliverer."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, store: RedisStore) -> None:
         self.node = node
+        self.store = store
         self.settings = node.settings
         self._wake = asyncio.Event()
         self._next_local_ms: int | None = None
@@ -63,7 +63,7 @@ class AlarmService:
     async def index(self, member: str, due_ms: int) -> None:
         """Point the index at an alarm (done before the alarm itself is committed)."""
         try:
-            await self.node.redis.zadd(self.shard_key(member), {member: due_ms})
+            await self.store.redis.zadd(self.shard_key(member), {member: due_ms})
         except (redis_errors.RedisError, OSError) as exc:
             raise storage_error(exc) from None
 
@@ -102,8 +102,8 @@ class AlarmService:
         node = self.node
         served = sorted(node.namespaces)
         futures = [
-            node.batcher.submit(
-                node.scripts.claim_alarms,
+            self.store.batcher.submit(
+                self.store.scripts.claim_alarms,
                 (alarm_shard_key(self.settings.key_prefix, shard),),
                 (now, claim_until, _CLAIM_LIMIT, *served),
             )
@@ -136,65 +136,22 @@ class AlarmService:
             await self._settle(member, claimed_ms, None)
             return
         try:
-            await self.node.dispatch(namespace, object_id, self._alarm_event(member, namespace))
+            await self.node.router.dispatch(namespace, object_id, AlarmEvent(namespace, self))
         except Exception as exc:
             # Left claimed: delivered again (here or elsewhere) when the claim runs out.
             log.warning("alarm of %s not delivered (%s); it will be retried", member, exc)
             return
         keys = ObjectKeys.of(self.settings.key_prefix, ns_name, hex_id)
         try:
-            raw = await self.node.redis.get(keys.alarm)  # what the object committed
-            due = None if raw is None else int(codec.decode(raw)[0])  # type: ignore[arg-type]
+            raw = await self.store.redis.get(keys.alarm)  # what the object committed
+            due = None if raw is None else int(codec.decode(raw)[0])
             await self._settle(member, claimed_ms, due)
         except (DurableObjectError, redis_errors.RedisError, OSError) as exc:
             log.warning("alarm index of %s not settled: %s", member, exc)
 
-    def _alarm_event(
-        self, member: str, namespace: Namespace
-    ) -> Callable[[DurableObject], Awaitable[None]]:
-        settings = self.settings
-
-        async def on_alarm(instance: DurableObject) -> None:
-            storage = instance.storage
-            record = await storage.alarm_record()
-            if record is None:
-                return
-            raw, due, retries = record
-            now = now_ms()
-            if due > now:
-                return  # not due yet (the index entry was early): settling re-points it
-            # Cleared only if no other event sets a new alarm while this one runs.
-            storage.clear_fired_alarm(raw)
-            try:
-                if namespace.alarm_takes_info:
-                    await instance.alarm(AlarmInfo(retries))
-                else:
-                    await instance.alarm()  # type: ignore[call-arg]
-                self.fired += 1
-            except Exception:
-                if retries < settings.alarm_max_retries:
-                    delay = settings.alarm_retry_base * 2**retries
-                    log.warning(
-                        "alarm of %s raised (try %d); retrying in %.1fs",
-                        member,
-                        retries + 1,
-                        delay,
-                        exc_info=True,
-                    )
-                    storage.retry_alarm(now + int(delay * 1000), retries + 1)
-                else:
-                    log.error(
-                        "alarm of %s raised %d times; giving up",
-                        member,
-                        retries + 1,
-                        exc_info=True,
-                    )
-
-        return on_alarm
-
     async def _settle(self, member: str, claimed_ms: int, due_ms: int | None) -> None:
-        await self.node.batcher.call(
-            self.node.scripts.settle_alarm,
+        await self.store.batcher.call(
+            self.store.scripts.settle_alarm,
             (self.shard_key(member),),
             (member, claimed_ms, "" if due_ms is None else due_ms),
         )

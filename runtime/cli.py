@@ -37,11 +37,20 @@ class _Server(uvicorn.Server):
     before the embedded Valkey is stopped in order; a drained node simply exits 0 instead.
     """
 
+    node: Node | None = None
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         with super().capture_signals():
             yield
             self._captured_signals.clear()
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        # Leave the registry before uvicorn closes connections, so other nodes stop
+        # forwarding here while this one drains.
+        if self.node is not None:
+            await self.node.begin_drain()
+        await super().shutdown(sockets)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,7 +141,9 @@ def serve(args: argparse.Namespace) -> int:
         app = create_app(node, apps)
         config = uvicorn_config(app, settings, access_log=args.access_log)
         log.info("node %s serving on http://%s:%d", settings.node_id, settings.host, settings.port)
-        _Server(config).run()
+        server = _Server(config)
+        server.node = node
+        server.run()
         return 0
     finally:
         if embedded is not None:

@@ -32,6 +32,19 @@ class Settings:
     redis_url: str = ""
     data_dir: str = "data"
     key_prefix: str = "do"
+    # "auto" asks the server (INFO cluster); "yes"/"no" say whether it is a Redis Cluster.
+    redis_cluster: str = "auto"
+    # Many nodes: the shared secret of node-to-node links (unset: this node neither forwards
+    # nor accepts forwarded events), and the URL other nodes reach this one at.
+    cluster_secret: str = field(default="", repr=False)
+    advertise_url: str = ""
+    heartbeat_interval: float = 1.0
+    # Jurisdictions: the ones this node serves (it needs REDIS_URL_<NAME> for each), and all
+    # the cluster knows (so IDs of the others can be validated and forwarded).
+    jurisdictions: tuple[str, ...] = ()
+    known_jurisdictions: tuple[str, ...] = ()
+    #: (jurisdiction, Redis URL) pairs, from REDIS_URL_<NAME> variables.
+    redis_urls: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     # Leases: a node renews each lease every lease_ttl / 2 and stops serving cached reads
     # lease_margin seconds before its own local deadline.
     lease_ttl: float = 2.0
@@ -79,6 +92,15 @@ class Settings:
                 raise ConfigurationError(f"{name} must be positive")
         if self.max_queue < 1 or self.alarm_shards < 1:
             raise ConfigurationError("max_queue and alarm_shards must be >= 1")
+        if self.redis_cluster not in ("auto", "yes", "no"):
+            raise ConfigurationError("REDIS_CLUSTER is auto, yes or no")
+        urls = dict(self.redis_urls)
+        for name in self.jurisdictions:
+            if name not in urls:
+                raise ConfigurationError(
+                    f"this node serves jurisdiction {name!r} but REDIS_URL_{name.upper()} "
+                    "is not set: its objects' keys go only to that Redis"
+                )
         if not 1 <= self.max_batch_keys <= 1000:
             # Lua 5.1 can unpack only a few thousand values into one command.
             raise ConfigurationError("max_batch_keys must be between 1 and 1000")
@@ -86,6 +108,20 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return not self.redis_url
+
+    @property
+    def all_jurisdictions(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.jurisdictions, *self.known_jurisdictions)))
+
+    def url_for(self, jurisdiction: str) -> str:
+        return dict(self.redis_urls)[jurisdiction]
+
+    def public_url(self) -> str:
+        """Where other nodes reach this one (ADVERTISE_URL, else host and port)."""
+        if self.advertise_url:
+            return self.advertise_url.rstrip("/")
+        host = self.host if self.host not in ("0.0.0.0", "::", "") else os.uname().nodename
+        return f"ws://{host}:{self.port}"
 
     def with_node_id(self) -> Settings:
         """Fill in a node id when none was given (host name + random suffix)."""
@@ -104,6 +140,14 @@ class Settings:
             if raw is None or raw == "":
                 continue
             values[f.name] = _parse(f.name, f.type, raw)
+        prefix = "REDIS_URL_"
+        urls = tuple(
+            (key[len(prefix) :].lower(), value)
+            for key, value in sorted(env.items())
+            if key.startswith(prefix) and value
+        )
+        if urls:
+            values["redis_urls"] = urls
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -78,6 +78,22 @@ class ObjectUnavailable(DurableObjectError):
     code = "unavailable"
 
 
+class ObjectMoved(DurableObjectError):
+    """The node asked to handle the event does not have the object (it moved or the node
+    stops); nothing ran. Sending the event again reaches its current owner."""
+
+    retryable = True
+    code = "moved"
+
+
+class OutcomeUnknown(DurableObjectError):
+    """The node handling the event went away before answering: it may or may not have run.
+    Retry only if the event is safe to apply twice (or carries its own idempotency key)."""
+
+    retryable = True
+    code = "unknown_outcome"
+
+
 class ObjectReset(DurableObjectError):
     """The instance was discarded (a commit failed) before this event's output was released."""
 
@@ -116,6 +132,8 @@ BY_CODE: dict[str, type[DurableObjectError]] = {
         StorageUnavailable,
         ObjectOverloaded,
         ObjectUnavailable,
+        ObjectMoved,
+        OutcomeUnknown,
         ObjectReset,
         ConfigurationError,
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
@@ -20,35 +19,18 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from . import codec
-from .errors import DurableObjectError, InvalidObjectId, InvalidValue, NotCallable, RpcError
+from .errors import InvalidObjectId, NotCallable
+from .events import FetchEvent, RpcEvent
 from .gate import outbound
 from .ids import IdFactory, ObjectId
 from .object import DurableObject, alarm_takes_info, rpc_method
-from .record import ObjectRecord, RecordGone
-from .websocket import Connection, ObjectWebSocket, SocketRequest
+from .websocket import Connection, SocketRequest
 
 if TYPE_CHECKING:
     from .config import Settings
     from .node import Node
 
 log = logging.getLogger("runtime.namespace")
-
-#: Parts of an HTTP scope an object's fetch() sees (plain data, so it can cross nodes).
-_SCOPE_KEYS = (
-    "type",
-    "asgi",
-    "http_version",
-    "method",
-    "scheme",
-    "path",
-    "raw_path",
-    "root_path",
-    "query_string",
-    "headers",
-    "client",
-    "server",
-    "path_params",
-)
 
 
 class Namespace:
@@ -136,27 +118,9 @@ class Stub:
                 f"{self.namespace.cls.__qualname__}.{method} is not an @rpc method; "
                 "only methods marked @rpc can be called through a stub"
             )
-        payload = codec.encode([list(args), kwargs])
-
-        async def handler(instance: DurableObject) -> bytes:
-            call_args, call_kwargs = codec.decode(payload)
-            try:
-                result = await getattr(instance, method)(*call_args, **call_kwargs)
-            except DurableObjectError:
-                raise
-            except Exception as exc:
-                log.debug("%s.%s raised", self.namespace.cls.__qualname__, method, exc_info=True)
-                raise RpcError(type(exc).__name__, str(exc)) from None
-            try:
-                return codec.encode(result)
-            except InvalidValue as exc:
-                raise InvalidValue(
-                    f"{self.namespace.cls.__qualname__}.{method} returned a value that is not "
-                    f"plain data: {exc}"
-                ) from None
-
-        raw = await outbound(self.namespace.node.dispatch(self.namespace, self.id, handler))
-        return codec.decode(raw)
+        event = RpcEvent(self.namespace, method, codec.encode([list(args), kwargs]))
+        router = self.namespace.node.router
+        return codec.decode(await outbound(router.dispatch(self.namespace, self.id, event)))
 
     async def fetch(self, request: Request) -> Response:
         """Send an HTTP request to the object's ``fetch`` and return its response."""
@@ -166,114 +130,16 @@ class Stub:
             body += chunk
             if len(body) > limit:
                 raise HTTPException(413, f"request body larger than {limit} bytes")
-        scope = {k: request.scope[k] for k in _SCOPE_KEYS if k in request.scope}
-        frozen = bytes(body)
-
-        async def handler(instance: DurableObject) -> Response:
-            sent = False
-
-            async def receive() -> dict[str, Any]:
-                nonlocal sent
-                if sent:
-                    return {"type": "http.disconnect"}
-                sent = True
-                return {"type": "http.request", "body": frozen, "more_body": False}
-
-            try:
-                response = await instance.fetch(Request(scope, receive))
-            except (DurableObjectError, HTTPException):
-                raise
-            except Exception as exc:
-                log.exception("%s.fetch raised", self.namespace.cls.__qualname__)
-                raise RpcError(type(exc).__name__, str(exc)) from None
-            if not isinstance(response, Response) or not hasattr(response, "body"):
-                raise InvalidValue(
-                    f"{self.namespace.cls.__qualname__}.fetch must return a Starlette Response "
-                    "with a body (streaming responses are not supported)"
-                )
-            return response
-
-        return await outbound(self.namespace.node.dispatch(self.namespace, self.id, handler))
+        event = FetchEvent.of(self.namespace, request.scope, bytes(body))
+        router = self.namespace.node.router
+        return FetchEvent.response(await outbound(router.dispatch(self.namespace, self.id, event)))
 
     async def connect(self, websocket: WebSocket) -> None:
         """Hand a client WebSocket (not yet accepted) to the object; returns when it closes."""
-        settings = self._settings
-        conn = Connection(websocket, settings.max_send_buffer_bytes)
-        ws = ObjectWebSocket(conn, SocketRequest.of(websocket), settings.max_attachment_bytes)
-
-        async def on_connect(instance: DurableObject) -> None:
-            await instance.websocket_connect(ws)
-
-        try:
-            try:
-                await self.namespace.node.dispatch(self.namespace, self.id, on_connect)
-            except DurableObjectError as exc:
-                await conn.deny(503 if exc.retryable else 400, str(exc))
-                return
-            except Exception:
-                log.exception("%s.websocket_connect raised", self.namespace.cls.__qualname__)
-                await conn.deny(500, "the object failed to accept the connection")
-                return
-            if not ws.accepted:
-                await conn.deny(403, "the object refused the connection")
-                return
-            await ws.open_transport()
-            await _pump(ws, conn)
-        finally:  # however it ended (even refused after accept_websocket), the socket is gone
-            record = ws.record
-            if record is not None:
-                ws.closed = True
-                record.forget_socket(ws)
-
-
-async def _pump(ws: ObjectWebSocket, conn: Connection) -> None:
-    """Deliver a socket's messages to its object, one event each, until it closes."""
-    while True:
-        received = await conn.receive()
-        record = ws.record
-        if record is None:
-            return
-        if received.kind == "close":
-            cause = ws.close_cause
-            ws.closed = True
-            record.forget_socket(ws)
-            if record.gone or cause in ("object", "discarded"):
-                return  # the object closed it itself, or there is no instance to tell
-            if cause == "runtime":  # closed by the runtime because of an error
-                error = ws.error or ConnectionError("the runtime closed the socket")
-                await _deliver(record, ws, partial(_on_error, ws, error))
-            else:
-                await _deliver(record, ws, partial(_on_close, ws, received.code, received.reason))
-            return
-        if not (ws.closed or record.gone):  # else drain until the close arrives
-            await _deliver(record, ws, partial(_on_message, ws, received.data))
-
-
-async def _on_message(ws: ObjectWebSocket, data: str | bytes, instance: DurableObject) -> None:
-    await instance.websocket_message(ws, data)
-
-
-async def _on_close(ws: ObjectWebSocket, code: int, reason: str, instance: DurableObject) -> None:
-    await instance.websocket_close(ws, code, reason)
-
-
-async def _on_error(ws: ObjectWebSocket, error: Exception, instance: DurableObject) -> None:
-    await instance.websocket_error(ws, error)
-
-
-async def _deliver(
-    record: ObjectRecord, ws: ObjectWebSocket, handler: Callable[[DurableObject], Awaitable[None]]
-) -> None:
-    try:
-        await record.run(handler, wait_output=False)
-    except RecordGone:
-        pass  # the object was discarded: its sockets are being closed
-    except DurableObjectError as exc:
-        if exc.retryable and not ws.closed:
-            ws.abort(1013, "object busy, try again later", error=exc)
-        log.warning("socket event for %s failed: %s", record.describe(), exc)
-    except Exception:
-        log.exception("socket handler of %s raised", record.describe())
+        conn = Connection(websocket, self._settings.max_send_buffer_bytes)
+        await self.namespace.node.router.connect(
+            self.namespace, self.id, conn, SocketRequest.of(websocket)
+        )
 
 
 class Env:

@@ -1,10 +1,13 @@
-"""A node: one server process hosting objects, with its Redis connection and background loops.
+"""A node: one server process hosting objects, with its stores and background loops.
 
-The node keeps a table of the objects it owns (records), delivers events to them, renews
-all their leases in one pipelined batch per tick, hibernates or evicts idle ones, and polls
-alarms. ``start()``/``stop()`` bracket its life; ``stop()`` commits what is pending, closes
-sockets with 1012 (service restart) and releases every lease at once, so another node can
-take the objects over without waiting for a TTL.
+The node keeps a table of the objects it owns (records), renews all their leases in one
+pipelined batch per tick, hibernates or evicts idle ones, polls alarms, heartbeats into the
+registry, and routes events (routing.py) to the objects here or on other nodes (cluster.py).
+
+``start()``/``stop()`` bracket its life. ``stop()`` drains: the node leaves the registry and
+takes no new objects, lets running events finish, commits, closes sockets with 1012 (service
+restart) and releases every lease at once, so other nodes take the objects over without
+waiting for a TTL. Leases are renewed until the very end.
 """
 
 from __future__ import annotations
@@ -13,27 +16,22 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
-
-from redis import exceptions as redis_errors
-from redis.asyncio import Redis
 
 from .alarms import AlarmService
+from .cluster import Links
 from .config import Settings
-from .errors import ConfigurationError, Fenced, ObjectUnavailable, UnknownNamespace
+from .errors import ConfigurationError, Fenced, ObjectMoved, ObjectUnavailable, UnknownNamespace
 from .ids import ObjectId
 from .lease import Lease, LeaseClient
 from .namespace import Env, Namespace
 from .object import DurableObject
-from .record import ObjectRecord, RecordGone
-from .scripts import SCRIPT_NAMES, ScriptBatcher, Scripts, load_source
+from .record import HeldElsewhere, ObjectRecord
+from .registry import NodeInfo, Registry
+from .routing import Router
+from .store import RedisStore
 
 log = logging.getLogger("runtime.node")
-T = TypeVar("T")
-
-_MAX_RETRIES = 5
 
 
 @dataclass
@@ -57,28 +55,36 @@ class Node:
         if not url:
             raise ConfigurationError("no Redis URL: pass redis_url or start an embedded Valkey")
         self.redis_url = url
-        self.redis: Redis = Redis.from_url(
-            url, socket_timeout=5.0, socket_connect_timeout=5.0, max_connections=64
+        self.store = RedisStore(url, self.settings, self.holder)
+        self.stores: dict[str | None, RedisStore] = {None: self.store}
+        for name in self.settings.jurisdictions:
+            self.stores[name] = RedisStore(
+                self.settings.url_for(name), self.settings, self.holder, name
+            )
+        self.alarms = {j: AlarmService(self, s) for j, s in self.stores.items()}
+        me = NodeInfo(
+            self.node_id, self.holder, self.settings.public_url(), self.settings.jurisdictions
         )
-        self.scripts = Scripts(self.redis)
-        self.batcher = ScriptBatcher(self.redis)
-        self.leases = LeaseClient(
-            self.batcher,
-            self.scripts,
-            self.holder,
-            self.settings.lease_ttl,
-            self.settings.lease_margin,
+        self.registry = Registry(
+            self.store.redis, self.settings.key_prefix, me, self.settings.heartbeat_interval
         )
-        self.alarms = AlarmService(self)
+        self.router = Router(self)
+        self.links = Links(self)
         self.env = Env(self)
         self.stats = NodeStats()
         self.namespaces: dict[str, Namespace] = {}
         self.records: dict[tuple[str, str], ObjectRecord] = {}
         self.stopping = False  # no new objects; loops other than lease renewal end
         self._closed = False  # every object is shut down; lease renewal ends too
+        self._stopped = asyncio.Event()
         self.started = False
         self._tasks: list[asyncio.Task[None]] = []
         self._evictions: set[asyncio.Task[bool]] = set()
+
+    @property
+    def redis(self) -> object:
+        """The client of the store for objects without a jurisdiction."""
+        return self.store.redis
 
     # ------------------------------------------------------------ registry
 
@@ -93,6 +99,8 @@ class Node:
                 f"namespace name {name!r}: 1-64 characters, without ':', '{{' or '}}'"
             )
         namespace = Namespace(self, name, cls)
+        for jurisdiction in self.settings.all_jurisdictions:
+            namespace.ids.add_jurisdiction(jurisdiction)
         self.namespaces[name] = namespace
         return namespace
 
@@ -105,43 +113,56 @@ class Node:
                 f"(registered: {sorted(self.namespaces) or 'none'})"
             ) from None
 
+    def store_for(self, object_id: ObjectId) -> RedisStore:
+        store = self.stores.get(object_id.jurisdiction)
+        if store is None:  # the router sends such objects to a node that serves them
+            raise ObjectMoved(f"this node does not serve jurisdiction {object_id.jurisdiction!r}")
+        return store
+
+    def alarms_for(self, object_id: ObjectId) -> AlarmService:
+        return self.alarms[self.store_for(object_id).jurisdiction]
+
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Connect to Redis, load the scripts, start the background loops."""
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                await self.redis.ping()
-                break
-            except (redis_errors.RedisError, OSError) as exc:
-                if time.monotonic() > deadline:
-                    raise ConfigurationError(f"cannot reach Redis: {exc}") from None
-                await asyncio.sleep(0.2)
-        for name in SCRIPT_NAMES:
-            await self.redis.script_load(load_source(name))
-        await self.leases.detect_native_cas()
+        """Connect to every store, start the background loops, join the registry."""
+        for store in self.stores.values():
+            await store.connect()
+        self.registry.redis = self.store.redis  # a cluster client may have replaced it
+        await self.registry.beat()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._renew_loop(), name="lease-renewal"),
             loop.create_task(self._sweep_loop(), name="sweeper"),
-            loop.create_task(self.alarms.run(), name="alarms"),
+            loop.create_task(self.registry.run(self._stopped), name="heartbeat"),
+            *(loop.create_task(a.run(), name=f"alarms-{j}") for j, a in self.alarms.items()),
         ]
         self.started = True
-        log.info("node %s started (holder %s)", self.node_id, self.holder)
+        if not self.settings.cluster_secret:
+            log.info("no CLUSTER_SECRET: this node will not forward to other nodes")
+        log.info(
+            "node %s started (holder %s, %s)", self.node_id, self.holder, self.settings.public_url()
+        )
 
-    async def stop(self, code: int = 1012, reason: str = "service restart") -> None:
-        """Drain: stop taking objects, let running events finish, commit, close sockets,
-        release leases. Leases are renewed until the very end, so a slow event's last
-        commit is not fenced by its own node's lease running out."""
+    async def begin_drain(self) -> None:
+        """Stop taking objects and leave the registry, so other nodes stop sending here."""
         if self.stopping:
             return
         self.stopping = True
+        self._stopped.set()
+        await self.registry.leave()
+
+    async def stop(self, code: int = 1012, reason: str = "service restart") -> None:
+        """Drain: let running events finish, commit, close sockets, release leases."""
+        if self._closed:
+            return
+        await self.begin_drain()
         renewal, others = self._tasks[0], self._tasks[1:]
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
-        await self.alarms.stop()
+        for alarms in self.alarms.values():
+            await alarms.stop()
         await asyncio.gather(*self._evictions, return_exceptions=True)
         records = list(self.records.values())
         await asyncio.gather(*(r.shut_down(code, reason) for r in records))
@@ -149,39 +170,27 @@ class Node:
         self._closed = True
         renewal.cancel()
         await asyncio.gather(renewal, return_exceptions=True)
-        await self.redis.aclose()
+        await self.links.close()
+        for store in self.stores.values():
+            await store.close()
         log.info("node %s stopped; released %d objects", self.node_id, len(records))
 
-    # ------------------------------------------------------------ events
+    # ------------------------------------------------------------ objects
 
-    async def dispatch(
-        self,
-        namespace: Namespace,
-        object_id: ObjectId,
-        handler: Callable[[DurableObject], Awaitable[T]],
-        *,
-        wait_output: bool = True,
-    ) -> T:
-        """Deliver one event to an object, activating it here if needed."""
-        for _ in range(_MAX_RETRIES):
-            record = self._record(namespace, object_id)
-            try:
-                return await record.run(handler, wait_output=wait_output)
-            except RecordGone:
-                continue
-        raise ObjectUnavailable(
-            f"{namespace.name}:{object_id.hex[:12]} was reset {_MAX_RETRIES} times in a row"
-        )
-
-    def _record(self, namespace: Namespace, object_id: ObjectId) -> ObjectRecord:
+    def local_record(self, namespace: Namespace, object_id: ObjectId) -> ObjectRecord:
+        """The record of an object to host here (made on first use)."""
         key = (namespace.name, object_id.hex)
         record = self.records.get(key)
         if record is None:
             if self.stopping:
-                raise ObjectUnavailable(f"node {self.node_id} is stopping; retry elsewhere")
+                raise ObjectMoved(f"node {self.node_id} is stopping")
             record = ObjectRecord(self, namespace, object_id)
             self.records[key] = record
         return record
+
+    async def dispatch(self, namespace: Namespace, object_id: ObjectId, event: object) -> object:
+        """Deliver an event (see routing.Router.dispatch)."""
+        return await self.router.dispatch(namespace, object_id, event)  # type: ignore[arg-type]
 
     def forget(self, record: ObjectRecord) -> None:
         key = (record.namespace.name, record.id.hex)
@@ -189,23 +198,35 @@ class Node:
             del self.records[key]
 
     async def acquire_lease(self, record: ObjectRecord) -> Lease:
-        """Take the record's lease, waiting (up to activation_timeout) for a gone holder's
-        lease to expire."""
+        """Take the record's lease. If a live node holds it, raise HeldElsewhere (the event
+        goes there); if its holder is gone, wait (up to activation_timeout) for it to
+        expire."""
         deadline = time.monotonic() + self.settings.activation_timeout
         delay = 0.02
         while True:
             if self.stopping:
-                raise ObjectUnavailable(f"node {self.node_id} is stopping; retry elsewhere")
-            got = await self.leases.acquire(record.keys)
+                raise ObjectMoved(f"node {self.node_id} is stopping")
+            got = await record.store.leases.acquire(record.keys)
             if isinstance(got, Lease):
                 return got
+            holder = LeaseClient.holder_of(got)
+            if self.router.forwarding:
+                info = await self.registry.lookup(holder.partition("@")[0])
+                if (
+                    info is not None
+                    and info.holder == holder
+                    and not self.links.is_unreachable(info.node_id)
+                ):
+                    record.discard(ObjectMoved(f"{record.describe()} lives on {info.node_id}"))
+                    raise HeldElsewhere(info)
             if time.monotonic() + delay > deadline:
+                hint = "" if self.router.forwarding else "; set CLUSTER_SECRET on every node"
                 raise ObjectUnavailable(
-                    f"{record.describe()} is held by {LeaseClient.holder_of(got)}, which did "
-                    f"not release it within {self.settings.activation_timeout:.0f}s"
+                    f"{record.describe()} is held by {holder}, which did not release it "
+                    f"within {self.settings.activation_timeout:.0f}s{hint}"
                 )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.25)
+            delay = min(delay * 2, 0.1)
 
     # ------------------------------------------------------------ introspection
 
@@ -232,16 +253,21 @@ class Node:
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     async def renew_leases(self) -> None:
-        """Renew every lease of this node in one pipelined batch."""
-        records = [r for r in self.records.values() if r.lease.value and not r.gone]
-        if not records:
-            return
-        results = await self.leases.renew_many([(r.keys, r.lease) for r in records])
-        for record, ok in zip(records, results, strict=True):
-            if ok is False and not record.gone:
-                self.stats.leases_lost += 1
-                log.warning("lease of %s was lost; discarding it", record.describe())
-                record.discard(Fenced(f"{record.describe()} lost its lease"))
+        """Renew every lease of this node in one pipelined batch per store."""
+        for store in self.stores.values():
+            records = [
+                r
+                for r in self.records.values()
+                if r.store is store and r.lease.value and not r.gone
+            ]
+            if not records:
+                continue
+            results = await store.leases.renew_many([(r.keys, r.lease) for r in records])
+            for record, ok in zip(records, results, strict=True):
+                if ok is False and not record.gone:
+                    self.stats.leases_lost += 1
+                    log.warning("lease of %s was lost; discarding it", record.describe())
+                    record.discard(Fenced(f"{record.describe()} lost its lease"))
 
     async def _sweep_loop(self) -> None:
         while not self.stopping:

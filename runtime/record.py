@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .ids import ObjectId
     from .namespace import Namespace
     from .node import Node
+    from .registry import NodeInfo
 
 log = logging.getLogger("runtime.record")
 T = TypeVar("T")
@@ -43,6 +44,14 @@ Output = OutFrame | tuple[int, str]
 
 class RecordGone(Exception):
     """Internal: the record was discarded before the event started; use a fresh one."""
+
+
+class HeldElsewhere(Exception):
+    """Internal: the object's lease is held by another live node; forward the event there."""
+
+    def __init__(self, info: NodeInfo) -> None:
+        super().__init__(info.node_id)
+        self.info = info
 
 
 @dataclass(slots=True)
@@ -62,8 +71,10 @@ class ObjectRecord:
         self.id = object_id
         self.settings = node.settings
         self.keys = ObjectKeys.of(node.settings.key_prefix, namespace.name, object_id.hex)
-        self.batcher = node.batcher
-        self.scripts = node.scripts
+        self.store = node.store_for(object_id)
+        self.batcher = self.store.batcher
+        self.scripts = self.store.scripts
+        self.alarms = node.alarms_for(object_id)
         self.lease = Lease("", 0, 0.0)
         self.storage: Storage | None = None
         self.instance: DurableObject | None = None
@@ -195,7 +206,7 @@ class ObjectRecord:
 
     async def confirm_lease(self) -> None:
         """Renew the lease now (its local deadline passed); discard everything if it is lost."""
-        if not await self.node.leases.renew(self.keys, self.lease):
+        if not await self.store.leases.renew(self.keys, self.lease):
             error = Fenced(f"{self.describe()} lost its lease; another node may own it now")
             self.discard(error)
             raise error
@@ -224,7 +235,7 @@ class ObjectRecord:
             _, ws, item = held.popleft()
             self._deliver(ws, item)
         if batch.alarm is not UNCHANGED:
-            self.node.alarms.committed(self, batch.alarm)
+            self.alarms.committed(self, batch.alarm)
         if self.storage is not None:
             self.storage.commits.flush()
 
@@ -233,7 +244,7 @@ class ObjectRecord:
         self.discard(error)
 
     async def index_alarm(self, due_ms: int) -> None:
-        await self.node.alarms.index(self.keys.member, due_ms)
+        await self.alarms.index(self.keys.member, due_ms)
 
     # ------------------------------------------------------------ outputs
 
@@ -336,7 +347,7 @@ class ObjectRecord:
                     return False
             if self.lease.value:
                 try:
-                    await self.node.leases.release(self.keys, self.lease)
+                    await self.store.leases.release(self.keys, self.lease)
                 except DurableObjectError:
                     pass  # it expires by itself
             self.gone = True
@@ -369,7 +380,7 @@ class ObjectRecord:
             self.instance = None
             if self.lease.value:
                 try:
-                    await self.node.leases.release(self.keys, self.lease)
+                    await self.store.leases.release(self.keys, self.lease)
                 except DurableObjectError:
                     pass
         finally:

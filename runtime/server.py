@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,15 +24,19 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
+from . import link
+from .cluster import LinkSession
 from .config import Settings
 from .errors import DurableObjectError, InvalidObjectId, InvalidValue, StorageLimitExceeded
 from .namespace import Env
 from .node import Node
 from .object import DurableObject
+from .websocket import Connection
 from .wsprotocol import FastWebSocketProtocol
 
 log = logging.getLogger("runtime.server")
@@ -144,7 +149,7 @@ def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
 
     async def healthz(request: Request) -> Response:
         try:
-            await asyncio.wait_for(node.redis.ping(), 2.0)
+            await asyncio.wait_for(node.store.redis.ping(), 2.0)
             redis_ok = True
         except (redis_errors.RedisError, OSError, TimeoutError):
             redis_ok = False
@@ -166,9 +171,40 @@ def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
         finally:
             await node.stop()
 
+    async def cluster_link(websocket: WebSocket) -> None:
+        """Another node's link (authenticated with the cluster secret)."""
+        headers = {k.lower(): v for k, v in websocket.headers.items()}
+        peer = link.verify(node.settings.cluster_secret, headers, time.time())
+        if peer is None:
+            client = websocket.client.host if websocket.client else "?"
+            log.warning("refused a node link from %s: missing or wrong cluster credentials", client)
+            await websocket.send_denial_response(
+                PlainTextResponse("cluster credentials required", 403)
+            )
+            return
+        conn = Connection(websocket, max_buffer=1 << 30)
+        await conn.accept()
+        await LinkSession(node, conn, peer).run()
+
+    async def cluster_objects(request: Request) -> Response:
+        """This node's live objects (for operators and tests; same credentials as links)."""
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if link.verify(node.settings.cluster_secret, headers, time.time()) is None:
+            return PlainTextResponse("cluster credentials required", 403)
+        return JSONResponse(
+            {
+                "node": node.node_id,
+                "live": sorted(node.live_ids()),
+                "hosted": len(node.records),
+                "stats": vars(node.stats),
+            }
+        )
+
     routes: list[BaseRoute] = [
         Route("/", landing),
         Route("/healthz", healthz),
+        WebSocketRoute(link.PATH, cluster_link),
+        Route("/_cluster/objects", cluster_objects),
         Mount("/static", StaticFiles(directory=str(STATIC_DIR), check_dir=False), name="static"),
     ]
     routes += [Mount(f"/{app.name}", routes=list(app.routes)) for app in apps]

@@ -17,7 +17,7 @@ import itertools
 import logging
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket
@@ -93,6 +93,25 @@ class SocketRequest:
                 return value
         return default
 
+    def wire(self) -> list[Any]:
+        """As plain data, to open a tunnel to the object's node."""
+        return [self.url, self.path, self.query, self.headers, self.client, self.path_params]
+
+    @classmethod
+    def from_wire(cls, data: Any) -> SocketRequest:
+        try:
+            url, path, query, headers, client, params = data
+            return cls(
+                url=str(url),
+                path=str(path),
+                query=tuple((str(k), str(v)) for k, v in query),
+                headers=tuple((str(k), str(v)) for k, v in headers),
+                client=None if client is None else str(client),
+                path_params=tuple((str(k), str(v)) for k, v in params),
+            )
+        except (TypeError, ValueError):
+            raise InvalidValue("malformed socket request from another node") from None
+
     def query_param(self, name: str, default: str | None = None) -> str | None:
         for key, value in self.query:
             if key == name:
@@ -119,6 +138,20 @@ class Received:
     data: str | bytes = b""
     code: int = 1000
     reason: str = ""
+
+
+class Transport(Protocol):
+    """What carries one client socket: a local ASGI connection or a tunnel from another
+    node (cluster.TunnelConnection). Objects' sockets work the same over either."""
+
+    accepted: bool
+    closed: bool
+
+    async def accept(self, subprotocol: str | None = None) -> None: ...
+    async def deny(self, status: int, text: str) -> None: ...
+    def write(self, frame: OutFrame) -> bool: ...
+    def close(self, code: int, reason: str) -> None: ...
+    async def receive(self) -> Received: ...
 
 
 class Connection:
@@ -244,7 +277,7 @@ class ObjectWebSocket:
         "tags",
     )
 
-    def __init__(self, conn: Connection, request: SocketRequest, max_attachment: int) -> None:
+    def __init__(self, conn: Transport, request: SocketRequest, max_attachment: int) -> None:
         self._conn = conn
         self.request = request
         self.id = next(_ids)

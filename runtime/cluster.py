@@ -1,0 +1,386 @@
+"""Node-to-node links: forwarded events and tunnelled client sockets (protocol in link.py).
+
+Client side, :class:`NodeLink` keeps one WebSocket (the ``websockets`` client) to another
+node, multiplexing requests and tunnels; what is sent in one loop turn goes in one frame.
+Server side, :class:`LinkSession` answers one link accepted at ``/_cluster/link``: each
+request runs as its own task through the node's router, and each tunnel is a
+:class:`TunnelConnection`, which an object's socket uses exactly like a local one.
+
+If a link breaks, requests in flight fail with ``OutcomeUnknown`` (they may have run), and
+tunnelled client sockets are closed with 1012 so their clients reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidHandshake, WebSocketException
+
+from . import link
+from .errors import DurableObjectError, ObjectMoved, OutcomeUnknown
+from .events import from_wire
+from .websocket import Connection, OutFrame, Received, SocketRequest, Transport
+
+if TYPE_CHECKING:
+    from .node import Node
+    from .registry import NodeInfo
+
+log = logging.getLogger("runtime.cluster")
+
+_ids = itertools.count(1)
+#: Tunnelled frames a slow object may have waiting before its socket is closed (1013).
+_TUNNEL_QUEUE = 1000
+
+
+class _Outbox:
+    """Messages gathered during one loop turn, sent as one frame."""
+
+    def __init__(self, flush: Any) -> None:
+        self.messages: list[list[Any]] = []
+        self._flush = flush
+        self._scheduled = False
+
+    def add(self, message: list[Any]) -> None:
+        self.messages.append(message)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        batch, self.messages = self.messages, []
+        if batch:
+            self._flush(batch)
+
+
+class NodeLink:
+    """This node's link to one other node."""
+
+    def __init__(self, node: Node, info: NodeInfo) -> None:
+        self.node = node
+        self.info = info
+        self.ws: ClientConnection | None = None
+        self._pending: dict[int, asyncio.Future[tuple[bool, Any]]] = {}
+        self._tunnels: dict[int, _ClientTunnel] = {}
+        self._outbox = _Outbox(self._write)
+        self._frames: list[bytes] = []
+        self._ready = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _ensure(self) -> ClientConnection:
+        if self.ws is not None:
+            return self.ws
+        async with self._lock:
+            if self.ws is not None:
+                return self.ws
+            settings = self.node.settings
+            headers = link.auth_headers(settings.cluster_secret, self.node.node_id, time.time())
+            try:
+                ws = await connect(
+                    self.info.url + link.PATH,
+                    additional_headers=headers,
+                    open_timeout=2,
+                    max_size=None,
+                    max_queue=None,
+                    compression=None,
+                    ping_interval=5,
+                    ping_timeout=5,
+                )
+            except (OSError, TimeoutError, InvalidHandshake) as exc:
+                self.node.links.unreachable(self.info.node_id)
+                raise ObjectMoved(f"node {self.info.node_id} cannot be reached ({exc})") from None
+            self.ws = ws
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._read(ws)), loop.create_task(self._send(ws))]
+            return ws
+
+    def _write(self, batch: list[list[Any]]) -> None:
+        self._frames.append(link.encode(batch))
+        self._ready.set()
+
+    async def _send(self, ws: ClientConnection) -> None:
+        """Frames go out one after the other, in the order they were made."""
+        try:
+            while True:
+                await self._ready.wait()
+                self._ready.clear()
+                frames, self._frames = self._frames, []
+                for frame in frames:
+                    await ws.send(frame)
+        except (WebSocketException, OSError):
+            pass  # the reader notices too and fails what is pending
+
+    async def request(self, kind: str, ns: str, hex_id: str, hops: int, body: list[Any]) -> Any:
+        """Send one event; its result, or its error rebuilt with its class."""
+        await self._ensure()
+        rid = next(_ids)
+        future: asyncio.Future[tuple[bool, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        self._outbox.add([link.REQUEST, rid, kind, ns, hex_id, hops, body])
+        try:
+            ok, value = await future
+        finally:
+            self._pending.pop(rid, None)
+        if ok:
+            return value
+        raise link.error_from(value)
+
+    async def tunnel(
+        self, ns: str, hex_id: str, hops: int, request: SocketRequest, conn: Transport
+    ) -> None:
+        """Bridge a client socket of this node to its object on the other node."""
+        await self._ensure()
+        rid = next(_ids)
+        tunnel = _ClientTunnel(self, rid, conn)
+        self._tunnels[rid] = tunnel
+        future: asyncio.Future[tuple[bool, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        self._outbox.add([link.REQUEST, rid, "open", ns, hex_id, hops, [request.wire()]])
+        try:
+            ok, value = await future
+            if not ok:
+                raise link.error_from(value)
+            accepted, status, text = value
+            if not accepted:
+                await conn.deny(int(status), str(text))
+                return
+            await conn.accept()
+            await tunnel.pump()
+        finally:
+            self._pending.pop(rid, None)
+            self._tunnels.pop(rid, None)
+
+    def send(self, message: list[Any]) -> None:
+        self._outbox.add(message)
+
+    async def _read(self, ws: ClientConnection) -> None:
+        try:
+            async for frame in ws:
+                if not isinstance(frame, bytes):
+                    raise link.LinkProtocolError("text frame on a link")
+                for m in link.decode(frame):
+                    if m[0] == link.REPLY:
+                        future = self._pending.get(m[1])
+                        if future is not None and not future.done():
+                            future.set_result((bool(m[2]), m[3]))
+                    elif m[0] == link.FRAME:
+                        if (t := self._tunnels.get(m[1])) is not None:
+                            t.from_owner(m[3])
+                    elif m[0] == link.CLOSE and (t := self._tunnels.get(m[1])) is not None:
+                        t.owner_closed(m[2], m[3])
+        except (WebSocketException, OSError, link.LinkProtocolError) as exc:
+            log.warning("link to %s failed: %s", self.info.node_id, exc)
+        finally:
+            self._lost()
+
+    def _lost(self) -> None:
+        self.ws = None
+        self._frames.clear()  # what was not sent is failed below; never send it later
+        error = OutcomeUnknown(
+            f"node {self.info.node_id} went away before answering; the event may have run"
+        )
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        for tunnel in list(self._tunnels.values()):
+            tunnel.conn.close(1012, "node went away")
+        self.node.links.dropped(self)
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        for task in self._tasks:
+            task.cancel()
+
+
+class _ClientTunnel:
+    """A client socket on this node whose object lives on the other end of a link."""
+
+    def __init__(self, owner: NodeLink, rid: int, conn: Transport) -> None:
+        self.owner = owner
+        self.rid = rid
+        self.conn = conn
+        self.closed_by_owner = False
+
+    async def pump(self) -> None:
+        """Client -> owner, until the client's socket ends."""
+        while True:
+            received = await self.conn.receive()
+            if received.kind == "close":
+                if not self.closed_by_owner:
+                    self.owner.send([link.CLOSE, self.rid, received.code, received.reason])
+                return
+            self.owner.send([link.FRAME, self.rid, received.kind == "text", received.data])
+
+    def from_owner(self, data: str | bytes) -> None:
+        if not self.conn.write(OutFrame(data)):
+            self.conn.close(1013, "client is not reading fast enough")
+
+    def owner_closed(self, code: int, reason: str) -> None:
+        self.closed_by_owner = True
+        self.conn.close(code, reason)
+
+
+class TunnelConnection:
+    """The owner's end of a tunnelled client socket: a Connection over a link session."""
+
+    def __init__(self, session: LinkSession, rid: int, max_buffer: int) -> None:
+        self.session = session
+        self.rid = rid
+        self.max_buffer = max_buffer
+        self.accepted = False
+        self.closed = False
+        self._queue: asyncio.Queue[Received] = asyncio.Queue()
+
+    async def accept(self, subprotocol: str | None = None) -> None:
+        self.accepted = True
+        self.session.send([link.REPLY, self.rid, True, [True, 101, ""]])
+
+    async def deny(self, status: int, text: str) -> None:
+        self.closed = True
+        self.session.send([link.REPLY, self.rid, True, [False, status, text]])
+
+    def write(self, frame: OutFrame) -> bool:
+        if self.closed or self.session.backlog() > self.max_buffer:
+            return False
+        self.session.send([link.FRAME, self.rid, isinstance(frame.message, str), frame.message])
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.session.send([link.CLOSE, self.rid, code, reason])
+        self._queue.put_nowait(Received("close", b"", code, reason))
+
+    async def receive(self) -> Received:
+        return await self._queue.get()
+
+    def feed(self, received: Received) -> None:
+        """A frame or close from the client's node."""
+        if received.kind == "close":
+            self.closed = True
+        elif self._queue.qsize() >= _TUNNEL_QUEUE:
+            self.close(1013, "object busy, try again later")
+            return
+        self._queue.put_nowait(received)
+
+
+class LinkSession:
+    """One link another node opened to this one."""
+
+    def __init__(self, node: Node, conn: Connection, peer: str) -> None:
+        self.node = node
+        self.conn = conn
+        self.peer = peer
+        self._tunnels: dict[int, TunnelConnection] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox = _Outbox(self._write)
+
+    def _write(self, batch: list[list[Any]]) -> None:
+        self.conn.write(OutFrame(link.encode(batch)))
+
+    def send(self, message: list[Any]) -> None:
+        self._outbox.add(message)
+
+    def backlog(self) -> int:
+        fast = self.conn.fast
+        return 0 if fast is None else int(fast.transport.get_write_buffer_size())
+
+    async def run(self) -> None:
+        try:
+            while True:
+                received = await self.conn.receive()
+                if received.kind == "close":
+                    return
+                if received.kind != "bytes":
+                    raise link.LinkProtocolError("text frame on a link")
+                assert isinstance(received.data, bytes)
+                for m in link.decode(received.data):
+                    self._dispatch(m)
+        except link.LinkProtocolError as exc:
+            log.warning("link from %s sent garbage (%s); closing it", self.peer, exc)
+            self.conn.close(1002, "protocol error")
+        finally:
+            for tunnel in list(self._tunnels.values()):
+                tunnel.feed(Received("close", b"", 1006, "the client's node went away"))
+
+    def _dispatch(self, m: list[Any]) -> None:
+        if m[0] == link.REQUEST:
+            work = self._open(m) if m[2] == "open" else self._handle(m)
+            task = asyncio.get_running_loop().create_task(work)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif m[0] == link.FRAME:
+            if (t := self._tunnels.get(m[1])) is not None:
+                t.feed(Received("text" if m[2] else "bytes", m[3]))
+        elif m[0] == link.CLOSE and (t := self._tunnels.get(m[1])) is not None:
+            t.feed(Received("close", b"", m[2], m[3]))
+
+    async def _handle(self, m: list[Any]) -> None:
+        _, rid, kind, ns, hex_id, hops, body = m
+        try:
+            namespace = self.node.namespace(ns)
+            object_id = namespace.id_from_string(hex_id)
+            event = from_wire(namespace, kind, body, self.node.alarms.get(object_id.jurisdiction))
+            value = await self.node.router.dispatch(namespace, object_id, event, hops=hops)
+            self.send([link.REPLY, rid, True, value])
+        except Exception as exc:
+            if not isinstance(exc, DurableObjectError):
+                log.exception("forwarded %s event failed", kind)
+            self.send([link.REPLY, rid, False, link.error_value(exc)])
+
+    async def _open(self, m: list[Any]) -> None:
+        _, rid, _, ns, hex_id, hops, body = m
+        tunnel = TunnelConnection(self, rid, self.node.settings.max_send_buffer_bytes)
+        self._tunnels[rid] = tunnel
+        try:
+            namespace = self.node.namespace(ns)
+            object_id = namespace.id_from_string(hex_id)
+            request = SocketRequest.from_wire(body[0])
+            await self.node.router.connect(namespace, object_id, tunnel, request, hops=hops)
+        except Exception as exc:
+            if not tunnel.accepted and not tunnel.closed:
+                self.send([link.REPLY, rid, False, link.error_value(exc)])
+            elif not isinstance(exc, DurableObjectError):
+                log.exception("tunnelled socket failed")
+        finally:
+            self._tunnels.pop(rid, None)
+
+
+class Links:
+    """All links of this node: out to other nodes, and in from them."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._out: dict[str, NodeLink] = {}
+        self._unreachable: dict[str, float] = {}
+
+    def to(self, info: NodeInfo) -> NodeLink:
+        current = self._out.get(info.node_id)
+        if current is None or current.info.holder != info.holder:
+            current = NodeLink(self.node, info)
+            self._out[info.node_id] = current
+        return current
+
+    def dropped(self, node_link: NodeLink) -> None:
+        if self._out.get(node_link.info.node_id) is node_link:
+            del self._out[node_link.info.node_id]
+
+    def unreachable(self, node_id: str, seconds: float = 1.0) -> None:
+        self._unreachable[node_id] = time.monotonic() + seconds
+
+    def is_unreachable(self, node_id: str) -> bool:
+        until = self._unreachable.get(node_id)
+        return until is not None and time.monotonic() < until
+
+    async def close(self) -> None:
+        await asyncio.gather(
+            *(ln.close() for ln in list(self._out.values())), return_exceptions=True
+        )

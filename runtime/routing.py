@@ -1,0 +1,170 @@
+"""Routing: where an event for an object runs, and getting it there.
+
+An event reaching a node for object X runs here if X lives here. Otherwise: if X's lease is
+free, this node takes it (placement: the first node that needs a free object hosts it); if a
+live node holds it, the event is forwarded over the link to that node; if the holder is gone
+(it died and its lease has not expired yet), the event waits for the lease, up to
+``activation_timeout``. Objects of a jurisdiction this node does not serve go to a node that
+serves it. A stopping node takes no new objects and forwards what it does not hold.
+
+A forwarded event carries a hop count: a node may forward an event it received once more
+(to the owner it knows), but no further, so a stale view of ownership cannot bounce events
+around. An event that reaches a node that cannot host it comes back ``ObjectMoved``, and the
+first node looks again. An event whose node vanished mid-way fails ``OutcomeUnknown``: only
+the caller can know whether running it twice is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+from .errors import ObjectMoved, ObjectUnavailable
+from .events import Event
+from .record import HeldElsewhere, ObjectRecord, RecordGone
+
+if TYPE_CHECKING:
+    from .ids import ObjectId
+    from .namespace import Namespace
+    from .node import Node
+    from .registry import NodeInfo
+    from .websocket import SocketRequest, Transport
+
+#: How many times an event may be forwarded (client's node -> owner -> owner's successor).
+MAX_HOPS = 2
+#: How long a remote owner is remembered without hearing otherwise.
+OWNER_TTL = 30.0
+
+
+class Router:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._owners: dict[tuple[str, str], tuple[NodeInfo, float]] = {}
+
+    @property
+    def forwarding(self) -> bool:
+        """Only nodes that share a cluster secret talk to each other."""
+        return bool(self.node.settings.cluster_secret)
+
+    async def dispatch(
+        self, namespace: Namespace, object_id: ObjectId, event: Event, hops: int = 0
+    ) -> Any:
+        """Run ``event`` on the object, here or where it lives; its result."""
+        deadline = time.monotonic() + self.node.settings.activation_timeout
+        attempt = 0
+        while True:
+            where = await self._where(namespace, object_id, hops)
+            if isinstance(where, ObjectRecord):
+                try:
+                    return await where.run(event.run, wait_output=event.wait_output)
+                except RecordGone:
+                    continue
+                except HeldElsewhere as held:
+                    self._remember(namespace, object_id, held.info, hops)
+                    continue
+            try:
+                return await self.node.links.to(where).request(
+                    event.kind, namespace.name, object_id.hex, hops + 1, event.wire()
+                )
+            except ObjectMoved:  # nothing ran there: look again
+                self._owners.pop((namespace.name, object_id.hex), None)
+                attempt = await self._pause(attempt, deadline, namespace, object_id)
+
+    async def connect(
+        self,
+        namespace: Namespace,
+        object_id: ObjectId,
+        conn: Transport,
+        request: SocketRequest,
+        hops: int = 0,
+    ) -> None:
+        """Hand a client socket to the object, here or through a tunnel; returns at its end."""
+        from .sockets import serve_socket
+
+        deadline = time.monotonic() + self.node.settings.activation_timeout
+        attempt = 0
+        while True:
+            where = await self._where(namespace, object_id, hops)
+            if isinstance(where, ObjectRecord):
+                try:
+                    await serve_socket(where, conn, request)
+                    return
+                except RecordGone:
+                    continue
+                except HeldElsewhere as held:
+                    self._remember(namespace, object_id, held.info, hops)
+                    continue
+            try:
+                await self.node.links.to(where).tunnel(
+                    namespace.name, object_id.hex, hops + 1, request, conn
+                )
+                return
+            except ObjectMoved:
+                self._owners.pop((namespace.name, object_id.hex), None)
+                attempt = await self._pause(attempt, deadline, namespace, object_id)
+
+    async def _where(
+        self, namespace: Namespace, object_id: ObjectId, hops: int
+    ) -> ObjectRecord | NodeInfo:
+        node = self.node
+        key = (namespace.name, object_id.hex)
+        record = node.records.get(key)
+        if record is not None:
+            return record
+        jurisdiction = object_id.jurisdiction
+        if jurisdiction is not None and jurisdiction not in node.settings.jurisdictions:
+            return await self._elsewhere(hops, jurisdiction)
+        known = self._owners.get(key)
+        if known is not None:
+            info, until = known
+            if time.monotonic() < until and not node.links.is_unreachable(info.node_id):
+                if hops >= MAX_HOPS:
+                    raise ObjectMoved(f"{namespace.name}:{object_id.hex[:12]} lives elsewhere")
+                return info
+            del self._owners[key]
+        if node.stopping:
+            return await self._elsewhere(hops, None)
+        return node.local_record(namespace, object_id)
+
+    async def _elsewhere(self, hops: int, jurisdiction: str | None) -> NodeInfo:
+        """Some other live node (serving ``jurisdiction``) to send the event to."""
+        what = f"jurisdiction {jurisdiction!r}" if jurisdiction else "this object"
+        if hops >= MAX_HOPS:
+            raise ObjectMoved(f"this node cannot host {what}")
+        if not self.forwarding:
+            raise ObjectUnavailable(
+                f"this node cannot host {what} and has no CLUSTER_SECRET to forward it"
+            )
+        candidates = [
+            info
+            for info in await self.node.registry.alive()
+            if info.node_id != self.node.node_id
+            and (jurisdiction is None or jurisdiction in info.jurisdictions)
+            and not self.node.links.is_unreachable(info.node_id)
+        ]
+        if not candidates:
+            raise ObjectUnavailable(f"no live node can host {what} right now")
+        return random.choice(candidates)
+
+    def _remember(
+        self, namespace: Namespace, object_id: ObjectId, info: NodeInfo, hops: int
+    ) -> None:
+        if hops >= MAX_HOPS:
+            raise ObjectMoved(f"{namespace.name}:{object_id.hex[:12]} lives elsewhere")
+        self._owners[(namespace.name, object_id.hex)] = (info, time.monotonic() + OWNER_TTL)
+
+    def forget(self, namespace: str, hex_id: str) -> None:
+        self._owners.pop((namespace, hex_id), None)
+
+    async def _pause(
+        self, attempt: int, deadline: float, namespace: Namespace, object_id: ObjectId
+    ) -> int:
+        if time.monotonic() > deadline:
+            raise ObjectUnavailable(
+                f"{namespace.name}:{object_id.hex[:12]} could not be reached in "
+                f"{self.node.settings.activation_timeout:.0f}s; retry"
+            )
+        await asyncio.sleep(min(0.02 * 2**attempt, 0.25))
+        return attempt + 1
