@@ -207,9 +207,17 @@ class _ClientTunnel:
         self.rid = rid
         self.conn = conn
         self.closed_by_owner = False
+        # What the owner sent in the same breath as "accepted" waits for the handshake.
+        self._early: list[str | bytes | tuple[int, str]] | None = []
 
     async def pump(self) -> None:
         """Client -> owner, until the client's socket ends."""
+        early, self._early = self._early or [], None
+        for item in early:
+            if isinstance(item, tuple):
+                self.owner_closed(*item)
+            else:
+                self.from_owner(item)
         while True:
             received = await self.conn.receive()
             if received.kind == "close":
@@ -219,10 +227,15 @@ class _ClientTunnel:
             self.owner.send([link.FRAME, self.rid, received.kind == "text", received.data])
 
     def from_owner(self, data: str | bytes) -> None:
-        if not self.conn.write(OutFrame(data)):
+        if self._early is not None:
+            self._early.append(data)
+        elif not self.conn.write(OutFrame(data)):
             self.conn.close(1013, "client is not reading fast enough")
 
     def owner_closed(self, code: int, reason: str) -> None:
+        if self._early is not None:
+            self._early.append((code, reason))
+            return
         self.closed_by_owner = True
         self.conn.close(code, reason)
 

@@ -40,6 +40,10 @@ class NodeStats:
     hibernations: int = 0
     evictions: int = 0
     leases_lost: int = 0
+    #: Commits Redis refused because this node no longer held the lease (zombie writes).
+    commits_fenced: int = 0
+    #: Events whose writes were dropped because their object was reset while they ran.
+    events_reset: int = 0
 
 
 class Node:

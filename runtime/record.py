@@ -144,6 +144,7 @@ class ObjectRecord:
             if storage is not None:
                 if self.gone or storage.commits.failure is not None:
                     if event.writes:
+                        self.node.stats.events_reset += 1
                         error = ObjectReset(
                             f"{self.describe()} was reset while this event ran; nothing it "
                             "wrote was stored"
@@ -240,6 +241,8 @@ class ObjectRecord:
             self.storage.commits.flush()
 
     def on_commit_failed(self, error: DurableObjectError) -> None:
+        if isinstance(error, Fenced):
+            self.node.stats.commits_fenced += 1
         log.warning("commit failed for %s: %s; instance discarded", self.describe(), error)
         self.discard(error)
 

@@ -124,7 +124,9 @@ def _error_status(exc: DurableObjectError) -> int:
 async def _object_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DurableObjectError)
     status = _error_status(exc)
-    headers = {"Retry-After": "1"} if exc.retryable else None
+    headers = {"X-Error-Code": exc.code}
+    if exc.retryable:
+        headers["Retry-After"] = "1"
     return PlainTextResponse(str(exc), status, headers=headers)
 
 

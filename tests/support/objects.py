@@ -159,6 +159,18 @@ class Probe(DurableObject):
         await self.storage.set_alarm(time.time() + every)
 
     @rpc
+    async def add_op(self, op: str) -> int:
+        """Append an operation id to a ledger (so a test can see each write exactly)."""
+        ops = await self.storage.get("ops", [])
+        ops.append(op)
+        await self.storage.put("ops", ops)
+        return len(ops)
+
+    @rpc
+    async def ops(self) -> list[str]:
+        return list(await self.storage.get("ops", []))
+
+    @rpc
     async def call_back(self, caller: str) -> str:
         stub = self.env.namespace("probe").get_by_name(caller)
         return f"pong:{await stub.value()}"
@@ -230,14 +242,38 @@ class Probe(DurableObject):
         await self.storage.put("closes", closes)
 
 
+def probe(request: Request | WebSocket) -> Any:
+    """The Probe a path names; /probe/eu/<name>/... is one in the "eu" jurisdiction."""
+    ns = env_of(request).namespace("probe")
+    name = request.path_params["name"]
+    if request.path_params.get("place") == "eu":
+        return ns.get(ns.id_from_name(name, jurisdiction="eu"))
+    return ns.get_by_name(name)
+
+
 async def incr(request: Request) -> Response:
-    stub = env_of(request).namespace("probe").get_by_name(request.path_params["name"])
-    return JSONResponse({"value": await stub.increment()})
+    return JSONResponse({"value": await probe(request).increment()})
+
+
+async def add_op(request: Request) -> Response:
+    return JSONResponse({"count": await probe(request).add_op(request.path_params["op"])})
+
+
+async def ops(request: Request) -> Response:
+    return JSONResponse({"ops": await probe(request).ops()})
+
+
+async def slow(request: Request) -> Response:
+    seconds = float(request.query_params.get("seconds", "1"))
+    return JSONResponse({"result": await probe(request).slow_write(seconds)})
+
+
+async def read(request: Request) -> Response:
+    return JSONResponse({"value": await probe(request).get(request.path_params["key"])})
 
 
 async def value(request: Request) -> Response:
-    stub = env_of(request).namespace("probe").get_by_name(request.path_params["name"])
-    return JSONResponse({"value": await stub.value()})
+    return JSONResponse({"value": await probe(request).value()})
 
 
 async def alarm(request: Request) -> Response:
@@ -254,8 +290,7 @@ async def fetch(request: Request) -> Response:
 
 
 async def socket(websocket: WebSocket) -> None:
-    stub = env_of(websocket).namespace("probe").get_by_name(websocket.path_params["name"])
-    await stub.connect(websocket)
+    await probe(websocket).connect(websocket)
 
 
 app = App(
@@ -264,7 +299,13 @@ app = App(
     description="Test object",
     objects={"probe": Probe},
     routes=[
+        Route("/{place:str}/{name}/incr", incr, methods=["POST"]),
         Route("/{name}/incr", incr, methods=["POST"]),
+        Route("/{name}/op/{op}", add_op, methods=["POST"]),
+        Route("/{name}/ops", ops),
+        Route("/{name}/slow", slow, methods=["POST"]),
+        Route("/{name}/get/{key}", read),
+        Route("/{place:str}/{name}/value", value),
         Route("/{name}/value", value),
         Route("/{name}/alarm", alarm, methods=["GET", "POST"]),
         Route("/{name}/fetch", fetch, methods=["GET", "POST"]),

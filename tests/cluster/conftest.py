@@ -1,0 +1,69 @@
+"""Several real node processes on real Valkey servers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from runtime import link
+from tests.support.servers import NodeProcess
+
+SECRET = "cluster-secret-for-tests-only-7f3a9c"
+FAST = {"CLUSTER_SECRET": SECRET, "LEASE_TTL": "2", "ALARM_POLL_INTERVAL": "0.2"}
+
+
+def auth(node_id: str = "test-client") -> dict[str, str]:
+    return link.auth_headers(SECRET, node_id, time.time())
+
+
+def live_ids(node: NodeProcess) -> list[str]:
+    """The live objects a node reports (an authenticated operator endpoint)."""
+    r = httpx.get(f"{node.http}/_cluster/objects", headers=auth(), timeout=5)
+    r.raise_for_status()
+    return list(r.json()["live"])
+
+
+def node_stats(node: NodeProcess) -> dict[str, Any]:
+    r = httpx.get(f"{node.http}/_cluster/objects", headers=auth(), timeout=5)
+    r.raise_for_status()
+    return dict(r.json()["stats"])
+
+
+StartNodes = Callable[..., list[NodeProcess]]
+
+
+@pytest.fixture
+def nodes(redis_url: str, tmp_path: Path) -> Iterator[StartNodes]:
+    """start(n, env=..., redis_url=...) -> n more node processes sharing the cluster secret."""
+    started: list[NodeProcess] = []
+
+    def start(
+        n: int = 3,
+        env: dict[str, str] | None = None,
+        url: str | None = None,
+        suite: bool = False,
+        port: int | None = None,
+    ) -> list[NodeProcess]:
+        batch = []
+        for _ in range(n):
+            node_id = f"n{len(started) + 1}"
+            node = NodeProcess(
+                redis_url=url or redis_url,
+                node_id=node_id,
+                env={**FAST, **(env or {})},
+                log_path=tmp_path / f"{node_id}.log",
+                suite=suite,
+                port=port,
+            ).start()
+            started.append(node)
+            batch.append(node)
+        return batch
+
+    yield start
+    for node in started:
+        node.kill()

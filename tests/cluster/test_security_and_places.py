@@ -1,0 +1,111 @@
+"""Node links need the cluster secret; jurisdictions keep objects (and keys) in their place;
+a chat room's clients on different nodes see one conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+import redis
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from runtime import link
+from runtime.config import DEFAULT_ID_KEY
+from runtime.embedded import ValkeyProcess
+from runtime.ids import IdFactory
+from tests.cluster.conftest import SECRET, live_ids
+
+
+async def test_node_links_refuse_missing_or_forged_credentials(nodes, tmp_path) -> None:
+    (node,) = nodes(1)
+    url = f"{node.ws}{link.PATH}"
+    now = time.time()
+    forged = [
+        {},
+        {"X-Cluster-Node": "intruder", "X-Cluster-Time": str(int(now)), "X-Cluster-Auth": "0" * 64},
+        link.auth_headers("not-the-secret", "intruder", now),
+        link.auth_headers(SECRET, "old-node", now - 3600),  # a replayed old handshake
+    ]
+    for headers in forged:
+        with pytest.raises(InvalidStatus) as info:
+            await connect(url, additional_headers=headers, open_timeout=5)
+        assert info.value.response.status_code == 403
+    ws = await connect(url, additional_headers=link.auth_headers(SECRET, "friend", now))
+    await ws.close()
+    async with httpx.AsyncClient(base_url=node.http) as client:
+        assert (await client.get("/_cluster/objects")).status_code == 403
+        pages = [(await client.get(p)).text for p in ("/", "/healthz")]
+    node.stop()
+    log_text = (tmp_path / "n1.log").read_text()
+    assert "refused a node link" in log_text
+    assert SECRET not in log_text and not any(SECRET in page for page in pages)
+
+
+async def test_without_the_secret_nodes_do_not_forward(nodes) -> None:
+    (owner,) = nodes(1)
+    (loner,) = nodes(1, env={"CLUSTER_SECRET": "", "ACTIVATION_TIMEOUT": "1"})
+    async with httpx.AsyncClient() as client:
+        assert (await client.post(f"{owner.http}/probe/kept/incr")).status_code == 200
+        refused = await client.post(f"{loner.http}/probe/kept/incr", timeout=10)
+    assert refused.status_code == 503
+    assert "CLUSTER_SECRET" in refused.text
+
+
+async def test_an_eu_object_lives_only_on_eu_nodes_and_in_the_eu_redis(
+    nodes, tmp_path, sync_redis: redis.Redis
+) -> None:
+    eu = ValkeyProcess(tmp_path / "eu", appendonly=False).start()
+    try:
+        (plain,) = nodes(1, env={"KNOWN_JURISDICTIONS": "eu"})
+        async with httpx.AsyncClient() as client:
+            r = await client.post(f"{plain.http}/probe/eu/thing/incr", timeout=10)
+            assert r.status_code == 503 and "jurisdiction 'eu'" in r.text  # no eu node yet
+            (eu_node,) = nodes(1, env={"JURISDICTIONS": "eu", "REDIS_URL_EU": eu.url})
+            for expected, node in ((1, plain), (2, eu_node), (3, plain)):
+                r = await client.post(f"{node.http}/probe/eu/thing/incr", timeout=10)
+                assert r.json() == {"value": expected}
+        hex_id = IdFactory("probe", DEFAULT_ID_KEY.encode(), ["eu"]).from_name("thing", "eu").hex
+        eu_keys = [k.decode() for k in redis.Redis.from_url(eu.url).keys("*")]
+        assert any(hex_id in k for k in eu_keys)
+        assert not any(hex_id in k.decode() for k in sync_redis.keys("*"))  # none elsewhere
+        assert f"probe:{hex_id}" in live_ids(eu_node)
+        assert f"probe:{hex_id}" not in live_ids(plain)
+    finally:
+        eu.stop()
+
+
+async def test_a_chat_room_across_three_nodes(nodes) -> None:
+    cluster = nodes(3, env={"CHAT_RATE_LIMIT": "0"}, suite=True)
+    clients = []
+    for i, node in enumerate(cluster):
+        ws = await connect(f"{node.ws}/chat/api/room/spread/websocket")
+        await ws.send(json.dumps({"name": f"user{i}"}))
+        while not json.loads(await ws.recv()).get("ready"):
+            pass
+        clients.append(ws)
+
+    async def say(ws, i: int) -> None:
+        for n in range(20):
+            await ws.send(json.dumps({"message": f"{i}:{n}"}))
+
+    async def hear(ws) -> list[str]:
+        heard = []
+        while len(heard) < 60:
+            data = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if "message" in data:
+                heard.append(data["message"])
+        return heard
+
+    listeners = [asyncio.create_task(hear(ws)) for ws in clients]
+    await asyncio.gather(*(say(ws, i) for i, ws in enumerate(clients)))
+    heard = await asyncio.gather(*listeners)
+    assert heard[0] == heard[1] == heard[2]  # everyone, every message, the same order
+    assert sorted(heard[0]) == sorted(f"{i}:{n}" for i in range(3) for n in range(20))
+    hosts = [n for n in cluster if any(i.startswith("chat_room:") for i in live_ids(n))]
+    assert len(hosts) == 1  # one room, one instance
+    for ws in clients:
+        await ws.close()
