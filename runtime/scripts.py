@@ -133,7 +133,7 @@ class ScriptBatcher:
                 again = await self._execute([batch[i] for i in missing])
                 for i, r in zip(missing, again, strict=True):
                     results[i] = r
-        except (redis_errors.RedisError, OSError) as exc:
+        except Exception as exc:  # whatever went wrong, no caller may be left waiting
             error = storage_error(exc)
             for call in batch:
                 if not call.future.done():
@@ -150,6 +150,8 @@ class ScriptBatcher:
     async def _execute(self, batch: list[_Call]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
         for call in batch:
-            pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+            # execute_command, not pipe.evalsha: redis-py's cluster pipeline refuses the
+            # latter, yet routes EVALSHA by its first key, which is all one slot here.
+            pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
         result: list[Any] = await pipe.execute(raise_on_error=False)
         return result

@@ -105,3 +105,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for kind in ("unit", "integration", "cluster", "browser"):
             if kind in parts:
                 item.add_marker(getattr(pytest.mark, kind))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_probe_counters() -> None:
+    """Probe's per-process counters start empty in every test (the integration suite runs
+    twice, on one server and on a cluster, with the same object names)."""
+    from tests.support.objects import ALARMS, CONSTRUCTED
+
+    ALARMS.clear()
+    CONSTRUCTED.clear()
