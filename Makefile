@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-unit lint bench bench-chat bundle browser-deps clean
+.PHONY: run test test-unit lint bench bench-chat bundle system-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,13 +29,18 @@ bundle: $(VENV)/.installed
 run: $(VENV)/.installed bundle
 	$(PY) -m runtime serve --host $(HOST) --port $(PORT)
 
-browser-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
+# What the tests drive besides Python: Debian's chromium (browser tests) and nginx (the
+# deployment's load balancer, run as a plain process).
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	{ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || missing="$$missing nginx-light"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian's chromium for the browser tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "installing$$missing for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; \
+	    echo "missing:$$missing -- run 'sudo apt-get install -y$$missing' (the tests need them)"; \
 	  fi; \
 	fi
 
@@ -45,7 +50,7 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collects nothing: report that as a failure with its reason.
-test: $(VENV)/.installed-test bundle browser-deps lint
+test: $(VENV)/.installed-test bundle system-deps lint
 	@$(PY) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
