@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.routing import WebSocketRoute
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from runtime import App, DurableObject, ObjectWebSocket, env_of, rpc
@@ -33,10 +35,26 @@ async def socket(websocket: WebSocket) -> None:
     await ns.get_by_name(websocket.path_params["name"]).connect(websocket)
 
 
+async def touch(request: Request) -> Response:
+    """Activate the object (on the node that receives this, if it is free)."""
+    await env_of(request).namespace("bench").get_by_name(request.path_params["name"]).noop()
+    return PlainTextResponse("ok")
+
+
+async def write(request: Request) -> Response:
+    """One RPC with one write."""
+    stub = env_of(request).namespace("bench").get_by_name(request.path_params["name"])
+    return PlainTextResponse(str(await stub.write(1)))
+
+
 app = App(
     name="bench",
     title="Bench",
     objects={"bench": Bench},
-    routes=[WebSocketRoute("/{name}/ws", socket)],
+    routes=[
+        WebSocketRoute("/{name}/ws", socket),
+        Route("/{name}/touch", touch, methods=["POST"]),
+        Route("/{name}/write", write, methods=["POST"]),
+    ],
     listed=False,
 )

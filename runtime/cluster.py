@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, WebSocketException
+from websockets.protocol import State
 
 from . import link
 from .errors import DurableObjectError, ObjectMoved, OutcomeUnknown
@@ -35,10 +36,13 @@ log = logging.getLogger("runtime.cluster")
 _ids = itertools.count(1)
 #: Tunnelled frames a slow object may have waiting before its socket is closed (1013).
 _TUNNEL_QUEUE = 1000
+#: Messages per frame at most: a longer burst goes out in several frames as it is made.
+_BATCH = 32
 
 
 class _Outbox:
-    """Messages gathered during one loop turn, sent as one frame."""
+    """Messages gathered during one loop turn, sent as one frame (or sooner, every
+    ``_BATCH`` messages, so the other node starts on them while this one goes on)."""
 
     def __init__(self, flush: Any) -> None:
         self.messages: list[list[Any]] = []
@@ -47,7 +51,10 @@ class _Outbox:
 
     def add(self, message: list[Any]) -> None:
         self.messages.append(message)
-        if not self._scheduled:
+        if len(self.messages) >= _BATCH:
+            batch, self.messages = self.messages, []
+            self._flush(batch)
+        elif not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._run)
 
@@ -68,8 +75,6 @@ class NodeLink:
         self._pending: dict[int, asyncio.Future[tuple[bool, Any]]] = {}
         self._tunnels: dict[int, _ClientTunnel] = {}
         self._outbox = _Outbox(self._write)
-        self._frames: list[bytes] = []
-        self._ready = asyncio.Event()
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -96,25 +101,17 @@ class NodeLink:
                 self.node.links.unreachable(self.info.node_id)
                 raise ObjectMoved(f"node {self.info.node_id} cannot be reached ({exc})") from None
             self.ws = ws
-            loop = asyncio.get_running_loop()
-            self._tasks = [loop.create_task(self._read(ws)), loop.create_task(self._send(ws))]
+            self._tasks = [asyncio.get_running_loop().create_task(self._read(ws))]
             return ws
 
     def _write(self, batch: list[list[Any]]) -> None:
-        self._frames.append(link.encode(batch))
-        self._ready.set()
-
-    async def _send(self, ws: ClientConnection) -> None:
-        """Frames go out one after the other, in the order they were made."""
-        try:
-            while True:
-                await self._ready.wait()
-                self._ready.clear()
-                frames, self._frames = self._frames, []
-                for frame in frames:
-                    await ws.send(frame)
-        except (WebSocketException, OSError):
-            pass  # the reader notices too and fails what is pending
+        """Write a frame now (the websockets protocol object frames it; the transport
+        buffers it), so requests leave as soon as they are made."""
+        ws = self.ws
+        if ws is None or ws.protocol.state is not State.OPEN:
+            return  # the reader fails what is pending when it sees the connection end
+        ws.protocol.send_binary(link.encode(batch))
+        ws.send_data()
 
     async def request(self, kind: str, ns: str, hex_id: str, hops: int, body: list[Any]) -> Any:
         """Send one event; its result, or its error rebuilt with its class."""
@@ -181,7 +178,6 @@ class NodeLink:
 
     def _lost(self) -> None:
         self.ws = None
-        self._frames.clear()  # what was not sent is failed below; never send it later
         error = OutcomeUnknown(
             f"node {self.info.node_id} went away before answering; the event may have run"
         )

@@ -62,6 +62,7 @@ class IdFactory:
         self.namespace = namespace
         self._key = hmac.new(id_key, b"namespace\0" + namespace.encode(), "sha256").digest()
         self._by_code: dict[int, str] = {}
+        self._valid: dict[str, ObjectId] = {}  # IDs already checked (the check is an HMAC)
         for j in jurisdictions:
             self.add_jurisdiction(j)
 
@@ -115,6 +116,16 @@ class IdFactory:
 
     def from_string(self, text: str) -> ObjectId:
         """Validate an ID received from outside; refuse anything this namespace did not mint."""
+        known = self._valid.get(text) if isinstance(text, str) else None
+        if known is not None:
+            return known
+        object_id = self._check(text)
+        if len(self._valid) >= 4096:  # a small memo of recent IDs, not a growing table
+            self._valid.pop(next(iter(self._valid)))
+        self._valid[text] = object_id
+        return object_id
+
+    def _check(self, text: str) -> ObjectId:
         if not isinstance(text, str) or not _HEX_RE.fullmatch(text):
             raise InvalidObjectId(
                 f"an object ID is 64 lowercase hex characters; got {_preview(text)}"
