@@ -46,10 +46,11 @@ class _Server(uvicorn.Server):
             self._captured_signals.clear()
 
     async def shutdown(self, sockets: Any = None) -> None:
-        # Leave the registry before uvicorn closes connections, so other nodes stop
-        # forwarding here while this one drains.
+        # Drain before uvicorn closes connections: events in flight (forwarded ones too)
+        # finish and answer, held messages reach their sockets, which then close with 1012,
+        # and leases are released; events still arriving are forwarded to other nodes.
         if self.node is not None:
-            await self.node.begin_drain()
+            await self.node.drain()
         await super().shutdown(sockets)
 
 

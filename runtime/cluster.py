@@ -84,8 +84,12 @@ class NodeLink:
         async with self._lock:
             if self.ws is not None:
                 return self.ws
+            if self.node.links.is_unreachable(self.info.node_id):  # just failed: fail fast
+                raise ObjectMoved(f"node {self.info.node_id} cannot be reached")
             settings = self.node.settings
-            headers = link.auth_headers(settings.cluster_secret, self.node.node_id, time.time())
+            headers = link.auth_headers(
+                settings.cluster_secret, self.node.node_id, self.info.node_id, time.time()
+            )
             try:
                 ws = await connect(
                     self.info.url + link.PATH,
@@ -139,6 +143,7 @@ class NodeLink:
         future: asyncio.Future[tuple[bool, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
         self._outbox.add([link.REQUEST, rid, "open", ns, hex_id, hops, [request.wire()]])
+        opened = False
         try:
             ok, value = await future
             if not ok:
@@ -147,16 +152,20 @@ class NodeLink:
             if not accepted:
                 await conn.deny(int(status), str(text))
                 return
+            opened = True
             await conn.accept()
             await tunnel.pump()
         finally:
             self._pending.pop(rid, None)
             self._tunnels.pop(rid, None)
+            if opened and not tunnel.closed:  # the client went away some other way
+                self.send([link.CLOSE, rid, 1006, "the client's connection ended"])
 
     def send(self, message: list[Any]) -> None:
         self._outbox.add(message)
 
     async def _read(self, ws: ClientConnection) -> None:
+        clean = False
         try:
             async for frame in ws:
                 if not isinstance(frame, bytes):
@@ -171,13 +180,20 @@ class NodeLink:
                             t.from_owner(m[3])
                     elif m[0] == link.CLOSE and (t := self._tunnels.get(m[1])) is not None:
                         t.owner_closed(m[2], m[3])
+            clean = True
         except (WebSocketException, OSError, link.LinkProtocolError) as exc:
             log.warning("link to %s failed: %s", self.info.node_id, exc)
+        except Exception:
+            log.exception("link to %s failed", self.info.node_id)
         finally:
-            self._lost()
+            ws.transport.abort()  # never leave the other end believing the link is up
+            self._lost(clean)
 
-    def _lost(self) -> None:
+    def _lost(self, clean: bool = True) -> None:
         self.ws = None
+        if not clean:  # a broken link: do not route to that node for a moment
+            self.node.links.unreachable(self.info.node_id)
+            self.node.router.forget_node(self.info.node_id)
         error = OutcomeUnknown(
             f"node {self.info.node_id} went away before answering; the event may have run"
         )
@@ -203,6 +219,7 @@ class _ClientTunnel:
         self.rid = rid
         self.conn = conn
         self.closed_by_owner = False
+        self.closed = False
         # What the owner sent in the same breath as "accepted" waits for the handshake.
         self._early: list[str | bytes | tuple[int, str]] | None = []
 
@@ -217,6 +234,7 @@ class _ClientTunnel:
         while True:
             received = await self.conn.receive()
             if received.kind == "close":
+                self.closed = True
                 if not self.closed_by_owner:
                     self.owner.send([link.CLOSE, self.rid, received.code, received.reason])
                 return
@@ -255,8 +273,12 @@ class TunnelConnection:
         self.closed = True
         self.session.send([link.REPLY, self.rid, True, [False, status, text]])
 
+    @property
+    def gone(self) -> bool:
+        return self.closed or self.session.closed
+
     def write(self, frame: OutFrame) -> bool:
-        if self.closed or self.session.backlog() > self.max_buffer:
+        if self.gone or self.session.backlog() > self.max_buffer:
             return False
         self.session.send([link.FRAME, self.rid, isinstance(frame.message, str), frame.message])
         return True
@@ -291,9 +313,11 @@ class LinkSession:
         self._tunnels: dict[int, TunnelConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._outbox = _Outbox(self._write)
+        self.closed = False
 
     def _write(self, batch: list[list[Any]]) -> None:
-        self.conn.write(OutFrame(link.encode(batch)))
+        if not self.closed:
+            self.conn.write(OutFrame(link.encode(batch)))
 
     def send(self, message: list[Any]) -> None:
         self._outbox.add(message)
@@ -316,13 +340,22 @@ class LinkSession:
         except link.LinkProtocolError as exc:
             log.warning("link from %s sent garbage (%s); closing it", self.peer, exc)
             self.conn.close(1002, "protocol error")
+        except Exception:
+            log.exception("link from %s failed; closing it", self.peer)
+            self.conn.close(1011, "internal error")
         finally:
+            self.closed = True
             for tunnel in list(self._tunnels.values()):
                 tunnel.feed(Received("close", b"", 1006, "the client's node went away"))
 
     def _dispatch(self, m: list[Any]) -> None:
         if m[0] == link.REQUEST:
-            work = self._open(m) if m[2] == "open" else self._handle(m)
+            if m[2] == "open":  # registered now, so frames right behind it find it
+                tunnel = TunnelConnection(self, m[1], self.node.settings.max_send_buffer_bytes)
+                self._tunnels[m[1]] = tunnel
+                work = self._open(m, tunnel)
+            else:
+                work = self._handle(m)
             task = asyncio.get_running_loop().create_task(work)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -345,10 +378,8 @@ class LinkSession:
                 log.exception("forwarded %s event failed", kind)
             self.send([link.REPLY, rid, False, link.error_value(exc)])
 
-    async def _open(self, m: list[Any]) -> None:
+    async def _open(self, m: list[Any], tunnel: TunnelConnection) -> None:
         _, rid, _, ns, hex_id, hops, body = m
-        tunnel = TunnelConnection(self, rid, self.node.settings.max_send_buffer_bytes)
-        self._tunnels[rid] = tunnel
         try:
             namespace = self.node.namespace(ns)
             object_id = namespace.id_from_string(hex_id)
@@ -374,6 +405,8 @@ class Links:
     def to(self, info: NodeInfo) -> NodeLink:
         current = self._out.get(info.node_id)
         if current is None or current.info.holder != info.holder:
+            if current is not None:  # the node restarted: its old link is dead weight
+                asyncio.get_running_loop().create_task(current.close())
             current = NodeLink(self.node, info)
             self._out[info.node_id] = current
         return current

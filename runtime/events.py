@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import codec
-from .errors import DurableObjectError, InvalidValue, RpcError
+from .errors import DurableObjectError, InvalidValue, ObjectMoved, ObjectUnavailable, RpcError
 from .object import AlarmInfo, DurableObject
 
 if TYPE_CHECKING:
@@ -79,6 +79,8 @@ class RpcEvent(Event):
         args, kwargs = codec.decode(self.payload)
         try:
             result = await getattr(instance, self.method)(*args, **kwargs)
+        except ObjectMoved as exc:  # "nothing ran" must never be said of this event
+            raise ObjectUnavailable(str(exc)) from None
         except DurableObjectError:
             raise
         except Exception as exc:
@@ -131,6 +133,8 @@ class FetchEvent(Event):
                 scope[key] = tuple(scope[key])
         try:
             response = await instance.fetch(Request(scope, receive))
+        except ObjectMoved as exc:
+            raise ObjectUnavailable(str(exc)) from None
         except (DurableObjectError, HTTPException):
             raise
         except Exception as exc:

@@ -14,8 +14,9 @@ sent in one turn of the event loop travels in one frame:
 and the request id then names the tunnel in FRAME and CLOSE, both ways.
 
 The opening handshake carries ``X-Cluster-Node``, ``X-Cluster-Time`` and ``X-Cluster-Auth``:
-an HMAC-SHA256 of "node|time" under the cluster secret, valid for five minutes. The secret
-itself never travels.
+an HMAC-SHA256 of "caller|callee|time" under the cluster secret, accepted within a minute of
+the callee's clock and only by the node it names. The secret itself never travels. Links are
+plain ``ws://``: keep node-to-node traffic on a private network (or put TLS in front).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .errors import BY_CODE, DurableObjectError, RpcError
 
 REQUEST, REPLY, FRAME, CLOSE = 0, 1, 2, 3
 KINDS = ("rpc", "fetch", "alarm", "open")
-MAX_SKEW = 300.0
+MAX_SKEW = 60.0
 PATH = "/_cluster/link"
 
 
@@ -39,20 +40,26 @@ class LinkProtocolError(Exception):
 
 
 def encode(messages: list[list[Any]]) -> bytes:
-    data: bytes = msgpack.packb(messages, use_bin_type=True)
+    # surrogatepass: a lone surrogate in some text (an error message, say) must not make a
+    # whole batch unsendable.
+    data: bytes = msgpack.packb(messages, use_bin_type=True, unicode_errors="surrogatepass")
     return data
 
 
 def decode(frame: bytes) -> list[list[Any]]:
     """The messages of one frame, each checked for shape."""
     try:
-        messages = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+        messages = msgpack.unpackb(
+            frame, raw=False, strict_map_key=False, unicode_errors="surrogatepass"
+        )
     except Exception as exc:
         raise LinkProtocolError(f"not a msgpack frame: {exc}") from None
     if not isinstance(messages, list):
         raise LinkProtocolError("a frame holds a list of messages")
     for m in messages:
-        if not (isinstance(m, list) and m and isinstance(m[0], int) and isinstance(m[1], int)):
+        if not (
+            isinstance(m, list) and len(m) >= 2 and isinstance(m[0], int) and isinstance(m[1], int)
+        ):
             raise LinkProtocolError("malformed message")
         kind = m[0]
         if kind == REQUEST and not (
@@ -61,6 +68,7 @@ def decode(frame: bytes) -> list[list[Any]]:
             and isinstance(m[3], str)
             and isinstance(m[4], str)
             and isinstance(m[5], int)
+            and m[5] >= 0
             and isinstance(m[6], list)
         ):
             raise LinkProtocolError("malformed request")
@@ -95,31 +103,33 @@ def error_from(value: Any) -> DurableObjectError:
     return BY_CODE.get(code, DurableObjectError)(str(message))
 
 
-def _mac(secret: str, node_id: str, timestamp: str) -> str:
-    return hmac.new(secret.encode(), f"{node_id}|{timestamp}".encode(), hashlib.sha256).hexdigest()
+def _mac(secret: str, caller: str, callee: str, timestamp: str) -> str:
+    message = f"{caller}|{callee}|{timestamp}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def auth_headers(secret: str, node_id: str, now: float) -> dict[str, str]:
+def auth_headers(secret: str, caller: str, callee: str, now: float) -> dict[str, str]:
+    """Handshake headers for a link from node ``caller`` to node ``callee``."""
     stamp = str(int(now))
     return {
-        "X-Cluster-Node": node_id,
+        "X-Cluster-Node": caller,
         "X-Cluster-Time": stamp,
-        "X-Cluster-Auth": _mac(secret, node_id, stamp),
+        "X-Cluster-Auth": _mac(secret, caller, callee, stamp),
     }
 
 
-def verify(secret: str, headers: dict[str, str], now: float) -> str | None:
-    """The calling node's id when its credentials hold, else None."""
+def verify(secret: str, headers: dict[str, str], me: str, now: float) -> str | None:
+    """The calling node's id when its credentials hold for this node (``me``), else None."""
     if not secret:
         return None
-    node_id = headers.get("x-cluster-node", "")
-    stamp = headers.get("x-cluster-time", "")
-    given = headers.get("x-cluster-auth", "")
     try:
-        if abs(now - int(stamp)) > MAX_SKEW:
+        caller = headers.get("x-cluster-node", "")
+        stamp = headers.get("x-cluster-time", "")
+        given = headers.get("x-cluster-auth", "")
+        if not caller or abs(now - int(stamp)) > MAX_SKEW:
             return None
-    except ValueError:
+        if not hmac.compare_digest(given.encode(), _mac(secret, caller, me, stamp).encode()):
+            return None
+    except (ValueError, TypeError, OverflowError, UnicodeError):
         return None
-    if not node_id or not hmac.compare_digest(given, _mac(secret, node_id, stamp)):
-        return None
-    return node_id
+    return caller

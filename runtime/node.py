@@ -79,7 +79,8 @@ class Node:
         self.namespaces: dict[str, Namespace] = {}
         self.records: dict[tuple[str, str], ObjectRecord] = {}
         self.stopping = False  # no new objects; loops other than lease renewal end
-        self._closed = False  # every object is shut down; lease renewal ends too
+        self._drained = False  # every object is shut down (the node still forwards)
+        self._closed = False  # lease renewal, links and stores are closed too
         self._stopped = asyncio.Event()
         self.started = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -156,12 +157,14 @@ class Node:
         self._stopped.set()
         await self.registry.leave()
 
-    async def stop(self, code: int = 1012, reason: str = "service restart") -> None:
-        """Drain: let running events finish, commit, close sockets, release leases."""
-        if self._closed:
+    async def drain(self, code: int = 1012, reason: str = "service restart") -> None:
+        """Let running events finish, commit, close sockets with ``code``, release leases.
+        Stores and links stay up: events still arriving are forwarded to other nodes."""
+        if self._drained:
             return
+        self._drained = True
         await self.begin_drain()
-        renewal, others = self._tasks[0], self._tasks[1:]
+        others = self._tasks[1:]  # all but lease renewal, which goes on until stop()
         for task in others:
             task.cancel()
         await asyncio.gather(*others, return_exceptions=True)
@@ -170,14 +173,23 @@ class Node:
         await asyncio.gather(*self._evictions, return_exceptions=True)
         records = list(self.records.values())
         await asyncio.gather(*(r.shut_down(code, reason) for r in records))
+        log.info("node %s drained; released %d objects", self.node_id, len(records))
+
+    async def stop(self, code: int = 1012, reason: str = "service restart") -> None:
+        """Drain, then stop renewing, close links and stores."""
+        if self._closed:
+            return
+        await self.drain(code, reason)
         self.records.clear()
         self._closed = True
-        renewal.cancel()
-        await asyncio.gather(renewal, return_exceptions=True)
+        renewal = self._tasks[0] if self._tasks else None
+        if renewal is not None:
+            renewal.cancel()
+            await asyncio.gather(renewal, return_exceptions=True)
         await self.links.close()
         for store in self.stores.values():
             await store.close()
-        log.info("node %s stopped; released %d objects", self.node_id, len(records))
+        log.info("node %s stopped", self.node_id)
 
     # ------------------------------------------------------------ objects
 
@@ -240,7 +252,13 @@ class Node:
         return sum(1 for r in self.records.values() if r.instance is not None)
 
     def live_ids(self) -> list[str]:
-        return [f"{ns}:{h}" for (ns, h), r in self.records.items() if r.instance is not None]
+        """Objects this node may serve now (a paused node whose lease deadline passed does
+        not count its instances, whatever its memory still holds)."""
+        return [
+            f"{ns}:{h}"
+            for (ns, h), r in self.records.items()
+            if r.instance is not None and r.lease.live
+        ]
 
     # ------------------------------------------------------------ loops
 

@@ -361,22 +361,27 @@ class ObjectRecord:
         return True
 
     async def shut_down(self, code: int, reason: str, timeout: float = 5.0) -> None:
-        """Node is stopping: let the running event finish, commit what is pending, close the
+        """Node is stopping: let running events finish, commit what is pending, close the
         sockets, release the lease."""
+        deadline = time.monotonic() + timeout
+        # Events awaiting another object need the gate back to finish: wait for them first.
+        while self.running and time.monotonic() < deadline:  # noqa: ASYNC110 (rare, short)
+            await asyncio.sleep(0.02)
         try:
-            await asyncio.wait_for(self.gate.reenter(), timeout)
+            await asyncio.wait_for(self.gate.reenter(), max(0.01, deadline - time.monotonic()))
             held = True
         except TimeoutError:
             held = False
             log.warning("%s still busy after %.0fs; stopping it anyway", self.describe(), timeout)
         try:
+            self.gone = True
+            self.node.forget(self)  # events from now on are routed elsewhere
             storage = self.storage
             if storage is not None and storage.has_uncommitted:
                 try:
                     await storage.commits.sync()
                 except DurableObjectError as exc:
                     log.warning("could not commit %s while stopping: %s", self.describe(), exc)
-            self.gone = True
             for ws in list(self.sockets.values()):
                 ws.abort(code, reason, cause="discarded")
             self.sockets.clear()

@@ -18,6 +18,8 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 
+from .scripts import storage_error
+
 log = logging.getLogger("runtime.registry")
 
 
@@ -88,7 +90,10 @@ class Registry:
         cached = self._cache.get(node_id)
         if cached is not None and now - cached[0] < self.interval / 2:
             return cached[1]
-        raw = await self.redis.get(self._key(node_id))
+        try:
+            raw = await self.redis.get(self._key(node_id))
+        except (redis_errors.RedisError, OSError) as exc:
+            raise storage_error(exc) from None
         info = None if raw is None else NodeInfo.from_json(node_id, raw)
         self._cache[node_id] = (now, info)
         return info

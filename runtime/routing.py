@@ -52,6 +52,16 @@ class Router:
         self, namespace: Namespace, object_id: ObjectId, event: Event, hops: int = 0
     ) -> Any:
         """Run ``event`` on the object, here or where it lives; its result."""
+        try:
+            return await self._dispatch(namespace, object_id, event, hops)
+        except ObjectMoved as exc:
+            if hops:
+                raise  # back to the node that forwarded it: nothing ran here
+            raise ObjectUnavailable(str(exc)) from None
+
+    async def _dispatch(
+        self, namespace: Namespace, object_id: ObjectId, event: Event, hops: int
+    ) -> Any:
         deadline = time.monotonic() + self.node.settings.activation_timeout
         attempt = 0
         while True:
@@ -60,6 +70,7 @@ class Router:
                 try:
                     return await where.run(event.run, wait_output=event.wait_output)
                 except RecordGone:
+                    attempt = await self._pause(attempt, deadline, namespace, object_id)
                     continue
                 except HeldElsewhere as held:
                     self._remember(namespace, object_id, held.info, hops)
@@ -92,6 +103,7 @@ class Router:
                     await serve_socket(where, conn, request)
                     return
                 except RecordGone:
+                    attempt = await self._pause(attempt, deadline, namespace, object_id)
                     continue
                 except HeldElsewhere as held:
                     self._remember(namespace, object_id, held.info, hops)
@@ -157,6 +169,11 @@ class Router:
 
     def forget(self, namespace: str, hex_id: str) -> None:
         self._owners.pop((namespace, hex_id), None)
+
+    def forget_node(self, node_id: str) -> None:
+        """A node's link broke: stop sending its objects' events there."""
+        for key in [k for k, (info, _) in self._owners.items() if info.node_id == node_id]:
+            del self._owners[key]
 
     async def _pause(
         self, attempt: int, deadline: float, namespace: Namespace, object_id: ObjectId

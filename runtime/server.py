@@ -176,7 +176,7 @@ def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
     async def cluster_link(websocket: WebSocket) -> None:
         """Another node's link (authenticated with the cluster secret)."""
         headers = {k.lower(): v for k, v in websocket.headers.items()}
-        peer = link.verify(node.settings.cluster_secret, headers, time.time())
+        peer = link.verify(node.settings.cluster_secret, headers, node.node_id, time.time())
         if peer is None:
             client = websocket.client.host if websocket.client else "?"
             log.warning("refused a node link from %s: missing or wrong cluster credentials", client)
@@ -191,7 +191,7 @@ def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
     async def cluster_objects(request: Request) -> Response:
         """This node's live objects (for operators and tests; same credentials as links)."""
         headers = {k.lower(): v for k, v in request.headers.items()}
-        if link.verify(node.settings.cluster_secret, headers, time.time()) is None:
+        if link.verify(node.settings.cluster_secret, headers, node.node_id, time.time()) is None:
             return PlainTextResponse("cluster credentials required", 403)
         return JSONResponse(
             {

@@ -147,6 +147,11 @@ class Transport(Protocol):
     accepted: bool
     closed: bool
 
+    @property
+    def gone(self) -> bool:
+        """The other side has gone (as opposed to: it is too slow)."""
+        ...
+
     async def accept(self, subprotocol: str | None = None) -> None: ...
     async def deny(self, status: int, text: str) -> None: ...
     def write(self, frame: OutFrame) -> bool: ...
@@ -173,6 +178,13 @@ class Connection:
     async def accept(self, subprotocol: str | None = None) -> None:
         await self.websocket.accept(subprotocol)
         self.accepted = True
+
+    @property
+    def gone(self) -> bool:
+        fast = self.fast
+        if fast is None:
+            return self.closed
+        return bool(fast.disconnected or fast.close_sent or fast.transport.is_closing())
 
     async def deny(self, status: int, text: str) -> None:
         """Refuse the handshake with an HTTP response (or a plain 403 if unsupported)."""
@@ -353,6 +365,9 @@ class ObjectWebSocket:
         if isinstance(item, tuple):
             self.abort(*item, cause="object")
         elif not self._conn.write(item):
+            if self._conn.gone:  # the client left: its close event is on its way
+                self.closed = True
+                return
             self.abort(
                 1013,
                 "client is not reading fast enough",

@@ -13,7 +13,11 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from .link import PATH as LINK_PATH
 from .websocket import TRANSPORT_EXTENSION
+
+#: Node links carry batches of up to 32 messages of up to a megabyte or so each.
+LINK_MAX_SIZE = 128 * 1024 * 1024
 
 
 class FastWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -22,6 +26,8 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][TRANSPORT_EXTENSION] = self
+            if scope["path"] == LINK_PATH:  # not the clients' frame limit
+                self.conn.max_message_size = LINK_MAX_SIZE
 
 
 class _QuietProtocolErrors(logging.Filter):

@@ -17,19 +17,19 @@ SECRET = "cluster-secret-for-tests-only-7f3a9c"
 FAST = {"CLUSTER_SECRET": SECRET, "LEASE_TTL": "2", "ALARM_POLL_INTERVAL": "0.2"}
 
 
-def auth(node_id: str = "test-client") -> dict[str, str]:
-    return link.auth_headers(SECRET, node_id, time.time())
+def auth(node: NodeProcess, caller: str = "test-client") -> dict[str, str]:
+    return link.auth_headers(SECRET, caller, node.node_id, time.time())
 
 
 def live_ids(node: NodeProcess) -> list[str]:
     """The live objects a node reports (an authenticated operator endpoint)."""
-    r = httpx.get(f"{node.http}/_cluster/objects", headers=auth(), timeout=5)
+    r = httpx.get(f"{node.http}/_cluster/objects", headers=auth(node), timeout=5)
     r.raise_for_status()
     return list(r.json()["live"])
 
 
 def node_stats(node: NodeProcess) -> dict[str, Any]:
-    r = httpx.get(f"{node.http}/_cluster/objects", headers=auth(), timeout=5)
+    r = httpx.get(f"{node.http}/_cluster/objects", headers=auth(node), timeout=5)
     r.raise_for_status()
     return dict(r.json()["stats"])
 

@@ -130,3 +130,53 @@ async def test_a_rolling_restart_under_load(nodes) -> None:
         ledger.check(ledger_of(cluster[0], name))
         assert len(ledger.acked) > 20
         assert max(ledger.latencies) < 2.0, f"a client waited {max(ledger.latencies):.2f}s"
+
+
+async def test_a_draining_owner_answers_forwarded_events_before_it_goes(nodes) -> None:
+    owner, other = nodes(2)
+    async with httpx.AsyncClient() as client:
+        assert (await client.post(f"{owner.http}/probe/draining/incr")).status_code == 200
+        slow = asyncio.create_task(  # forwarded by the other node to the owner
+            client.post(f"{other.http}/probe/draining/slow?seconds=1.5", timeout=30)
+        )
+        await asyncio.sleep(0.4)
+        stopping = asyncio.create_task(asyncio.to_thread(owner.stop, signal.SIGTERM))
+        answer = await slow
+        assert answer.status_code == 200, answer.text  # finished and answered, not unknown
+        assert await stopping == 0
+        after = await client.post(f"{other.http}/probe/draining/incr", timeout=10)
+        assert after.json() == {"value": 2}  # taken over at once from the released lease
+
+
+async def test_a_stopping_node_does_not_spin_on_objects_it_already_shut(nodes) -> None:
+    (node,) = nodes(1)
+    async with httpx.AsyncClient() as client:
+        await client.post(f"{node.http}/probe/callee/incr")
+        call = asyncio.create_task(
+            client.post(
+                f"{node.http}/probe/caller/nap-then-call?seconds=1&other=callee", timeout=30
+            )
+        )
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        assert await asyncio.to_thread(node.stop, signal.SIGTERM) == 0
+        assert time.monotonic() - started < 8  # drained, no busy loop
+        answer = await call
+        assert answer.status_code == 200
+        assert answer.json()["result"].startswith("other failed")  # callee was shut down
+
+
+async def test_a_megabyte_message_crosses_a_link(nodes) -> None:
+    first, second = nodes(2)
+    async with httpx.AsyncClient() as client:
+        await client.post(f"{second.http}/probe/big-tunnel/incr")
+    from websockets.asyncio.client import connect
+
+    ws = await connect(f"{first.ws}/probe/big-tunnel/ws", max_size=None)
+    assert await ws.recv() == "welcome"
+    message = "m" * (1024 * 1024 - 100)
+    await ws.send(message)
+    assert await ws.recv() == f"echo:{message}"
+    await ws.send("incr")
+    assert await ws.recv() == "value:2"  # the link survived
+    await ws.close()

@@ -27,14 +27,18 @@ async def test_node_links_refuse_missing_or_forged_credentials(nodes, tmp_path) 
     forged = [
         {},
         {"X-Cluster-Node": "intruder", "X-Cluster-Time": str(int(now)), "X-Cluster-Auth": "0" * 64},
-        link.auth_headers("not-the-secret", "intruder", now),
-        link.auth_headers(SECRET, "old-node", now - 3600),  # a replayed old handshake
+        link.auth_headers("not-the-secret", "intruder", node.node_id, now),
+        link.auth_headers(SECRET, "old-node", node.node_id, now - 3600),  # replayed, old
+        link.auth_headers(SECRET, "friend", "some-other-node", now),  # meant for another
+        {"X-Cluster-Node": "x", "X-Cluster-Time": "9" * 400, "X-Cluster-Auth": "e"},
     ]
     for headers in forged:
         with pytest.raises(InvalidStatus) as info:
             await connect(url, additional_headers=headers, open_timeout=5)
         assert info.value.response.status_code == 403
-    ws = await connect(url, additional_headers=link.auth_headers(SECRET, "friend", now))
+    ws = await connect(
+        url, additional_headers=link.auth_headers(SECRET, "friend", node.node_id, now)
+    )
     await ws.close()
     async with httpx.AsyncClient(base_url=node.http) as client:
         assert (await client.get("/_cluster/objects")).status_code == 403

@@ -140,6 +140,16 @@ class Probe(DurableObject):
         return int(value)
 
     @rpc
+    async def nap_then_call(self, seconds: float, other: str) -> str:
+        """Sleep, then call another object (which may have shut down meanwhile)."""
+        await asyncio.sleep(seconds)
+        try:
+            await self.env.namespace("probe").get_by_name(other).value()
+        except Exception as exc:
+            return f"other failed: {type(exc).__name__}"
+        return "other answered"
+
+    @rpc
     async def slow_write(self, seconds: float) -> str:
         await self.storage.put("slow", "started")
         await asyncio.sleep(seconds)
@@ -268,6 +278,12 @@ async def slow(request: Request) -> Response:
     return JSONResponse({"result": await probe(request).slow_write(seconds)})
 
 
+async def nap_then_call(request: Request) -> Response:
+    seconds = float(request.query_params.get("seconds", "1"))
+    other = request.query_params.get("other", "other")
+    return JSONResponse({"result": await probe(request).nap_then_call(seconds, other)})
+
+
 async def read(request: Request) -> Response:
     return JSONResponse({"value": await probe(request).get(request.path_params["key"])})
 
@@ -304,6 +320,7 @@ app = App(
         Route("/{name}/op/{op}", add_op, methods=["POST"]),
         Route("/{name}/ops", ops),
         Route("/{name}/slow", slow, methods=["POST"]),
+        Route("/{name}/nap-then-call", nap_then_call, methods=["POST"]),
         Route("/{name}/get/{key}", read),
         Route("/{place:str}/{name}/value", value),
         Route("/{name}/value", value),

@@ -1,0 +1,69 @@
+"""The node-to-node protocol without sockets: frames, malformed input, handshakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime import link
+from runtime.errors import Fenced, ObjectMoved, RpcError
+
+
+def test_messages_round_trip_in_one_frame() -> None:
+    messages = [
+        [link.REQUEST, 1, "rpc", "probe", "ab" * 32, 0, ["increment", b"\x92\x90\x80"]],
+        [link.REPLY, 1, True, b"\x01"],
+        [link.FRAME, 7, True, "text \ud800 with a lone surrogate"],
+        [link.CLOSE, 7, 4000, "bye"],
+    ]
+    assert link.decode(link.encode(messages)) == messages
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"\xc1",  # not msgpack
+        link.encode({"a": 1}),  # not a list
+        link.encode([[0]]),  # too short
+        link.encode([["0", 1]]),
+        link.encode([[link.REQUEST, 1, "nope", "ns", "id", 0, []]]),  # unknown kind
+        link.encode([[link.REQUEST, 1, "rpc", "ns", "id", -1, []]]),  # negative hops
+        link.encode([[link.REPLY, 1, True]]),
+        link.encode([[link.FRAME, 1, True, 5]]),
+        link.encode([[link.CLOSE, 1, "x", "y"]]),
+        link.encode([[9, 1]]),
+    ],
+)
+def test_malformed_frames_are_refused(frame: bytes) -> None:
+    with pytest.raises(link.LinkProtocolError):
+        link.decode(frame)
+
+
+def test_errors_keep_their_class_across_nodes() -> None:
+    assert isinstance(link.error_from(link.error_value(Fenced("gone"))), Fenced)
+    moved = link.error_from(link.error_value(ObjectMoved("elsewhere")))
+    assert isinstance(moved, ObjectMoved) and str(moved) == "elsewhere"
+    rpc = link.error_from(link.error_value(RpcError("ValueError", "bad")))
+    assert isinstance(rpc, RpcError) and rpc.type_name == "ValueError"
+    assert "remote node failed" in str(link.error_from(link.error_value(KeyError("x"))))
+    assert link.error_from("garbage").code == "error"
+
+
+def test_handshakes_hold_only_for_their_target_and_a_minute() -> None:
+    def lower(headers: dict[str, str]) -> dict[str, str]:
+        return {k.lower(): v for k, v in headers.items()}
+
+    now = 1_800_000_000.0
+    good = lower(link.auth_headers("s3cret", "n1", "n2", now))
+    assert link.verify("s3cret", good, "n2", now + 30) == "n1"
+    assert link.verify("s3cret", good, "n3", now) is None  # meant for n2
+    assert link.verify("s3cret", good, "n2", now + 120) is None  # too old
+    assert link.verify("other", good, "n2", now) is None
+    assert link.verify("", good, "n2", now) is None  # no secret: no links at all
+    for broken in (
+        {},
+        {**good, "x-cluster-time": "9" * 400},
+        {**good, "x-cluster-auth": "é"},
+        {**good, "x-cluster-time": "soon"},
+    ):
+        assert link.verify("s3cret", broken, "n2", now) is None
+    assert "s3cret" not in "".join(good.values())
