@@ -7,6 +7,7 @@ import signal
 import time
 
 import httpx
+import pytest
 
 from runtime.embedded import ValkeyProcess, free_port
 from tests.cluster.conftest import live_ids, node_stats
@@ -180,3 +181,41 @@ async def test_a_megabyte_message_crosses_a_link(nodes) -> None:
     await ws.send("incr")
     assert await ws.recv() == "value:2"  # the link survived
     await ws.close()
+
+
+async def test_sockets_are_told_to_reconnect_when_nodes_die_or_drain(nodes) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    front, owner, third = nodes(3)
+    async with httpx.AsyncClient() as client:
+        await client.post(f"{owner.http}/probe/sockety/incr")
+    tunnelled = await connect(f"{front.ws}/probe/sockety/ws")
+    assert await tunnelled.recv() == "welcome"
+    owner.kill()  # kill -9 of the owner: the tunnel's client hears 1012, not silence
+    with pytest.raises(ConnectionClosed) as info:
+        await asyncio.wait_for(tunnelled.recv(), 10)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1012
+
+    direct = await connect(f"{third.ws}/probe/drained/ws")  # lives on the third node
+    assert await direct.recv() == "welcome"
+    stopping = asyncio.create_task(asyncio.to_thread(third.stop, signal.SIGTERM))
+    with pytest.raises(ConnectionClosed) as info:
+        await asyncio.wait_for(direct.recv(), 10)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1012  # service restart
+    assert await stopping == 0
+
+
+async def test_an_alarm_of_a_dead_node_fires_elsewhere(nodes) -> None:
+    owner, survivor = nodes(2)
+    async with httpx.AsyncClient() as client:
+        assert (await client.post(f"{owner.http}/probe/orphan/alarm?in=1")).status_code == 200
+        owner.kill()
+        deadline = time.monotonic() + 15
+        while True:
+            body = (await client.get(f"{survivor.http}/probe/orphan/alarm", timeout=10)).json()
+            if body["log"]:
+                break
+            assert time.monotonic() < deadline, "the alarm never fired"
+            await asyncio.sleep(0.2)
+    assert len(body["log"]) == 1 and body["alarm"] is None
