@@ -200,9 +200,11 @@ async def test_limits_give_clear_errors_and_change_nothing(store, sync_redis: re
 
 
 async def test_one_event_of_100_puts_is_one_round_trip_and_one_script(
-    store, sync_redis: redis.Redis
+    make_node, sync_redis: redis.Redis
 ) -> None:
-    node, ns = store
+    # Nothing else may talk to Redis meanwhile: no alarm polls, no lease renewals.
+    node = await make_node(alarm_poll_interval=60.0, lease_ttl=60.0)
+    ns = node.register("store", Store)
     stub = ns.get_by_name("coalesce")
     await stub.run([["put", "warm", 0]])  # activation (lease acquire) happens here
     before = evalsha_calls(sync_redis)
