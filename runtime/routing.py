@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ObjectMoved, ObjectUnavailable
 from .events import Event
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from .node import Node
     from .registry import NodeInfo
     from .websocket import SocketRequest, Transport
+
+T = TypeVar("T")
 
 #: How many times an event may be forwarded (client's node -> owner -> owner's successor).
 MAX_HOPS = 2
@@ -52,36 +55,16 @@ class Router:
         self, namespace: Namespace, object_id: ObjectId, event: Event, hops: int = 0
     ) -> Any:
         """Run ``event`` on the object, here or where it lives; its result."""
-        try:
-            return await self._dispatch(namespace, object_id, event, hops)
-        except ObjectMoved as exc:
-            if hops:
-                raise  # back to the node that forwarded it: nothing ran here
-            raise ObjectUnavailable(str(exc)) from None
 
-    async def _dispatch(
-        self, namespace: Namespace, object_id: ObjectId, event: Event, hops: int
-    ) -> Any:
-        deadline = time.monotonic() + self.node.settings.activation_timeout
-        attempt = 0
-        while True:
-            where = await self._where(namespace, object_id, hops)
-            if isinstance(where, ObjectRecord):
-                try:
-                    return await where.run(event.run, wait_output=event.wait_output)
-                except RecordGone:
-                    attempt = await self._pause(attempt, deadline, namespace, object_id)
-                    continue
-                except HeldElsewhere as held:
-                    self._remember(namespace, object_id, held.info, hops)
-                    continue
-            try:
-                return await self.node.links.to(where).request(
-                    event.kind, namespace.name, object_id.hex, hops + 1, event.wire()
-                )
-            except ObjectMoved:  # nothing ran there: look again
-                self._owners.pop((namespace.name, object_id.hex), None)
-                attempt = await self._pause(attempt, deadline, namespace, object_id)
+        async def here(record: ObjectRecord) -> Any:
+            return await record.run(event.run, wait_output=event.wait_output)
+
+        async def there(info: NodeInfo) -> Any:
+            return await self.node.links.to(info).request(
+                event.kind, namespace.name, object_id.hex, hops + 1, event.wire()
+            )
+
+        return await self._route(namespace, object_id, hops, here, there)
 
     async def connect(
         self,
@@ -94,28 +77,48 @@ class Router:
         """Hand a client socket to the object, here or through a tunnel; returns at its end."""
         from .sockets import serve_socket
 
+        async def here(record: ObjectRecord) -> None:
+            await serve_socket(record, conn, request)
+
+        async def there(info: NodeInfo) -> None:
+            await self.node.links.to(info).tunnel(
+                namespace.name, object_id.hex, hops + 1, request, conn
+            )
+
+        await self._route(namespace, object_id, hops, here, there)
+
+    async def _route(
+        self,
+        namespace: Namespace,
+        object_id: ObjectId,
+        hops: int,
+        here: Callable[[ObjectRecord], Awaitable[T]],
+        there: Callable[[NodeInfo], Awaitable[T]],
+    ) -> T:
+        """Find the object and act on it (``here`` on its record, ``there`` on its node),
+        looking again after anything that guarantees nothing ran."""
         deadline = time.monotonic() + self.node.settings.activation_timeout
         attempt = 0
-        while True:
-            where = await self._where(namespace, object_id, hops)
-            if isinstance(where, ObjectRecord):
+        try:
+            while True:
+                where = await self._where(namespace, object_id, hops)
+                if isinstance(where, ObjectRecord):
+                    try:
+                        return await here(where)
+                    except RecordGone:
+                        attempt = await self._pause(attempt, deadline, namespace, object_id)
+                    except HeldElsewhere as held:
+                        self._remember(namespace, object_id, held.info, hops)
+                    continue
                 try:
-                    await serve_socket(where, conn, request)
-                    return
-                except RecordGone:
+                    return await there(where)
+                except ObjectMoved:  # nothing ran there: look again
+                    self._owners.pop((namespace.name, object_id.hex), None)
                     attempt = await self._pause(attempt, deadline, namespace, object_id)
-                    continue
-                except HeldElsewhere as held:
-                    self._remember(namespace, object_id, held.info, hops)
-                    continue
-            try:
-                await self.node.links.to(where).tunnel(
-                    namespace.name, object_id.hex, hops + 1, request, conn
-                )
-                return
-            except ObjectMoved:
-                self._owners.pop((namespace.name, object_id.hex), None)
-                attempt = await self._pause(attempt, deadline, namespace, object_id)
+        except ObjectMoved as exc:
+            if hops:
+                raise  # back to the node that forwarded it: nothing ran here
+            raise ObjectUnavailable(str(exc)) from None
 
     async def _where(
         self, namespace: Namespace, object_id: ObjectId, hops: int
