@@ -303,7 +303,8 @@ class Node:
         for record in list(self.records.values()):
             quiet = now - record.last_active
             if record.sockets:
-                if record.instance is not None and quiet >= settings.hibernate_after:
+                after = record.namespace.cls.hibernate_after or settings.hibernate_after
+                if record.instance is not None and quiet >= after:
                     record.hibernate()
             elif quiet >= settings.idle_timeout and record.idle:
                 task = asyncio.get_running_loop().create_task(record.evict())

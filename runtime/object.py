@@ -15,7 +15,7 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -101,6 +101,11 @@ class ObjectContext:
 
 class DurableObject:
     """Base class of every object. Override the handlers you need."""
+
+    #: Seconds of quiet after which an instance whose only activity is open sockets
+    #: hibernates; None takes the node's ``hibernate_after`` setting. An object that keeps
+    #: short-lived state in memory (presence, say) sets it above that state's lifetime.
+    hibernate_after: ClassVar[float | None] = None
 
     def __init__(self, ctx: ObjectContext, env: Env) -> None:
         self.ctx = ctx

@@ -1,0 +1,234 @@
+"""The Board object: the board's rules (rules.py) wired to sockets, storage and an alarm.
+
+One object per board. Its document lives in memory as a pycrdt ``Doc``; its durable form
+is a **snapshot plus a log of updates**:
+
+    snap                       {"gen": g, "parts": n, "bytes": size} (absent: no snapshot yet)
+    snap/<g:08d>/<part:05d>    the snapshot's bytes, in parts of at most one storage value
+    log/<seq:012d>/<part:03d>  one update per seq, in parts likewise
+
+Each update a writer sends is appended to the log in the same event that applies it, so
+the output gate holds the broadcast to the others until the write is committed: nobody
+sees an edit that a crash could lose. An alarm compacts: once the log passes a count or
+size threshold and the board has been quiet a few seconds, it writes the whole document as
+a new snapshot generation, then points ``snap`` at it and deletes the old parts and the
+folded log, all in one event (one atomic commit). Storage stays proportional to the
+document, not to its edit count. The same alarm expires stale presence.
+
+Presence (awareness) lives only in memory, like y-websocket's: the class hibernates only
+after a minute of quiet, longer than presence lives, so hibernation never loses any.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, ClassVar
+
+from runtime import DurableObject, ObjectWebSocket, rpc
+from runtime.websocket import OutFrame
+
+from .config import WhiteboardConfig
+from .links import VIEW_PREFIX
+from .rules import POLICY, BoardRules, Broadcast, Close, Effect, Persist, Send
+
+log = logging.getLogger("apps.whiteboard")
+
+SNAPSHOT = "snap"
+
+
+def snap_prefix(gen: int) -> str:
+    return f"snap/{gen:08d}/"
+
+
+def log_prefix(seq: int) -> str:
+    return f"log/{seq:012d}/"
+
+
+class Board(DurableObject):
+    """One whiteboard: a CRDT document shared over the y-websocket protocol."""
+
+    config: ClassVar[WhiteboardConfig] = WhiteboardConfig()
+    hibernate_after: ClassVar[float | None] = 60.0
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.rules = BoardRules(self.config)
+        self.sockets: dict[int, ObjectWebSocket] = {}
+        self.snapshot: dict[str, int] = {"gen": 0, "parts": 0, "bytes": 0}
+        self.log_keys: list[str] = []  # every stored part of the log, oldest first
+        self.log_updates = 0
+        self.log_bytes = 0
+        self.next_seq = 1
+        self.last_update = time.time()
+        self.alarm_at: float | None = None
+        # Stored values are capped; big updates and snapshots are split into parts.
+        self.part_bytes = env.settings.max_value_bytes - 64
+        for ws in self.get_websockets():  # sockets kept open while the board hibernated
+            self.sockets[ws.id] = ws
+            self.rules.connect(ws.id, bool((ws.attachment or {}).get("ro")))
+        ctx.block_concurrency_while(self.load)
+
+    async def load(self) -> None:
+        """Rebuild the document from the snapshot, then the log, in order."""
+        self.snapshot = await self.storage.get(SNAPSHOT) or self.snapshot
+        if self.snapshot["parts"]:
+            parts = await self.storage.list(prefix=snap_prefix(self.snapshot["gen"]))
+            self.rules.load(b"".join(parts.values()))
+        entries = await self.storage.list(prefix="log/")
+        update: list[bytes] = []
+        last = ""
+        for key, part in entries.items():
+            seq = key[: len("log/") + 12]
+            if seq != last and update:
+                self.rules.load(b"".join(update))
+                update = []
+            update.append(part)
+            last = seq
+            self.log_keys.append(key)
+        if update:
+            self.rules.load(b"".join(update))
+        self.log_updates = len({key[:16] for key in self.log_keys})
+        self.log_bytes = self.rules.size - self.snapshot["bytes"]
+        if self.log_keys:
+            self.next_seq = int(self.log_keys[-1][4:16]) + 1
+        self.alarm_at = await self.storage.get_alarm()
+
+    # ------------------------------------------------------------- sockets
+
+    async def websocket_connect(self, ws: ObjectWebSocket) -> None:
+        """A client joins; view links (checked by the route) get a read-only session."""
+        room = dict(ws.request.path_params).get("room", "")
+        read_only = room.startswith(VIEW_PREFIX)
+        self.accept_websocket(ws)
+        ws.attachment = {"ro": read_only}
+        self.sockets[ws.id] = ws
+        await self.apply(self.rules.connect(ws.id, read_only))
+
+    async def websocket_message(self, ws: ObjectWebSocket, message: str | bytes) -> None:
+        """One y-websocket message: sync, awareness or a query."""
+        await self.apply(self.rules.receive(ws.id, message, time.time()))
+
+    async def websocket_close(self, ws: ObjectWebSocket, code: int, reason: str) -> None:
+        """The client left: its presence goes."""
+        await self.forget(ws)
+
+    async def websocket_error(self, ws: ObjectWebSocket, error: Exception) -> None:
+        """The runtime dropped the socket (a client that stopped reading): same as leaving."""
+        await self.forget(ws)
+
+    async def forget(self, ws: ObjectWebSocket) -> None:
+        self.sockets.pop(ws.id, None)
+        await self.apply(self.rules.disconnect(ws.id))
+
+    # ------------------------------------------------------------- effects
+
+    async def apply(self, effects: list[Effect]) -> None:
+        """Carry out what the rules decided."""
+        for effect in effects:
+            if isinstance(effect, Broadcast):
+                frame = OutFrame(effect.data)  # encoded once for every socket
+                for session, ws in self.sockets.items():
+                    if session != effect.exclude:
+                        ws.send_frame(frame)
+            elif isinstance(effect, Send):
+                ws = self.sockets.get(effect.session)
+                if ws is not None:
+                    ws.send(effect.data)
+            elif isinstance(effect, Persist):
+                await self.append(effect.update)
+            elif isinstance(effect, Close):
+                ws = self.sockets.pop(effect.session)
+                if effect.code != POLICY:
+                    log.info("closing a board socket: %s (%d)", effect.reason, effect.code)
+                ws.close(effect.code, effect.reason)
+        await self.arm()
+
+    async def append(self, update: bytes) -> None:
+        """Add one update to the log (committed before anyone hears of it)."""
+        prefix = log_prefix(self.next_seq)
+        self.next_seq += 1
+        parts = {
+            f"{prefix}{i:03d}": update[start : start + self.part_bytes]
+            for i, start in enumerate(range(0, max(len(update), 1), self.part_bytes))
+        }
+        await self.storage.put_many(parts)
+        self.log_keys.extend(parts)
+        self.log_updates += 1
+        self.log_bytes += len(update)
+        self.last_update = time.time()
+
+    # ------------------------------------------------------------- the alarm
+
+    def compaction_due(self) -> float | None:
+        """When compaction should run (None: the log is still small)."""
+        config = self.config
+        if self.log_updates >= config.compact_force_updates:
+            return time.time()
+        if self.log_updates >= config.compact_updates or self.log_bytes >= config.compact_bytes:
+            return self.last_update + config.compact_quiet
+        return None
+
+    async def arm(self) -> None:
+        """Keep the alarm at the earliest of compaction and presence expiry."""
+        due = [t for t in (self.compaction_due(), self.rules.next_expiry()) if t is not None]
+        if not due:
+            return  # a stale alarm just finds nothing to do
+        when = min(due)
+        if self.alarm_at is None or when < self.alarm_at:
+            await self.storage.set_alarm(when)
+            self.alarm_at = when
+
+    async def alarm(self) -> None:
+        """Expire stale presence; compact the log if it is due."""
+        self.alarm_at = None
+        now = time.time()
+        due = self.compaction_due()
+        if due is not None and due <= now:
+            await self.compact()
+        await self.apply(self.rules.expire(now))  # re-arms for what remains
+
+    async def compact(self) -> None:
+        """Fold the log into a new snapshot generation (one event: one atomic commit)."""
+        state = self.rules.full_state()
+        old = self.snapshot
+        gen = old["gen"] + 1
+        prefix = snap_prefix(gen)
+        parts = {
+            f"{prefix}{i:05d}": state[start : start + self.part_bytes]
+            for i, start in enumerate(range(0, len(state), self.part_bytes))
+        }
+        batch = self.env.settings.max_batch_keys
+        keys = list(parts)
+        for start in range(0, len(keys), batch):
+            await self.storage.put_many({k: parts[k] for k in keys[start : start + batch]})
+        self.snapshot = {"gen": gen, "parts": len(parts), "bytes": len(state)}
+        await self.storage.put(SNAPSHOT, self.snapshot)
+        stale = [f"{snap_prefix(old['gen'])}{i:05d}" for i in range(old["parts"])]
+        stale += self.log_keys
+        for start in range(0, len(stale), batch):
+            await self.storage.delete_many(stale[start : start + batch])
+        log.info(
+            "compacted a board: %d updates (%d bytes) + %d-byte snapshot -> %d bytes",
+            self.log_updates,
+            self.log_bytes,
+            old["bytes"],
+            len(state),
+        )
+        self.log_keys = []
+        self.log_updates = 0
+        self.log_bytes = 0
+        self.rules.size = len(state)
+
+    # ------------------------------------------------------------- introspection
+
+    @rpc
+    async def stats(self) -> dict[str, int]:
+        """Sizes, for tests, benchmarks and operators."""
+        return {
+            "log_updates": self.log_updates,
+            "log_bytes": self.log_bytes,
+            "snapshot_bytes": self.snapshot["bytes"],
+            "sessions": len(self.rules.sessions),
+            "presence": len(self.rules.presence),
+        }

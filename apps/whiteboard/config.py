@@ -1,0 +1,52 @@
+"""Whiteboard settings, from the environment: ``WHITEBOARD_<FIELD NAME IN CAPITALS>``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from runtime import ConfigurationError
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WhiteboardConfig:
+    #: One update (a sync step 2 or update message) at most this big.
+    max_update_bytes: int = 1 * MiB
+    #: A board's stored form (snapshot + log) at most this big.
+    max_board_bytes: int = 32 * MiB
+    #: Presence not refreshed for this long expires (y-protocols' outdatedTimeout).
+    awareness_timeout: float = 30.0
+    #: One client's awareness state (its JSON) at most this big.
+    max_awareness_state_bytes: int = 16 * 1024
+    #: Awareness client IDs one socket may introduce (a tab has one; a reload makes another).
+    max_awareness_clients: int = 8
+    #: Compaction folds the update log into the snapshot once the log holds this many
+    #: updates or this many bytes, and the board has been quiet for compact_quiet seconds...
+    compact_updates: int = 500
+    compact_bytes: int = 1 * MiB
+    compact_quiet: float = 5.0
+    #: ...or, however busy the board is, once the log reaches this many updates.
+    compact_force_updates: int = 5000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WhiteboardConfig:
+        env = os.environ if env is None else env
+        values: dict[str, float | int] = {}
+        try:
+            for f in fields(cls):
+                raw = env.get(f"WHITEBOARD_{f.name.upper()}")
+                if raw is not None:
+                    values[f.name] = float(raw) if f.type == "float" else int(raw)
+        except ValueError as exc:
+            raise ConfigurationError(f"whiteboard settings: {exc}") from None
+        return cls(**values)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if getattr(self, f.name) <= 0:
+                raise ConfigurationError(f"WHITEBOARD_{f.name.upper()} must be positive")
+        if self.max_update_bytes > self.max_board_bytes:
+            raise ConfigurationError("WHITEBOARD_MAX_UPDATE_BYTES exceeds the board limit")

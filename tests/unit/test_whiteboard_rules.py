@@ -1,0 +1,204 @@
+"""The board's rules with no sockets and no storage: bytes in, effects out."""
+
+from __future__ import annotations
+
+import pytest
+from pycrdt import Array, Doc, Map
+
+from apps.whiteboard import protocol
+from apps.whiteboard.config import WhiteboardConfig
+from apps.whiteboard.protocol import AwarenessEntry
+from apps.whiteboard.rules import (
+    INVALID_PAYLOAD,
+    POLICY,
+    PROTOCOL_ERROR,
+    TOO_BIG,
+    UNSUPPORTED,
+    BoardRules,
+    Broadcast,
+    Close,
+    Persist,
+    Send,
+)
+
+CONFIG = WhiteboardConfig(
+    max_update_bytes=4096, max_board_bytes=16384, awareness_timeout=30.0, max_awareness_clients=2
+)
+
+
+def stroke_update(doc: Doc, key: str = "s1", points: int = 4) -> bytes:
+    """An update that adds one stroke to ``doc`` (and only that)."""
+    before = doc.get_state()
+    shapes = doc.get("shapes", type=Map)
+    shapes[key] = Map({"type": "pen", "pts": Array([float(i) for i in range(points)])})
+    return doc.get_update(before)
+
+
+def shapes_of(update_or_doc: bytes | Doc) -> set[str]:
+    if isinstance(update_or_doc, Doc):
+        doc = update_or_doc
+    else:
+        doc = Doc()
+        doc.apply_update(update_or_doc)
+    return set(doc.get("shapes", type=Map).keys())
+
+
+def board_with(*sessions: int, read_only: tuple[int, ...] = ()) -> BoardRules:
+    board = BoardRules(CONFIG)
+    for session in sessions:
+        board.connect(session, session in read_only)
+    return board
+
+
+def aw(*entries: tuple[int, int, str]) -> bytes:
+    return protocol.awareness([AwarenessEntry(*e) for e in entries])
+
+
+def test_connect_sends_step1_presence_and_for_viewers_the_denial() -> None:
+    board = board_with(1)
+    board.receive(1, aw((7, 1, '{"user":"ada"}')), now=0)
+    effects = board.connect(2, read_only=True)
+    assert effects == [
+        Send(2, protocol.sync(protocol.STEP1, board.doc.get_state())),
+        Send(2, aw((7, 1, '{"user":"ada"}'))),
+        Send(2, protocol.permission_denied("this link is view-only")),
+    ]
+
+
+def test_step1_is_answered_with_the_missing_update() -> None:
+    board = board_with(1, 2)
+    writer = Doc()
+    board.receive(1, protocol.sync(protocol.UPDATE, stroke_update(writer)), now=0)
+    [answer] = board.receive(2, protocol.sync(protocol.STEP1, Doc().get_state()), now=0)
+    assert isinstance(answer, Send) and answer.session == 2
+    message = protocol.decode(answer.data)
+    assert isinstance(message, protocol.Sync) and message.step == protocol.STEP2
+    assert shapes_of(message.data) == {"s1"}
+
+
+def test_an_update_is_persisted_then_sent_to_everyone_else() -> None:
+    board = board_with(1, 2, 3)
+    update = stroke_update(Doc())
+    effects = board.receive(1, protocol.sync(protocol.UPDATE, update), now=0)
+    [persist, broadcast] = effects
+    assert isinstance(persist, Persist) and shapes_of(persist.update) == {"s1"}
+    assert broadcast == Broadcast(protocol.sync(protocol.UPDATE, persist.update), exclude=1)
+    assert shapes_of(board.doc) == {"s1"}
+    assert board.size == len(persist.update)
+
+
+def test_an_update_with_nothing_new_stores_nothing() -> None:
+    board = board_with(1, 2)
+    update = stroke_update(Doc())
+    board.receive(1, protocol.sync(protocol.UPDATE, update), now=0)
+    assert board.receive(2, protocol.sync(protocol.UPDATE, update), now=0) == []
+    assert board.receive(2, protocol.sync(protocol.STEP2, b"\x00\x00"), now=0) == []
+
+
+def test_a_read_only_session_cannot_change_the_board() -> None:
+    board = board_with(1, 2, read_only=(2,))
+    for step in (protocol.STEP2, protocol.UPDATE):
+        assert board.receive(2, protocol.sync(step, stroke_update(Doc())), now=0) == []
+    assert shapes_of(board.doc) == set()
+    assert 2 in board.sessions  # still connected, still reading
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("text", UNSUPPORTED),
+        (b"\x80", PROTOCOL_ERROR),
+        (b"\x09", PROTOCOL_ERROR),
+        (protocol.sync(protocol.UPDATE, b"\xff" * 10), INVALID_PAYLOAD),
+        (protocol.sync(protocol.STEP1, b"\xff\xff"), INVALID_PAYLOAD),
+        (protocol.sync(protocol.UPDATE, b"\x00" * 5000), TOO_BIG),
+    ],
+)
+def test_bad_frames_close_only_that_socket_and_change_nothing(
+    frame: str | bytes, code: int
+) -> None:
+    board = board_with(1, 2)
+    board.receive(1, protocol.sync(protocol.UPDATE, stroke_update(Doc())), now=0)
+    board.receive(2, aw((9, 1, "{}")), now=0)
+    before = board.doc.get_update()
+    effects = board.receive(2, frame, now=0)
+    assert isinstance(effects[0], Close) and effects[0].session == 2 and effects[0].code == code
+    assert effects[0].reason
+    assert effects[1:] == [Broadcast(aw((9, 1, "null")))]  # its presence goes with it
+    assert board.doc.get_update() == before
+    assert set(board.sessions) == {1}
+    assert board.receive(2, protocol.query_awareness(), now=0) == []  # late frames: ignored
+
+
+def test_the_board_limit_refuses_an_update_that_would_overflow_it() -> None:
+    board = board_with(1)
+    doc = Doc()
+    stored = 0
+    while True:
+        update = stroke_update(doc, key=f"s{stored}", points=300)
+        effects = board.receive(1, protocol.sync(protocol.UPDATE, update), now=0)
+        if isinstance(effects[0], Close):
+            break
+        stored += 1
+    assert effects[0].code == TOO_BIG and "full" in effects[0].reason
+    assert len(shapes_of(board.doc)) == stored
+    assert board.size <= CONFIG.max_board_bytes
+
+
+def test_awareness_newer_clocks_win_and_null_removes() -> None:
+    board = board_with(1, 2)
+    assert board.receive(1, aw((7, 2, '{"x":1}')), now=0) == [Broadcast(aw((7, 2, '{"x":1}')), 1)]
+    assert board.receive(1, aw((7, 1, '{"x":0}')), now=1) == []  # older clock: ignored
+    assert board.receive(1, aw((7, 3, '{"x":2}')), now=2) == [Broadcast(aw((7, 3, '{"x":2}')), 1)]
+    [answer] = board.receive(2, protocol.query_awareness(), now=2)
+    assert answer == Send(2, aw((7, 3, '{"x":2}')))
+    # the same clock with null removes it (y-protocols' rule)
+    assert board.receive(1, aw((7, 3, "null")), now=3) == [Broadcast(aw((7, 3, "null")), 1)]
+    assert board.presence == {}
+
+
+def test_a_socket_cannot_speak_for_a_client_another_socket_introduced() -> None:
+    board = board_with(1, 2)
+    board.receive(1, aw((7, 1, '{"me":1}')), now=0)
+    assert board.receive(2, aw((7, 9, "null")), now=0) == []
+    assert board.presence[7].entry.state == '{"me":1}'
+
+
+def test_too_many_awareness_clients_on_one_socket_close_it() -> None:
+    board = board_with(1)
+    board.receive(1, aw((1, 1, "{}"), (2, 1, "{}")), now=0)
+    [close, gone] = board.receive(1, aw((3, 1, "{}")), now=0)
+    assert isinstance(close, Close) and close.code == POLICY
+    assert gone == Broadcast(aw((1, 1, "null"), (2, 1, "null")))
+
+
+def test_leaving_and_timing_out_remove_presence_for_the_others() -> None:
+    board = board_with(1, 2)
+    board.receive(1, aw((7, 4, "{}")), now=100)
+    board.receive(2, aw((8, 1, "{}")), now=110)
+    assert board.next_expiry() == 130
+    assert board.expire(now=129) == []
+    assert board.expire(now=130) == [Broadcast(aw((7, 4, "null")))]
+    assert board.next_expiry() == 140
+    assert board.disconnect(2) == [Broadcast(aw((8, 1, "null")))]
+    assert board.disconnect(2) == []
+    assert board.next_expiry() is None
+
+
+def test_a_board_reloads_from_its_persisted_updates() -> None:
+    board = board_with(1)
+    doc = Doc()
+    persisted = []
+    for i in range(3):
+        frame = protocol.sync(protocol.UPDATE, stroke_update(doc, f"s{i}"))
+        for effect in board.receive(1, frame, now=0):
+            if isinstance(effect, Persist):
+                persisted.append(effect.update)
+    again = BoardRules(CONFIG)
+    for update in persisted:
+        again.load(update)
+    assert shapes_of(again.doc) == {"s0", "s1", "s2"}
+    assert again.size == board.size
+    compacted = BoardRules(CONFIG)
+    compacted.load(board.full_state())
+    assert compacted.doc.get_update() == board.doc.get_update()
