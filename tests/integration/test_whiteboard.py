@@ -1,0 +1,205 @@
+"""The whiteboard over real WebSockets, against a node with a real Valkey: pycrdt and y-py
+clients converge, presence comes and goes, view links cannot write, limits hold, and the
+board survives a restart and compaction."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from apps.whiteboard import WhiteboardConfig, make_app
+from apps.whiteboard import protocol as yproto
+from apps.whiteboard.links import BOARDS, Room, board_id, digest_of, view_token
+from tests.support.servers import LocalServer
+from tests.support.yclient import PycrdtDoc, YClient, YpyDoc
+
+FAST = WhiteboardConfig(awareness_timeout=1.0)
+
+
+async def board_server(serve, config: WhiteboardConfig = FAST, **settings) -> LocalServer:
+    return await serve(apps=(make_app(config),), **settings)
+
+
+def url(server: LocalServer, room: str) -> str:
+    return f"{server.ws}/whiteboard/ws/{room}"
+
+
+async def stats(server: LocalServer, room: str) -> dict[str, int]:
+    env = server.node.env
+    board = env.namespace(BOARDS).get(board_id(env, Room(digest_of(room), read_only=False)))
+    return await board.stats()
+
+
+async def test_pycrdt_and_y_py_clients_converge_through_the_server(serve) -> None:
+    server = await board_server(serve)
+    room = secrets.token_hex(8)
+    a = await YClient.open(url(server, room) + "?user=a")  # query parameters are allowed
+    await asyncio.wait_for(a.synced.wait(), 5)
+    await a.add("s1", {"type": "pen", "color": "#ff0000", "width": 2.0})
+    b = await YClient.open(url(server, room))
+    await b.until(lambda: b.doc.names() == {"s1"})
+    await b.add("s2", {"type": "rect", "x": 1.0, "y": 2.0, "w": 3.0, "h": 4.0})
+    await a.until(lambda: a.doc.names() == {"s1", "s2"})
+    c = await YClient.open(url(server, room), doc=YpyDoc())
+    await c.until(lambda: c.doc.names() == {"s1", "s2"})
+    await c.add("s3", {"type": "text", "text": "from y-py"})
+    await a.until(lambda: "s3" in a.doc.names())
+    await b.until(lambda: "s3" in b.doc.names())
+    assert isinstance(a.doc, PycrdtDoc) and isinstance(b.doc, PycrdtDoc)
+    assert a.doc.shapes.to_py() == b.doc.shapes.to_py()
+    assert a.doc.shapes.to_py()["s3"] == {"type": "text", "text": "from y-py"}
+    await b.send_update(b.doc.remove("s1"))  # deletions travel too
+    await c.until(lambda: c.doc.names() == {"s2", "s3"})
+    for client in (a, b, c):
+        await client.close()
+
+
+async def test_awareness_appears_updates_and_leaves_on_close_and_on_timeout(serve) -> None:
+    server = await board_server(serve)
+    room = secrets.token_hex(8)
+    a = await YClient.open(url(server, room))
+    b = await YClient.open(url(server, room))
+    await a.set_presence(101, 1, {"user": {"name": "Ada"}, "cursor": None})
+    await b.until(lambda: b.awareness.get(101) == {"user": {"name": "Ada"}, "cursor": None})
+    await a.set_presence(101, 2, {"user": {"name": "Ada"}, "cursor": {"x": 5, "y": 6}})
+    await b.until(lambda: (b.awareness.get(101) or {}).get("cursor") == {"x": 5, "y": 6})
+    # A newcomer gets every known state on connect; a query gets them again.
+    c = await YClient.open(url(server, room))
+    await c.until(lambda: 101 in c.awareness)
+    await c.ws.send(yproto.query_awareness())
+    await c.until(lambda: sum(isinstance(m, yproto.Awareness) for m in c.received) >= 2)
+    await a.close()
+    await b.until(lambda: 101 in b.awareness and b.awareness[101] is None)
+    # c says who it is, then falls silent: after the timeout (1 s here) it is gone for b.
+    await c.set_presence(202, 1, {"user": {"name": "Bob"}})
+    await b.until(lambda: b.awareness.get(202) is not None)
+    await b.until(lambda: 202 in b.awareness and b.awareness[202] is None, timeout=5)
+    assert (await stats(server, room))["presence"] == 0
+    await b.close()
+    await c.close()
+
+
+async def test_a_view_link_reads_live_but_cannot_write(serve) -> None:
+    server = await board_server(serve)
+    room = secrets.token_hex(8)
+    editor = await YClient.open(url(server, room))
+    await editor.add("s1", {"type": "pen"})
+    token = await view_token(server.node.env, room)
+    viewer = await YClient.open(url(server, token))
+    await viewer.until(lambda: viewer.doc.names() == {"s1"} and viewer.denied is not None)
+    assert "view-only" in (viewer.denied or "")
+    # Edits from the view link, as a step 2 and as an update, are dropped by the server.
+    forged = viewer.doc.add("evil", {"type": "pen"})
+    await viewer.ws.send(yproto.sync(yproto.STEP2, forged))
+    await viewer.send_update(forged)
+    await editor.add("s2", {"type": "pen"})  # and the viewer still follows live edits
+    await viewer.until(lambda: "s2" in viewer.doc.names())
+    fresh = await YClient.open(url(server, room))
+    await fresh.until(lambda: fresh.doc.names() == {"s1", "s2"})
+    await asyncio.sleep(0.2)
+    assert editor.doc.names() == {"s1", "s2"}
+    assert fresh.doc.names() == {"s1", "s2"}
+    # A tampered token, or a made-up one, opens nothing.
+    for bad in (token[:-2] + ("AA" if not token.endswith("AA") else "BB"), "v-nope"):
+        with pytest.raises(InvalidStatus) as refused:
+            await YClient.open(url(server, bad))
+        assert refused.value.response.status_code == 404
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        assert (await http.get(f"/whiteboard/b/{token[:-1]}x")).status_code == 404
+        created = await http.post("/whiteboard/api/boards")
+        assert created.status_code == 201
+        assert created.json()["url"] == f"/whiteboard/b/{created.json()['room']}"
+        assert (await http.get(f"/whiteboard/ws/{room}")).status_code == 400
+    for client in (editor, viewer, fresh):
+        await client.close()
+
+
+async def test_limits_and_malformed_frames_close_one_socket_and_change_nothing(serve) -> None:
+    config = WhiteboardConfig(max_update_bytes=64 * 1024, max_board_bytes=256 * 1024)
+    server = await board_server(serve, config)
+    room = secrets.token_hex(8)
+    good = await YClient.open(url(server, room))
+    await good.add("s1", {"type": "pen"})
+    await asyncio.sleep(0.1)
+    before = await stats(server, room)
+    cases = [
+        (PycrdtDoc().add("big", {"blob": "x" * 70_000}), 1009, "larger than 65536"),
+        (b"\x80", 1002, "truncated varUint"),
+        (b"\x07\x00", 1002, "unknown message type"),
+        (yproto.sync(yproto.UPDATE, b"\xff" * 16), 1007, "not a Yjs update"),
+    ]
+    for frame, code, reason in cases:
+        bad = await YClient.open(url(server, room))
+        await bad.set_presence(555, 1, {"user": "mallory"})
+        await good.until(lambda: good.awareness.get(555) is not None)
+        if code == 1009:
+            await bad.send_update(frame)
+        else:
+            await bad.ws.send(frame)
+        got_code, got_reason = await bad.closed()
+        assert got_code == code and reason in got_reason
+        await good.until(lambda: good.awareness.get(555, 0) is None)  # its presence went
+    text = await YClient.open(url(server, room))
+    await text.ws.send("hello")
+    assert (await text.closed())[0] == 1003
+    # Fill the board to its limit: the update that would overflow it is refused.
+    filler = await YClient.open(url(server, room))
+    accepted = 0
+    for i in range(10):
+        await filler.add(f"f{i}", {"blob": "y" * 60_000})
+        try:
+            await good.until(lambda i=i: f"f{i}" in good.doc.names(), timeout=2)
+        except TimeoutError:
+            break
+        accepted += 1
+    code, reason = await filler.closed()
+    assert code == 1009 and "full" in reason
+    after = await stats(server, room)
+    assert after["log_bytes"] <= config.max_board_bytes
+    assert 2 <= accepted < 10
+    assert after["log_updates"] == before["log_updates"] + accepted
+    # The good client never noticed, and can still edit.
+    await good.add("s2", {"type": "pen"})
+    fresh = await YClient.open(url(server, room))
+    await fresh.until(lambda: fresh.doc.names() == good.doc.names())
+    assert {"s1", "s2"} <= fresh.doc.names() and "big" not in fresh.doc.names()
+    await good.close()
+    await fresh.close()
+
+
+async def test_a_board_is_compacted_and_survives_a_node_restart(serve) -> None:
+    config = WhiteboardConfig(compact_updates=50, compact_quiet=0.3)
+    first = await board_server(serve, config)
+    room = secrets.token_hex(8)
+    writer = await YClient.open(url(first, room))
+    for i in range(120):
+        await writer.add(f"s{i}", {"type": "pen", "n": float(i)})
+    for i in range(0, 120, 2):
+        await writer.send_update(writer.doc.remove(f"s{i}"))  # deletions are compacted away
+    expected = writer.doc.shapes.to_py()
+    reader = await YClient.open(url(first, room))
+    await reader.until(lambda: reader.doc.shapes.to_py() == expected)
+    grown = await stats(first, room)
+    assert grown["log_updates"] == 180 and grown["snapshot_bytes"] == 0
+    await writer.close()
+    await reader.close()
+    for _ in range(50):  # compaction waits for 0.3 s of quiet, then runs from the alarm
+        await asyncio.sleep(0.1)
+        compacted = await stats(first, room)
+        if compacted["log_updates"] == 0:
+            break
+    assert compacted["log_updates"] == 0 and compacted["log_bytes"] == 0
+    assert 0 < compacted["snapshot_bytes"] < grown["log_bytes"]
+    await first.stop()
+
+    second = await board_server(serve, config)
+    again = await YClient.open(url(second, room))
+    await again.until(lambda: again.doc.shapes.to_py() == expected)
+    await again.add("after", {"type": "pen"})  # the log grows again on top of the snapshot
+    await asyncio.sleep(0.1)
+    assert (await stats(second, room))["log_updates"] == 1
+    await again.close()
