@@ -93,6 +93,7 @@ class Board(DurableObject):
         if self.log_keys:
             self.next_seq = int(self.log_keys[-1][4:16]) + 1
         self.alarm_at = await self.storage.get_alarm()
+        await self.arm()  # a log left long (its node died before compacting) is compacted
 
     # ------------------------------------------------------------- sockets
 
