@@ -184,3 +184,28 @@ async def test_a_thousand_idle_sockets_hibernate_and_wake_with_state(
     assert await ask_all("memory") == ["memory:1"] * count  # new instances
     assert [CONSTRUCTED[h] for h in ids] == [c + 1 for c in constructed]
     await asyncio.gather(*(ws.close() for ws in sockets))
+
+
+async def test_a_class_can_hibernate_later_than_the_node_default(serve) -> None:
+    """``hibernate_after`` on the class overrides the node's setting for its instances."""
+    from dataclasses import replace
+
+    from tests.support.objects import Probe
+    from tests.support.objects import app as probe_app
+
+    sticky = type("StickyProbe", (Probe,), {"hibernate_after": 30.0})
+    server = await serve(
+        apps=(replace(probe_app, objects={"probe": sticky}),),
+        hibernate_after=0.2,
+        sweep_interval=0.1,
+    )
+    ws = await open_socket(server, "sticky")
+    await ws.send("memory")
+    assert await ws.recv() == "memory:1"
+    before = server.node.stats.hibernations
+    await asyncio.sleep(1.0)  # five times the node's hibernate_after
+    assert server.node.live_objects == 1
+    assert server.node.stats.hibernations == before
+    await ws.send("memory")
+    assert await ws.recv() == "memory:2"  # the same instance: never hibernated
+    await ws.close()
