@@ -203,3 +203,22 @@ async def test_a_board_is_compacted_and_survives_a_node_restart(serve) -> None:
     await asyncio.sleep(0.1)
     assert (await stats(second, room))["log_updates"] == 1
     await again.close()
+
+
+async def test_a_board_nobody_has_open_leaves_memory_and_comes_back_whole(serve) -> None:
+    server = await board_server(serve, idle_timeout=0.5)
+    room = secrets.token_hex(8)
+    client = await YClient.open(url(server, room))
+    await client.add("s1", {"type": "pen"})
+    await asyncio.sleep(0.1)
+    boards = [i for i in server.node.live_ids() if i.startswith(BOARDS)]
+    assert len(boards) == 1
+    await client.close()
+    for _ in range(40):
+        await asyncio.sleep(0.1)
+        if not [i for i in server.node.live_ids() if i.startswith(BOARDS)]:
+            break
+    assert not [i for i in server.node.live_ids() if i.startswith(BOARDS)]
+    again = await YClient.open(url(server, room))
+    await again.until(lambda: again.doc.names() == {"s1"})
+    await again.close()
