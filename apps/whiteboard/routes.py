@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.templating import Jinja2Templates
 from starlette.websockets import WebSocket
 
-from runtime import env_of
+from runtime import DurableObjectError, env_of
 
 from . import links
 from .board import Board
@@ -45,9 +45,11 @@ async def board_page(request: Request) -> Response:
     env = env_of(request)
     try:
         parsed = await links.parse(env, room)
+        view_url = "" if parsed.read_only else f"/whiteboard/b/{await links.view_token(env, room)}"
     except InvalidRoom as exc:
         return PlainTextResponse(f"No such board: {exc}", 404)
-    view_url = "" if parsed.read_only else f"/whiteboard/b/{await links.view_token(env, room)}"
+    except DurableObjectError as exc:  # the key ring is unreachable (Redis down, say)
+        return PlainTextResponse(f"Try again shortly: {exc}", 503)
     context = {
         "room": room,
         "read_only": parsed.read_only,
@@ -69,6 +71,9 @@ async def board_socket(websocket: WebSocket) -> None:
         room = await links.parse(env, websocket.path_params["room"])
     except InvalidRoom as exc:
         await websocket.send_denial_response(PlainTextResponse(f"No such board: {exc}", 404))
+        return
+    except DurableObjectError as exc:
+        await websocket.send_denial_response(PlainTextResponse(f"Try again shortly: {exc}", 503))
         return
     await env.namespace(links.BOARDS).get(links.board_id(env, room)).connect(websocket)
 
