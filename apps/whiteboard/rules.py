@@ -41,6 +41,7 @@ POLICY = 1008
 TOO_BIG = 1009
 
 READ_ONLY_REASON = "this link is view-only"
+EMPTY_STATE = b"\x00"  # the state vector of a document with nothing in it
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +96,14 @@ class BoardRules:
         self.size = 0
         self._changed: list[bytes] = []
         self._subscription = self.doc.observe(self._on_transaction)
+        # The whole document as one update, kept until the next change: every new client
+        # asks for exactly that (an empty state vector), and a big board takes milliseconds
+        # to encode, so a crowd joining at once costs one encoding, not one each.
+        self._full: bytes | None = None
 
     def _on_transaction(self, event: TransactionEvent) -> None:
         self._changed.append(event.update)
+        self._full = None
 
     def load(self, update: bytes) -> None:
         """Apply stored state at activation (no effects: it is already stored)."""
@@ -106,8 +112,10 @@ class BoardRules:
         self.size += len(update)
 
     def full_state(self) -> bytes:
-        """The whole document as one update: what compaction stores as the snapshot."""
-        return self.doc.get_update()
+        """The whole document as one update: what new clients get and compaction stores."""
+        if self._full is None:
+            self._full = self.doc.get_update()
+        return self._full
 
     # ------------------------------------------------------------------ sessions
 
@@ -163,7 +171,11 @@ class BoardRules:
 
     def _answer_step1(self, session: int, state_vector: bytes) -> list[Effect]:
         try:
-            update = self.doc.get_update(state_vector)
+            update = (
+                self.full_state()
+                if state_vector == EMPTY_STATE
+                else self.doc.get_update(state_vector)
+            )
         except ValueError:
             return self._close(session, INVALID_PAYLOAD, "invalid state vector")
         return [Send(session, protocol.sync(protocol.STEP2, update))]

@@ -202,3 +202,19 @@ def test_a_board_reloads_from_its_persisted_updates() -> None:
     compacted = BoardRules(CONFIG)
     compacted.load(board.full_state())
     assert compacted.doc.get_update() == board.doc.get_update()
+
+
+def test_new_clients_share_one_encoding_of_the_board_until_it_changes() -> None:
+    board = board_with(1, 2, 3)
+    board.receive(1, protocol.sync(protocol.UPDATE, stroke_update(Doc(), "s1")), now=0)
+    empty = protocol.sync(protocol.STEP1, Doc().get_state())
+    [first] = board.receive(2, empty, now=0)
+    [second] = board.receive(3, empty, now=0)
+    assert isinstance(first, Send) and isinstance(second, Send)
+    assert first.data == second.data and board._full is not None
+    board.receive(1, protocol.sync(protocol.UPDATE, stroke_update(Doc(), "s2")), now=0)
+    assert board._full is None  # a change drops the cached encoding
+    [third] = board.receive(2, empty, now=0)
+    assert isinstance(third, Send)
+    message = protocol.decode(third.data)
+    assert isinstance(message, protocol.Sync) and shapes_of(message.data) == {"s1", "s2"}
