@@ -1,12 +1,22 @@
 # One node of the runtime, serving the reference apps.
-FROM python:3.11-slim
 
+# The browser bundle (the whiteboard's Yjs client) is built with npm + esbuild, then only
+# the built files go into the node's image: no Node.js at run time.
+FROM node:20-slim AS bundle
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY static ./static
+RUN npm run build
+
+FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY runtime ./runtime
 COPY apps ./apps
 COPY examples ./examples
 COPY static ./static
+COPY --from=bundle /build/static/build ./static/build
 RUN pip install --no-cache-dir -e .
 
 ENV HOST=0.0.0.0 \

@@ -22,11 +22,22 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
-# The browser bundle (Yjs etc.) is built here once an app needs one (package.json present).
-bundle: $(VENV)/.installed
-	@if [ -f package.json ]; then npm ci --no-audit --no-fund && npm run --silent build; fi
+# The browser bundle (the whiteboard's Yjs client): npm installs exactly the lockfile, esbuild
+# bundles into the git-ignored static/build/. Each step reruns only when its inputs change.
+NODE_DEPS := node_modules/.installed
+BUNDLE    := static/build/whiteboard.js
 
-run: $(VENV)/.installed bundle
+$(NODE_DEPS): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node 20 with npm" >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(BUNDLE): $(NODE_DEPS) $(wildcard static/whiteboard/*.js)
+	npm run --silent build
+
+bundle: $(BUNDLE)
+
+run: $(VENV)/.installed $(BUNDLE)
 	$(PY) -m runtime serve --host $(HOST) --port $(PORT)
 
 # What the tests drive besides Python: Debian's chromium (browser tests) and nginx (the
@@ -50,7 +61,7 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collects nothing: report that as a failure with its reason.
-test: $(VENV)/.installed-test bundle system-deps lint
+test: $(VENV)/.installed-test $(BUNDLE) system-deps lint
 	@$(PY) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
@@ -66,4 +77,4 @@ bench-chat: $(VENV)/.installed-test
 	$(PY) bench/chat_bench.py --baselines
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts node_modules static/build

@@ -38,7 +38,12 @@ def test_compose_file_describes_the_topology() -> None:
         assert node["build"] == "." and "healthcheck" in node
     mount = services["balancer"]["volumes"][0].split(":")
     assert (ROOT / mount[0]).is_file() and mount[1] == "/etc/nginx/nginx.conf"
-    assert (ROOT / "Dockerfile").read_text().count("runtime") >= 2
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert dockerfile.count("runtime") >= 2
+    # The image carries the browser bundle, built from the lockfile in a Node stage.
+    assert "npm ci" in dockerfile and "npm run build" in dockerfile
+    assert "COPY --from=bundle /build/static/build ./static/build" in dockerfile
+    assert (ROOT / "package-lock.json").is_file()
 
 
 def nginx_binary() -> str:
