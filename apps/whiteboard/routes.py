@@ -28,6 +28,12 @@ from .links import InvalidRoom
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
+def board_class(request: Request) -> type[Board]:
+    """The Board class this node mounted (make_app gives it the app's settings)."""
+    cls: type[Board] = env_of(request).namespace(links.BOARDS).cls
+    return cls
+
+
 async def boards(request: Request) -> Response:
     """The board list."""
     return templates.TemplateResponse(request, "boards.html", {})
@@ -54,7 +60,7 @@ async def board_page(request: Request) -> Response:
         "room": room,
         "read_only": parsed.read_only,
         "view_url": view_url,
-        "max_update_bytes": Board.config.max_update_bytes,
+        "max_update_bytes": board_class(request).config.max_update_bytes,
     }
     return templates.TemplateResponse(request, "board.html", context)
 

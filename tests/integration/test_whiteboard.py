@@ -96,6 +96,8 @@ async def test_a_view_link_reads_live_but_cannot_write(serve) -> None:
     forged = viewer.doc.add("evil", {"type": "pen"})
     await viewer.ws.send(yproto.sync(yproto.STEP2, forged))
     await viewer.send_update(forged)
+    await viewer.set_presence(77, 1, {"user": {"name": "viewer"}})  # viewers show presence
+    await editor.until(lambda: editor.awareness.get(77) == {"user": {"name": "viewer"}})
     await editor.add("s2", {"type": "pen"})  # and the viewer still follows live edits
     await viewer.until(lambda: "s2" in viewer.doc.names())
     fresh = await YClient.open(url(server, room))
