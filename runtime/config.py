@@ -64,7 +64,8 @@ class Settings:
     max_attachment_bytes: int = 16 * 1024
     max_cache_bytes: int = 8 * 1024 * 1024
     max_body_bytes: int = 1024 * 1024
-    max_frame_bytes: int = 1024 * 1024
+    # (a 1 MiB payload plus room for an app protocol's header around it)
+    max_frame_bytes: int = 1024 * 1024 + 1024
     max_send_buffer_bytes: int = 4 * 1024 * 1024
     # Alarms: retried with exponential backoff from alarm_retry_base, alarm_max_retries times.
     alarm_retry_base: float = 2.0

@@ -5,7 +5,7 @@ is a **snapshot plus a log of updates**:
 
     snap                       {"gen": g, "parts": n, "bytes": size} (absent: no snapshot yet)
     snap/<g:08d>/<part:05d>    the snapshot's bytes, in parts of at most one storage value
-    log/<seq:012d>/<part:03d>  one update per seq, in parts likewise
+    log/<seq:012d>/<part:05d>  one update per seq, in parts likewise
 
 Each update a writer sends is appended to the log in the same event that applies it, so
 the output gate holds the broadcast to the others until the write is committed: nobody
@@ -66,7 +66,8 @@ class Board(DurableObject):
         self.part_bytes = env.settings.max_value_bytes - 64
         for ws in self.get_websockets():  # sockets kept open while the board hibernated
             self.sockets[ws.id] = ws
-            self.rules.connect(ws.id, bool((ws.attachment or {}).get("ro")))
+            # (no attachment would be a runtime bug: then the safe side is read-only)
+            self.rules.connect(ws.id, bool((ws.attachment or {}).get("ro", True)))
         ctx.block_concurrency_while(self.load)
 
     async def load(self) -> None:
@@ -150,14 +151,21 @@ class Board(DurableObject):
         prefix = log_prefix(self.next_seq)
         self.next_seq += 1
         parts = {
-            f"{prefix}{i:03d}": update[start : start + self.part_bytes]
+            f"{prefix}{i:05d}": update[start : start + self.part_bytes]
             for i, start in enumerate(range(0, max(len(update), 1), self.part_bytes))
         }
-        await self.storage.put_many(parts)
+        await self.put_in_batches(parts)  # (the document has it already: this must not fail)
         self.log_keys.extend(parts)
         self.log_updates += 1
         self.log_bytes += len(update)
         self.last_update = time.time()
+
+    async def put_in_batches(self, parts: dict[str, bytes]) -> None:
+        """Write ``parts`` in calls of at most max_batch_keys (one event: still one commit)."""
+        batch = self.env.settings.max_batch_keys
+        keys = list(parts)
+        for start in range(0, len(keys), batch):
+            await self.storage.put_many({k: parts[k] for k in keys[start : start + batch]})
 
     # ------------------------------------------------------------- the alarm
 
@@ -199,14 +207,12 @@ class Board(DurableObject):
             f"{prefix}{i:05d}": state[start : start + self.part_bytes]
             for i, start in enumerate(range(0, len(state), self.part_bytes))
         }
-        batch = self.env.settings.max_batch_keys
-        keys = list(parts)
-        for start in range(0, len(keys), batch):
-            await self.storage.put_many({k: parts[k] for k in keys[start : start + batch]})
+        await self.put_in_batches(parts)
         self.snapshot = {"gen": gen, "parts": len(parts), "bytes": len(state)}
         await self.storage.put(SNAPSHOT, self.snapshot)
         stale = [f"{snap_prefix(old['gen'])}{i:05d}" for i in range(old["parts"])]
         stale += self.log_keys
+        batch = self.env.settings.max_batch_keys
         for start in range(0, len(stale), batch):
             await self.storage.delete_many(stale[start : start + batch])
         log.info(

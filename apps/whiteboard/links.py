@@ -9,7 +9,8 @@ of two things:
 - a **view token**: ``v-<digest>.<signature>``. ``digest`` is SHA-256 of the edit name, so a
   view link names the same board but cannot be turned back into its edit name; the
   signature is an HMAC under a key kept by the ``KeyRing`` object (made once, stored like
-  any object's state, the same on every node), so only this server issues view links.
+  any object's state, the same on every node; each node caches it for a minute), so only
+  this server issues view links.
 
 The board's object ID derives from the digest, never from the key: rotating the key
 revokes view links without moving any board.
@@ -22,7 +23,9 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 from runtime import DurableObject, Env, ObjectId, rpc
 
@@ -71,8 +74,20 @@ def _signature(key: str, digest: str) -> str:
     return base64.urlsafe_b64encode(mac[:16]).decode().rstrip("=")
 
 
+#: The key, per node (its Env), and when it was fetched. Every view-link connect and
+#: editor page needs it; caching it for a minute keeps one KeyRing object from becoming
+#: every node's hot spot, and a rotated key still reaches every node within that minute.
+_KEY_CACHE: WeakKeyDictionary[Env, tuple[float, str]] = WeakKeyDictionary()
+KEY_TTL = 60.0
+
+
 async def _key(env: Env) -> str:
-    return str(await env.namespace(KEYS).get_by_name("view-links").view_key())
+    cached = _KEY_CACHE.get(env)
+    if cached is not None and time.monotonic() - cached[0] < KEY_TTL:
+        return cached[1]
+    key = str(await env.namespace(KEYS).get_by_name("view-links").view_key())
+    _KEY_CACHE[env] = (time.monotonic(), key)
+    return key
 
 
 async def parse(env: Env, room: str) -> Room:

@@ -13,12 +13,13 @@ Every WebSocket frame is binary and holds one message, encoded with lib0's primi
                        step 2: data is an update (a live edit)
     type 1 awareness = varUint8Array(varUint(n) + n x (varUint(clientID) + varUint(clock)
                                                        + varString(JSON state)))
-                       state "null" means the client is gone
+                       a null state means the client is gone
     type 2 auth    = varUint(0) + varString(reason): permission denied
     type 3 query awareness (no payload): "send me every awareness state"
 
-Decoding is strict: a truncated varint, an unknown type or step, or bytes left over after
-the message raise :class:`MalformedMessage`, so the caller can close that one socket.
+Decoding is strict: a truncated varint, an unknown type or step, bytes left over after
+the message, or an awareness state that JavaScript's ``JSON.parse`` would refuse raise
+:class:`MalformedMessage`, so the caller can close that one socket.
 Nothing here knows about documents; ``rules.py`` gives the messages their meaning.
 """
 
@@ -57,7 +58,7 @@ class Sync:
 class AwarenessEntry:
     client: int
     clock: int
-    state: str  # the JSON text as sent; "null" when the client is gone
+    state: str  # the JSON text as sent; exactly "null" when the client is gone
 
     @property
     def gone(self) -> bool:
@@ -188,12 +189,19 @@ def decode_awareness(data: bytes) -> tuple[AwarenessEntry, ...]:
         clock = reader.var_uint()
         state = reader.var_string()
         try:
-            json.loads(state)
-        except ValueError:
+            value = json.loads(state, parse_constant=_not_json)
+        except (ValueError, RecursionError):  # (deep nesting raises RecursionError)
             raise MalformedMessage("awareness state is not JSON") from None
-        entries.append(AwarenessEntry(client, clock, state))
+        # y-protocols removes an entry whose state parses to null, however it is spelt.
+        entries.append(AwarenessEntry(client, clock, "null" if value is None else state))
     reader.end()
     return tuple(entries)
+
+
+def _not_json(constant: str) -> None:
+    # Python reads NaN and Infinity; JSON.parse throws on them, inside every browser's
+    # applyAwarenessUpdate, dropping the rest of the message: never relay them.
+    raise ValueError(f"{constant} is not JSON")
 
 
 def encode(message: Message) -> bytes:

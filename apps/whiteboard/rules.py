@@ -14,7 +14,8 @@ The rules, in the order a client meets them:
   persisted and sent to every other session. From a read-only session it is dropped.
   An update over ``max_update_bytes``, or one that would take the stored board over
   ``max_board_bytes``, closes the socket with 1009 and leaves the board unchanged; an update
-  Yrs cannot decode closes it with 1007.
+  Yrs cannot decode closes it with 1007 (and if Yrs gave up halfway, what it did change is
+  stored and sent like any change, so memory and storage never disagree).
 - **awareness**: newer clocks win (an equal clock with a null state removes the entry, as
   in y-protocols); accepted entries go to the other sessions. A session may only speak for
   client IDs it introduced or nobody holds, so one socket cannot erase another's presence.
@@ -84,6 +85,10 @@ class Presence:
     owner: int  # the session that speaks for it
 
 
+def _is_panic(exc: BaseException) -> bool:
+    return type(exc).__module__ == "pyo3_runtime"  # (PanicException: no module exports it)
+
+
 class BoardRules:
     """One board's document, sessions and awareness."""
 
@@ -96,6 +101,12 @@ class BoardRules:
         self.size = 0
         self._changed: list[bytes] = []
         self._subscription = self.doc.observe(self._on_transaction)
+        #: Bytes of updates that changed nothing (yet). Yrs keeps what it cannot integrate
+        #: (items and deletions whose dependencies it lacks) in memory, unstored, until the
+        #: rest arrives: legitimately for milliseconds (two tabs sharing edits locally), but
+        #: a writer could send such updates without end, at up to ten times their size in
+        #: memory. Past max_board_bytes / 8 the document is rebuilt without them.
+        self._unintegrated = 0
         # The whole document as one update, kept until the next change: every new client
         # asks for exactly that (an empty state vector), and a big board takes milliseconds
         # to encode, so a crowd joining at once costs one encoding, not one each.
@@ -191,16 +202,42 @@ class BoardRules:
             return self._close(session, TOO_BIG, f"the board is full ({limit} bytes)")
         try:
             self.doc.apply_update(update)
-        except ValueError:
-            self._changed.clear()
-            return self._close(session, INVALID_PAYLOAD, "not a Yjs update")
+        except BaseException as exc:
+            # ValueError: not an update, nothing applied. RuntimeError: Yrs found it
+            # inconsistent after integrating part of it, which is kept like any change.
+            # A Yrs panic (some crafted updates make it panic) comes as pyo3's
+            # PanicException, a BaseException; the document stays usable.
+            if not isinstance(exc, ValueError | RuntimeError) and not _is_panic(exc):
+                raise
+            effects = self._take_changes(session, update)
+            return [*effects, *self._close(session, INVALID_PAYLOAD, "not a Yjs update")]
+        return self._take_changes(session, update)
+
+    def _take_changes(self, session: int, update: bytes) -> list[Effect]:
+        """Store and send what applying ``update`` changed."""
         changed, self._changed = self._changed, []
         effects: list[Effect] = []
+        gained = 0
         for change in changed:  # nothing new (a repeat, an empty step 2): nothing stored
             self.size += len(change)
+            gained += len(change)
             effects.append(Persist(change))
             effects.append(Broadcast(protocol.sync(protocol.UPDATE, change), exclude=session))
+        # (a change bigger than its update integrated updates held back earlier)
+        self._unintegrated = max(0, self._unintegrated + len(update) - gained)
+        if self._unintegrated > self.config.max_board_bytes // 8:
+            self._drop_unintegrated()
         return effects
+
+    def _drop_unintegrated(self) -> None:
+        """Rebuild the document from its own encoding, which leaves out what Yrs holds back."""
+        state = self.full_state()
+        self.doc.unobserve(self._subscription)
+        self.doc = Doc()
+        self.doc.apply_update(state)  # (before observing: it is all stored already)
+        self._subscription = self.doc.observe(self._on_transaction)
+        self._full = state
+        self._unintegrated = 0
 
     # ------------------------------------------------------------------ awareness
 
@@ -211,7 +248,7 @@ class BoardRules:
         accepted: list[AwarenessEntry] = []
         owned = self.sessions[session].clients
         for entry in entries:
-            if len(entry.state) > config.max_awareness_state_bytes:
+            if len(entry.state.encode()) > config.max_awareness_state_bytes:
                 limit = config.max_awareness_state_bytes
                 return self._close(session, TOO_BIG, f"awareness state over {limit} bytes")
             known = self.presence.get(entry.client)

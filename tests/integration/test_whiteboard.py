@@ -9,6 +9,7 @@ import secrets
 
 import httpx
 import pytest
+from pycrdt import Doc, Map
 from websockets.exceptions import InvalidStatus
 
 from apps.whiteboard import WhiteboardConfig, make_app
@@ -224,3 +225,120 @@ async def test_a_board_nobody_has_open_leaves_memory_and_comes_back_whole(serve)
     again = await YClient.open(url(server, room))
     await again.until(lambda: again.doc.names() == {"s1"})
     await again.close()
+
+
+async def test_a_board_page_tells_the_browser_the_update_limit_this_server_applies(serve) -> None:
+    # The page script sizes text and strokes to fit maxUpdateBytes; it must be the limit
+    # of the app being served, not the default.
+    config = WhiteboardConfig(max_update_bytes=64 * 1024)
+    server = await board_server(serve, config)
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        page = await http.get(f"/whiteboard/b/{secrets.token_hex(8)}")
+    assert page.status_code == 200
+    assert '"maxUpdateBytes": 65536' in page.text
+
+
+async def test_an_update_of_more_parts_than_one_storage_batch_is_stored_and_sent(serve) -> None:
+    # An update is stored in parts of one storage value; past max_batch_keys parts (a 16 MiB
+    # update by default, which the docs invite with bigger frame and update limits) one
+    # put_many() refused it after the document had taken it: nobody heard of the edit, and
+    # memory and storage disagreed until the board was reloaded.
+    settings = {"max_value_bytes": 4096, "max_batch_keys": 8}
+    first = await board_server(serve, **settings)
+    room = secrets.token_hex(8)
+    writer = await YClient.open(url(first, room))
+    reader = await YClient.open(url(first, room))
+    await writer.add("big", {"blob": "z" * 40_000})  # ten parts of 4 KiB
+    await reader.until(lambda: "big" in reader.doc.names())
+    assert (await stats(first, room))["log_updates"] == 1
+    await writer.close()
+    await reader.close()
+    await first.stop()
+    second = await board_server(serve, **settings)
+    again = await YClient.open(url(second, room))
+    await again.until(lambda: "big" in again.doc.names())
+    await again.close()
+
+
+async def test_a_hibernated_board_wakes_with_its_document_and_its_view_only_sockets(serve) -> None:
+    # Boards hibernate after 60 s of quiet; this one after 0.3 s. The rebuilt instance
+    # takes its sessions and their rights from the sockets' attachments.
+    app = make_app(FAST)
+    app.objects[BOARDS] = type("Board", (app.objects[BOARDS],), {"hibernate_after": 0.3})
+    server = await serve(apps=(app,), sweep_interval=0.1)
+    room = secrets.token_hex(8)
+    editor = await YClient.open(url(server, room))
+    await editor.add("s1", {"type": "pen"})
+    viewer = await YClient.open(url(server, await view_token(server.node.env, room)))
+    await viewer.until(lambda: viewer.doc.names() == {"s1"} and viewer.denied is not None)
+    node = server.node
+
+    def board_in_memory() -> bool:
+        return any(i.startswith(BOARDS) for i in node.live_ids())
+
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if not board_in_memory():
+            break
+    assert node.stats.hibernations >= 1 and not board_in_memory()
+    await viewer.send_update(viewer.doc.add("evil", {"type": "pen"}))  # wakes it: still read-only
+    await editor.add("s2", {"type": "pen"})
+    await viewer.until(lambda: "s2" in viewer.doc.names())
+    fresh = await YClient.open(url(server, room))
+    await fresh.until(lambda: fresh.doc.names() == {"s1", "s2"})
+    await asyncio.sleep(0.2)
+    assert editor.doc.names() == {"s1", "s2"} == fresh.doc.names()
+    for client in (editor, viewer, fresh):
+        await client.close()
+
+
+async def test_an_update_that_makes_yrs_panic_closes_that_socket_with_1007(serve) -> None:
+    # A Rust panic reaches Python as a BaseException: it went past every handler, the
+    # socket was dropped with no close frame, and the board kept the session for ever.
+    server = await board_server(serve)
+    room = secrets.token_hex(8)
+    good = await YClient.open(url(server, room))
+    bad = await YClient.open(url(server, room))
+    author = Doc(client_id=1234)
+    author.get("shapes", type=Map)["s0"] = Map({"type": "pen"})
+    await bad.send_update(author.get_update())
+    await good.until(lambda: "s0" in good.doc.names())
+    await bad.send_update(bytes.fromhex("0101d20988d209017c4080000000"))
+    assert await bad.closed() == (1007, "not a Yjs update")
+    await good.add("s1", {"type": "pen"})
+    fresh = await YClient.open(url(server, room))
+    await fresh.until(lambda: fresh.doc.names() == {"s0", "s1"})
+    assert (await stats(server, room))["sessions"] == 2
+    await good.close()
+    await fresh.close()
+
+
+async def test_an_update_of_exactly_the_default_limit_is_accepted_and_one_byte_more_is_not(
+    serve,
+) -> None:
+    server = await board_server(serve, WhiteboardConfig())
+    limit = WhiteboardConfig().max_update_bytes
+
+    def update_of(size: int) -> bytes:
+        """An update of exactly ``size`` bytes (a fixed client ID keeps its length steady)."""
+        blob = size
+        for _ in range(5):
+            doc = Doc(client_id=4242)
+            doc.get("shapes", type=Map)["big"] = Map({"blob": "x" * blob})
+            update = doc.get_update()
+            if len(update) == size:
+                return update
+            blob += size - len(update)
+        raise AssertionError(f"no update of {size} bytes")
+
+    room = secrets.token_hex(8)
+    writer = await YClient.open(url(server, room))
+    reader = await YClient.open(url(server, room), max_size=None)  # (the client's own limit)
+    await writer.send_update(update_of(limit))
+    await reader.until(lambda: "big" in reader.doc.names(), timeout=10)
+    over = await YClient.open(url(server, room), max_size=None)
+    await over.send_update(update_of(limit + 1))
+    code, reason = await over.closed()
+    assert code == 1009 and reason == f"update larger than {limit} bytes"
+    for client in (writer, reader):
+        await client.close()

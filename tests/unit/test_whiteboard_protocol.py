@@ -115,3 +115,37 @@ def test_any_bytes_decode_or_raise_malformed(data: bytes) -> None:
 def test_awareness_round_trips(entries: list[tuple[int, int, str]]) -> None:
     message = Awareness(tuple(AwarenessEntry(*e) for e in entries))
     assert decode(encode(message)) == message
+
+
+def awareness_frame(state: str) -> bytes:
+    """An awareness message with one entry (client 1, clock 1) whose state is ``state``."""
+    body = bytearray(b"\x01\x01\x01")
+    protocol.write_var_string(body, state)
+    out = bytearray(b"\x01")
+    protocol.write_var_bytes(out, bytes(body))
+    return bytes(out)
+
+
+@pytest.mark.parametrize("state", ["NaN", "Infinity", '{"x":-Infinity}', "[1,NaN]"])
+def test_awareness_states_are_json_as_javascript_reads_it(state: str) -> None:
+    # Python's json reads NaN and Infinity; JSON.parse throws on them, inside y-protocols'
+    # applyAwarenessUpdate: relayed, one such state would cost every browser the entries
+    # after it (a newcomer gets them all in one message).
+    with pytest.raises(MalformedMessage, match="not JSON"):
+        decode(awareness_frame(state))
+
+
+def test_a_deeply_nested_awareness_state_is_malformed_not_a_crash() -> None:
+    # json.loads raises RecursionError (not a ValueError) past ~1,000 levels.
+    state = "[" * 50_000 + "]" * 50_000
+    with pytest.raises(MalformedMessage, match="not JSON"):
+        decode(awareness_frame(state))
+
+
+@pytest.mark.parametrize("state", ["null", " null", "null\n", "\tnull "])
+def test_any_json_null_means_the_client_is_gone(state: str) -> None:
+    # y-protocols removes an entry whose state JSON.parse reads as null, however it is spelt.
+    message = decode(awareness_frame(state))
+    assert isinstance(message, Awareness)
+    [entry] = message.entries
+    assert entry.gone and entry.state == "null"

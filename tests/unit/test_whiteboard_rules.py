@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pycrdt import Array, Doc, Map
 
@@ -218,3 +220,111 @@ def test_new_clients_share_one_encoding_of_the_board_until_it_changes() -> None:
     assert isinstance(third, Send)
     message = protocol.decode(third.data)
     assert isinstance(message, protocol.Sync) and shapes_of(message.data) == {"s1", "s2"}
+
+
+def replay(*updates: bytes) -> Doc:
+    doc = Doc()
+    for update in updates:
+        doc.apply_update(update)
+    return doc
+
+
+def test_an_update_yrs_refuses_halfway_closes_the_socket_and_stores_what_it_changed() -> None:
+    # Found by fuzzing: pycrdt raises RuntimeError ("block parent ... must be deleted or
+    # shared ref type"), not ValueError, after it has integrated part of the update (here:
+    # a new shapes["s0"], from another client).
+    author = Doc(client_id=1234)
+    author.get("shapes", type=Map)["s0"] = Map({"type": "pen", "pts": Array([1.0, 2.0, 3.0])})
+    seed = author.get_update()
+    bad = bytes.fromhex(
+        "0104d22900270106736861706573027330012800d20904047479706501770370656e2700d20900"
+        "03707473000800d20902037c3f8000007c400000007c4040000000"
+    )
+    board = board_with(1, 2)
+    [stored, _] = board.receive(1, protocol.sync(protocol.UPDATE, seed), now=0)
+    assert isinstance(stored, Persist)
+    effects = board.receive(1, protocol.sync(protocol.UPDATE, bad), now=0)
+    closes = [e for e in effects if isinstance(e, Close)]
+    assert [(c.session, c.code) for c in closes] == [(1, INVALID_PAYLOAD)]
+    assert set(board.sessions) == {2}
+    # What it did change is stored and sent like any change: storage and memory agree.
+    persisted = [e.update for e in effects if isinstance(e, Persist)]
+    assert persisted
+    assert replay(stored.update, *persisted).get_update() == board.doc.get_update()
+    assert board._changed == []
+
+
+def missing_deletions(ranges: int) -> tuple[bytes, ...]:
+    """Varints of ``ranges`` one-item deletions (clocks 0, 2, 4...), to put after a client."""
+    out = bytearray()
+    protocol.write_var_uint(out, ranges)
+    for i in range(ranges):
+        protocol.write_var_uint(out, 2 * i)
+        out.append(1)
+    return (b"\x00\x01", bytes(out))  # no structs; a delete set for one client
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def test_updates_the_board_cannot_integrate_do_not_pile_up_in_memory() -> None:
+    # Yrs keeps what it cannot integrate yet (deletions of items it lacks, items whose
+    # origins it lacks) in memory, unstored, until the rest arrives, at ten times its size
+    # for deletions. None of it counts against the board: 60 such updates of 400 KB cost
+    # the node 250 MB, and nothing bounded it.
+    board = BoardRules(WhiteboardConfig())
+    board.connect(1, read_only=False)
+    head, ranges = missing_deletions(100_000)
+    before = rss_bytes()
+    for client in range(1000, 1060):
+        client_id = bytearray()
+        protocol.write_var_uint(client_id, client)
+        update = head + bytes(client_id) + ranges
+        assert board.receive(1, protocol.sync(protocol.UPDATE, update), now=0) == []
+    assert rss_bytes() - before < 100 * 1024 * 1024
+    assert board.size == 0 and 1 in board.sessions
+
+
+def test_an_update_that_arrives_before_the_one_it_needs_is_stored_once_that_comes() -> None:
+    # Two tabs of one browser share edits over a BroadcastChannel: B may edit on top of A's
+    # change and reach the server first. Yrs holds B's update until A's arrives.
+    writer = Doc()
+    first = stroke_update(writer, "s1")
+    shapes = writer.get("shapes", type=Map)
+    before = writer.get_state()
+    shapes["s1"]["pts"].append(9.0)
+    second = writer.get_update(before)
+    board = board_with(1, 2)
+    assert board.receive(2, protocol.sync(protocol.UPDATE, second), now=0) == []
+    effects = board.receive(1, protocol.sync(protocol.UPDATE, first), now=0)
+    persisted = [e.update for e in effects if isinstance(e, Persist)]
+    assert replay(*persisted).get("shapes", type=Map).to_py() == shapes.to_py()
+    assert board.doc.get("shapes", type=Map).to_py() == shapes.to_py()
+
+
+def test_the_awareness_state_limit_counts_bytes_not_characters() -> None:
+    board = board_with(1)
+    state = json.dumps({"name": "é" * 9000}, ensure_ascii=False)  # 9,012 characters
+    assert len(state) < CONFIG.max_awareness_state_bytes < len(state.encode())
+    [close, *_] = board.receive(1, aw((7, 1, state)), now=0)
+    assert isinstance(close, Close) and close.code == TOO_BIG
+    assert board.presence == {}
+
+
+def test_an_update_that_makes_yrs_panic_closes_the_socket_like_any_bad_update() -> None:
+    # Found by fuzzing: 14 bytes make Yrs panic (Option::unwrap on None, in
+    # BlockSet::exclude) on a board holding items of client 1234. pyo3 raises that as
+    # PanicException, a BaseException, which no `except Exception` in the runtime stops.
+    author = Doc(client_id=1234)
+    author.get("shapes", type=Map)["s0"] = Map({"type": "pen", "pts": Array([1.0])})
+    board = board_with(1, 2)
+    board.receive(1, protocol.sync(protocol.UPDATE, author.get_update()), now=0)
+    bad = bytes.fromhex("0101d20988d209017c4080000000")
+    [close] = board.receive(1, protocol.sync(protocol.UPDATE, bad), now=0)
+    assert close == Close(1, INVALID_PAYLOAD, "not a Yjs update")
+    # The board goes on.
+    [persist, _] = board.receive(2, protocol.sync(protocol.UPDATE, stroke_update(Doc())), now=0)
+    assert isinstance(persist, Persist)
+    assert shapes_of(board.doc) == {"s0", "s1"}
