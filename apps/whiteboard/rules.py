@@ -17,8 +17,9 @@ The rules, in the order a client meets them:
   Yrs cannot decode closes it with 1007 (and if Yrs gave up halfway, what it did change is
   stored and sent like any change, so memory and storage never disagree).
 - **awareness**: newer clocks win (an equal clock with a null state removes the entry, as
-  in y-protocols); accepted entries go to the other sessions. A session may only speak for
-  client IDs it introduced or nobody holds, so one socket cannot erase another's presence.
+  in y-protocols); accepted entries go to the other sessions. A null only counts from the
+  session that introduced the client, so one socket cannot erase another's presence; a
+  newer state from another session moves the client there (a tab that reconnected).
 - **query awareness**: answered with every known state.
 - **disconnect**, and **expiry** of states not refreshed for ``awareness_timeout`` seconds:
   the entries go, and a null state for each goes to everybody else.
@@ -253,8 +254,15 @@ class BoardRules:
                 return self._close(session, TOO_BIG, f"awareness state over {limit} bytes")
             known = self.presence.get(entry.client)
             if known is not None and known.owner != session:
-                continue  # another socket speaks for this client
-            if known is None and entry.client not in owned:
+                # Another socket speaks for this client. Only a newer, non-null state moves
+                # it here: a tab that reconnected while its old socket still looks open
+                # re-announces itself so; a null from elsewhere never erases it.
+                if entry.gone or entry.clock <= known.entry.clock:
+                    continue
+                previous = self.sessions.get(known.owner)
+                if previous is not None:
+                    previous.clients.discard(entry.client)
+            if entry.client not in owned:
                 if entry.gone:
                     continue  # removing what we never had
                 if len(owned) >= config.max_awareness_clients:

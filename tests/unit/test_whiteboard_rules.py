@@ -159,11 +159,22 @@ def test_awareness_newer_clocks_win_and_null_removes() -> None:
     assert board.presence == {}
 
 
-def test_a_socket_cannot_speak_for_a_client_another_socket_introduced() -> None:
+def test_a_socket_cannot_erase_presence_another_socket_introduced() -> None:
     board = board_with(1, 2)
-    board.receive(1, aw((7, 1, '{"me":1}')), now=0)
+    board.receive(1, aw((7, 3, '{"me":1}')), now=0)
     assert board.receive(2, aw((7, 9, "null")), now=0) == []
+    assert board.receive(2, aw((7, 3, '{"me":2}')), now=0) == []  # not newer: ignored
     assert board.presence[7].entry.state == '{"me":1}'
+
+
+def test_a_reconnected_tab_takes_its_presence_over_from_its_old_socket() -> None:
+    board = board_with(1, 2, 3)
+    board.receive(1, aw((7, 3, '{"me":1}')), now=0)  # socket 1 went half-open...
+    moved = board.receive(2, aw((7, 4, '{"me":1}')), now=1)  # ...and the tab came back on 2
+    assert moved == [Broadcast(aw((7, 4, '{"me":1}')), exclude=2)]
+    assert board.presence[7].owner == 2
+    assert board.disconnect(1) == []  # the old socket's end no longer removes it
+    assert board.disconnect(2) == [Broadcast(aw((7, 4, "null")))]
 
 
 def test_too_many_awareness_clients_on_one_socket_close_it() -> None:
