@@ -73,22 +73,24 @@ class Board(DurableObject):
     async def load(self) -> None:
         """Rebuild the document from the snapshot, then the log, in order."""
         self.snapshot = await self.storage.get(SNAPSHOT) or self.snapshot
+        updates: list[bytes] = []
         if self.snapshot["parts"]:
             parts = await self.storage.list(prefix=snap_prefix(self.snapshot["gen"]))
-            self.rules.load(b"".join(parts.values()))
+            updates.append(b"".join(parts.values()))
         entries = await self.storage.list(prefix="log/")
-        update: list[bytes] = []
+        update: list[bytes] = []  # the parts of one update
         last = ""
         for key, part in entries.items():
             seq = key[: len("log/") + 12]
             if seq != last and update:
-                self.rules.load(b"".join(update))
+                updates.append(b"".join(update))
                 update = []
             update.append(part)
             last = seq
             self.log_keys.append(key)
         if update:
-            self.rules.load(b"".join(update))
+            updates.append(b"".join(update))
+        self.rules.load(updates)
         self.log_updates = len({key[:16] for key in self.log_keys})
         self.log_bytes = self.rules.size - self.snapshot["bytes"]
         if self.log_keys:
