@@ -171,18 +171,19 @@ class Board(DurableObject):
 
     # ------------------------------------------------------------- the alarm
 
-    def compaction_due(self) -> float | None:
+    def compaction_due(self, now: float) -> float | None:
         """When compaction should run (None: the log is still small)."""
         config = self.config
         if self.log_updates >= config.compact_force_updates:
-            return time.time()
+            return now
         if self.log_updates >= config.compact_updates or self.log_bytes >= config.compact_bytes:
             return self.last_update + config.compact_quiet
         return None
 
     async def arm(self) -> None:
         """Keep the alarm at the earliest of compaction and presence expiry."""
-        due = [t for t in (self.compaction_due(), self.rules.next_expiry()) if t is not None]
+        now = time.time()
+        due = [t for t in (self.compaction_due(now), self.rules.next_expiry()) if t is not None]
         if not due:
             return  # a stale alarm just finds nothing to do
         when = min(due)
@@ -194,7 +195,7 @@ class Board(DurableObject):
         """Expire stale presence; compact the log if it is due."""
         self.alarm_at = None
         now = time.time()
-        due = self.compaction_due()
+        due = self.compaction_due(now)
         if due is not None and due <= now:
             await self.compact()
         await self.apply(self.rules.expire(now))  # re-arms for what remains

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time as real_time
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from pycrdt import Doc, Map
 from websockets.exceptions import InvalidStatus
 
 from apps.whiteboard import WhiteboardConfig, make_app
+from apps.whiteboard import board as board_module
 from apps.whiteboard import protocol as yproto
 from apps.whiteboard.links import BOARDS, Room, board_id, digest_of, view_token
 from tests.support.servers import LocalServer
@@ -342,3 +344,38 @@ async def test_an_update_of_exactly_the_default_limit_is_accepted_and_one_byte_m
     assert code == 1009 and reason == f"update larger than {limit} bytes"
     for client in (writer, reader):
         await client.close()
+
+
+class StrictClock:
+    """time.time() that never returns the same value twice (this machine's clock often
+    does), so a comparison of two readings cannot pass by luck."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def time(self) -> float:
+        self.last = max(real_time.time(), self.last + 1e-6)
+        return self.last
+
+
+async def test_a_board_that_is_never_quiet_is_compacted_once_its_log_is_long(
+    serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(board_module, "time", StrictClock())
+    config = WhiteboardConfig(compact_updates=10, compact_quiet=3600.0, compact_force_updates=30)
+    server = await board_server(serve, config)
+    room = secrets.token_hex(8)
+    writer = await YClient.open(url(server, room))
+    compacted = False
+    for i in range(200):  # one edit every 20 ms: never a quiet second
+        await writer.add(f"s{i}", {"type": "pen"})
+        await asyncio.sleep(0.02)
+        state = await stats(server, room)
+        if state["snapshot_bytes"] and state["log_updates"] < 30:
+            compacted = True
+            break
+    assert compacted, state
+    reader = await YClient.open(url(server, room))
+    await reader.until(lambda: reader.doc.names() == writer.doc.names())
+    await writer.close()
+    await reader.close()
