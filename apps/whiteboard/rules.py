@@ -87,8 +87,11 @@ class Presence:
     owner: int  # the session that speaks for it
 
 
-def _is_panic(exc: BaseException) -> bool:
-    return type(exc).__module__ == "pyo3_runtime"  # (PanicException: no module exports it)
+def _refused_by_yrs(exc: BaseException) -> bool:
+    """Whether Yrs refused its input: ValueError (undecodable), RuntimeError (inconsistent,
+    found after integrating part of it), or a Yrs panic, which some crafted inputs cause and
+    which reaches Python as pyo3's PanicException, a BaseException no module exports."""
+    return isinstance(exc, ValueError | RuntimeError) or type(exc).__module__ == "pyo3_runtime"
 
 
 class BoardRules:
@@ -195,7 +198,9 @@ class BoardRules:
                 if state_vector == EMPTY_STATE
                 else self.doc.get_update(state_vector)
             )
-        except ValueError:
+        except BaseException as exc:
+            if not _refused_by_yrs(exc):
+                raise
             return self._close(session, INVALID_PAYLOAD, "invalid state vector")
         return [Send(session, protocol.sync(protocol.STEP2, update))]
 
@@ -211,12 +216,10 @@ class BoardRules:
         try:
             self.doc.apply_update(update)
         except BaseException as exc:
-            # ValueError: not an update, nothing applied. RuntimeError: Yrs found it
-            # inconsistent after integrating part of it, which is kept like any change.
-            # A Yrs panic (some crafted updates make it panic) comes as pyo3's
-            # PanicException, a BaseException; the document stays usable.
-            if not isinstance(exc, ValueError | RuntimeError) and not _is_panic(exc):
+            if not _refused_by_yrs(exc):
                 raise
+            # What Yrs integrated before it gave up is kept like any change (the document
+            # stays usable after a panic too), so memory and storage never disagree.
             effects = self._take_changes(session, update)
             return [*effects, *self._close(session, INVALID_PAYLOAD, "not a Yjs update")]
         return self._take_changes(session, update)
