@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import signal
 import time as real_time
 
 import httpx
@@ -17,7 +18,7 @@ from apps.whiteboard import WhiteboardConfig, make_app
 from apps.whiteboard import board as board_module
 from apps.whiteboard import protocol as yproto
 from apps.whiteboard.links import BOARDS, Room, board_id, digest_of, view_token
-from tests.support.servers import LocalServer
+from tests.support.servers import LocalServer, NodeProcess
 from tests.support.yclient import PycrdtDoc, YClient, YpyDoc
 
 FAST = WhiteboardConfig(awareness_timeout=1.0)
@@ -379,3 +380,43 @@ async def test_a_board_that_is_never_quiet_is_compacted_once_its_log_is_long(
     await reader.until(lambda: reader.doc.names() == writer.doc.names())
     await writer.close()
     await reader.close()
+
+
+def test_a_board_survives_its_node_process_being_stopped_and_another_started(
+    redis_url: str, tmp_path
+) -> None:
+    """Process restarts, not just in-process ones: SIGTERM drains, the next node reloads."""
+    room = secrets.token_hex(8)
+
+    async def draw(node: NodeProcess, names: list[str]) -> set[str]:
+        client = await YClient.open(f"{node.ws}/whiteboard/ws/{room}")
+        await asyncio.wait_for(client.synced.wait(), 10)
+        found = client.doc.names()
+        for name in names:
+            await client.add(name, {"type": "pen"})
+        # another client seeing them means they were committed (the output gate)
+        witness = await YClient.open(f"{node.ws}/whiteboard/ws/{room}")
+        await witness.until(lambda: set(names) <= witness.doc.names(), timeout=10)
+        await client.close()
+        await witness.close()
+        return found
+
+    def node(i: int) -> NodeProcess:
+        return NodeProcess(
+            redis_url=redis_url,
+            node_id=f"wb-{i}",
+            apps=(),
+            suite=True,
+            log_path=tmp_path / f"{i}.log",
+        ).start()
+
+    first = node(1)
+    try:
+        assert asyncio.run(draw(first, ["a", "b"])) == set()
+    finally:
+        assert first.stop(signal.SIGTERM) == 0
+    second = node(2)
+    try:
+        assert asyncio.run(draw(second, ["c"])) == {"a", "b"}
+    finally:
+        second.stop()
