@@ -160,12 +160,14 @@ class NodeProcess:
 
 
 def _cluster_port() -> int:
-    """A free port whose cluster-bus twin (port + 10000) is free too (both below 65536)."""
+    """A free port whose cluster-bus twin (port + 10000) is free too. Both stay below the
+    kernel's ephemeral range (32768 and up), so no outgoing connection takes one between
+    this check and the server's bind."""
     import random
     import socket
 
     while True:
-        port = random.randrange(20000, 55000)
+        port = random.randrange(10000, 22768)
         try:
             with socket.socket() as a, socket.socket() as b:
                 a.bind(("127.0.0.1", port))
@@ -205,8 +207,17 @@ class ValkeyCluster:
     def start(self, timeout: float = 20.0) -> ValkeyCluster:
         import redis
 
+        from runtime.errors import ConfigurationError
+
         for server in self.servers:
-            server.start()
+            for attempt in range(3):
+                try:
+                    server.start()
+                    break
+                except ConfigurationError:  # its port was taken meanwhile: another one
+                    if attempt == 2:
+                        raise
+                    server.port = _cluster_port()
         clients = [redis.Redis(port=s.port) for s in self.servers]
         step = 16384 // len(clients)
         for i, client in enumerate(clients):
