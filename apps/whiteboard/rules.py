@@ -45,6 +45,7 @@ TOO_BIG = 1009
 
 READ_ONLY_REASON = "this link is view-only"
 EMPTY_STATE = b"\x00"  # the state vector of a document with nothing in it
+EMPTY_UPDATE = b"\x00\x00"  # an update with no items and no deletions
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,12 @@ class Presence:
     entry: AwarenessEntry
     seen: float  # when it was last refreshed
     owner: int  # the session that speaks for it
+
+
+def clocks(state_vector: bytes) -> dict[int, int]:
+    """A state vector as {client ID: clock} (Yrs does not promise the order of its entries)."""
+    reader = protocol.Reader(state_vector)
+    return {reader.var_uint(): reader.var_uint() for _ in range(reader.var_uint())}
 
 
 def _refused_by_yrs(exc: BaseException) -> bool:
@@ -213,6 +220,7 @@ class BoardRules:
         if self.size + len(update) > self.config.max_board_bytes:
             limit = self.config.max_board_bytes
             return self._close(session, TOO_BIG, f"the board is full ({limit} bytes)")
+        before = self.doc.get_state()
         try:
             self.doc.apply_update(update)
         except BaseException as exc:
@@ -222,11 +230,19 @@ class BoardRules:
             # stays usable after a panic too), so memory and storage never disagree.
             effects = self._take_changes(session, update)
             return [*effects, *self._close(session, INVALID_PAYLOAD, "not a Yjs update")]
-        return self._take_changes(session, update)
+        effects = self._take_changes(session, update)
+        if not effects and clocks(self.doc.get_state()) != clocks(before):
+            # Yrs took something in without reporting a change (an item after a gap in its
+            # client's clock does that): store and send the update as it came, so that what
+            # new clients receive in the board's state is stored too.
+            self._changed = [update]
+            effects = self._take_changes(session, update)
+        return effects
 
     def _take_changes(self, session: int, update: bytes) -> list[Effect]:
         """Store and send what applying ``update`` changed."""
-        changed, self._changed = self._changed, []
+        changed = [change for change in self._changed if change != EMPTY_UPDATE]
+        self._changed = []
         effects: list[Effect] = []
         gained = 0
         for change in changed:  # nothing new (a repeat, an empty step 2): nothing stored

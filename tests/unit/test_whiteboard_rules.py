@@ -338,3 +338,24 @@ def test_an_update_that_makes_yrs_panic_closes_the_socket_like_any_bad_update() 
     [persist, _] = board.receive(2, protocol.sync(protocol.UPDATE, stroke_update(Doc())), now=0)
     assert isinstance(persist, Persist)
     assert shapes_of(board.doc) == {"s0", "s1"}
+
+
+def test_content_yrs_takes_in_without_reporting_it_is_stored_and_sent_all_the_same() -> None:
+    # An item of client 1234 at clock 30 with nothing before it: Yrs shows "heJlo" in the
+    # document yet reports an empty change. Whatever a new client would receive is stored.
+    gapped = bytes.fromhex("0101d2091e040101740568654a6c6f0000")
+    board = board_with(1, 2)
+    effects = board.receive(1, protocol.sync(protocol.UPDATE, gapped), now=0)
+    assert effects == [
+        Persist(gapped),
+        Broadcast(protocol.sync(protocol.UPDATE, gapped), exclude=1),
+    ]
+    again = BoardRules(CONFIG)
+    again.load([gapped])
+    assert again.full_state() == board.full_state()
+
+
+def test_an_update_that_changes_nothing_reports_nothing() -> None:
+    board = board_with(1)
+    assert board.receive(1, protocol.sync(protocol.UPDATE, b"\x00\x00"), now=0) == []
+    assert board.size == 0
