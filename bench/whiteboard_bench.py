@@ -136,16 +136,21 @@ async def until(predicate: Callable[[], bool], timeout: float, what: str) -> Non
 # ------------------------------------------------------------------ Node clients
 
 
-def yjs_bench(server: Server) -> dict[str, float]:
-    """The shared client: initial sync of 5,000 strokes, then propagation p50/p99."""
-    out = subprocess.run(
-        ["node", "yjs_bench.mjs", server.base],
+def run_node(script: str, server: Server, timeout: float) -> str:
+    """Run a client in bench/node against ``server``; what it printed."""
+    return subprocess.run(
+        ["node", script, server.base],
         cwd=NODE_DIR,
         capture_output=True,
         text=True,
         check=True,
-        timeout=180,
+        timeout=timeout,
     ).stdout
+
+
+def yjs_bench(server: Server) -> dict[str, float]:
+    """The shared client: initial sync of 5,000 strokes, then propagation p50/p99."""
+    out = run_node("yjs_bench.mjs", server, timeout=180)
     sync = re.search(r"initial_sync_5000_strokes_ms=(\S+)", out)
     prop = re.search(r"propagation_ms p50=(\d+) p99=(\d+) n=(\d+)", out)
     if sync is None or prop is None:
@@ -161,14 +166,7 @@ def yjs_bench(server: Server) -> dict[str, float]:
 
 def server_sync(server: Server) -> dict[str, float]:
     """bench/node/sync.mjs: the same board, step 2 timed on raw sockets (nothing decoded)."""
-    out = subprocess.run(
-        ["node", "sync.mjs", server.base],
-        cwd=NODE_DIR,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
+    out = run_node("sync.mjs", server, timeout=120)
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 

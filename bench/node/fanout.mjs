@@ -14,6 +14,7 @@ import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import WebSocket from 'ws'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import { sleep, until } from './wait.mjs'
 
 process.setMaxListeners(0) // every provider listens for the process's exit
 
@@ -30,16 +31,6 @@ const seconds = Number(option('seconds', 10))
 const warmup = Number(option('warmup', 2))
 const POINTS = 3 // each update: [sent at, x0, y0, x1, y1, x2, y2]
 const WIDTH = 1 + 2 * POINTS
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-const until = async (pred, ms) => {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (pred()) return true
-    await sleep(5)
-  }
-  return pred()
-}
 
 let windowStart = Infinity
 let windowEnd = Infinity

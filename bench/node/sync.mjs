@@ -10,21 +10,12 @@ import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import WebSocket from 'ws'
 import { performance } from 'node:perf_hooks'
+import { sleep, until } from './wait.mjs'
 
 const args = process.argv.slice(2)
 const server = args[0] || 'ws://127.0.0.1:8000/whiteboard/ws'
 const at = args.indexOf('--reps')
 const reps = at >= 0 ? Number(args[at + 1]) : 5
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-const until = async (pred, ms) => {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (pred()) return true
-    await sleep(5)
-  }
-  return pred()
-}
 
 const room = 'sync' + (Date.now() % 1e9)
 const doc = new Y.Doc()

@@ -1,0 +1,12 @@
+// Waiting helpers the bench's Node clients share.
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+// Until pred() holds, checked every 5 ms, for at most `ms`; whether it held.
+export const until = async (pred, ms) => {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (pred()) return true
+    await sleep(5)
+  }
+  return pred()
+}
