@@ -28,7 +28,9 @@ NODE_DEPS := node_modules/.installed
 BUNDLE    := static/build/whiteboard.js
 
 $(NODE_DEPS): package.json package-lock.json
-	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node 20 with npm" >&2; exit 1; }
+	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && echo "installing nodejs and npm" && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } || \
+	  { echo "npm not found: install Node 20 with npm" >&2; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
