@@ -14,13 +14,14 @@ Wire protocol of ``/counter/<name>/ws`` (text frames):
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from runtime import AlarmInfo, App, DurableObject, ObjectWebSocket, env_of, rpc
+from runtime import AlarmInfo, App, DurableObject, ObjectWebSocket, app_of, env_of, rpc
 
 MAX_NAME = 64
 
@@ -66,30 +67,9 @@ class Counter(DurableObject):
             ws.send('error: send "+1"')
 
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Counter</title><link rel="stylesheet" href="/static/css/site.css"></head>
-<body><main><h1>Counter</h1>
-<p>Each name is one object. <code>POST /counter/&lt;name&gt;</code> adds one,
-<code>GET /counter/&lt;name&gt;</code> reads it.</p>
-<form id="f"><input id="name" value="visits" maxlength="64" aria-label="counter name">
-<button>Add one</button></form><p id="out" aria-live="polite"></p>
-<script>
-document.getElementById("f").onsubmit = async (e) => {
-  e.preventDefault();
-  const name = encodeURIComponent(document.getElementById("name").value || "visits");
-  const r = await fetch("/counter/" + name, {method: "POST"});
-  const body = await r.json();
-  document.getElementById("out").textContent = r.ok ? body.name + " = " + body.value : body.error;
-};
-</script></main></body></html>
-"""
-
-
 async def index(request: Request) -> Response:
     """A one-form page to try the counter from a browser."""
-    return HTMLResponse(PAGE)
+    return app_of(request).render(request, "counter.html")
 
 
 async def counter(request: Request) -> Response:
@@ -107,7 +87,7 @@ async def viewer(websocket: WebSocket) -> None:
     """Hand a browser's socket to the counter object."""
     name = websocket.path_params["name"]
     if len(name) > MAX_NAME:
-        await websocket.close(1008)
+        await websocket.close(1008)  # (a route may refuse before handing over, as here)
         return
     await env_of(websocket).namespace("counter").get_by_name(name).connect(websocket)
 
@@ -118,8 +98,9 @@ app = App(
     description="A named counter: the tutorial's example object.",
     objects={"counter": Counter},
     routes=[
-        Route("/", index),
-        Route("/{name}", counter, methods=["GET", "POST"]),
-        WebSocketRoute("/{name}/ws", viewer),
+        Route("/", index, name="index"),
+        Route("/{name}", counter, methods=["GET", "POST"], name="counter"),
+        WebSocketRoute("/{name}/ws", viewer, name="viewer"),
     ],
+    templates=Path(__file__).parent / "templates",
 )

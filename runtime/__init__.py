@@ -14,7 +14,8 @@ The public API::
 
 from __future__ import annotations
 
-from .config import Settings
+from .app import App, MountedApp, app_of, env_of, url_path
+from .config import BaseSettings, Settings
 from .errors import (
     ConfigurationError,
     DurableObjectError,
@@ -34,13 +35,14 @@ from .ids import ObjectId
 from .namespace import Env, Namespace, Stub
 from .node import Node
 from .object import AlarmInfo, DurableObject, ObjectContext, rpc
-from .server import App, create_app, env_of, node_of
+from .server import create_app
 from .storage import Storage, Transaction
 from .websocket import ObjectWebSocket, SocketRequest
 
 __all__ = [
     "AlarmInfo",
     "App",
+    "BaseSettings",
     "ConfigurationError",
     "DurableObject",
     "DurableObjectError",
@@ -48,6 +50,7 @@ __all__ = [
     "Fenced",
     "InvalidObjectId",
     "InvalidValue",
+    "MountedApp",
     "Namespace",
     "Node",
     "NotCallable",
@@ -66,8 +69,9 @@ __all__ = [
     "Stub",
     "Transaction",
     "UnknownNamespace",
+    "app_of",
     "create_app",
     "env_of",
-    "node_of",
     "rpc",
+    "url_path",
 ]

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Protocol
 
 from redis import exceptions as redis_errors
 
@@ -31,8 +32,8 @@ from .keyspace import ObjectKeys, alarm_shard_key, alarm_shard_of
 from .scripts import storage_error
 
 if TYPE_CHECKING:
-    from .node import Node
-    from .record import ObjectRecord
+    from .config import Settings
+    from .namespace import Dispatcher, Namespace
     from .store import RedisStore
 
 log = logging.getLogger("runtime.alarms")
@@ -44,17 +45,30 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class AlarmService:
-    """The node's alarm poller and deliverer."""
+class AlarmHost(Protocol):
+    """What the alarm service needs from its node."""
 
-    def __init__(self, node: Node, store: RedisStore) -> None:
+    settings: Settings
+    stopping: bool
+
+    @property
+    def router(self) -> Dispatcher: ...
+    @property
+    def namespaces(self) -> Collection[str]: ...
+    def namespace(self, name: str) -> Namespace: ...
+    def alarm_fired(self) -> None: ...
+
+
+class AlarmService:
+    """The node's alarm poller and deliverer (one per store)."""
+
+    def __init__(self, node: AlarmHost, store: RedisStore) -> None:
         self.node = node
         self.store = store
         self.settings = node.settings
         self._wake = asyncio.Event()
         self._next_local_ms: int | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
-        self.fired = 0
 
     def shard_key(self, member: str) -> str:
         shard = alarm_shard_of(member, self.settings.alarm_shards)
@@ -67,9 +81,9 @@ class AlarmService:
         except (redis_errors.RedisError, OSError) as exc:
             raise storage_error(exc) from None
 
-    def committed(self, record: ObjectRecord, alarm: Any) -> None:
-        """An object on this node committed an alarm change: wake up in time for it."""
-        if not isinstance(alarm, bytes):
+    def committed(self, alarm: bytes | None) -> None:
+        """An object on this node committed an alarm (None: deleted): wake up in time."""
+        if alarm is None:
             return
         due = int(codec.decode(alarm)[0])
         if self._next_local_ms is None or due < self._next_local_ms:
@@ -99,8 +113,7 @@ class AlarmService:
         """Claim the due entries of every shard and start delivering them."""
         now = now_ms()
         claim_until = now + int(self.settings.alarm_claim_timeout * 1000)
-        node = self.node
-        served = sorted(node.namespaces)
+        served = sorted(self.node.namespaces)
         futures = [
             self.store.batcher.submit(
                 self.store.scripts.claim_alarms,
@@ -136,7 +149,8 @@ class AlarmService:
             await self._settle(member, claimed_ms, None)
             return
         try:
-            await self.node.router.dispatch(namespace, object_id, AlarmEvent(namespace, self))
+            event = AlarmEvent(namespace, self.node.alarm_fired)
+            await self.node.router.dispatch(namespace, object_id, event)
         except Exception as exc:
             # Left claimed: delivered again (here or elsewhere) when the claim runs out.
             log.warning("alarm of %s not delivered (%s); it will be retried", member, exc)

@@ -12,11 +12,12 @@ from typing import Any
 
 import uvicorn
 
+from .app import App
 from .config import Settings
 from .embedded import ValkeyProcess
 from .errors import ConfigurationError
 from .node import Node
-from .server import App, create_app, uvicorn_config
+from .server import create_app, uvicorn_config
 
 log = logging.getLogger("runtime")
 

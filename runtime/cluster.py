@@ -16,19 +16,23 @@ import asyncio
 import itertools
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, WebSocketException
 from websockets.protocol import State
 
 from . import link
+from .asgi import Connection
 from .errors import DurableObjectError, ObjectMoved, OutcomeUnknown
-from .events import from_wire
-from .websocket import Connection, OutFrame, Received, SocketRequest, Transport
+from .events import Event, from_wire
+from .frames import OutFrame
+from .websocket import Received, SocketRequest, Transport
 
 if TYPE_CHECKING:
-    from .node import Node
+    from .config import Settings
+    from .ids import ObjectId
+    from .namespace import Namespace
     from .registry import NodeInfo
 
 log = logging.getLogger("runtime.cluster")
@@ -38,6 +42,35 @@ _ids = itertools.count(1)
 _TUNNEL_QUEUE = 1000
 #: Messages per frame at most: a longer burst goes out in several frames as it is made.
 _BATCH = 32
+
+
+class Forwarder(Protocol):
+    """Where forwarded events go on this node, and who hears of broken links (the router)."""
+
+    async def dispatch(
+        self, namespace: Namespace, object_id: ObjectId, event: Event, hops: int = 0
+    ) -> Any: ...
+    async def connect(
+        self,
+        namespace: Namespace,
+        object_id: ObjectId,
+        conn: Transport,
+        request: SocketRequest,
+        hops: int = 0,
+    ) -> None: ...
+    def forget_node(self, node_id: str) -> None: ...
+
+
+class LinkHost(Protocol):
+    """What links need from their node."""
+
+    node_id: str
+    settings: Settings
+
+    @property
+    def router(self) -> Forwarder: ...
+    def namespace(self, name: str) -> Namespace: ...
+    def alarm_fired(self) -> None: ...
 
 
 class _Outbox:
@@ -68,8 +101,9 @@ class _Outbox:
 class NodeLink:
     """This node's link to one other node."""
 
-    def __init__(self, node: Node, info: NodeInfo) -> None:
-        self.node = node
+    def __init__(self, links: Links, info: NodeInfo) -> None:
+        self.links = links
+        self.node = links.node
         self.info = info
         self.ws: ClientConnection | None = None
         self._pending: dict[int, asyncio.Future[tuple[bool, Any]]] = {}
@@ -84,7 +118,7 @@ class NodeLink:
         async with self._lock:
             if self.ws is not None:
                 return self.ws
-            if self.node.links.is_unreachable(self.info.node_id):  # just failed: fail fast
+            if self.links.is_unreachable(self.info.node_id):  # just failed: fail fast
                 raise ObjectMoved(f"node {self.info.node_id} cannot be reached")
             settings = self.node.settings
             headers = link.auth_headers(
@@ -102,7 +136,7 @@ class NodeLink:
                     ping_timeout=5,
                 )
             except (OSError, TimeoutError, InvalidHandshake) as exc:
-                self.node.links.unreachable(self.info.node_id)
+                self.links.unreachable(self.info.node_id)
                 raise ObjectMoved(f"node {self.info.node_id} cannot be reached ({exc})") from None
             self.ws = ws
             self._tasks = [asyncio.get_running_loop().create_task(self._read(ws))]
@@ -192,7 +226,7 @@ class NodeLink:
     def _lost(self, clean: bool = True) -> None:
         self.ws = None
         if not clean:  # a broken link: do not route to that node for a moment
-            self.node.links.unreachable(self.info.node_id)
+            self.links.unreachable(self.info.node_id)
             self.node.router.forget_node(self.info.node_id)
         error = OutcomeUnknown(
             f"node {self.info.node_id} went away before answering; the event may have run"
@@ -202,7 +236,7 @@ class NodeLink:
                 future.set_exception(error)
         for tunnel in list(self._tunnels.values()):
             tunnel.conn.close(1012, "node went away")
-        self.node.links.dropped(self)
+        self.links.dropped(self)
 
     async def close(self) -> None:
         if self.ws is not None:
@@ -306,7 +340,7 @@ class TunnelConnection:
 class LinkSession:
     """One link another node opened to this one."""
 
-    def __init__(self, node: Node, conn: Connection, peer: str) -> None:
+    def __init__(self, node: LinkHost, conn: Connection, peer: str) -> None:
         self.node = node
         self.conn = conn
         self.peer = peer
@@ -323,8 +357,7 @@ class LinkSession:
         self._outbox.add(message)
 
     def backlog(self) -> int:
-        fast = self.conn.fast
-        return 0 if fast is None else int(fast.transport.get_write_buffer_size())
+        return self.conn.backlog()
 
     async def run(self) -> None:
         try:
@@ -370,7 +403,7 @@ class LinkSession:
         try:
             namespace = self.node.namespace(ns)
             object_id = namespace.id_from_string(hex_id)
-            event = from_wire(namespace, kind, body, self.node.alarms.get(object_id.jurisdiction))
+            event = from_wire(namespace, kind, body, self.node.alarm_fired)
             value = await self.node.router.dispatch(namespace, object_id, event, hops=hops)
             self.send([link.REPLY, rid, True, value])
         except Exception as exc:
@@ -397,7 +430,7 @@ class LinkSession:
 class Links:
     """All links of this node: out to other nodes, and in from them."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: LinkHost) -> None:
         self.node = node
         self._out: dict[str, NodeLink] = {}
         self._unreachable: dict[str, float] = {}
@@ -407,7 +440,7 @@ class Links:
         if current is None or current.info.holder != info.holder:
             if current is not None:  # the node restarted: its old link is dead weight
                 asyncio.get_running_loop().create_task(current.close())
-            current = NodeLink(self.node, info)
+            current = NodeLink(self, info)
             self._out[info.node_id] = current
         return current
 

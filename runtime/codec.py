@@ -35,8 +35,3 @@ def decode(data: bytes) -> Any:
         return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True)
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError) as exc:
         raise InvalidValue(f"bytes are not a valid msgpack value: {exc}") from None
-
-
-def copy(value: Any) -> Any:
-    """A deep copy through the codec: what a remote caller would receive."""
-    return decode(encode(value))

@@ -1,7 +1,20 @@
-"""Node settings: one frozen dataclass, filled from the command line and the environment.
+"""Settings: typed, frozen dataclasses filled from defaults, the environment and overrides.
 
-Every field has an environment variable of the same name in upper case (``lease_ttl`` ->
-``LEASE_TTL``). Command-line flags win over the environment, which wins over the defaults.
+One mechanism serves the node and every app. A settings class is a frozen dataclass that
+subclasses :class:`BaseSettings` and names its environment prefix::
+
+    @dataclass(frozen=True)
+    class ChatConfig(BaseSettings):
+        env_prefix: ClassVar[str] = "CHAT_"
+        history: int = 1000          # CHAT_HISTORY
+
+Each field is read from ``<prefix><FIELD NAME IN CAPITALS>``. Field types may be ``bool``
+(``1/true/yes/on`` or ``0/false/no/off``), ``int``, ``float``, ``str`` or ``tuple[str, ...]``
+(comma-separated). Overrides (command-line flags, tests) win over the environment, which wins
+over the defaults. ``__post_init__`` validates; every problem is a
+:class:`~runtime.errors.ConfigurationError` that names the variable.
+
+The node's own settings are :class:`Settings` (no prefix: ``LEASE_TTL``, ``REDIS_URL``...).
 """
 
 from __future__ import annotations
@@ -9,9 +22,10 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from .errors import ConfigurationError
 
@@ -21,9 +35,74 @@ NODE_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: one value for ever; it is not a secret (unique IDs get their strength from randomness).
 DEFAULT_ID_KEY = "durable-redis/ids/v1"
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+class BaseSettings:
+    """Base of every settings dataclass (the node's and each app's)."""
+
+    #: Prefix of this class's environment variables ("CHAT_" -> CHAT_HISTORY).
+    env_prefix: ClassVar[str] = ""
+
+    @classmethod
+    def env_name(cls, name: str) -> str:
+        """The environment variable of field ``name``."""
+        return f"{cls.env_prefix}{name.upper()}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """Defaults, then ``env`` (``os.environ`` by default), then ``overrides`` (None values
+        in ``overrides`` are skipped, so unset command-line flags change nothing)."""
+        env = os.environ if env is None else env
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            raw = env.get(cls.env_name(f.name))
+            if raw is None or raw == "" or not f.metadata.get("env", True):
+                continue
+            values[f.name] = _parse(cls.env_name(f.name), hints[f.name], raw)
+        values.update(cls.extra_from_env(env))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**values)
+        except TypeError as exc:  # an override naming no field
+            raise ConfigurationError(f"{cls.__name__}: {exc}") from None
+
+    @classmethod
+    def extra_from_env(cls, env: Mapping[str, str]) -> dict[str, Any]:
+        """Fields read some other way than one variable each (see Settings.redis_urls)."""
+        return {}
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)  # type: ignore[type-var]
+
+
+def _parse(variable: str, kind: Any, raw: str) -> Any:
+    """``raw`` (an environment value) as the field's type."""
+    try:
+        if kind is bool:
+            word = raw.strip().lower()
+            if word in _TRUE | _FALSE:
+                return word in _TRUE
+            raise ValueError
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if typing.get_origin(kind) is tuple:
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+    except ValueError:
+        name = getattr(kind, "__name__", str(kind))
+        raise ConfigurationError(f"{variable}={raw!r} is not a valid {name}") from None
+    return raw
+
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
+    """The node's settings (docs/configuration.md lists each with its reason)."""
+
     # Where this node listens and how it is called.
     host: str = "127.0.0.1"
     port: int = 8000
@@ -44,7 +123,7 @@ class Settings:
     jurisdictions: tuple[str, ...] = ()
     known_jurisdictions: tuple[str, ...] = ()
     #: (jurisdiction, Redis URL) pairs, from REDIS_URL_<NAME> variables.
-    redis_urls: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    redis_urls: tuple[tuple[str, str], ...] = field(default=(), repr=False, metadata={"env": False})
     # Leases: a node renews each lease every lease_ttl / 2 and stops serving cached reads
     # lease_margin seconds before its own local deadline.
     lease_ttl: float = 2.0
@@ -87,12 +166,12 @@ class Settings:
                 f"node id {self.node_id!r}: use 1-64 characters of letters, digits, '_', '.', '-'"
             )
         if self.lease_ttl <= 4 * self.lease_margin:
-            raise ConfigurationError("lease_ttl must be more than four times lease_margin")
+            raise ConfigurationError("LEASE_TTL must be more than four times LEASE_MARGIN")
         for name in ("idle_timeout", "hibernate_after", "sweep_interval", "alarm_retry_base"):
             if getattr(self, name) <= 0:
-                raise ConfigurationError(f"{name} must be positive")
+                raise ConfigurationError(f"{self.env_name(name)} must be positive")
         if self.max_queue < 1 or self.alarm_shards < 1:
-            raise ConfigurationError("max_queue and alarm_shards must be >= 1")
+            raise ConfigurationError("MAX_QUEUE and ALARM_SHARDS must be >= 1")
         if self.redis_cluster not in ("auto", "yes", "no"):
             raise ConfigurationError("REDIS_CLUSTER is auto, yes or no")
         urls = dict(self.redis_urls)
@@ -104,7 +183,17 @@ class Settings:
                 )
         if not 1 <= self.max_batch_keys <= 1000:
             # Lua 5.1 can unpack only a few thousand values into one command.
-            raise ConfigurationError("max_batch_keys must be between 1 and 1000")
+            raise ConfigurationError("MAX_BATCH_KEYS must be between 1 and 1000")
+
+    @classmethod
+    def extra_from_env(cls, env: Mapping[str, str]) -> dict[str, Any]:
+        prefix = "REDIS_URL_"
+        urls = tuple(
+            (key[len(prefix) :].lower(), value)
+            for key, value in sorted(env.items())
+            if key.startswith(prefix) and value
+        )
+        return {"redis_urls": urls} if urls else {}
 
     @property
     def embedded(self) -> bool:
@@ -130,38 +219,3 @@ class Settings:
             return self
         host = re.sub(r"[^A-Za-z0-9_.-]", "-", os.uname().nodename)[:40] or "node"
         return replace(self, node_id=f"{host}-{secrets.token_hex(3)}")
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then ``env`` (``os.environ`` by default), then ``overrides``."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(f.name.upper())
-            if raw is None or raw == "":
-                continue
-            values[f.name] = _parse(f.name, f.type, raw)
-        prefix = "REDIS_URL_"
-        urls = tuple(
-            (key[len(prefix) :].lower(), value)
-            for key, value in sorted(env.items())
-            if key.startswith(prefix) and value
-        )
-        if urls:
-            values["redis_urls"] = urls
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-
-def _parse(name: str, kind: Any, raw: str) -> Any:
-    kind = str(kind)
-    try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-        if kind.startswith("tuple"):
-            return tuple(p.strip() for p in raw.split(",") if p.strip())
-    except ValueError:
-        raise ConfigurationError(f"{name.upper()}={raw!r} is not a valid {kind}") from None
-    return raw

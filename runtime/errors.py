@@ -7,6 +7,8 @@ briefly down, the object was busy); everything else is a bug in the caller's inp
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DurableObjectError(Exception):
     """Base class of every runtime error."""
@@ -110,6 +112,24 @@ class RpcError(DurableObjectError):
         super().__init__(f"{type_name}: {message}" if message else type_name)
         self.type_name = type_name
         self.remote_message = message
+
+
+class Relocate(Exception):
+    """Internal, never seen by app code: nothing ran here; route the event again."""
+
+
+class RecordGone(Relocate):
+    """The object's record on this node was discarded before the event started."""
+
+
+class HeldElsewhere(Relocate):
+    """Another live node holds the object's lease: forward the event there.
+
+    ``info`` is that node's registry entry (a ``registry.NodeInfo``)."""
+
+    def __init__(self, info: Any) -> None:
+        super().__init__(getattr(info, "node_id", "?"))
+        self.info = info
 
 
 class ConfigurationError(DurableObjectError):

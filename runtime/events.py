@@ -14,20 +14,34 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from . import codec
-from .errors import DurableObjectError, InvalidValue, ObjectMoved, ObjectUnavailable, RpcError
+from .errors import (
+    DurableObjectError,
+    InvalidValue,
+    NotCallable,
+    ObjectMoved,
+    ObjectUnavailable,
+    RpcError,
+)
 from .object import AlarmInfo, DurableObject
 
-if TYPE_CHECKING:
-    from .alarms import AlarmService
-    from .namespace import Namespace
+
+class Target(Protocol):
+    """What an event needs to know of its object's class (a namespace.Namespace)."""
+
+    name: str
+    cls: type[DurableObject]
+    alarm_takes_info: bool
+
+    def is_rpc(self, method: str) -> bool: ...
+
 
 log = logging.getLogger("runtime.events")
 
@@ -54,7 +68,7 @@ class Event:
     #: Whether the caller waits for the event's writes to commit (socket events do not).
     wait_output = True
 
-    def __init__(self, namespace: Namespace) -> None:
+    def __init__(self, namespace: Target) -> None:
         self.namespace = namespace
 
     async def run(self, instance: DurableObject) -> Any:
@@ -69,7 +83,7 @@ class RpcEvent(Event):
 
     kind = "rpc"
 
-    def __init__(self, namespace: Namespace, method: str, payload: bytes) -> None:
+    def __init__(self, namespace: Target, method: str, payload: bytes) -> None:
         super().__init__(namespace)
         self.method = method
         self.payload = payload
@@ -100,13 +114,13 @@ class FetchEvent(Event):
 
     kind = "fetch"
 
-    def __init__(self, namespace: Namespace, scope: dict[str, Any], body: bytes) -> None:
+    def __init__(self, namespace: Target, scope: dict[str, Any], body: bytes) -> None:
         super().__init__(namespace)
         self.scope = scope
         self.body = body
 
     @classmethod
-    def of(cls, namespace: Namespace, scope: Mapping[str, Any], body: bytes) -> FetchEvent:
+    def of(cls, namespace: Target, scope: Mapping[str, Any], body: bytes) -> FetchEvent:
         """From a live ASGI scope: keep the plain parts."""
         plain = {k: scope[k] for k in SCOPE_KEYS if k in scope}
         plain["headers"] = [list(pair) for pair in plain.get("headers", [])]
@@ -165,9 +179,9 @@ class AlarmEvent(Event):
 
     kind = "alarm"
 
-    def __init__(self, namespace: Namespace, service: AlarmService | None = None) -> None:
+    def __init__(self, namespace: Target, on_fired: Callable[[], None] | None = None) -> None:
         super().__init__(namespace)
-        self.service = service
+        self.on_fired = on_fired
 
     async def run(self, instance: DurableObject) -> None:
         storage = instance.storage
@@ -187,8 +201,8 @@ class AlarmEvent(Event):
                 await instance.alarm(AlarmInfo(retries))
             else:
                 await instance.alarm()  # type: ignore[call-arg]
-            if self.service is not None:
-                self.service.fired += 1
+            if self.on_fired is not None:
+                self.on_fired()
         except Exception:
             if retries < settings.alarm_max_retries:
                 delay = settings.alarm_retry_base * 2**retries
@@ -209,12 +223,12 @@ class AlarmEvent(Event):
         return []
 
 
-def from_wire(namespace: Namespace, kind: str, body: list[Any], service: Any = None) -> Event:
+def from_wire(
+    namespace: Target, kind: str, body: list[Any], on_fired: Callable[[], None] | None = None
+) -> Event:
     """Rebuild an event another node sent (its shape checked: it is input)."""
     if kind == "rpc" and len(body) == 2 and isinstance(body[0], str) and isinstance(body[1], bytes):
         if not namespace.is_rpc(body[0]):
-            from .errors import NotCallable
-
             raise NotCallable(f"{namespace.cls.__qualname__}.{body[0]} is not an @rpc method")
         return RpcEvent(namespace, body[0], body[1])
     if (
@@ -225,5 +239,5 @@ def from_wire(namespace: Namespace, kind: str, body: list[Any], service: Any = N
     ):
         return FetchEvent(namespace, body[0], body[1])
     if kind == "alarm":
-        return AlarmEvent(namespace, service)
+        return AlarmEvent(namespace, on_fired)
     raise InvalidValue(f"malformed {kind!r} event from another node")

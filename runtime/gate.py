@@ -19,8 +19,7 @@ from .errors import ObjectOverloaded
 
 if TYPE_CHECKING:
     from .batch import WriteBatch
-    from .record import ObjectRecord
-    from .websocket import ObjectWebSocket, OutFrame
+    from .websocket import ObjectWebSocket, Output
 
 T = TypeVar("T")
 
@@ -66,22 +65,24 @@ class InputGate:
 
 
 class Event:
-    """One event being delivered to a record."""
+    """One event being delivered to an object: the gate it holds, what it wrote and sent."""
 
-    __slots__ = ("active", "calls", "holding", "outputs", "record", "writes")
+    __slots__ = ("active", "calls", "gate", "holding", "outputs", "owner", "writes")
 
-    def __init__(self, record: ObjectRecord) -> None:
-        self.record = record
-        self.holding = True  # holds the record's gate
+    def __init__(self, gate: InputGate, owner: object) -> None:
+        self.gate = gate
+        #: The object's record: storage and sockets ask "is this event mine?"
+        self.owner = owner
+        self.holding = True  # holds the gate
         self.active = True  # the handler has not returned yet
         self.calls = 0  # calls to other objects in flight
         self.writes: WriteBatch | None = None
-        self.outputs: list[tuple[ObjectWebSocket, OutFrame | tuple[int, str]]] = []
+        self.outputs: list[tuple[ObjectWebSocket, Output]] = []
 
     def release_gate(self) -> None:
         if self.holding:
             self.holding = False
-            self.record.gate.leave()
+            self.gate.leave()
 
 
 _current: ContextVar[Event | None] = ContextVar("durable_event", default=None)
@@ -108,7 +109,7 @@ async def outbound(call: Awaitable[T]) -> T:
     finally:
         event.calls -= 1
         if event.calls == 0 and event.active and not event.holding:
-            await event.record.gate.reenter()
+            await event.gate.reenter()
             event.holding = True
 
 

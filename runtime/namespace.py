@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -19,31 +19,63 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from . import codec
-from .errors import InvalidObjectId, NotCallable
-from .events import FetchEvent, RpcEvent
+from .asgi import Connection
+from .errors import ConfigurationError, InvalidObjectId, NotCallable
+from .events import Event, FetchEvent, RpcEvent
 from .gate import outbound
 from .ids import IdFactory, ObjectId
 from .object import DurableObject, alarm_takes_info, rpc_method
-from .websocket import Connection, SocketRequest
+from .websocket import SocketRequest, Transport
 
 if TYPE_CHECKING:
-    from .config import Settings
-    from .node import Node
+    from .config import BaseSettings, Settings
+
+S = TypeVar("S", bound="BaseSettings")
 
 log = logging.getLogger("runtime.namespace")
+
+
+class Dispatcher(Protocol):
+    """Where stubs send events: the node's router (here or to the object's node)."""
+
+    settings: Settings
+
+    async def dispatch(self, namespace: Namespace, object_id: ObjectId, event: Event) -> Any: ...
+    async def connect(
+        self, namespace: Namespace, object_id: ObjectId, conn: Transport, request: SocketRequest
+    ) -> None: ...
+
+
+class EnvHost(Protocol):
+    """What an Env needs from its node."""
+
+    settings: Settings
+    node_id: str
+
+    def namespace(self, name: str) -> Namespace: ...
+
+
+class AppInfo(Protocol):
+    """The app an Env belongs to (an app.MountedApp)."""
+
+    name: str
+
+    def settings_as(self, kind: type[S]) -> S: ...
 
 
 class Namespace:
     """One object class registered under a name."""
 
-    def __init__(self, node: Node, name: str, cls: type[DurableObject]) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, DurableObject)):
-            raise TypeError(f"namespace {name!r}: {cls!r} is not a DurableObject subclass")
-        self.node = node
+    def __init__(
+        self, dispatcher: Dispatcher, name: str, cls: type[DurableObject], env: Env
+    ) -> None:
+        self.dispatcher = dispatcher
         self.name = name
         self.cls = cls
+        #: What the class's instances get as ``self.env`` (their app's, or the node's).
+        self.env = env
         self.alarm_takes_info = alarm_takes_info(cls)
-        self.ids = IdFactory(name, node.settings.id_key.encode())
+        self.ids = IdFactory(name, dispatcher.settings.id_key.encode())
         self._rpc: dict[str, bool] = {}
 
     def is_rpc(self, method: str) -> bool:
@@ -109,7 +141,7 @@ class Stub:
 
     @property
     def _settings(self) -> Settings:
-        return self.namespace.node.settings
+        return self.namespace.dispatcher.settings
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call the ``@rpc`` method ``method`` of the object."""
@@ -119,8 +151,8 @@ class Stub:
                 "only methods marked @rpc can be called through a stub"
             )
         event = RpcEvent(self.namespace, method, codec.encode([list(args), kwargs]))
-        router = self.namespace.node.router
-        return codec.decode(await outbound(router.dispatch(self.namespace, self.id, event)))
+        dispatcher = self.namespace.dispatcher
+        return codec.decode(await outbound(dispatcher.dispatch(self.namespace, self.id, event)))
 
     async def fetch(self, request: Request) -> Response:
         """Send an HTTP request to the object's ``fetch`` and return its response."""
@@ -131,26 +163,45 @@ class Stub:
             if len(body) > limit:
                 raise HTTPException(413, f"request body larger than {limit} bytes")
         event = FetchEvent.of(self.namespace, request.scope, bytes(body))
-        router = self.namespace.node.router
-        return FetchEvent.response(await outbound(router.dispatch(self.namespace, self.id, event)))
+        dispatcher = self.namespace.dispatcher
+        result = await outbound(dispatcher.dispatch(self.namespace, self.id, event))
+        return FetchEvent.response(result)
 
     async def connect(self, websocket: WebSocket) -> None:
         """Hand a client WebSocket (not yet accepted) to the object; returns when it closes."""
         conn = Connection(websocket, self._settings.max_send_buffer_bytes)
-        await self.namespace.node.router.connect(
+        await self.namespace.dispatcher.connect(
             self.namespace, self.id, conn, SocketRequest.of(websocket)
         )
 
 
 class Env:
-    """What every object gets as ``self.env``: the node's namespaces and settings."""
+    """What an object gets as ``self.env`` (and a route from ``env_of``): the node's
+    namespaces and settings, and the settings of the app that registered the object."""
 
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __init__(self, host: EnvHost, app: AppInfo | None = None) -> None:
+        self._node = host
+        self.app = app
 
     @property
     def settings(self) -> Settings:
+        """The node's settings (limits such as ``max_value_bytes`` live there)."""
         return self._node.settings
 
+    @property
+    def node_id(self) -> str:
+        """The node this code runs on."""
+        return self._node.node_id
+
     def namespace(self, name: str) -> Namespace:
+        """The namespace registered under ``name`` (by any app of the node)."""
         return self._node.namespace(name)
+
+    def app_settings(self, kind: type[S]) -> S:
+        """The settings of this object's (or route's) app, checked to be a ``kind``."""
+        if self.app is None:
+            raise ConfigurationError(
+                f"no App with {kind.__name__} settings registered this namespace; "
+                "mount the object with App(settings=...)"
+            )
+        return self.app.settings_as(kind)

@@ -16,38 +16,31 @@ import asyncio
 import logging
 import secrets
 import time
-from dataclasses import dataclass
 
 from .alarms import AlarmService
 from .cluster import Links
 from .config import Settings
-from .errors import ConfigurationError, Fenced, ObjectMoved, ObjectUnavailable, UnknownNamespace
+from .errors import ConfigurationError, Fenced, ObjectMoved, UnknownNamespace
 from .ids import ObjectId
-from .lease import Lease, LeaseClient
+from .lease import Lease
 from .namespace import Env, Namespace
 from .object import DurableObject
-from .record import HeldElsewhere, ObjectRecord
+from .record import ObjectRecord
 from .registry import NodeInfo, Registry
 from .routing import Router
+from .stats import NodeStats
 from .store import RedisStore
 
 log = logging.getLogger("runtime.node")
 
 
-@dataclass
-class NodeStats:
-    activations: int = 0
-    hibernations: int = 0
-    evictions: int = 0
-    leases_lost: int = 0
-    #: Commits Redis refused because this node no longer held the lease (zombie writes).
-    commits_fenced: int = 0
-    #: Events whose writes were dropped because their object was reset while they ran.
-    events_reset: int = 0
-
-
 class Node:
-    """One runtime process: its objects, its leases, its loops."""
+    """One runtime process: its objects, its leases, its loops.
+
+    The node is the host of the narrow interfaces its parts declare: ``RecordHost``
+    (record.py), ``RouteHost`` (routing.py), ``LinkHost`` (cluster.py), ``AlarmHost``
+    (alarms.py) and ``EnvHost`` (namespace.py).
+    """
 
     def __init__(self, settings: Settings, redis_url: str | None = None) -> None:
         self.settings = settings.with_node_id()
@@ -86,24 +79,22 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._evictions: set[asyncio.Task[bool]] = set()
 
-    @property
-    def redis(self) -> object:
-        """The client of the store for objects without a jurisdiction."""
-        return self.store.redis
-
     # ------------------------------------------------------------ registry
 
-    def register(self, name: str, cls: type[DurableObject]) -> Namespace:
-        """Register an object class under a namespace name (the same on every node)."""
+    def register(self, name: str, cls: type[DurableObject], env: Env | None = None) -> Namespace:
+        """Register an object class under a namespace name (the same on every node).
+        ``env`` is what its instances get as ``self.env`` (an app's; the node's by default)."""
+        if not (isinstance(cls, type) and issubclass(cls, DurableObject)):
+            raise ConfigurationError(f"namespace {name!r}: {cls!r} is not a DurableObject class")
         if name in self.namespaces:
-            if self.namespaces[name].cls is cls:
+            if self.namespaces[name].cls is cls and env in (None, self.namespaces[name].env):
                 return self.namespaces[name]
             raise ConfigurationError(f"namespace {name!r} is already registered")
         if not name or ":" in name or "{" in name or "}" in name or len(name) > 64:
             raise ConfigurationError(
                 f"namespace name {name!r}: 1-64 characters, without ':', '{{' or '}}'"
             )
-        namespace = Namespace(self, name, cls)
+        namespace = Namespace(self.router, name, cls, env or self.env)
         for jurisdiction in self.settings.all_jurisdictions:
             namespace.ids.add_jurisdiction(jurisdiction)
         self.namespaces[name] = namespace
@@ -126,6 +117,9 @@ class Node:
 
     def alarms_for(self, object_id: ObjectId) -> AlarmService:
         return self.alarms[self.store_for(object_id).jurisdiction]
+
+    def alarm_fired(self) -> None:
+        self.stats.alarms_fired += 1
 
     # ------------------------------------------------------------ lifecycle
 
@@ -204,45 +198,17 @@ class Node:
             self.records[key] = record
         return record
 
-    async def dispatch(self, namespace: Namespace, object_id: ObjectId, event: object) -> object:
-        """Deliver an event (see routing.Router.dispatch)."""
-        return await self.router.dispatch(namespace, object_id, event)  # type: ignore[arg-type]
-
     def forget(self, record: ObjectRecord) -> None:
         key = (record.namespace.name, record.id.hex)
         if self.records.get(key) is record:
             del self.records[key]
 
+    def record_of(self, namespace: Namespace, object_id: ObjectId) -> ObjectRecord | None:
+        """The record of an object hosted here, if any."""
+        return self.records.get((namespace.name, object_id.hex))
+
     async def acquire_lease(self, record: ObjectRecord) -> Lease:
-        """Take the record's lease. If a live node holds it, raise HeldElsewhere (the event
-        goes there); if its holder is gone, wait (up to activation_timeout) for it to
-        expire."""
-        deadline = time.monotonic() + self.settings.activation_timeout
-        delay = 0.02
-        while True:
-            if self.stopping:
-                raise ObjectMoved(f"node {self.node_id} is stopping")
-            got = await record.store.leases.acquire(record.keys)
-            if isinstance(got, Lease):
-                return got
-            holder = LeaseClient.holder_of(got)
-            if self.router.forwarding:
-                info = await self.registry.lookup(holder.partition("@")[0])
-                if (
-                    info is not None
-                    and info.holder == holder
-                    and not self.links.is_unreachable(info.node_id)
-                ):
-                    record.discard(ObjectMoved(f"{record.describe()} lives on {info.node_id}"))
-                    raise HeldElsewhere(info)
-            if time.monotonic() + delay > deadline:
-                hint = "" if self.router.forwarding else "; set CLUSTER_SECRET on every node"
-                raise ObjectUnavailable(
-                    f"{record.describe()} is held by {holder}, which did not release it "
-                    f"within {self.settings.activation_timeout:.0f}s{hint}"
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.1)
+        return await self.router.acquire_lease(record)
 
     # ------------------------------------------------------------ introspection
 

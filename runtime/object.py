@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from .frames import OutFrame
+
 if TYPE_CHECKING:
     from .ids import ObjectId
     from .namespace import Env
-    from .record import ObjectRecord
     from .storage import Storage
     from .websocket import ObjectWebSocket
 
@@ -67,21 +68,47 @@ class AlarmInfo:
         return self.retry_count > 0
 
 
+class ContextHost(Protocol):
+    """What a context needs from the object's record on the node."""
+
+    id: ObjectId
+    storage: Storage | None
+
+    @property
+    def node_id(self) -> str: ...
+    def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> asyncio.Future[T]: ...
+    def wait_until(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+    def accept_websocket(self, ws: ObjectWebSocket, tags: Iterable[str]) -> None: ...
+    def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]: ...
+
+
 class ObjectContext:
     """The runtime's side of one instance: ``self.ctx`` in an object."""
 
-    def __init__(self, record: ObjectRecord) -> None:
-        self._record = record
+    def __init__(self, host: ContextHost) -> None:
+        self._host = host
 
     @property
     def id(self) -> ObjectId:
-        return self._record.id
+        """This object's ID (``str(ctx.id)`` is its 64 hex characters)."""
+        return self._host.id
+
+    @property
+    def node_id(self) -> str:
+        """The node this instance lives on (it may live elsewhere after it leaves memory)."""
+        return self._host.node_id
 
     @property
     def storage(self) -> Storage:
-        storage = self._record.storage
+        storage = self._host.storage
         assert storage is not None
         return storage
+
+    def wait_until(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``work`` in the background, outside any event. The object does not hibernate
+        or leave memory until it finishes; if the instance is reset, it is cancelled.
+        Its writes commit on their own and its sends pass the output gate as usual."""
+        return self._host.wait_until(work)
 
     def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
         """Run ``fn()`` with no other event delivered to this object until it finishes.
@@ -90,13 +117,13 @@ class ObjectContext:
         called during an event, await the returned future. Calls to other objects made inside
         it do not open the input gate, so keep it short.
         """
-        return self._record.block_concurrency_while(fn)
+        return self._host.block_concurrency_while(fn)
 
     def accept_websocket(self, ws: ObjectWebSocket, tags: Iterable[str] = ()) -> None:
-        self._record.accept_websocket(ws, tags)
+        self._host.accept_websocket(ws, tags)
 
     def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]:
-        return self._record.get_websockets(tag)
+        return self._host.get_websockets(tag)
 
 
 class DurableObject:
@@ -126,17 +153,21 @@ class DurableObject:
         return PlainTextResponse(f"{type(self).__name__} does not handle HTTP requests", 501)
 
     async def websocket_connect(self, ws: ObjectWebSocket) -> None:
-        """A client WebSocket was handed over with ``stub.connect``: accept it or close it.
+        """A client WebSocket was handed over with ``stub.connect``: accept it or refuse it.
 
-        Call ``self.accept_websocket(ws, tags=...)`` to keep it; a socket not accepted when
-        this returns is refused.
+        Call ``self.accept_websocket(ws, tags=...)`` to keep it. To refuse it, call
+        ``ws.reject(status, reason)`` (an HTTP error instead of the handshake: clients
+        other than browsers read it), or accept it and ``ws.close(code, reason)`` at once
+        (what a browser can read). A socket neither accepted nor refused gets 403.
         """
 
     async def websocket_message(self, ws: ObjectWebSocket, message: str | bytes) -> None:
         """A text (str) or binary (bytes) message arrived on an accepted socket."""
 
     async def websocket_close(self, ws: ObjectWebSocket, code: int, reason: str) -> None:
-        """The client closed the socket (or its connection dropped: code 1006)."""
+        """The client closed the socket (or its connection dropped: code 1006). Exactly one
+        of websocket_close and websocket_error comes for each accepted socket the object did
+        not close itself."""
 
     async def websocket_error(self, ws: ObjectWebSocket, error: Exception) -> None:
         """The socket failed (for example, the client stopped reading and its buffer filled)."""
@@ -161,13 +192,9 @@ class DurableObject:
         tag: str | None = None,
         exclude: ObjectWebSocket | None = None,
     ) -> int:
-        """Send one message to every accepted socket (with ``tag``), encoding it once.
-
-        Returns how many sockets it was sent to.
-        """
-        from .websocket import encode_frame
-
-        frame = encode_frame(message)
+        """Send one message to every open accepted socket (with ``tag``, but not ``exclude``),
+        encoding it once. Returns how many sockets it was sent to."""
+        frame = OutFrame(message)
         sent = 0
         for ws in self.ctx.get_websockets(tag):
             if ws is not exclude:

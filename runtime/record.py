@@ -1,15 +1,18 @@
-"""One object on this node: its lease, storage, instance, sockets and output gate.
+"""One object on this node: its lease, storage, instance, sockets, and its events.
 
 The record outlives the instance: while an object hibernates, the record keeps its lease and
 its open sockets, and the next event builds a new instance. The record goes away when the
-object is evicted (lease released) or discarded after a failure (sockets closed with 1011).
+object is evicted (lease released), discarded after a failure (sockets closed with 1011) or
+shut down with its node (sockets closed with 1012).
 
-Each event runs in its caller's task, holding the record's input gate (see gate.py); a caller
+Each event runs in its caller's task, holding the record's input gate (gate.py); a caller
 cancelled mid-event abandons it (its writes and outputs are dropped, the instance is rebuilt
-from storage). Output gate: what an event sends (socket messages, its RPC result or HTTP response,
-its exception) is released only after the batch holding its writes is committed. If the
-commit fails, the held outputs are dropped, the instance is discarded and its sockets are
-closed with 1011.
+from storage). What an event sends (socket messages, its RPC result or HTTP response, its
+exception) is released only after the batch holding its writes is committed (output.py).
+
+The record is the host of narrow interfaces: ``StorageHost``/``CommitHost`` for its storage,
+``ContextHost`` for the instance's ``ctx``, ``SocketOwner``/``SocketHost`` for its sockets.
+What it needs of the node is :class:`RecordHost`.
 """
 
 from __future__ import annotations
@@ -17,41 +20,50 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .batch import UNCHANGED, WriteBatch
-from .errors import DurableObjectError, Fenced, InvalidValue, ObjectReset
+from .errors import DurableObjectError, Fenced, ObjectReset, RecordGone
 from .gate import Event, InputGate, _current, current_event, run_blocking
 from .keyspace import ObjectKeys
 from .lease import Lease
 from .object import DurableObject, ObjectContext
+from .output import OutputGate
+from .sockets import SocketSet
 from .storage import Storage
-from .websocket import ObjectWebSocket, OutFrame
+from .websocket import CloseCode, ObjectWebSocket, Output
 
 if TYPE_CHECKING:
+    from .config import Settings
     from .ids import ObjectId
     from .namespace import Namespace
-    from .node import Node
-    from .registry import NodeInfo
+    from .stats import NodeStats
+    from .store import RedisStore
 
 log = logging.getLogger("runtime.record")
 T = TypeVar("T")
-Output = OutFrame | tuple[int, str]
 
 
-class RecordGone(Exception):
-    """Internal: the record was discarded before the event started; use a fresh one."""
+class AlarmIndex(Protocol):
+    """The alarm index of the object's store (alarms.AlarmService)."""
+
+    async def index(self, member: str, due_ms: int) -> None: ...
+    def committed(self, alarm: bytes | None) -> None: ...
 
 
-class HeldElsewhere(Exception):
-    """Internal: the object's lease is held by another live node; forward the event there."""
+class RecordHost(Protocol):
+    """What a record needs from its node."""
 
-    def __init__(self, info: NodeInfo) -> None:
-        super().__init__(info.node_id)
-        self.info = info
+    settings: Settings
+    node_id: str
+    stats: NodeStats
+
+    def store_for(self, object_id: ObjectId) -> RedisStore: ...
+    def alarms_for(self, object_id: ObjectId) -> AlarmIndex: ...
+    async def acquire_lease(self, record: ObjectRecord) -> Lease: ...
+    def forget(self, record: ObjectRecord) -> None: ...
 
 
 @dataclass(slots=True)
@@ -65,29 +77,38 @@ class _Outcome(Generic[T]):
 class ObjectRecord:
     """The node's state for one object it owns."""
 
-    def __init__(self, node: Node, namespace: Namespace, object_id: ObjectId) -> None:
-        self.node = node
+    def __init__(self, host: RecordHost, namespace: Namespace, object_id: ObjectId) -> None:
+        self.host = host
         self.namespace = namespace
         self.id = object_id
-        self.settings = node.settings
-        self.keys = ObjectKeys.of(node.settings.key_prefix, namespace.name, object_id.hex)
-        self.store = node.store_for(object_id)
+        self.settings = host.settings
+        self.max_attachment_bytes = host.settings.max_attachment_bytes
+        self.keys = ObjectKeys.of(host.settings.key_prefix, namespace.name, object_id.hex)
+        self.store = host.store_for(object_id)
         self.batcher = self.store.batcher
         self.scripts = self.store.scripts
-        self.alarms = node.alarms_for(object_id)
+        self.alarms = host.alarms_for(object_id)
         self.lease = Lease("", 0, 0.0)
         self.storage: Storage | None = None
         self.instance: DurableObject | None = None
-        self.gate = InputGate(node.settings.max_queue)
+        self.gate = InputGate(host.settings.max_queue)
         self.running = 0  # events started and not finished (some may be awaiting other objects)
-        self.sockets: dict[int, ObjectWebSocket] = {}
-        self.held: deque[tuple[int, ObjectWebSocket, Output]] = deque()
+        self.sockets = SocketSet()
+        self.outputs = OutputGate(self._deliver)
+        self.background: set[asyncio.Task[Any]] = set()
         self.gone = False
         self.last_active = time.monotonic()
         self._init: list[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]] | None = None
 
     def describe(self) -> str:
         return f"{self.namespace.name}:{self.id.hex[:12]}"
+
+    def class_name(self) -> str:
+        return self.namespace.cls.__qualname__
+
+    @property
+    def node_id(self) -> str:
+        return self.host.node_id
 
     # ----------------------------------------------------------- events
 
@@ -120,7 +141,7 @@ class ObjectRecord:
 
     async def _execute(self, handler: Callable[[DurableObject], Awaitable[T]]) -> _Outcome[T]:
         """The event itself, holding the gate taken by run()."""
-        event = Event(self)
+        event = Event(self.gate, self)
         try:
             if self.gone:
                 raise RecordGone
@@ -144,7 +165,7 @@ class ObjectRecord:
             if storage is not None:
                 if self.gone or storage.commits.failure is not None:
                     if event.writes:
-                        self.node.stats.events_reset += 1
+                        self.host.stats.events_reset += 1
                         error = ObjectReset(
                             f"{self.describe()} was reset while this event ran; nothing it "
                             "wrote was stored"
@@ -171,6 +192,8 @@ class ObjectRecord:
             self.instance = None
         log.info("an event of %s was cancelled by its caller; rebuilding it", self.describe())
 
+    # ----------------------------------------------------------- activation
+
     async def _ready(self) -> DurableObject:
         """The live instance, activating it (lease, constructor, init) when needed."""
         if self.instance is not None:
@@ -178,14 +201,14 @@ class ObjectRecord:
                 await self._confirm_or_gone()
             return self.instance
         if not self.lease.value:
-            self.lease = await self.node.acquire_lease(self)
+            self.lease = await self.host.acquire_lease(self)
         elif not self.lease.live:
             await self._confirm_or_gone()
         if self.storage is None:
             self.storage = Storage(self)
         self._init = []
         try:
-            instance = self.namespace.cls(ObjectContext(self), self.node.env)
+            instance = self.namespace.cls(ObjectContext(self), self.namespace.env)
         finally:
             init, self._init = self._init, None
         for fn, future in init:
@@ -196,7 +219,7 @@ class ObjectRecord:
                 future.exception()  # retrieved: it is raised to the event instead
                 raise
         self.instance = instance
-        self.node.stats.activations += 1
+        self.host.stats.activations += 1
         return instance
 
     async def _confirm_or_gone(self) -> None:
@@ -212,6 +235,8 @@ class ObjectRecord:
             self.discard(error)
             raise error
 
+    # ------------------------------------------------ for the instance's ctx
+
     def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
         if self._init is not None:  # called from the constructor: run before the first event
             future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -219,30 +244,50 @@ class ObjectRecord:
             return future
         return run_blocking(fn)
 
+    def wait_until(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``work`` in the background; hibernation and eviction wait for it."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self._background_done)
+        return task
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self.background.discard(task)
+        self.last_active = time.monotonic()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work of %s failed", self.describe(), exc_info=task.exception())
+
+    def accept_websocket(self, ws: ObjectWebSocket, tags: Iterable[str]) -> None:
+        self.sockets.accept(ws, tags, self)
+
+    def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]:
+        return self.sockets.open(tag)
+
+    def forget_socket(self, ws: ObjectWebSocket) -> None:
+        self.sockets.forget(ws)
+        self.last_active = time.monotonic()
+
     # ------------------------------------------------------- storage host
 
     def event_batch(self, create: bool) -> WriteBatch | None:
         """The write buffer of the event running now on this record, if any."""
         event = current_event()
-        if event is None or event.record is not self or not event.active:
+        if event is None or event.owner is not self or not event.active:
             return None
         if event.writes is None and create:
             event.writes = WriteBatch()
         return event.writes
 
     def on_committed(self, batch: WriteBatch) -> None:
-        held = self.held
-        while held and held[0][0] <= batch.seq:
-            _, ws, item = held.popleft()
-            self._deliver(ws, item)
+        self.outputs.release(batch.seq)
         if batch.alarm is not UNCHANGED:
-            self.alarms.committed(self, batch.alarm)
+            self.alarms.committed(batch.alarm if isinstance(batch.alarm, bytes) else None)
         if self.storage is not None:
             self.storage.commits.flush()
 
     def on_commit_failed(self, error: DurableObjectError) -> None:
         if isinstance(error, Fenced):
-            self.node.stats.commits_fenced += 1
+            self.host.stats.commits_fenced += 1
         log.warning("commit failed for %s: %s; instance discarded", self.describe(), error)
         self.discard(error)
 
@@ -254,7 +299,7 @@ class ObjectRecord:
     def output(self, ws: ObjectWebSocket, item: Output) -> None:
         """A socket send or close by the object: held with the event, or gated now."""
         event = current_event()
-        if event is not None and event.record is self and event.active:
+        if event is not None and event.owner is self and event.active:
             event.outputs.append((ws, item))
         else:
             self.output_now(ws, item)
@@ -262,56 +307,33 @@ class ObjectRecord:
     def output_now(self, ws: ObjectWebSocket, item: Output) -> None:
         storage = self.storage
         if storage is not None and storage.has_uncommitted:
-            self.held.append((storage.commits.latest_seq, ws, item))
+            self.outputs.send(ws, item, storage.commits.latest_seq)
         else:
-            self._deliver(ws, item)
+            self.outputs.send(ws, item, None)
 
     def _deliver(self, ws: ObjectWebSocket, item: Output) -> None:
         ws.deliver(item)
         if ws.closed:
-            self.sockets.pop(ws.id, None)
-
-    # ------------------------------------------------------------ sockets
-
-    def accept_websocket(self, ws: ObjectWebSocket, tags: Iterable[str]) -> None:
-        tag_list = tuple(tags)
-        if len(tag_list) > 10 or not all(isinstance(t, str) and len(t) <= 256 for t in tag_list):
-            raise InvalidValue("a socket takes at most 10 tags, each a str of <= 256 characters")
-        if ws.accepted or ws.closed:
-            raise InvalidValue(f"{ws!r} was already accepted or closed")
-        ws.accepted = True
-        ws.tags = tag_list
-        ws.bind(self)
-        self.sockets[ws.id] = ws
-
-    def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]:
-        return [
-            ws for ws in self.sockets.values() if not ws.closed and (tag is None or tag in ws.tags)
-        ]
-
-    def forget_socket(self, ws: ObjectWebSocket) -> None:
-        self.sockets.pop(ws.id, None)
-        self.last_active = time.monotonic()
+            self.sockets.forget(ws)
 
     # ------------------------------------------------------------ lifecycle
 
-    def discard(self, error: DurableObjectError, code: int = 1011) -> None:
+    @property
+    def idle(self) -> bool:
+        """No event running or waiting, nothing held for sockets, no background work."""
+        return not (
+            self.running or self.gate.waiting or self.gate.locked or self.outputs or self.background
+        )
+
+    def discard(self, error: DurableObjectError, code: int = CloseCode.INTERNAL_ERROR) -> None:
         """Drop the instance and everything held; close its sockets. Redis keeps the truth."""
         if self.gone:
             return
-        self.gone = True
-        self.node.forget(self)
-        self.instance = None
-        self.held.clear()
+        self._leave()
+        self.outputs.clear()
         if self.storage is not None:
             self.storage.commits.fail(error)
-        for ws in list(self.sockets.values()):
-            ws.abort(code, "object reset", cause="discarded")
-        self.sockets.clear()
-
-    @property
-    def idle(self) -> bool:
-        return not (self.running or self.gate.waiting or self.gate.locked or self.held)
+        self.sockets.abort_all(code, "object reset")
 
     def hibernate(self) -> bool:
         """Drop the instance and its cache, keeping lease and sockets. False if busy."""
@@ -319,7 +341,7 @@ class ObjectRecord:
         if not self.idle or (storage is not None and storage.has_uncommitted):
             return False
         if self.instance is not None:
-            self.node.stats.hibernations += 1
+            self.host.stats.hibernations += 1
         self.instance = None
         self.storage = None
         return True
@@ -338,35 +360,24 @@ class ObjectRecord:
                 or self.running
                 or self.gate.waiting
                 or self.sockets
+                or self.background
                 or quiet < self.settings.idle_timeout
             ):
                 return False
-            storage = self.storage
-            if storage is not None and storage.has_uncommitted:
-                try:
-                    await storage.commits.sync()
-                except DurableObjectError as exc:
-                    self.discard(exc)
-                    return False
-            if self.lease.value:
-                try:
-                    await self.store.leases.release(self.keys, self.lease)
-                except DurableObjectError:
-                    pass  # it expires by itself
-            self.gone = True
-            self.node.forget(self)
-            self.instance = None
-            self.storage = None
-        self.node.stats.evictions += 1
+            if not await self._retire(CloseCode.SERVICE_RESTART, "evicted"):
+                return False
+        self.host.stats.evictions += 1
         return True
 
     async def shut_down(self, code: int, reason: str, timeout: float = 5.0) -> None:
-        """Node is stopping: let running events finish, commit what is pending, close the
-        sockets, release the lease."""
+        """Node is stopping: let running events and background work finish, commit what is
+        pending, close the sockets, release the lease."""
         deadline = time.monotonic() + timeout
         # Events awaiting another object need the gate back to finish: wait for them first.
         while self.running and time.monotonic() < deadline:  # noqa: ASYNC110 (rare, short)
             await asyncio.sleep(0.02)
+        if self.background:
+            await asyncio.wait(self.background, timeout=max(0.01, deadline - time.monotonic()))
         try:
             await asyncio.wait_for(self.gate.reenter(), max(0.01, deadline - time.monotonic()))
             held = True
@@ -374,23 +385,38 @@ class ObjectRecord:
             held = False
             log.warning("%s still busy after %.0fs; stopping it anyway", self.describe(), timeout)
         try:
-            self.gone = True
-            self.node.forget(self)  # events from now on are routed elsewhere
-            storage = self.storage
-            if storage is not None and storage.has_uncommitted:
-                try:
-                    await storage.commits.sync()
-                except DurableObjectError as exc:
-                    log.warning("could not commit %s while stopping: %s", self.describe(), exc)
-            for ws in list(self.sockets.values()):
-                ws.abort(code, reason, cause="discarded")
-            self.sockets.clear()
-            self.instance = None
-            if self.lease.value:
-                try:
-                    await self.store.leases.release(self.keys, self.lease)
-                except DurableObjectError:
-                    pass
+            await self._retire(code, reason)
         finally:
             if held:
                 self.gate.leave()
+
+    def _leave(self) -> None:
+        """No more events here: the node forgets the record, the instance and background
+        work go."""
+        self.gone = True
+        self.host.forget(self)
+        self.instance = None
+        for task in list(self.background):
+            task.cancel()
+
+    async def _retire(self, code: int, reason: str) -> bool:
+        """Leave for good in order (the gate held): no more events, commit what is pending,
+        close the sockets with ``code``, release the lease. False if the commit failed (the
+        record was discarded instead)."""
+        self._leave()
+        committed = True
+        storage = self.storage
+        if storage is not None and storage.has_uncommitted:
+            try:
+                await storage.commits.sync()
+            except DurableObjectError as exc:
+                log.warning("could not commit %s as it left: %s", self.describe(), exc)
+                committed = False
+        self.sockets.abort_all(code, reason)
+        self.storage = None
+        if self.lease.value:
+            try:
+                await self.store.leases.release(self.keys, self.lease)
+            except DurableObjectError:
+                pass  # it expires by itself
+        return committed

@@ -98,9 +98,6 @@ class Registry:
         self._cache[node_id] = (now, info)
         return info
 
-    def forget(self, node_id: str) -> None:
-        self._cache.pop(node_id, None)
-
     async def alive(self) -> list[NodeInfo]:
         """Every live node (ids of gone nodes are dropped from the set as they are seen)."""
         ids = sorted(

@@ -20,17 +20,20 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .errors import ObjectMoved, ObjectUnavailable
+from .errors import HeldElsewhere, ObjectMoved, ObjectUnavailable, RecordGone
 from .events import Event
-from .record import HeldElsewhere, ObjectRecord, RecordGone
+from .lease import Lease, LeaseClient
+from .record import ObjectRecord
+from .registry import NodeInfo, Registry
+from .sockets import serve_socket
 
 if TYPE_CHECKING:
+    from .cluster import Links
+    from .config import Settings
     from .ids import ObjectId
     from .namespace import Namespace
-    from .node import Node
-    from .registry import NodeInfo
     from .websocket import SocketRequest, Transport
 
 T = TypeVar("T")
@@ -41,9 +44,25 @@ MAX_HOPS = 2
 OWNER_TTL = 30.0
 
 
+class RouteHost(Protocol):
+    """What routing needs from its node."""
+
+    node_id: str
+    settings: Settings
+    stopping: bool
+    registry: Registry
+    links: Links
+
+    def record_of(self, namespace: Namespace, object_id: ObjectId) -> ObjectRecord | None: ...
+    def local_record(self, namespace: Namespace, object_id: ObjectId) -> ObjectRecord: ...
+
+
 class Router:
-    def __init__(self, node: Node) -> None:
+    """Runs events where their object lives (a namespace.Dispatcher, a cluster.Forwarder)."""
+
+    def __init__(self, node: RouteHost) -> None:
         self.node = node
+        self.settings = node.settings
         self._owners: dict[tuple[str, str], tuple[NodeInfo, float]] = {}
 
     @property
@@ -75,7 +94,6 @@ class Router:
         hops: int = 0,
     ) -> None:
         """Hand a client socket to the object, here or through a tunnel; returns at its end."""
-        from .sockets import serve_socket
 
         async def here(record: ObjectRecord) -> None:
             await serve_socket(record, conn, request)
@@ -108,6 +126,7 @@ class Router:
                     except RecordGone:
                         attempt = await self._pause(attempt, deadline, namespace, object_id)
                     except HeldElsewhere as held:
+                        assert isinstance(held.info, NodeInfo)
                         self._remember(namespace, object_id, held.info, hops)
                     continue
                 try:
@@ -125,7 +144,7 @@ class Router:
     ) -> ObjectRecord | NodeInfo:
         node = self.node
         key = (namespace.name, object_id.hex)
-        record = node.records.get(key)
+        record = node.record_of(namespace, object_id)
         if record is not None:
             return record
         jurisdiction = object_id.jurisdiction
@@ -170,13 +189,42 @@ class Router:
             raise ObjectMoved(f"{namespace.name}:{object_id.hex[:12]} lives elsewhere")
         self._owners[(namespace.name, object_id.hex)] = (info, time.monotonic() + OWNER_TTL)
 
-    def forget(self, namespace: str, hex_id: str) -> None:
-        self._owners.pop((namespace, hex_id), None)
-
     def forget_node(self, node_id: str) -> None:
         """A node's link broke: stop sending its objects' events there."""
         for key in [k for k, (info, _) in self._owners.items() if info.node_id == node_id]:
             del self._owners[key]
+
+    async def acquire_lease(self, record: ObjectRecord) -> Lease:
+        """Take the record's lease (placement: the first node that needs a free object hosts
+        it). If a live node holds it, raise HeldElsewhere (the event goes there); if its
+        holder is gone, wait (up to activation_timeout) for it to expire."""
+        node = self.node
+        deadline = time.monotonic() + node.settings.activation_timeout
+        delay = 0.02
+        while True:
+            if node.stopping:
+                raise ObjectMoved(f"node {node.node_id} is stopping")
+            got = await record.store.leases.acquire(record.keys)
+            if isinstance(got, Lease):
+                return got
+            holder = LeaseClient.holder_of(got)
+            if self.forwarding:
+                info = await node.registry.lookup(holder.partition("@")[0])
+                if (
+                    info is not None
+                    and info.holder == holder
+                    and not node.links.is_unreachable(info.node_id)
+                ):
+                    record.discard(ObjectMoved(f"{record.describe()} lives on {info.node_id}"))
+                    raise HeldElsewhere(info)
+            if time.monotonic() + delay > deadline:
+                hint = "" if self.forwarding else "; set CLUSTER_SECRET on every node"
+                raise ObjectUnavailable(
+                    f"{record.describe()} is held by {holder}, which did not release it "
+                    f"within {node.settings.activation_timeout:.0f}s{hint}"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     async def _pause(
         self, attempt: int, deadline: float, namespace: Namespace, object_id: ObjectId

@@ -1,8 +1,5 @@
-"""The node's web server: Starlette app with the apps mounted, a landing page and /healthz.
-
-An :class:`App` bundles what an application brings: object classes (registered as namespaces
-on the node) and routes (mounted under ``/<name>``). Route handlers reach the objects with
-``env_of(request).namespace("...")``.
+"""The node's web server: the Starlette app with every App mounted, a landing page, /healthz,
+the node-to-node endpoints, and the uvicorn configuration a node serves with.
 """
 
 from __future__ import annotations
@@ -11,62 +8,30 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from redis import exceptions as redis_errors
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import HTTPConnection, Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from . import link
+from .app import App, MountedApp, NodeMiddleware, check_unique, static_root, templates_for
+from .asgi import Connection, FastWebSocketProtocol
 from .cluster import LinkSession
 from .config import Settings
 from .errors import DurableObjectError, InvalidObjectId, InvalidValue, StorageLimitExceeded
-from .namespace import Env
 from .node import Node
-from .object import DurableObject
-from .websocket import Connection
-from .wsprotocol import FastWebSocketProtocol
 
 log = logging.getLogger("runtime.server")
-
-ROOT = Path(__file__).resolve().parent.parent
-STATIC_DIR = ROOT / "static"
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-
-
-@dataclass
-class App:
-    """An application: its objects, its routes (mounted at /<name>) and how it is listed."""
-
-    name: str
-    title: str
-    description: str = ""
-    objects: dict[str, type[DurableObject]] = field(default_factory=dict)
-    routes: Sequence[BaseRoute] = ()
-    listed: bool = True
-
-
-def env_of(conn: HTTPConnection) -> Env:
-    """The objects' environment, from inside a route handler."""
-    env: Env = conn.app.state.node.env
-    return env
-
-
-def node_of(conn: HTTPConnection) -> Node:
-    node: Node = conn.app.state.node
-    return node
 
 
 class OriginCheck:
@@ -131,23 +96,31 @@ async def _object_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
-    """The node's ASGI app: landing page, /healthz, /static and every app under /<name>."""
-    for app in apps:
-        for name, cls in app.objects.items():
-            node.register(name, cls)
-    templates = Environment(
-        loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape()
-    )
-    listed = [a for a in apps if a.listed]
+    """The node's ASGI app: landing page, /healthz, /static, /favicon.ico, the node-to-node
+    endpoints, and every app under /<name>."""
+    check_unique(apps)
+    templates = templates_for(apps)
+    mounted = [MountedApp(app, node, templates) for app in apps]
+    for m in mounted:
+        for name, cls in m.app.objects.items():
+            node.register(name, cls, m.env)
+    listed = [m for m in mounted if m.app.listed]
 
     async def landing(request: Request) -> Response:
-        html = templates.get_template("index.html").render(
-            apps=listed,
-            node_id=node.node_id,
-            live=node.live_objects,
-            hosted=len(node.records),
+        """The suite's front page: every listed app, and this node's figures."""
+        return templates.TemplateResponse(
+            request,
+            "index.html",
+            {
+                "apps": listed,
+                "node_id": node.node_id,
+                "live": node.live_objects,
+                "hosted": len(node.records),
+            },
         )
-        return HTMLResponse(html)
+
+    async def favicon(request: Request) -> Response:
+        return FileResponse(static_root() / "favicon.ico", media_type="image/x-icon")
 
     async def healthz(request: Request) -> Response:
         try:
@@ -169,7 +142,11 @@ def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await node.start()
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                for m in mounted:
+                    if m.app.lifespan is not None:
+                        await stack.enter_async_context(m.app.lifespan(m))
+                yield
         finally:
             await node.stop()
 
@@ -203,21 +180,39 @@ def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
         )
 
     routes: list[BaseRoute] = [
-        Route("/", landing),
-        Route("/healthz", healthz),
+        Route("/", landing, name="landing"),
+        Route("/healthz", healthz, name="healthz"),
+        Route("/favicon.ico", favicon),
         WebSocketRoute(link.PATH, cluster_link),
         Route("/_cluster/objects", cluster_objects),
-        Mount("/static", StaticFiles(directory=str(STATIC_DIR), check_dir=False), name="static"),
+        Mount("/static", StaticFiles(directory=static_root(), check_dir=False), name="static"),
     ]
-    routes += [Mount(f"/{app.name}", routes=list(app.routes)) for app in apps]
+    routes += [m.mount() for m in mounted]
+    middleware = [Middleware(OriginCheck, allowed=node.settings.allowed_origins)]
+    middleware += [
+        Middleware(_NodeMiddleware, factory=factory, mounted=m)
+        for m in mounted
+        for factory in m.app.node_middleware
+    ]
     starlette = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=middleware,
         exception_handlers={DurableObjectError: _object_error},
     )
     starlette.state.node = node
-    starlette.add_middleware(OriginCheck, allowed=node.settings.allowed_origins)
+    starlette.state.apps = mounted
     return starlette
+
+
+class _NodeMiddleware:
+    """An app's node-wide middleware (App.node_middleware) as Starlette middleware."""
+
+    def __init__(self, app: ASGIApp, factory: NodeMiddleware, mounted: MountedApp) -> None:
+        self.app = factory(app, mounted)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def uvicorn_config(app: Starlette, settings: Settings, **overrides: Any) -> uvicorn.Config:
@@ -241,12 +236,4 @@ def uvicorn_config(app: Starlette, settings: Settings, **overrides: Any) -> uvic
     return uvicorn.Config(app, **options)
 
 
-__all__ = [
-    "App",
-    "HTTPException",
-    "OriginCheck",
-    "create_app",
-    "env_of",
-    "node_of",
-    "uvicorn_config",
-]
+__all__ = ["OriginCheck", "create_app", "uvicorn_config"]

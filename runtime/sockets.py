@@ -1,6 +1,9 @@
-"""A client socket served by the object's own node: handshake, then one event per message.
+"""An object's client sockets: the set it accepted, and serving one socket's events.
 
-``serve_socket`` runs the ``websocket_connect`` event; if the object accepted the socket,
+:class:`SocketSet` belongs to the object's record, so accepted sockets (their tags and
+attachments) outlive the instance across hibernation.
+
+:func:`serve_socket` runs the ``websocket_connect`` event; if the object accepted the socket,
 it completes the handshake and delivers each message as a ``websocket_message`` event, in
 order (the next message is read only when the previous event has run), until the socket
 closes. The connection may be a local client socket or a tunnel from another node: both
@@ -10,73 +13,134 @@ look the same here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from functools import partial
+from typing import Protocol
 
-from .errors import DurableObjectError
+from .errors import DurableObjectError, InvalidValue, Relocate
 from .object import DurableObject
-from .record import HeldElsewhere, ObjectRecord, RecordGone
-from .websocket import ObjectWebSocket, SocketRequest, Transport
+from .websocket import ObjectWebSocket, SocketOwner, SocketRequest, Transport
 
 log = logging.getLogger("runtime.sockets")
 
 
-async def serve_socket(record: ObjectRecord, conn: Transport, request: SocketRequest) -> None:
-    """Offer the socket to the object on ``record``; serve it until it closes.
+class SocketSet:
+    """The sockets one object accepted, by id."""
 
-    Raises ``RecordGone``/``HeldElsewhere`` (from activation) before anything was accepted,
-    so the router can take the socket elsewhere.
+    __slots__ = ("_sockets",)
+
+    def __init__(self) -> None:
+        self._sockets: dict[int, ObjectWebSocket] = {}
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    def __iter__(self) -> Iterator[ObjectWebSocket]:
+        return iter(list(self._sockets.values()))
+
+    def accept(self, ws: ObjectWebSocket, tags: Iterable[str], owner: SocketOwner) -> None:
+        if ws.accepted or ws.closed or ws.denial is not None:
+            raise InvalidValue(f"{ws!r} was already accepted, closed or rejected")
+        ws.tags = tags  # (checked here, before anything changes)
+        ws.bind(owner)
+        self._sockets[ws.id] = ws
+
+    def open(self, tag: str | None = None) -> list[ObjectWebSocket]:
+        """The accepted sockets not closed (nor being closed by the object), with ``tag``."""
+        return [
+            ws
+            for ws in self._sockets.values()
+            if not (ws.closed or ws.closing) and (tag is None or tag in ws.tags)
+        ]
+
+    def forget(self, ws: ObjectWebSocket) -> None:
+        self._sockets.pop(ws.id, None)
+
+    def abort_all(self, code: int, reason: str) -> None:
+        """Close every socket now (the instance is gone or the node stops)."""
+        for ws in list(self._sockets.values()):
+            ws.abort(code, reason, cause="discarded")
+        self._sockets.clear()
+
+
+class SocketHost(Protocol):
+    """What serving a socket needs from the object's record."""
+
+    max_attachment_bytes: int
+
+    def describe(self) -> str: ...
+    def class_name(self) -> str: ...
+    @property
+    def gone(self) -> bool: ...
+    async def run(
+        self, handler: Callable[[DurableObject], Awaitable[None]], *, wait_output: bool = True
+    ) -> None: ...
+    def forget_socket(self, ws: ObjectWebSocket) -> None: ...
+
+
+async def serve_socket(host: SocketHost, conn: Transport, request: SocketRequest) -> None:
+    """Offer the socket to the object; serve it until it closes.
+
+    Raises what activation raises (``RecordGone``, ``HeldElsewhere``) before anything was
+    accepted, so the router can take the socket elsewhere.
     """
-    ws = ObjectWebSocket(conn, request, record.settings.max_attachment_bytes)
+    ws = ObjectWebSocket(conn, request, host.max_attachment_bytes)
 
     async def on_connect(instance: DurableObject) -> None:
         await instance.websocket_connect(ws)
 
     try:
         try:
-            await record.run(on_connect)
-        except (RecordGone, HeldElsewhere):
-            raise
+            await host.run(on_connect)
+        except Relocate:
+            raise  # the router takes the socket elsewhere
         except DurableObjectError as exc:
             await conn.deny(503 if exc.retryable else 400, str(exc))
             return
         except Exception:
-            log.exception("%s.websocket_connect raised", record.namespace.cls.__qualname__)
+            log.exception("%s.websocket_connect raised", host.class_name())
             await conn.deny(500, "the object failed to accept the connection")
             return
         if not ws.accepted:
-            await conn.deny(403, "the object refused the connection")
+            await _refuse(host, ws, conn)
             return
         await ws.open_transport()
-        await _pump(ws, conn)
+        await _pump(host, ws, conn)
     finally:  # however it ended (even refused after accept_websocket), the socket is gone
-        owner = ws.record
-        if owner is not None:
+        if ws.owner is not None:
             ws.closed = True
-            owner.forget_socket(ws)
+            host.forget_socket(ws)
 
 
-async def _pump(ws: ObjectWebSocket, conn: Transport) -> None:
+async def _refuse(host: SocketHost, ws: ObjectWebSocket, conn: Transport) -> None:
+    """The object did not accept: refuse the handshake with the status it chose."""
+    if ws.denial is not None:
+        status, text = ws.denial
+        log.info("%s refused a socket: %d %s", host.describe(), status, text)
+        await conn.deny(status, text)
+    else:
+        log.info("%s did not accept a socket", host.describe())
+        await conn.deny(403, "the object refused the connection")
+
+
+async def _pump(host: SocketHost, ws: ObjectWebSocket, conn: Transport) -> None:
     """Deliver a socket's messages to its object, one event each, until it closes."""
     while True:
         received = await conn.receive()
-        record = ws.record
-        if record is None:
-            return
         if received.kind == "close":
             cause = ws.close_cause
             ws.closed = True
-            record.forget_socket(ws)
-            if record.gone or cause in ("object", "discarded"):
+            host.forget_socket(ws)
+            if host.gone or cause in ("object", "discarded"):
                 return  # the object closed it itself, or there is no instance to tell
             if cause == "runtime":  # closed by the runtime because of an error
                 error = ws.error or ConnectionError("the runtime closed the socket")
-                await _deliver(record, ws, partial(_on_error, ws, error))
+                await _deliver(host, ws, partial(_on_error, ws, error))
             else:
-                await _deliver(record, ws, partial(_on_close, ws, received.code, received.reason))
+                await _deliver(host, ws, partial(_on_close, ws, received.code, received.reason))
             return
-        if not (ws.closed or record.gone):  # else drain until the close arrives
-            await _deliver(record, ws, partial(_on_message, ws, received.data))
+        if not (ws.closed or ws.closing or host.gone):  # else drain until the close arrives
+            await _deliver(host, ws, partial(_on_message, ws, received.data))
 
 
 async def _on_message(ws: ObjectWebSocket, data: str | bytes, instance: DurableObject) -> None:
@@ -92,15 +156,15 @@ async def _on_error(ws: ObjectWebSocket, error: Exception, instance: DurableObje
 
 
 async def _deliver(
-    record: ObjectRecord, ws: ObjectWebSocket, handler: Callable[[DurableObject], Awaitable[None]]
+    host: SocketHost, ws: ObjectWebSocket, handler: Callable[[DurableObject], Awaitable[None]]
 ) -> None:
     try:
-        await record.run(handler, wait_output=False)
-    except RecordGone:
+        await host.run(handler, wait_output=False)
+    except Relocate:
         pass  # the object was discarded: its sockets are being closed
     except DurableObjectError as exc:
         if exc.retryable and not ws.closed:
             ws.abort(1013, "object busy, try again later", error=exc)
-        log.warning("socket event for %s failed: %s", record.describe(), exc)
+        log.warning("socket event for %s failed: %s", host.describe(), exc)
     except Exception:
-        log.exception("socket handler of %s raised", record.describe())
+        log.exception("socket handler of %s raised", host.describe())

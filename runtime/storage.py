@@ -59,7 +59,7 @@ class _Operations:
         return default if raw is None else codec.decode(raw)
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """The stored values of up to ``max_batch_keys`` keys; absent keys are left out."""
+        """The stored values of ``keys``; absent keys are left out."""
         wanted = self._storage._keys(keys)
         raws = await self._storage._get_raws(wanted, self._overlay)
         return {k: codec.decode(v) for k in wanted if (v := raws[k]) is not None}
@@ -82,7 +82,8 @@ class _Operations:
         self._target().entries[k] = v
 
     async def put_many(self, entries: Mapping[str, Any]) -> None:
-        """Store up to ``max_batch_keys`` entries, all or none (every one is checked first)."""
+        """Store ``entries``, all or none: every one is checked first, and they commit with
+        the rest of the event's writes."""
         staged = self._storage._staged(entries)
         self._target().entries.update(staged)
 
@@ -94,7 +95,7 @@ class _Operations:
         return existed
 
     async def delete_many(self, keys: Iterable[str]) -> int:
-        """Delete up to ``max_batch_keys`` keys; returns how many existed."""
+        """Delete ``keys``; returns how many existed."""
         wanted = self._storage._keys(keys)
         raws = await self._storage._get_raws(wanted, self._overlay)
         batch = self._target()
@@ -248,8 +249,9 @@ class Storage(_Operations):
                 missing.append(k)
             else:
                 out[k] = raw  # type: ignore[assignment]
-        if missing:
-            out.update(await self._fetch(missing))
+        step = self._limits.max_batch_keys  # keys per read script call (Lua unpack limit)
+        for start in range(0, len(missing), step):
+            out.update(await self._fetch(missing[start : start + step]))
         return out
 
     async def _fetch(self, keys: _Keys, with_alarm: bool = False) -> dict[str, Raw]:
@@ -373,15 +375,7 @@ class Storage(_Operations):
     def _keys(self, keys: Iterable[str]) -> _Keys:
         if isinstance(keys, str | bytes):
             raise InvalidValue("pass a list of keys, not a single string")
-        wanted = [self._key(k) for k in keys]
-        self._check_batch(len(wanted))
-        return wanted
-
-    def _check_batch(self, count: int) -> None:
-        if count > self._limits.max_batch_keys:
-            raise StorageLimitExceeded(
-                f"{count} keys in one call; the limit is {self._limits.max_batch_keys}"
-            )
+        return [self._key(k) for k in keys]
 
     def _value(self, value: Any) -> bytes:
         data = codec.encode(value)
@@ -394,7 +388,6 @@ class Storage(_Operations):
     def _staged(self, entries: Mapping[str, Any]) -> dict[str, Raw]:
         if not isinstance(entries, Mapping):
             raise InvalidValue("put_many() takes a mapping of key -> value")
-        self._check_batch(len(entries))
         return {self._key(k): self._value(v) for k, v in entries.items()}
 
 

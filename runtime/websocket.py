@@ -5,74 +5,63 @@ the object's record on the node, not to the instance, so it survives hibernation
 its attachment (small plain data, <= 16 KiB) are there when the instance is rebuilt.
 
 ``send`` never blocks: the message goes through the object's output gate (held until the
-writes made before it are committed) and is then written to the transport. A message is
-encoded into a WebSocket frame once (:class:`OutFrame`), so a broadcast to many sockets costs
-one encoding and a ``transport.write`` per socket when the node serves the socket itself.
+writes made before it are committed) and is then written to the transport. A socket's
+transport is a local client connection (``asgi.Connection``) or a tunnel from the node the
+client reached (``cluster.TunnelConnection``); objects cannot tell them apart.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
-import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from enum import IntEnum
+from typing import Any, Protocol
 
-from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket
 
 from . import codec
 from .errors import InvalidValue, StorageLimitExceeded
-
-if TYPE_CHECKING:
-    from .record import ObjectRecord
+from .frames import OutFrame
 
 log = logging.getLogger("runtime.websocket")
 
-#: Scope extension under which FastWebSocketProtocol exposes itself (see wsprotocol.py).
-TRANSPORT_EXTENSION = "runtime.transport"
-
 _ids = itertools.count(1)
-#: Close codes a server may send (RFC 6455 section 7.4.1; 1004-1006 and 1015 are reserved,
-#: 1012-1014 belong to the runtime: restart, try again later, bad gateway).
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes (RFC 6455 section 7.4.1) an app sends or meets."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    #: The connection ended without a close frame (never sent; seen in websocket_close).
+    ABNORMAL = 1006
+    INVALID_DATA = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    #: The node is restarting or went away: the client should reconnect (sent by the runtime).
+    SERVICE_RESTART = 1012
+    #: The object is busy or the client too slow: retry later (sent by the runtime).
+    TRY_AGAIN_LATER = 1013
+
+
+#: Close codes an object may send (1004-1006 and 1015 are reserved; 1012-1014 belong to the
+#: runtime); 3000-4999 are the application's own.
 _SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011})
+MAX_TAGS = 10
+MAX_TAG_LENGTH = 256
+
+Output = OutFrame | tuple[int, str]
 
 
-class OutFrame:
-    """One outgoing message, encoded to wire bytes at most once."""
+class SocketOwner(Protocol):
+    """What a socket needs from the object's record: a way through its output gate."""
 
-    __slots__ = ("_wire", "message")
-
-    def __init__(self, message: str | bytes) -> None:
-        if not isinstance(message, str | bytes):
-            raise InvalidValue(
-                f"a WebSocket message is str (text) or bytes (binary), not {type(message).__name__}"
-            )
-        self.message = message
-        self._wire: bytes | None = None
-
-    @property
-    def wire(self) -> bytes:
-        """The unmasked server-to-client frame (RFC 6455 section 5.2)."""
-        if self._wire is None:
-            if isinstance(self.message, str):
-                first, payload = 0x81, self.message.encode()
-            else:
-                first, payload = 0x82, self.message
-            n = len(payload)
-            if n < 126:
-                head = bytes((first, n))
-            elif n < 65536:
-                head = struct.pack("!BBH", first, 126, n)
-            else:
-                head = struct.pack("!BBQ", first, 127, n)
-            self._wire = head + payload
-        return self._wire
-
-
-def encode_frame(message: str | bytes) -> OutFrame:
-    return OutFrame(message)
+    def output(self, ws: ObjectWebSocket, item: Output) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +130,8 @@ class Received:
 
 
 class Transport(Protocol):
-    """What carries one client socket: a local ASGI connection or a tunnel from another
-    node (cluster.TunnelConnection). Objects' sockets work the same over either."""
+    """What carries one client socket: a local ASGI connection (asgi.Connection) or a tunnel
+    from another node (cluster.TunnelConnection). Objects' sockets work the same over either."""
 
     accepted: bool
     closed: bool
@@ -159,117 +148,6 @@ class Transport(Protocol):
     async def receive(self) -> Received: ...
 
 
-class Connection:
-    """The transport of one client socket served by this node (over ASGI).
-
-    Writes go straight to the transport when the node runs FastWebSocketProtocol; with any
-    other ASGI server they go through a small writer task.
-    """
-
-    def __init__(self, websocket: WebSocket, max_buffer: int) -> None:
-        self.websocket = websocket
-        self.max_buffer = max_buffer
-        self.fast: Any = websocket.scope.get("extensions", {}).get(TRANSPORT_EXTENSION)
-        self._queue: asyncio.Queue[OutFrame | tuple[int, str]] | None = None
-        self._writer: asyncio.Task[None] | None = None
-        self.accepted = False
-        self.closed = False
-
-    async def accept(self, subprotocol: str | None = None) -> None:
-        await self.websocket.accept(subprotocol)
-        self.accepted = True
-
-    @property
-    def gone(self) -> bool:
-        fast = self.fast
-        if fast is None:
-            return self.closed
-        return bool(fast.disconnected or fast.close_sent or fast.transport.is_closing())
-
-    async def deny(self, status: int, text: str) -> None:
-        """Refuse the handshake with an HTTP response (or a plain 403 if unsupported)."""
-        self.closed = True
-        try:
-            await self.websocket.send_denial_response(PlainTextResponse(text, status))
-        except RuntimeError:
-            await self._close(1008, "")
-
-    def write(self, frame: OutFrame) -> bool:
-        """Queue one frame; False if the socket is gone or the client is not reading."""
-        if self.closed:
-            return False
-        fast = self.fast
-        if fast is not None:
-            transport = fast.transport
-            if fast.close_sent or fast.disconnected or transport.is_closing():
-                return False
-            if transport.get_write_buffer_size() > self.max_buffer:
-                return False
-            transport.write(frame.wire)
-            return True
-        queue = self._ensure_writer()
-        if queue.qsize() * 1024 > self.max_buffer:
-            return False
-        queue.put_nowait(frame)
-        return True
-
-    def close(self, code: int, reason: str) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        fast = self.fast
-        if fast is not None and fast.transport.get_write_buffer_size() > self.max_buffer:
-            # The client stopped reading: a close frame would wait behind everything it did
-            # not read, so drop the connection (the client sees it end, code 1006).
-            fast.transport.abort()
-            return
-        if self.fast is None and self._queue is not None:
-            self._queue.put_nowait((code, reason))
-            return
-        asyncio.get_running_loop().create_task(self._close(code, reason))
-
-    async def _close(self, code: int, reason: str) -> None:
-        try:
-            if self.accepted:
-                await self.websocket.close(code, reason)
-            else:
-                # Refuse the handshake: ASGI servers answer 403 to a close before accept.
-                await self.websocket.close(code)
-        except Exception:  # the client is already gone
-            pass
-
-    async def receive(self) -> Received:
-        message = await self.websocket.receive()
-        kind = message["type"]
-        if kind == "websocket.receive":
-            text = message.get("text")
-            if text is not None:
-                return Received("text", text)
-            return Received("bytes", message.get("bytes") or b"")
-        return Received("close", b"", int(message.get("code", 1005)), message.get("reason") or "")
-
-    def _ensure_writer(self) -> asyncio.Queue[OutFrame | tuple[int, str]]:
-        if self._queue is None:
-            self._queue = asyncio.Queue()
-            self._writer = asyncio.get_running_loop().create_task(self._write_loop(self._queue))
-        return self._queue
-
-    async def _write_loop(self, queue: asyncio.Queue[OutFrame | tuple[int, str]]) -> None:
-        while True:
-            item = await queue.get()
-            try:
-                if isinstance(item, tuple):
-                    await self._close(*item)
-                    return
-                if isinstance(item.message, str):
-                    await self.websocket.send_text(item.message)
-                else:
-                    await self.websocket.send_bytes(item.message)
-            except Exception:
-                self.closed = True
-                return
-
-
 class ObjectWebSocket:
     """A client socket handed to an object."""
 
@@ -278,65 +156,111 @@ class ObjectWebSocket:
         "_attachment",
         "_conn",
         "_max_attachment",
+        "_owner",
         "_pending",
-        "_record",
+        "_tags",
         "accepted",
         "close_cause",
         "closed",
+        "closing",
+        "denial",
         "error",
         "id",
         "request",
-        "tags",
     )
 
     def __init__(self, conn: Transport, request: SocketRequest, max_attachment: int) -> None:
         self._conn = conn
         self.request = request
         self.id = next(_ids)
-        self.tags: tuple[str, ...] = ()
+        self._tags: tuple[str, ...] = ()
         self.accepted = False  # accepted by the object
         self.closed = False
+        #: The object called close(): the socket no longer counts as open for it, even while
+        #: the close waits in the output gate.
+        self.closing = False
         #: Who closed it from this side: "object", "runtime" (an error: see ``error``),
         #: "discarded" (the instance was reset or the node stops), or None (not closed by us).
         self.close_cause: str | None = None
         self.error: Exception | None = None
-        self._attachment: bytes | None = None
-        self._record: ObjectRecord | None = None
-        self._pending: list[OutFrame | tuple[int, str]] | None = []  # until the handshake is done
+        #: (status, text) of a handshake the object refused with reject().
+        self.denial: tuple[int, str] | None = None
+        self._attachment: Any = None
+        self._owner: SocketOwner | None = None
+        self._pending: list[Output] | None = []  # until the handshake is done
         self._max_attachment = max_attachment
 
     def __repr__(self) -> str:
-        return f"<ObjectWebSocket #{self.id} tags={list(self.tags)}>"
+        return f"<ObjectWebSocket #{self.id} tags={list(self._tags)}>"
+
+    # ---------------------------------------------------- what objects use
 
     def send(self, message: str | bytes) -> None:
         """Send a text (str) or binary (bytes) message, after this event's writes commit."""
         self.send_frame(OutFrame(message))
 
     def send_frame(self, frame: OutFrame) -> None:
-        if self._record is None:
+        """Send a frame encoded once for many sockets (what ``broadcast`` does)."""
+        if self._owner is None:
             raise InvalidValue("accept the socket with accept_websocket(ws) before sending on it")
-        if not self.closed:  # a socket closing meanwhile is not the sender's error
-            self._record.output(self, frame)
+        if not (self.closed or self.closing):  # a socket closing meanwhile is not an error
+            self._owner.output(self, frame)
 
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the socket (after this event's writes commit)."""
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Close the socket (after this event's writes commit).
+
+        Called in ``websocket_connect`` before ``accept_websocket``, it refuses the handshake
+        (403, with ``reason`` as the body). To give a browser a close code it can read,
+        accept the socket and then close it, in the same event.
+        """
         if code not in _SENDABLE_CODES and not 3000 <= code <= 4999:
             raise InvalidValue(
                 f"close code {code} cannot be sent; use 1000-1003, 1007-1009, 1011 or 3000-4999"
             )
         if len(reason.encode()) > 123:
             raise InvalidValue("a close reason is at most 123 bytes")
-        if self.closed:
+        if self.closed or self.closing:
             return
-        if self._record is None:  # not accepted: the handshake will be refused
-            self.closed = True
+        self.closing = True
+        if self._owner is None:  # not accepted: the handshake is refused
+            self.denial = (403, reason or f"refused (close code {int(code)})")
             return
-        self._record.output(self, (code, reason))
+        self._owner.output(self, (int(code), reason))
+
+    def reject(self, status: int = 403, reason: str = "") -> None:
+        """Refuse the handshake with an HTTP status (in ``websocket_connect``, instead of
+        accepting). Non-browser clients see the status and ``reason``; a browser sees only
+        that the socket failed, so to tell a page why, accept the socket and close it with a
+        code (4000-4999 are the app's own)."""
+        if self.accepted:
+            raise InvalidValue("reject() is for a socket not accepted yet; use close()")
+        if not 400 <= status <= 599:
+            raise InvalidValue("reject() takes an HTTP error status (400-599)")
+        self.denial = (status, reason[:1000])
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The socket's tags: ``get_websockets(tag)`` and ``broadcast(tag=...)`` select by
+        them. Assign a new list to change them (a waiting visitor becomes admitted, say)."""
+        return self._tags
+
+    @tags.setter
+    def tags(self, tags: Iterable[str]) -> None:
+        tag_list = tuple(tags) if not isinstance(tags, str) else (tags,)
+        if len(tag_list) > MAX_TAGS or not all(
+            isinstance(t, str) and len(t) <= MAX_TAG_LENGTH for t in tag_list
+        ):
+            raise InvalidValue(
+                f"a socket takes at most {MAX_TAGS} tags, each a str of at most "
+                f"{MAX_TAG_LENGTH} characters"
+            )
+        self._tags = tag_list
 
     @property
     def attachment(self) -> Any:
-        """Small plain data kept with the socket across hibernation (a copy on each read)."""
-        return None if self._attachment is None else codec.decode(self._attachment)
+        """Small plain data kept with the socket across hibernation. Treat what you read as
+        read-only; assign a new value to change it (the value is checked and copied then)."""
+        return self._attachment
 
     @attachment.setter
     def attachment(self, value: Any) -> None:
@@ -346,18 +270,25 @@ class ObjectWebSocket:
                 f"a socket attachment encodes to {len(data)} bytes; "
                 f"the limit is {self._max_attachment}"
             )
-        self._attachment = data
+        self._attachment = codec.decode(data)  # a private copy: later edits of value don't leak
+
+    @property
+    def is_open(self) -> bool:
+        """Accepted, and neither closed nor being closed by the object."""
+        return self.accepted and not (self.closed or self.closing)
 
     # ---------------------------------------------------- runtime side
 
     @property
-    def record(self) -> ObjectRecord | None:
-        return self._record
+    def owner(self) -> SocketOwner | None:
+        return self._owner
 
-    def bind(self, record: ObjectRecord) -> None:
-        self._record = record
+    def bind(self, owner: SocketOwner) -> None:
+        """Accepted by the object whose record is ``owner``."""
+        self._owner = owner
+        self.accepted = True
 
-    def deliver(self, item: OutFrame | tuple[int, str]) -> None:
+    def deliver(self, item: Output) -> None:
         """Write what the output gate released (a frame, or a (code, reason) close)."""
         if self._pending is not None:
             self._pending.append(item)
@@ -369,13 +300,13 @@ class ObjectWebSocket:
                 self.closed = True
                 return
             self.abort(
-                1013,
+                CloseCode.TRY_AGAIN_LATER,
                 "client is not reading fast enough",
                 error=ConnectionError("the client did not read its messages; socket closed"),
             )
 
     async def open_transport(self) -> None:
-        """Complete the handshake, then write what was sent before it."""
+        """Complete the handshake, then write what was sent (or a close) before it."""
         await self._conn.accept()
         pending, self._pending = self._pending or [], None
         for item in pending:

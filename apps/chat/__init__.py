@@ -1,10 +1,12 @@
-"""Chat: rooms, history, per-IP rate limiting, hibernation; the edge chat demo's protocol.
+"""Chat: rooms, history, per-address rate limiting, hibernation; the edge chat demo's protocol.
 
-``make_app(config)`` builds the App with its settings; ``app`` is the one the suite mounts,
-configured from the environment (``CHAT_RATE_LIMIT``, ``CHAT_HISTORY``, ...).
+``app`` is the App the suite mounts, with settings read from ``CHAT_*``; ``make_app(config)``
+is the same app with other settings (tests use it).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from runtime import App
 
@@ -13,24 +15,21 @@ from .limiter import RateLimiter
 from .room import LIMITERS, ChatRoom
 from .routes import ROOMS, routes
 
+app = App(
+    name="chat",
+    title="Chat",
+    description="Public and private rooms with history, live presence and rate limiting.",
+    objects={ROOMS: ChatRoom, LIMITERS: RateLimiter},
+    routes=routes,
+    settings=ChatConfig,
+    templates=Path(__file__).parent / "templates",
+    static="chat",
+)
+
 
 def make_app(config: ChatConfig | None = None) -> App:
-    config = config or ChatConfig.from_env()
-    room = type("ChatRoom", (ChatRoom,), {"config": config})
-    limiter = type(
-        "RateLimiter",
-        (RateLimiter,),
-        {"interval": config.rate_interval, "grace": config.rate_grace},
-    )
-    return App(
-        name="chat",
-        title="Chat",
-        description="Public and private rooms with history, live presence and rate limiting.",
-        objects={ROOMS: room, LIMITERS: limiter},
-        routes=routes,
-    )
+    """The chat with ``config`` (default: read from the environment when mounted)."""
+    return app.with_settings(config or ChatConfig)
 
-
-app = make_app()
 
 __all__ = ["ChatConfig", "ChatRoom", "RateLimiter", "app", "make_app"]

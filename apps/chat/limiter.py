@@ -1,12 +1,20 @@
-"""Rate limiting per client IP: one RateLimiter object per address (a second object class).
+"""Rate limiting per client address, as the edge chat demo does it.
 
-Each message pushes the address's next allowed time ``interval`` seconds further; messages
-pass while that time is at most ``grace`` seconds ahead. With the defaults (5 s, 20 s) a
-client sends 5 messages in a burst, then one every 5 s. A refused message does not push the
-time further, so a client that waits is let through again.
+Two parts:
 
-The state lives in memory only, as in the demo: a limiter that leaves memory forgets, which
-only ever errs on the side of letting a message through.
+- :class:`RateLimiter`, one object per client address (``id_from_name(address)``): each
+  message from the address pushes its next allowed time ``interval`` seconds further, and
+  the object answers how long the asking connection must cool down: how far that time is
+  more than ``grace`` seconds ahead (with the defaults, 5 s and 20 s, an address sends a
+  burst of five messages, then one every five seconds).
+- the room's side, per connection (room.py): a connection that is not cooling down always
+  sends its next message, then asks the limiter how long to cool down, and refuses its
+  messages until then. So a new connection's first message (its name) always passes, and
+  one person's burst never locks everyone else behind the same address (an office, a
+  school) out of joining.
+
+The limiter's state lives in memory only, as in the demo: a limiter that leaves memory
+forgets, which only ever errs on the side of letting a message through.
 """
 
 from __future__ import annotations
@@ -14,7 +22,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from runtime import DurableObject, rpc
+from runtime import DurableObject, Env, ObjectContext, rpc
+
+from .config import ChatConfig
 
 
 @dataclass
@@ -25,26 +35,21 @@ class Allowance:
     grace: float = 20.0
     next_allowed: float = 0.0
 
-    def take(self, now: float) -> bool:
-        """Spend one message at ``now``; False when the client must slow down."""
-        self.next_allowed = max(now, self.next_allowed)
-        if self.next_allowed - now > self.grace:
-            return False
-        self.next_allowed += self.interval
-        return True
+    def spend(self, now: float) -> float:
+        """Count one message sent at ``now``; the seconds its connection must cool down."""
+        self.next_allowed = max(now, self.next_allowed) + self.interval
+        return max(0.0, self.next_allowed - now - self.grace)
 
 
 class RateLimiter(DurableObject):
-    """One per client IP (``id_from_name(ip)``)."""
+    """One per client address."""
 
-    interval = 5.0
-    grace = 20.0
-
-    def __init__(self, ctx: object, env: object) -> None:
-        super().__init__(ctx, env)  # type: ignore[arg-type]
-        self.allowance = Allowance(self.interval, self.grace)
+    def __init__(self, ctx: ObjectContext, env: Env) -> None:
+        super().__init__(ctx, env)
+        config = env.app_settings(ChatConfig)
+        self.allowance = Allowance(config.rate_interval, config.rate_grace)
 
     @rpc
-    async def take(self) -> bool:
-        """Spend one message now; False when the address is over its rate."""
-        return self.allowance.take(time.time())
+    async def spend(self) -> float:
+        """A message was sent from this address: how long its connection cools down (s)."""
+        return self.allowance.spend(time.time())

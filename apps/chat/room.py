@@ -1,8 +1,13 @@
 """The ChatRoom object: the room's rules (rules.py) wired to sockets, storage and alarms.
 
-One object per room. Each socket is one session; its name lives in the socket's attachment,
-so the roster survives hibernation. Chat messages are stored under ``m/<ISO time>`` (and a
-count under ``count``); an alarm prunes the history to the newest ``history`` messages.
+One object per room. Each socket is one session; its name lives in the socket's attachment
+and a named socket carries the tag ``named``, so the roster survives hibernation and a
+broadcast reaches exactly the named sessions. Chat messages are stored under
+``m/<ISO time>`` (and a count under ``count``); an alarm prunes the history to the newest
+``history`` messages.
+
+Rate limiting is per connection, as in the demo (see limiter.py): the connection's cooldown
+end lives in its attachment too, so hibernation does not forget it.
 """
 
 from __future__ import annotations
@@ -10,10 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, ClassVar
 
-from runtime import DurableObject, DurableObjectError, ObjectWebSocket
-from runtime.websocket import OutFrame
+from runtime import DurableObject, DurableObjectError, Env, ObjectContext, ObjectWebSocket
 
 from .config import ChatConfig
 from .rules import (
@@ -33,6 +36,8 @@ from .rules import (
 log = logging.getLogger("apps.chat")
 
 LIMITERS = "chat_limiter"
+#: The tag of sockets that have sent their name: broadcasts go to them.
+NAMED = "named"
 
 
 def now_ms() -> int:
@@ -42,20 +47,15 @@ def now_ms() -> int:
 class ChatRoom(DurableObject):
     """One chat room."""
 
-    config: ClassVar[ChatConfig] = ChatConfig()
-
-    def __init__(self, ctx: Any, env: Any) -> None:
+    def __init__(self, ctx: ObjectContext, env: Env) -> None:
         super().__init__(ctx, env)
+        self.config = env.app_settings(ChatConfig)
         self.room = Room()
         self.sockets: dict[int, ObjectWebSocket] = {}
-        self.named: dict[int, ObjectWebSocket] = {}
         self.count = 0
         for ws in self.get_websockets():  # sockets kept open while the room hibernated
-            name = (ws.attachment or {}).get("name")
             self.sockets[ws.id] = ws
-            self.room.restore(ws.id, name)
-            if name is not None:
-                self.named[ws.id] = ws
+            self.room.restore(ws.id, (ws.attachment or {}).get("name"))
         ctx.block_concurrency_while(self.load)
 
     async def load(self) -> None:
@@ -76,6 +76,7 @@ class ChatRoom(DurableObject):
         """A new session: it hears nothing until it sends its name."""
         history = await self.history()
         self.accept_websocket(ws)
+        ws.attachment = {}
         self.sockets[ws.id] = ws
         await self.apply(self.room.connect(ws.id, history))
 
@@ -83,11 +84,13 @@ class ChatRoom(DurableObject):
         """A name (first message) or a chat message; refused ones get an {"error"}."""
         if ws.id not in self.room.sessions:
             return  # closed by us (name too long) while the message was on its way
-        if self.config.rate_limit and not await self.allowed(ws):
+        if self.config.rate_limit and time.time() < (ws.attachment or {}).get("cool", 0):
             ws.send(encode({"error": RATE_LIMITED}))
             return
         history = await self.history() if self.room.needs_history(ws.id) else None
         await self.apply(self.room.receive(ws.id, message, now_ms(), history))
+        if self.config.rate_limit and not ws.closing:
+            await self.cool_down(ws)
 
     async def websocket_close(self, ws: ObjectWebSocket, code: int, reason: str) -> None:
         """The client left: the others hear {"quit": name}."""
@@ -98,20 +101,23 @@ class ChatRoom(DurableObject):
         await self.forget(ws)
 
     async def forget(self, ws: ObjectWebSocket) -> None:
+        """One departure, one {"quit"}: the runtime tells the room once per socket."""
         self.sockets.pop(ws.id, None)
-        self.named.pop(ws.id, None)
         # If the room left memory before this socket closed, only its attachment knows it.
         name = (ws.attachment or {}).get("name")
         await self.apply(self.room.disconnect(ws.id, name))
 
-    async def allowed(self, ws: ObjectWebSocket) -> bool:
-        """Ask this client address's RateLimiter; if it cannot answer, let the message by."""
+    async def cool_down(self, ws: ObjectWebSocket) -> None:
+        """Tell this address's limiter a message went out; keep the cooldown it asks for.
+        If the limiter cannot answer, the connection is not held back."""
         address = ws.request.client or "unknown"
         try:
-            return bool(await self.env.namespace(LIMITERS).get_by_name(address).take())
+            seconds = await self.env.namespace(LIMITERS).get_by_name(address).spend()
         except DurableObjectError as exc:
             log.warning("rate limiter for %s unavailable: %s", address, exc)
-            return True
+            return
+        if seconds > 0 and not (ws.closed or ws.closing):
+            ws.attachment = {**(ws.attachment or {}), "cool": time.time() + float(seconds)}
 
     # ------------------------------------------------------------- effects
 
@@ -119,15 +125,7 @@ class ChatRoom(DurableObject):
         """Carry out what the rules decided."""
         for effect in effects:
             if isinstance(effect, Broadcast):
-                frame = OutFrame(effect.text)  # encoded once for every socket
-                gone = []
-                for ws in self.named.values():
-                    if ws.closed:  # its close event never reached us: it quit all the same
-                        gone.append(ws)
-                    else:
-                        ws.send_frame(frame)
-                for ws in gone:
-                    await self.forget(ws)
+                self.broadcast(effect.text, tag=NAMED)  # encoded once for every socket
             elif isinstance(effect, Send):
                 ws = self.sockets.get(effect.session)
                 if ws is not None:
@@ -136,8 +134,8 @@ class ChatRoom(DurableObject):
                 await self.store(effect)
             elif isinstance(effect, Named):
                 ws = self.sockets[effect.session]
-                ws.attachment = {"name": effect.name}
-                self.named[effect.session] = ws
+                ws.attachment = {**(ws.attachment or {}), "name": effect.name}
+                ws.tags = [NAMED]
             elif isinstance(effect, Close):
                 ws = self.sockets.pop(effect.session)
                 ws.close(effect.code, effect.reason)
@@ -156,8 +154,6 @@ class ChatRoom(DurableObject):
         if not excess:
             return
         oldest = list(await self.storage.list(prefix="m/", limit=excess))
-        batch = self.env.settings.max_batch_keys
-        for start in range(0, len(oldest), batch):
-            await self.storage.delete_many(oldest[start : start + batch])
+        await self.storage.delete_many(oldest)
         self.count -= len(oldest)
         await self.storage.put("count", self.count)

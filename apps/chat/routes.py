@@ -11,23 +11,19 @@ anything else of at most 32 characters is a public room, the same for everyone w
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.templating import Jinja2Templates
 from starlette.websockets import WebSocket
 
-from runtime import InvalidObjectId, ObjectId, env_of
+from runtime import InvalidObjectId, ObjectId, app_of, env_of
 
 from .rules import MAX_NAME, js_length
 
 ROOMS = "chat_room"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
 def room_id(conn: Request | WebSocket, name: str) -> ObjectId | Response:
@@ -45,7 +41,7 @@ def room_id(conn: Request | WebSocket, name: str) -> ObjectId | Response:
 
 async def page(request: Request) -> Response:
     """The chat UI."""
-    return templates.TemplateResponse(request, "chat.html", {"max_name": MAX_NAME})
+    return app_of(request).render(request, "chat.html", {"max_name": MAX_NAME})
 
 
 async def create_room(request: Request) -> Response:
@@ -78,9 +74,9 @@ async def not_found(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route("/", page),
-    Route("/api/room", create_room, methods=ALL_METHODS),
+    Route("/", page, name="page"),
+    Route("/api/room", create_room, methods=ALL_METHODS, name="create_room"),
     Route("/api/room/{name}/websocket", room_http, methods=ALL_METHODS),
-    WebSocketRoute("/api/room/{name}/websocket", room_socket),
+    WebSocketRoute("/api/room/{name}/websocket", room_socket, name="room_socket"),
     Route("/api/{rest:path}", not_found, methods=ALL_METHODS),
 ]

@@ -1,10 +1,12 @@
 """Whiteboard: a CRDT board per object over the standard y-websocket protocol.
 
-``make_app(config)`` builds the App with its settings; ``app`` is the one the suite mounts,
-configured from the environment (``WHITEBOARD_MAX_UPDATE_BYTES``, ...).
+``app`` is the App the suite mounts, with settings read from ``WHITEBOARD_*``;
+``make_app(config)`` is the same app with other settings (tests use it).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from runtime import App
 
@@ -13,19 +15,21 @@ from .config import WhiteboardConfig
 from .links import BOARDS, KEYS, KeyRing
 from .routes import routes
 
+app = App(
+    name="whiteboard",
+    title="Whiteboard",
+    description="Draw together live: shapes, cursors, undo, view-only links, PNG and SVG.",
+    objects={BOARDS: Board, KEYS: KeyRing},
+    routes=routes,
+    settings=WhiteboardConfig,
+    templates=Path(__file__).parent / "templates",
+    static="whiteboard",
+)
+
 
 def make_app(config: WhiteboardConfig | None = None) -> App:
-    config = config or WhiteboardConfig.from_env()
-    board = type("Board", (Board,), {"config": config})
-    return App(
-        name="whiteboard",
-        title="Whiteboard",
-        description="Draw together live: shapes, cursors, undo, view-only links, PNG and SVG.",
-        objects={BOARDS: board, KEYS: KeyRing},
-        routes=routes,
-    )
+    """The whiteboard with ``config`` (default: read from the environment when mounted)."""
+    return app.with_settings(config or WhiteboardConfig)
 
-
-app = make_app()
 
 __all__ = ["Board", "KeyRing", "WhiteboardConfig", "app", "make_app"]

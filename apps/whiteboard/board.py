@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from runtime import DurableObject, ObjectWebSocket, rpc
-from runtime.websocket import OutFrame
+from runtime import DurableObject, Env, ObjectContext, ObjectWebSocket, rpc
 
 from .config import WhiteboardConfig
 from .links import VIEW_PREFIX
@@ -48,11 +47,11 @@ def log_prefix(seq: int) -> str:
 class Board(DurableObject):
     """One whiteboard: a CRDT document shared over the y-websocket protocol."""
 
-    config: ClassVar[WhiteboardConfig] = WhiteboardConfig()
     hibernate_after: ClassVar[float | None] = 60.0
 
-    def __init__(self, ctx: Any, env: Any) -> None:
+    def __init__(self, ctx: ObjectContext, env: Env) -> None:
         super().__init__(ctx, env)
+        self.config = env.app_settings(WhiteboardConfig)
         self.rules = BoardRules(self.config)
         self.sockets: dict[int, ObjectWebSocket] = {}
         self.snapshot: dict[str, int] = {"gen": 0, "parts": 0, "bytes": 0}
@@ -131,10 +130,8 @@ class Board(DurableObject):
         """Carry out what the rules decided."""
         for effect in effects:
             if isinstance(effect, Broadcast):
-                frame = OutFrame(effect.data)  # encoded once for every socket
-                for session, ws in self.sockets.items():
-                    if session != effect.exclude:
-                        ws.send_frame(frame)
+                # Encoded once for every socket; closed ones (Close below) are left out.
+                self.broadcast(effect.data, exclude=self.sockets.get(effect.exclude or 0))
             elif isinstance(effect, Send):
                 ws = self.sockets.get(effect.session)
                 if ws is not None:
@@ -156,18 +153,11 @@ class Board(DurableObject):
             f"{prefix}{i:05d}": update[start : start + self.part_bytes]
             for i, start in enumerate(range(0, max(len(update), 1), self.part_bytes))
         }
-        await self.put_in_batches(parts)  # (the document has it already: this must not fail)
+        await self.storage.put_many(parts)  # (the document has it already: this must not fail)
         self.log_keys.extend(parts)
         self.log_updates += 1
         self.log_bytes += len(update)
         self.last_update = time.time()
-
-    async def put_in_batches(self, parts: dict[str, bytes]) -> None:
-        """Write ``parts`` in calls of at most max_batch_keys (one event: still one commit)."""
-        batch = self.env.settings.max_batch_keys
-        keys = list(parts)
-        for start in range(0, len(keys), batch):
-            await self.storage.put_many({k: parts[k] for k in keys[start : start + batch]})
 
     # ------------------------------------------------------------- the alarm
 
@@ -210,14 +200,12 @@ class Board(DurableObject):
             f"{prefix}{i:05d}": state[start : start + self.part_bytes]
             for i, start in enumerate(range(0, len(state), self.part_bytes))
         }
-        await self.put_in_batches(parts)
+        await self.storage.put_many(parts)
         self.snapshot = {"gen": gen, "parts": len(parts), "bytes": len(state)}
         await self.storage.put(SNAPSHOT, self.snapshot)
         stale = [f"{snap_prefix(old['gen'])}{i:05d}" for i in range(old["parts"])]
         stale += self.log_keys
-        batch = self.env.settings.max_batch_keys
-        for start in range(0, len(stale), batch):
-            await self.storage.delete_many(stale[start : start + batch])
+        await self.storage.delete_many(stale)
         log.info(
             "compacted a board: %d updates (%d bytes) + %d-byte snapshot -> %d bytes",
             self.log_updates,

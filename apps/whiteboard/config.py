@@ -1,18 +1,19 @@
-"""Whiteboard settings, from the environment: ``WHITEBOARD_<FIELD NAME IN CAPITALS>``."""
+"""Whiteboard settings: ``WHITEBOARD_<FIELD NAME IN CAPITALS>`` in the environment."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
-from runtime import ConfigurationError
+from runtime import BaseSettings, ConfigurationError
 
 MiB = 1024 * 1024
 
 
 @dataclass(frozen=True)
-class WhiteboardConfig:
+class WhiteboardConfig(BaseSettings):
+    env_prefix: ClassVar[str] = "WHITEBOARD_"
+
     #: One update (a sync step 2 or update message) at most this big.
     max_update_bytes: int = 1 * MiB
     #: A board's stored form (snapshot + log) at most this big.
@@ -31,22 +32,9 @@ class WhiteboardConfig:
     #: ...or, however busy the board is, once the log reaches this many updates.
     compact_force_updates: int = 5000
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> WhiteboardConfig:
-        env = os.environ if env is None else env
-        values: dict[str, float | int] = {}
-        try:
-            for f in fields(cls):
-                raw = env.get(f"WHITEBOARD_{f.name.upper()}")
-                if raw is not None:
-                    values[f.name] = float(raw) if f.type == "float" else int(raw)
-        except ValueError as exc:
-            raise ConfigurationError(f"whiteboard settings: {exc}") from None
-        return cls(**values)  # type: ignore[arg-type]
-
     def __post_init__(self) -> None:
         for f in fields(self):
             if getattr(self, f.name) <= 0:
-                raise ConfigurationError(f"WHITEBOARD_{f.name.upper()} must be positive")
+                raise ConfigurationError(f"{self.env_name(f.name)} must be positive")
         if self.max_update_bytes > self.max_board_bytes:
             raise ConfigurationError("WHITEBOARD_MAX_UPDATE_BYTES exceeds the board limit")

@@ -11,47 +11,41 @@ y-websocket provider builds it (``serverUrl + '/' + room``); query parameters ar
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.templating import Jinja2Templates
 from starlette.websockets import WebSocket
 
-from runtime import DurableObjectError, env_of
+from runtime import DurableObjectError, app_of, env_of, url_path
 
 from . import links
-from .board import Board
+from .config import WhiteboardConfig
 from .links import InvalidRoom
-
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-
-
-def board_class(request: Request) -> type[Board]:
-    """The Board class this node mounted (make_app gives it the app's settings)."""
-    cls: type[Board] = env_of(request).namespace(links.BOARDS).cls
-    return cls
 
 
 async def boards(request: Request) -> Response:
     """The board list."""
-    return templates.TemplateResponse(request, "boards.html", {})
+    return app_of(request).render(request, "boards.html")
 
 
 async def new_board(request: Request) -> Response:
     """Mint a board name nobody can guess (the board itself appears on first use)."""
     room = links.new_edit_name()
-    return JSONResponse({"room": room, "url": f"/whiteboard/b/{room}"}, status_code=201)
+    url = url_path(request, "whiteboard:board", room=room)
+    return JSONResponse({"room": room, "url": url}, status_code=201)
 
 
 async def board_page(request: Request) -> Response:
     """A board: editable with its name, read-only with a view token."""
     room = request.path_params["room"]
-    env = env_of(request)
+    app = app_of(request)
+    env = app.env
     try:
         parsed = await links.parse(env, room)
-        view_url = "" if parsed.read_only else f"/whiteboard/b/{await links.view_token(env, room)}"
+        view_url = ""
+        if not parsed.read_only:
+            token = await links.view_token(env, room)
+            view_url = url_path(request, "whiteboard:board", room=token)
     except InvalidRoom as exc:
         return PlainTextResponse(f"No such board: {exc}", 404)
     except DurableObjectError as exc:  # the key ring is unreachable (Redis down, say)
@@ -60,9 +54,9 @@ async def board_page(request: Request) -> Response:
         "room": room,
         "read_only": parsed.read_only,
         "view_url": view_url,
-        "max_update_bytes": board_class(request).config.max_update_bytes,
+        "max_update_bytes": app.settings_as(WhiteboardConfig).max_update_bytes,
     }
-    return templates.TemplateResponse(request, "board.html", context)
+    return app.render(request, "board.html", context)
 
 
 async def board_http(request: Request) -> Response:
@@ -85,9 +79,9 @@ async def board_socket(websocket: WebSocket) -> None:
 
 
 routes: list[BaseRoute] = [
-    Route("/", boards),
-    Route("/api/boards", new_board, methods=["POST"]),
-    Route("/b/{room}", board_page),
+    Route("/", boards, name="boards"),
+    Route("/api/boards", new_board, methods=["POST"], name="new_board"),
+    Route("/b/{room}", board_page, name="board"),
     Route("/ws/{room}", board_http),
-    WebSocketRoute("/ws/{room}", board_socket),
+    WebSocketRoute("/ws/{room}", board_socket, name="board_socket"),
 ]

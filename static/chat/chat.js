@@ -1,4 +1,4 @@
-// Chat client for /chat/: the edge chat demo's protocol (see apps/chat/rules.py).
+// Chat client (the page at the chat's mount): the edge chat demo's protocol (see apps/chat/rules.py).
 //
 // The room lives in the URL hash (#name or #<64 hex>) so a link can be shared. On a dropped
 // connection the client reconnects with backoff; the server then replays the roster and
@@ -6,6 +6,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+// Where the chat is mounted ("/chat/"): the page says so, so no path is hard-coded here.
+const BASE = document.querySelector('meta[name="app-base"]').content;
 const HEX64 = /^[0-9a-f]{64}$/;
 
 const state = {
@@ -129,7 +131,7 @@ function setReady(ready) {
 function connect() {
   clearTimeout(state.retry);
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const url = `${scheme}//${location.host}/chat/api/room/${encodeURIComponent(state.room)}/websocket`;
+  const url = `${scheme}//${location.host}${BASE}api/room/${encodeURIComponent(state.room)}/websocket`;
   const ws = new WebSocket(url);
   let wasReady = false;
   state.ws = ws;
@@ -265,7 +267,7 @@ $("create-private").onclick = async () => {
   if (!takeName()) return;
   let response;
   try {
-    response = await fetch("/chat/api/room", { method: "POST" });
+    response = await fetch(`${BASE}api/room`, { method: "POST" });
   } catch {
     response = null;
   }

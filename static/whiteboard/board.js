@@ -31,7 +31,9 @@ const maxTextChars = Math.max(100, Math.min(10_000, Math.floor((config.maxUpdate
 
 const doc = new Y.Doc();
 const board = new Board(doc);
-const wsBase = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/whiteboard/ws";
+// Where the whiteboard is mounted ("/whiteboard/"): the page says so (no hard-coded path).
+const BASE = document.querySelector('meta[name="app-base"]').content;
+const wsBase = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + BASE + "ws";
 const provider = new WebsocketProvider(wsBase, room, doc);
 
 // ---- drawing ------------------------------------------------------------------------------

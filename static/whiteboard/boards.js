@@ -1,8 +1,10 @@
-// The board list (/whiteboard/): the boards this browser has opened, newest first, and
+// The board list (the whiteboard's mount): the boards this browser has opened, newest first, and
 // a "New board" button. Plain ES module, no bundle; recent.js is shared with the board page.
 import { forgetBoard, recentBoards } from "./recent.js";
 
 const $ = (id) => document.getElementById(id);
+// Where the whiteboard is mounted ("/whiteboard/"): the page says so (no hard-coded path).
+const BASE = document.querySelector('meta[name="app-base"]').content;
 
 function when(ms) {
   if (!Number.isFinite(ms)) return "";
@@ -21,7 +23,7 @@ function render() {
       const li = document.createElement("li");
       li.className = "board-card";
       const link = document.createElement("a");
-      link.href = "/whiteboard/b/" + encodeURIComponent(b.room);
+      link.href = BASE + "b/" + encodeURIComponent(b.room);
       link.textContent = b.title || "Untitled board"; // never innerHTML: titles are shared data
       const meta = document.createElement("p");
       meta.textContent = when(b.opened);
@@ -52,7 +54,7 @@ $("new-board").onclick = async () => {
   button.disabled = true;
   $("error").hidden = true;
   try {
-    const response = await fetch("/whiteboard/api/boards", { method: "POST" });
+    const response = await fetch(BASE + "api/boards", { method: "POST" });
     if (!response.ok) throw new Error((await response.text()) || `HTTP ${response.status}`);
     const { url } = await response.json();
     location.assign(url);

@@ -268,8 +268,8 @@ def test_any_frame_gives_effects_and_never_raises(frame) -> None:
 
 def test_rate_limit_allows_a_burst_of_five_then_one_per_interval() -> None:
     limit = Allowance(interval=5, grace=20)
-    assert [limit.take(100.0) for _ in range(7)] == [True] * 5 + [False] * 2
-    assert limit.take(104.9) is False
-    assert limit.take(105.0) is True  # one more after 5 s
-    assert limit.take(105.0) is False
-    assert [limit.take(200.0) for _ in range(6)] == [True] * 5 + [False]  # rested
+    # Each message spent says how long its connection cools down (the demo's limiter).
+    assert [limit.spend(100.0) for _ in range(5)] == [0, 0, 0, 0, 5]
+    assert limit.spend(105.0) == 5  # the connection waited out its 5 s: one more, then 5 s
+    assert limit.spend(110.0) == 5
+    assert [limit.spend(500.0) for _ in range(5)] == [0, 0, 0, 0, 5]  # rested

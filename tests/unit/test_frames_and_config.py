@@ -7,7 +7,7 @@ from websockets.frames import Frame, Opcode
 
 from runtime.config import Settings
 from runtime.errors import ConfigurationError, InvalidValue
-from runtime.websocket import OutFrame
+from runtime.frames import OutFrame
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])

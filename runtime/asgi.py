@@ -1,0 +1,169 @@
+"""Client sockets served over ASGI by uvicorn: the one module that knows uvicorn's insides.
+
+:class:`FastWebSocketProtocol` is uvicorn's sans-I/O ``websockets`` protocol, unchanged but
+for one thing: it puts itself into the connection's scope, so :class:`Connection` can write
+pre-encoded frames (``frames.OutFrame``) straight to its transport. A broadcast then costs
+one encoding and one ``transport.write`` per socket instead of an ASGI ``send`` each.
+Receiving, handshakes, pings and closing stay exactly as uvicorn does them.
+
+What is used of uvicorn (``tests/integration/test_asgi.py`` fails if it changes):
+``WebSocketsSansIOProtocol.handle_connect`` and, on the protocol object, ``scope``,
+``transport``, ``close_sent``, ``disconnected`` and ``conn.max_message_size``. With any other
+ASGI server, :class:`Connection` falls back to ASGI sends through a small writer task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from starlette.responses import PlainTextResponse
+from starlette.websockets import WebSocket
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from .frames import OutFrame
+from .link import PATH as LINK_PATH
+from .websocket import Received
+
+#: Scope extension under which FastWebSocketProtocol exposes itself.
+TRANSPORT_EXTENSION = "runtime.transport"
+#: Node links carry batches of up to 32 messages of up to a megabyte or so each.
+LINK_MAX_SIZE = 128 * 1024 * 1024
+
+
+class FastWebSocketProtocol(WebSocketsSansIOProtocol):
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][TRANSPORT_EXTENSION] = self
+            if scope["path"] == LINK_PATH:  # not the clients' frame limit
+                self.conn.max_message_size = LINK_MAX_SIZE
+
+
+class Connection:
+    """The transport of one client socket served by this node (see websocket.Transport)."""
+
+    def __init__(self, websocket: WebSocket, max_buffer: int) -> None:
+        self.websocket = websocket
+        self.max_buffer = max_buffer
+        self.fast: Any = websocket.scope.get("extensions", {}).get(TRANSPORT_EXTENSION)
+        self._queue: asyncio.Queue[OutFrame | tuple[int, str]] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self.accepted = False
+        self.closed = False
+
+    async def accept(self, subprotocol: str | None = None) -> None:
+        await self.websocket.accept(subprotocol)
+        self.accepted = True
+
+    @property
+    def gone(self) -> bool:
+        fast = self.fast
+        if fast is None:
+            return self.closed
+        return bool(fast.disconnected or fast.close_sent or fast.transport.is_closing())
+
+    def backlog(self) -> int:
+        """Bytes written and not yet taken by the client's connection."""
+        fast = self.fast
+        return 0 if fast is None else int(fast.transport.get_write_buffer_size())
+
+    async def deny(self, status: int, text: str) -> None:
+        """Refuse the handshake with an HTTP response (or a plain 403 if unsupported)."""
+        self.closed = True
+        try:
+            await self.websocket.send_denial_response(PlainTextResponse(text, status))
+        except RuntimeError:
+            await self._close(1008, "")
+
+    def write(self, frame: OutFrame) -> bool:
+        """Queue one frame; False if the socket is gone or the client is not reading."""
+        if self.closed:
+            return False
+        fast = self.fast
+        if fast is not None:
+            transport = fast.transport
+            if fast.close_sent or fast.disconnected or transport.is_closing():
+                return False
+            if transport.get_write_buffer_size() > self.max_buffer:
+                return False
+            transport.write(frame.wire)
+            return True
+        queue = self._ensure_writer()
+        if queue.qsize() * 1024 > self.max_buffer:
+            return False
+        queue.put_nowait(frame)
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        fast = self.fast
+        if fast is not None and fast.transport.get_write_buffer_size() > self.max_buffer:
+            # The client stopped reading: a close frame would wait behind everything it did
+            # not read, so drop the connection (the client sees it end, code 1006).
+            fast.transport.abort()
+            return
+        if self.fast is None and self._queue is not None:
+            self._queue.put_nowait((code, reason))
+            return
+        asyncio.get_running_loop().create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            if self.accepted:
+                await self.websocket.close(code, reason)
+            else:
+                # Refuse the handshake: ASGI servers answer 403 to a close before accept.
+                await self.websocket.close(code)
+        except Exception:  # the client is already gone
+            pass
+
+    async def receive(self) -> Received:
+        message = await self.websocket.receive()
+        kind = message["type"]
+        if kind == "websocket.receive":
+            text = message.get("text")
+            if text is not None:
+                return Received("text", text)
+            return Received("bytes", message.get("bytes") or b"")
+        return Received("close", b"", int(message.get("code", 1005)), message.get("reason") or "")
+
+    def _ensure_writer(self) -> asyncio.Queue[OutFrame | tuple[int, str]]:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop(self._queue))
+        return self._queue
+
+    async def _write_loop(self, queue: asyncio.Queue[OutFrame | tuple[int, str]]) -> None:
+        while True:
+            item = await queue.get()
+            try:
+                if isinstance(item, tuple):
+                    await self._close(*item)
+                    return
+                if isinstance(item.message, str):
+                    await self.websocket.send_text(item.message)
+                else:
+                    await self.websocket.send_bytes(item.message)
+            except Exception:
+                self.closed = True
+                return
+
+
+class _QuietProtocolErrors(logging.Filter):
+    """uvicorn logs a client's invalid UTF-8 with a full traceback; one bad client could
+    fill the logs. The socket is closed with 1007 all the same: keep one line, no stack."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietProtocolErrors())
