@@ -1,6 +1,6 @@
 """Durable Objects on Redis: one live instance per object ID, fenced durable storage.
 
-The public API::
+The public API (docs/api.md lists every name)::
 
     from runtime import DurableObject, rpc
 
@@ -10,6 +10,8 @@ The public API::
             value = (await self.storage.get("value", 0)) + by
             await self.storage.put("value", value)
             return value
+
+Apps import only what this module exports.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from .errors import (
     InvalidObjectId,
     InvalidValue,
     NotCallable,
+    ObjectMoved,
     ObjectOverloaded,
     ObjectReset,
     ObjectUnavailable,
+    OutcomeUnknown,
     RpcError,
     StorageLimitExceeded,
     StorageUnavailable,
@@ -37,12 +41,13 @@ from .node import Node
 from .object import AlarmInfo, DurableObject, ObjectContext, rpc
 from .server import create_app
 from .storage import Storage, Transaction
-from .websocket import ObjectWebSocket, SocketRequest
+from .websocket import CloseCode, ObjectWebSocket, SocketRequest
 
 __all__ = [
     "AlarmInfo",
     "App",
     "BaseSettings",
+    "CloseCode",
     "ConfigurationError",
     "DurableObject",
     "DurableObjectError",
@@ -56,10 +61,12 @@ __all__ = [
     "NotCallable",
     "ObjectContext",
     "ObjectId",
+    "ObjectMoved",
     "ObjectOverloaded",
     "ObjectReset",
     "ObjectUnavailable",
     "ObjectWebSocket",
+    "OutcomeUnknown",
     "RpcError",
     "Settings",
     "SocketRequest",
