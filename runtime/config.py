@@ -154,6 +154,8 @@ class Settings(BaseSettings):
     alarm_claim_timeout: float = 30.0
     # IDs and security.
     id_key: str = DEFAULT_ID_KEY
+    #: Signing keys of apps' tokens derive from it (keys.py); unset, they live in Redis.
+    secret_key: str = field(default="", repr=False)
     allowed_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     # Extra apps to mount, as "module:attribute" import strings.

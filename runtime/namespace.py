@@ -53,6 +53,7 @@ class EnvHost(Protocol):
     node_id: str
 
     def namespace(self, name: str) -> Namespace: ...
+    async def signing_key(self, purpose: str) -> bytes: ...
 
 
 class AppInfo(Protocol):
@@ -196,6 +197,11 @@ class Env:
     def namespace(self, name: str) -> Namespace:
         """The namespace registered under ``name`` (by any app of the node)."""
         return self._node.namespace(name)
+
+    async def signing_key(self, purpose: str) -> bytes:
+        """32 bytes to sign ``purpose``'s tokens with (cookies, seat tokens, share links):
+        the same on every node, derived from SECRET_KEY or kept in Redis (keys.py)."""
+        return await self._node.signing_key(purpose)
 
     def app_settings(self, kind: type[S]) -> S:
         """The settings of this object's (or route's) app, checked to be a ``kind``."""

@@ -22,6 +22,7 @@ from .cluster import Links
 from .config import Settings
 from .errors import ConfigurationError, Fenced, ObjectMoved, UnknownNamespace
 from .ids import ObjectId
+from .keys import KEYRING, KeyRing, SigningKeys
 from .lease import Lease
 from .namespace import Env, Namespace
 from .object import DurableObject
@@ -71,6 +72,8 @@ class Node:
         self.stats = NodeStats()
         self.namespaces: dict[str, Namespace] = {}
         self.records: dict[tuple[str, str], ObjectRecord] = {}
+        self.signing_keys = SigningKeys(self.settings.secret_key)
+        self.register(KEYRING, KeyRing)
         self.stopping = False  # no new objects; loops other than lease renewal end
         self._drained = False  # every object is shut down (the node still forwards)
         self._closed = False  # lease renewal, links and stores are closed too
@@ -117,6 +120,13 @@ class Node:
 
     def alarms_for(self, object_id: ObjectId) -> AlarmService:
         return self.alarms[self.store_for(object_id).jurisdiction]
+
+    async def signing_key(self, purpose: str) -> bytes:
+        """The key apps sign ``purpose``'s tokens with (see keys.py)."""
+        return await self.signing_keys.get(purpose, self)
+
+    async def keyring_key(self, purpose: str) -> str:
+        return str(await self.namespace(KEYRING).get_by_name("signing").key(purpose))
 
     def alarm_fired(self) -> None:
         self.stats.alarms_fired += 1
