@@ -5,7 +5,7 @@ from __future__ import annotations
 from apps.chat import app as chat
 from apps.whiteboard import app as whiteboard
 from examples.counter import app as counter
-from runtime.server import App
+from runtime import App
 
 #: Apps land here as they are built (chat, whiteboard, waiting room, lobby); the counter is
 #: the tutorial's example object.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .app import App, MountedApp, app_of, env_of, url_path
 from .config import BaseSettings, Settings
+from .env import Env
 from .errors import (
     ConfigurationError,
     DurableObjectError,
@@ -36,7 +37,7 @@ from .errors import (
     UnknownNamespace,
 )
 from .ids import ObjectId
-from .namespace import Env, Namespace, Stub
+from .namespace import Namespace, Stub
 from .node import Node
 from .object import AlarmInfo, DurableObject, ObjectContext, rpc
 from .server import create_app

@@ -26,6 +26,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, pass_context
 from jinja2 import select_autoescape as _autoescape
@@ -38,8 +39,8 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .config import BaseSettings
+from .env import Env
 from .errors import ConfigurationError
-from .namespace import Env
 from .object import DurableObject
 
 if TYPE_CHECKING:
@@ -203,9 +204,11 @@ def env_of(conn: HTTPConnection) -> Env:
 
 
 def url_path(conn: HTTPConnection, name: str, /, **params: Any) -> str:
-    """The path (no scheme or host, so it holds behind any proxy) of a named route."""
+    """The path (no scheme or host, so it holds behind any proxy) of a named route, its
+    parameters percent-encoded."""
     router = conn.scope["router"]
-    path = str(router.url_path_for(name, **params))
+    quoted = {k: quote(str(v), safe="/") for k, v in params.items()}
+    path = str(router.url_path_for(name, **quoted))
     # (inside a mount, root_path includes the mount; app_root_path is the app's own)
     root: str = conn.scope.get("app_root_path", conn.scope.get("root_path", ""))
     return root.rstrip("/") + path

@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Self
@@ -55,13 +54,12 @@ class BaseSettings:
         """Defaults, then ``env`` (``os.environ`` by default), then ``overrides`` (None values
         in ``overrides`` are skipped, so unset command-line flags change nothing)."""
         env = os.environ if env is None else env
-        hints = typing.get_type_hints(cls)
         values: dict[str, Any] = {}
         for f in fields(cls):  # type: ignore[arg-type]
             raw = env.get(cls.env_name(f.name))
             if raw is None or raw == "" or not f.metadata.get("env", True):
                 continue
-            values[f.name] = _parse(cls.env_name(f.name), hints[f.name], raw)
+            values[f.name] = _parse(cls.env_name(f.name), _kind(f.type), raw)
         values.update(cls.extra_from_env(env))
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
@@ -79,23 +77,31 @@ class BaseSettings:
         return replace(self, **changes)  # type: ignore[type-var]
 
 
-def _parse(variable: str, kind: Any, raw: str) -> Any:
+def _kind(annotation: Any) -> str:
+    """A field's type as a name: "bool", "int", "float", "tuple" or "str". Annotations are
+    strings under ``from __future__ import annotations``; they are read, not evaluated."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    if text.startswith("tuple"):
+        return "tuple"
+    return text if text in ("bool", "int", "float") else "str"
+
+
+def _parse(variable: str, kind: str, raw: str) -> Any:
     """``raw`` (an environment value) as the field's type."""
     try:
-        if kind is bool:
+        if kind == "bool":
             word = raw.strip().lower()
             if word in _TRUE | _FALSE:
                 return word in _TRUE
             raise ValueError
-        if kind is int:
+        if kind == "int":
             return int(raw)
-        if kind is float:
+        if kind == "float":
             return float(raw)
-        if typing.get_origin(kind) is tuple:
+        if kind == "tuple":
             return tuple(p.strip() for p in raw.split(",") if p.strip())
     except ValueError:
-        name = getattr(kind, "__name__", str(kind))
-        raise ConfigurationError(f"{variable}={raw!r} is not a valid {name}") from None
+        raise ConfigurationError(f"{variable}={raw!r} is not a valid {kind}") from None
     return raw
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket
 
 from . import codec
 from .asgi import Connection
-from .errors import ConfigurationError, InvalidObjectId, NotCallable
+from .errors import InvalidObjectId, NotCallable
 from .events import Event, FetchEvent, RpcEvent
 from .gate import outbound
 from .ids import IdFactory, ObjectId
@@ -28,9 +28,8 @@ from .object import DurableObject, alarm_takes_info, rpc_method
 from .websocket import SocketRequest, Transport
 
 if TYPE_CHECKING:
-    from .config import BaseSettings, Settings
-
-S = TypeVar("S", bound="BaseSettings")
+    from .config import Settings
+    from .env import Env
 
 log = logging.getLogger("runtime.namespace")
 
@@ -44,24 +43,6 @@ class Dispatcher(Protocol):
     async def connect(
         self, namespace: Namespace, object_id: ObjectId, conn: Transport, request: SocketRequest
     ) -> None: ...
-
-
-class EnvHost(Protocol):
-    """What an Env needs from its node."""
-
-    settings: Settings
-    node_id: str
-
-    def namespace(self, name: str) -> Namespace: ...
-    async def signing_key(self, purpose: str) -> bytes: ...
-
-
-class AppInfo(Protocol):
-    """The app an Env belongs to (an app.MountedApp)."""
-
-    name: str
-
-    def settings_as(self, kind: type[S]) -> S: ...
 
 
 class Namespace:
@@ -174,40 +155,3 @@ class Stub:
         await self.namespace.dispatcher.connect(
             self.namespace, self.id, conn, SocketRequest.of(websocket)
         )
-
-
-class Env:
-    """What an object gets as ``self.env`` (and a route from ``env_of``): the node's
-    namespaces and settings, and the settings of the app that registered the object."""
-
-    def __init__(self, host: EnvHost, app: AppInfo | None = None) -> None:
-        self._node = host
-        self.app = app
-
-    @property
-    def settings(self) -> Settings:
-        """The node's settings (limits such as ``max_value_bytes`` live there)."""
-        return self._node.settings
-
-    @property
-    def node_id(self) -> str:
-        """The node this code runs on."""
-        return self._node.node_id
-
-    def namespace(self, name: str) -> Namespace:
-        """The namespace registered under ``name`` (by any app of the node)."""
-        return self._node.namespace(name)
-
-    async def signing_key(self, purpose: str) -> bytes:
-        """32 bytes to sign ``purpose``'s tokens with (cookies, seat tokens, share links):
-        the same on every node, derived from SECRET_KEY or kept in Redis (keys.py)."""
-        return await self._node.signing_key(purpose)
-
-    def app_settings(self, kind: type[S]) -> S:
-        """The settings of this object's (or route's) app, checked to be a ``kind``."""
-        if self.app is None:
-            raise ConfigurationError(
-                f"no App with {kind.__name__} settings registered this namespace; "
-                "mount the object with App(settings=...)"
-            )
-        return self.app.settings_as(kind)

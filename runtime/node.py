@@ -20,11 +20,12 @@ import time
 from .alarms import AlarmService
 from .cluster import Links
 from .config import Settings
+from .env import Env
 from .errors import ConfigurationError, Fenced, ObjectMoved, UnknownNamespace
 from .ids import ObjectId
 from .keys import KEYRING, KeyRing, SigningKeys
 from .lease import Lease
-from .namespace import Env, Namespace
+from .namespace import Namespace
 from .object import DurableObject
 from .record import ObjectRecord
 from .registry import NodeInfo, Registry

@@ -23,8 +23,8 @@ from starlette.responses import PlainTextResponse, Response
 from .frames import OutFrame
 
 if TYPE_CHECKING:
+    from .env import Env
     from .ids import ObjectId
-    from .namespace import Env
     from .storage import Storage
     from .websocket import ObjectWebSocket
 

@@ -28,7 +28,13 @@ from .app import App, MountedApp, NodeMiddleware, check_unique, static_root, tem
 from .asgi import Connection, FastWebSocketProtocol
 from .cluster import LinkSession
 from .config import Settings
-from .errors import DurableObjectError, InvalidObjectId, InvalidValue, StorageLimitExceeded
+from .errors import (
+    DurableObjectError,
+    InvalidObjectId,
+    InvalidValue,
+    RpcError,
+    StorageLimitExceeded,
+)
 from .node import Node
 
 log = logging.getLogger("runtime.server")
@@ -87,11 +93,18 @@ def _error_status(exc: DurableObjectError) -> int:
 
 
 async def _object_error(request: Request, exc: Exception) -> Response:
+    """A runtime error a route did not catch. The client's own mistakes (4xx) and retryable
+    conditions say what went wrong; a server fault (500) is logged, and the page says only
+    its kind: an exception's text may carry what no visitor should read."""
     assert isinstance(exc, DurableObjectError)
     status = _error_status(exc)
     headers = {"X-Error-Code": exc.code}
     if exc.retryable:
         headers["Retry-After"] = "1"
+    if status == 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc)
+        kind = exc.type_name if isinstance(exc, RpcError) else type(exc).__name__
+        return PlainTextResponse(f"internal error ({kind})", status, headers=headers)
     return PlainTextResponse(str(exc), status, headers=headers)
 
 

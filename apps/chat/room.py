@@ -16,7 +16,14 @@ import json
 import logging
 import time
 
-from runtime import DurableObject, DurableObjectError, Env, ObjectContext, ObjectWebSocket
+from runtime import (
+    AlarmInfo,
+    DurableObject,
+    DurableObjectError,
+    Env,
+    ObjectContext,
+    ObjectWebSocket,
+)
 
 from .config import ChatConfig
 from .rules import (
@@ -148,7 +155,7 @@ class ChatRoom(DurableObject):
         if overflow(self.count, self.config.history) and await self.storage.get_alarm() is None:
             await self.storage.set_alarm(time.time() + 1)
 
-    async def alarm(self) -> None:
+    async def alarm(self, info: AlarmInfo) -> None:
         """Prune: keep only the newest ``history`` messages."""
         excess = max(0, self.count - self.config.history)
         if not excess:

@@ -25,7 +25,7 @@ import logging
 import time
 from typing import ClassVar
 
-from runtime import DurableObject, Env, ObjectContext, ObjectWebSocket, rpc
+from runtime import AlarmInfo, DurableObject, Env, ObjectContext, ObjectWebSocket, rpc
 
 from .config import WhiteboardConfig
 from .links import VIEW_PREFIX
@@ -181,7 +181,7 @@ class Board(DurableObject):
             await self.storage.set_alarm(when)
             self.alarm_at = when
 
-    async def alarm(self) -> None:
+    async def alarm(self, info: AlarmInfo) -> None:
         """Expire stale presence; compact the log if it is due."""
         self.alarm_at = None
         now = time.time()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pycrdt import Doc, TransactionEvent
 
@@ -106,7 +107,7 @@ class BoardRules:
 
     def __init__(self, config: WhiteboardConfig) -> None:
         self.config = config
-        self.doc: Doc = Doc()
+        self.doc: Doc[Any] = Doc()
         self.sessions: dict[int, Session] = {}
         self.presence: dict[int, Presence] = {}
         #: Bytes of the board's stored form (snapshot + log): what max_board_bytes bounds.

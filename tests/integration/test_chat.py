@@ -176,6 +176,53 @@ async def test_rate_limiting_per_client_address(serve) -> None:
     }
 
 
+async def test_a_limited_address_can_still_join_from_a_new_connection(serve) -> None:
+    # The demo's limiter is per connection: one person's burst cools their own connection
+    # down, and someone else behind the same address (an office) still joins and reads.
+    config = ChatConfig(rate_limit=True, rate_interval=30, rate_grace=60)  # 3 pass, then no
+    server = await chat_server(serve, config)
+    a = await Client.open(server.ws, "office")
+    await a.join("a")
+    await a.say("one")
+    await a.say("two")
+    await a.say("refused")
+    results = [await a.until(lambda d: "message" in d or "error" in d) for _ in range(3)]
+    assert [r.get("message") for r in results[:2]] == ["one", "two"]
+    assert results[2] == {"error": RATE_LIMITED}  # a is cooling down
+    b = await Client.open(server.ws, "office")  # same address, new connection
+    joined = await b.join("b")
+    assert [d["message"] for d in joined if "message" in d] == ["one", "two"]  # history
+    assert joined[-1] == {"ready": True}
+    assert await a.until(lambda d: "joined" in d) == {"joined": "b"}
+    await b.say("from b")  # its first message after the name is its own affair: cooling now
+    assert "error" in await b.until(lambda d: "message" in d or "error" in d)
+    reloaded = await Client.open(server.ws, "office")  # a reload: a third connection
+    assert (await reloaded.join("a"))[-1] == {"ready": True}
+    for c in (a, b, reloaded):
+        await c.ws.close()
+
+
+async def test_a_mass_drop_gives_exactly_one_quit_per_departure(serve) -> None:
+    server = await chat_server(serve)
+    survivor = await Client.open(server.ws, "mass")
+    leavers = [await Client.open(server.ws, "mass") for _ in range(60)]
+    for i, c in enumerate(leavers):
+        await c.join(f"p{i}")
+    await survivor.join("survivor")  # a silent survivor: named, says nothing
+    await asyncio.gather(*(c.ws.transport.abort() or asyncio.sleep(0) for c in leavers))
+    quits: list[str] = []
+    while len(quits) < 60:
+        got = await survivor.next()
+        if "quit" in got:
+            quits.append(got["quit"])
+    assert sorted(quits) == sorted(f"p{i}" for i in range(60))
+    with pytest.raises(TimeoutError):  # and not one more
+        while True:
+            got = json.loads(await asyncio.wait_for(survivor.ws.recv(), 1.0))
+            assert "quit" not in got, got
+    await survivor.ws.close()
+
+
 async def test_x_forwarded_for_is_ignored_unless_trusted(serve) -> None:
     config = ChatConfig(rate_limit=True, rate_interval=30, rate_grace=90)  # 4 pass, then no
     server = await chat_server(serve, config)  # no trusted proxies

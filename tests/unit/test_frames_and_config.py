@@ -47,3 +47,57 @@ def test_bad_settings_are_clear_errors(env: dict[str, str]) -> None:
 def test_a_node_id_is_made_up_when_missing() -> None:
     a = Settings().with_node_id().node_id
     assert a and a != Settings().with_node_id().node_id
+
+
+def test_app_settings_parse_bools_tuples_and_name_the_variable() -> None:
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from runtime import BaseSettings
+
+    @dataclass(frozen=True)
+    class Demo(BaseSettings):
+        env_prefix: ClassVar[str] = "DEMO_"
+        on: bool = False
+        names: tuple[str, ...] = ()
+        ratio: float = 1.0
+
+    got = Demo.from_env({"DEMO_ON": "Yes", "DEMO_NAMES": "a, b,,c", "ON": "no"}, ratio=2.5)
+    assert got == Demo(on=True, names=("a", "b", "c"), ratio=2.5)
+    assert Demo.from_env({"DEMO_ON": "off"}).on is False
+    with pytest.raises(ConfigurationError, match="DEMO_ON='perhaps'"):
+        Demo.from_env({"DEMO_ON": "perhaps"})
+    with pytest.raises(ConfigurationError, match="DEMO_RATIO"):
+        Demo.from_env({"DEMO_RATIO": "fast"})
+    with pytest.raises(ConfigurationError, match="unexpected keyword"):
+        Demo.from_env({}, nope=1)
+
+
+class _Quiet:
+    """A transport that is never written to (these tests never accept the socket)."""
+
+    accepted = closed = gone = False
+
+
+def test_socket_attachments_are_copied_once_and_tags_are_checked() -> None:
+    from runtime import ObjectWebSocket, SocketRequest, StorageLimitExceeded
+
+    ws = ObjectWebSocket(_Quiet(), SocketRequest("", "/", (), (), None), 64)  # type: ignore[arg-type]
+    value = {"name": "ada", "seen": [1, 2]}
+    ws.attachment = value
+    value["seen"].append(3)  # the caller's later edits do not leak in
+    assert ws.attachment == {"name": "ada", "seen": [1, 2]}
+    assert ws.attachment is ws.attachment  # decoded once, not on every read
+    with pytest.raises(StorageLimitExceeded):
+        ws.attachment = "x" * 100
+    assert ws.attachment == {"name": "ada", "seen": [1, 2]}  # unchanged by the refusal
+    ws.tags = ["a", "b"]
+    assert ws.tags == ("a", "b")
+    ws.tags = "solo"
+    assert ws.tags == ("solo",)
+    for bad in (["x"] * 11, ["y" * 257], [5]):
+        with pytest.raises(InvalidValue):
+            ws.tags = bad  # type: ignore[assignment]
+    assert ws.tags == ("solo",)
+    with pytest.raises(InvalidValue):
+        ws.reject(200)
