@@ -36,6 +36,12 @@ def test_compose_file_describes_the_topology() -> None:
         assert env["REDIS_URL"].startswith("redis://valkey:")
         assert "CLUSTER_SECRET" in env and "?" in env["CLUSTER_SECRET"]  # must be given
         assert node["build"] == "." and "healthcheck" in node
+        # Only the balancer's address is trusted for X-Forwarded-For, never "*".
+        assert env["TRUSTED_PROXIES"] == "172.28.0.10"
+    balancer = services["balancer"]
+    assert balancer["networks"]["default"]["ipv4_address"] == "172.28.0.10"
+    subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert subnet == "172.28.0.0/24"
     mount = services["balancer"]["volumes"][0].split(":")
     assert (ROOT / mount[0]).is_file() and mount[1] == "/etc/nginx/nginx.conf"
     dockerfile = (ROOT / "Dockerfile").read_text()
@@ -55,14 +61,14 @@ def nginx_binary() -> str:
     return found
 
 
-async def test_clients_through_the_balancer(nodes, tmp_path) -> None:
-    cluster = nodes(3, env={"CHAT_RATE_LIMIT": "0"}, suite=True)
+def start_balancer(cluster: list, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """nginx with deploy/nginx.conf, only its upstream addresses pointed at the nodes."""
     conf = (ROOT / "deploy" / "nginx.conf").read_text()
-    for i, node in enumerate(cluster, start=1):  # only the upstream addresses change
+    for i, node in enumerate(cluster, start=1):
         conf, n = re.subn(rf"server node{i}:8000", f"server 127.0.0.1:{node.port}", conf)
         assert n == 1
     (tmp_path / "nginx.conf").write_text(conf)
-    nginx = subprocess.Popen(
+    return subprocess.Popen(
         [
             nginx_binary(),
             "-p",
@@ -75,14 +81,23 @@ async def test_clients_through_the_balancer(nodes, tmp_path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+async def wait_for_balancer(client: httpx.AsyncClient) -> None:
+    for _ in range(100):
+        try:
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            await asyncio.sleep(0.05)
+
+
+async def test_clients_through_the_balancer(nodes, tmp_path) -> None:
+    cluster = nodes(3, env={"CHAT_RATE_LIMIT": "0"}, suite=True)
+    nginx = start_balancer(cluster, tmp_path)
     try:
         async with httpx.AsyncClient(base_url=BALANCER) as client:
-            for _ in range(100):
-                try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.05)
+            await wait_for_balancer(client)
             answered = {(await client.get("/healthz")).json()["node"] for _ in range(9)}
             assert answered == {"n1", "n2", "n3"}  # round robin over every node
             values = [(await client.post("/counter/front")).json()["value"] for _ in range(9)]
@@ -110,6 +125,41 @@ async def test_clients_through_the_balancer(nodes, tmp_path) -> None:
         assert len(hosts) == 1
         for ws in sockets:
             await ws.close()
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+
+
+async def test_a_client_cannot_choose_its_address_behind_the_balancer(nodes, tmp_path) -> None:
+    # The nodes trust only the balancer (here on 127.0.0.1) and the balancer passes on the
+    # address it saw: made-up X-Forwarded-For values must not buy fresh rate allowances.
+    env = {"TRUSTED_PROXIES": "127.0.0.1", "CHAT_RATE_INTERVAL": "30", "CHAT_RATE_GRACE": "60"}
+    cluster = nodes(3, env=env, suite=True)
+    nginx = start_balancer(cluster, tmp_path)
+    try:
+        async with httpx.AsyncClient(base_url=BALANCER) as client:
+            await wait_for_balancer(client)
+        passed = refused = 0
+        for i in range(15):  # 15 connections, each claiming another address
+            async with connect(
+                "ws://127.0.0.1:8080/chat/api/room/spoof/websocket",
+                additional_headers={"X-Forwarded-For": f"10.{i}.{i}.{i}"},
+            ) as ws:
+                await ws.send(json.dumps({"name": f"p{i}"}))
+                while not json.loads(await asyncio.wait_for(ws.recv(), 5)).get("ready"):
+                    pass
+                await ws.send(json.dumps({"message": f"m{i}"}))
+                while True:
+                    data = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    if data.get("message") == f"m{i}":
+                        passed += 1
+                        break
+                    if "error" in data:
+                        refused += 1
+                        break
+        # One real address: 3 messages pass its allowance (names count), then every new
+        # connection's name passes and cools it down, so its message is refused.
+        assert passed <= 2 and refused >= 13, (passed, refused)
     finally:
         nginx.terminate()
         nginx.wait(10)
