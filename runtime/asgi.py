@@ -112,6 +112,12 @@ class Connection:
             return
         asyncio.get_running_loop().create_task(self._close(code, reason))
 
+    async def close_now(self, code: int, reason: str) -> None:
+        """Close and wait until the close frame is sent (before a handler returns)."""
+        if not self.closed:
+            self.closed = True
+            await self._close(code, reason)
+
     async def _close(self, code: int, reason: str) -> None:
         try:
             if self.accepted:

@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidHandshake, WebSocketException
+from websockets.exceptions import InvalidHandshake, InvalidStatus, WebSocketException
 from websockets.protocol import State
 
 from . import link
@@ -71,6 +71,7 @@ class LinkHost(Protocol):
     def router(self) -> Forwarder: ...
     def namespace(self, name: str) -> Namespace: ...
     def alarm_fired(self) -> None: ...
+    def link_refused(self, peer: str, why: str) -> None: ...
 
 
 class _Outbox:
@@ -135,12 +136,37 @@ class NodeLink:
                     ping_interval=5,
                     ping_timeout=5,
                 )
+            except InvalidStatus as exc:
+                self.links.unreachable(self.info.node_id)
+                status = exc.response.status_code
+                if status in (401, 403):
+                    self.links.refused_by(self.info.node_id, f"handshake refused ({status})")
+                raise ObjectMoved(f"node {self.info.node_id} refused the link ({status})") from None
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 self.links.unreachable(self.info.node_id)
+                raise ObjectMoved(f"node {self.info.node_id} cannot be reached ({exc})") from None
+            try:  # the other node challenges us at once: answer before anything else
+                first = await asyncio.wait_for(ws.recv(), link.ANSWER_TIMEOUT)
+                messages = link.decode(first) if isinstance(first, bytes) else []
+                if not messages or messages[0][0] != link.CHALLENGE:
+                    raise link.LinkProtocolError("the link did not start with a challenge")
+                self._answer(ws, messages[0][2])
+            except (WebSocketException, OSError, TimeoutError, link.LinkProtocolError) as exc:
+                ws.transport.abort()
+                self.links.unreachable(self.info.node_id)
+                self.links.refused_by(self.info.node_id, f"no challenge ({exc})")
                 raise ObjectMoved(f"node {self.info.node_id} cannot be reached ({exc})") from None
             self.ws = ws
             self._tasks = [asyncio.get_running_loop().create_task(self._read(ws))]
             return ws
+
+    def _answer(self, ws: ClientConnection, challenge: bytes) -> None:
+        settings = self.node.settings
+        proof = link.answer(
+            settings.cluster_secret, self.node.node_id, self.info.node_id, challenge
+        )
+        ws.protocol.send_binary(link.encode([[link.ANSWER, 0, proof]]))
+        ws.send_data()
 
     def _write(self, batch: list[list[Any]]) -> None:
         """Write a frame now (the websockets protocol object frames it; the transport
@@ -205,7 +231,9 @@ class NodeLink:
                 if not isinstance(frame, bytes):
                     raise link.LinkProtocolError("text frame on a link")
                 for m in link.decode(frame):
-                    if m[0] == link.REPLY:
+                    if m[0] == link.CHALLENGE:
+                        self._answer(ws, m[2])
+                    elif m[0] == link.REPLY:
                         future = self._pending.get(m[1])
                         if future is not None and not future.done():
                             future.set_result((bool(m[2]), m[3]))
@@ -337,8 +365,16 @@ class TunnelConnection:
         self._queue.put_nowait(received)
 
 
+class _Unproven(Exception):
+    """The peer of a link failed its challenge."""
+
+
 class LinkSession:
-    """One link another node opened to this one."""
+    """One link another node opened to this one.
+
+    Its handshake was checked already (link.Verifier); the session then challenges the peer
+    at once and every ``link_reauth_interval``, acts on nothing before the first answer,
+    and closes the link if an answer is wrong or late (see link.py)."""
 
     def __init__(self, node: LinkHost, conn: Connection, peer: str) -> None:
         self.node = node
@@ -348,6 +384,8 @@ class LinkSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._outbox = _Outbox(self._write)
         self.closed = False
+        self.verified = False
+        self._challenge: bytes | None = None
 
     def _write(self, batch: list[list[Any]]) -> None:
         if not self.closed:
@@ -360,7 +398,9 @@ class LinkSession:
         return self.conn.backlog()
 
     async def run(self) -> None:
+        watch = asyncio.get_running_loop().create_task(self._watch())
         try:
+            self._ask()
             while True:
                 received = await self.conn.receive()
                 if received.kind == "close":
@@ -369,17 +409,54 @@ class LinkSession:
                     raise link.LinkProtocolError("text frame on a link")
                 assert isinstance(received.data, bytes)
                 for m in link.decode(received.data):
-                    self._dispatch(m)
+                    if m[0] == link.ANSWER:
+                        self._check(m[2])
+                    elif not self.verified:
+                        raise link.LinkProtocolError("a message before the challenge's answer")
+                    else:
+                        self._dispatch(m)
+        except _Unproven as exc:
+            self.node.link_refused(self.peer, str(exc))
+            await self.conn.close_now(1008, "authentication failed")
         except link.LinkProtocolError as exc:
             log.warning("link from %s sent garbage (%s); closing it", self.peer, exc)
-            self.conn.close(1002, "protocol error")
+            await self.conn.close_now(1002, "protocol error")
         except Exception:
             log.exception("link from %s failed; closing it", self.peer)
-            self.conn.close(1011, "internal error")
+            await self.conn.close_now(1011, "internal error")
         finally:
             self.closed = True
+            watch.cancel()
             for tunnel in list(self._tunnels.values()):
                 tunnel.feed(Received("close", b"", 1006, "the client's node went away"))
+
+    def _ask(self) -> None:
+        """Challenge the peer to prove, now, that it holds the cluster secret."""
+        self._challenge = link.new_challenge()
+        self.send([link.CHALLENGE, 0, self._challenge])
+
+    def _check(self, given: bytes) -> None:
+        challenge, self._challenge = self._challenge, None
+        settings = self.node.settings
+        if challenge is None or not link.check_answer(
+            settings.cluster_secret, self.peer, self.node.node_id, challenge, given
+        ):
+            raise _Unproven("a wrong answer to the link's challenge")
+        self.verified = True
+
+    async def _watch(self) -> None:
+        """Close the link if a challenge goes unanswered; ask again every interval."""
+        settings = self.node.settings
+        while not self.closed:
+            await asyncio.sleep(link.ANSWER_TIMEOUT)
+            if self._challenge is not None and not self.closed:
+                why = f"no answer to the link's challenge within {link.ANSWER_TIMEOUT:.0f}s"
+                self.node.link_refused(self.peer, why)
+                await self.conn.close_now(1008, "authentication failed")
+                return
+            await asyncio.sleep(max(0.0, settings.link_reauth_interval - link.ANSWER_TIMEOUT))
+            if not self.closed:
+                self._ask()
 
     def _dispatch(self, m: list[Any]) -> None:
         if m[0] == link.REQUEST:
@@ -430,10 +507,17 @@ class LinkSession:
 class Links:
     """All links of this node: out to other nodes, and in from them."""
 
+    #: How long a refusal is remembered (and shown in /healthz), and logged at most once.
+    REFUSAL_MEMORY = 300.0
+    LOG_EVERY = 60.0
+
     def __init__(self, node: LinkHost) -> None:
         self.node = node
         self._out: dict[str, NodeLink] = {}
         self._unreachable: dict[str, float] = {}
+        #: Nodes that refused our links, and peers whose links we refused: id -> (when, why).
+        self._refused_by: dict[str, tuple[float, str]] = {}
+        self._refused: dict[str, tuple[float, str]] = {}
 
     def to(self, info: NodeInfo) -> NodeLink:
         current = self._out.get(info.node_id)
@@ -454,6 +538,42 @@ class Links:
     def is_unreachable(self, node_id: str) -> bool:
         until = self._unreachable.get(node_id)
         return until is not None and time.monotonic() < until
+
+    def refused_by(self, node_id: str, why: str) -> None:
+        """Another node would not take our link: say so (at most once a minute per node)."""
+        if self._note(self._refused_by, node_id, why):
+            log.warning(
+                "node %s refused this node's link: %s. Do the nodes share one CLUSTER_SECRET?",
+                node_id,
+                why,
+            )
+
+    def refused(self, peer: str, why: str) -> None:
+        """We would not take a link from ``peer`` (a node id, or an address)."""
+        if self._note(self._refused, peer, why):
+            log.warning("refused a node link from %s: %s", peer, why)
+
+    def _note(self, table: dict[str, tuple[float, str]], who: str, why: str) -> bool:
+        """Remember a refusal; True when it is worth a log line (new, or a new reason, or
+        the same one a minute later), so a peer retrying every second cannot flood logs."""
+        now = time.monotonic()
+        last = table.get(who)
+        if len(table) >= 100 and who not in table:
+            table.pop(next(iter(table)))
+        tell = last is None or last[1] != why or now - last[0] >= self.LOG_EVERY
+        table[who] = (now if tell or last is None else last[0], why)
+        return tell
+
+    def refusals(self) -> dict[str, dict[str, str]]:
+        """Recent refusals both ways, for /healthz: {"by": {node: why}, "of": {peer: why}}."""
+        now = time.monotonic()
+        recent = {
+            key: {
+                who: why for who, (when, why) in table.items() if now - when < self.REFUSAL_MEMORY
+            }
+            for key, table in (("by", self._refused_by), ("of", self._refused))
+        }
+        return recent
 
     async def close(self) -> None:
         await asyncio.gather(

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     cluster_secret: str = field(default="", repr=False)
     advertise_url: str = ""
     heartbeat_interval: float = 1.0
+    # A node link proves the secret again (challenge and answer) this often, so no link
+    # lives long without re-authenticating.
+    link_reauth_interval: float = 60.0
     # Jurisdictions: the ones this node serves (it needs REDIS_URL_<NAME> for each), and all
     # the cluster knows (so IDs of the others can be validated and forwarded).
     jurisdictions: tuple[str, ...] = ()
@@ -175,7 +178,13 @@ class Settings(BaseSettings):
             )
         if self.lease_ttl <= 4 * self.lease_margin:
             raise ConfigurationError("LEASE_TTL must be more than four times LEASE_MARGIN")
-        for name in ("idle_timeout", "hibernate_after", "sweep_interval", "alarm_retry_base"):
+        for name in (
+            "idle_timeout",
+            "hibernate_after",
+            "sweep_interval",
+            "alarm_retry_base",
+            "link_reauth_interval",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{self.env_name(name)} must be positive")
         if self.max_queue < 1 or self.alarm_shards < 1:

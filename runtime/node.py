@@ -17,6 +17,7 @@ import logging
 import secrets
 import time
 
+from . import link
 from .alarms import AlarmService
 from .cluster import Links
 from .config import Settings
@@ -69,6 +70,8 @@ class Node:
         )
         self.router = Router(self)
         self.links = Links(self)
+        #: Checks the handshakes of links and operator requests made to this node.
+        self.verifier = link.Verifier(self.settings.cluster_secret, self.node_id)
         self.env = Env(self)
         self.stats = NodeStats()
         self.namespaces: dict[str, Namespace] = {}
@@ -128,6 +131,9 @@ class Node:
 
     async def keyring_key(self, purpose: str) -> str:
         return str(await self.namespace(KEYRING).get_by_name("signing").key(purpose))
+
+    def link_refused(self, peer: str, why: str) -> None:
+        self.links.refused(peer, why)
 
     def alarm_fired(self) -> None:
         self.stats.alarms_fired += 1

@@ -149,6 +149,9 @@ def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
             "live_objects": node.live_objects,
             "hosted_objects": len(node.records),
         }
+        refusals = node.links.refusals()
+        if refusals["by"] or refusals["of"]:  # a misconfigured cluster shows here
+            body["links_refused"] = refusals
         return JSONResponse(body, status_code=200 if healthy else 503)
 
     @asynccontextmanager
@@ -166,10 +169,11 @@ def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
     async def cluster_link(websocket: WebSocket) -> None:
         """Another node's link (authenticated with the cluster secret)."""
         headers = {k.lower(): v for k, v in websocket.headers.items()}
-        peer = link.verify(node.settings.cluster_secret, headers, node.node_id, time.time())
+        peer, why = node.verifier.verify(headers, time.time())
         if peer is None:
             client = websocket.client.host if websocket.client else "?"
-            log.warning("refused a node link from %s: missing or wrong cluster credentials", client)
+            claimed = headers.get("x-cluster-node", "")[:64]
+            node.link_refused(f"{claimed or '?'} at {client}", why)
             await websocket.send_denial_response(
                 PlainTextResponse("cluster credentials required", 403)
             )
@@ -181,7 +185,7 @@ def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
     async def cluster_objects(request: Request) -> Response:
         """This node's live objects (for operators and tests; same credentials as links)."""
         headers = {k.lower(): v for k, v in request.headers.items()}
-        if link.verify(node.settings.cluster_secret, headers, node.node_id, time.time()) is None:
+        if node.verifier.verify(headers, time.time())[0] is None:
             return PlainTextResponse("cluster credentials required", 403)
         return JSONResponse(
             {

@@ -113,3 +113,81 @@ async def test_a_chat_room_across_three_nodes(nodes) -> None:
     assert len(hosts) == 1  # one room, one instance
     for ws in clients:
         await ws.close()
+
+
+def probe_id(name: str) -> str:
+    return IdFactory("probe", DEFAULT_ID_KEY.encode()).from_name(name).hex
+
+
+async def test_a_captured_handshake_opens_nothing(nodes, tmp_path) -> None:
+    (node,) = nodes(1)
+    url = f"{node.ws}{link.PATH}"
+    captured = link.auth_headers(SECRET, "n9", node.node_id, time.time())
+    request = link.encode(
+        [[link.REQUEST, 1, "rpc", "probe", probe_id("replayed"), 0, ["increment", b"\x92\x90\x80"]]]
+    )
+    # Whoever opens a link is challenged first; a request sent without the answer is not
+    # acted on, and the link is closed.
+    ws = await connect(url, additional_headers=captured)
+    (challenge,) = link.decode(await ws.recv())
+    assert challenge[0] == link.CHALLENGE and len(challenge[2]) == 32
+    await ws.send(request)
+    await ws.wait_closed()
+    assert ws.close_code == 1002
+    # The same handshake again, within the minute: refused at the door.
+    with pytest.raises(InvalidStatus) as info:
+        await connect(url, additional_headers=captured, open_timeout=5)
+    assert info.value.response.status_code == 403
+    # A wrong answer, or none within 5 s, closes a link too.
+    wrong = await connect(
+        url, additional_headers=link.auth_headers(SECRET, "n9", "n1", time.time())
+    )
+    (challenge,) = link.decode(await wrong.recv())
+    await wrong.send(
+        link.encode([[link.ANSWER, 0, link.answer("guess", "n9", "n1", challenge[2])]])
+    )
+    await wrong.wait_closed()
+    assert wrong.close_code == 1008
+    silent = await connect(
+        url, additional_headers=link.auth_headers(SECRET, "n9", "n1", time.time())
+    )
+    started = time.monotonic()
+    await asyncio.wait_for(silent.wait_closed(), 10)
+    assert silent.close_code == 1008 and 4 < time.monotonic() - started < 8
+    async with httpx.AsyncClient() as client:  # nothing the request asked for ever ran
+        assert (await client.post(f"{node.http}/probe/replayed/incr")).json() == {"value": 1}
+        health = (await client.get(f"{node.http}/healthz")).json()
+    assert "n9 at 127.0.0.1" in health["links_refused"]["of"]
+    node.stop()
+    text = (tmp_path / "n1.log").read_text()
+    assert (
+        "a handshake seen before (a replay)" in text and "no answer to the link's challenge" in text
+    )
+
+
+async def test_links_reauthenticate_while_they_carry_traffic(nodes) -> None:
+    owner, other = nodes(2, env={"LINK_REAUTH_INTERVAL": "0.5"})
+    async with httpx.AsyncClient() as client:
+        assert (await client.post(f"{owner.http}/probe/busy/incr")).json() == {"value": 1}
+        for expected in range(2, 14):  # forwarded over one link for 3 s: six challenges
+            r = await client.post(f"{other.http}/probe/busy/incr", timeout=10)
+            assert r.json() == {"value": expected}
+            await asyncio.sleep(0.25)
+        assert "links_refused" not in (await client.get(f"{owner.http}/healthz")).json()
+
+
+async def test_nodes_with_different_secrets_say_so_on_both_sides(nodes, tmp_path) -> None:
+    (n1,) = nodes(1, env={"ACTIVATION_TIMEOUT": "2"})
+    (n2,) = nodes(1, env={"ACTIVATION_TIMEOUT": "2", "CLUSTER_SECRET": "another-secret-entirely"})
+    async with httpx.AsyncClient() as client:
+        assert (await client.post(f"{n1.http}/probe/held/incr")).status_code == 200
+        assert (await client.post(f"{n2.http}/probe/held/incr", timeout=10)).status_code == 503
+        h1 = (await client.get(f"{n1.http}/healthz")).json()
+        h2 = (await client.get(f"{n2.http}/healthz")).json()
+    assert "n2 at 127.0.0.1" in h1["links_refused"]["of"]
+    assert "n1" in h2["links_refused"]["by"]
+    n1.stop()
+    n2.stop()
+    assert "refused a node link from n2" in (tmp_path / "n1.log").read_text()
+    told = (tmp_path / "n2.log").read_text()
+    assert "node n1 refused this node's link" in told and "CLUSTER_SECRET" in told

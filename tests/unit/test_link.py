@@ -48,22 +48,56 @@ def test_errors_keep_their_class_across_nodes() -> None:
     assert link.error_from("garbage").code == "error"
 
 
-def test_handshakes_hold_only_for_their_target_and_a_minute() -> None:
-    def lower(headers: dict[str, str]) -> dict[str, str]:
-        return {k.lower(): v for k, v in headers.items()}
+def lower(headers: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
 
+
+def test_handshakes_hold_only_for_their_target_and_a_minute() -> None:
     now = 1_800_000_000.0
-    good = lower(link.auth_headers("s3cret", "n1", "n2", now))
-    assert link.verify("s3cret", good, "n2", now + 30) == "n1"
-    assert link.verify("s3cret", good, "n3", now) is None  # meant for n2
-    assert link.verify("s3cret", good, "n2", now + 120) is None  # too old
-    assert link.verify("other", good, "n2", now) is None
-    assert link.verify("", good, "n2", now) is None  # no secret: no links at all
+
+    def fresh() -> dict[str, str]:
+        return lower(link.auth_headers("s3cret", "n1", "n2", now))
+
+    assert link.Verifier("s3cret", "n2").verify(fresh(), now + 30) == ("n1", "")
+    assert link.Verifier("s3cret", "n3").verify(fresh(), now)[0] is None  # meant for n2
+    assert link.Verifier("s3cret", "n2").verify(fresh(), now + 120)[0] is None  # too old
+    assert link.Verifier("other", "n2").verify(fresh(), now)[0] is None
+    assert link.Verifier("", "n2").verify(fresh(), now)[0] is None  # no secret: no links
+    good = fresh()
     for broken in (
         {},
         {**good, "x-cluster-time": "9" * 400},
         {**good, "x-cluster-auth": "é"},
         {**good, "x-cluster-time": "soon"},
+        {**good, "x-cluster-nonce": ""},
+        {**good, "x-cluster-nonce": "0" * 32},  # another nonce: the MAC no longer holds
     ):
-        assert link.verify("s3cret", broken, "n2", now) is None
+        assert link.Verifier("s3cret", "n2").verify(broken, now)[0] is None
     assert "s3cret" not in "".join(good.values())
+
+
+def test_a_handshake_is_good_once() -> None:
+    now = 1_800_000_000.0
+    verifier = link.Verifier("s3cret", "n2")
+    captured = lower(link.auth_headers("s3cret", "n1", "n2", now))
+    assert verifier.verify(captured, now)[0] == "n1"
+    caller, why = verifier.verify(captured, now + 5)  # replayed within the minute
+    assert caller is None and "replay" in why
+    assert verifier.verify(lower(link.auth_headers("s3cret", "n1", "n2", now)), now)[0] == "n1"
+    # Nonces are forgotten only once their handshakes are too old to pass anyway.
+    assert verifier.verify(captured, now + 121)[0] is None
+
+
+def test_challenges_are_answered_only_with_the_secret() -> None:
+    challenge = link.new_challenge()
+    good = link.answer("s3cret", "n1", "n2", challenge)
+    assert link.check_answer("s3cret", "n1", "n2", challenge, good)
+    assert not link.check_answer("s3cret", "n1", "n2", link.new_challenge(), good)
+    assert not link.check_answer("s3cret", "n3", "n2", challenge, good)
+    assert not link.check_answer(
+        "s3cret", "n1", "n2", challenge, link.answer("x", "n1", "n2", challenge)
+    )
+    frame = link.encode([[link.CHALLENGE, 0, challenge], [link.ANSWER, 0, good]])
+    assert link.decode(frame)[1][2] == good
+    with pytest.raises(link.LinkProtocolError):
+        link.decode(link.encode([[link.ANSWER, 0, "text"]]))
