@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -125,9 +126,13 @@ class NodeLink:
             headers = link.auth_headers(
                 settings.cluster_secret, self.node.node_id, self.info.node_id, time.time()
             )
+            tls = None
+            if self.info.url.startswith("wss://"):  # check the other node's certificate
+                tls = ssl.create_default_context(cafile=settings.link_ca_file or None)
             try:
                 ws = await connect(
                     self.info.url + link.PATH,
+                    ssl=tls,
                     additional_headers=headers,
                     open_timeout=2,
                     max_size=None,

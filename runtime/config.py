@@ -124,6 +124,12 @@ class Settings(BaseSettings):
     cluster_secret: str = field(default="", repr=False)
     advertise_url: str = ""
     heartbeat_interval: float = 1.0
+    # TLS: with a certificate and key, the node serves https:// and wss:// (links too: its
+    # ADVERTISE_URL defaults to wss://); link_ca_file is the CA other nodes' certificates
+    # are checked against (unset: the system's).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    link_ca_file: str = ""
     # A node link proves the secret again (challenge and answer) this often, so no link
     # lives long without re-authenticating.
     link_reauth_interval: float = 60.0
@@ -198,6 +204,8 @@ class Settings(BaseSettings):
                     f"this node serves jurisdiction {name!r} but REDIS_URL_{name.upper()} "
                     "is not set: its objects' keys go only to that Redis"
                 )
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ConfigurationError("set both TLS_CERT_FILE and TLS_KEY_FILE, or neither")
         if not 1 <= self.max_batch_keys <= 1000:
             # Lua 5.1 can unpack only a few thousand values into one command.
             raise ConfigurationError("MAX_BATCH_KEYS must be between 1 and 1000")
@@ -228,7 +236,8 @@ class Settings(BaseSettings):
         if self.advertise_url:
             return self.advertise_url.rstrip("/")
         host = self.host if self.host not in ("0.0.0.0", "::", "") else os.uname().nodename
-        return f"ws://{host}:{self.port}"
+        scheme = "wss" if self.tls_cert_file else "ws"
+        return f"{scheme}://{host}:{self.port}"
 
     def with_node_id(self) -> Settings:
         """Fill in a node id when none was given (host name + random suffix)."""

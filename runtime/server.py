@@ -249,6 +249,9 @@ def uvicorn_config(app: Starlette, settings: Settings, **overrides: Any) -> uvic
         "log_level": settings.log_level,
         "timeout_graceful_shutdown": 10,
     }
+    if settings.tls_cert_file:
+        options["ssl_certfile"] = settings.tls_cert_file
+        options["ssl_keyfile"] = settings.tls_key_file
     options.update(overrides)
     return uvicorn.Config(app, **options)
 

@@ -23,13 +23,23 @@ def auth(node: NodeProcess, caller: str = "test-client") -> dict[str, str]:
 
 def live_ids(node: NodeProcess) -> list[str]:
     """The live objects a node reports (an authenticated operator endpoint)."""
-    r = httpx.get(f"{node.http}/_cluster/objects", headers=auth(node), timeout=5)
+    r = httpx.get(
+        f"{node.http}/_cluster/objects",
+        headers=auth(node),
+        timeout=5,
+        verify=node.verify,
+    )
     r.raise_for_status()
     return list(r.json()["live"])
 
 
 def node_stats(node: NodeProcess) -> dict[str, Any]:
-    r = httpx.get(f"{node.http}/_cluster/objects", headers=auth(node), timeout=5)
+    r = httpx.get(
+        f"{node.http}/_cluster/objects",
+        headers=auth(node),
+        timeout=5,
+        verify=node.verify,
+    )
     r.raise_for_status()
     return dict(r.json()["stats"])
 

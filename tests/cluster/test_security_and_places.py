@@ -191,3 +191,36 @@ async def test_nodes_with_different_secrets_say_so_on_both_sides(nodes, tmp_path
     assert "refused a node link from n2" in (tmp_path / "n1.log").read_text()
     told = (tmp_path / "n2.log").read_text()
     assert "node n1 refused this node's link" in told and "CLUSTER_SECRET" in told
+
+
+def make_certificates(directory) -> tuple[str, str, str]:
+    """A throwaway CA, and a certificate it signed for 127.0.0.1 (with openssl)."""
+    import subprocess
+
+    d = str(directory)
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    new_key = ["-newkey", "rsa:2048", "-nodes"]
+    run("req", "-x509", *new_key, "-days", "1", "-subj", "/CN=test CA", "-keyout", f"{d}/ca.key",
+        "-out", f"{d}/ca.pem")  # fmt: skip
+    run("req", *new_key, "-subj", "/CN=127.0.0.1", "-keyout", f"{d}/node.key",
+        "-out", f"{d}/node.csr")  # fmt: skip
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    signing = ["-CA", f"{d}/ca.pem", "-CAkey", f"{d}/ca.key", "-CAcreateserial", "-days", "1"]
+    run("x509", "-req", "-in", f"{d}/node.csr", *signing, "-extfile", f"{d}/san.ext",
+        "-out", f"{d}/node.pem")  # fmt: skip
+    return f"{d}/ca.pem", f"{d}/node.pem", f"{d}/node.key"
+
+
+async def test_node_links_over_tls(nodes, tmp_path) -> None:
+    ca, cert, key = make_certificates(tmp_path)
+    env = {"TLS_CERT_FILE": cert, "TLS_KEY_FILE": key, "LINK_CA_FILE": ca}
+    owner, other = nodes(2, env=env)
+    assert owner.http.startswith("https://")
+    async with httpx.AsyncClient(verify=owner.verify) as client:
+        assert (await client.post(f"{owner.http}/probe/secure/incr")).json() == {"value": 1}
+        forwarded = await client.post(f"{other.http}/probe/secure/incr", timeout=10)
+        assert forwarded.json() == {"value": 2}  # forwarded over wss://, certificate checked
+    assert f"probe:{probe_id('secure')}" in live_ids(owner)

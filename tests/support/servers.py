@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -113,12 +114,22 @@ class NodeProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def tls(self) -> bool:
+        return bool(self.env.get("TLS_CERT_FILE"))
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What a client checks this node's certificate with (its CA, when it serves TLS)."""
+        ca = self.env.get("LINK_CA_FILE")
+        return ssl.create_default_context(cafile=ca) if ca else True
+
+    @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> NodeProcess:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -130,7 +141,8 @@ class NodeProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"node {self.node_id} exited with {self.process.returncode}")
             try:
-                if httpx.get(self.http + "/healthz", timeout=1).status_code == 200:
+                ok = httpx.get(self.http + "/healthz", timeout=1, verify=self.verify)
+                if ok.status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
