@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = 16 * 1024
     max_cache_bytes: int = 8 * 1024 * 1024
     max_body_bytes: int = 1024 * 1024
+    # A request's line and headers at most this big (431), arriving within this long (408).
+    max_header_bytes: int = 64 * 1024
+    header_timeout: float = 10.0
     # (a 1 MiB payload plus room for an app protocol's header around it)
     max_frame_bytes: int = 1024 * 1024 + 1024
     max_send_buffer_bytes: int = 4 * 1024 * 1024

@@ -5,6 +5,7 @@ the node-to-node endpoints, and the uvicorn configuration a node serves with.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -25,7 +26,7 @@ from starlette.websockets import WebSocket
 
 from . import link
 from .app import App, MountedApp, NodeMiddleware, check_unique, static_root, templates_for
-from .asgi import Connection, FastWebSocketProtocol
+from .asgi import BoundedHttpToolsProtocol, Connection, FastWebSocketProtocol, HeadLimits
 from .cluster import LinkSession
 from .config import Settings
 from .errors import (
@@ -235,9 +236,11 @@ class _NodeMiddleware:
 def uvicorn_config(app: Starlette, settings: Settings, **overrides: Any) -> uvicorn.Config:
     """How a node serves: uvicorn with the websockets protocol that exposes its transport,
     frame and proxy-header settings taken from the node's settings."""
+    limits = HeadLimits(settings.max_header_bytes, settings.header_timeout)
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
+        "http": functools.partial(BoundedHttpToolsProtocol, limits=limits),
         "ws": FastWebSocketProtocol,
         "ws_max_size": settings.max_frame_bytes,
         "ws_per_message_deflate": False,

@@ -46,6 +46,21 @@ async def inspect(websocket: WebSocket) -> None:
 app = App(name="asgi", title="asgi", routes=[WebSocketRoute("/ws", inspect)], listed=False)
 
 
+def test_uvicorns_http_protocol_has_the_hooks_the_head_limits_use() -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    for hook in (
+        "connection_made",
+        "connection_lost",
+        "data_received",
+        "on_message_complete",
+        "on_response_complete",
+        "handle_websocket_upgrade",
+    ):
+        assert callable(getattr(HttpToolsProtocol, hook, None)), hook
+    # (loop, transport, cycle and client on a live protocol: tests/integration/test_request_heads.py)
+
+
 async def test_uvicorns_protocol_object_has_what_the_fast_path_uses(serve) -> None:
     assert callable(getattr(WebSocketsSansIOProtocol, "handle_connect", None))
     assert issubclass(FastWebSocketProtocol, WebSocketsSansIOProtocol)
