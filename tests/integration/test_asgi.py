@@ -58,7 +58,7 @@ def test_uvicorns_http_protocol_has_the_hooks_the_head_limits_use() -> None:
         "handle_websocket_upgrade",
     ):
         assert callable(getattr(HttpToolsProtocol, hook, None)), hook
-    # (loop, transport, cycle and client on a live protocol: tests/integration/test_request_heads.py)
+    # (loop, transport, cycle and client, on a live protocol: test_request_heads.py)
 
 
 async def test_uvicorns_protocol_object_has_what_the_fast_path_uses(serve) -> None:
