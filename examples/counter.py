@@ -103,4 +103,5 @@ app = App(
         WebSocketRoute("/{name}/ws", viewer, name="viewer"),
     ],
     templates=Path(__file__).parent / "templates",
+    static="counter",
 )

@@ -175,6 +175,8 @@ class Settings(BaseSettings):
     #: Signing keys of apps' tokens derive from it (keys.py); unset, they live in Redis.
     secret_key: str = field(default="", repr=False)
     allowed_origins: tuple[str, ...] = ()
+    #: Host names the node answers to besides localhost and its own advertised host.
+    allowed_hosts: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     # Extra apps to mount, as "module:attribute" import strings.
     apps: tuple[str, ...] = field(default_factory=tuple)

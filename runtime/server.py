@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import uvicorn
 from redis import exceptions as redis_errors
@@ -36,51 +35,10 @@ from .errors import (
     RpcError,
     StorageLimitExceeded,
 )
+from .guards import SameSite, trusted_hosts
 from .node import Node
 
 log = logging.getLogger("runtime.server")
-
-
-class OriginCheck:
-    """Refuse WebSocket handshakes whose ``Origin`` names another site (DESIGN.md section 9).
-
-    Same-origin (Origin host == Host header) and configured origins pass; a handshake without
-    ``Origin`` (SDKs, load tools, other servers) passes too. ``*`` allows every origin.
-    """
-
-    def __init__(self, app: ASGIApp, allowed: Sequence[str] = ()) -> None:
-        self.app = app
-        self.allowed = {o.rstrip("/").lower() for o in allowed}
-
-    def permits(self, origin: str | None, host: str | None) -> bool:
-        if origin is None or "*" in self.allowed:
-            return True
-        origin = origin.rstrip("/").lower()
-        if origin in self.allowed:
-            return True
-        netloc = urlsplit(origin).netloc
-        return bool(host) and netloc == (host or "").lower()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            if not self.permits(headers.get("origin"), headers.get("host")):
-                log.info("refused WebSocket from origin %r", headers.get("origin"))
-                await _deny(send, 403, "Origin not allowed")
-                return
-        await self.app(scope, receive, send)
-
-
-async def _deny(send: Send, status: int, text: str) -> None:
-    body = text.encode()
-    await send(
-        {
-            "type": "websocket.http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8")],
-        }
-    )
-    await send({"type": "websocket.http.response.body", "body": body})
 
 
 def _error_status(exc: DurableObjectError) -> int:
@@ -206,7 +164,11 @@ def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
         Mount("/static", StaticFiles(directory=static_root(), check_dir=False), name="static"),
     ]
     routes += [m.mount() for m in mounted]
-    middleware = [Middleware(OriginCheck, allowed=node.settings.allowed_origins)]
+    settings = node.settings
+    middleware = [
+        trusted_hosts(settings.allowed_hosts, settings.public_url()),
+        Middleware(SameSite, allowed_origins=settings.allowed_origins),
+    ]
     middleware += [
         Middleware(_NodeMiddleware, factory=factory, mounted=m)
         for m in mounted
@@ -259,4 +221,4 @@ def uvicorn_config(app: Starlette, settings: Settings, **overrides: Any) -> uvic
     return uvicorn.Config(app, **options)
 
 
-__all__ = ["OriginCheck", "create_app", "uvicorn_config"]
+__all__ = ["create_app", "uvicorn_config"]

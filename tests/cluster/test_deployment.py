@@ -38,6 +38,7 @@ def test_compose_file_describes_the_topology() -> None:
         assert node["build"] == "." and "healthcheck" in node
         # Only the balancer's address is trusted for X-Forwarded-For, never "*".
         assert env["TRUSTED_PROXIES"] == "172.28.0.10"
+        assert env["ALLOWED_HOSTS"].startswith("${ALLOWED_HOSTS")  # set per deployment
     balancer = services["balancer"]
     assert balancer["networks"]["default"]["ipv4_address"] == "172.28.0.10"
     subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
