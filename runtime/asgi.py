@@ -52,6 +52,21 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
             if scope["path"] == LINK_PATH:  # not the clients' frame limit
                 self.conn.max_message_size = LINK_MAX_SIZE
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        refused = self.initial_response
+        if (
+            message["type"] == "websocket.http.response.body"
+            and not message.get("more_body", False)
+            and refused is not None
+        ):
+            # uvicorn leaves a handshake answered with an HTTP response "incomplete", and
+            # logs an error when the app returns; it is complete. Say once why it was refused.
+            self.handshake_complete = True
+            status, _, body = refused
+            reason = body[:200].decode(errors="replace").strip()
+            log.info("refused a WebSocket to %s: %d %s", self.scope["path"], status, reason)
+
 
 @dataclass(frozen=True)
 class HeadLimits:
@@ -271,13 +286,18 @@ class Connection:
 
 class _QuietProtocolErrors(logging.Filter):
     """uvicorn logs a client's invalid UTF-8 with a full traceback; one bad client could
-    fill the logs. The socket is closed with 1007 all the same: keep one line, no stack."""
+    fill the logs. The socket is closed with 1007 all the same: keep one line, no stack.
+    Its line per WebSocket handshake ("[accepted]", "403") goes too: accepted sockets are
+    not events worth a line, and refusals are logged once, with their reason, above."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
+        message = record.getMessage()
+        if message.startswith("Invalid UTF-8 sequence received from client"):
             record.exc_info = None
             record.exc_text = None
             record.levelno, record.levelname = logging.INFO, "INFO"
+        elif record.levelno == logging.INFO and ' - "WebSocket ' in message:
+            return False
         return True
 
 

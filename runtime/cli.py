@@ -6,15 +6,17 @@ import argparse
 import contextlib
 import importlib
 import logging
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 
 from .app import App
 from .config import Settings
-from .embedded import ValkeyProcess
+from .embedded import ValkeyProcess, ValkeySupervisor
 from .errors import ConfigurationError
 from .node import Node
 from .server import create_app, uvicorn_config
@@ -115,6 +117,52 @@ def load_apps(specs: Sequence[str], suite: bool) -> list[App]:
     return found
 
 
+def check_port(host: str, port: int) -> None:
+    """Fail now, clearly, if the address is taken (rather than after Redis and the apps)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}. Stop what uses the "
+                "port, or pass another --port (PORT)"
+            ) from None
+
+
+def check_redis(url: str, timeout: float = 5.0) -> None:
+    """Fail now, clearly, if REDIS_URL cannot be reached (its password never printed)."""
+    import redis
+
+    where = redacted(url)
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        client.ping()
+    except redis.AuthenticationError:
+        raise ConfigurationError(
+            f"Redis at {where} refused the credentials: check the password in REDIS_URL"
+        ) from None
+    except (redis.RedisError, OSError) as exc:
+        raise ConfigurationError(
+            f"cannot reach Redis at {where} ({exc}). Start it, or fix REDIS_URL; without "
+            "REDIS_URL the node starts an embedded Valkey of its own"
+        ) from None
+    finally:
+        client.close()
+
+
+def redacted(url: str) -> str:
+    """A Redis URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (
+        f":{parts.port}" if parts.port else ""
+    )
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(
         host=args.host,
@@ -128,19 +176,24 @@ def serve(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     apps = load_apps([*settings.apps, *args.app], suite=not args.no_suite)
+    check_port(settings.host, settings.port)
     embedded: ValkeyProcess | None = None
+    supervisor: ValkeySupervisor | None = None
     redis_url = settings.redis_url
     if settings.embedded:
         embedded = ValkeyProcess(settings.data_dir, unix_socket=True).start()
+        supervisor = ValkeySupervisor(embedded)
         redis_url = embedded.url
         log.info(
             "embedded Valkey started: %s (data in %s, AOF fsync always)",
             embedded.url,
             embedded.directory,
         )
+    else:
+        check_redis(redis_url)
     try:
         node = Node(settings, redis_url)
-        app = create_app(node, apps)
+        app = create_app(node, apps, embedded=supervisor)
         config = uvicorn_config(app, settings, access_log=args.access_log)
         log.info("node %s serving on http://%s:%d", settings.node_id, settings.host, settings.port)
         server = _Server(config)

@@ -8,8 +8,10 @@ asked by the kernel to exit if its parent dies, so no server outlives a killed n
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
+import logging
 import os
 import shutil
 import signal
@@ -20,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ConfigurationError
+
+log = logging.getLogger("runtime.embedded")
 
 _PR_SET_PDEATHSIG = 1
 
@@ -120,7 +124,7 @@ class ValkeyProcess:
         return args + self.extra
 
     def start(self, timeout: float = 10.0) -> ValkeyProcess:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._check_directory()
         self._refuse_if_running()
         self.process = subprocess.Popen(
             self.command(),
@@ -142,6 +146,31 @@ class ValkeyProcess:
             time.sleep(0.02)
         self.stop()
         raise ConfigurationError(f"valkey-server did not answer within {timeout}s")
+
+    def _check_directory(self) -> None:
+        """The data directory exists (made if need be) and takes writes, or a clear error."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            probe = self.directory / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"the data directory {self.directory} cannot be used: "
+                f"{exc.strerror or exc}. Pass a writable --data-dir (or DATA_DIR), or "
+                "REDIS_URL to use a Redis of your own"
+            ) from None
+
+    def last_words(self) -> str:
+        """The last warning Valkey logged (why it stopped, usually), or ""."""
+        try:
+            lines = (self.directory / "valkey.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        for line in reversed(lines[-50:]):
+            if " # " in line:  # Valkey marks warnings with '#'
+                return line.split(" # ", 1)[1].strip()[:300]
+        return ""
 
     def ping(self) -> bool:
         try:
@@ -185,3 +214,46 @@ class ValkeyProcess:
                     f"a Valkey server (pid {pid}) is already running on {self.directory}; "
                     "stop it, or use another --data-dir"
                 )
+
+
+class ValkeySupervisor:
+    """Keeps the embedded Valkey running: when it exits (a full disk: "Can't recover from AOF
+    write error", a kill), reap it, say why, and start it again with backoff (1 s doubling
+    to 30 s) until it stays up. The node's Redis client reconnects by itself."""
+
+    def __init__(self, server: ValkeyProcess, every: float = 0.5, max_delay: float = 30.0) -> None:
+        self.server = server
+        self.every = every
+        self.max_delay = max_delay
+        self.state = "running"
+        self.exits = 0
+        self.last_exit = ""
+
+    def status(self) -> dict[str, object]:
+        return {"state": self.state, "exits": self.exits, "last_exit": self.last_exit}
+
+    async def run(self) -> None:
+        """Watch until cancelled (the node stopping)."""
+        while True:
+            await asyncio.sleep(self.every)
+            process = self.server.process
+            if process is None or process.poll() is None:  # (poll() reaps an exited child)
+                continue
+            self.exits += 1
+            self.state = "restarting"
+            words = self.server.last_words()
+            self.last_exit = f"exit code {process.returncode}" + (f": {words}" if words else "")
+            log.error("the embedded Valkey stopped (%s); starting it again", self.last_exit)
+            delay = 1.0
+            while True:
+                try:
+                    await asyncio.to_thread(self.server.start)
+                    break
+                except ConfigurationError as exc:
+                    log.error(
+                        "the embedded Valkey did not start (%s); next try in %.0fs", exc, delay
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.max_delay)
+            self.state = "running"
+            log.warning("the embedded Valkey is running again (restart %d)", self.exits)

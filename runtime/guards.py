@@ -4,7 +4,8 @@
   configured for (Starlette's TrustedHostMiddleware; localhost names by default, plus the
   node's own advertised host, plus ``ALLOWED_HOSTS``), so a web page cannot reach a node on
   someone's machine through DNS rebinding.
-- :class:`SameSite`: a WebSocket handshake, or an HTTP request that changes state (anything
+- :class:`SameSite`: a request whose path is not UTF-8 once unescaped gets 400. A WebSocket
+  handshake, or an HTTP request that changes state (anything
   but GET, HEAD and OPTIONS), whose ``Origin`` names another site is refused with 403 —
   cross-site request forgery and cross-site WebSocket hijacking alike. Same-origin requests
   and configured origins pass, and so do requests without ``Origin`` (SDKs, load tools,
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -77,10 +78,12 @@ class SameSite:
             return
         headers = _headers(scope)
         checked = kind == "websocket" or scope["method"] not in SAFE_METHODS
+        if not _utf8_path(scope):
+            await _refuse(scope, send, "the path is not valid UTF-8", status=400)
+            return
         if checked and not self._same_site(headers):
-            what = "WebSocket" if kind == "websocket" else scope["method"]
-            log.info("refused a cross-site %s from %r", what, headers.get("origin"))
-            await _refuse(scope, send, "cross-site request refused")
+            origin = headers.get("origin", "?")[:100]
+            await _refuse(scope, send, f"cross-site request refused (Origin {origin})")
             return
         if kind == "websocket":
             await self.app(scope, receive, send)
@@ -106,11 +109,26 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-async def _refuse(scope: Scope, send: Send, text: str) -> None:
+def _utf8_path(scope: Scope) -> bool:
+    """Whether the path's percent-escapes decode to UTF-8 (else ``%ff`` and ``%c0%af`` would
+    both become U+FFFD: two names, one room)."""
+    raw: bytes = scope.get("raw_path") or b""
+    if b"%" not in raw:
+        return True
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+async def _refuse(scope: Scope, send: Send, text: str, status: int = 403) -> None:
+    if scope["type"] == "http":
+        log.info("refused %s %s: %d %s", scope["method"], scope["path"], status, text)
     prefix = "websocket." if scope["type"] == "websocket" else ""
     start: dict[str, Any] = {
         "type": f"{prefix}http.response.start",
-        "status": 403,
+        "status": status,
         "headers": [(b"content-type", b"text/plain; charset=utf-8"), *PAGE_HEADERS],
     }
     await send(start)

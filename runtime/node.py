@@ -155,7 +155,16 @@ class Node:
         ]
         self.started = True
         if not self.settings.cluster_secret:
-            log.info("no CLUSTER_SECRET: this node will not forward to other nodes")
+            others = [n.node_id for n in await self.registry.alive() if n.node_id != self.node_id]
+            if others:
+                log.warning(
+                    "nodes %s share this Redis but this node has no CLUSTER_SECRET: it cannot "
+                    "forward to them, so objects they hold (and their alarms) are unavailable "
+                    "here. Give every node the same CLUSTER_SECRET",
+                    ", ".join(sorted(others)),
+                )
+            else:
+                log.info("no CLUSTER_SECRET: this node will not forward to other nodes")
         log.info(
             "node %s started (holder %s, %s)", self.node_id, self.holder, self.settings.public_url()
         )

@@ -28,6 +28,7 @@ from .app import App, MountedApp, NodeMiddleware, check_unique, static_root, tem
 from .asgi import BoundedHttpToolsProtocol, Connection, FastWebSocketProtocol, HeadLimits
 from .cluster import LinkSession
 from .config import Settings
+from .embedded import ValkeySupervisor
 from .errors import (
     DurableObjectError,
     InvalidObjectId,
@@ -67,9 +68,12 @@ async def _object_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(str(exc), status, headers=headers)
 
 
-def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
+def create_app(
+    node: Node, apps: Sequence[App] = (), embedded: ValkeySupervisor | None = None
+) -> Starlette:
     """The node's ASGI app: landing page, /healthz, /static, /favicon.ico, the node-to-node
-    endpoints, and every app under /<name>."""
+    endpoints, and every app under /<name>. ``embedded`` watches the embedded Valkey (its
+    state shows in /healthz)."""
     check_unique(apps)
     templates = templates_for(apps)
     mounted = [MountedApp(app, node, templates) for app in apps]
@@ -108,6 +112,8 @@ def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
             "live_objects": node.live_objects,
             "hosted_objects": len(node.records),
         }
+        if embedded is not None:
+            body["embedded_valkey"] = embedded.status()
         refusals = node.links.refusals()
         if refusals["by"] or refusals["of"]:  # a misconfigured cluster shows here
             body["links_refused"] = refusals
@@ -115,6 +121,7 @@ def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        watcher = None if embedded is None else asyncio.create_task(embedded.run())
         await node.start()
         try:
             async with AsyncExitStack() as stack:
@@ -124,6 +131,8 @@ def create_app(node: Node, apps: Sequence[App] = ()) -> Starlette:
                 yield
         finally:
             await node.stop()
+            if watcher is not None:
+                watcher.cancel()
 
     async def cluster_link(websocket: WebSocket) -> None:
         """Another node's link (authenticated with the cluster secret)."""

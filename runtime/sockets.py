@@ -115,11 +115,8 @@ async def serve_socket(host: SocketHost, conn: Transport, request: SocketRequest
 async def _refuse(host: SocketHost, ws: ObjectWebSocket, conn: Transport) -> None:
     """The object did not accept: refuse the handshake with the status it chose."""
     if ws.denial is not None:
-        status, text = ws.denial
-        log.info("%s refused a socket: %d %s", host.describe(), status, text)
-        await conn.deny(status, text)
+        await conn.deny(*ws.denial)  # (logged once, with its reason, by the transport)
     else:
-        log.info("%s did not accept a socket", host.describe())
         await conn.deny(403, "the object refused the connection")
 
 

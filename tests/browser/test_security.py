@@ -15,9 +15,11 @@ async def test_pages_run_under_their_csp_without_violations(serve, browser, page
     complaints: list[str] = []
     page.on(
         "console",
-        lambda m: complaints.append(m.text)
-        if "Content Security Policy" in m.text or "Refused to" in m.text
-        else None,
+        lambda m: (
+            complaints.append(m.text)
+            if "Content Security Policy" in m.text or "Refused to" in m.text
+            else None
+        ),
     )
     for path in ("/", "/chat/", "/whiteboard/", "/whiteboard/b/csp-check", "/counter/"):
         await page.goto(server.http + path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 
 import httpx
@@ -80,6 +81,31 @@ async def test_http_endpoints_and_errors(serve) -> None:
         with pytest.raises(InvalidStatus) as info:
             await Client.open(server.ws, name)
         assert info.value.response.status_code == status
+
+
+async def test_room_names_that_are_not_utf8_are_refused(serve, caplog) -> None:
+    # %ff and %c0%af would both decode to U+FFFD: two names, one room. Neither is a name.
+    server = await chat_server(serve)
+    async with httpx.AsyncClient(base_url=server.http) as client:
+        for bad in ("%ff", "%c0%af", "a%e9b"):
+            r = await client.get(f"/chat/api/room/{bad}/websocket")
+            assert (r.status_code, r.text) == (400, "the path is not valid UTF-8")
+        fine = await client.get("/chat/api/room/%C3%A9t%C3%A9/websocket")
+        assert fine.text == "expected websocket"  # a valid name, asked without an upgrade
+    caplog.set_level("INFO")
+    logging.getLogger("uvicorn.error").addHandler(caplog.handler)  # (it does not propagate)
+    with pytest.raises(InvalidStatus) as info:
+        await Client.open(server.ws, "%ff")
+    assert info.value.response.status_code == 400
+    ok = await Client.open(server.ws, "%C3%A9t%C3%A9")  # "été": valid UTF-8, a fine name
+    assert (await ok.join("x"))[-1] == {"ready": True}
+    await ok.ws.close()
+    # A refused handshake is one INFO line with its reason, never an ERROR.
+    refusals = [r for r in caplog.records if "refused a WebSocket" in r.getMessage()]
+    assert [r.levelname for r in refusals] == ["INFO"]
+    assert "not valid UTF-8" in refusals[0].getMessage()
+    assert not [r for r in caplog.records if "without completing handshake" in r.getMessage()]
+    logging.getLogger("uvicorn.error").removeHandler(caplog.handler)
 
 
 async def test_join_order_and_broadcast_including_the_sender(serve) -> None:

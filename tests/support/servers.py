@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -26,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 class LocalServer:
     """A node served by uvicorn inside the test's own event loop, on a real port."""
 
-    def __init__(self, node: Node, apps: Sequence[App]) -> None:
+    def __init__(self, node: Node, apps: Sequence[App], **options: Any) -> None:
         self.node = node
         self.port = free_port()
-        self.app = create_app(node, apps)
+        self.app = create_app(node, apps, **options)
         config = uvicorn_config(
             self.app,
             node.settings,
