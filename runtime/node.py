@@ -154,6 +154,11 @@ class Node:
             *(loop.create_task(a.run(), name=f"alarms-{j}") for j, a in self.alarms.items()),
         ]
         self.started = True
+        if "*" in self.settings.trusted_proxies:
+            log.warning(
+                "TRUSTED_PROXIES=* believes X-Forwarded-For from anyone: any client that "
+                "reaches this port can claim any address. List your balancer's address instead"
+            )
         if not self.settings.cluster_secret:
             others = [n.node_id for n in await self.registry.alive() if n.node_id != self.node_id]
             if others:
