@@ -196,10 +196,13 @@ class ObjectRecord:
 
     async def _ready(self) -> DurableObject:
         """The live instance, activating it (lease, constructor, init) when needed."""
-        if self.instance is not None:
+        instance = self.instance
+        if instance is not None:
             if not self.lease.live:
                 await self._confirm_or_gone()
-            return self.instance
+                if self.gone or self.instance is not instance:  # discarded meanwhile
+                    raise RecordGone
+            return instance
         if not self.lease.value:
             self.lease = await self.host.acquire_lease(self)
         elif not self.lease.live:

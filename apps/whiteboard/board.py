@@ -21,6 +21,7 @@ after a minute of quiet, longer than presence lives, so hibernation never loses 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import ClassVar
@@ -28,8 +29,18 @@ from typing import ClassVar
 from runtime import AlarmInfo, DurableObject, Env, ObjectContext, ObjectWebSocket, rpc
 
 from .config import WhiteboardConfig
-from .links import VIEW_PREFIX
-from .rules import POLICY, BoardRules, Broadcast, Close, Effect, Persist, Send
+from .links import BOARDS, VIEW_PREFIX
+from .rules import (
+    POLICY,
+    BoardRules,
+    Broadcast,
+    Close,
+    Effect,
+    Later,
+    Persist,
+    Send,
+    Snapshot,
+)
 
 log = logging.getLogger("apps.whiteboard")
 
@@ -61,6 +72,7 @@ class Board(DurableObject):
         self.next_seq = 1
         self.last_update = time.time()
         self.alarm_at: float | None = None
+        self.relay_scheduled = False  # coalesced presence waits for relay_awareness
         # Stored values are capped; big updates and snapshots are split into parts.
         self.part_bytes = env.settings.max_value_bytes - 64
         for ws in self.get_websockets():  # sockets kept open while the board hibernated
@@ -89,7 +101,9 @@ class Board(DurableObject):
             self.log_keys.append(key)
         if update:
             updates.append(b"".join(update))
-        self.rules.load(updates)
+        if not self.rules.load(updates):
+            log.error("a stored update of a board would not load; storing the board again")
+            await self.compact()
         self.log_updates = len({key[:16] for key in self.log_keys})
         self.log_bytes = self.rules.size - self.snapshot["bytes"]
         if self.log_keys:
@@ -138,6 +152,11 @@ class Board(DurableObject):
                     ws.send(effect.data)
             elif isinstance(effect, Persist):
                 await self.append(effect.update)
+            elif isinstance(effect, Snapshot):
+                await self.compact()
+            elif isinstance(effect, Later) and not self.relay_scheduled:
+                self.relay_scheduled = True
+                self.ctx.wait_until(self.relay_at(effect.at))
             elif isinstance(effect, Close):
                 ws = self.sockets.pop(effect.session)
                 if effect.code != POLICY:
@@ -158,6 +177,17 @@ class Board(DurableObject):
         self.log_updates += 1
         self.log_bytes += len(update)
         self.last_update = time.time()
+
+    async def relay_at(self, at: float) -> None:
+        """Background: when coalesced presence is due, relay it, as an event of its own."""
+        await asyncio.sleep(max(0.0, at - time.time()))
+        self.relay_scheduled = False
+        await self.env.namespace(BOARDS).get(self.id).relay_awareness()
+
+    @rpc
+    async def relay_awareness(self) -> None:
+        """Presence that came faster than it is relayed is due now (the newest of each)."""
+        await self.apply(self.rules.relay_awareness(time.time()))
 
     # ------------------------------------------------------------- the alarm
 

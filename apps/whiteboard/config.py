@@ -20,6 +20,9 @@ class WhiteboardConfig(BaseSettings):
     max_board_bytes: int = 32 * MiB
     #: Presence not refreshed for this long expires (y-protocols' outdatedTimeout).
     awareness_timeout: float = 30.0
+    #: One awareness client's states are relayed at most this often (seconds); states that
+    #: come faster are coalesced: only the newest is relayed, when its turn comes.
+    awareness_interval: float = 0.05
     #: One client's awareness state (its JSON) at most this big.
     max_awareness_state_bytes: int = 16 * 1024
     #: Awareness client IDs one socket may introduce (a tab has one; a reload makes another).

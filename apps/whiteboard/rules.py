@@ -10,14 +10,19 @@ The rules, in the order a client meets them:
 - **connect**: the server sends its sync step 1 (its state vector) and every awareness
   state it knows; a read-only session also gets the auth "permission denied" message.
 - **sync step 1** from a client: answered with step 2, the update the client lacks.
-- **sync step 2 / update** from a writer: applied to the document; what actually changed is
-  persisted and sent to every other session. From a read-only session it is dropped.
+- **sync step 2 / update** from a writer: applied to the document; what actually changed —
+  the document's own encoding of its difference from the state before, never the bytes
+  received — is persisted and sent to every other session, so what is stored always
+  rebuilds what is served. From a read-only session it is dropped.
   An update over ``max_update_bytes``, or one that would take the stored board over
   ``max_board_bytes``, closes the socket with 1009 and leaves the board unchanged; an update
   Yrs cannot decode closes it with 1007 (and if Yrs gave up halfway, what it did change is
   stored and sent like any change, so memory and storage never disagree).
 - **awareness**: newer clocks win (an equal clock with a null state removes the entry, as
-  in y-protocols); accepted entries go to the other sessions. A null only counts from the
+  in y-protocols); accepted entries go to the other sessions, each awareness client's at
+  most once per ``awareness_interval``: states that come faster are coalesced, and the
+  newest goes out when its turn comes (``Later`` asks to be called then). Removals go at
+  once. View-only sessions are held to the same limits. A null only counts from the
   session that introduced the client, so one socket cannot erase another's presence; a
   newer state from another session moves the client there (a tab that reconnected).
 - **query awareness**: answered with every known state.
@@ -73,7 +78,20 @@ class Close:
     reason: str
 
 
-Effect = Send | Broadcast | Persist | Close
+@dataclass(frozen=True, slots=True)
+class Later:
+    """Call ``relay_awareness(now)`` at ``at``: coalesced presence is waiting its turn."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Store the whole document now, in place of the log: an update left it in a shape that
+    replaying its log would not bring back (see ``_take_changes``)."""
+
+
+Effect = Send | Broadcast | Persist | Close | Snapshot | Later
 
 
 @dataclass(slots=True)
@@ -102,6 +120,21 @@ def _refused_by_yrs(exc: BaseException) -> bool:
     return isinstance(exc, ValueError | RuntimeError) or type(exc).__module__ == "pyo3_runtime"
 
 
+def _deletes_beyond(state: bytes, deletions: bytes) -> bool:
+    """Whether the delete set (an update with no structs) names clocks past the state."""
+    known = clocks(state)
+    reader = protocol.Reader(deletions)
+    if reader.var_uint() != 0:
+        return True  # structs the state vector does not cover
+    for _ in range(reader.var_uint()):
+        client = reader.var_uint()
+        for _ in range(reader.var_uint()):
+            start, length = reader.var_uint(), reader.var_uint()
+            if start + length > known.get(client, 0):
+                return True
+    return False
+
+
 class BoardRules:
     """One board's document, sessions and awareness."""
 
@@ -120,6 +153,13 @@ class BoardRules:
         #: a writer could send such updates without end, at up to ten times their size in
         #: memory. Past max_board_bytes / 8 the document is rebuilt without them.
         self._unintegrated = 0
+        #: When each awareness client's state was last relayed, and the newest state waiting
+        #: its turn (with the session it came from, which does not get it back).
+        self._relayed: dict[int, float] = {}
+        self._waiting: dict[int, tuple[AwarenessEntry, int]] = {}
+        #: The document's delete set, encoded: an update that only deletes (even items the
+        #: document has not seen yet) changes it and nothing else.
+        self._deletions = EMPTY_UPDATE
         # The whole document as one update, kept until the next change: every new client
         # asks for exactly that (an empty state vector), and a big board takes milliseconds
         # to encode, so a crowd joining at once costs one encoding, not one each.
@@ -129,17 +169,42 @@ class BoardRules:
         self._changed.append(event.update)
         self._full = None
 
-    def load(self, updates: Iterable[bytes]) -> None:
+    def load(self, updates: Iterable[bytes]) -> bool:
         """Apply stored state at activation (no effects: it is already stored).
 
         One transaction for the lot: Yrs then integrates and reports once, which takes a
-        long log about a third less time than an update at a time.
+        long log about a third less time than an update at a time. If Yrs refuses the lot
+        (a stored update a newer Yrs will not take, say), the document is built again an
+        update at a time, leaving out those it refuses, and False tells the caller to store
+        the result as a snapshot: a board that cannot load would be a board lost.
         """
-        with self.doc.transaction():
+        updates = list(updates)
+        try:
+            with self.doc.transaction():
+                for update in updates:
+                    self.doc.apply_update(update)
+            clean = True
+        except BaseException as exc:
+            if not _refused_by_yrs(exc):
+                raise
+            self._new_doc()
             for update in updates:
-                self.doc.apply_update(update)
-                self.size += len(update)
+                try:
+                    self.doc.apply_update(update)
+                except BaseException as again:
+                    if not _refused_by_yrs(again):
+                        raise
+            clean = False
+        self.size = sum(len(u) for u in updates)
         self._changed.clear()
+        self._full = None
+        self._deletions = self.doc.get_update(self.doc.get_state())
+        return clean
+
+    def _new_doc(self) -> None:
+        self.doc.unobserve(self._subscription)
+        self.doc = Doc()
+        self._subscription = self.doc.observe(self._on_transaction)
 
     def full_state(self) -> bytes:
         """The whole document as one update: what new clients get and compaction stores."""
@@ -222,49 +287,60 @@ class BoardRules:
             limit = self.config.max_board_bytes
             return self._close(session, TOO_BIG, f"the board is full ({limit} bytes)")
         before = self.doc.get_state()
+        refused = False
         try:
             self.doc.apply_update(update)
         except BaseException as exc:
             if not _refused_by_yrs(exc):
                 raise
-            # What Yrs integrated before it gave up is kept like any change (the document
-            # stays usable after a panic too), so memory and storage never disagree.
-            effects = self._take_changes(session, update)
-            return [*effects, *self._close(session, INVALID_PAYLOAD, "not a Yjs update")]
-        effects = self._take_changes(session, update)
-        if not effects and clocks(self.doc.get_state()) != clocks(before):
-            # Yrs took something in without reporting a change (an item after a gap in its
-            # client's clock does that): store and send the update as it came, so that what
-            # new clients receive in the board's state is stored too.
-            self._changed = [update]
-            effects = self._take_changes(session, update)
+            refused = True  # (what Yrs integrated before it gave up is kept, stored, sent)
+        effects = self._take_changes(session, update, before)
+        if refused:
+            effects.extend(self._close(session, INVALID_PAYLOAD, "not a Yjs update"))
         return effects
 
-    def _take_changes(self, session: int, update: bytes) -> list[Effect]:
-        """Store and send what applying ``update`` changed."""
-        changed = [change for change in self._changed if change != EMPTY_UPDATE]
+    def _take_changes(self, session: int, update: bytes, before: bytes) -> list[Effect]:
+        """Store and send what applying ``update`` changed in the document.
+
+        What is stored is the document's own encoding of the difference (every struct past
+        the state before, and its deletions), not the bytes received nor what Yrs reports
+        for the transaction: a crafted update can make those differ from what the document
+        took in, and then a restart would not rebuild the board it served."""
+        reported = any(change != EMPTY_UPDATE for change in self._changed)
         self._changed = []
-        effects: list[Effect] = []
-        gained = 0
-        for change in changed:  # nothing new (a repeat, an empty step 2): nothing stored
-            self.size += len(change)
-            gained += len(change)
-            effects.append(Persist(change))
-            effects.append(Broadcast(protocol.sync(protocol.UPDATE, change), exclude=session))
-        # (a change bigger than its update integrated updates held back earlier)
-        self._unintegrated = max(0, self._unintegrated + len(update) - gained)
-        if self._unintegrated > self.config.max_board_bytes // 8:
-            self._drop_unintegrated()
+        state = self.doc.get_state()
+        deletions = self.doc.get_update(state)  # (no structs: only the delete set)
+        deleted = deletions != self._deletions
+        self._deletions = deletions
+        if not (reported or deleted) and clocks(state) == clocks(before):
+            # Nothing new (a repeat, an empty step 2), or held back by Yrs until its
+            # dependencies arrive: nothing stored yet.
+            self._unintegrated += len(update)
+            if self._unintegrated > self.config.max_board_bytes // 8:
+                self._drop_unintegrated()
+            return []
+        change = self.doc.get_update(before)
+        self._full = None
+        self.size += len(change)
+        self._unintegrated = max(0, self._unintegrated + len(update) - len(change))
+        effects: list[Effect] = [
+            Persist(change),
+            Broadcast(protocol.sync(protocol.UPDATE, change), exclude=session),
+        ]
+        if deleted and _deletes_beyond(state, deletions):
+            # Deletions of items the document has not seen: Yrs keeps them in a form its
+            # own encoding of a difference does not carry. Only a snapshot stores it.
+            effects.append(Snapshot())
         return effects
 
     def _drop_unintegrated(self) -> None:
         """Rebuild the document from its own encoding, which leaves out what Yrs holds back."""
         state = self.full_state()
-        self.doc.unobserve(self._subscription)
-        self.doc = Doc()
-        self.doc.apply_update(state)  # (before observing: it is all stored already)
-        self._subscription = self.doc.observe(self._on_transaction)
+        self._new_doc()
+        self.doc.apply_update(state)  # (it is all stored already)
+        self._changed.clear()
         self._full = state
+        self._deletions = self.doc.get_update(self.doc.get_state())
         self._unintegrated = 0
 
     # ------------------------------------------------------------------ awareness
@@ -305,9 +381,48 @@ class BoardRules:
                 self.presence[entry.client] = Presence(entry, now, session)
                 owned.add(entry.client)
             accepted.append(entry)
-        if not accepted:
-            return []
-        return [Broadcast(protocol.awareness(accepted), exclude=session)]
+        return self._relay(session, accepted, now)
+
+    def _relay(self, session: int, entries: list[AwarenessEntry], now: float) -> list[Effect]:
+        """Relay what is due now; keep the newest of the rest waiting for its turn."""
+        due: list[AwarenessEntry] = []
+        interval = self.config.awareness_interval
+        for entry in entries:
+            last = self._relayed.get(entry.client)
+            if entry.gone or last is None or now - last >= interval:
+                self._waiting.pop(entry.client, None)
+                self._relayed[entry.client] = now
+                if entry.gone:
+                    del self._relayed[entry.client]
+                due.append(entry)
+            else:
+                self._waiting[entry.client] = (entry, session)
+        effects: list[Effect] = []
+        if due:
+            effects.append(Broadcast(protocol.awareness(due), exclude=session))
+        if self._waiting:
+            turn = min(self._relayed[c] for c in self._waiting) + interval
+            effects.append(Later(turn))
+        return effects
+
+    def relay_awareness(self, now: float) -> list[Effect]:
+        """Relay the waiting states whose turn has come."""
+        interval = self.config.awareness_interval
+        ready = [c for c in self._waiting if now - self._relayed[c] >= interval]
+        by_session: dict[int, list[AwarenessEntry]] = {}
+        for client in ready:
+            entry, session = self._waiting.pop(client)
+            self._relayed[client] = now
+            if self.presence.get(client) is not None:  # (not removed meanwhile)
+                by_session.setdefault(session, []).append(entry)
+        effects: list[Effect] = [
+            Broadcast(protocol.awareness(entries), exclude=session)
+            for session, entries in by_session.items()
+        ]
+        if self._waiting:
+            turn = min(self._relayed[c] for c in self._waiting) + interval
+            effects.append(Later(turn))
+        return effects
 
     def _remove(self, clients: list[int]) -> list[Effect]:
         if not clients:
@@ -315,6 +430,8 @@ class BoardRules:
         gone = []
         for client in clients:
             presence = self.presence.pop(client)
+            self._waiting.pop(client, None)
+            self._relayed.pop(client, None)
             # The same clock with a null state: y-protocols removes an entry on that.
             gone.append(AwarenessEntry(client, presence.entry.clock, "null"))
             session = self.sessions.get(presence.owner)

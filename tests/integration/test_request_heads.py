@@ -38,12 +38,16 @@ async def raw_request(port: int, head: bytes, *, pause: float = 0.0, parts: int 
 
 async def test_a_huge_header_is_refused_with_431_and_the_node_stays_up(serve) -> None:
     server = await serve(max_header_bytes=64 * 1024)
-    big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (8 * 1024 * 1024) + b"\r\n\r\n"
+    big = (
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+        + b"a" * (8 * 1024 * 1024)
+        + b"\r\n\r\n"
+    )
     started = time.monotonic()
     answer = await raw_request(server.port, big, parts=64)
     assert answer.startswith(b"HTTP/1.1 431 ")
     assert time.monotonic() - started < 5
-    fine = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Ok: " + b"a" * 60_000 + b"\r\n\r\n"
+    fine = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Ok: " + b"a" * 60_000 + b"\r\n\r\n"
     assert (await raw_request(server.port, fine)).startswith(b"HTTP/1.1 200 ")
     async with httpx.AsyncClient(base_url=server.http) as client:
         assert (await client.get("/healthz")).status_code == 200

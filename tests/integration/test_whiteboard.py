@@ -420,3 +420,31 @@ def test_a_board_survives_its_node_process_being_stopped_and_another_started(
         assert asyncio.run(draw(second, ["c"])) == {"a", "b"}
     finally:
         second.stop()
+
+
+async def test_an_awareness_flood_is_coalesced_for_editors_and_view_links(serve) -> None:
+    server = await board_server(serve)
+    room = secrets.token_hex(8)
+    watcher = await YClient.open(url(server, room))
+    for source in (url(server, room), url(server, await view_token(server.node.env, room))):
+        flooder = await YClient.open(source)
+        client = 4000 + len(watcher.awareness)
+        big = "x" * 8000
+        started = real_time.monotonic()
+        for clock in range(1, 401):  # 400 states of 8 KB as fast as the socket takes them
+            await flooder.set_presence(client, clock, {"n": clock, "pad": big})
+        sent_for = real_time.monotonic() - started
+        # The newest state always arrives...
+        await watcher.until(lambda c=client: (watcher.awareness.get(c) or {}).get("n") == 400)
+        await asyncio.sleep(0.2)
+        relayed = sum(
+            1
+            for m in watcher.received
+            if isinstance(m, yproto.Awareness) and any(e.client == client for e in m.entries)
+        )
+        # ...but at most one state per 50 ms of the flood (plus the last), not 400.
+        assert relayed <= sent_for / 0.05 + 3, (relayed, sent_for)
+        assert relayed < 100
+        await flooder.close()
+        watcher.received.clear()
+    await watcher.close()

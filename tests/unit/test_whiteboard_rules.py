@@ -345,13 +345,11 @@ def test_content_yrs_takes_in_without_reporting_it_is_stored_and_sent_all_the_sa
     # document yet reports an empty change. Whatever a new client would receive is stored.
     gapped = bytes.fromhex("0101d2091e040101740568654a6c6f0000")
     board = board_with(1, 2)
-    effects = board.receive(1, protocol.sync(protocol.UPDATE, gapped), now=0)
-    assert effects == [
-        Persist(gapped),
-        Broadcast(protocol.sync(protocol.UPDATE, gapped), exclude=1),
-    ]
+    [persist, broadcast] = board.receive(1, protocol.sync(protocol.UPDATE, gapped), now=0)
+    assert isinstance(persist, Persist)  # the document's own encoding of what it took in
+    assert broadcast == Broadcast(protocol.sync(protocol.UPDATE, persist.update), exclude=1)
     again = BoardRules(CONFIG)
-    again.load([gapped])
+    again.load([persist.update])
     assert again.full_state() == board.full_state()
 
 
@@ -359,3 +357,27 @@ def test_an_update_that_changes_nothing_reports_nothing() -> None:
     board = board_with(1)
     assert board.receive(1, protocol.sync(protocol.UPDATE, b"\x00\x00"), now=0) == []
     assert board.size == 0
+
+
+def test_a_flood_of_awareness_is_coalesced_to_the_newest_state_per_interval() -> None:
+    from apps.whiteboard.rules import Later
+
+    for reader in (False, True):  # an editor, and a view-only link: the same limits
+        board = board_with(1, 2, read_only=(1,) if reader else ())
+        relayed: list[bytes] = []
+        later: list[float] = []
+        for i in range(1, 101):  # 100 states in one second, every 10 ms
+            for effect in board.receive(1, aw((7, i, f'{{"n":{i}}}')), now=i / 100):
+                if isinstance(effect, Broadcast):
+                    relayed.append(effect.data)
+                elif isinstance(effect, Later):
+                    later.append(effect.at)
+        assert 15 <= len(relayed) <= 21  # at most one per 50 ms, not 100
+        assert later and all(at <= 1.0 + 0.05 for at in later)
+        [last] = board.relay_awareness(now=1.1)  # the turn of what waited: the newest
+        assert last == Broadcast(aw((7, 100, '{"n":100}')), exclude=1)
+        assert board.relay_awareness(now=1.2) == []  # nothing more waits
+        # A removal never waits.
+        assert board.receive(1, aw((7, 100, "null")), now=1.21) == [
+            Broadcast(aw((7, 100, "null")), exclude=1)
+        ]
