@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,8 @@ StartNodes = Callable[..., list[NodeProcess]]
 
 @pytest.fixture
 def nodes(redis_url: str, tmp_path: Path) -> Iterator[StartNodes]:
-    """start(n, env=..., redis_url=...) -> n more node processes sharing the cluster secret."""
+    """start(n, env=..., url=..., apps=...) -> n more node processes sharing the cluster secret
+    (``apps``: "module:attribute" of each app to mount; the test Probe app by default)."""
     started: list[NodeProcess] = []
 
     def start(
@@ -58,6 +59,7 @@ def nodes(redis_url: str, tmp_path: Path) -> Iterator[StartNodes]:
         url: str | None = None,
         suite: bool = False,
         port: int | None = None,
+        apps: Sequence[str] = ("tests.support.objects:app",),
     ) -> list[NodeProcess]:
         batch = []
         for _ in range(n):
@@ -69,6 +71,7 @@ def nodes(redis_url: str, tmp_path: Path) -> Iterator[StartNodes]:
                 log_path=tmp_path / f"{node_id}.log",
                 suite=suite,
                 port=port,
+                apps=apps,
             ).start()
             started.append(node)
             batch.append(node)
