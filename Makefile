@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-unit lint bench bench-chat bench-whiteboard bench-cluster \
+.PHONY: run test test-unit lint bench bench-chat bench-whiteboard bench-cluster bench-memory \
 	bundle system-deps clean
 
 $(VENV)/bin/python:
@@ -102,6 +102,9 @@ bench-whiteboard: $(VENV)/.installed-bench $(BENCH_NODE)
 
 bench-cluster: $(VENV)/.installed-bench
 	$(PY) bench/cluster_bench.py $(ARGS)
+
+bench-memory: $(VENV)/.installed-bench $(BENCH_NODE)
+	$(PY) bench/socket_memory.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts node_modules static/build \
