@@ -113,7 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     clients: dict[str, Client] = {"ours": ours}
     if args.cross_check:
-        if why := crosscheck.missing():
+        if why := crosscheck.missing(crosscheck.CHAT):
             parser.error(why)
         clients["shared"] = shared
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -28,9 +28,9 @@ HELP = (
 )
 
 
-def missing() -> str | None:
-    """Why a cross-check cannot run, or None when it can."""
-    absent = [path.name for path in (CHAT, YJS) if not path.exists()]
+def missing(*needed: Path) -> str | None:
+    """Why a cross-check that needs these clients cannot run, or None when it can."""
+    absent = [path.name for path in needed if not path.exists()]
     return f"--cross-check: {', '.join(absent)} not found in {FOLDER}" if absent else None
 
 

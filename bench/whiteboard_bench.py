@@ -336,7 +336,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="fan-out window")
     parser.add_argument("--cross-check", action="store_true", help=crosscheck.HELP)
     args = parser.parse_args()
-    if args.cross_check and (why := crosscheck.missing()):
+    if args.cross_check and (why := crosscheck.missing(crosscheck.YJS)):
         parser.error(why)
     node_tools()
 
