@@ -8,7 +8,8 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-unit lint bench bench-chat bench-whiteboard fuzz-whiteboard bundle system-deps clean
+.PHONY: run test test-unit lint bench bench-chat bench-whiteboard bench-cluster bench-memory \
+	fuzz-whiteboard bundle system-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,15 +23,18 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+# npm, from Debian's packages when it is missing (as root), like chromium below.
+NEED_NPM = @command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && echo "installing nodejs and npm" && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } || \
+	  { echo "npm not found: install Node 20 with npm" >&2; exit 1; }
+
 # The browser bundle (the whiteboard's Yjs client): npm installs exactly the lockfile, esbuild
 # bundles into the git-ignored static/build/. Each step reruns only when its inputs change.
 NODE_DEPS := node_modules/.installed
 BUNDLE    := static/build/whiteboard.js
 
 $(NODE_DEPS): package.json package-lock.json
-	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && echo "installing nodejs and npm" && \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } || \
-	  { echo "npm not found: install Node 20 with npm" >&2; exit 1; }
+	$(NEED_NPM)
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
@@ -70,20 +74,42 @@ test: $(VENV)/.installed-test $(BUNDLE) system-deps lint
 test-unit: $(VENV)/.installed-test
 	$(PY) -m pytest -m unit -q
 
-bench: $(VENV)/.installed-test
+# Benchmarks print a table and keep it, with a PNG chart, under bench/results/. They need the
+# `bench` extra (matplotlib), and some bench/node's own packages (the stock Yjs client and the
+# reference y-websocket server). ARGS go to the script: make bench-chat ARGS="--runs 1"
+ARGS ?=
+BENCH_NODE := bench/node/node_modules/.installed
+
+$(VENV)/.installed-bench: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $@ $(VENV)/.installed
+
+$(BENCH_NODE): bench/node/package.json bench/node/package-lock.json
+	$(NEED_NPM)
+	cd bench/node && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+bench: $(VENV)/.installed-bench
 	@command -v redis-benchmark >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >/dev/null; } || true
-	$(PY) bench/runtime_bench.py
+	$(PY) bench/runtime_bench.py $(ARGS)
 
-bench-chat: $(VENV)/.installed-test
-	$(PY) bench/chat_bench.py --baselines
+bench-chat: $(VENV)/.installed-bench
+	$(PY) bench/chat_bench.py --baselines $(ARGS)
 
-bench-whiteboard: $(VENV)/.installed-test
-	$(PY) bench/whiteboard_bench.py
+bench-whiteboard: $(VENV)/.installed-bench $(BENCH_NODE)
+	$(PY) bench/whiteboard_bench.py $(ARGS)
+
+bench-cluster: $(VENV)/.installed-bench
+	$(PY) bench/cluster_bench.py $(ARGS)
+
+bench-memory: $(VENV)/.installed-bench $(BENCH_NODE)
+	$(PY) bench/socket_memory.py $(ARGS)
 
 # Hundreds of thousands of mutated Yjs updates through the whiteboard's rules (a few minutes).
 fuzz-whiteboard: $(VENV)/.installed-test
-	$(PY) bench/whiteboard_fuzz.py
+	$(PY) bench/whiteboard_fuzz.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts node_modules static/build
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts node_modules static/build \
+	  bench/node/node_modules

@@ -1,100 +1,104 @@
 """Chat fan-out: N rooms x M clients x S senders over real sockets (issue #3's figures).
 
-    .venv/bin/python bench/chat_bench.py [--runs 5] [--baselines]
+    .venv/bin/python bench/chat_bench.py [--runs 5] [--baselines] [--cross-check]
 
 Starts a Valkey server configured like `make run`'s embedded one (append-only file, fsync
 always) and one node serving the suite with the rate limiter off (CHAT_RATE_LIMIT=0), then
-drives it with the shared client ../shared/bench/chatbench.py (the one that set the targets)
-in its own process. With --baselines it also measures two servers with no storage: a plain
-`websockets` server with broadcast() and Starlette on uvicorn. Prints the medians of --runs
-runs per workload.
+drives it with our client, bench/chat_client.py, in a process of its own. With --baselines it
+also measures two servers with no storage: a plain `websockets` server with broadcast() and
+Starlette on uvicorn. Prints the medians of --runs runs per workload, and keeps the table and
+a chart under bench/results/ (chat.txt, chat.png).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import start_node, start_server  # noqa: E402
+from bench import crosscheck  # noqa: E402
+from bench.chat_client import Load  # noqa: E402
+from bench.common import run_client, start_node, start_server  # noqa: E402
+from bench.results import Panel, publish, table  # noqa: E402
 from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
 
-CLIENT = ROOT.parent / "shared" / "bench" / "chatbench.py"
+CLIENT = ROOT / "bench" / "chat_client.py"
 PATH = "/chat/api/room/{room}/websocket"
 
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    load: Load
+    target: str
+    #: The targets as numbers, for the chart (None: none of that kind).
+    min_rate: float | None = None
+    max_p99_ms: float | None = None
+
+
 WORKLOADS = [
-    (
+    Workload(
         "1 room x 100 clients, 1 sender, 200 msgs as fast as possible",
-        ["--rooms", "1", "--clients", "100", "--senders", "1", "--messages", "200"],
+        Load(rooms=1, clients=100, senders=1, messages=200),
         ">= 80,000 deliveries/s",
+        min_rate=80_000,
     ),
-    (
+    Workload(
         "1 room x 20 clients, 1 sender at ~170 msg/s",
-        [
-            "--rooms",
-            "1",
-            "--clients",
-            "20",
-            "--senders",
-            "1",
-            "--messages",
-            "200",
-            "--interval",
-            "0.005",
-        ],
+        Load(rooms=1, clients=20, senders=1, messages=200, rate=170),
         "p99 <= 3 ms",
+        max_p99_ms=3,
     ),
-    (
+    Workload(
         "50 rooms x 4 clients, 1 sender each, 50 msgs burst",
-        ["--rooms", "50", "--clients", "4", "--senders", "1", "--messages", "50"],
+        Load(rooms=50, clients=4, senders=1, messages=50),
         ">= 40,000 deliveries/s, p99 <= 0.25 s",
+        min_rate=40_000,
+        max_p99_ms=250,
     ),
 ]
 
-
-def run_client(port: int, args: list[str], tag: str) -> dict:
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(CLIENT),
-            "--base",
-            f"ws://127.0.0.1:{port}",
-            "--path",
-            PATH,
-            "--tag",
-            tag,
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+#: Who drives the server: our client always; the shared one beside it with --cross-check.
+Client = Callable[[int, Load, str], dict[str, float]]
 
 
-def measure(port: int, runs: int, label: str) -> dict[str, list[dict]]:
-    results: dict[str, list[dict]] = {}
-    for i, (name, args, _) in enumerate(WORKLOADS):
-        results[name] = []
+def ours(port: int, load: Load, tag: str) -> dict[str, float]:
+    return run_client(
+        [sys.executable, str(CLIENT), f"ws://127.0.0.1:{port}{PATH}", *load.argv()], timeout=300
+    )
+
+
+def shared(port: int, load: Load, tag: str) -> dict[str, float]:
+    return crosscheck.chat(port, PATH, load, tag)
+
+
+def faults(result: dict[str, float]) -> float:
+    """Deliveries not accounted for as one on-time, in-order copy (the shared client
+    reports only what arrived and its error frames)."""
+    lost = result["expected"] - result["delivered"]
+    return lost + sum(result.get(k, 0) for k in ("duplicates", "out_of_order", "errors"))
+
+
+def measure(port: int, runs: int, clients: dict[str, Client]) -> dict[str, dict[str, list]]:
+    """Per client, per workload: one result per run."""
+    results: dict[str, dict[str, list]] = {c: {w.name: [] for w in WORKLOADS} for c in clients}
+    for i, workload in enumerate(WORKLOADS):
         for run in range(runs):
-            result = run_client(port, args, f"{label}{i}r{run}{int(time.time()) % 1000}")
-            if result["delivered"] != result["expected"]:
-                print(
-                    f"  ! {label}: {name}: delivered {result['delivered']} of "
-                    f"{result['expected']} (errors {result['errors']})",
-                    file=sys.stderr,
-                )
-            results[name].append(result)
+            for client, drive in clients.items():
+                tag = f"{client[0]}{i}r{run}{int(time.time()) % 1000}"
+                result = drive(port, workload.load, tag)
+                if faults(result):
+                    print(f"  ! {client} client, {workload.name}: {result}", file=sys.stderr)
+                results[client][workload.name].append(result)
     return results
 
 
@@ -105,17 +109,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--baselines", action="store_true")
     parser.add_argument("--appendfsync", choices=["always", "everysec"], default="always")
+    parser.add_argument("--cross-check", action="store_true", help=crosscheck.HELP)
     args = parser.parse_args()
-    if not CLIENT.exists():
-        sys.exit(f"the shared client is missing: {CLIENT}")
+    clients: dict[str, Client] = {"ours": ours}
+    if args.cross_check:
+        if why := crosscheck.missing(crosscheck.CHAT):
+            parser.error(why)
+        clients["shared"] = shared
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    table: dict[str, dict[str, list[dict]]] = {}
+    # server -> client -> workload -> runs
+    table_: dict[str, dict[str, dict[str, list]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         valkey = ValkeyProcess(tmp, unix_socket=True, appendfsync=args.appendfsync).start()
         port = free_port()
         node = start_node(port, valkey.url, CHAT_RATE_LIMIT="0")
         try:
-            table["runtime (storage, output gate)"] = measure(port, args.runs, "rt")
+            table_["runtime (storage, output gate)"] = measure(port, args.runs, clients)
         finally:
             node.terminate()
             node.wait(30)
@@ -130,26 +139,93 @@ def main() -> None:
                 [sys.executable, str(ROOT / "bench" / "baselines" / script), str(port)], port, env
             )
             try:
-                table[label] = measure(port, args.runs, script[:2])
+                table_[label] = measure(port, args.runs, clients)
             finally:
                 server.terminate()
                 server.wait(30)
+    report(table_, args)
 
-    print(
-        f"\nChat fan-out, chatbench.py client, median of {args.runs} runs, "
+
+def report(measured: dict[str, dict[str, dict[str, list]]], args: argparse.Namespace) -> None:
+    """The table (medians per server and client), and its chart."""
+
+    def med(rows: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in rows)
+
+    blocks = [
+        f"Chat fan-out, our client (bench/chat_client.py), median of {args.runs} runs, "
         f"{os.cpu_count()} cores, AOF fsync {args.appendfsync}"
+    ]
+    header = (
+        "server",
+        "client",
+        "deliveries/s",
+        "p50 ms",
+        "p99 ms",
+        "delivered",
+        "faults",
+        "client CPU",
     )
-    for name, _, target in WORKLOADS:
-        print(f"\n{name}   (target: {target})")
-        print(f"  {'server':34} {'deliveries/s':>14} {'p50 ms':>9} {'p99 ms':>9}  delivered")
-        for label, results in table.items():
-            rows = results[name]
-            rate = statistics.median(r["deliveries_per_s"] for r in rows)
-            p50 = statistics.median(r["p50_ms"] for r in rows)
-            p99 = statistics.median(r["p99_ms"] for r in rows)
-            got = sum(r["delivered"] for r in rows)
-            want = sum(r["expected"] for r in rows)
-            print(f"  {label:34} {rate:>14,.0f} {p50:>9.2f} {p99:>9.2f}  {got}/{want}")
+    for workload in WORKLOADS:
+        rows = []
+        for server, by_client in measured.items():
+            for client, results in by_client.items():
+                runs = results[workload.name]
+                rows.append(
+                    (
+                        server,
+                        client,
+                        f"{med(runs, 'deliveries_per_s'):,.0f}",
+                        f"{med(runs, 'p50_ms'):.2f}",
+                        f"{med(runs, 'p99_ms'):.2f}",
+                        f"{sum(r['delivered'] for r in runs):,}/"
+                        f"{sum(r['expected'] for r in runs):,}",
+                        f"{sum(faults(r) for r in runs):,.0f}",
+                        f"{med(runs, 'client_cpu'):.0f} %" if "client_cpu" in runs[0] else "n/a",
+                    )
+                )
+        blocks.append(f"{workload.name}   (target: {workload.target})\n{table(rows, header)}")
+    notes = [
+        "faults: deliveries missing, duplicated or out of order, and error frames; client CPU: "
+        "the client process's, % of one core (near 100: the client may be the limit)"
+    ]
+    if "shared" in next(iter(measured.values())):
+        notes.append(
+            "shared: the client that set the targets (--cross-check); its faults are what it "
+            "did not receive plus its error frames"
+        )
+    blocks.append("\n".join(notes))
+
+    def series(key: str, workloads: list[Workload]) -> dict[str, list[float]]:
+        return {
+            server if client == "ours" else f"{server} ({client} client)": [
+                med(results[w.name], key) for w in workloads
+            ]
+            for server, by_client in measured.items()
+            for client, results in by_client.items()
+        }
+
+    bursts = [w for w in WORKLOADS if not w.load.rate]
+    names = [w.name for w in WORKLOADS]
+    panels = [
+        Panel(
+            "Throughput of the bursts",
+            "deliveries/s",
+            [w.name for w in bursts],
+            series("deliveries_per_s", bursts),
+            [w.min_rate for w in bursts],
+        ),
+        Panel("Latency per delivery, p50", "ms", names, series("p50_ms", WORKLOADS), log=True),
+        Panel(
+            "Latency per delivery, p99",
+            "ms",
+            names,
+            series("p99_ms", WORKLOADS),
+            [w.max_p99_ms for w in WORKLOADS],
+            log=True,
+        ),
+    ]
+    publish("chat", "\n\n".join(blocks), panels)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ in this process. Prints one table of medians over --runs runs:
 - failover: kill -9 of an object's owner, until the first successful call through another
   node, with the default lease settings (TTL 2 s);
 - 1,000 objects, one write per HTTP request, spread over one node and over three.
+
+The table and a chart are kept under bench/results/ (cluster.txt, cluster.png).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from websockets.asyncio.client import connect  # noqa: E402
 
 from bench.common import start_node  # noqa: E402
 from bench.objects import Bench  # noqa: E402
+from bench.results import Panel, publish, table  # noqa: E402
 from runtime import Node, Settings  # noqa: E402
 from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
 
@@ -266,10 +269,38 @@ def main() -> None:
             "report + explain",
         ),
     ]
-    print(f"\nMany nodes, median of {args.runs} runs, {os.cpu_count()} cores, AOF fsync always")
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    text = (
+        f"Many nodes, median of {args.runs} runs, {os.cpu_count()} cores, AOF fsync always\n"
+        + table(rows, ("figure", "median", "target"))
+    )
+    panels = [
+        Panel(
+            "Throughput: straight to the owner, and through another node",
+            "per second",
+            ["RPC on a hot object (calls/s)", "WebSocket echo (msg/s)"],
+            {"owner (local / direct)": [lr, dr], "through another node": [rr, tr]},
+        ),
+        Panel(
+            "Latency of one call or message at a time, p50",
+            "ms",
+            ["RPC on a hot object", "WebSocket echo"],
+            {"owner (local / direct)": [lp, dp], "through another node": [rp, tp]},
+        ),
+        Panel(
+            "Failover after kill -9 of the owner (lease TTL 2 s)",
+            "s",
+            ["until the first success through another node"],
+            {"runtime": [statistics.median(failover)]},
+            [3],
+        ),
+        Panel(
+            "1,000 objects, one write per HTTP request",
+            "requests/s",
+            ["spread over the nodes"],
+            {"1 node": [s1], "3 nodes": [s3]},
+        ),
+    ]
+    publish("cluster", text, panels)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,27 @@
-"""What the benchmark scripts share: starting a node (or any server) as a child process."""
+"""What the benchmark scripts share: starting a node, the reference y-websocket server or any
+server as a child process, and reading a process's memory."""
 
 from __future__ import annotations
 
+import json
 import os
+import resource
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from runtime.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The Node side of the benchmarks: its own package.json and lock file (stock Yjs, y-websocket).
+NODE_DIR = ROOT / "bench" / "node"
+PEER_BIN = NODE_DIR / "node_modules" / "y-websocket" / "bin" / "server.cjs"
 
 
 def wait_for_http(port: int, timeout: float = 20.0) -> None:
@@ -58,3 +68,60 @@ def start_node(
     for app in apps:
         cmd += ["--app", app]
     return start_server(cmd, port, {**os.environ, "PYTHONPATH": str(ROOT), **env})
+
+
+def run_client(cmd: Sequence[str], timeout: float, cwd: Path = ROOT) -> dict[str, Any]:
+    """Run a load client to its end; the JSON object it printed last."""
+    out = subprocess.run(
+        list(cmd), cwd=cwd, capture_output=True, text=True, check=True, timeout=timeout
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+@dataclass
+class Server:
+    """A server under test, running as a child process."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    #: A y-websocket provider's serverUrl: a room's socket is base + "/" + room.
+    base: str
+
+    def url(self, room: str) -> str:
+        return f"{self.base}/{room}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def node_tools() -> None:
+    """bench/node's packages, installed from its lock file when they are missing."""
+    if not (NODE_DIR / "node_modules").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True)
+
+
+def start_peer() -> Server:
+    """The reference server of the npm package y-websocket@2 (its `y-websocket` bin): keeps
+    documents in memory only, stores nothing."""
+    port = free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
+    process = start_server(["node", str(PEER_BIN)], port, env)
+    return Server("peer", process, port, f"ws://127.0.0.1:{port}")
+
+
+def rss_kib(pid: int) -> int:
+    """A process's resident memory (VmRSS), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def raise_open_files(wanted: int) -> None:
+    """Let this process (and the servers it starts, which inherit it) hold ``wanted`` files."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, wanted), hard))

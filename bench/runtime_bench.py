@@ -4,8 +4,9 @@
 
 Prints one table: the raw Redis ceilings measured by redis-benchmark in the same run (when it
 is installed: Debian's redis-tools), then the runtime's own figures, each the median of
---runs runs, next to its target. Everything runs on this machine: the Valkey server, the node
-and the load generator share its cores, as they would on a laptop.
+--runs runs, next to its target, and keeps the table and a chart under bench/results/
+(runtime.txt, runtime.png). Everything runs on this machine: the Valkey server, the node and
+the load generator share its cores, as they would on a laptop.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
-from bench.common import start_node  # noqa: E402
+from bench.common import rss_kib, start_node  # noqa: E402
 from bench.objects import Bench  # noqa: E402
+from bench.results import Panel, publish, table  # noqa: E402
 from runtime import Node, Settings  # noqa: E402
 from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
 from runtime.keyspace import ObjectKeys  # noqa: E402
@@ -190,13 +192,6 @@ async def renewal_cpu(url: str, count: int, seconds: float) -> float:
         await node.stop()
 
 
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
 async def hibernated_memory(url: str, sockets: int) -> tuple[float, float]:
     """KiB of node RSS per object held only by one open socket, hibernated; and per socket
     before hibernation (instance in memory)."""
@@ -331,18 +326,56 @@ def main() -> None:
             "well under 10%",
         ),
     ]
-    print(
-        f"\nRuntime benchmark: embedded Valkey (unix socket, AOF fsync {args.appendfsync}), "
-        f"median of {args.runs} runs, {os.cpu_count()} cores"
+    text = (
+        f"Runtime benchmark: embedded Valkey (unix socket, AOF fsync {args.appendfsync}), "
+        f"median of {args.runs} runs, {os.cpu_count()} cores\n"
+        + table(rows, ("figure", "median", "range", "target"))
     )
-    widths = [
-        max(len(r[i]) for r in [*rows, ("figure", "median", "range", "target")]) for i in range(4)
+    panels = [
+        Panel(
+            "Writes per second: Valkey's raw ceilings (redis-benchmark) and the runtime",
+            "writes/s",
+            ["50 clients / 50 objects"],
+            {
+                "raw SET": [ceiling["SET"]],
+                "raw fenced Lua write (GET+HSET+ZADD)": [fenced],
+                "runtime: committed writes, 1 put/event": [fig["writes"]],
+            },
+            [20_000],
+        ),
+        Panel(
+            "Hot local RPC on one object (no storage)",
+            "calls/s",
+            ["100 callers"],
+            {"runtime": [fig["rpc"]]},
+            [30_000],
+        ),
+        Panel(
+            "Cold activation (new ID to first RPC result)",
+            "ms",
+            ["p50", "p99"],
+            {"runtime": [fig["cold_p50"], fig["cold_p99"]]},
+            [2, 10],
+        ),
+        Panel(
+            "Memory",
+            "KiB",
+            [
+                f"node RSS per object held by one open socket ({args.sockets})",
+                "Python heap per hibernated record",
+                "Python heap per live instance",
+            ],
+            {"runtime": [memory[0], per_instance[1] / 1024, per_instance[0] / 1024]},
+        ),
+        Panel(
+            "Valkey CPU renewing 10,000 leases",
+            "% of one core",
+            ["median of 3 runs"],
+            {"runtime": [median(renew)]},
+            [10],
+        ),
     ]
-    header = ("figure", "median", "range", "target")
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    publish("runtime", text, panels)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,17 @@
 """Whiteboard: our node against the reference y-websocket server, with stock Yjs clients.
 
-    .venv/bin/python bench/whiteboard_bench.py [--runs 5] [--seconds 10]
+    .venv/bin/python bench/whiteboard_bench.py [--runs 5] [--seconds 10] [--cross-check]
 
 Starts a Valkey configured like `make run`'s embedded one (append-only file, fsync always), a
 node serving the whiteboard app, and the peer: the reference Node.js server of the npm
 package y-websocket@2 (its `y-websocket` bin, no persistence: documents live in its memory
 only). The Node tooling lives in bench/node and is installed here (`npm ci`) when its
-node_modules is missing. Prints one table of medians over --runs runs, ours beside the peer:
+node_modules is missing. Prints one table of medians over --runs runs, ours beside the peer,
+and keeps it with a chart under bench/results/ (whiteboard.txt, whiteboard.png):
 
-- initial sync of a 5,000-stroke board to a new client, and propagation of small updates
-  between two clients, one every 5 ms: the shared client ../shared/bench/yjs_bench.mjs (the
-  one that set the targets), copied into bench/node and run as it is;
+- initial sync of a 5,000-stroke board to a new client (in a fresh Node process, and warm),
+  and propagation of small updates between two clients, one every 5 ms: the stock Yjs client
+  (bench/node/stock_client.mjs);
 - the server's side of that initial sync (bench/node/sync.mjs): the same board, and raw
   sockets that time the sync step 2 without decoding it into a Yjs document;
 - 20 clients on one board, each appending a few points to its own stroke 20 times a second
@@ -29,8 +30,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,6 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +49,22 @@ from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 
 from apps.whiteboard import protocol  # noqa: E402
 from apps.whiteboard.links import BOARDS, digest_of  # noqa: E402
-from bench.common import start_node, start_server  # noqa: E402
+from bench import crosscheck  # noqa: E402
+from bench.common import (  # noqa: E402
+    NODE_DIR,
+    Server,
+    node_tools,
+    rss_kib,
+    run_client,
+    start_node,
+    start_peer,
+)
+from bench.results import Panel, publish, table  # noqa: E402
 from runtime.config import DEFAULT_ID_KEY  # noqa: E402
 from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
 from runtime.ids import IdFactory  # noqa: E402
 from runtime.keyspace import ObjectKeys  # noqa: E402
 
-NODE_DIR = ROOT / "bench" / "node"
-SHARED_CLIENT = ROOT.parent / "shared" / "bench" / "yjs_bench.mjs"
-PEER_BIN = NODE_DIR / "node_modules" / "y-websocket" / "bin" / "server.cjs"
 LOG_UPDATES = 10_000
 NO_COMPACTION = {
     "WHITEBOARD_COMPACT_UPDATES": "10000000",
@@ -71,53 +76,16 @@ NO_COMPACTION = {
 # ------------------------------------------------------------------ servers
 
 
-@dataclass
-class Server:
-    name: str
-    process: subprocess.Popen[bytes]
-    port: int
-    #: The provider's serverUrl: a room's socket is base + "/" + room.
-    base: str
-
-    def url(self, room: str) -> str:
-        return f"{self.base}/{room}"
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
-
-
-def node_tools() -> None:
-    """bench/node's packages (npm ci from its lock file), and the shared client beside them."""
-    if not (NODE_DIR / "node_modules").is_dir():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True)
-    shutil.copyfile(SHARED_CLIENT, NODE_DIR / "yjs_bench.mjs")
-
-
 def start_ours(redis_url: str, **env: str) -> Server:
     port = free_port()
     process = start_node(port, redis_url, apps=["apps.whiteboard:app"], suite=False, **env)
     return Server("ours", process, port, f"ws://127.0.0.1:{port}/whiteboard/ws")
 
 
-def start_peer() -> Server:
-    port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
-    process = start_server(["node", str(PEER_BIN)], port, env)
-    return Server("peer", process, port, f"ws://127.0.0.1:{port}")
-
-
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 def hosted_objects(port: int) -> int:
@@ -136,38 +104,23 @@ async def until(predicate: Callable[[], bool], timeout: float, what: str) -> Non
 # ------------------------------------------------------------------ Node clients
 
 
-def run_node(script: str, server: Server, timeout: float) -> str:
-    """Run a client in bench/node against ``server``; what it printed."""
-    return subprocess.run(
-        ["node", script, server.base],
-        cwd=NODE_DIR,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=timeout,
-    ).stdout
+def run_node(script: str, server: Server, timeout: float) -> dict[str, Any]:
+    """Run a client in bench/node against ``server``; the JSON it printed last."""
+    return run_client(["node", script, server.base], timeout, cwd=NODE_DIR)
 
 
-def yjs_bench(server: Server) -> dict[str, float]:
-    """The shared client: initial sync of 5,000 strokes, then propagation p50/p99."""
-    out = run_node("yjs_bench.mjs", server, timeout=180)
-    sync = re.search(r"initial_sync_5000_strokes_ms=(\S+)", out)
-    prop = re.search(r"propagation_ms p50=(\d+) p99=(\d+) n=(\d+)", out)
-    if sync is None or prop is None:
-        raise RuntimeError(f"yjs_bench.mjs printed {out!r}")
-    if sync[1] == "timeout" or prop[3] != "200":
-        print(f"  ! {server.name}: yjs_bench.mjs printed {out!r}", file=sys.stderr)
-    return {
-        "sync_ms": float(sync[1]) if sync[1].isdigit() else float("nan"),
-        "prop_p50": float(prop[1]),
-        "prop_p99": float(prop[2]),
-    }
+def stock_client(server: Server) -> dict[str, float]:
+    """bench/node/stock_client.mjs: initial sync of 5,000 strokes, then propagation p50/p99."""
+    result = run_node("stock_client.mjs", server, timeout=180)
+    if result["sync_ms"] is None or result["delivered"] != result["updates"]:
+        print(f"  ! {server.name}: stock_client.mjs printed {result}", file=sys.stderr)
+    # (JSON has no NaN: the client writes a sync that timed out as null)
+    return {k: float("nan") if v is None else float(v) for k, v in result.items()}
 
 
 def server_sync(server: Server) -> dict[str, float]:
     """bench/node/sync.mjs: the same board, step 2 timed on raw sockets (nothing decoded)."""
-    out = run_node("sync.mjs", server, timeout=120)
-    return dict(json.loads(out.strip().splitlines()[-1]))
+    return run_node("sync.mjs", server, timeout=120)
 
 
 def fanout(server: Server, seconds: float, valkey_pid: int | None) -> dict[str, float]:
@@ -231,9 +184,10 @@ def small_drawing() -> bytes:
     return doc.get_update()
 
 
-async def open_synced(url: str) -> tuple[ClientConnection, bytes]:
-    """Open a socket, send our (empty) sync step 1, return at the server's step 2."""
-    ws = await connect(url, max_size=None)
+async def open_synced(url: str, **options: Any) -> tuple[ClientConnection, bytes]:
+    """Open a socket, send our (empty) sync step 1, return at the server's step 2.
+    ``options`` go to websockets' connect()."""
+    ws = await connect(url, max_size=None, **options)
     await ws.send(protocol.sync(protocol.STEP1, b"\x00"))
     while True:
         message = protocol.decode(await ws.recv())  # type: ignore[arg-type]
@@ -380,20 +334,15 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=10.0, help="fan-out window")
+    parser.add_argument("--cross-check", action="store_true", help=crosscheck.HELP)
     args = parser.parse_args()
-    if not SHARED_CLIENT.exists():
-        sys.exit(f"the shared client is missing: {SHARED_CLIENT}")
+    if args.cross_check and (why := crosscheck.missing(crosscheck.YJS)):
+        parser.error(why)
     node_tools()
 
+    groups = ["stock", "shared", "sync", "fanout", "memory"]
     runs: dict[str, list[dict[str, float]]] = {
-        "yjs ours": [],
-        "yjs peer": [],
-        "sync ours": [],
-        "sync peer": [],
-        "fanout ours": [],
-        "fanout peer": [],
-        "memory ours": [],
-        "memory peer": [],
+        f"{group} {name}": [] for group in groups for name in ("ours", "peer")
     }
     with tempfile.TemporaryDirectory() as tmp:
         valkey = ValkeyProcess(tmp, unix_socket=True, appendfsync="always").start()
@@ -404,11 +353,13 @@ def main() -> None:
                 peer = start_peer()
                 try:
                     for run in range(args.runs):
-                        print(f"run {run + 1}/{args.runs}: shared client, fan-out", file=sys.stderr)
+                        print(f"run {run + 1}/{args.runs}: stock client, fan-out", file=sys.stderr)
                         # Alternate who goes first: the machine's noise comes and goes.
                         both = (ours, peer) if run % 2 == 0 else (peer, ours)
                         for server in both:
-                            runs[f"yjs {server.name}"].append(yjs_bench(server))
+                            runs[f"stock {server.name}"].append(stock_client(server))
+                        for server in both if args.cross_check else ():
+                            runs[f"shared {server.name}"].append(crosscheck.yjs(server))
                         for server in both:
                             runs[f"sync {server.name}"].append(server_sync(server))
                         for server in both:
@@ -434,6 +385,11 @@ def main() -> None:
                         server.stop()
         finally:
             valkey.stop()
+    report(runs, args)
+
+
+def report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
+    """The table of medians, every run's figures under it, and the chart."""
 
     def med(group: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[group])
@@ -441,33 +397,28 @@ def main() -> None:
     def each(group: str, key: str, fmt: str = "{:.0f}") -> str:
         return ", ".join(fmt.format(r[key]) for r in runs[group])
 
+    def both(group: str, key: str, fmt: str) -> tuple[str, str]:
+        return fmt.format(med(f"{group} ours", key)), fmt.format(med(f"{group} peer", key))
+
+    def p50_p99(group: str) -> tuple[str, str]:
+        ours, peer = (
+            f"p50 {med(f'{group} {name}', 'p50_ms'):.1f} / "
+            f"p99 {med(f'{group} {name}', 'p99_ms'):.1f} ms"
+            for name in ("ours", "peer")
+        )
+        return ours, peer
+
     fo, fp = "fanout ours", "fanout peer"
     rows = [
-        ("figure", "ours", "peer (y-websocket@2, Node)", "target"),
         (
             "initial sync, 5,000-stroke board, new client",
-            f"{med('yjs ours', 'sync_ms'):.0f} ms",
-            f"{med('yjs peer', 'sync_ms'):.0f} ms",
+            *both("stock", "sync_ms", "{:.0f} ms"),
             "<= 90 ms (peer ~91)",
         ),
-        (
-            "  server side: raw socket to sync step 2",
-            f"{med('sync ours', 'median_ms'):.1f} ms",
-            f"{med('sync peer', 'median_ms'):.1f} ms",
-            "",
-        ),
-        (
-            "propagation, 2 clients, 1 update / 5 ms",
-            f"p50 {med('yjs ours', 'prop_p50'):.0f} / p99 {med('yjs ours', 'prop_p99'):.0f} ms",
-            f"p50 {med('yjs peer', 'prop_p50'):.0f} / p99 {med('yjs peer', 'prop_p99'):.0f} ms",
-            "p99 <= 3 ms (peer 1/2)",
-        ),
-        (
-            "20 clients x 20 updates/s, propagation",
-            f"p50 {med(fo, 'p50_ms'):.1f} / p99 {med(fo, 'p99_ms'):.1f} ms",
-            f"p50 {med(fp, 'p50_ms'):.1f} / p99 {med(fp, 'p99_ms'):.1f} ms",
-            "p99 <= 20 ms",
-        ),
+        ("  the same, a warm client process", *both("stock", "sync_warm_ms", "{:.0f} ms"), ""),
+        ("  server side: raw socket to sync step 2", *both("sync", "median_ms", "{:.1f} ms"), ""),
+        ("propagation, 2 clients, 1 update / 5 ms", *p50_p99("stock"), "p99 <= 3 ms (peer 1/2)"),
+        ("20 clients x 20 updates/s, propagation", *p50_p99("fanout"), "p99 <= 20 ms"),
         (
             "  server CPU meanwhile (% of one core)",
             f"{med(fo, 'cpu'):.0f} % (+ Valkey {med(fo, 'valkey_cpu'):.0f} %)",
@@ -486,40 +437,35 @@ def main() -> None:
             "n/a",
             "report",
         ),
-        (
-            "RSS per idle loaded board (200)",
-            f"{med('memory ours', 'per_board'):.1f} KiB",
-            f"{med('memory peer', 'per_board'):.1f} KiB",
-            "report",
-        ),
+        ("RSS per idle loaded board (200)", *both("memory", "per_board", "{:.1f} KiB"), "report"),
         (
             "RSS per connected client (500, one board)",
-            f"{med('memory ours', 'per_client'):.1f} KiB",
-            f"{med('memory peer', 'per_client'):.1f} KiB",
+            *both("memory", "per_client", "{:.1f} KiB"),
             "report",
         ),
     ]
-    print(f"\nWhiteboard, median of {args.runs} runs, {os.cpu_count()} cores, AOF fsync always")
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for i, row in enumerate(rows):
-        print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-        if i == 0:
-            print("-|-".join("-" * w for w in widths))
-
-    delivered = sum(r["delivered"] for r in runs[fo] + runs[fp])
-    expected = sum(r["expected"] for r in runs[fo] + runs[fp])
-    act = runs["activation"]
+    if args.cross_check:
+        rows[4:4] = [
+            ("shared client: initial sync", *both("shared", "sync_ms", "{:.0f} ms"), ""),
+            ("shared client: propagation, 2 clients", *p50_p99("shared"), ""),
+        ]
+    lines = [
+        f"Whiteboard, median of {args.runs} runs, {os.cpu_count()} cores, AOF fsync always",
+        table(rows, ("figure", "ours", "peer (y-websocket@2, Node)", "target")),
+        "",
+        "per run (ours | peer):",
+    ]
     one = "{:.1f}"
-    print("\nper run (ours | peer):")
     for label, ours_runs, peer_runs in (
-        ("initial sync ms", each("yjs ours", "sync_ms"), each("yjs peer", "sync_ms")),
+        ("initial sync ms", each("stock ours", "sync_ms"), each("stock peer", "sync_ms")),
+        ("  warm ms", each("stock ours", "sync_warm_ms"), each("stock peer", "sync_warm_ms")),
         (
             "server side of it, ms",
             each("sync ours", "median_ms", one),
             each("sync peer", "median_ms", one),
         ),
-        ("2 clients, p50 ms", each("yjs ours", "prop_p50"), each("yjs peer", "prop_p50")),
-        ("2 clients, p99 ms", each("yjs ours", "prop_p99"), each("yjs peer", "prop_p99")),
+        ("2 clients, p50 ms", each("stock ours", "p50_ms", one), each("stock peer", "p50_ms", one)),
+        ("2 clients, p99 ms", each("stock ours", "p99_ms", one), each("stock peer", "p99_ms", one)),
         ("fan-out p50 ms", each(fo, "p50_ms", one), each(fp, "p50_ms", one)),
         ("fan-out p99 ms", each(fo, "p99_ms", one), each(fp, "p99_ms", one)),
         ("fan-out CPU %", each(fo, "cpu"), each(fp, "cpu")),
@@ -543,13 +489,83 @@ def main() -> None:
             each("memory peer", "per_client", one),
         ),
     ):
-        print(f"  {label:26} {ours_runs}" + (f" | {peer_runs}" if peer_runs else ""))
-    print(f"  fan-out updates delivered: {delivered:,} of {expected:,}")
-    print(
+        lines.append(f"  {label:26} {ours_runs}" + (f" | {peer_runs}" if peer_runs else ""))
+    stock = runs["stock ours"] + runs["stock peer"]
+    fans = runs[fo] + runs[fp]
+    act = runs["activation"]
+    lines += [
+        f"  2-client updates delivered: {sum(r['delivered'] for r in stock):,.0f} of "
+        f"{sum(r['updates'] for r in stock):,.0f}",
+        f"  fan-out updates delivered: {sum(r['delivered'] for r in fans):,.0f} of "
+        f"{sum(r['expected'] for r in fans):,.0f}",
         f"  writing the {LOG_UPDATES:,}-update log took {each('activation', 'write_s', one)} s, "
         f"compacting it {each('activation', 'compact_s', one)} s; the board syncs "
-        f"{act[0]['state_bytes']:,.0f} bytes"
-    )
+        f"{act[0]['state_bytes']:,.0f} bytes",
+    ]
+
+    def pick(server: str, figures: list[tuple[str, str] | None]) -> list[float]:
+        """The medians of (group, key) figures of one server; None: not measured."""
+        return [med(f"{f[0]} {server}", f[1]) if f else float("nan") for f in figures]
+
+    def chart(
+        figures: list[tuple[str, str] | None], shared: list[tuple[str, str] | None]
+    ) -> dict[str, list[float]]:
+        """Ours and the peer; with --cross-check, the shared client's figures beside them."""
+        series = {"ours": pick("ours", figures), "peer (y-websocket@2)": pick("peer", figures)}
+        if args.cross_check and any(shared):
+            series["ours, shared client"] = pick("ours", shared)
+            series["peer, shared client"] = pick("peer", shared)
+        return series
+
+    panels = [
+        Panel(
+            "Initial sync of a 5,000-stroke board",
+            "ms",
+            ["new client, fresh Node process", "new client, warm", "server side: to sync step 2"],
+            chart(
+                [("stock", "sync_ms"), ("stock", "sync_warm_ms"), ("sync", "median_ms")],
+                [("shared", "sync_ms"), None, None],
+            ),
+            [90, None, None],
+        ),
+        Panel(
+            "Propagation of small updates",
+            "ms",
+            ["2 clients, p50", "2 clients, p99", "20 clients, p50", "20 clients, p99"],
+            chart(
+                [
+                    ("stock", "p50_ms"),
+                    ("stock", "p99_ms"),
+                    ("fanout", "p50_ms"),
+                    ("fanout", "p99_ms"),
+                ],
+                [("shared", "p50_ms"), ("shared", "p99_ms"), None, None],
+            ),
+            [None, 3, None, 20],
+        ),
+        Panel(
+            "CPU during the 20-client fan-out",
+            "% of one core",
+            ["server", "its Valkey"],
+            {
+                "ours": [med(fo, "cpu"), med(fo, "valkey_cpu")],
+                "peer (y-websocket@2)": [med(fp, "cpu"), float("nan")],
+            },
+        ),
+        Panel(
+            "Server memory (RSS)",
+            "KiB",
+            ["per idle loaded board", "per connected client"],
+            chart([("memory", "per_board"), ("memory", "per_client")], [None, None]),
+        ),
+        Panel(
+            f"Cold activation of a {LOG_UPDATES:,}-update log (ours; the peer stores nothing)",
+            "ms",
+            ["as a log", "compacted"],
+            {"ours": [med("activation", "log_ms"), med("activation", "snap_ms")]},
+        ),
+    ]
+    publish("whiteboard", "\n".join(lines), panels)
 
 
 if __name__ == "__main__":

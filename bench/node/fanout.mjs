@@ -11,10 +11,9 @@
 // every (sender, receiver) pair of the updates sent inside the window, how many arrived, and
 // this process's own CPU and event-loop delay over the window.
 import * as Y from 'yjs'
-import { WebsocketProvider } from 'y-websocket'
-import WebSocket from 'ws'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
-import { sleep, until } from './wait.mjs'
+import { openBoard } from './board.mjs'
+import { quantile, sleep, until } from './wait.mjs'
 
 process.setMaxListeners(0) // every provider listens for the process's exit
 
@@ -39,11 +38,7 @@ const latencies = []
 
 const peers = []
 for (let i = 0; i < clients; i++) {
-  const doc = new Y.Doc()
-  const provider = new WebsocketProvider(server, room, doc, {
-    WebSocketPolyfill: WebSocket,
-    disableBc: true
-  })
+  const { doc, provider } = openBoard(server, room)
   const strokes = doc.getMap('strokes')
   strokes.observeDeep((events, txn) => {
     if (txn.local) return
@@ -105,7 +100,6 @@ for (const t of timers) {
 const expected = sent * (clients - 1)
 await until(() => latencies.length >= expected, 5000)
 latencies.sort((a, b) => a - b)
-const pick = (q) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))]
 console.log(
   JSON.stringify({
     clients,
@@ -114,8 +108,8 @@ console.log(
     sent,
     expected,
     delivered: latencies.length,
-    p50_ms: pick(0.5),
-    p99_ms: pick(0.99),
+    p50_ms: quantile(latencies, 0.5),
+    p99_ms: quantile(latencies, 0.99),
     max_ms: latencies[latencies.length - 1],
     // This process (the 20 clients): its CPU, and how late its event loop ran (a busy or
     // descheduled client delays what it timestamps, whichever server it talks to).

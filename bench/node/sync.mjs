@@ -1,16 +1,15 @@
-// The server's side of the initial sync: the 5,000-stroke board of ../../shared/bench/
-// yjs_bench.mjs, written the same way (stock Yjs + y-websocket provider), then raw `ws`
-// sockets that send an empty sync step 1 and time the server's step 2, without decoding it
-// into a Yjs document. Used by ../whiteboard_bench.py.
+// The server's side of the initial sync: the 5,000-stroke board of board.mjs, written by
+// the stock Yjs client (y-websocket provider), then raw `ws` sockets that send an empty sync
+// step 1 and time the server's step 2, without decoding it into a Yjs document. Used by
+// ../whiteboard_bench.py.
 //
 //   node sync.mjs ws://127.0.0.1:8000/whiteboard/ws [--reps 5]
 //
 // Prints one JSON line: the median and every time, in ms, and the step 2's size in bytes.
-import * as Y from 'yjs'
-import { WebsocketProvider } from 'y-websocket'
 import WebSocket from 'ws'
 import { performance } from 'node:perf_hooks'
-import { sleep, until } from './wait.mjs'
+import { drawBoard, openBoard } from './board.mjs'
+import { quantile, sleep, until } from './wait.mjs'
 
 const args = process.argv.slice(2)
 const server = args[0] || 'ws://127.0.0.1:8000/whiteboard/ws'
@@ -18,21 +17,9 @@ const at = args.indexOf('--reps')
 const reps = at >= 0 ? Number(args[at + 1]) : 5
 
 const room = 'sync' + (Date.now() % 1e9)
-const doc = new Y.Doc()
-const writer = new WebsocketProvider(server, room, doc, {
-  WebSocketPolyfill: WebSocket,
-  disableBc: true
-})
+const { doc, provider: writer } = openBoard(server, room)
 await until(() => writer.synced, 10000)
-doc.transact(() => {
-  const strokes = doc.getArray('strokes')
-  for (let i = 0; i < 5000; i++) {
-    const m = new Y.Map()
-    m.set('color', '#123456')
-    m.set('pts', Array.from({ length: 40 }, (_, k) => i + k))
-    strokes.push([m])
-  }
-})
+drawBoard(doc)
 await sleep(1000)
 
 // messageSync, syncStep1, a state vector of no clients
@@ -63,5 +50,5 @@ for (let i = 0; i < reps; i++) {
 }
 writer.destroy()
 const sorted = [...times].sort((a, b) => a - b)
-console.log(JSON.stringify({ median_ms: sorted[Math.floor(sorted.length / 2)], times, bytes }))
+console.log(JSON.stringify({ median_ms: quantile(sorted, 0.5), times, bytes }))
 process.exit(0)
