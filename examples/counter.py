@@ -104,4 +104,5 @@ app = App(
     ],
     templates=Path(__file__).parent / "templates",
     static="counter",
+    live={"counter": "counters in use", "sockets": "viewers"},
 )

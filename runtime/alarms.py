@@ -56,7 +56,7 @@ class AlarmHost(Protocol):
     @property
     def namespaces(self) -> Collection[str]: ...
     def namespace(self, name: str) -> Namespace: ...
-    def alarm_fired(self) -> None: ...
+    def alarm_report(self, what: str) -> None: ...
 
 
 class AlarmService:
@@ -69,6 +69,7 @@ class AlarmService:
         self._wake = asyncio.Event()
         self._next_local_ms: int | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
+        self.claimed = 0
 
     def shard_key(self, member: str) -> str:
         shard = alarm_shard_of(member, self.settings.alarm_shards)
@@ -129,6 +130,7 @@ class AlarmService:
             except DurableObjectError as exc:  # that shard waits for the next poll
                 log.warning("alarm claim failed: %s", exc)
                 continue
+            self.claimed += len(members)
             for member in members:
                 task = asyncio.get_running_loop().create_task(
                     self.deliver(member.decode(), claim_until)
@@ -149,7 +151,7 @@ class AlarmService:
             await self._settle(member, claimed_ms, None)
             return
         try:
-            event = AlarmEvent(namespace, self.node.alarm_fired)
+            event = AlarmEvent(namespace, self.node.alarm_report)
             await self.node.router.dispatch(namespace, object_id, event)
         except Exception as exc:
             # Left claimed: delivered again (here or elsewhere) when the claim runs out.

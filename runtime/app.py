@@ -101,6 +101,9 @@ class App:
     lifespan: Lifespan | None = None
     #: Shown on the landing page.
     listed: bool = True
+    #: The app's live numbers on the landing page: a namespace (its objects held on the
+    #: cluster) or "sockets" (its open client sockets) -> what to call them ("rooms open").
+    live: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _NAME_RE.fullmatch(self.name) or self.name in RESERVED:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 
+from . import logs
 from .app import App
 from .config import Settings
 from .embedded import ValkeyProcess, ValkeySupervisor
@@ -172,9 +173,7 @@ def serve(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         log_level=args.log_level,
     ).with_node_id()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format, settings.node_id)
     apps = load_apps([*settings.apps, *args.app], suite=not args.no_suite)
     check_port(settings.host, settings.port)
     embedded: ValkeyProcess | None = None
@@ -194,7 +193,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         node = Node(settings, redis_url)
         app = create_app(node, apps, embedded=supervisor)
-        config = uvicorn_config(app, settings, access_log=args.access_log)
+        config = uvicorn_config(app, settings, access_log=args.access_log, log_config=None)
         log.info("node %s serving on http://%s:%d", settings.node_id, settings.host, settings.port)
         server = _Server(config)
         server.node = node

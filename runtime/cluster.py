@@ -17,6 +17,7 @@ import itertools
 import logging
 import ssl
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -71,7 +72,7 @@ class LinkHost(Protocol):
     @property
     def router(self) -> Forwarder: ...
     def namespace(self, name: str) -> Namespace: ...
-    def alarm_fired(self) -> None: ...
+    def alarm_report(self, what: str) -> None: ...
     def link_refused(self, peer: str, why: str) -> None: ...
 
 
@@ -189,10 +190,16 @@ class NodeLink:
         future: asyncio.Future[tuple[bool, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
         self._outbox.add([link.REQUEST, rid, kind, ns, hex_id, hops, body])
+        counts = self.links.forwarded
+        peer = self.info.node_id
         try:
             ok, value = await future
+        except OutcomeUnknown:
+            counts[(peer, kind, "unknown")] += 1
+            raise
         finally:
             self._pending.pop(rid, None)
+        counts[(peer, kind, "ok" if ok else "error")] += 1
         if ok:
             return value
         raise link.error_from(value)
@@ -485,7 +492,7 @@ class LinkSession:
         try:
             namespace = self.node.namespace(ns)
             object_id = namespace.id_from_string(hex_id)
-            event = from_wire(namespace, kind, body, self.node.alarm_fired)
+            event = from_wire(namespace, kind, body, self.node.alarm_report)
             value = await self.node.router.dispatch(namespace, object_id, event, hops=hops)
             self.send([link.REPLY, rid, True, value])
         except Exception as exc:
@@ -516,8 +523,12 @@ class Links:
     REFUSAL_MEMORY = 300.0
     LOG_EVERY = 60.0
 
-    def __init__(self, node: LinkHost) -> None:
+    def __init__(self, node: LinkHost, forwarded: Counter[tuple[str, str, str]]) -> None:
         self.node = node
+        #: (peer, kind, outcome) -> events forwarded (the node's stats).
+        self.forwarded = forwarded
+        #: Links other nodes opened to this one (their tunnels count for the metrics).
+        self.sessions: set[LinkSession] = set()
         self._out: dict[str, NodeLink] = {}
         self._unreachable: dict[str, float] = {}
         #: Nodes that refused our links, and peers whose links we refused: id -> (when, why).
@@ -579,6 +590,19 @@ class Links:
             for key, table in (("by", self._refused_by), ("of", self._refused))
         }
         return recent
+
+    def tunnels(self) -> dict[tuple[str, str], int]:
+        """(peer, side) -> tunnelled client sockets: "client" (the client is here, its
+        object there) and "owner" (the object is here)."""
+        counts: dict[tuple[str, str], int] = {}
+        for peer, out in self._out.items():
+            if out._tunnels:
+                counts[(peer, "client")] = len(out._tunnels)
+        for session in self.sessions:
+            if session._tunnels:
+                key = (session.peer, "owner")
+                counts[key] = counts.get(key, 0) + len(session._tunnels)
+        return counts
 
     async def close(self) -> None:
         await asyncio.gather(

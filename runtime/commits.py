@@ -11,6 +11,7 @@ existed when they were released: that is the output gate.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -32,6 +33,7 @@ class CommitHost(Protocol):
 
     def on_committed(self, batch: WriteBatch) -> None: ...
     def on_commit_failed(self, error: DurableObjectError) -> None: ...
+    def commit_observed(self, seconds: float, keys: int) -> None: ...
     async def index_alarm(self, due_ms: int) -> None: ...
 
 
@@ -145,10 +147,12 @@ class Commits:
             (k.lease, k.data, k.index, k.alarm),
             batch.script_args(self._host.lease.value),
         )
-        future.add_done_callback(lambda f: self._done(batch, f))
+        sent = time.monotonic()
+        future.add_done_callback(lambda f: self._done(batch, f, sent))
 
-    def _done(self, batch: WriteBatch, future: asyncio.Future[Any]) -> None:
+    def _done(self, batch: WriteBatch, future: asyncio.Future[Any], sent: float) -> None:
         self.inflight = None
+        self._host.commit_observed(time.monotonic() - sent, len(batch.entries))
         if future.cancelled():
             self.fail(Fenced("the commit was cancelled; nothing is known to be stored"))
             return

@@ -175,12 +175,19 @@ class Settings(BaseSettings):
     #: Signing keys of apps' tokens derive from it (keys.py); unset, they live in Redis.
     secret_key: str = field(default="", repr=False)
     allowed_origins: tuple[str, ...] = ()
+    #: METRICS=0 stops keeping the labelled counters and histograms (/metrics answers 404).
+    metrics: bool = True
+    #: Who may read /metrics and /ops (Authorization: Bearer <token>); other nodes always
+    #: may. Unset, they are open only on a laptop (no CLUSTER_SECRET, loopback only).
+    ops_token: str = field(default="", repr=False)
     #: Host names the node answers to besides localhost and its own advertised host.
     allowed_hosts: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     # Extra apps to mount, as "module:attribute" import strings.
     apps: tuple[str, ...] = field(default_factory=tuple)
     log_level: str = "info"
+    #: "text", or "json": one JSON object per line (python-json-logger).
+    log_format: str = "text"
 
     def __post_init__(self) -> None:
         if self.node_id and not NODE_ID_RE.fullmatch(self.node_id):
@@ -200,6 +207,8 @@ class Settings(BaseSettings):
                 raise ConfigurationError(f"{self.env_name(name)} must be positive")
         if self.max_queue < 1 or self.alarm_shards < 1:
             raise ConfigurationError("MAX_QUEUE and ALARM_SHARDS must be >= 1")
+        if self.log_format not in ("text", "json"):
+            raise ConfigurationError("LOG_FORMAT is text or json")
         if self.redis_cluster not in ("auto", "yes", "no"):
             raise ConfigurationError("REDIS_CLUSTER is auto, yes or no")
         urls = dict(self.redis_urls)

@@ -179,9 +179,10 @@ class AlarmEvent(Event):
 
     kind = "alarm"
 
-    def __init__(self, namespace: Target, on_fired: Callable[[], None] | None = None) -> None:
+    def __init__(self, namespace: Target, report: Callable[[str], None] | None = None) -> None:
         super().__init__(namespace)
-        self.on_fired = on_fired
+        #: Told "fired", "retried" or "dropped" (the node's metrics).
+        self.report = report or _ignore
 
     async def run(self, instance: DurableObject) -> None:
         storage = instance.storage
@@ -195,14 +196,18 @@ class AlarmEvent(Event):
         # Cleared only if no other event sets a new alarm while this one runs.
         storage.clear_fired_alarm(raw)
         settings = instance.env.settings
-        member = f"{self.namespace.name}:{instance.id.hex}"
+        member = f"{self.namespace.name}:{instance.id.hex[:12]}"
+        fields = {
+            "object_class": self.namespace.cls.__qualname__,
+            "namespace": self.namespace.name,
+            "object_id": instance.id.hex[:12],
+        }
         try:
             if self.namespace.alarm_takes_info:
                 await instance.alarm(AlarmInfo(retries))
             else:
                 await instance.alarm()  # type: ignore[call-arg]
-            if self.on_fired is not None:
-                self.on_fired()
+            self.report("fired")
         except Exception:
             if retries < settings.alarm_max_retries:
                 delay = settings.alarm_retry_base * 2**retries
@@ -212,19 +217,30 @@ class AlarmEvent(Event):
                     retries + 1,
                     delay,
                     exc_info=True,
+                    extra=fields,
                 )
                 storage.retry_alarm(now + int(delay * 1000), retries + 1)
+                self.report("retried")
             else:
+                self.report("dropped")
                 log.error(
-                    "alarm of %s raised %d times; giving up", member, retries + 1, exc_info=True
+                    "alarm of %s raised %d times; giving up",
+                    member,
+                    retries + 1,
+                    exc_info=True,
+                    extra=fields,
                 )
 
     def wire(self) -> list[Any]:
         return []
 
 
+def _ignore(what: str) -> None:
+    pass
+
+
 def from_wire(
-    namespace: Target, kind: str, body: list[Any], on_fired: Callable[[], None] | None = None
+    namespace: Target, kind: str, body: list[Any], report: Callable[[str], None] | None = None
 ) -> Event:
     """Rebuild an event another node sent (its shape checked: it is input)."""
     if kind == "rpc" and len(body) == 2 and isinstance(body[0], str) and isinstance(body[1], bytes):
@@ -239,5 +255,5 @@ def from_wire(
     ):
         return FetchEvent(namespace, body[0], body[1])
     if kind == "alarm":
-        return AlarmEvent(namespace, on_fired)
+        return AlarmEvent(namespace, report)
     raise InvalidValue(f"malformed {kind!r} event from another node")

@@ -26,6 +26,11 @@ class OutFrame:
         self._wire: bytes | None = None
 
     @property
+    def size(self) -> int:
+        """Its length on the wire if encoded already, else its payload's (for metrics)."""
+        return len(self._wire) if self._wire is not None else len(self.message)
+
+    @property
     def wire(self) -> bytes:
         """The unmasked server-to-client frame (RFC 6455 section 5.2)."""
         if self._wire is None:

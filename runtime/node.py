@@ -16,16 +16,19 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Iterable
 
 from . import link
 from .alarms import AlarmService
 from .cluster import Links
 from .config import Settings
+from .embedded import ValkeySupervisor
 from .env import Env
 from .errors import ConfigurationError, Fenced, ObjectMoved, UnknownNamespace
 from .ids import ObjectId
 from .keys import KEYRING, KeyRing, SigningKeys
 from .lease import Lease
+from .metrics import NodeCollector
 from .namespace import Namespace
 from .object import DurableObject
 from .record import ObjectRecord
@@ -55,11 +58,16 @@ class Node:
         if not url:
             raise ConfigurationError("no Redis URL: pass redis_url or start an embedded Valkey")
         self.redis_url = url
-        self.store = RedisStore(url, self.settings, self.holder)
+        self.stats = NodeStats(enabled=self.settings.metrics)
+        self.store = RedisStore(url, self.settings, self.holder, observe=self.stats.round_trip)
         self.stores: dict[str | None, RedisStore] = {None: self.store}
         for name in self.settings.jurisdictions:
             self.stores[name] = RedisStore(
-                self.settings.url_for(name), self.settings, self.holder, name
+                self.settings.url_for(name),
+                self.settings,
+                self.holder,
+                name,
+                observe=self.stats.round_trip,
             )
         self.alarms = {j: AlarmService(self, s) for j, s in self.stores.items()}
         me = NodeInfo(
@@ -69,14 +77,16 @@ class Node:
             self.store.redis, self.settings.key_prefix, me, self.settings.heartbeat_interval
         )
         self.router = Router(self)
-        self.links = Links(self)
+        self.links = Links(self, self.stats.forwarded)
         #: Checks the handshakes of links and operator requests made to this node.
         self.verifier = link.Verifier(self.settings.cluster_secret, self.node_id)
         self.env = Env(self)
-        self.stats = NodeStats()
         self.namespaces: dict[str, Namespace] = {}
         self.records: dict[tuple[str, str], ObjectRecord] = {}
         self.signing_keys = SigningKeys(self.settings.secret_key)
+        #: The embedded Valkey's supervisor, when the node runs one (its state is shown).
+        self.embedded: ValkeySupervisor | None = None
+        self.stats.registry.register(NodeCollector(self))
         self.register(KEYRING, KeyRing)
         self.stopping = False  # no new objects; loops other than lease renewal end
         self._drained = False  # every object is shut down (the node still forwards)
@@ -135,8 +145,14 @@ class Node:
     def link_refused(self, peer: str, why: str) -> None:
         self.links.refused(peer, why)
 
-    def alarm_fired(self) -> None:
-        self.stats.alarms_fired += 1
+    def alarm_report(self, what: str) -> None:
+        """An alarm fired, was retried or was dropped (for the metrics)."""
+        if what == "fired":
+            self.stats.alarms_fired += 1
+        elif what == "retried":
+            self.stats.alarms_retried += 1
+        else:
+            self.stats.alarms_dropped += 1
 
     # ------------------------------------------------------------ lifecycle
 
@@ -234,6 +250,12 @@ class Node:
         if self.records.get(key) is record:
             del self.records[key]
 
+    def all_records(self) -> Iterable[ObjectRecord]:
+        return self.records.values()
+
+    def tunnel_counts(self) -> dict[tuple[str, str], int]:
+        return self.links.tunnels()
+
     def record_of(self, namespace: Namespace, object_id: ObjectId) -> ObjectRecord | None:
         """The record of an object hosted here, if any."""
         return self.records.get((namespace.name, object_id.hex))
@@ -282,10 +304,15 @@ class Node:
             if not records:
                 continue
             results = await store.leases.renew_many([(r.keys, r.lease) for r in records])
+            self.stats.leases_renewed += sum(1 for ok in results if ok)
             for record, ok in zip(records, results, strict=True):
                 if ok is False and not record.gone:
                     self.stats.leases_lost += 1
-                    log.warning("lease of %s was lost; discarding it", record.describe())
+                    log.warning(
+                        "lease of %s was lost; discarding it",
+                        record.describe(),
+                        extra=record.log_fields,
+                    )
                     record.discard(Fenced(f"{record.describe()} lost its lease"))
 
     async def _sweep_loop(self) -> None:

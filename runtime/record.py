@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .batch import UNCHANGED, WriteBatch
 from .errors import DurableObjectError, Fenced, ObjectReset, RecordGone
+from .frames import OutFrame
 from .gate import Event, InputGate, _current, current_event, run_blocking
 from .keyspace import ObjectKeys
 from .lease import Lease
@@ -96,6 +97,17 @@ class ObjectRecord:
         self.sockets = SocketSet()
         self.outputs = OutputGate(self._deliver)
         self.background: set[asyncio.Task[Any]] = set()
+        app = namespace.env.app
+        #: The app the object belongs to: the label of its sockets' metrics.
+        self.app_name = app.name if app is not None else "-"
+        #: What its log lines carry (as JSON fields with LOG_FORMAT=json): never a whole
+        #: ID, which may be a capability (a private room's).
+        self.log_fields = {
+            "object_class": namespace.cls.__qualname__,
+            "namespace": namespace.name,
+            "object_id": object_id.hex[:12],
+        }
+        self.stats = host.stats
         self.gone = False
         self.last_active = time.monotonic()
         self._init: list[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]] | None = None
@@ -113,13 +125,23 @@ class ObjectRecord:
     # ----------------------------------------------------------- events
 
     async def run(
-        self, handler: Callable[[DurableObject], Awaitable[T]], *, wait_output: bool = True
+        self,
+        handler: Callable[[DurableObject], Awaitable[T]],
+        *,
+        wait_output: bool = True,
+        kind: str = "event",
     ) -> T:
         """Deliver one event: wait for the gate, run it, then release its result once its
-        writes are committed."""
+        writes are committed. ``kind`` labels it in the node's metrics."""
         if self.gone:
             raise RecordGone
-        await self.gate.enter(self.describe())
+        events = self.stats.events if self.stats.enabled else None
+        try:
+            await self.gate.enter(self.describe())
+        except DurableObjectError:
+            if events is not None:
+                events[(kind, "overloaded")] += 1
+            raise
         token = _current.set(None)  # activation runs outside any event
         try:
             outcome = await self._execute(handler)
@@ -130,13 +152,20 @@ class ObjectRecord:
             commits = storage.commits
             if commits.failure is not None and wait_output:
                 # What the event returns may rest on writes that will never be stored.
+                if events is not None:
+                    events[(kind, "reset")] += 1
                 raise ObjectReset(
                     f"{self.describe()} was reset ({commits.failure}); retry the request"
                 )
             if wait_output and outcome.seq > commits.committed_seq:
                 await commits.wait_committed(outcome.seq)
         if outcome.error is not None:
+            if events is not None:
+                reset = isinstance(outcome.error, ObjectReset)
+                events[(kind, "reset" if reset else "error")] += 1
             raise outcome.error
+        if events is not None:
+            events[(kind, "ok")] += 1
         return outcome.result  # type: ignore[return-value]
 
     async def _execute(self, handler: Callable[[DurableObject], Awaitable[T]]) -> _Outcome[T]:
@@ -190,7 +219,11 @@ class ObjectRecord:
         Sockets, lease and other events' writes are untouched."""
         if self.instance is instance:
             self.instance = None
-        log.info("an event of %s was cancelled by its caller; rebuilding it", self.describe())
+        log.info(
+            "an event of %s was cancelled by its caller; rebuilding it",
+            self.describe(),
+            extra=self.log_fields,
+        )
 
     # ----------------------------------------------------------- activation
 
@@ -258,10 +291,23 @@ class ObjectRecord:
         self.background.discard(task)
         self.last_active = time.monotonic()
         if not task.cancelled() and task.exception() is not None:
-            log.error("background work of %s failed", self.describe(), exc_info=task.exception())
+            log.error(
+                "background work of %s failed",
+                self.describe(),
+                exc_info=task.exception(),
+                extra=self.log_fields,
+            )
 
     def accept_websocket(self, ws: ObjectWebSocket, tags: Iterable[str]) -> None:
         self.sockets.accept(ws, tags, self)
+        self.stats.sockets[(self.app_name, "accepted")] += 1
+
+    def socket_refused(self) -> None:
+        self.stats.sockets[(self.app_name, "refused")] += 1
+
+    def socket_received(self, size: int) -> None:
+        if self.stats.enabled:
+            self.stats.socket_bytes[(self.app_name, "in")] += size
 
     def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]:
         return self.sockets.open(tag)
@@ -291,8 +337,16 @@ class ObjectRecord:
     def on_commit_failed(self, error: DurableObjectError) -> None:
         if isinstance(error, Fenced):
             self.host.stats.commits_fenced += 1
-        log.warning("commit failed for %s: %s; instance discarded", self.describe(), error)
+        log.warning(
+            "commit failed for %s: %s; instance discarded",
+            self.describe(),
+            error,
+            extra=self.log_fields,
+        )
         self.discard(error)
+
+    def commit_observed(self, seconds: float, keys: int) -> None:
+        self.stats.committed(seconds, keys)
 
     async def index_alarm(self, due_ms: int) -> None:
         await self.alarms.index(self.keys.member, due_ms)
@@ -316,6 +370,8 @@ class ObjectRecord:
 
     def _deliver(self, ws: ObjectWebSocket, item: Output) -> None:
         ws.deliver(item)
+        if self.stats.enabled and isinstance(item, OutFrame):
+            self.stats.socket_bytes[(self.app_name, "out")] += item.size
         if ws.closed:
             self.sockets.forget(ws)
 
@@ -386,7 +442,12 @@ class ObjectRecord:
             held = True
         except TimeoutError:
             held = False
-            log.warning("%s still busy after %.0fs; stopping it anyway", self.describe(), timeout)
+            log.warning(
+                "%s still busy after %.0fs; stopping it anyway",
+                self.describe(),
+                timeout,
+                extra=self.log_fields,
+            )
         try:
             await self._retire(code, reason)
         finally:
@@ -413,7 +474,12 @@ class ObjectRecord:
             try:
                 await storage.commits.sync()
             except DurableObjectError as exc:
-                log.warning("could not commit %s as it left: %s", self.describe(), exc)
+                log.warning(
+                    "could not commit %s as it left: %s",
+                    self.describe(),
+                    exc,
+                    extra=self.log_fields,
+                )
                 committed = False
         self.sockets.abort_all(code, reason)
         self.storage = None

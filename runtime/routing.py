@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .ids import ObjectId
     from .namespace import Namespace
+    from .stats import NodeStats
     from .websocket import SocketRequest, Transport
 
 T = TypeVar("T")
@@ -49,6 +50,7 @@ class RouteHost(Protocol):
 
     node_id: str
     settings: Settings
+    stats: NodeStats
     stopping: bool
     registry: Registry
     links: Links
@@ -76,7 +78,7 @@ class Router:
         """Run ``event`` on the object, here or where it lives; its result."""
 
         async def here(record: ObjectRecord) -> Any:
-            return await record.run(event.run, wait_output=event.wait_output)
+            return await record.run(event.run, wait_output=event.wait_output, kind=event.kind)
 
         async def there(info: NodeInfo) -> Any:
             return await self.node.links.to(info).request(
@@ -201,12 +203,17 @@ class Router:
         node = self.node
         deadline = time.monotonic() + node.settings.activation_timeout
         delay = 0.02
+        waited = False
         while True:
             if node.stopping:
                 raise ObjectMoved(f"node {node.node_id} is stopping")
             got = await record.store.leases.acquire(record.keys)
             if isinstance(got, Lease):
+                node.stats.leases_acquired += 1
+                if waited:  # its holder was gone: this node took the object over
+                    node.stats.lease_takeovers += 1
                 return got
+            waited = True
             holder = LeaseClient.holder_of(got)
             if self.forwarding:
                 info = await node.registry.lookup(holder.partition("@")[0])

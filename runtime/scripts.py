@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -84,9 +85,16 @@ def storage_error(exc: BaseException) -> StorageUnavailable:
 class ScriptBatcher:
     """Runs script calls in pipelines: one round trip per event-loop turn, not per call."""
 
-    def __init__(self, redis: Redis, max_batch: int = 2000) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        max_batch: int = 2000,
+        observe: Callable[[float], None] | None = None,
+    ) -> None:
         self.redis = redis
         self.max_batch = max_batch
+        #: Told how long each round trip took (the node's metrics).
+        self.observe = observe
         self._pending: list[_Call] = []
         self._task: asyncio.Task[None] | None = None
         #: Round trips made and calls sent, for the benchmarks and tests.
@@ -121,8 +129,11 @@ class ScriptBatcher:
     async def _send(self, batch: list[_Call]) -> None:
         self.round_trips += 1
         self.calls += len(batch)
+        sent = time.monotonic()
         try:
             results = await self._execute(batch)
+            if self.observe is not None:
+                self.observe(time.monotonic() - sent)
             missing = [
                 i for i, r in enumerate(results) if isinstance(r, redis_errors.NoScriptError)
             ]

@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from . import link
+from . import link, ops
 from .app import App, MountedApp, NodeMiddleware, check_unique, static_root, templates_for
 from .asgi import BoundedHttpToolsProtocol, Connection, FastWebSocketProtocol, HeadLimits
 from .cluster import LinkSession
@@ -75,6 +75,7 @@ def create_app(
     endpoints, and every app under /<name>. ``embedded`` watches the embedded Valkey (its
     state shows in /healthz)."""
     check_unique(apps)
+    node.embedded = embedded
     templates = templates_for(apps)
     mounted = [MountedApp(app, node, templates) for app in apps]
     for m in mounted:
@@ -148,7 +149,12 @@ def create_app(
             return
         conn = Connection(websocket, max_buffer=1 << 30)
         await conn.accept()
-        await LinkSession(node, conn, peer).run()
+        session = LinkSession(node, conn, peer)
+        node.links.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            node.links.sessions.discard(session)
 
     async def cluster_objects(request: Request) -> Response:
         """This node's live objects (for operators and tests; same credentials as links)."""
@@ -160,7 +166,7 @@ def create_app(
                 "node": node.node_id,
                 "live": sorted(node.live_ids()),
                 "hosted": len(node.records),
-                "stats": vars(node.stats),
+                "stats": node.stats.as_dict(),
             }
         )
 
@@ -172,6 +178,7 @@ def create_app(
         Route("/_cluster/objects", cluster_objects),
         Mount("/static", StaticFiles(directory=static_root(), check_dir=False), name="static"),
     ]
+    routes += ops.routes(node, templates, mounted)
     routes += [m.mount() for m in mounted]
     settings = node.settings
     middleware = [

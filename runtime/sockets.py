@@ -67,15 +67,22 @@ class SocketHost(Protocol):
     """What serving a socket needs from the object's record."""
 
     max_attachment_bytes: int
+    log_fields: dict[str, str]
 
     def describe(self) -> str: ...
     def class_name(self) -> str: ...
     @property
     def gone(self) -> bool: ...
     async def run(
-        self, handler: Callable[[DurableObject], Awaitable[None]], *, wait_output: bool = True
+        self,
+        handler: Callable[[DurableObject], Awaitable[None]],
+        *,
+        wait_output: bool = True,
+        kind: str = "event",
     ) -> None: ...
     def forget_socket(self, ws: ObjectWebSocket) -> None: ...
+    def socket_refused(self) -> None: ...
+    def socket_received(self, size: int) -> None: ...
 
 
 async def serve_socket(host: SocketHost, conn: Transport, request: SocketRequest) -> None:
@@ -91,14 +98,16 @@ async def serve_socket(host: SocketHost, conn: Transport, request: SocketRequest
 
     try:
         try:
-            await host.run(on_connect)
+            await host.run(on_connect, kind="connect")
         except Relocate:
             raise  # the router takes the socket elsewhere
         except DurableObjectError as exc:
+            host.socket_refused()
             await conn.deny(503 if exc.retryable else 400, str(exc))
             return
         except Exception:
-            log.exception("%s.websocket_connect raised", host.class_name())
+            log.exception("%s.websocket_connect raised", host.class_name(), extra=host.log_fields)
+            host.socket_refused()
             await conn.deny(500, "the object failed to accept the connection")
             return
         if not ws.accepted:
@@ -114,6 +123,7 @@ async def serve_socket(host: SocketHost, conn: Transport, request: SocketRequest
 
 async def _refuse(host: SocketHost, ws: ObjectWebSocket, conn: Transport) -> None:
     """The object did not accept: refuse the handshake with the status it chose."""
+    host.socket_refused()
     if ws.denial is not None:
         await conn.deny(*ws.denial)  # (logged once, with its reason, by the transport)
     else:
@@ -132,12 +142,14 @@ async def _pump(host: SocketHost, ws: ObjectWebSocket, conn: Transport) -> None:
                 return  # the object closed it itself, or there is no instance to tell
             if cause == "runtime":  # closed by the runtime because of an error
                 error = ws.error or ConnectionError("the runtime closed the socket")
-                await _deliver(host, ws, partial(_on_error, ws, error))
+                await _deliver(host, ws, partial(_on_error, ws, error), "error")
             else:
-                await _deliver(host, ws, partial(_on_close, ws, received.code, received.reason))
+                on_close = partial(_on_close, ws, received.code, received.reason)
+                await _deliver(host, ws, on_close, "close")
             return
+        host.socket_received(len(received.data))
         if not (ws.closed or ws.closing or host.gone):  # else drain until the close arrives
-            await _deliver(host, ws, partial(_on_message, ws, received.data))
+            await _deliver(host, ws, partial(_on_message, ws, received.data), "message")
 
 
 async def _on_message(ws: ObjectWebSocket, data: str | bytes, instance: DurableObject) -> None:
@@ -153,15 +165,18 @@ async def _on_error(ws: ObjectWebSocket, error: Exception, instance: DurableObje
 
 
 async def _deliver(
-    host: SocketHost, ws: ObjectWebSocket, handler: Callable[[DurableObject], Awaitable[None]]
+    host: SocketHost,
+    ws: ObjectWebSocket,
+    handler: Callable[[DurableObject], Awaitable[None]],
+    kind: str,
 ) -> None:
     try:
-        await host.run(handler, wait_output=False)
+        await host.run(handler, wait_output=False, kind=kind)
     except Relocate:
         pass  # the object was discarded: its sockets are being closed
     except DurableObjectError as exc:
         if exc.retryable and not ws.closed:
             ws.abort(1013, "object busy, try again later", error=exc)
-        log.warning("socket event for %s failed: %s", host.describe(), exc)
+        log.warning("socket event for %s failed: %s", host.describe(), exc, extra=host.log_fields)
     except Exception:
-        log.exception("socket handler of %s raised", host.describe())
+        log.exception("socket handler of %s raised", host.describe(), extra=host.log_fields)

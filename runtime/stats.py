@@ -1,18 +1,113 @@
-"""The node's counters (read by /_cluster/objects, the tests and the benchmarks)."""
+"""The node's counters: plain numbers where the code is hot, Prometheus histograms where a
+distribution matters. ``metrics.py`` turns them (and the node's state) into ``/metrics``.
+
+Hot paths (every event, every socket message) only add to ints and ``Counter`` entries, so
+metrics cost next to nothing; latencies go to prometheus-client histograms (commits and
+Redis round trips happen far less often than deliveries, since both are batched) and to a
+short window of recent values for the ops page's quantiles.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Histogram
+
+#: Seconds buckets for commit and Redis latency: from a fraction of a millisecond (an
+#: in-memory commit on a fast disk) to seconds (a Redis in trouble).
+LATENCY_BUCKETS = (
+    0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+#: Keys written per commit (many events' writes share one commit under load).
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
+#: How many recent latencies the ops page's quantiles are taken over.
+WINDOW = 2000
+
+
+def quantile(values: deque[float] | list[float], q: float) -> float | None:
+    """The q-quantile (0..1) of ``values``, or None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @dataclass
 class NodeStats:
+    #: False (METRICS=0): the labelled counters and the histograms are not kept (the plain
+    #: counters still are: tests and the ops page read them).
+    enabled: bool = True
     activations: int = 0
     hibernations: int = 0
     evictions: int = 0
+    leases_acquired: int = 0
+    #: Leases taken after waiting out another holder's (a dead or stopped node's) expiry.
+    lease_takeovers: int = 0
+    leases_renewed: int = 0
     leases_lost: int = 0
     #: Commits Redis refused because this node no longer held the lease (zombie writes).
     commits_fenced: int = 0
     #: Events whose writes were dropped because their object was reset while they ran.
     events_reset: int = 0
+    alarms_claimed: int = 0
     alarms_fired: int = 0
+    alarms_retried: int = 0
+    alarms_dropped: int = 0
+    #: (kind, outcome) -> events run here: kind rpc/fetch/alarm/connect/message/close/error,
+    #: outcome ok/error/overloaded/reset.
+    events: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: (peer node, kind, outcome) -> events this node forwarded: ok/error/unknown.
+    forwarded: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    #: (app, outcome) -> client socket handshakes: accepted/refused.
+    sockets: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: (app, direction) -> client socket message bytes: in/out.
+    socket_bytes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    started: float = field(default_factory=time.time)
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
+    recent_commits: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    recent_round_trips: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+
+    def __post_init__(self) -> None:
+        self.commit_seconds = Histogram(
+            "do_commit_seconds",
+            "Time from sending a commit to Redis to its answer.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.commit_keys = Histogram(
+            "do_commit_keys",
+            "Keys written (and deleted) per commit.",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.redis_seconds = Histogram(
+            "do_redis_round_trip_seconds",
+            "Time of one pipelined round trip of script calls to Redis.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def committed(self, seconds: float, keys: int) -> None:
+        if not self.enabled:
+            return
+        self.commit_seconds.observe(seconds)
+        self.commit_keys.observe(keys)
+        self.recent_commits.append(seconds)
+
+    def round_trip(self, seconds: float) -> None:
+        if not self.enabled:
+            return
+        self.redis_seconds.observe(seconds)
+        self.recent_round_trips.append(seconds)
+
+    def as_dict(self) -> dict[str, int]:
+        """The plain counters (for /_cluster/objects and tests)."""
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if isinstance(value, int) and not isinstance(value, bool)
+        }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis import exceptions as redis_errors
@@ -32,9 +33,15 @@ class RedisStore:
     """A Redis connection and the runtime's machinery on it."""
 
     def __init__(
-        self, url: str, settings: Settings, holder: str, jurisdiction: str | None = None
+        self,
+        url: str,
+        settings: Settings,
+        holder: str,
+        jurisdiction: str | None = None,
+        observe: Callable[[float], None] | None = None,
     ) -> None:
         self.url = url
+        self.observe = observe
         self.settings = settings
         self.holder = holder
         self.jurisdiction = jurisdiction
@@ -44,7 +51,7 @@ class RedisStore:
 
     def _wire(self) -> None:
         self.scripts = Scripts(self.redis)
-        self.batcher = ScriptBatcher(self.redis)
+        self.batcher = ScriptBatcher(self.redis, observe=self.observe)
         self.leases = LeaseClient(
             self.batcher,
             self.scripts,

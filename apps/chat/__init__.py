@@ -23,6 +23,7 @@ app = App(
     routes=routes,
     settings=ChatConfig,
     templates=Path(__file__).parent / "templates",
+    live={ROOMS: "rooms open", "sockets": "people connected"},
     static="chat",
 )
 

@@ -23,6 +23,7 @@ app = App(
     routes=routes,
     settings=WhiteboardConfig,
     templates=Path(__file__).parent / "templates",
+    live={BOARDS: "boards open", "sockets": "people drawing"},
     static="whiteboard",
 )
 
