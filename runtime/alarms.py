@@ -56,7 +56,7 @@ class AlarmHost(Protocol):
     @property
     def namespaces(self) -> Collection[str]: ...
     def namespace(self, name: str) -> Namespace: ...
-    def alarm_report(self, what: str) -> None: ...
+    def alarm_report(self, what: str, count: int = 1) -> None: ...
 
 
 class AlarmService:
@@ -69,7 +69,6 @@ class AlarmService:
         self._wake = asyncio.Event()
         self._next_local_ms: int | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
-        self.claimed = 0
 
     def shard_key(self, member: str) -> str:
         shard = alarm_shard_of(member, self.settings.alarm_shards)
@@ -130,7 +129,8 @@ class AlarmService:
             except DurableObjectError as exc:  # that shard waits for the next poll
                 log.warning("alarm claim failed: %s", exc)
                 continue
-            self.claimed += len(members)
+            if members:
+                self.node.alarm_report("claimed", len(members))
             for member in members:
                 task = asyncio.get_running_loop().create_task(
                     self.deliver(member.decode(), claim_until)

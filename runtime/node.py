@@ -145,14 +145,10 @@ class Node:
     def link_refused(self, peer: str, why: str) -> None:
         self.links.refused(peer, why)
 
-    def alarm_report(self, what: str) -> None:
-        """An alarm fired, was retried or was dropped (for the metrics)."""
-        if what == "fired":
-            self.stats.alarms_fired += 1
-        elif what == "retried":
-            self.stats.alarms_retried += 1
-        else:
-            self.stats.alarms_dropped += 1
+    def alarm_report(self, what: str, count: int = 1) -> None:
+        """Alarms were claimed, or one fired, was retried or was dropped (for the metrics)."""
+        name = f"alarms_{what}"
+        setattr(self.stats, name, getattr(self.stats, name) + count)
 
     # ------------------------------------------------------------ lifecycle
 

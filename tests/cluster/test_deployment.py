@@ -25,7 +25,8 @@ BALANCER = "http://127.0.0.1:8080"
 def test_compose_file_describes_the_topology() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) == {"valkey", "node1", "node2", "node3", "balancer"}
+    always = {n for n, svc in services.items() if "profiles" not in svc}
+    assert always == {"valkey", "node1", "node2", "node3", "balancer"}
     command = services["valkey"]["command"]
     assert "--appendonly" in command
     assert command[command.index("--appendfsync") + 1] == "always"
@@ -164,3 +165,49 @@ async def test_a_client_cannot_choose_its_address_behind_the_balancer(nodes, tmp
     finally:
         nginx.terminate()
         nginx.wait(10)
+
+
+def dashboard_metrics() -> set[str]:
+    """The metric names the Grafana dashboard's queries use."""
+    board = json.loads(
+        (ROOT / "deploy" / "grafana" / "dashboards" / "durable-redis.json").read_text()
+    )
+    names: set[str] = set()
+    for panel in board["panels"]:
+        for target in panel["targets"]:
+            names.update(re.findall(r"\b(do_[a-z_]+)", target["expr"]))
+    return names
+
+
+def test_the_monitoring_profile_scrapes_every_node_and_the_dashboard_loads() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    assert services["prometheus"]["profiles"] == ["monitoring"]
+    assert services["grafana"]["profiles"] == ["monitoring"]
+    mounted = {
+        v.split(":")[0] for svc in ("prometheus", "grafana") for v in services[svc]["volumes"]
+    }
+    for path in mounted:
+        assert (ROOT / path).exists(), path
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    (job,) = scrape["scrape_configs"]
+    targets = job["static_configs"][0]["targets"]
+    nodes = sorted(n for n in services if n.startswith("node"))
+    assert targets == [f"{n}:8000" for n in nodes] and job["metrics_path"] == "/metrics"
+    assert (
+        job["authorization"]["credentials_file"] == services["prometheus"]["configs"][0]["target"]
+    )
+    assert "OPS_TOKEN" in compose["configs"]["ops_token"]["content"]
+    assert "OPS_TOKEN" in services["node1"]["environment"]
+    assert len(dashboard_metrics()) >= 10
+
+
+async def test_every_metric_the_dashboard_shows_is_served(nodes) -> None:
+    (node,) = nodes(1, env={"OPS_TOKEN": "t"}, suite=True)
+    async with httpx.AsyncClient(base_url=node.http) as client:
+        await client.post("/counter/dash")  # (so histograms have samples too)
+        text = (await client.get("/metrics", headers={"Authorization": "Bearer t"})).text
+    served = set(re.findall(r"^(do_[a-z_]+)", text, re.MULTILINE))
+    for name in re.findall(r"^# TYPE (do_[a-z_]+) ", text, re.MULTILINE):  # (even with no
+        served |= {name, f"{name}_total", f"{name}_bucket"}  # sample yet, as on one node)
+    assert dashboard_metrics() <= served, sorted(dashboard_metrics() - served)
