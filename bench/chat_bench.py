@@ -110,6 +110,11 @@ def main() -> None:
     parser.add_argument("--baselines", action="store_true")
     parser.add_argument("--appendfsync", choices=["always", "everysec"], default="always")
     parser.add_argument("--cross-check", action="store_true", help=crosscheck.HELP)
+    parser.add_argument(
+        "--metrics-off",
+        action="store_true",
+        help="also measure a node with METRICS=0, run for run, and print on/off ratios",
+    )
     args = parser.parse_args()
     clients: dict[str, Client] = {"ours": ours}
     if args.cross_check:
@@ -119,16 +124,31 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # server -> client -> workload -> runs
     table_: dict[str, dict[str, dict[str, list]]] = {}
+    variants = {"runtime (storage, output gate)": "1"}
+    if args.metrics_off:
+        variants["runtime, METRICS=0"] = "0"
     with tempfile.TemporaryDirectory() as tmp:
-        valkey = ValkeyProcess(tmp, unix_socket=True, appendfsync=args.appendfsync).start()
-        port = free_port()
-        node = start_node(port, valkey.url, CHAT_RATE_LIMIT="0")
+        started = []  # (label, port, node, its own Valkey)
+        for i, (label, metrics) in enumerate(variants.items()):
+            valkey = ValkeyProcess(
+                Path(tmp) / str(i), unix_socket=True, appendfsync=args.appendfsync
+            ).start()
+            port = free_port()
+            node = start_node(port, valkey.url, CHAT_RATE_LIMIT="0", METRICS=metrics)
+            started.append((label, port, node, valkey))
         try:
-            table_["runtime (storage, output gate)"] = measure(port, args.runs, clients)
+            for _ in range(args.runs):  # the variants in turn, so drift hits them alike
+                for label, port, _, _ in started:
+                    one = measure(port, 1, clients)
+                    into = table_.setdefault(label, {c: {} for c in one})
+                    for client, by_workload in one.items():
+                        for name, results in by_workload.items():
+                            into[client].setdefault(name, []).extend(results)
         finally:
-            node.terminate()
-            node.wait(30)
-            valkey.stop()
+            for _, _, node, valkey in started:
+                node.terminate()
+                node.wait(30)
+                valkey.stop()
     if args.baselines:
         for label, script in (
             ("plain websockets, no storage", "websockets_broadcast.py"),
@@ -194,6 +214,15 @@ def report(measured: dict[str, dict[str, dict[str, list]]], args: argparse.Names
             "shared: the client that set the targets (--cross-check); its faults are what it "
             "did not receive plus its error frames"
         )
+    off = measured.get("runtime, METRICS=0")
+    if off is not None:
+        on = measured["runtime (storage, output gate)"]
+        ratios = []
+        for w in WORKLOADS:
+            rate_on = med(on["ours"][w.name], "deliveries_per_s")
+            rate_off = med(off["ours"][w.name], "deliveries_per_s")
+            ratios.append(f"  {w.name}: {rate_on / rate_off:.3f}")
+        notes.append("deliveries/s with metrics on / off (goal >= 0.95):\n" + "\n".join(ratios))
     blocks.append("\n".join(notes))
 
     def series(key: str, workloads: list[Workload]) -> dict[str, list[float]]:

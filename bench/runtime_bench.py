@@ -104,8 +104,9 @@ async def throughput(call: Callable[[int], Awaitable[object]], tasks: int, secon
     return done / (time.perf_counter() - start)
 
 
-async def runtime_figures(url: str, seconds: float) -> dict[str, float]:
-    node = Node(Settings(node_id="bench", idle_timeout=600, hibernate_after=600), url)
+async def runtime_figures(url: str, seconds: float, metrics: bool = True) -> dict[str, float]:
+    settings = Settings(node_id="bench", idle_timeout=600, hibernate_after=600, metrics=metrics)
+    node = Node(settings, url)
     ns = node.register("bench", Bench)
     await node.start()
     try:
@@ -253,6 +254,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--sockets", type=int, default=2000)
     parser.add_argument(
+        "--metrics-off",
+        action="store_true",
+        help="also measure with METRICS=0, run for run, and print on/off ratios",
+    )
+    parser.add_argument(
         "--appendfsync",
         choices=["always", "everysec"],
         default="always",
@@ -264,9 +270,11 @@ def main() -> None:
         server = ValkeyProcess(tmp, unix_socket=True, appendfsync=args.appendfsync).start()
         try:
             ceilings = [raw_ceilings(server) for _ in range(args.runs)]
-            runs = [
-                asyncio.run(runtime_figures(server.url, args.seconds)) for _ in range(args.runs)
-            ]
+            runs, off = [], []
+            for _ in range(args.runs):  # (with and without metrics in turn: same conditions)
+                runs.append(asyncio.run(runtime_figures(server.url, args.seconds)))
+                if args.metrics_off:
+                    off.append(asyncio.run(runtime_figures(server.url, args.seconds, False)))
             memory = asyncio.run(hibernated_memory(server.url, args.sockets))
             per_instance = asyncio.run(instance_memory(server.url, 5000))
             renew = [asyncio.run(renewal_cpu(server.url, 10_000, 10.0)) for _ in range(3)]
@@ -326,6 +334,18 @@ def main() -> None:
             "well under 10%",
         ),
     ]
+    if off:
+        for key, label in (("writes", "committed writes/s"), ("rpc", "hot local RPC/s")):
+            ratios = [on[key] / o[key] for on, o in zip(runs, off, strict=True)]
+            quiet = median([o[key] for o in off])
+            rows.append(
+                (
+                    f"{label}: metrics on / off (same run)",
+                    f"{median(ratios):.3f}",
+                    f"off: {quiet:,.0f}/s; ratios {min(ratios):.3f}-{max(ratios):.3f}",
+                    ">= 0.95",
+                )
+            )
     text = (
         f"Runtime benchmark: embedded Valkey (unix socket, AOF fsync {args.appendfsync}), "
         f"median of {args.runs} runs, {os.cpu_count()} cores\n"
