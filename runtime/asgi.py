@@ -33,7 +33,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from .frames import OutFrame
 from .link import PATH as LINK_PATH
-from .websocket import Received
+from .websocket import Received, Sink
 
 log = logging.getLogger("runtime.asgi")
 
@@ -43,7 +43,89 @@ TRANSPORT_EXTENSION = "runtime.transport"
 LINK_MAX_SIZE = 128 * 1024 * 1024
 
 
+class _ToSink:
+    """Stands in for a detached protocol's ASGI queue: what uvicorn would queue for the app
+    goes to the runtime's sink at once, as a ``Received``."""
+
+    __slots__ = ("sink",)
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    def put_nowait(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "websocket.receive":
+            text = message.get("text")
+            if text is not None:
+                self.sink.received(Received("text", text))
+            else:
+                self.sink.received(Received("bytes", message.get("bytes") or b""))
+        elif kind == "websocket.disconnect":
+            code = int(message.get("code", 1005))
+            self.sink.received(Received("close", b"", code, message.get("reason") or ""))
+
+    def empty(self) -> bool:
+        return True
+
+
+class _KeepOpen:
+    """A stand-in close timer: uvicorn closes a socket when its ASGI task ends unless a
+    close timer is pending, and a detached socket's task ends at once, on purpose."""
+
+    def cancel(self) -> None:
+        pass
+
+
+_KEEP_OPEN = _KeepOpen()
+
+
+class _AlwaysWritable:
+    """Stands in for a detached protocol's asyncio.Event "writable" (one per socket): its
+    close frame is the only thing it still sends through uvicorn, and that may go at once."""
+
+    def set(self) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass
+
+    def is_set(self) -> bool:
+        return True
+
+    async def wait(self) -> bool:
+        return True
+
+
+_WRITABLE = _AlwaysWritable()
+
+
 class FastWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's protocol, exposing its transport and able to detach from ASGI."""
+
+    def detach(self, sink: Sink) -> None:
+        """After the handshake: messages go to ``sink``, not to an ASGI task. The route's
+        task may then end; uvicorn keeps the socket open (a pending "close timer"), and
+        everything only the handshake needed (its request, headers and scope) is let go."""
+        self.queue = _ToSink(sink)  # type: ignore[assignment]
+        if self.close_timer is None:
+            self.close_timer = _KEEP_OPEN  # type: ignore[assignment]
+        # The handshake's headers: websockets' parser keeps its Request alive for the life
+        # of the socket (a local of its generator), so empty it (SocketRequest has a copy).
+        if getattr(self, "request", None) is not None:
+            self.request.headers.clear()
+        self.request = None  # type: ignore[assignment]
+        self.response = None  # type: ignore[assignment]
+        # Nothing waits on "writable" once detached (writes check the buffer themselves).
+        if self.writable.is_set():
+            self.writable = _WRITABLE  # type: ignore[assignment]
+        self.scope = {"type": "websocket", "path": self.scope["path"]}  # type: ignore[typeddict-item]
+
+    def resume(self) -> None:
+        """Read again (uvicorn pauses reading after each message until it is taken)."""
+        if self.read_paused and not self.disconnected:
+            self.read_paused = False
+            self.transport.resume_reading()
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
@@ -202,6 +284,20 @@ class Connection:
         except RuntimeError:
             await self._close(1008, "")
 
+    def detach(self, sink: Sink) -> bool:
+        """Hand messages to ``sink`` from now on (only with FastWebSocketProtocol): no task
+        waits on the socket, and the Starlette WebSocket (its scope, headers) is let go."""
+        fast = self.fast
+        if fast is None or not self.accepted:
+            return False
+        fast.detach(sink)
+        self.websocket = None  # type: ignore[assignment]
+        return True
+
+    def resume(self) -> None:
+        if self.fast is not None:
+            self.fast.resume()
+
     def write(self, frame: OutFrame) -> bool:
         """Queue one frame; False if the socket is gone or the client is not reading."""
         if self.closed:
@@ -244,7 +340,9 @@ class Connection:
 
     async def _close(self, code: int, reason: str) -> None:
         try:
-            if self.accepted:
+            if self.websocket is None:  # detached: straight to the protocol's ASGI send
+                await self.fast.send({"type": "websocket.close", "code": code, "reason": reason})
+            elif self.accepted:
                 await self.websocket.close(code, reason)
             else:
                 # Refuse the handshake: ASGI servers answer 403 to a close before accept.

@@ -29,7 +29,7 @@ from .asgi import Connection
 from .errors import DurableObjectError, ObjectMoved, OutcomeUnknown
 from .events import Event, from_wire
 from .frames import OutFrame
-from .websocket import Received, SocketRequest, Transport
+from .websocket import Received, Sink, SocketRequest, Transport
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -366,6 +366,12 @@ class TunnelConnection:
 
     async def receive(self) -> Received:
         return await self._queue.get()
+
+    def detach(self, sink: Sink) -> bool:
+        return False  # (a tunnel's messages come from its link session; it keeps its queue)
+
+    def resume(self) -> None:
+        pass
 
     def feed(self, received: Received) -> None:
         """A frame or close from the client's node."""

@@ -12,14 +12,16 @@ look the same here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from functools import partial
 from typing import Protocol
 
 from .errors import DurableObjectError, InvalidValue, Relocate
 from .object import DurableObject
-from .websocket import ObjectWebSocket, SocketOwner, SocketRequest, Transport
+from .websocket import ObjectWebSocket, Received, SocketOwner, SocketRequest, Transport
 
 log = logging.getLogger("runtime.sockets")
 
@@ -86,7 +88,12 @@ class SocketHost(Protocol):
 
 
 async def serve_socket(host: SocketHost, conn: Transport, request: SocketRequest) -> None:
-    """Offer the socket to the object; serve it until it closes.
+    """Offer the socket to the object; serve it.
+
+    A local client socket is served without a task of its own: once accepted, the transport
+    hands each message to a :class:`Served` sink and this returns (the route's task and its
+    frames are let go; an idle socket costs only its objects). A tunnelled socket is pumped
+    by this coroutine until it closes.
 
     Raises what activation raises (``RecordGone``, ``HeldElsewhere``) before anything was
     accepted, so the router can take the socket elsewhere.
@@ -96,6 +103,7 @@ async def serve_socket(host: SocketHost, conn: Transport, request: SocketRequest
     async def on_connect(instance: DurableObject) -> None:
         await instance.websocket_connect(ws)
 
+    detached = False
     try:
         try:
             await host.run(on_connect, kind="connect")
@@ -114,9 +122,12 @@ async def serve_socket(host: SocketHost, conn: Transport, request: SocketRequest
             await _refuse(host, ws, conn)
             return
         await ws.open_transport()
-        await _pump(host, ws, conn)
+        detached = conn.detach(Served(host, ws, conn))
+        if not detached:
+            while not await _handle(host, ws, await conn.receive()):
+                pass
     finally:  # however it ended (even refused after accept_websocket), the socket is gone
-        if ws.owner is not None:
+        if not detached and ws.owner is not None:
             ws.closed = True
             host.forget_socket(ws)
 
@@ -130,26 +141,65 @@ async def _refuse(host: SocketHost, ws: ObjectWebSocket, conn: Transport) -> Non
         await conn.deny(403, "the object refused the connection")
 
 
-async def _pump(host: SocketHost, ws: ObjectWebSocket, conn: Transport) -> None:
-    """Deliver a socket's messages to its object, one event each, until it closes."""
-    while True:
-        received = await conn.receive()
-        if received.kind == "close":
-            cause = ws.close_cause
-            ws.closed = True
-            host.forget_socket(ws)
-            if host.gone or cause in ("object", "discarded"):
-                return  # the object closed it itself, or there is no instance to tell
-            if cause == "runtime":  # closed by the runtime because of an error
-                error = ws.error or ConnectionError("the runtime closed the socket")
-                await _deliver(host, ws, partial(_on_error, ws, error), "error")
-            else:
-                on_close = partial(_on_close, ws, received.code, received.reason)
-                await _deliver(host, ws, on_close, "close")
+class Served:
+    """A detached socket's sink: its messages run as events one after the other, in order,
+    in a task that exists only while there is something to deliver."""
+
+    __slots__ = ("conn", "done", "host", "pending", "running", "ws")
+
+    def __init__(self, host: SocketHost, ws: ObjectWebSocket, conn: Transport) -> None:
+        self.host = host
+        self.ws = ws
+        self.conn = conn
+        self.pending: deque[Received] | None = None
+        self.running = False
+        self.done = False
+
+    def received(self, what: Received) -> None:
+        if self.done:
             return
-        host.socket_received(len(received.data))
-        if not (ws.closed or ws.closing or host.gone):  # else drain until the close arrives
-            await _deliver(host, ws, partial(_on_message, ws, received.data), "message")
+        if self.pending is None:
+            self.pending = deque()
+        self.pending.append(what)
+        if what.kind == "close":
+            self.done = True  # (a transport may report its end more than once)
+        if not self.running:
+            self.running = True
+            asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        pending = self.pending
+        try:
+            while pending:
+                if await _handle(self.host, self.ws, pending.popleft()):
+                    return
+        finally:
+            self.running = False
+            if pending is not None and not pending:
+                self.pending = None  # (an idle socket keeps no queue)
+            if not self.done:
+                self.conn.resume()  # ready for the next message
+
+
+async def _handle(host: SocketHost, ws: ObjectWebSocket, received: Received) -> bool:
+    """Deliver one thing the client sent, as an event; True once the socket has ended."""
+    if received.kind == "close":
+        cause = ws.close_cause
+        ws.closed = True
+        host.forget_socket(ws)
+        if host.gone or cause in ("object", "discarded"):
+            return True  # the object closed it itself, or there is no instance to tell
+        if cause == "runtime":  # closed by the runtime because of an error
+            error = ws.error or ConnectionError("the runtime closed the socket")
+            await _deliver(host, ws, partial(_on_error, ws, error), "error")
+        else:
+            on_close = partial(_on_close, ws, received.code, received.reason)
+            await _deliver(host, ws, on_close, "close")
+        return True
+    host.socket_received(len(received.data))
+    if not (ws.closed or ws.closing or host.gone):  # else drain until the close arrives
+        await _deliver(host, ws, partial(_on_message, ws, received.data), "message")
+    return False
 
 
 async def _on_message(ws: ObjectWebSocket, data: str | bytes, instance: DurableObject) -> None:

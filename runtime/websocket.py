@@ -129,6 +129,12 @@ class Received:
     reason: str = ""
 
 
+class Sink(Protocol):
+    """Where a detached transport hands what the client sends (sockets.py serves it)."""
+
+    def received(self, what: Received) -> None: ...
+
+
 class Transport(Protocol):
     """What carries one client socket: a local ASGI connection (asgi.Connection) or a tunnel
     from another node (cluster.TunnelConnection). Objects' sockets work the same over either."""
@@ -146,6 +152,14 @@ class Transport(Protocol):
     def write(self, frame: OutFrame) -> bool: ...
     def close(self, code: int, reason: str) -> None: ...
     async def receive(self) -> Received: ...
+    def detach(self, sink: Sink) -> bool:
+        """From now on hand what arrives to ``sink`` instead of ``receive()``, so no task
+        waits per socket; False if this transport cannot (then keep calling receive())."""
+        ...
+
+    def resume(self) -> None:
+        """The sink is ready for more (a detached transport reads one message at a time)."""
+        ...
 
 
 class ObjectWebSocket:
