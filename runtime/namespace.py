@@ -150,7 +150,8 @@ class Stub:
         return FetchEvent.response(result)
 
     async def connect(self, websocket: WebSocket) -> None:
-        """Hand a client WebSocket (not yet accepted) to the object; returns when it closes."""
+        """Hand a client WebSocket (not yet accepted) to the object; returns once the object
+        has taken it (a socket this node serves needs no task of its own after that)."""
         conn = Connection(websocket, self._settings.max_send_buffer_bytes)
         await self.namespace.dispatcher.connect(
             self.namespace, self.id, conn, SocketRequest.of(websocket)

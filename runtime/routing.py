@@ -95,7 +95,8 @@ class Router:
         request: SocketRequest,
         hops: int = 0,
     ) -> None:
-        """Hand a client socket to the object, here or through a tunnel; returns at its end."""
+        """Hand a client socket to the object, here or through a tunnel; returns once it is
+        served (a local socket detached from its task), or at its end (a tunnel)."""
 
         async def here(record: ObjectRecord) -> None:
             await serve_socket(record, conn, request)
