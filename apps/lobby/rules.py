@@ -94,6 +94,8 @@ class Lobby:
     arrivals: int = 0
     rev: int = 1
     results: list[dict[str, Any]] = field(default_factory=list)
+    #: The last report number taken from each recent game.
+    reports: dict[str, int] = field(default_factory=dict)
     empty_since: float | None = None
     closed: bool = False
 
@@ -222,9 +224,15 @@ class Lobby:
         self.status = PLAYING
         self.rev += 1
 
-    def game_event(self, game: str, event: dict[str, Any]) -> bool:
+    def game_event(self, game: str, seq: int, event: dict[str, Any]) -> bool:
         """A game of this lobby reports a round's result (``kind: result``) or a rematch
-        starting (``kind: round``). Returns whether anything changed."""
+        starting (``kind: round``); ``seq`` numbers its reports, which arrive in order and
+        at least once. Returns whether anything changed."""
+        if seq <= self.reports.get(game, 0):
+            return False  # delivered again (its first delivery's answer was lost)
+        self.reports[game] = seq
+        while len(self.reports) > MAX_RESULTS:
+            del self.reports[next(iter(self.reports))]
         current = game == self.game
         if event.get("kind") == "round":
             if not current or self.status == PLAYING:
@@ -232,8 +240,6 @@ class Lobby:
             self.status = PLAYING
             self.rev += 1
             return True
-        if any(r["game"] == game and r["round"] == event["round"] for r in self.results):
-            return False  # reported twice (delivery is at least once)
         winner = event.get("winner")
         if winner in self.members:
             self.members[winner].wins += 1
@@ -335,6 +341,7 @@ class Lobby:
             "arrivals": self.arrivals,
             "rev": self.rev,
             "results": self.results,
+            "reports": self.reports,
             "empty_since": self.empty_since,
             "closed": self.closed,
         }
@@ -351,6 +358,7 @@ class Lobby:
         lobby.arrivals = data["arrivals"]
         lobby.rev = data["rev"]
         lobby.results = list(data["results"])
+        lobby.reports = dict(data["reports"])
         lobby.empty_since = data["empty_since"]
         lobby.closed = data["closed"]
         return lobby

@@ -171,15 +171,20 @@ def test_results_reset_readiness_count_wins_once_and_rounds_flip_the_status() ->
         room.set_ready(p, True)
     room.begin("g1", *room.start("ann"))
     result = {"kind": "result", "round": 1, "winner": "bob", "seat": 2, "draw": False}
-    assert room.game_event("g1", result)
-    assert not room.game_event("g1", result)  # delivered twice: counted once
+    assert room.game_event("g1", 1, result)
+    assert not room.game_event("g1", 1, result)  # delivered twice: counted once
     assert room.status == OPEN and room.members["bob"].wins == 1
     assert not any(m.ready for m in room.members.values())
     assert room.results[0]["game"] == "g1" and room.results[0]["winner"] == "bob"
-    assert room.game_event("g1", {"kind": "round", "round": 2})  # a rematch
+    assert room.game_event("g1", 2, {"kind": "round", "round": 2})  # a rematch
     assert room.status == PLAYING
-    assert not room.game_event("old", {"kind": "round", "round": 5})  # not the current game
-    room.game_event("g1", {**result, "round": 2, "winner": None, "draw": True})
+    assert not room.game_event("old", 1, {"kind": "round", "round": 5})  # not the current game
+    draw = {**result, "round": 2, "winner": None, "draw": True}
+    assert room.game_event("g1", 3, draw)
+    assert room.status == OPEN and len(room.results) == 2
+    # The reports 2 and 3 delivered again, in order: the old rematch changes nothing.
+    assert not room.game_event("g1", 2, {"kind": "round", "round": 2})
+    assert not room.game_event("g1", 3, draw)
     assert room.status == OPEN and len(room.results) == 2
 
 
