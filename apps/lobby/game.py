@@ -171,16 +171,18 @@ class Game(DurableObject):
         assert self.match is not None
         seat = (ws.attachment or {}).get("seat")
         now = time.time()
+        about = None
         try:
             data = parse(message, self.config.max_message_bytes, TYPES)
-            if data["type"] == "move":
+            about = data["type"]
+            if about == "move":
                 self.match.move(seat, data.get("column"), now)
                 if self.match.over:
                     self.report(self.match.result())
             elif self.match.ask_rematch(seat, now):
                 self.report({"kind": "round", "round": self.match.round})
         except (ProtocolError, IllegalMove) as exc:
-            ws.send(error(str(exc)))
+            ws.send(error(str(exc), about))
             return
         await self.changed()
 

@@ -23,8 +23,12 @@ def encode(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
-def error(text: str) -> str:
-    return encode({"type": "error", "error": text})
+def error(text: str, about: str | None = None) -> str:
+    """An error message; ``about`` names the refused message's type, when it had one."""
+    message = {"type": "error", "error": text}
+    if about is not None:
+        message["about"] = about
+    return encode(message)
 
 
 def parse(message: str | bytes, max_bytes: int, types: frozenset[str]) -> dict[str, Any]:

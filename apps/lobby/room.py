@@ -153,12 +153,16 @@ class LobbyRoom(DurableObject):
         """One client message; a refused one gets an error and changes nothing."""
         try:
             data = parse(message, self.config.max_message_bytes, TYPES)
+        except ProtocolError as exc:
+            ws.send(error(str(exc)))
+            return
+        try:
             handler: Handler = getattr(self, f"on_{data['type']}")
             if self.lobby is None or self.lobby.closed:
                 raise Refused("this lobby has closed")
             await handler(ws, data)
         except (ProtocolError, Refused) as exc:
-            ws.send(error(str(exc)))
+            ws.send(error(str(exc), about=data["type"]))
 
     async def websocket_close(self, ws: ObjectWebSocket, code: int, reason: str) -> None:
         """A member's connection dropped: their place is kept for the grace period."""
@@ -210,6 +214,8 @@ class LobbyRoom(DurableObject):
     async def on_watch(self, ws: ObjectWebSocket, data: dict[str, Any]) -> None:
         """A spectator: the lobby's state and chat, no place."""
         self.entering(ws)
+        if (ws.attachment or {}).get("watch"):
+            raise Refused("you are watching already")
         if len(self.get_websockets(WATCH)) >= MAX_SPECTATORS:
             raise Refused("too many spectators already")
         ws.attachment = {"watch": True}
@@ -220,8 +226,9 @@ class LobbyRoom(DurableObject):
             ws.send(encode({"type": "game", "game": self.lobby.game}))
 
     def entering(self, ws: ObjectWebSocket) -> Lobby:
+        """The lobby, for a socket that is not a member yet (a spectator may become one)."""
         assert self.lobby is not None
-        if ws.attachment:
+        if (ws.attachment or {}).get("player"):
             raise Refused("this connection has joined already")
         return self.lobby
 
@@ -327,6 +334,13 @@ class LobbyRoom(DurableObject):
             return
         if self.lobby.game_event(game, seq, event):
             await self.changed()
+
+    @rpc
+    async def summary(self) -> dict[str, Any] | None:
+        """What the directory would show (None: no such lobby, or it has closed)."""
+        if self.lobby is None or self.lobby.closed:
+            return None
+        return {"lobby": self.hex, **self.lobby.summary(), "public": self.lobby.public}
 
     @rpc
     async def info(self) -> dict[str, Any] | None:

@@ -4,6 +4,8 @@
     POST /lobby/api/lobbies               {"name", "public", "max_players"} -> 201 {"lobby", "code"}
     GET  /lobby/api/lobbies               {"lobbies": [{"lobby", "name", "players",
                                            "max_players", "status"}, ...]} (public ones)
+    GET  /lobby/api/lobbies/<lobby>       {"lobby", "name", "players", "max_players", "status",
+                                           "public"}, or 404
     GET  /lobby/api/codes/<code>          {"lobby": id}, or 404
     GET  /lobby/api/games/<game>          {"state": {...}, "history": [results]}, or 404
     WS   /lobby/ws/directory              the live list (directory.py)
@@ -150,6 +152,20 @@ async def code_lookup(request: Request) -> Response:
     return JSONResponse({"lobby": lobby})
 
 
+async def lobby_info(request: Request) -> Response:
+    """One lobby's summary (private ones too: their ID is as good as their code)."""
+    found = object_id(request, LOBBIES, request.path_params["lobby"])
+    if found is None:
+        return problem(404, "no such lobby")
+    try:
+        summary = await env_of(request).namespace(LOBBIES).get(found).summary()
+    except DurableObjectError as exc:
+        return problem(503, f"try again ({exc})")
+    if summary is None:
+        return problem(404, "no such lobby (it may have closed)")
+    return JSONResponse(summary)
+
+
 async def game_info(request: Request) -> Response:
     """A game as a spectator sees it, with the results of its rounds."""
     found = object_id(request, GAMES, request.path_params["game"])
@@ -212,6 +228,7 @@ async def not_found(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/", page, name="page"),
     Route("/api/lobbies", lobbies, methods=["GET", "POST"], name="lobbies"),
+    Route("/api/lobbies/{lobby}", lobby_info, name="lobby_info"),
     Route("/api/codes/{code}", code_lookup, name="code"),
     Route("/api/games/{game}", game_info, name="game_info"),
     Route("/api/{rest:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),

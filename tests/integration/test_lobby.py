@@ -77,11 +77,21 @@ async def test_the_http_interface_and_its_refusals(serve) -> None:
         assert r.status_code == 413
         assert len((await client.get("/lobby/api/lobbies")).json()["lobbies"]) == 1
         assert (await client.get("/lobby/api/games/" + "ab" * 32)).status_code == 404
+        assert (await client.get(f"/lobby/api/lobbies/{private}")).json() == {
+            "lobby": private,
+            "name": "Hidden",
+            "players": 0,
+            "max_players": 2,
+            "status": "open",
+            "public": False,
+        }
+        for missing in ("ab" * 32, "nope", public[:-1] + "0"):
+            assert (await client.get(f"/lobby/api/lobbies/{missing}")).status_code == 404
         assert (await client.get("/lobby/api/nothing")).status_code == 404
         r = await client.get(f"/lobby/ws/{public}")
         assert (r.status_code, r.text) == (400, "expected a WebSocket")
         page = await client.get("/lobby/")
-        assert page.status_code == 200 and "lobby.js" in page.text
+        assert page.status_code == 200 and "main.js" in page.text
     for path in ("ws/" + "ab" * 32, "ws/not-an-id", "ws/game/" + public):  # a lobby's ID
         with pytest.raises(InvalidStatus) as info:
             await Sock.open(f"{server.ws}/lobby/{path}")
