@@ -18,6 +18,8 @@ class LobbyConfig(BaseSettings):
     turn_time: float = 30.0
     #: A lobby with nobody in it is removed after this many seconds.
     empty_ttl: float = 30.0
+    #: A game whose last round ended this many seconds ago (and no rematch) is removed.
+    game_ttl: float = 3600.0
     #: The directory gathers changes for this long before pushing them to its pages, so a
     #: busy lobby costs each page one message per tick, not one per change.
     directory_tick: float = 0.05
@@ -36,7 +38,14 @@ class LobbyConfig(BaseSettings):
     max_lobbies: int = 10_000
 
     def __post_init__(self) -> None:
-        for name in ("grace", "turn_time", "empty_ttl", "directory_tick", "chat_window"):
+        for name in (
+            "grace",
+            "turn_time",
+            "empty_ttl",
+            "game_ttl",
+            "directory_tick",
+            "chat_window",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{self.env_name(name)} must be positive")
         for name in ("max_lobby_name", "max_player_name", "max_chat", "chat_burst"):

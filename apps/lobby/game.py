@@ -24,7 +24,8 @@ until the write is in Redis: a state a player has seen survives a kill -9 of the
 **The turn timer is the object's alarm**, set to the earliest of the turn's deadline and
 the grace periods of dropped players (``Match.next_deadline``). The alarm's decision (a
 forfeit) is written together with the alarm's clearing, so it happens exactly once even if
-a node dies mid-alarm: a redelivered alarm finds the round already over.
+a node dies mid-alarm: a redelivered alarm finds the round already over. Once the game is
+over, the same alarm removes it ``game_ttl`` seconds later (its sockets close with 4004).
 
 **Results go back to the lobby** through an outbox: each result (and each rematch) is
 stored with a sequence number in the same write as the move that caused it, then the
@@ -64,6 +65,7 @@ WATCH = "watch"
 MAX_SPECTATORS = 500
 MAX_HISTORY = 100
 REPLACED = 4001
+GONE = 4004
 TYPES = frozenset({"move", "rematch"})
 BAD_TOKEN = "that seat token is not valid for this game; you are watching"
 
@@ -212,11 +214,29 @@ class Game(DurableObject):
         self.alarm_at = None
         if self.match is None:
             return
-        if self.match.expire(time.time()):
+        now = time.time()
+        if self.match.expire(now):
             self.report(self.match.result())
             await self.changed()
         await self.deliver()
+        if self.finished_before(now - self.config.game_ttl) and not self.outbox:
+            await self.remove()
+            return
         await self.arm()
+
+    def finished_before(self, when: float) -> bool:
+        """The last round ended before ``when`` (and no rematch started since)."""
+        assert self.match is not None
+        ended = self.match.ended_at
+        return self.match.over and ended is not None and ended <= when
+
+    async def remove(self) -> None:
+        """A game long over: forget it (its seat tokens now lead nowhere)."""
+        for ws in self.get_websockets():
+            ws.close(GONE, "this game has ended and was removed")
+        await self.storage.delete_all()
+        self.match = None
+        log.info("removed finished game %s", self.hex[:12])
 
     async def deliver(self) -> None:
         """Send the outbox to the lobby, in order; keep what did not get there."""
@@ -241,6 +261,9 @@ class Game(DurableObject):
         """Keep the alarm at the next deadline (now, if the outbox has something)."""
         assert self.match is not None
         due = self.match.next_deadline()
+        if self.match.ended_at is not None:  # removal, once the game has been over a while
+            removal = self.match.ended_at + self.config.game_ttl
+            due = removal if due is None else min(due, removal)
         if self.outbox and self.lobby is not None:
             due = time.time() if due is None else min(due, time.time())
         if due is not None and (self.alarm_at is None or due < self.alarm_at):

@@ -54,6 +54,8 @@ class Match:
     scores: dict[int, int] = field(default_factory=lambda: {1: 0, 2: 0})
     #: The last piece dropped (for the falling animation), if any this round.
     last: Cell | None = None
+    #: When the round ended (None: still being played).
+    ended_at: float | None = None
 
     @classmethod
     def start(cls, players: dict[int, Player], now: float, turn_time: float, grace: float) -> Match:
@@ -84,9 +86,9 @@ class Match:
         cell = self.board.play(seat, column)
         self.last = cell
         if self.board.winner is not None:
-            self._end(self.board.winner, "four")
+            self._end(self.board.winner, "four", now)
         elif self.board.draw:
-            self._end(None, "draw")
+            self._end(None, "draw", now)
         else:
             self.deadline = now + self.turn_time
         return cell
@@ -102,7 +104,7 @@ class Match:
             return False
         self.round += 1
         self.board = Connect4(first=1 if self.round % 2 else 2)
-        self.winner = self.ended_by = self.last = None
+        self.winner = self.ended_by = self.last = self.ended_at = None
         self.rematch = set()
         self.deadline = now + self.turn_time
         return True
@@ -136,17 +138,18 @@ class Match:
         if min(timeout, first_gone) > now:
             return False
         if timeout <= first_gone:
-            self._end(3 - self.board.turn, "timeout")
+            self._end(3 - self.board.turn, "timeout", now)
         elif all(gone.get(seat, float("inf")) <= now for seat in SEATS):
-            self._end(None, "abandoned")
+            self._end(None, "abandoned", now)
         else:
             left = min(gone, key=lambda seat: gone[seat])
-            self._end(3 - left, "left")
+            self._end(3 - left, "left", now)
         return True
 
-    def _end(self, winner: int | None, how: str) -> None:
+    def _end(self, winner: int | None, how: str, now: float) -> None:
         self.winner = winner
         self.ended_by = how
+        self.ended_at = now
         self.deadline = None
         self.rematch = set()
         if winner is not None:
@@ -206,6 +209,7 @@ class Match:
             "away": {str(s): t for s, t in self.away.items()},
             "scores": {str(s): n for s, n in self.scores.items()},
             "last": list(self.last) if self.last else None,
+            "ended_at": self.ended_at,
         }
 
     @classmethod
@@ -221,4 +225,5 @@ class Match:
         match.scores = {int(s): n for s, n in data["scores"].items()}
         last = data["last"]
         match.last = (last[0], last[1]) if last else None
+        match.ended_at = data["ended_at"]
         return match

@@ -273,7 +273,8 @@ async def test_game_seats_tokens_reconnection_and_garbage(serve) -> None:
 
 
 async def test_the_turn_timer_forfeits_once_and_reports_to_the_lobby(serve) -> None:
-    server = await lobby_server(serve, LobbyConfig(turn_time=0.8, directory_tick=0.02))
+    config = LobbyConfig(turn_time=0.8, game_ttl=2.0, directory_tick=0.02)
+    server = await lobby_server(serve, config)
     _, ann, bob = await ready_pair(server)
     game = await start_game(server, ann, bob)
     assert ann.game is not None
@@ -282,11 +283,14 @@ async def test_the_turn_timer_forfeits_once_and_reports_to_the_lobby(serve) -> N
     assert (state["ended_by"], state["winner"], state["moves"]) == ("timeout", 1, 1)
     lobby = await ann.lobby.state(lambda s: s["status"] == "open" and s["results"])
     assert lobby["results"][0]["ended_by"] == "timeout"
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.8)
     async with httpx.AsyncClient(base_url=server.http) as client:
         info = (await client.get(f"/lobby/api/games/{game}")).json()
-    assert [r["ended_by"] for r in info["history"]] == ["timeout"]
-    assert len((await bob.lobby.state(lambda s: True))["results"]) == 1
+        assert [r["ended_by"] for r in info["history"]] == ["timeout"]
+        assert len((await bob.lobby.state(lambda s: True))["results"]) == 1
+        # Once over for game_ttl, the game is removed: its sockets close, its URL is gone.
+        assert (await ann.game.closed(timeout=5))[0] == 4004
+        assert (await client.get(f"/lobby/api/games/{game}")).status_code == 404
 
 
 async def test_the_directory_pushes_changes_and_empty_lobbies_are_removed(serve) -> None:

@@ -26,6 +26,7 @@ def test_moves_restart_the_turn_timer_and_a_four_ends_the_round() -> None:
         match.move(seat, column, float(t))
     match.move(1, 0, 11.0)
     assert (match.winner, match.ended_by, match.deadline) == (1, "four", None)
+    assert match.ended_at == 11.0
     assert match.scores == {1: 1, 2: 0} and match.next_deadline() is None
     assert match.result() == {
         "kind": "result",
@@ -97,6 +98,7 @@ def test_rematch_needs_both_and_alternates_who_opens() -> None:
     assert match.ask_rematch(1, 3.0)
     assert match.round == 2 and match.board.turn == 2 and match.deadline == 33.0
     assert match.winner is None and match.ended_by is None and match.board.moves == []
+    assert match.ended_at is None
     assert match.scores == {1: 1, 2: 0}
 
 
