@@ -26,8 +26,9 @@ A kicked member gets ``{"type": "kicked"}`` and the socket closes with 4003.
 
 **Identity.** A member's socket carries ``{"player": id}`` in its attachment (and the tags
 ``in`` and ``p:<id>``), so hibernation forgets nothing; the lobby itself is stored whole
-under ``state`` after every change (a few hundred bytes), the chat under ``chat``. The
-member's token (seats.py) is their identity on reconnect, through any node.
+under ``state`` after every change (a few hundred bytes), each chat line under
+``c/<number>`` (the oldest beyond ``chat_history`` deleted). The member's token (seats.py)
+is their identity on reconnect, through any node.
 
 **Time.** One alarm serves the grace periods of dropped members and the removal of an
 empty lobby (``rules.Lobby.next_deadline``). A node that dies takes its sockets with it:
@@ -85,7 +86,8 @@ class LobbyRoom(DurableObject):
         super().__init__(ctx, env)
         self.config = env.app_settings(LobbyConfig)
         self.lobby: Lobby | None = None
-        self.chat_log: list[dict[str, Any]] = []
+        self.chat_log: list[dict[str, Any]] = []  # the last chat_history lines, oldest first
+        self.chat_keys: list[str] = []  # their keys
         self.alarm_at: float | None = None
         self.reported = 0  # the revision the directory has acknowledged
         self.reporting = False
@@ -102,7 +104,12 @@ class LobbyRoom(DurableObject):
         if state is None:
             return
         self.lobby = Lobby.load(state, self.config.grace, self.config.empty_ttl)
-        self.chat_log = list(await self.storage.get("chat", []))
+        if self.config.chat_history:
+            newest = await self.storage.list(
+                prefix="c/", reverse=True, limit=self.config.chat_history
+            )
+            self.chat_keys = list(reversed(newest))
+            self.chat_log = [newest[key] for key in self.chat_keys]
         self.alarm_at = await self.storage.get_alarm()
         present = {(ws.attachment or {}).get("player") for ws in self.get_websockets(IN)}
         now = time.time()
@@ -136,7 +143,11 @@ class LobbyRoom(DurableObject):
             await self.save()
             await self.arm()
             await self.storage.sync()  # listed only once it exists for good
-            await self.report()
+            try:
+                await self.report()
+            except DurableObjectError as exc:  # listed a little later, then
+                log.warning("directory unreachable at creation (%s)", exc)
+                self.report_soon()
         return self.lobby.summary()
 
     # ------------------------------------------------------------- sockets
@@ -262,10 +273,15 @@ class LobbyRoom(DurableObject):
         text = clean_text(data.get("text"), "a message", self.config.max_chat)
         config = self.config
         line = self.lobby.chat(player, text, time.time(), config.chat_burst, config.chat_window)
-        self.chat_log = (
-            [*self.chat_log, line][-config.chat_history :] if config.chat_history else []
-        )
-        await self.storage.put("chat", self.chat_log)
+        if config.chat_history:  # one key per line; the oldest beyond the history go
+            last = int(self.chat_keys[-1][2:]) if self.chat_keys else 0
+            key = f"c/{last + 1:012d}"
+            await self.storage.put(key, line)
+            self.chat_keys.append(key)
+            self.chat_log.append(line)
+            if len(self.chat_keys) > config.chat_history:
+                await self.storage.delete(self.chat_keys.pop(0))
+                self.chat_log.pop(0)
         self.broadcast(encode({"type": "chat", **line}), tag=IN)
 
     async def on_kick(self, ws: ObjectWebSocket, data: dict[str, Any]) -> None:

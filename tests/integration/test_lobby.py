@@ -210,14 +210,19 @@ async def test_kick_host_handover_and_migration(serve) -> None:
 
 
 async def test_a_dropped_member_resumes_and_forged_tokens_are_refused(serve) -> None:
-    server = await lobby_server(serve)
+    server = await lobby_server(serve, LobbyConfig(chat_history=2))
     lobby_id, _ = await create_lobby(server.http)
     ann = await Player.join(server.ws, lobby_id, "Ann")
     await ann.lobby.send(type="ready", ready=True)
     await ann.lobby.state(lambda s: s["players"][0]["ready"])
+    for text in ("one", "two", "three"):
+        await ann.lobby.send(type="chat", text=text)
+        await ann.lobby.until(lambda m, t=text: m["type"] == "chat" and m["text"] == t)
     await ann.lobby.close()
     back = await Player.resume(server.ws, lobby_id, ann.token)
     assert back.id == ann.id and back.token == ann.token
+    history = await back.lobby.expect("history")
+    assert [m["text"] for m in history["messages"]] == ["two", "three"]  # the last 2 kept
     state = await back.lobby.state()
     assert state["players"][0]["ready"] and state["players"][0]["connected"]
     stranger = await Sock.open(f"{server.ws}/lobby/ws/{lobby_id}")
@@ -358,6 +363,8 @@ async def test_objects_rebuilt_after_hibernation_keep_members_and_seats(serve) -
     assert ann.game is not None and bob.game is not None
     await ann.game.send(type="move", column=1)
     await bob.game.state(lambda s: s["moves"] == 1)
+    await ann.lobby.send(type="chat", text="before the nap")
+    await bob.lobby.expect("chat")
     before = server.node.stats.hibernations
     for _ in range(50):  # the lobby and the game hibernate: only their sockets remain
         await asyncio.sleep(0.1)
@@ -369,6 +376,11 @@ async def test_objects_rebuilt_after_hibernation_keep_members_and_seats(serve) -
     assert (state["you"], state["turn"], state["board"][4][1]) == (1, 1, 2)
     await bob.lobby.send(type="chat", text="still here")
     assert (await ann.lobby.expect("chat"))["player"] == bob.id
+    lobby_id = next(m["lobby"] for m in ann.lobby.seen if m["type"] == "welcome")
+    late = await Sock.open(f"{server.ws}/lobby/ws/{lobby_id}")
+    await late.send(type="watch")
+    history = await late.expect("history")
+    assert [m["text"] for m in history["messages"]] == ["before the nap", "still here"]
     await ann.lobby.send(type="kick", player=bob.id)  # the host is still the host
     assert (await bob.lobby.closed())[0] == 4003
     assert game in {m.get("game") for m in ann.lobby.seen}
