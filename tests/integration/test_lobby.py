@@ -375,7 +375,8 @@ async def test_objects_rebuilt_after_hibernation_keep_members_and_seats(serve) -
     state = await ann.game.state(lambda s: s["moves"] == 2)
     assert (state["you"], state["turn"], state["board"][4][1]) == (1, 1, 2)
     await bob.lobby.send(type="chat", text="still here")
-    assert (await ann.lobby.expect("chat"))["player"] == bob.id
+    heard = await ann.lobby.until(lambda m: m["type"] == "chat" and m["text"] == "still here")
+    assert heard["player"] == bob.id
     lobby_id = next(m["lobby"] for m in ann.lobby.seen if m["type"] == "welcome")
     late = await Sock.open(f"{server.ws}/lobby/ws/{lobby_id}")
     await late.send(type="watch")
