@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -127,26 +128,54 @@ async def create_lobbies(http: str, count: int, max_players: int) -> list[str]:
         return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
+def pages_process(ws: str, count: int, ready: Any, stop: Any, out: Any) -> None:
+    """``count`` directory pages; sends back, per page, lobby -> [(time, players)]."""
+
+    async def main() -> list[dict[str, list[tuple[float, int]]]]:
+        logs: list[dict[str, list[tuple[float, int]]]] = []
+
+        def watcher(log: dict[str, list[tuple[float, int]]]) -> Any:
+            def on_message(message: dict[str, Any], at: float) -> None:
+                if message["type"] == "lobby":
+                    log[message["lobby"]["lobby"]].append((at, message["lobby"]["players"]))
+
+            return on_message
+
+        pages = []
+        for _ in range(count):
+            log: dict[str, list[tuple[float, int]]] = defaultdict(list)
+            logs.append(log)
+            pages.append(await Sock.open(f"{ws}/lobby/ws/directory", watcher(log)))
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(ready.wait, 120)
+        await asyncio.to_thread(stop.wait)  # (a process-wide event: waited for in a thread)
+        for page in pages:
+            await page.close()
+        return [dict(log) for log in logs]
+
+    out.put(asyncio.run(main()))
+
+
 async def churn(base: str, args: argparse.Namespace) -> dict[str, float]:
     """Players join, ready and leave; pages watch the directory."""
     http, ws = f"http://{base}", f"ws://{base}"
     lobbies = await create_lobbies(http, args.lobbies, args.players)
-    seen: list[dict[str, list[tuple[float, int]]]] = []  # per page: lobby -> (time, players)
-
-    def watcher(log: dict[str, list[tuple[float, int]]]) -> Any:
-        def on_message(message: dict[str, Any], at: float) -> None:
-            if message["type"] == "lobby":
-                log[message["lobby"]["lobby"]].append((at, message["lobby"]["players"]))
-
-        return on_message
-
-    pages = []
-    for _ in range(args.watchers):
-        log: dict[str, list[tuple[float, int]]] = defaultdict(list)
-        seen.append(log)
-        page = await Sock.open(f"{ws}/lobby/ws/directory", watcher(log))
-        pages.append(page)
-    await asyncio.sleep(0.5)  # every page has its first list
+    # The pages run in processes of their own (--page-procs), so parsing their messages
+    # does not slow the players down (or the other way round). perf_counter is the
+    # system-wide monotonic clock: its readings compare across processes.
+    context = multiprocessing.get_context("spawn")
+    nprocs = min(args.page_procs, args.watchers)
+    ready, stop, out = context.Barrier(nprocs + 1), context.Event(), context.Queue()
+    share = [args.watchers // nprocs] * nprocs if nprocs else []
+    if share:
+        share[0] += args.watchers - sum(share)
+    procs = [
+        context.Process(target=pages_process, args=(ws, n, ready, stop, out), daemon=True)
+        for n in share
+    ]
+    for proc in procs:
+        proc.start()
+    await asyncio.to_thread(ready.wait, 120)  # every page has its first list
     actions: list[tuple[str, str, int, float]] = []  # lobby, "join"/"leave", players after, sent
     member_ms: list[float] = []
     gate = asyncio.Semaphore(args.concurrency)
@@ -192,9 +221,13 @@ async def churn(base: str, args: argparse.Namespace) -> dict[str, float]:
     started = now()
     await asyncio.gather(*(run_lobby(lobby) for lobby in lobbies))
     elapsed = now() - started
-    await asyncio.sleep(1.0)  # the last pushes
-    for page in pages:
-        await page.close()
+    await asyncio.sleep(2.0)  # the last pushes
+    stop.set()
+    seen: list[dict[str, list[tuple[float, int]]]] = []  # per page: lobby -> (time, players)
+    for _ in procs:
+        seen.extend(out.get(timeout=120))
+    for proc in procs:
+        proc.join(30)
 
     directory_ms: list[float] = []
     missed = 0
@@ -351,6 +384,7 @@ def main() -> None:
     parser.add_argument("--players", type=int, default=4)
     parser.add_argument("--watchers", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--page-procs", type=int, default=2, help="processes for the pages")
     parser.add_argument("--games", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
@@ -358,7 +392,7 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="100 lobbies, 10 pages, 50 games")
     args = parser.parse_args()
     if args.small:
-        args.lobbies, args.watchers, args.concurrency = 100, 10, 50
+        args.lobbies, args.watchers, args.concurrency, args.page_procs = 100, 10, 50, 1
         args.games, args.seconds, args.runs = 50, 4.0, 1
     runtime = [runtime_run(args) for _ in range(args.runs)]
     baseline = [baseline_run(args) for _ in range(args.runs)]
