@@ -59,12 +59,16 @@ export class GameView {
     this.state = null;
     this.render();
     const seat = store.game(id);
-    const query = seat ? `?token=${encodeURIComponent(seat.token)}` : "";
+    const query = seat?.token ? `?token=${encodeURIComponent(seat.token)}` : "";
     this.sock = new JsonSocket(`ws/game/${encodeURIComponent(id)}${query}`, {
       message: (m) => this.message(m),
       status: (kind, text) => this.app.status(kind, text),
       ended: (code) => {
-        if (code === 4001) this.app.banner("This game is open in another tab or window.", true);
+        const why = {
+          4001: "This game is open in another tab or window.",
+          4004: "This game has ended and was removed.",
+        }[code];
+        if (why) this.app.banner(why, true);
       },
       refused: async () => {
         const [status] = await getJson(`api/games/${encodeURIComponent(id)}`);

@@ -30,6 +30,7 @@ export class Room {
     this.me = null; // our player ID, once welcomed
     this.state = null;
     this.intent = null; // "join" | "watch" | null
+    this.watching = false; // this connection has said "watch"
     this.background = false; // open only to keep our place while at a game
     $("ready").addEventListener("click", () => {
       const mine = this.mine();
@@ -105,15 +106,17 @@ export class Room {
 
   /** Say who we are: our token, else join or watch. */
   hello() {
+    this.watching = false; // (a new connection: nothing said yet)
     const token = store.lobbyToken(this.lobby);
     if (token) this.send({ type: "resume", token });
     else if (this.intent === "join" && store.name) this.send({ type: "join", name: store.name });
     else this.watch();
   }
 
+  /** Watch (once per connection) and offer to join. */
   watch() {
-    this.send({ type: "watch" });
-    $("enter-name").value = store.name;
+    if (!this.watching) this.watching = this.send({ type: "watch" });
+    $("enter-name").value = $("enter-name").value || store.name;
     $("enter").hidden = this.intent === "watch";
   }
 
@@ -148,7 +151,10 @@ export class Room {
           store.setLobbyToken(this.lobby, null);
           this.app.banner("Your place in this lobby was given up; join again.");
           this.watch();
-        } else this.app.banner(m.error);
+        } else {
+          this.app.banner(m.error);
+          if (m.about === "join") this.watch(); // (a full lobby, say: watch meanwhile)
+        }
         break;
     }
   }
@@ -157,6 +163,9 @@ export class Room {
     if (m.token) {
       store.setGame(m.game, { token: m.token, seat: m.seat, lobby: this.lobby });
       if (!location.hash.startsWith(`#/game/${m.game}`)) this.app.go(`#/game/${m.game}`);
+    } else if (!store.game(m.game)) {
+      // Not seated: remember whose game it is, so watching it keeps our place here.
+      store.setGame(m.game, { token: null, seat: null, lobby: this.lobby });
     }
     this.render();
   }

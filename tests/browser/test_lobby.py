@@ -101,7 +101,7 @@ async def test_the_directory_page_follows_lobbies_filling_and_going(serve, brows
     await expect(page.locator("#no-lobbies")).to_be_visible()
 
 
-async def test_a_join_link_and_a_kick(serve, browser, pages):
+async def test_a_join_link_watching_a_game_and_a_kick(serve, browser, pages):
     server = await serve(apps=(make_app(CONFIG),))
     lobby, code = await create_lobby(server.http, name="Strict")
     host = await Player.join(server.ws, lobby, "Hal")
@@ -112,7 +112,24 @@ async def test_a_join_link_and_a_kick(serve, browser, pages):
     await guest.fill("#enter-name", "Gus")
     await guest.click("#enter-join")
     await expect(guest.locator(".player.me .name")).to_have_text("Gus (you)")
-    state = await host.lobby.state(lambda s: len(s["players"]) == 2)
+    # A game between Hal and Ivy: Gus, not seated, watches it and keeps his place.
+    ivy = await Player.join(server.ws, lobby, "Ivy")
+    for p in (host, ivy):
+        await p.lobby.send(type="ready", ready=True)
+    await host.lobby.state(lambda s: sum(p["ready"] for p in s["players"]) == 2)
+    await host.lobby.send(type="start")
+    await guest.click("#watch-game")
+    await expect(guest.locator("#turn")).to_have_text("Hal to move")
+    await expect(guest.locator("#game-hint")).to_have_text("Watching.")
+    await expect(guest.locator("#rematch")).to_be_hidden()
+    await guest.reload()  # still watching, still in the lobby
+    await expect(guest.locator("#turn")).to_have_text("Hal to move")
+    # (the reload dropped Gus's lobby socket for a moment; the game page took it up again)
+    state = await host.lobby.state(
+        lambda s: len(s["players"]) == 3 and all(p["connected"] for p in s["players"])
+    )
+    await guest.click("#to-lobby")
+    await expect(guest.locator("#watch-game")).to_be_visible()
     await host.lobby.send(type="kick", player=state["players"][1]["player"])
     await expect(guest.locator("#banner")).to_have_text(
         "You were removed from the lobby by the host."
