@@ -13,6 +13,13 @@ CONFIG = LobbyConfig(directory_tick=0.02, empty_ttl=1.0)
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 
+async def fits(page: Page) -> bool:
+    """No horizontal scrolling (what a phone must not need)."""
+    return not await page.evaluate(
+        "document.documentElement.scrollWidth > document.documentElement.clientWidth"
+    )
+
+
 async def drop(page: Page, column: int) -> None:
     """Our turn: drop a piece into ``column``."""
     await expect(page.locator("#turn")).to_have_text("Your turn", timeout=10_000)
@@ -40,6 +47,7 @@ async def test_two_players_create_join_by_code_play_reload_and_win(serve, browse
     for page in (ann, bob):
         await expect(page.locator(".player")).to_have_count(2)
     await expect(bob.locator(".player.me .name")).to_have_text("Bob (you)")
+    assert await fits(bob)
     await expect(ann.locator(".player .kick")).to_have_count(1)  # the host's controls
     await expect(bob.locator(".player .kick")).to_have_count(0)
     await bob.fill("#chat-text", "good luck <b>!</b>")
@@ -55,6 +63,7 @@ async def test_two_players_create_join_by_code_play_reload_and_win(serve, browse
         await expect(page.locator("#game-view")).to_be_visible()
     assert "#/game/" in ann.url and "#/game/" in bob.url
     await expect(bob.locator("#turn")).to_have_text("Ann's turn")
+    assert await fits(bob)
 
     await drop(ann, 3)
     await drop(bob, 0)
