@@ -37,7 +37,6 @@ the lobby rebuilt elsewhere counts every member without a socket as dropped from
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
@@ -56,8 +55,9 @@ from runtime import (
 )
 
 from .config import LobbyConfig
-from .namespaces import CODES, DIRECTORY, DIRECTORY_NAME, GAMES
+from .namespaces import CODES, GAMES
 from .protocol import ProtocolError, clean_text, encode, error, field, parse
+from .reporter import Reporter, directory
 from .rules import PLAYING, Lobby, Refused
 from .seats import PURPOSE, Seat, SeatSigner
 
@@ -89,8 +89,7 @@ class LobbyRoom(DurableObject):
         self.chat_log: list[dict[str, Any]] = []  # the last chat_history lines, oldest first
         self.chat_keys: list[str] = []  # their keys
         self.alarm_at: float | None = None
-        self.reported = 0  # the revision the directory has acknowledged
-        self.reporting = False
+        self.reporter = Reporter(ctx, env, lambda: self.lobby)
         self.starting = False
         ctx.block_concurrency_while(self.load)
 
@@ -121,7 +120,7 @@ class LobbyRoom(DurableObject):
         if dropped:
             await self.save()
         await self.arm()
-        self.report_soon()  # in case the last report died with a node
+        self.reporter.soon()  # in case the last report died with a node
 
     # ------------------------------------------------------------- created by the route
 
@@ -144,10 +143,10 @@ class LobbyRoom(DurableObject):
             await self.arm()
             await self.storage.sync()  # listed only once it exists for good
             try:
-                await self.report()
+                await self.reporter.now()
             except DurableObjectError as exc:  # listed a little later, then
                 log.warning("directory unreachable at creation (%s)", exc)
-                self.report_soon()
+                self.reporter.soon()
         return self.lobby.summary()
 
     # ------------------------------------------------------------- sockets
@@ -388,7 +387,7 @@ class LobbyRoom(DurableObject):
             await self.save()
         try:
             if lobby.public:
-                await self.directory().remove(self.hex, lobby.rev)
+                await directory(self.env).remove(self.hex, lobby.rev)
             await self.env.namespace(CODES).get_by_name(lobby.code).release(self.hex)
         except DurableObjectError as exc:
             log.warning("closing lobby %s: %s; retrying", self.hex[:12], exc)
@@ -414,7 +413,7 @@ class LobbyRoom(DurableObject):
         await self.save()
         self.broadcast_state()
         await self.arm()
-        self.report_soon()
+        self.reporter.soon()
 
     async def save(self) -> None:
         assert self.lobby is not None
@@ -427,40 +426,3 @@ class LobbyRoom(DurableObject):
 
     async def signer(self) -> SeatSigner:
         return SeatSigner(await self.env.signing_key(PURPOSE))
-
-    def directory(self) -> Any:
-        return self.env.namespace(DIRECTORY).get_by_name(DIRECTORY_NAME)
-
-    def report_soon(self) -> None:
-        """Report the summary to the directory in the background, unless a report is on
-        its way already (it sends the latest revision when it gets there)."""
-        lobby = self.lobby
-        if lobby is None or not lobby.public or self.reporting or lobby.rev <= self.reported:
-            return
-        self.reporting = True
-        self.ctx.wait_until(self.report_in_background())
-
-    async def report_in_background(self) -> None:
-        delay = 0.25
-        try:
-            while self.lobby is not None and self.lobby.rev > self.reported:
-                await self.storage.sync()  # report only what is stored for good
-                try:
-                    await self.report()
-                except DurableObjectError as exc:
-                    log.warning("directory unreachable (%s); retrying in %.1fs", exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 10.0)
-        finally:
-            self.reporting = False
-
-    async def report(self) -> None:
-        lobby = self.lobby
-        if lobby is None or not lobby.public:
-            return
-        rev = lobby.rev
-        if lobby.closed:
-            await self.directory().remove(self.hex, rev)
-        else:
-            await self.directory().update(self.hex, lobby.summary(), rev)
-        self.reported = max(self.reported, rev)
