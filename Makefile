@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 .PHONY: run test test-unit lint bench bench-chat bench-whiteboard bench-cluster bench-memory \
-	fuzz-whiteboard bundle system-deps clean
+	bench-lobby fuzz-whiteboard bundle system-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -109,6 +109,9 @@ bench-memory: $(VENV)/.installed-bench $(BENCH_NODE)
 # Hundreds of thousands of mutated Yjs updates through the whiteboard's rules (a few minutes).
 fuzz-whiteboard: $(VENV)/.installed-test
 	$(PY) bench/whiteboard_fuzz.py $(ARGS)
+
+bench-lobby: $(VENV)/.installed-bench
+	$(PY) bench/lobby_bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts node_modules static/build \

@@ -1,0 +1,315 @@
+"""The Game object: one server-authoritative match of Connect Four (match.py).
+
+One object per game (a unique ID), made by a lobby when its host starts, or by quick play.
+The socket at ``/lobby/ws/game/<game>?token=<seat token>``; without a token (or with one
+that is not a seat of this game: an error says so) the socket watches. Client to server:
+
+    {"type": "move", "column": 0..6}       the seated player whose turn it is
+    {"type": "rematch"}                    after a round: both ask, the next round starts
+
+Server to client, on connect and after every change, to both players and every spectator:
+
+    {"type": "state", "board": [[0|1|2] x 7] x 6 (top row first), "turn": 1|2,
+     "you": 1|2|null, "winner": 1|2|null, "draw": bool,
+     "round", "moves", "last": [row, column]|null, "line": [[row, column], ...],
+     "ended_by": "four"|"draw"|"timeout"|"left"|"abandoned"|null, "remaining": seconds|null,
+     "turn_time", "players": {"1": {"player", "name", "connected"}, "2": ...},
+     "scores": {"1": n, "2": n}, "rematch": [seats], "spectators": n, "game", "lobby"}
+    {"type": "error", "error": str}        the last message was refused; nothing changed
+
+**Every move is committed before anyone sees it.** A move changes the stored ``game`` key
+in the same event that broadcasts the new state, and the output gate holds the broadcast
+until the write is in Redis: a state a player has seen survives a kill -9 of the node.
+
+**The turn timer is the object's alarm**, set to the earliest of the turn's deadline and
+the grace periods of dropped players (``Match.next_deadline``). The alarm's decision (a
+forfeit) is written together with the alarm's clearing, so it happens exactly once even if
+a node dies mid-alarm: a redelivered alarm finds the round already over. Once the game is
+over, the same alarm removes it ``game_ttl`` seconds later (its sockets close with 4004).
+
+**Results go back to the lobby** through an outbox: each result (and each rematch) is
+stored with a sequence number in the same write as the move that caused it, then the
+alarm delivers the outbox to the lobby's ``game_event`` (at least once, in order; the lobby
+ignores numbers it has seen) and clears what was delivered.
+
+    stored: game   {"lobby": id|null, "match": Match.dump(), "outbox": [[seq, event]],
+                    "seq": n, "history": [results]}
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from runtime import (
+    AlarmInfo,
+    DurableObject,
+    DurableObjectError,
+    Env,
+    ObjectContext,
+    ObjectWebSocket,
+    rpc,
+)
+
+from .config import LobbyConfig
+from .connect4 import IllegalMove
+from .match import SEATS, Match, Player
+from .namespaces import LOBBIES
+from .protocol import ProtocolError, encode, error, parse
+from .seats import PURPOSE, SeatSigner
+
+log = logging.getLogger("apps.lobby")
+
+WATCH = "watch"
+MAX_SPECTATORS = 500
+MAX_HISTORY = 100
+REPLACED = 4001
+GONE = 4004
+TYPES = frozenset({"move", "rematch"})
+BAD_TOKEN = "that seat token is not valid for this game; you are watching"
+
+
+def seat_tag(seat: int) -> str:
+    return f"seat{seat}"
+
+
+class Game(DurableObject):
+    """One match between two seats."""
+
+    def __init__(self, ctx: ObjectContext, env: Env) -> None:
+        super().__init__(ctx, env)
+        self.config = env.app_settings(LobbyConfig)
+        self.match: Match | None = None
+        self.lobby: str | None = None
+        self.outbox: list[list[Any]] = []
+        self.seq = 0
+        self.history: list[dict[str, Any]] = []
+        self.alarm_at: float | None = None
+        ctx.block_concurrency_while(self.load)
+
+    @property
+    def hex(self) -> str:
+        return self.id.hex
+
+    async def load(self) -> None:
+        """The stored match; seats without an open socket count as dropped from now."""
+        data = await self.storage.get("game")
+        if data is None:
+            return
+        self.lobby = data["lobby"]
+        self.match = Match.load(data["match"], self.config.turn_time, self.config.grace)
+        self.outbox = list(data["outbox"])
+        self.seq = data["seq"]
+        self.history = list(data["history"])
+        self.alarm_at = await self.storage.get_alarm()
+        now = time.time()
+        for seat in SEATS:
+            if not self.get_websockets(seat_tag(seat)) and seat not in self.match.away:
+                self.match.disconnect(seat, now)  # its socket died with the last node
+                await self.save()
+        await self.arm()
+
+    @rpc
+    async def create(self, lobby: str | None, players: list[list[str]]) -> None:
+        """Set the match up: ``players`` are [player, name] for seat 1, then seat 2.
+        Calling it again changes nothing (a retried call)."""
+        if self.match is not None:
+            return
+        if not (isinstance(players, list) and len(players) == 2):
+            raise ValueError("a game takes two players")
+        seats = {seat: Player(str(p[0]), str(p[1])) for seat, p in zip(SEATS, players, strict=True)}
+        self.lobby = lobby
+        self.match = Match.start(seats, time.time(), self.config.turn_time, self.config.grace)
+        await self.save()
+        await self.arm()
+
+    @rpc
+    async def info(self) -> dict[str, Any] | None:
+        """The game as a spectator sees it, with every round's result (tools and tests)."""
+        if self.match is None:
+            return None
+        return {"state": self.view(None, time.time()), "history": self.history}
+
+    # ------------------------------------------------------------- sockets
+
+    async def websocket_connect(self, ws: ObjectWebSocket) -> None:
+        """A player (with a valid seat token) or a spectator."""
+        if self.match is None:
+            ws.reject(404, "no such game")
+            return
+        seat, problem = await self.seat_for(ws.request.query_param("token"))
+        if seat is None and len(self.get_websockets(WATCH)) >= MAX_SPECTATORS:
+            ws.reject(503, "too many spectators")
+            return
+        if seat is not None:
+            for old in self.get_websockets(seat_tag(seat)):
+                old.close(REPLACED, "this seat was taken up by another connection")
+        self.accept_websocket(ws, tags=[seat_tag(seat) if seat else WATCH])
+        ws.attachment = {"seat": seat}
+        if problem:
+            ws.send(error(problem))
+        if seat is not None and seat in self.match.away:
+            self.match.connect(seat)
+            await self.changed()  # everyone sees the player back
+        else:
+            ws.send(encode(self.view(seat, time.time())))
+
+    async def seat_for(self, token: str | None) -> tuple[int | None, str | None]:
+        """The seat a token holds here (None: spectator), and what was wrong with it."""
+        if token is None:
+            return None, None
+        assert self.match is not None
+        seat = SeatSigner(await self.env.signing_key(PURPOSE)).read(token)
+        if seat is None or seat.kind != "game" or seat.place != self.hex:
+            return None, BAD_TOKEN
+        holder = self.match.players.get(seat.seat)
+        if holder is None or holder.player != seat.player:
+            return None, BAD_TOKEN
+        return seat.seat, None
+
+    async def websocket_message(self, ws: ObjectWebSocket, message: str | bytes) -> None:
+        """A move or a rematch request; a refused one gets an error and changes nothing."""
+        assert self.match is not None
+        seat = (ws.attachment or {}).get("seat")
+        now = time.time()
+        about = None
+        try:
+            data = parse(message, self.config.max_message_bytes, TYPES)
+            about = data["type"]
+            if about == "move":
+                self.match.move(seat, data.get("column"), now)
+                if self.match.over:
+                    self.report(self.match.result())
+            elif self.match.ask_rematch(seat, now):
+                self.report({"kind": "round", "round": self.match.round})
+        except (ProtocolError, IllegalMove) as exc:
+            ws.send(error(str(exc), about))
+            return
+        await self.changed()
+
+    async def websocket_close(self, ws: ObjectWebSocket, code: int, reason: str) -> None:
+        """A player's connection dropped: the seat is kept for the grace period."""
+        await self.dropped(ws)
+
+    async def websocket_error(self, ws: ObjectWebSocket, error: Exception) -> None:
+        await self.dropped(ws)
+
+    async def dropped(self, ws: ObjectWebSocket) -> None:
+        seat = (ws.attachment or {}).get("seat")
+        if self.match is None:
+            return
+        if seat is None:
+            self.broadcast_state()  # one spectator fewer
+            return
+        if any(w is not ws for w in self.get_websockets(seat_tag(seat))):
+            return
+        self.match.disconnect(seat, time.time())
+        await self.changed()
+
+    # ------------------------------------------------------------- the alarm
+
+    async def alarm(self, info: AlarmInfo) -> None:
+        """The turn timer or a grace period ran out; the outbox goes to the lobby."""
+        self.alarm_at = None
+        if self.match is None:
+            return
+        now = time.time()
+        if self.match.expire(now):
+            self.report(self.match.result())
+            await self.changed()
+        await self.deliver()
+        if self.finished_before(now - self.config.game_ttl) and not self.outbox:
+            await self.remove()
+            return
+        await self.arm()
+
+    def finished_before(self, when: float) -> bool:
+        """The last round ended before ``when`` (and no rematch started since)."""
+        assert self.match is not None
+        ended = self.match.ended_at
+        return self.match.over and ended is not None and ended <= when
+
+    async def remove(self) -> None:
+        """A game long over: forget it (its seat tokens now lead nowhere)."""
+        for ws in self.get_websockets():
+            ws.close(GONE, "this game has ended and was removed")
+        await self.storage.delete_all()
+        self.match = None
+        log.info("removed finished game %s", self.hex[:12])
+
+    async def deliver(self) -> None:
+        """Send the outbox to the lobby, in order; keep what did not get there."""
+        if not self.outbox or self.lobby is None:
+            return
+        sending = list(self.outbox)
+        try:
+            lobbies = self.env.namespace(LOBBIES)
+            lobby = lobbies.get(lobbies.id_from_string(self.lobby))
+            for seq, event in sending:
+                await lobby.game_event(self.hex, seq, event)
+        except DurableObjectError as exc:
+            log.warning("game %s: lobby unreachable (%s); retrying", self.hex[:12], exc)
+            await self.storage.set_alarm(time.time() + 2)
+            self.alarm_at = time.time() + 2
+            return
+        done = {seq for seq, _ in sending}
+        self.outbox = [entry for entry in self.outbox if entry[0] not in done]
+        await self.save()
+
+    async def arm(self) -> None:
+        """Keep the alarm at the next deadline (now, if the outbox has something)."""
+        assert self.match is not None
+        due = self.match.next_deadline()
+        if self.match.ended_at is not None:  # removal, once the game has been over a while
+            removal = self.match.ended_at + self.config.game_ttl
+            due = removal if due is None else min(due, removal)
+        if self.outbox and self.lobby is not None:
+            due = time.time() if due is None else min(due, time.time())
+        if due is not None and (self.alarm_at is None or due < self.alarm_at):
+            await self.storage.set_alarm(due)
+            self.alarm_at = due
+
+    # ------------------------------------------------------------- helpers
+
+    def report(self, event: dict[str, Any]) -> None:
+        """Queue a report for the lobby (stored with the change that caused it)."""
+        if event["kind"] == "result":
+            self.history = [*self.history, event][-MAX_HISTORY:]
+        if self.lobby is not None:
+            self.seq += 1
+            self.outbox.append([self.seq, event])
+
+    async def changed(self) -> None:
+        await self.save()
+        self.broadcast_state()
+        await self.arm()
+
+    async def save(self) -> None:
+        assert self.match is not None
+        await self.storage.put(
+            "game",
+            {
+                "lobby": self.lobby,
+                "match": self.match.dump(),
+                "outbox": self.outbox,
+                "seq": self.seq,
+                "history": self.history,
+            },
+        )
+
+    def view(self, you: int | None, now: float) -> dict[str, Any]:
+        assert self.match is not None
+        return {
+            **self.match.view(you, now),
+            "spectators": len(self.get_websockets(WATCH)),
+            "game": self.hex,
+            "lobby": self.lobby,
+        }
+
+    def broadcast_state(self) -> None:
+        """The state to each seat (``you`` differs) and to the spectators."""
+        now = time.time()
+        for seat in SEATS:
+            self.broadcast(encode(self.view(seat, now)), tag=seat_tag(seat))
+        self.broadcast(encode(self.view(None, now)), tag=WATCH)

@@ -1,0 +1,146 @@
+"""The lobby UI in a real Chromium: two players create, join by code, ready up and play to
+a win; a reload mid-game resumes; the directory page follows lobbies filling live."""
+
+from __future__ import annotations
+
+from playwright.async_api import Page, expect
+
+from apps.lobby import LobbyConfig, make_app
+from tests.browser.conftest import new_page
+from tests.support.lobbyclient import Player, create_lobby
+
+CONFIG = LobbyConfig(directory_tick=0.02, empty_ttl=1.0)
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+
+async def fits(page: Page) -> bool:
+    """No horizontal scrolling (what a phone must not need)."""
+    return not await page.evaluate(
+        "document.documentElement.scrollWidth > document.documentElement.clientWidth"
+    )
+
+
+async def drop(page: Page, column: int) -> None:
+    """Our turn: drop a piece into ``column``."""
+    await expect(page.locator("#turn")).to_have_text("Your turn", timeout=10_000)
+    await page.locator(f".column[data-column='{column}']").click()
+
+
+async def test_two_players_create_join_by_code_play_reload_and_win(serve, browser, pages):
+    server = await serve(apps=(make_app(CONFIG),))
+    ann = await new_page(browser, pages, viewport={"width": 1200, "height": 900})
+    bob = await new_page(browser, pages, **PHONE)
+    await ann.goto(f"{server.http}/lobby/")
+    await ann.fill("#my-name", "Ann")
+    await ann.fill("#lobby-name", "Browsers")
+    await ann.click("#create")
+    await expect(ann.locator("#lobby-name-shown")).to_have_text("Browsers")
+    await expect(ann.locator(".player .name")).to_have_text(["Ann (you)"])
+    await expect(ann.locator(".player .crown svg")).to_have_count(1)  # the host's crown
+    code = (await ann.locator("#lobby-code").text_content() or "").strip()
+    assert len(code) == 6
+
+    await bob.goto(f"{server.http}/lobby/")
+    await bob.fill("#my-name", "Bob")
+    await bob.fill("#code", code.lower())
+    await bob.click("#join-code")
+    for page in (ann, bob):
+        await expect(page.locator(".player")).to_have_count(2)
+    await expect(bob.locator(".player.me .name")).to_have_text("Bob (you)")
+    assert await fits(bob)
+    await expect(ann.locator(".player .kick")).to_have_count(1)  # the host's controls
+    await expect(bob.locator(".player .kick")).to_have_count(0)
+    await bob.fill("#chat-text", "good luck <b>!</b>")
+    await bob.press("#chat-text", "Enter")
+    await expect(ann.locator("#chat-log li .text")).to_have_text(["good luck <b>!</b>"])
+
+    await expect(ann.locator("#start")).to_be_disabled()
+    await bob.click("#ready")
+    await ann.click("#ready")
+    await expect(ann.locator(".player .mark")).to_have_text(["\u2713 ready", "\u2713 ready"])
+    await ann.click("#start")
+    for page in (ann, bob):
+        await expect(page.locator("#game-view")).to_be_visible()
+    assert "#/game/" in ann.url and "#/game/" in bob.url
+    await expect(bob.locator("#turn")).to_have_text("Ann's turn")
+    assert await fits(bob)
+
+    await drop(ann, 3)
+    await drop(bob, 0)
+    await drop(ann, 4)
+    await expect(bob.locator(".cell.red")).to_have_count(2)
+    await bob.reload()  # mid-game: the seat token brings Bob back to his seat
+    await expect(bob.locator("#game-view")).to_be_visible()
+    await expect(bob.locator(".cell.red")).to_have_count(2)
+    await expect(bob.locator(".cell.yellow")).to_have_count(1)
+    await drop(bob, 0)
+    await drop(ann, 5)
+    await drop(bob, 0)
+    await drop(ann, 6)  # 3-4-5-6 on the bottom row
+    await expect(ann.locator("#result")).to_have_text("You win!")
+    await expect(bob.locator("#result")).to_have_text("Ann wins.")
+    await expect(ann.locator(".cell.win")).to_have_count(4)
+
+    await bob.click("#to-lobby")  # the result is in the lobby; the players can go again
+    await expect(bob.locator("#results li")).to_have_text(["Ann beat Bob"])
+    await expect(bob.locator(".player .wins")).to_have_text(["1 win", ""])
+    await expect(bob.locator("#ready")).to_have_text("Ready")
+
+
+async def test_the_directory_page_follows_lobbies_filling_and_going(serve, browser, pages):
+    server = await serve(apps=(make_app(CONFIG),))
+    page = await new_page(browser, pages)
+    await page.goto(f"{server.http}/lobby/")
+    await expect(page.locator("#no-lobbies")).to_be_visible()
+    lobby, _ = await create_lobby(server.http, name="Fills up", max_players=2)
+    await create_lobby(server.http, name="Unlisted", public=False)
+    item = page.locator(f".lobby-item[data-lobby='{lobby}']")
+    await expect(item.locator(".fill")).to_have_text("0/2")
+    ann = await Player.join(server.ws, lobby, "Ann")
+    await expect(item.locator(".fill")).to_have_text("1/2")
+    bob = await Player.join(server.ws, lobby, "Bob")
+    await expect(item.locator(".fill")).to_have_text("2/2")
+    await expect(item.locator(".badge")).to_have_text("full")
+    await expect(item.locator("button")).to_have_text("Watch")
+    await expect(page.locator(".lobby-item")).to_have_count(1)  # never the private one
+    for p in (ann, bob):
+        await p.lobby.send(type="leave")
+    await expect(item.locator(".fill")).to_have_text("0/2")
+    await expect(item).to_have_count(0, timeout=10_000)  # the empty lobby is removed
+    await expect(page.locator("#no-lobbies")).to_be_visible()
+
+
+async def test_a_join_link_watching_a_game_and_a_kick(serve, browser, pages):
+    server = await serve(apps=(make_app(CONFIG),))
+    lobby, code = await create_lobby(server.http, name="Strict")
+    host = await Player.join(server.ws, lobby, "Hal")
+    guest = await new_page(browser, pages, **PHONE)
+    await guest.goto(f"{server.http}/lobby/#/join/{code}")  # no name yet: asked for one
+    await expect(guest.locator("#enter")).to_be_visible()
+    await expect(guest.locator(".player .name")).to_have_text(["Hal"])  # watching meanwhile
+    await guest.fill("#enter-name", "Gus")
+    await guest.click("#enter-join")
+    await expect(guest.locator(".player.me .name")).to_have_text("Gus (you)")
+    # A game between Hal and Ivy: Gus, not seated, watches it and keeps his place.
+    ivy = await Player.join(server.ws, lobby, "Ivy")
+    for p in (host, ivy):
+        await p.lobby.send(type="ready", ready=True)
+    await host.lobby.state(lambda s: sum(p["ready"] for p in s["players"]) == 2)
+    await host.lobby.send(type="start")
+    await guest.click("#watch-game")
+    await expect(guest.locator("#turn")).to_have_text("Hal to move")
+    await expect(guest.locator("#game-hint")).to_have_text("Watching.")
+    await expect(guest.locator("#rematch")).to_be_hidden()
+    await guest.reload()  # still watching, still in the lobby
+    await expect(guest.locator("#turn")).to_have_text("Hal to move")
+    # (the reload dropped Gus's lobby socket for a moment; the game page took it up again)
+    state = await host.lobby.state(
+        lambda s: len(s["players"]) == 3 and all(p["connected"] for p in s["players"])
+    )
+    await guest.click("#to-lobby")
+    await expect(guest.locator("#watch-game")).to_be_visible()
+    await host.lobby.send(type="kick", player=state["players"][1]["player"])
+    await expect(guest.locator("#banner")).to_have_text(
+        "You were removed from the lobby by the host."
+    )
+    await expect(guest.locator("#directory-view")).to_be_visible()
