@@ -35,6 +35,7 @@ app = App(
     settings=LobbyConfig,
     templates=Path(__file__).parent / "templates",
     static="lobby",
+    live={LOBBIES: "lobbies open", GAMES: "games", "sockets": "players online"},
 )
 
 
