@@ -115,6 +115,20 @@ def main() -> None:
         action="store_true",
         help="also measure a node with METRICS=0, run for run, and print on/off ratios",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL:KEY=VALUE[,KEY=VALUE]",
+        help="also measure a node with these settings, run for run "
+        "(e.g. 'one trip:REDIS_PIPELINES=1')",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["burst", "paced", "rooms"],
+        action="append",
+        help="run only these workloads (default: all three)",
+    )
     args = parser.parse_args()
     clients: dict[str, Client] = {"ours": ours}
     if args.cross_check:
@@ -124,17 +138,23 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # server -> client -> workload -> runs
     table_: dict[str, dict[str, dict[str, list]]] = {}
-    variants = {"runtime (storage, output gate)": "1"}
+    if args.only:
+        keep = {"burst": 0, "paced": 1, "rooms": 2}
+        WORKLOADS[:] = [WORKLOADS[keep[name]] for name in args.only]
+    variants: dict[str, dict[str, str]] = {"runtime (storage, output gate)": {}}
     if args.metrics_off:
-        variants["runtime, METRICS=0"] = "0"
+        variants["runtime, METRICS=0"] = {"METRICS": "0"}
+    for spec in args.variant:
+        label, _, assignments = spec.partition(":")
+        variants[f"runtime, {label}"] = dict(a.split("=", 1) for a in assignments.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         started = []  # (label, port, node, its own Valkey)
-        for i, (label, metrics) in enumerate(variants.items()):
+        for i, (label, settings) in enumerate(variants.items()):
             valkey = ValkeyProcess(
                 Path(tmp) / str(i), unix_socket=True, appendfsync=args.appendfsync
             ).start()
             port = free_port()
-            node = start_node(port, valkey.url, CHAT_RATE_LIMIT="0", METRICS=metrics)
+            node = start_node(port, valkey.url, CHAT_RATE_LIMIT="0", **settings)
             started.append((label, port, node, valkey))
         try:
             for _ in range(args.runs):  # the variants in turn, so drift hits them alike

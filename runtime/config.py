@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     key_prefix: str = "do"
     # "auto" asks the server (INFO cluster); "yes"/"no" say whether it is a Redis Cluster.
     redis_cluster: str = "auto"
+    # Round trips of script calls in flight at once, per Redis (each on its own connection).
+    redis_pipelines: int = 4
     # Many nodes: the shared secret of node-to-node links (unset: this node neither forwards
     # nor accepts forwarded events), and the URL other nodes reach this one at.
     cluster_secret: str = field(default="", repr=False)
@@ -205,8 +207,10 @@ class Settings(BaseSettings):
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{self.env_name(name)} must be positive")
-        if self.max_queue < 1 or self.alarm_shards < 1:
-            raise ConfigurationError("MAX_QUEUE and ALARM_SHARDS must be >= 1")
+        if self.max_queue < 1 or self.alarm_shards < 1 or not 1 <= self.redis_pipelines <= 32:
+            raise ConfigurationError(
+                "MAX_QUEUE and ALARM_SHARDS must be >= 1, REDIS_PIPELINES between 1 and 32"
+            )
         if self.log_format not in ("text", "json"):
             raise ConfigurationError("LOG_FORMAT is text or json")
         if self.redis_cluster not in ("auto", "yes", "no"):

@@ -83,20 +83,29 @@ def storage_error(exc: BaseException) -> StorageUnavailable:
 
 
 class ScriptBatcher:
-    """Runs script calls in pipelines: one round trip per event-loop turn, not per call."""
+    """Runs script calls in pipelines: one round trip per event-loop turn, not per call.
+
+    Up to ``max_inflight`` round trips may be in flight at once (each on its own connection):
+    a commit made while another round trip waits for Redis' fsync goes out at once instead
+    of waiting for it, and Redis, which fsyncs once per turn of its own loop, often takes
+    both in one fsync. Order between calls is the callers' to keep, and they do: an object
+    has one commit in flight at a time, and a call that depends on another awaits it."""
 
     def __init__(
         self,
         redis: Redis,
         max_batch: int = 2000,
         observe: Callable[[float], None] | None = None,
+        max_inflight: int = 4,
     ) -> None:
         self.redis = redis
         self.max_batch = max_batch
+        self.max_inflight = max_inflight
         #: Told how long each round trip took (the node's metrics).
         self.observe = observe
         self._pending: list[_Call] = []
-        self._task: asyncio.Task[None] | None = None
+        self._scheduled = False
+        self._inflight = 0
         #: Round trips made and calls sent, for the benchmarks and tests.
         self.round_trips = 0
         self.calls = 0
@@ -108,23 +117,27 @@ class ScriptBatcher:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append(_Call(script, keys, args, future))
-        if self._task is None:
-            self._task = loop.create_task(self._drain())
+        if not self._scheduled:  # at the end of this turn: everything submitted in it, at once
+            self._scheduled = True
+            loop.call_soon(self._launch)
         return future
 
     async def call(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         return await self.submit(script, keys, args)
 
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-                await self._send(batch)
-        finally:
-            self._task = None
-            if self._pending:  # something arrived while we were finishing up
-                self._task = asyncio.get_running_loop().create_task(self._drain())
+    def _launch(self) -> None:
+        self._scheduled = False
+        loop = asyncio.get_running_loop()
+        while self._pending and self._inflight < self.max_inflight:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            self._inflight += 1
+            loop.create_task(self._send(batch)).add_done_callback(self._landed)
+
+    def _landed(self, _: asyncio.Task[None]) -> None:
+        self._inflight -= 1
+        if self._pending and not self._scheduled:  # what waited for a free round trip
+            self._launch()
 
     async def _send(self, batch: list[_Call]) -> None:
         self.round_trips += 1

@@ -51,7 +51,9 @@ class RedisStore:
 
     def _wire(self) -> None:
         self.scripts = Scripts(self.redis)
-        self.batcher = ScriptBatcher(self.redis, observe=self.observe)
+        self.batcher = ScriptBatcher(
+            self.redis, observe=self.observe, max_inflight=self.settings.redis_pipelines
+        )
         self.leases = LeaseClient(
             self.batcher,
             self.scripts,
