@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import start_node, start_server  # noqa: E402
+from bench.results import Panel, publish, table  # noqa: E402
 from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
 
 # A full board with no four in a row (tests/unit/test_lobby_connect4.py): games never end
@@ -400,38 +401,74 @@ def main() -> None:
     def med(rows: list[dict[str, float]], key: str) -> float:
         return statistics.median(r[key] for r in rows)
 
-    print(
-        f"\nLobby, median of {args.runs} runs, {os.cpu_count()} cores, AOF fsync {args.appendfsync}"
-    )
-    print(
-        f"\n{args.lobbies} lobbies x {args.players} players joining, readying and leaving "
-        f"({args.concurrency} lobbies at a time), {args.watchers} directory pages"
-    )
-    print(f"  {'':44} {'p50 ms':>9} {'p99 ms':>9}")
-    print(
-        f"  {'directory pages see a join/leave':44} {med(runtime, 'dir_p50'):>9.1f} "
-        f"{med(runtime, 'dir_p99'):>9.1f}"
-    )
-    print(
-        f"  {'baseline: the lobby members see it':44} {med(runtime, 'member_p50'):>9.1f} "
-        f"{med(runtime, 'member_p99'):>9.1f}"
-    )
     missed = sum(int(r["missed"]) for r in runtime)
     expected = sum(int(r["samples"] + r["missed"]) for r in runtime)
-    print(
-        f"  actions/s {med(runtime, 'actions_per_s'):,.0f}; "
-        f"page updates missed: {missed} of {expected}"
+    churn = table(
+        [
+            (
+                "directory pages see a join/leave",
+                f"{med(runtime, 'dir_p50'):.1f}",
+                f"{med(runtime, 'dir_p99'):.1f}",
+            ),
+            (
+                "baseline: the lobby members see it",
+                f"{med(runtime, 'member_p50'):.1f}",
+                f"{med(runtime, 'member_p99'):.1f}",
+            ),
+        ],
+        ("", "p50 ms", "p99 ms"),
     )
-    print(f"\nMoves per second (each confirmed to the mover before the next), {args.seconds:g} s")
-    print(f"  {'server':44} {'1 game':>9} {f'{args.games} games':>11}")
-    print(
-        f"  {'runtime (every move committed first)':44} {med(runtime, 'moves_1'):>9,.0f} "
-        f"{med(runtime, 'moves_n'):>11,.0f}"
+    moves = table(
+        [
+            (
+                "runtime (every move committed first)",
+                f"{med(runtime, 'moves_1'):,.0f}",
+                f"{med(runtime, 'moves_n'):,.0f}",
+            ),
+            (
+                "baseline: plain websockets, in memory",
+                f"{med(baseline, 'moves_1'):,.0f}",
+                f"{med(baseline, 'moves_n'):,.0f}",
+            ),
+        ],
+        ("server", "1 game", f"{args.games} games"),
     )
-    print(
-        f"  {'baseline: plain websockets, in memory':44} {med(baseline, 'moves_1'):>9,.0f} "
-        f"{med(baseline, 'moves_n'):>11,.0f}"
+    text = (
+        f"Lobby, median of {args.runs} runs, {os.cpu_count()} cores, "
+        f"AOF fsync {args.appendfsync}\n\n"
+        f"{args.lobbies} lobbies x {args.players} players joining, readying and leaving "
+        f"({args.concurrency} lobbies at a time), {args.watchers} directory pages\n{churn}\n"
+        f"actions/s {med(runtime, 'actions_per_s'):,.0f}; page updates missed: {missed} of "
+        f"{expected}\n\nMoves per second (each confirmed to the mover before the next), "
+        f"{args.seconds:g} s\n{moves}"
     )
+    panels = [
+        Panel(
+            "Directory updates under churn (latency to the pages watching)",
+            "ms",
+            ["p50", "p99"],
+            {
+                "directory pages": [med(runtime, "dir_p50"), med(runtime, "dir_p99")],
+                "lobby members (baseline)": [
+                    med(runtime, "member_p50"),
+                    med(runtime, "member_p99"),
+                ],
+            },
+        ),
+        Panel(
+            "Moves per second",
+            "moves/s",
+            ["1 game", f"{args.games} games"],
+            {
+                "runtime (committed first)": [med(runtime, "moves_1"), med(runtime, "moves_n")],
+                "plain websockets, in memory": [
+                    med(baseline, "moves_1"),
+                    med(baseline, "moves_n"),
+                ],
+            },
+        ),
+    ]
+    publish("lobby", text, panels)
 
 
 if __name__ == "__main__":
