@@ -106,7 +106,9 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
         """After the handshake: messages go to ``sink``, not to an ASGI task. The route's
         task may then end; uvicorn keeps the socket open (a pending "close timer"), and
         everything only the handshake needed (its request, headers and scope) is let go."""
-        self.queue = _ToSink(sink)  # type: ignore[assignment]
+        early, self.queue = self.queue, _ToSink(sink)  # type: ignore[assignment]
+        while not early.empty():  # frames that came while the object was accepting
+            self.queue.put_nowait(early.get_nowait())
         if self.close_timer is None:
             self.close_timer = _KEEP_OPEN  # type: ignore[assignment]
         # The handshake's headers: websockets' parser keeps its Request alive for the life
@@ -196,6 +198,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return
         if self._head >= 0:
+            if self._head == 0 and self._timer is None and data:
+                # A head begun while the last request still ran (its timer lapsed then):
+                # its clock starts at its first byte.
+                self._timer = self.loop.call_later(self.limits.timeout, self._too_slow)
             end = (self._tail + data).find(_HEAD_END)
             counted = len(data) if end < 0 else max(0, end + 4 - len(self._tail))
             self._head += counted

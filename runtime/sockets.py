@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextvars import Context
 from functools import partial
 from typing import Protocol
 
@@ -84,7 +85,7 @@ class SocketHost(Protocol):
     ) -> None: ...
     def forget_socket(self, ws: ObjectWebSocket) -> None: ...
     def socket_refused(self) -> None: ...
-    def socket_received(self, size: int) -> None: ...
+    def socket_received(self, data: str | bytes) -> None: ...
 
 
 async def serve_socket(host: SocketHost, conn: Transport, request: SocketRequest) -> None:
@@ -121,7 +122,14 @@ async def serve_socket(host: SocketHost, conn: Transport, request: SocketRequest
         if not ws.accepted:
             await _refuse(host, ws, conn)
             return
-        await ws.open_transport()
+        try:
+            await ws.open_transport()
+        except OSError:  # (uvicorn's ClientDisconnected is one) gone before the handshake ended
+            ws.closed = True
+            host.forget_socket(ws)
+            if not host.gone:  # the object counted this socket in: tell it it is gone
+                await _deliver(host, ws, partial(_on_close, ws, 1006, ""), "close")
+            return
         detached = conn.detach(Served(host, ws, conn))
         if not detached:
             while not await _handle(host, ws, await conn.receive()):
@@ -139,6 +147,16 @@ async def _refuse(host: SocketHost, ws: ObjectWebSocket, conn: Transport) -> Non
         await conn.deny(*ws.denial)  # (logged once, with its reason, by the transport)
     else:
         await conn.deny(403, "the object refused the connection")
+
+
+#: The tasks delivering detached sockets' messages now (kept, so none is collected mid-run).
+_serving: set[asyncio.Task[None]] = set()
+
+
+def _served(task: asyncio.Task[None]) -> None:
+    _serving.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("delivering a socket's messages failed", exc_info=task.exception())
 
 
 class Served:
@@ -165,13 +183,22 @@ class Served:
             self.done = True  # (a transport may report its end more than once)
         if not self.running:
             self.running = True
-            asyncio.get_running_loop().create_task(self._run())
+            # An empty context: the reader callback that got here may run in anyone's.
+            task = asyncio.get_running_loop().create_task(self._run(), context=Context())
+            _serving.add(task)
+            task.add_done_callback(_served)
 
     async def _run(self) -> None:
         pending = self.pending
         try:
             while pending:
-                if await _handle(self.host, self.ws, pending.popleft()):
+                received = pending.popleft()
+                if not pending and not self.done:
+                    # Read on while this one waits or runs: a pong, a close or the next
+                    # message must not wait behind a slow event (uvicorn's keepalive would
+                    # end the socket). The queue stays bounded: one read at a time.
+                    self.conn.resume()
+                if await _handle(self.host, self.ws, received):
                     return
         finally:
             self.running = False
@@ -196,7 +223,7 @@ async def _handle(host: SocketHost, ws: ObjectWebSocket, received: Received) -> 
             on_close = partial(_on_close, ws, received.code, received.reason)
             await _deliver(host, ws, on_close, "close")
         return True
-    host.socket_received(len(received.data))
+    host.socket_received(received.data)
     if not (ws.closed or ws.closing or host.gone):  # else drain until the close arrives
         await _deliver(host, ws, partial(_on_message, ws, received.data), "message")
     return False
@@ -221,9 +248,16 @@ async def _deliver(
     kind: str,
 ) -> None:
     try:
-        await host.run(handler, wait_output=False, kind=kind)
+        try:
+            await host.run(handler, wait_output=False, kind=kind)
+        except Relocate:
+            if host.gone:
+                return  # the object was discarded: its sockets are being closed
+            # The instance changed while this event waited to start (it never ran): the
+            # record lives on, so deliver it to the new instance rather than drop it.
+            await host.run(handler, wait_output=False, kind=kind)
     except Relocate:
-        pass  # the object was discarded: its sockets are being closed
+        pass
     except DurableObjectError as exc:
         if exc.retryable and not ws.closed:
             ws.abort(1013, "object busy, try again later", error=exc)
