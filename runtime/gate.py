@@ -67,7 +67,7 @@ class InputGate:
 class Event:
     """One event being delivered to an object: the gate it holds, what it wrote and sent."""
 
-    __slots__ = ("active", "calls", "gate", "holding", "outputs", "owner", "writes")
+    __slots__ = ("active", "calls", "ended", "gate", "holding", "outputs", "owner", "writes")
 
     def __init__(self, gate: InputGate, owner: object) -> None:
         self.gate = gate
@@ -78,11 +78,24 @@ class Event:
         self.calls = 0  # calls to other objects in flight
         self.writes: WriteBatch | None = None
         self.outputs: list[tuple[ObjectWebSocket, Output]] = []
+        #: Made when background work waits for this event to end (see Record.wait_until).
+        self.ended: asyncio.Future[None] | None = None
 
     def release_gate(self) -> None:
         if self.holding:
             self.holding = False
             self.gate.leave()
+
+    def when_ended(self) -> asyncio.Future[None]:
+        """A future set once the event is over (its writes handed to storage); asked for
+        while the event is still active."""
+        if self.ended is None:
+            self.ended = asyncio.get_running_loop().create_future()
+        return self.ended
+
+    def end(self) -> None:
+        if self.ended is not None and not self.ended.done():
+            self.ended.set_result(None)
 
 
 _current: ContextVar[Event | None] = ContextVar("durable_event", default=None)

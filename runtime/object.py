@@ -105,9 +105,11 @@ class ObjectContext:
         return storage
 
     def wait_until(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """Run ``work`` in the background, outside any event. The object does not hibernate
-        or leave memory until it finishes; if the instance is reset, it is cancelled.
-        Its writes commit on their own and its sends pass the output gate as usual."""
+        """Run ``work`` in the background, outside any event, starting once the event that
+        asks for it has ended (so ``storage.sync()`` in it covers that event's writes). The
+        object does not hibernate or leave memory until it finishes; if the instance is
+        reset, it is cancelled. Its writes commit on their own and its sends pass the
+        output gate as usual."""
         return self._host.wait_until(work)
 
     def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:

@@ -18,6 +18,7 @@ What it needs of the node is :class:`RecordHost`.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from .batch import UNCHANGED, WriteBatch
 from .errors import DurableObjectError, Fenced, ObjectReset, RecordGone
 from .frames import OutFrame
-from .gate import Event, InputGate, _current, current_event, run_blocking
+from .gate import Event, InputGate, _blocking, _current, current_event, run_blocking
 from .keyspace import ObjectKeys
 from .lease import Lease
 from .object import DurableObject, ObjectContext
@@ -208,6 +209,7 @@ class ObjectRecord:
             return _Outcome(result, error, storage, seq)
         finally:
             event.release_gate()
+            event.end()
             self.last_active = time.monotonic()
 
     def _abandon(self, instance: DurableObject) -> None:
@@ -281,8 +283,17 @@ class ObjectRecord:
         return run_blocking(fn)
 
     def wait_until(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """Run ``work`` in the background; hibernation and eviction wait for it."""
-        task = asyncio.get_running_loop().create_task(work)
+        """Run ``work`` in the background, outside any event, once the event asking for it
+        (if any) has ended; hibernation and eviction wait for it."""
+        event = current_event()
+        spawner = event if event is not None and event.owner is self and event.active else None
+        # A fresh context: inheriting the event's, the task would put its writes in that
+        # event and open its input gate whenever it called another object.
+        context = contextvars.copy_context()
+        context.run(_current.set, None)
+        context.run(_blocking.set, False)
+        ended = spawner.when_ended() if spawner is not None else None
+        task = asyncio.get_running_loop().create_task(_after(ended, work), context=context)
         self.background.add(task)
         task.add_done_callback(self._background_done)
         return task
@@ -305,8 +316,9 @@ class ObjectRecord:
     def socket_refused(self) -> None:
         self.stats.sockets[(self.app_name, "refused")] += 1
 
-    def socket_received(self, size: int) -> None:
-        if self.stats.enabled:
+    def socket_received(self, data: str | bytes) -> None:
+        if self.stats.enabled:  # (bytes on the wire: a text frame's UTF-8)
+            size = len(data.encode()) if isinstance(data, str) else len(data)
             self.stats.socket_bytes[(self.app_name, "in")] += size
 
     def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]:
@@ -489,3 +501,15 @@ class ObjectRecord:
             except DurableObjectError:
                 pass  # it expires by itself
         return committed
+
+
+async def _after(ended: asyncio.Future[None] | None, work: Coroutine[Any, Any, T]) -> T:
+    """``work``, started once its event has ``ended``: the event's writes are then in
+    storage's batches, so a ``storage.sync()`` in the work waits for them too."""
+    if ended is not None:
+        try:
+            await asyncio.shield(ended)
+        except BaseException:
+            work.close()  # (never started: no "never awaited" warning)
+            raise
+    return await work

@@ -158,3 +158,30 @@ async def test_a_client_that_stops_reading_is_closed_and_reported(serve) -> None
     with pytest.raises(ConnectionClosed):
         while True:
             await asyncio.wait_for(slow.recv(), 5)
+
+
+async def test_background_work_does_not_join_the_event_that_started_it(make_node) -> None:
+    # ctx.wait_until's task once inherited its spawner's event: its call to another object
+    # opened that event's input gate, so other events ran in the middle of it.
+    node = await make_node()
+    stub = node.namespace("probe").get_by_name("spawner")
+    await stub.value()  # active
+    spawner = asyncio.create_task(stub.nap_with_background_call(0.5, "elsewhere"))
+    await asyncio.sleep(0.1)  # the background call is under way
+    other = asyncio.create_task(stub.add_op("during"))
+    assert await spawner == []  # nothing ran inside the napping event
+    assert await other == 1
+
+
+@pytest.mark.parametrize("nap", [0.0, 0.2])
+async def test_background_work_starts_once_its_event_has_ended(make_node, nap: float) -> None:
+    # So a storage.sync() in it covers the event's writes (the lobby reports only what is
+    # stored on that basis); and it starts even when the event ends before the loop turns.
+    node = await make_node()
+    stub = node.namespace("probe").get_by_name(f"after{nap}")
+    await stub.background_after_nap(nap)
+    for _ in range(20):
+        if await stub.background_saw_event_over() is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert await stub.background_saw_event_over() is True

@@ -150,6 +150,31 @@ class Probe(DurableObject):
         return "other answered"
 
     @rpc
+    async def nap_with_background_call(self, seconds: float, other: str) -> list[str]:
+        """Start background work that calls another object, then nap holding the gate:
+        the background call must not open this event's gate (its ops stay its own)."""
+        self.ctx.wait_until(self.env.namespace("probe").get_by_name(other).nap(0.1))
+        before = list(await self.storage.get("ops", []))
+        await asyncio.sleep(seconds)
+        return [op for op in await self.storage.get("ops", []) if op not in before]
+
+    @rpc
+    async def background_after_nap(self, seconds: float) -> None:
+        """Ask for background work, then nap: the work must start after this event."""
+        self.event_over = False
+        self.ctx.wait_until(self._note_event_over())
+        if seconds:  # (0: the event ends before the loop turns)
+            await asyncio.sleep(seconds)
+        self.event_over = True
+
+    async def _note_event_over(self) -> None:
+        self.seen_over = self.event_over
+
+    @rpc
+    async def background_saw_event_over(self) -> Any:
+        return getattr(self, "seen_over", None)
+
+    @rpc
     async def slow_write(self, seconds: float) -> str:
         await self.storage.put("slow", "started")
         await asyncio.sleep(seconds)
