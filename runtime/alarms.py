@@ -29,7 +29,6 @@ from . import codec
 from .errors import DurableObjectError, InvalidObjectId, UnknownNamespace
 from .events import AlarmEvent
 from .keyspace import ObjectKeys, alarm_shard_key, alarm_shard_of
-from .scripts import storage_error
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -76,10 +75,9 @@ class AlarmService:
 
     async def index(self, member: str, due_ms: int) -> None:
         """Point the index at an alarm (done before the alarm itself is committed)."""
-        try:
-            await self.store.redis.zadd(self.shard_key(member), {member: due_ms})
-        except (redis_errors.RedisError, OSError) as exc:
-            raise storage_error(exc) from None
+        await self.store.batcher.call(
+            self.store.scripts.index_alarm, [self.shard_key(member)], [member, due_ms]
+        )
 
     def committed(self, alarm: bytes | None) -> None:
         """An object on this node committed an alarm (None: deleted): wake up in time."""

@@ -35,6 +35,7 @@ SCRIPT_NAMES = (
     "list",
     "claim_alarms",
     "settle_alarm",
+    "index_alarm",
 )
 
 Arg = str | bytes | int | float
@@ -55,6 +56,7 @@ class Scripts:
     list: AsyncScript
     claim_alarms: AsyncScript
     settle_alarm: AsyncScript
+    index_alarm: AsyncScript
 
     def __init__(self, redis: Redis) -> None:
         for name in SCRIPT_NAMES:
@@ -157,13 +159,15 @@ class ScriptBatcher:
                 again = await self._execute([batch[i] for i in missing])
                 for i, r in zip(missing, again, strict=True):
                     results[i] = r
+            if len(results) != len(batch):
+                raise RuntimeError(f"{len(results)} replies to {len(batch)} calls")
         except Exception as exc:  # whatever went wrong, no caller may be left waiting
             error = storage_error(exc)
             for call in batch:
                 if not call.future.done():
                     call.future.set_exception(error)
             return
-        for call, result in zip(batch, results, strict=True):
+        for call, result in zip(batch, results, strict=False):  # (lengths checked above)
             if call.future.done():  # the caller gave up waiting
                 continue
             if isinstance(result, Exception):

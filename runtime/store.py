@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 
 from .config import Settings
 from .errors import ConfigurationError
@@ -46,7 +46,12 @@ class RedisStore:
         self.holder = holder
         self.jurisdiction = jurisdiction
         self.cluster = False
-        self.redis: Any = Redis.from_url(url, max_connections=64, **_CLIENT_OPTIONS)
+        # A blocking pool: a burst of direct commands (alarm deliveries' reads, say) waits
+        # for a free connection instead of failing with "Too many connections".
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=64, timeout=_CLIENT_OPTIONS["socket_timeout"], **_CLIENT_OPTIONS
+        )
+        self.redis: Any = Redis.from_pool(pool)
         self._wire()
 
     def _wire(self) -> None:

@@ -42,6 +42,17 @@ async def test_alarm_fires_once_when_due(make_node, sync_redis: redis.Redis) -> 
     assert sync_redis.zscore(shard, member) is None  # the index entry is gone too
 
 
+async def test_a_burst_of_alarms_set_at_once_all_commit_and_all_fire(make_node) -> None:
+    # Each index entry once took a connection of its own: past the pool's 64, commits
+    # failed with "Too many connections" and their objects were reset.
+    node = await make_node()
+    stubs = [node.namespace("probe").get_by_name(f"burst{i}") for i in range(200)]
+    await asyncio.gather(*(stub.value() for stub in stubs))
+    results = await asyncio.gather(*(s.set_alarm_in(0.5) for s in stubs), return_exceptions=True)
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    await wait_for(lambda: all(ALARMS[s.id.hex] for s in stubs), 15)
+
+
 async def test_a_raising_alarm_is_retried_with_exponential_backoff(make_node) -> None:
     node = await make_node(alarm_retry_base=0.05, alarm_max_retries=6)
     stub = node.namespace("probe").get_by_name("retry")

@@ -1,0 +1,11 @@
+-- index_alarm.lua: point an object's alarm index entry at its new due time, before the
+-- alarm itself is committed (the poller finds it by this entry).
+--
+-- KEYS[1]  alarm index shard (zset: "namespace:id" -> due time in ms)
+-- ARGV[1]  member ("namespace:id")
+-- ARGV[2]  due time in ms
+--
+-- Returns 1 when the entry is new, 0 when an existing entry was re-pointed.
+-- (A script, not a bare ZADD, so it rides the batcher's pipelines with the commits: a burst
+-- of alarms shares their few connections instead of taking one each.)
+return redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
