@@ -78,6 +78,39 @@ async def test_a_head_sent_a_line_at_a_time_times_out(serve) -> None:
         assert (await client.get("/healthz")).status_code == 200
 
 
+async def test_a_head_begun_while_a_long_request_runs_still_has_a_deadline(serve) -> None:
+    # The next head's clock once lapsed while the previous request was still running and
+    # was never restarted: a slow head after a slow request could dribble on forever.
+    server = await serve(header_timeout=1.0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"POST /probe/heads/slow?seconds=2 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+    )
+    await writer.drain()
+    await asyncio.sleep(1.3)  # the request runs past header_timeout
+    writer.write(b"GET /healthz HTTP/1.1\r\n")  # the next head begins, and never ends
+    await writer.drain()
+    began = time.monotonic()
+
+    async def dribble() -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            writer.write(b"X")
+            await writer.drain()
+
+    sender = asyncio.create_task(dribble())
+    try:
+        answer = await asyncio.wait_for(reader.read(), 8)
+    except ConnectionError:
+        answer = b""
+    finally:
+        sender.cancel()
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 ")  # the slow request was answered
+    assert b"HTTP/1.1 408 " in answer  # then the dribbled head was refused in time
+    assert time.monotonic() - began < 3
+
+
 async def test_bodies_and_websocket_upgrades_are_not_heads(serve) -> None:
     from websockets.asyncio.client import connect
 
