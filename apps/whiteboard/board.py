@@ -72,6 +72,8 @@ class Board(DurableObject):
         self.next_seq = 1
         self.last_update = time.time()
         self.alarm_at: float | None = None
+        self.compacted_at = 0.0  # when the last snapshot was stored (time.time())
+        self.snapshot_due = False  # a Snapshot effect waits for its turn (snapshot_interval)
         self.relay_scheduled = False  # coalesced presence waits for relay_awareness
         # Stored values are capped; big updates and snapshots are split into parts.
         self.part_bytes = env.settings.max_value_bytes - 64
@@ -153,7 +155,7 @@ class Board(DurableObject):
             elif isinstance(effect, Persist):
                 await self.append(effect.update)
             elif isinstance(effect, Snapshot):
-                await self.compact()
+                await self.snapshot_soon()
             elif isinstance(effect, Later) and not self.relay_scheduled:
                 self.relay_scheduled = True
                 self.ctx.wait_until(self.relay_at(effect.at))
@@ -191,9 +193,19 @@ class Board(DurableObject):
 
     # ------------------------------------------------------------- the alarm
 
+    async def snapshot_soon(self) -> None:
+        """Store a snapshot now, or at the alarm if one was stored less than
+        snapshot_interval ago (the alarm fires well before the board could hibernate)."""
+        if time.time() - self.compacted_at >= self.config.snapshot_interval:
+            await self.compact()
+        else:
+            self.snapshot_due = True  # (arm() below puts the alarm at its turn)
+
     def compaction_due(self, now: float) -> float | None:
         """When compaction should run (None: the log is still small)."""
         config = self.config
+        if self.snapshot_due:
+            return self.compacted_at + config.snapshot_interval
         if self.log_updates >= config.compact_force_updates:
             return now
         if self.log_updates >= config.compact_updates or self.log_bytes >= config.compact_bytes:
@@ -236,6 +248,8 @@ class Board(DurableObject):
         stale = [f"{snap_prefix(old['gen'])}{i:05d}" for i in range(old["parts"])]
         stale += self.log_keys
         await self.storage.delete_many(stale)
+        self.compacted_at = time.time()
+        self.snapshot_due = False
         log.info(
             "compacted a board: %d updates (%d bytes) + %d-byte snapshot -> %d bytes",
             self.log_updates,
@@ -257,6 +271,7 @@ class Board(DurableObject):
             "log_updates": self.log_updates,
             "log_bytes": self.log_bytes,
             "snapshot_bytes": self.snapshot["bytes"],
+            "snapshot_gen": self.snapshot["gen"],
             "sessions": len(self.rules.sessions),
             "presence": len(self.rules.presence),
         }

@@ -34,6 +34,10 @@ class WhiteboardConfig(BaseSettings):
     compact_quiet: float = 5.0
     #: ...or, however busy the board is, once the log reaches this many updates.
     compact_force_updates: int = 5000
+    #: An update that deletes items the board has never seen needs a snapshot to be stored
+    #: (see rules.Snapshot); such snapshots are taken at most this often (seconds), so a
+    #: writer sending them on purpose cannot make the board rewrite itself on every update.
+    snapshot_interval: float = 5.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

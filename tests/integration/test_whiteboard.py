@@ -18,6 +18,7 @@ from apps.whiteboard import WhiteboardConfig, make_app
 from apps.whiteboard import board as board_module
 from apps.whiteboard import protocol as yproto
 from apps.whiteboard.links import BOARDS, Room, board_id, digest_of, view_token
+from tests.support import boardfuzz
 from tests.support.servers import LocalServer, NodeProcess
 from tests.support.yclient import PycrdtDoc, YClient, YpyDoc
 
@@ -448,3 +449,41 @@ async def test_an_awareness_flood_is_coalesced_for_editors_and_view_links(serve)
         await flooder.close()
         watcher.received.clear()
     await watcher.close()
+
+
+async def test_updates_deleting_unseen_items_are_snapshotted_at_most_once_per_interval(
+    serve,
+) -> None:
+    # Each of three crafted updates asks for a snapshot (deletions of items the board never
+    # saw). The first gets one at once; the others share one, taken when the interval is up,
+    # so a writer cannot make the board rewrite itself on every message. Nothing is lost.
+    updates, _ = boardfuzz.unseen_deletions(3)
+    config = WhiteboardConfig(snapshot_interval=3.0, compact_quiet=3600.0)
+    first = await board_server(serve, config)
+    room = secrets.token_hex(8)
+    writer = await YClient.open(url(first, room))
+    sent = real_time.monotonic()
+    for update in updates:
+        await writer.send_update(update)
+    served = Doc()  # what a new client gets once the board has taken every update
+    served.apply_update(boardfuzz.replayed(updates).full_state())
+    expected = boardfuzz.shape_of(served)
+    live = await YClient.open(url(first, room))
+    await live.until(lambda: boardfuzz.shape_of(live.doc.doc) == expected)
+    early = await stats(first, room)
+    assert real_time.monotonic() - sent < 2.5  # (still inside the interval)
+    assert early["snapshot_gen"] == 1 and early["log_updates"] > 0
+    for _ in range(60):
+        await asyncio.sleep(0.1)
+        later = await stats(first, room)
+        if later["snapshot_gen"] == 2:
+            break
+    assert later["snapshot_gen"] == 2 and later["log_updates"] == 0
+    await writer.close()
+    await live.close()
+    await first.stop()
+
+    second = await board_server(serve, config)
+    again = await YClient.open(url(second, room))
+    await again.until(lambda: boardfuzz.shape_of(again.doc.doc) == expected)
+    await again.close()

@@ -196,3 +196,38 @@ def run(trials: int, seed: int = 1) -> Outcome:
 
 
 __all__ = ["Outcome", "TransactionEvent", "ordinary_updates", "run", "shape_of", "trial"]
+
+
+def unseen_deletions(count: int, seed: int = 7) -> tuple[list[bytes], int]:
+    """Updates a board accepts, in order, ``count`` of which delete items it has never
+    seen (each asks for a Snapshot); and how many updates that board had stored before the
+    first one. For tests of what a board does with such updates over a real socket."""
+    rng = random.Random(seed)
+    corpus = [ordinary_updates(random.Random(rng.random()), 25) for _ in range(20)]
+    pool = [u for c in corpus for u in c]
+    sources = [u for c in corpus for u in c[:5]]
+    sent: list[bytes] = list(corpus[0][:10])
+    board = replayed(sent)
+    asked = 0
+    before_first = -1
+    while asked < count:
+        update = mutate(rng, rng.choice(pool), sources)
+        effects = board.receive(1, protocol.sync(protocol.UPDATE, update), now=0)
+        if any(isinstance(e, Close) for e in effects):
+            board = replayed(sent)  # refused: as if it had never been sent
+            continue
+        if any(isinstance(e, Snapshot) for e in effects):
+            if asked == 0:
+                before_first = len(sent)
+            asked += 1
+        sent.append(update)
+    return sent, before_first
+
+
+def replayed(updates: list[bytes]) -> BoardRules:
+    """A board's rules after one editor sent ``updates``."""
+    board = BoardRules(CONFIG)
+    board.connect(1, read_only=False)
+    for update in updates:
+        board.receive(1, protocol.sync(protocol.UPDATE, update), now=0)
+    return board
