@@ -47,10 +47,12 @@ CACHE_SECONDS = 1.0
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def open_to_all(node: Node) -> bool:
-    """The laptop setup: nothing configured for a cluster, reachable from this machine only."""
+def open_to_all(node: Node, request: Request) -> bool:
+    """The laptop setup: nothing configured for a cluster, reachable from this machine only,
+    and asked directly (a request a proxy passed on may come from anywhere)."""
     s = node.settings
-    return not s.cluster_secret and not s.ops_token and s.host in LOOPBACK
+    proxied = "x-forwarded-for" in request.headers or "forwarded" in request.headers
+    return not s.cluster_secret and not s.ops_token and s.host in LOOPBACK and not proxied
 
 
 def allowed(node: Node, request: Request) -> bool:
@@ -63,7 +65,7 @@ def allowed(node: Node, request: Request) -> bool:
                 return True
     if node.verifier.verify({k.lower(): v for k, v in request.headers.items()}, time.time())[0]:
         return True  # another node asking for this node's figures
-    return open_to_all(node)
+    return open_to_all(node, request)
 
 
 def snapshot(node: Node) -> dict[str, Any]:
@@ -240,7 +242,14 @@ def routes(
         token = request.query_params.get("token")
         if token is not None:
             answer = RedirectResponse("/ops", 303)
-            answer.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+            answer.set_cookie(
+                COOKIE,
+                token,
+                httponly=True,
+                samesite="strict",
+                path="/",
+                secure=request.url.scheme == "https",  # (behind TLS: never sent in clear)
+            )
             return answer
         if not allowed(node, request):
             return refuse(request)

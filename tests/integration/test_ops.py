@@ -38,6 +38,10 @@ async def test_on_a_laptop_metrics_and_ops_answer_without_credentials(serve) -> 
             "/ops/api/locate", params={"namespace": "chat_room", "key": "ab" * 32}
         )
         assert bad.status_code == 400  # 64 hex this namespace never minted
+        # Passed on by a proxy on this machine, a request may come from anywhere: refused.
+        proxied = {"X-Forwarded-For": "203.0.113.9"}
+        assert (await client.get("/metrics", headers=proxied)).status_code in (401, 403)
+        assert (await client.get("/ops/api/cluster", headers=proxied)).status_code in (401, 403)
         unknown = await client.get("/ops/api/locate", params={"namespace": "nope", "key": "x"})
         assert unknown.status_code == 404
         apps = (await client.get("/api/apps")).json()["apps"]
