@@ -122,7 +122,7 @@ def _time(name: str, value: Any) -> float | None:
     return float(value)
 
 
-def _prefix(value: Any) -> str | None:
+def normal_prefix(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or len(value) > MAX_PREFIX:
@@ -152,7 +152,7 @@ def _check(name: str, value: Any) -> Any:
             raise SettingsError(name, "must be true or false")
         return value
     if name == "gate_prefix":
-        return _prefix(value)
+        return normal_prefix(value)
     raise SettingsError(name, "is not a room setting")
 
 
