@@ -20,6 +20,10 @@ class WaitingRoomConfig(BaseSettings):
     #: Position updates for queued visitors are gathered for this long, then pushed in one
     #: pass over the queue (WAITING_ROOM_PUSH_INTERVAL, seconds). Admissions go out at once.
     push_interval: float = 0.25
+    #: ...and spread so that a room sends at most about this many position updates per
+    #: second (WAITING_ROOM_PUSH_RATE): with 10,000 open pages, a batch every 2 s. The work
+    #: per batch is one pass over the line, so pushes cost the same whatever the line's size.
+    push_rate: int = 5000
     #: A queued visitor with no open page (no socket, no reload) for this long loses their
     #: place (WAITING_ROOM_QUEUE_TIMEOUT, seconds; pages without scripts reload every 20 s).
     queue_timeout: float = 120.0
@@ -41,6 +45,8 @@ class WaitingRoomConfig(BaseSettings):
                 raise ConfigurationError(f"{self.env_name(name)} must be positive")
         if not 0.1 <= self.lease_seconds <= 30:
             raise ConfigurationError("WAITING_ROOM_LEASE_SECONDS must be between 0.1 and 30")
+        if self.push_rate < 1:
+            raise ConfigurationError("WAITING_ROOM_PUSH_RATE must be at least 1")
         if not 1 <= self.lease_batch <= 10_000:
             raise ConfigurationError("WAITING_ROOM_LEASE_BATCH must be between 1 and 10000")
         if self.queued_cookie_ttl < 60:

@@ -22,9 +22,11 @@ Sockets (``/r/<room>/ws`` for visitors, ``/admin/<room>/ws`` for the admin page)
                                  {"type": "sample", "t", "active", "queued", "admitted_last_minute"}
                                  {"type": "settings", "settings"}
 
-Queue positions are pushed in batches: a change marks the line, and ``push_interval`` later
-one pass over the line sends each open page its new status, only if it changed (O(n) per
-batch, however many changes the batch covers). Admissions are pushed at once.
+Queue positions are pushed in batches: a change marks the line, and a moment later one pass
+over the line sends each open page its new status, only if it changed (O(n) per batch,
+however many changes the batch covers). The moment is ``push_interval``, stretched so that a
+room sends at most ``push_rate`` updates a second (10,000 pages: a batch every 2 s), so the
+cost of pushing stays flat as the line grows. Admissions are pushed at once.
 """
 
 from __future__ import annotations
@@ -337,9 +339,12 @@ class WaitingRoom(DurableObject):
         ws.send(encode(status.as_json()))
 
     async def flush_later(self) -> None:
-        """Push every open page its status, once per ``push_interval`` at most."""
+        """Push every open page its status, once per ``push_interval`` at most, and no more
+        often than ``push_rate`` updates per second allow for this many pages."""
+        pages = sum(len(p) for p in self.pages.values())
+        delay = max(self.config.push_interval, pages / self.config.push_rate)
         try:
-            await asyncio.sleep(self.config.push_interval)
+            await asyncio.sleep(delay)
         finally:
             self.flushing = None
         self.push_positions()
