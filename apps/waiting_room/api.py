@@ -133,6 +133,7 @@ async def room_api(request: Request) -> Response:
         status = int(answer.pop("status", 500))
         return JSONResponse(answer, status_code=status)
     gates.cache_of(app).invalidate()
+    client.forget_settings(room)
     return JSONResponse(answer["settings"])
 
 

@@ -117,6 +117,11 @@ async def room_settings(env: Env, room: str) -> dict[str, Any]:
     return dict(found)
 
 
+def forget_settings(room: str) -> None:
+    """This node changed the room's settings: its pages show the new texts at once."""
+    _settings.pop(room, None)
+
+
 async def read_pass(env: Env, room: str, cookies: dict[str, str]) -> Pass | None:
     """The visitor's pass for ``room`` from the request's cookies, if valid."""
     text = cookies.get(cookie_name(room))

@@ -48,7 +48,7 @@ function el(name, attrs, text) {
 
 function chart(id, key, limit) {
   const svg = $(id);
-  const width = 600, height = 160, left = 44, bottom = 20, top = 8;
+  const width = 600, height = 200, left = 70, bottom = 28, top = 12;
   const now = Date.now() / 1000;
   const points = samples.filter((s) => s.t >= now - WINDOW_S);
   const peak = Math.max(1, limit || 0, ...points.map((s) => s[key]));
@@ -56,8 +56,8 @@ function chart(id, key, limit) {
   const x = (t) => left + (width - left) * (1 - (now - t) / WINDOW_S);
   const parts = [
     el("line", { class: "grid", x1: left, x2: width, y1: y(0), y2: y(0) }),
-    el("text", { class: "axis", x: left - 6, y: y(0) + 4, "text-anchor": "end" }, "0"),
-    el("text", { class: "axis", x: left - 6, y: y(peak) + 4, "text-anchor": "end" }, String(peak)),
+    el("text", { class: "axis", x: left - 8, y: y(0) + 6, "text-anchor": "end" }, "0"),
+    el("text", { class: "axis", x: left - 8, y: y(peak) + 6, "text-anchor": "end" }, String(peak)),
     el("text", { class: "axis", x: left, y: height - 4 }, "-10 min"),
     el("text", { class: "axis", x: width, y: height - 4, "text-anchor": "end" }, "now"),
   ];
