@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
 from typing import Any
 
 from runtime import Env, InvalidObjectId, ObjectId
@@ -175,14 +174,7 @@ async def cookie_header(
 
 
 def morsel(name: str, value: str, max_age: int, secure: bool) -> str:
-    """One Set-Cookie header value: the whole site (gated apps too), HttpOnly, SameSite=Lax."""
-    jar: SimpleCookie = SimpleCookie()
-    jar[name] = value
-    m = jar[name]
-    m["path"] = "/"
-    m["max-age"] = max_age
-    m["httponly"] = True
-    m["samesite"] = "Lax"
-    if secure:
-        m["secure"] = True
-    return m.OutputString()
+    """One Set-Cookie header value: the whole site (gated apps too), HttpOnly, SameSite=Lax.
+    (Names and values here are of characters cookies take as they are: nothing to quote.)"""
+    header = f"{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
+    return header + "; Secure" if secure else header

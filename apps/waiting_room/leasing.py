@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .rules import Room
+from .rules import Room, renewal_slack
 
 REQUEST_FIELDS = ("seq", "held", "active", "admitted", "want_slots", "want_permits", "unused")
 
@@ -91,6 +91,10 @@ class Ledger:
         for shard, data in items.items():
             self.shards[shard] = ShardLease.from_wire(data)
         self.room.leased = sum(s.held for s in self.shards.values())
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._dirty)
 
     def take_changes(self) -> dict[str, list[int]]:
         changed = {s: self.shards[s].wire() for s in self._dirty}
@@ -167,6 +171,7 @@ class Shard:
         self.seq = 0
         self.admitted = 0
         self.visitors: dict[str, float] = {}  # visitor -> session end
+        self.saved: dict[str, float] = {}  # visitor -> session end last stored
         self._expiries: list[tuple[float, str]] = []
         self.permits = 0
         self.deadline = 0.0  # permits and the room's word hold until then (monotonic)
@@ -185,9 +190,11 @@ class Shard:
         self.seq = int(meta.get("seq", 0))
         self.admitted = int(meta.get("admitted", 0))
         self.session_duration = int(meta.get("session_duration", 0))
+        slack = renewal_slack(self.session_duration)  # (see rules.renewal_slack)
         for visitor, expiry in visitors.items():
-            self.visitors[visitor] = float(expiry)
-            heapq.heappush(self._expiries, (float(expiry), visitor))
+            self.saved[visitor] = float(expiry)
+            self.visitors[visitor] = float(expiry) + slack
+            heapq.heappush(self._expiries, (float(expiry) + slack, visitor))
 
     def meta(self) -> dict[str, int]:
         return {
@@ -212,8 +219,9 @@ class Shard:
         self.expire(now)
         if visitor not in self.visitors or self.session_duration <= 0:
             return False
-        self.visitors[visitor] = now + self.session_duration
-        self.dirty.add(visitor)
+        expiry = self.visitors[visitor] = now + self.session_duration
+        if expiry - self.saved.get(visitor, 0.0) >= renewal_slack(self.session_duration):
+            self.dirty.add(visitor)
         return True
 
     def try_admit(self, visitor: str, now: float, mono: float) -> bool:
@@ -237,6 +245,15 @@ class Shard:
         if self.method == "passthrough" or self.queued or self.recall:
             return False
         return self.spare <= 0 or self.permits <= 0
+
+    def stored(self, visitor: str) -> float | None:
+        """The session end to store for ``visitor`` (None: delete it), noted as stored."""
+        expiry = self.visitors.get(visitor)
+        if expiry is None:
+            self.saved.pop(visitor, None)
+        else:
+            self.saved[visitor] = expiry
+        return expiry
 
     def leave(self, visitor: str) -> bool:
         if self.visitors.pop(visitor, None) is None:

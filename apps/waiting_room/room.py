@@ -258,6 +258,8 @@ class WaitingRoom(DurableObject):
         """Store what the rules changed, push admissions, schedule the rest."""
         assert self.room is not None and self.ledger is not None
         changes = self.room.take_changes()
+        if not changes and not self.ledger.dirty:
+            return  # (nothing stored, pushed or rescheduled: a renewal, a look at a place)
         puts: dict[str, Any] = {f"v/{k}": v for k, v in changes.saved.items()}
         puts.update(changes.meta)
         puts.update({f"l/{k}": v for k, v in self.ledger.take_changes().items()})

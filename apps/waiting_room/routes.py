@@ -69,13 +69,13 @@ async def site(request: Request) -> Response:
     app = app_of(request)
     env = app.env
     config = app.settings_as(WaitingRoomConfig)
+    as_json = wants_json(request)
     try:
         visitor = await client.read_pass(env, room, request.cookies)
         decision = await client.decide(env, room, visitor)
-        cookie = await client.cookie_header(
-            env, room, decision, config, request.url.scheme == "https"
-        )
-        texts = await client.room_settings(env, room) if not wants_json(request) else {}
+        secure = request.scope.get("scheme") == "https"
+        cookie = await client.cookie_header(env, room, decision, config, secure)
+        texts = {} if as_json else await client.room_settings(env, room)
     except UnknownRoom:
         return error(request, 404, "No such room.")
     except RoomError as exc:
@@ -83,7 +83,7 @@ async def site(request: Request) -> Response:
     except DurableObjectError as exc:
         return error(request, 503, f"The room is unavailable; retry shortly ({exc.code}).")
     headers = {"set-cookie": cookie, "cache-control": "no-store"}
-    if wants_json(request):
+    if as_json:
         return JSONResponse(decision.as_json(), headers=headers)
     back = local_path(request.query_params.get("return"))
     if decision.admitted and back:
@@ -151,7 +151,7 @@ async def leave(request: Request) -> Response:
         return JSONResponse({"error": "No such room."}, status_code=404)
     except DurableObjectError as exc:
         return JSONResponse({"error": f"unavailable ({exc.code}); retry"}, status_code=503)
-    gone = client.morsel(cookie_name(room), "", 0, request.url.scheme == "https")
+    gone = client.morsel(cookie_name(room), "", 0, request.scope.get("scheme") == "https")
     headers = {"set-cookie": gone, "cache-control": "no-store"}
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"left": left}, headers=headers)
@@ -177,11 +177,12 @@ async def socket(websocket: WebSocket) -> None:
     await stub.connect(websocket)
 
 
+#: (the busiest routes first: Starlette tries them in order)
 routes: list[BaseRoute] = [
-    Route("/", index, name="index"),
-    Route("/r/{room}/leave", leave, methods=["POST"], name="leave"),
-    Route("/r/{room}/bye", bye, name="bye"),
-    WebSocketRoute("/r/{room}/ws", socket, name="socket"),
     Route("/r/{room}/", site, name="site"),
+    Route("/r/{room}/leave", leave, methods=["POST"], name="leave"),
+    WebSocketRoute("/r/{room}/ws", socket, name="socket"),
+    Route("/r/{room}/bye", bye, name="bye"),
     Route("/r/{room}/{page}", site, name="page"),
+    Route("/", index, name="index"),
 ]

@@ -36,6 +36,15 @@ from .window import RateWindow
 ACTIVE = "a"
 QUEUED = "q"
 
+
+def renewal_slack(session_duration: int) -> float:
+    """How far a session's stored end may lag its real end. A renewal is stored only once it
+    moves the end this much, and a room rebuilt from storage adds it to every stored end, so
+    a session never ends early after a restart (at most this much late), and a visitor
+    browsing page after page costs a write every few seconds, not one per page."""
+    return min(10.0, session_duration / 10)
+
+
 ADMITTED = "admitted"
 WAITING = "queued"
 REJECTED = "rejected"
@@ -54,6 +63,8 @@ class Visitor:
     expiry: float = 0.0
     #: Position when the visitor joined the line (the waiting page's progress bar).
     first_position: int = 0
+    #: The session end last stored (renewals are stored only when they move it enough).
+    saved_expiry: float = 0.0
 
     def wire(self) -> list[Any]:
         return [self.state, self.ticket, self.expiry, self.first_position]
@@ -63,7 +74,7 @@ class Visitor:
         state, ticket, expiry, first = data
         if state not in (ACTIVE, QUEUED):
             raise ValueError(f"unknown visitor state {state!r}")
-        return cls(visitor, str(state), int(ticket), float(expiry), int(first))
+        return cls(visitor, str(state), int(ticket), float(expiry), int(first), float(expiry))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +150,12 @@ class Room:
     def restore(self, visitors: Iterable[tuple[str, Any]], meta: dict[str, Any]) -> None:
         """Rebuild from storage. Queued visitors count as just seen: their pages reconnect."""
         now = self.since
+        slack = renewal_slack(self.settings.session_duration)
         for visitor_id, data in visitors:
             v = Visitor.from_wire(visitor_id, data)
             self.visitors[v.id] = v
             if v.state == ACTIVE:
+                v.expiry += slack  # renewals since the last stored one may be missing
                 self.active_count += 1
                 heapq.heappush(self._expiries, (v.expiry, v.id))
             else:
@@ -165,6 +178,7 @@ class Room:
                 changes.deleted.append(visitor_id)
             else:
                 changes.saved[visitor_id] = v.wire()
+                v.saved_expiry = v.expiry
         self._dirty = set()
         return changes
 
@@ -221,7 +235,8 @@ class Room:
         v = self.visitors.get(visitor_id)
         if v is not None and v.state == ACTIVE:
             v.expiry = now + self.settings.session_duration
-            self._dirty.add(v.id)
+            if v.expiry - v.saved_expiry >= renewal_slack(self.settings.session_duration):
+                self._dirty.add(v.id)
             return ADMITTED_STATUS
         if v is not None:
             self.last_seen[v.id] = now

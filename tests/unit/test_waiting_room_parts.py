@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from itsdangerous import URLSafeSerializer
+from itsdangerous import Signer
 
 from apps.waiting_room import settings as room_settings
 from apps.waiting_room.cookies import (
-    SALT,
     CookieSigner,
     Pass,
     cookie_name,
@@ -114,19 +114,22 @@ def test_forged_expired_and_other_rooms_cookies_read_as_no_cookie() -> None:
     assert CookieSigner(b"x" * 32).read(good, ROOM, T0) is None  # another key
     payload, sig = good.rsplit(".", 1)
     assert signer.read(payload + "." + sig[::-1], ROOM, T0) is None  # a tampered signature
-    forged = URLSafeSerializer(b"guess", salt=SALT).dumps([ROOM, visitor, "admitted", 2**40, ""])
+    guessed = Signer(b"guess", key_derivation="none", digest_method=hashlib.sha256)
+    forged = guessed.sign(f"{ROOM}|{visitor}|admitted|{2**40}|").decode()
     assert signer.read(forged, ROOM, T0) is None
-    signed_garbage = URLSafeSerializer(key, salt=SALT)
+    assert signer.read(payload.replace("admitted", "queued") + "." + sig, ROOM, T0) is None
+    right_key = Signer(key, key_derivation="none", digest_method=hashlib.sha256)
     for data in (
-        [ROOM, visitor, "admitted"],
-        [ROOM, "short", "admitted", 2**40, ""],
-        [ROOM, visitor, "boss", 2**40, ""],
-        [ROOM, visitor, "admitted", True, ""],
-        [ROOM, visitor, "admitted", 2**40, "../x"],
-        {"room": ROOM},
+        f"{ROOM}|{visitor}|admitted",
+        f"{ROOM}|short|admitted|{2**40}|",
+        f"{ROOM}|{visitor}|boss|{2**40}|",
+        f"{ROOM}|{visitor}|admitted|-5|",
+        f"{ROOM}|{visitor}|admitted|1e99|",
+        f"{ROOM}|{visitor}|admitted|{2**40}|../x",
+        f"{ROOM}|{visitor}|admitted|{2**40}||",
     ):
-        assert signer.read(signed_garbage.dumps(data), ROOM, T0) is None
-    for text in (None, "", "x" * 600, "not.a.cookie", "\u00e9\u00e9"):
+        assert signer.read(right_key.sign(data).decode(), ROOM, T0) is None
+    for text in (None, "", "x" * 600, "not.a.cookie", "\u00e9\u00e9.x"):
         assert signer.read(text, ROOM, T0) is None
     assert valid_room(ROOM) and not valid_room("AB" * 32) and not valid_room(ROOM[:-1])
 
@@ -280,3 +283,41 @@ def test_capacity_and_rate_hold_across_shards_whatever_is_lost(ops) -> None:
         assert sum(s.held for s in shards) <= room.leased and room.in_use <= capacity
     for start in admissions:
         assert sum(start <= t <= start + 60 for t in admissions) <= rate
+
+
+# ---------------------------------------------------------------- the gate's plain parts
+
+
+def test_return_paths_must_be_local() -> None:
+    from apps.waiting_room.gates import local_path
+
+    for good in ("/chat/", "/chat/?room=a%20b", "/a/b#c"):
+        assert local_path(good) == good
+    for bad in (
+        None,
+        "",
+        "chat/",
+        "//evil.example/",
+        "/\\evil.example",
+        "/%2F/evil.example",
+        "/%5Cevil",
+        "https://evil.example/",
+        "/a\nb",
+        "/" + "x" * 3000,
+    ):
+        assert local_path(bad) is None, bad
+
+
+def test_the_longest_gated_prefix_wins_and_reserved_paths_cannot_be_gated() -> None:
+    from apps.waiting_room.gates import check_prefix, match
+
+    gates = {"/chat": "r1", "/chat/api": "r2"}
+    assert match(gates, "/chat") == ("/chat", "r1")
+    assert match(gates, "/chat/") == ("/chat", "r1")
+    assert match(gates, "/chat/api/room") == ("/chat/api", "r2")
+    assert match(gates, "/chatter") is None and match(gates, "/") is None
+    check_prefix("/chat", "waiting-room")
+    check_prefix(None, "waiting-room")
+    for prefix in ("/waiting-room", "/waiting-room/x", "/static", "/_cluster/link", "/healthz"):
+        with pytest.raises(SettingsError):
+            check_prefix(prefix, "waiting-room")

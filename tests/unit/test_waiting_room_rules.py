@@ -393,3 +393,21 @@ def test_visitor_wire_round_trip_and_refuses_unknown_states() -> None:
     assert Visitor.from_wire("abc", v.wire()) == v
     with pytest.raises(ValueError):
         Visitor.from_wire("abc", ["x", 1, 0.0, 0])
+
+
+def test_renewals_are_stored_when_they_move_the_end_enough_and_a_restart_never_ends_early() -> None:
+    room = make_room(capacity=1, session=100)  # a slack of 10 s
+    room.visit("a", T0)
+    room.take_changes()
+    room.visit("a", T0 + 5)
+    assert "a" not in room.take_changes().saved  # a page view: no write
+    room.visit("a", T0 + 10)
+    stored = room.take_changes().saved["a"]
+    assert stored[2] == T0 + 110
+    room.visit("a", T0 + 19)  # the real end is now T0 + 119; the stored one T0 + 110
+    again = make_room(capacity=1, session=100, now=T0 + 20)
+    again.restore([("a", stored)], {})
+    again.tick(T0 + 119.5)
+    assert "a" in again.visitors  # never before the real end...
+    again.tick(T0 + 120)
+    assert "a" not in again.visitors  # ...and at most the slack after it
