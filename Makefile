@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-unit lint bench bench-chat bench-whiteboard bundle system-deps clean
+.PHONY: run test test-unit lint bench bench-chat bench-whiteboard bench-waiting-room bundle system-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,9 @@ bench-chat: $(VENV)/.installed-test
 
 bench-whiteboard: $(VENV)/.installed-test
 	$(PY) bench/whiteboard_bench.py
+
+bench-waiting-room: $(VENV)/.installed-test
+	$(PY) bench/waiting_room_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts node_modules static/build

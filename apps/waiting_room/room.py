@@ -17,6 +17,7 @@ Storage:
 Sockets (``/r/<room>/ws`` for visitors, ``/admin/<room>/ws`` for the admin page):
 
     visitor   server -> client   {"status", "position", "eta_s"} on connect and on change
+              (the client sends nothing; a message closes the socket with 1008)
     admin     client -> server   {"token": "<admin token>"}     (first message)
               server -> client   {"type": "hello", "settings", "figures", "samples"}
                                  {"type": "sample", "t", "active", "queued", "admitted_last_minute"}
@@ -44,6 +45,7 @@ from typing import Any
 
 from runtime import (
     AlarmInfo,
+    CloseCode,
     DurableObject,
     DurableObjectError,
     Env,
@@ -67,6 +69,7 @@ ADMIN = "admin"
 PENDING = "pending"  # an admin socket that has not shown its token yet
 MAX_MESSAGE = 1024
 MAX_SAMPLES = 600
+MAX_PENDING = 100
 #: Close codes the pages understand.
 NO_COOKIE = 4001
 BAD_TOKEN = 4003
@@ -298,6 +301,9 @@ class WaitingRoom(DurableObject):
             ws.reject(404, "no such room")
             return
         if "admin_of" in dict(ws.request.path_params):  # the admin page's route
+            if len(self.get_websockets(PENDING)) >= MAX_PENDING:
+                ws.reject(429, "too many admin sockets waiting for their token")
+                return
             self.accept_websocket(ws, tags=[PENDING])
             return
         visitor = await self.visitor_of(ws)
@@ -361,7 +367,12 @@ class WaitingRoom(DurableObject):
                 self.send_status(ws, status)
 
     async def websocket_message(self, ws: ObjectWebSocket, message: str | bytes) -> None:
-        """Visitors' pages say nothing; an admin page's first message is its token."""
+        """Visitors' pages say nothing (one that talks is closed: each message would cost the
+        room an event); an admin page's first message is its token."""
+        if VISITOR in ws.tags:
+            ws.close(CloseCode.POLICY_VIOLATION, "this socket only listens")
+            self.forget(ws)
+            return
         if PENDING not in ws.tags:
             return
         token = None

@@ -442,3 +442,19 @@ async def test_a_room_in_front_of_the_chat(serve) -> None:
     assert (await stranger.http.get("/chat/")).status_code == 200  # no gate any more
     for v in (first, second, stranger):
         await v.close()
+
+
+async def test_a_waiting_page_that_talks_is_closed(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http, total_active_users=1))["room"]
+    a, b = Visitor(server.http, room), Visitor(server.http, room)
+    await a.visit()
+    await b.visit()
+    ws = await b.socket()
+    await next_status(ws)
+    await ws.send("hello?")
+    await asyncio.wait_for(ws.wait_closed(), 5)
+    assert ws.close_code == 1008
+    assert (await b.visit())["position"] == 1  # the place is kept
+    for v in (a, b):
+        await v.close()
