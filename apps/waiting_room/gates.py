@@ -175,6 +175,10 @@ class Gate:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        first = path.split("/", 2)[1] if path.startswith("/") else ""
+        if first in RESERVED or first == self.mounted.name:  # never gated: no need to look
+            await self.app(scope, receive, send)
+            return
         found = match(await cache_of(self.mounted).get(), path)
         if found is None or path.startswith(found[0] + "/static/"):
             await self.app(scope, receive, send)
