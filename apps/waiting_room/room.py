@@ -59,7 +59,7 @@ from .config import WaitingRoomConfig
 from .cookies import PURPOSE, cookie_name, signer_for, valid_visitor
 from .leasing import Ledger, check_request
 from .names import GATES
-from .rules import ADMITTED_STATUS, Room, Status
+from .rules import ADMITTED_STATUS, Changes, Room, Status
 from .settings import RoomSettings, SettingsError
 
 log = logging.getLogger("apps.waiting_room")
@@ -258,11 +258,18 @@ class WaitingRoom(DurableObject):
         await self.apply(now)
 
     async def apply(self, now: float) -> None:
-        """Store what the rules changed, push admissions, schedule the rest."""
+        """Store what the rules changed, push admissions, schedule the rest. The alarm is
+        checked every time: an alarm that found nothing due (sessions renewed meanwhile)
+        changes nothing, yet the next expiry still needs one."""
         assert self.room is not None and self.ledger is not None
         changes = self.room.take_changes()
-        if not changes and not self.ledger.dirty:
-            return  # (nothing stored, pushed or rescheduled: a renewal, a look at a place)
+        if changes or self.ledger.dirty:
+            await self.store(changes)
+            self.sample(now, force=False)
+        await self.rearm(now)
+
+    async def store(self, changes: Changes) -> None:
+        assert self.ledger is not None
         puts: dict[str, Any] = {f"v/{k}": v for k, v in changes.saved.items()}
         puts.update(changes.meta)
         puts.update({f"l/{k}": v for k, v in self.ledger.take_changes().items()})
@@ -276,8 +283,6 @@ class WaitingRoom(DurableObject):
                 self.send_status(ws, ADMITTED_STATUS)
         if changes.reordered and self.flushing is None and self.pages:
             self.flushing = self.ctx.wait_until(self.flush_later())
-        await self.rearm(now)
-        self.sample(now, force=False)
 
     async def rearm(self, now: float) -> None:
         """Keep the alarm on the next moment the rules have something to do."""

@@ -46,16 +46,18 @@ function render() {
 
 $("create").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const form = event.target;
+  // (form.elements by name: `form.name` would be the form's own name attribute)
+  const field = (name) => event.target.elements.namedItem(name);
   const body = {
-    name: form.name.value,
-    total_active_users: Number(form.total_active_users.value),
-    new_users_per_minute: Number(form.new_users_per_minute.value),
-    session_duration: Number(form.session_duration.value),
-    queueing_method: form.queueing_method.value,
-    slot_leasing: form.slot_leasing.checked,
+    name: field("name").value,
+    total_active_users: Number(field("total_active_users").value),
+    new_users_per_minute: Number(field("new_users_per_minute").value),
+    session_duration: Number(field("session_duration").value),
+    queueing_method: field("queueing_method").value,
+    slot_leasing: field("slot_leasing").checked,
   };
-  if (form.gate_prefix.value.trim()) body.gate_prefix = form.gate_prefix.value.trim();
+  const gate = field("gate_prefix").value.trim();
+  if (gate) body.gate_prefix = gate;
   $("create-error").hidden = true;
   $("create-button").disabled = true;
   try {

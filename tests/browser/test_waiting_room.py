@@ -115,3 +115,27 @@ async def test_the_chat_behind_a_room(serve, browser, pages) -> None:
     await bob.fill("#message", "made it in")
     await bob.press("#message", "Enter")
     await expect(ada.locator(".log .msg .text")).to_have_text(["made it in"])
+
+
+async def test_an_operator_creates_a_room_from_the_start_page(serve, browser, pages) -> None:
+    server = await serve(apps=(make_app(FAST),))
+    page = await new_page(browser, pages)
+    await page.goto(server.http + "/waiting-room/")
+    await expect(page.locator("#empty")).to_be_visible()
+    await page.fill("input[name=name]", "Concert")
+    await page.fill("input[name=total_active_users]", "5")
+    await page.select_option("select[name=queueing_method]", "random")
+    await page.click("#create-button")
+    await expect(page).to_have_url(re.compile(r"/waiting-room/admin/[0-9a-f]{64}$"))
+    await expect(page.locator("#state")).to_have_text("Live", timeout=10_000)
+    await expect(page.locator("h1")).to_contain_text("Concert")
+    await expect(page.locator("select[name=queueing_method]")).to_have_value("random")
+    await expect(page.locator("#capacity")).to_have_text("5")
+    await page.goto(server.http + "/waiting-room/")
+    await expect(page.locator("#rooms li strong")).to_have_text(["Concert"])
+    await page.get_by_role("link", name="admin").click()  # the token came along
+    await expect(page.locator("#state")).to_have_text("Live", timeout=10_000)
+    await page.goto(server.http + "/waiting-room/")
+    await page.fill("input[name=gate_prefix]", "/static")
+    await page.click("#create-button")
+    await expect(page.locator("#create-error")).to_contain_text("gate_prefix")
