@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 .PHONY: run test test-unit lint bench bench-chat bench-whiteboard bench-cluster bench-memory \
-	bench-lobby fuzz-whiteboard bundle system-deps clean
+	bench-lobby bench-waiting-room fuzz-whiteboard bundle system-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -112,6 +112,9 @@ fuzz-whiteboard: $(VENV)/.installed-test
 
 bench-lobby: $(VENV)/.installed-bench
 	$(PY) bench/lobby_bench.py $(ARGS)
+
+bench-waiting-room: $(VENV)/.installed-bench
+	$(PY) bench/waiting_room_bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts node_modules static/build \

@@ -1,0 +1,181 @@
+"""The operator's side, mounted at /waiting-room:
+
+    POST  /api/rooms              {"total_active_users", "new_users_per_minute",
+                                   "session_duration", "queueing_method", ...} -> 201
+                                  {"room", "admin_token", "site_url", "admin_url", ...settings}
+    GET   /api/rooms/<room>       200 {"active", "queued", "admitted_last_minute", ...settings}
+    PATCH /api/rooms/<room>       Authorization: Bearer <admin token>; any settings -> 200
+                                  {...settings}; no token 401, a wrong one 403
+    GET   /admin/<room>           the admin page (the token stays in the page's URL fragment
+                                  and the browser's session storage; it is never logged)
+    WS    /admin/<room>/ws        the admin page's live figures (room.py has the protocol)
+
+Errors are JSON: {"error": "...", "field"?: "..."}: 400 malformed JSON, 404 unknown room,
+405, 409 a gate prefix another room holds, 413 too large a body, 422 bad settings, 503
+the room is unavailable (retry).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from runtime import DurableObjectError, app_of, env_of, url_path
+
+from . import client, gates
+from . import settings as room_settings
+from .client import UnknownRoom
+from .names import ROOMS
+from .room import token_hash
+from .settings import SettingsError
+
+MAX_BODY = 16 * 1024
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def fail(status: int, message: str, **extra: Any) -> JSONResponse:
+    headers = {"www-authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+async def read_json(request: Request) -> Any:
+    """The request's JSON body, bounded (BadRequest otherwise)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise BadRequest(413, f"the body is larger than {MAX_BODY} bytes")
+    try:
+        return json.loads(body, parse_constant=_no_constants)
+    except (ValueError, RecursionError):
+        raise BadRequest(400, "the body is not valid JSON") from None
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def links(request: Request, room: str) -> dict[str, str]:
+    return {
+        "site_url": url_path(request, "waiting-room:site", room=room),
+        "admin_url": url_path(request, "waiting-room:admin", room=room),
+    }
+
+
+async def create(request: Request) -> Response:
+    """A new room; the answer carries its admin token, shown this once."""
+    app = app_of(request)
+    try:
+        checked = room_settings.create(await read_json(request))
+        gates.check_prefix(checked.gate_prefix, app.name)
+    except BadRequest as exc:
+        return fail(exc.status, str(exc))
+    except SettingsError as exc:
+        return JSONResponse(exc.as_json(), status_code=422)
+    namespace = app.env.namespace(ROOMS)
+    room_id = namespace.new_unique_id()
+    token = secrets.token_urlsafe(32)
+    try:
+        made = await namespace.get(room_id).create(checked.as_dict(), token_hash(token))
+    except DurableObjectError as exc:
+        return fail(503, f"could not create the room ({exc.code}); retry")
+    if "error" in made:
+        return fail(int(made.get("status", 500)), str(made["error"]))
+    if checked.gate_prefix:
+        gates.cache_of(app).invalidate()
+    room = room_id.hex
+    body = {"room": room, "admin_token": token, **links(request, room), **made["settings"]}
+    return JSONResponse(body, status_code=201, headers={"cache-control": "no-store"})
+
+
+async def room_api(request: Request) -> Response:
+    """GET: figures and settings. PATCH: change settings (admin token)."""
+    app = app_of(request)
+    room = request.path_params["room"]
+    try:
+        stub = client.room_stub(app.env, room)
+    except UnknownRoom:
+        return fail(404, "no such room")
+    if request.method == "GET":
+        try:
+            info = await stub.info()
+        except DurableObjectError as exc:
+            return fail(503, f"the room is unavailable ({exc.code}); retry")
+        if info is None:
+            return fail(404, "no such room")
+        return JSONResponse({**info, **links(request, room)}, headers={"cache-control": "no-store"})
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return fail(401, "this needs the room's admin token: Authorization: Bearer <token>")
+    try:
+        changes = await read_json(request)
+        if isinstance(changes, dict) and "gate_prefix" in changes:
+            gates.check_prefix(room_settings.normal_prefix(changes["gate_prefix"]), app.name)
+        answer = await stub.configure(token.strip(), changes)
+    except BadRequest as exc:
+        return fail(exc.status, str(exc))
+    except SettingsError as exc:
+        return JSONResponse(exc.as_json(), status_code=422)
+    except DurableObjectError as exc:
+        return fail(503, f"the room is unavailable ({exc.code}); retry")
+    if "error" in answer:
+        status = int(answer.pop("status", 500))
+        return JSONResponse(answer, status_code=status)
+    gates.cache_of(app).invalidate()
+    client.forget_settings(room)
+    return JSONResponse(answer["settings"])
+
+
+async def not_allowed(request: Request) -> Response:
+    return fail(405, f"{request.method} is not allowed here")
+
+
+async def admin_page(request: Request) -> Response:
+    """The admin page: live charts and the settings form (the token unlocks them)."""
+    app = app_of(request)
+    room = request.path_params["room"]
+    try:
+        settings = await client.room_settings(app.env, room)
+    except UnknownRoom:
+        return app.render(request, "error.html", {"status": 404, "message": "No such room."}, 404)
+    except DurableObjectError as exc:
+        context = {"status": 503, "message": f"The room is unavailable ({exc.code})."}
+        return app.render(request, "error.html", context, 503)
+    data = {
+        "room": room,
+        "api": url_path(request, "waiting-room:room", room=room),
+        "socket": url_path(request, "waiting-room:admin_socket", admin_of=room),
+        **links(request, room),
+    }
+    return app.render(request, "admin.html", {"room": room, "settings": settings, "data": data})
+
+
+async def admin_socket(websocket: WebSocket) -> None:
+    """Hand the admin page's socket to the room (it proves itself with the token)."""
+    try:
+        stub = client.room_stub(env_of(websocket), websocket.path_params["admin_of"])
+    except UnknownRoom:
+        await websocket.send_denial_response(JSONResponse({"error": "no such room"}, 404))
+        return
+    await stub.connect(websocket)
+
+
+routes: list[BaseRoute] = [
+    Route("/api/rooms", create, methods=["POST"], name="rooms"),
+    Route("/api/rooms", not_allowed, methods=["GET", "PUT", "PATCH", "DELETE"]),
+    Route("/api/rooms/{room}", room_api, methods=["GET", "PATCH"], name="room"),
+    Route("/api/rooms/{room}", not_allowed, methods=["POST", "PUT", "DELETE"]),
+    Route("/admin/{room}", admin_page, name="admin"),
+    WebSocketRoute("/admin/{admin_of}/ws", admin_socket, name="admin_socket"),
+]

@@ -1,0 +1,245 @@
+"""A room in front of another app of the node: the gate (node middleware) and the directory
+of gated paths.
+
+A room whose ``gate_prefix`` is, say, ``/chat`` claims that prefix in the GateDirectory
+object (one per cluster). Every node caches the directory for ``gate_cache_seconds``. The
+gate wraps the whole node: a request under a gated prefix (an HTTP page or a WebSocket
+handshake; the app's static files pass freely) is decided by the room like any visit of
+the room's own site. Admitted, it goes through and the cookie is renewed; otherwise an HTTP
+GET is sent to the room's waiting page (303, with a return path), any other method gets 503,
+and a WebSocket handshake is refused with 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import weakref
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runtime import DurableObject, DurableObjectError, Env, MountedApp, ObjectContext, rpc
+
+from . import client
+from .config import WaitingRoomConfig
+from .cookies import valid_room
+from .names import GATES
+from .settings import SettingsError, normal_prefix
+
+log = logging.getLogger("apps.waiting_room")
+
+#: First path segments no room may gate: the node's own pages (and the waiting room's).
+RESERVED = frozenset({"static", "healthz", "metrics", "ops", "favicon.ico", "_cluster"})
+MAX_RETURN = 2000
+
+
+def check_prefix(prefix: str | None, own_mount: str) -> None:
+    """A gate may not cover the node's own paths or the waiting room itself."""
+    if prefix is None:
+        return
+    first = prefix.split("/")[1]
+    if first in RESERVED or first == own_mount:
+        raise SettingsError("gate_prefix", f"/{first} cannot be gated")
+
+
+def local_path(value: str | None) -> str | None:
+    """``value`` if it is a path on this site (where a waiting page may send a visitor
+    back to), else None: no scheme, no host, no ``//`` or backslash tricks."""
+    if not value or len(value) > MAX_RETURN or not value.startswith("/"):
+        return None
+    decoded = unquote(value)
+    if decoded.startswith(("//", "/\\")) or "\\" in decoded or any(ord(c) < 32 for c in decoded):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return None
+    return value
+
+
+def match(gates: dict[str, str], path: str) -> tuple[str, str] | None:
+    """(prefix, room) of the longest gated prefix covering ``path``."""
+    best: tuple[str, str] | None = None
+    for prefix, room in gates.items():
+        if (path == prefix or path.startswith(prefix + "/")) and (
+            best is None or len(prefix) > len(best[0])
+        ):
+            best = (prefix, room)
+    return best
+
+
+class GateDirectory(DurableObject):
+    """Which room stands in front of which path (one object, named "gates")."""
+
+    def __init__(self, ctx: ObjectContext, env: Env) -> None:
+        super().__init__(ctx, env)
+        self.map: dict[str, str] = {}
+        ctx.block_concurrency_while(self.load)
+
+    async def load(self) -> None:
+        stored = await self.storage.list(prefix="g/")
+        self.map = {k[2:]: str(v) for k, v in stored.items()}
+
+    @rpc
+    async def claim(self, prefix: str, room: str) -> bool:
+        """Gate ``prefix`` with ``room``; False if another room holds it."""
+        try:
+            if normal_prefix(prefix) != prefix or not valid_room(room):
+                return False
+        except SettingsError:
+            return False
+        holder = self.map.get(prefix)
+        if holder not in (None, room):
+            return False
+        self.map[prefix] = room
+        await self.storage.put(f"g/{prefix}", room)
+        return True
+
+    @rpc
+    async def release(self, prefix: str, room: str) -> None:
+        if isinstance(prefix, str) and self.map.get(prefix) == room:
+            del self.map[prefix]
+            await self.storage.delete(f"g/{prefix}")
+
+    @rpc
+    async def gates(self) -> dict[str, str]:
+        return dict(self.map)
+
+
+class GateCache:
+    """A node's copy of the directory, at most ``ttl`` seconds old (refreshed in the
+    background once loaded; if the directory cannot be read, the last copy stays)."""
+
+    def __init__(self, env: Env, ttl: float) -> None:
+        self.env = env
+        self.ttl = ttl
+        self.map: dict[str, str] = {}
+        self.loaded = -1e18
+        self._task: asyncio.Task[None] | None = None
+
+    async def get(self) -> dict[str, str]:
+        if time.monotonic() - self.loaded < self.ttl:
+            return self.map
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._refresh())
+        if self.loaded < 0:  # never loaded: wait, or gated paths would slip through
+            await asyncio.shield(self._task)
+        return self.map
+
+    def invalidate(self) -> None:
+        self.loaded = -1e18
+
+    async def _refresh(self) -> None:
+        try:
+            directory = self.env.namespace(GATES).get_by_name("gates")
+            gates = await asyncio.wait_for(directory.gates(), 5)
+            self.map = {str(k): str(v) for k, v in gates.items()}
+            self.loaded = time.monotonic()
+        except (DurableObjectError, TimeoutError) as exc:
+            log.warning("gated paths could not be read (keeping the last copy): %s", exc)
+            self.loaded = time.monotonic() - self.ttl + 1.0  # try again in a second
+        finally:
+            self._task = None
+
+
+_caches: weakref.WeakKeyDictionary[MountedApp, GateCache] = weakref.WeakKeyDictionary()
+
+
+def cache_of(mounted: MountedApp) -> GateCache:
+    cache = _caches.get(mounted)
+    if cache is None:
+        ttl = mounted.settings_as(WaitingRoomConfig).gate_cache_seconds
+        cache = _caches[mounted] = GateCache(mounted.env, ttl)
+    return cache
+
+
+def gate(app: ASGIApp, mounted: MountedApp) -> ASGIApp:
+    """The node middleware (App.node_middleware)."""
+    return Gate(app, mounted)
+
+
+class Gate:
+    """Sends visitors of gated paths who are not admitted to the room's waiting page."""
+
+    def __init__(self, app: ASGIApp, mounted: MountedApp) -> None:
+        self.app = app
+        self.mounted = mounted
+        self.config = mounted.settings_as(WaitingRoomConfig)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        first = path.split("/", 2)[1] if path.startswith("/") else ""
+        if first in RESERVED or first == self.mounted.name:  # never gated: no need to look
+            await self.app(scope, receive, send)
+            return
+        found = match(await cache_of(self.mounted).get(), path)
+        if found is None or path.startswith(found[0] + "/static/"):
+            await self.app(scope, receive, send)
+            return
+        prefix, room = found
+        env = self.mounted.env
+        conn = HTTPConnection(scope)
+        try:
+            visitor = await client.read_pass(env, room, dict(conn.cookies))
+            decision = await client.decide(env, room, visitor)
+            secure = scope.get("scheme") in ("https", "wss")
+            cookie = await client.cookie_header(env, room, decision, self.config, secure)
+        except (client.UnknownRoom, client.RoomError, DurableObjectError) as exc:
+            log.warning("gate %s -> room %s: %s", prefix, room[:12], exc)
+            await self.refuse(scope, send, 503, "The waiting room is unavailable; retry shortly.")
+            return
+        if decision.admitted:
+            await self.app(scope, receive, self.with_cookie(send, cookie))
+            return
+        if scope["type"] == "websocket":
+            await self.refuse(scope, send, 403, "Not admitted yet: wait in the waiting room.")
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        back = path + ("?" + query if query else "")
+        root = scope.get("root_path", "").rstrip("/")
+        waiting = f"{root}/{self.mounted.name}/r/{room}/"
+        if local_path(back):
+            waiting += "?return=" + quote(back, safe="/")
+        headers = [(b"set-cookie", cookie.encode("latin-1"))]
+        if scope["method"] in ("GET", "HEAD"):
+            headers += [(b"location", waiting.encode("latin-1")), (b"cache-control", b"no-store")]
+            await self.respond(send, 303, headers, b"")
+            return
+        body = json.dumps({"error": "queued by the waiting room", "waiting_room": waiting}).encode()
+        headers += [(b"content-type", b"application/json"), (b"retry-after", b"20")]
+        await self.respond(send, 503, headers, body)
+
+    @staticmethod
+    def with_cookie(send: Send, cookie: str) -> Send:
+        """``send`` that adds the renewed cookie to the response's head."""
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"set-cookie", cookie.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return sending
+
+    @staticmethod
+    async def respond(send: Send, status: int, headers: list[Any], body: bytes) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def refuse(self, scope: Scope, send: Send, status: int, text: str) -> None:
+        body = text.encode()
+        head = [(b"content-type", b"text/plain; charset=utf-8")]
+        if scope["type"] == "websocket":
+            start = {"type": "websocket.http.response.start", "status": status, "headers": head}
+            await send(start)
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await self.respond(send, status, head, body)

@@ -1,0 +1,337 @@
+"""Slot leasing, with no I/O: a room lends batches of slots and admission permits to one
+shard per node, so a node admits and renews its own visitors without asking the room each
+time. The room keeps both global limits exact:
+
+- **Capacity.** The room counts every lent slot as in use (``Room.leased``), used or not,
+  so ``active in the room + slots lent <= total_active_users``; a shard admits only into the
+  slots it holds. A shard tells the room how many slots it holds with every request (an
+  absolute figure, numbered), so a lost answer or a shard restarted from storage is
+  corrected by its next request, never double-counted.
+- **Rate.** A permit handed out at time ``g`` is counted in the room's rate window at ``g``
+  and is good for ``lease_seconds`` (``d``) after the shard *sent* its request (so before
+  ``g + d``, whatever the clocks say). Every admission in a 60-second window was therefore
+  counted within a window of ``60 + d`` seconds, and the room limits those instead. Permits
+  a shard did not use are given back and uncounted (that only lowers counts).
+
+Fairness: a shard admits on its own only while the room's line was empty at its last
+contact, at most ``d`` seconds ago; otherwise newcomers go to the room's line, and a shard
+gives back its free slots at its next contact, when the line is not empty, or ``d`` after
+its permits ran out, whichever comes first.
+
+Messages (plain data over RPC):
+
+    shard -> room   {"seq", "held", "active", "admitted", "want_slots", "want_permits",
+                     "unused"}
+    room -> shard   {"slots", "permits", "held", "queued", "recall", "method",
+                     "session_duration", "lease_seconds", "stale", "seq"}
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .rules import Room, renewal_slack
+
+REQUEST_FIELDS = ("seq", "held", "active", "admitted", "want_slots", "want_permits", "unused")
+
+
+def check_request(data: Any) -> dict[str, int]:
+    """A shard's request, as non-negative integers (ValueError otherwise)."""
+    if not isinstance(data, dict):
+        raise ValueError("a lease request is a dict")
+    out: dict[str, int] = {}
+    for name in REQUEST_FIELDS:
+        value = data.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"lease request field {name!r} must be a non-negative int")
+        out[name] = value
+    return out
+
+
+@dataclass(slots=True)
+class ShardLease:
+    """What the room knows of one shard."""
+
+    held: int = 0
+    seq: int = 0
+    active: int = 0
+    admitted: int = 0
+    #: The last permits handed out: the second they were counted in and how many.
+    grant_second: int = 0
+    grant_permits: int = 0
+
+    def wire(self) -> list[int]:
+        return [
+            self.held,
+            self.seq,
+            self.active,
+            self.admitted,
+            self.grant_second,
+            self.grant_permits,
+        ]
+
+    @classmethod
+    def from_wire(cls, data: Any) -> ShardLease:
+        return cls(*(int(x) for x in data))
+
+
+class Ledger:
+    """The room's side: slots and permits lent to each shard."""
+
+    def __init__(self, room: Room, lease_seconds: float) -> None:
+        self.room = room
+        self.lease_seconds = lease_seconds
+        self.shards: dict[str, ShardLease] = {}
+        self._dirty: set[str] = set()
+
+    def restore(self, items: dict[str, Any]) -> None:
+        for shard, data in items.items():
+            self.shards[shard] = ShardLease.from_wire(data)
+        self.room.leased = sum(s.held for s in self.shards.values())
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._dirty)
+
+    def take_changes(self) -> dict[str, list[int]]:
+        changed = {s: self.shards[s].wire() for s in self._dirty}
+        self._dirty = set()
+        return changed
+
+    @property
+    def shard_active(self) -> int:
+        """Visitors admitted by shards, as they last said."""
+        return sum(s.active for s in self.shards.values())
+
+    def request(self, shard: str, req: dict[str, int], now: float) -> dict[str, Any]:
+        """A shard's request: take its figures, give back what it returns, lend what the
+        limits allow while the line is empty."""
+        room = self.room
+        s = room.settings
+        lease = self.shards.get(shard)
+        if lease is None:
+            lease = self.shards[shard] = ShardLease()
+        answer: dict[str, Any] = {
+            "method": s.queueing_method,
+            "session_duration": s.session_duration,
+            "lease_seconds": self.lease_seconds,
+            "slots": 0,
+            "permits": 0,
+        }
+        if req["seq"] <= lease.seq:  # a late message, or a shard restarted from storage
+            return {**answer, "stale": True, "seq": lease.seq, "held": lease.held,
+                    "queued": room.queued_count, "recall": False}  # fmt: skip
+        self._dirty.add(shard)
+        if req["unused"] and lease.grant_permits:
+            room.window.unrecord(lease.grant_second, min(req["unused"], lease.grant_permits))
+            room.touch_meta("adm")
+        lease.grant_permits = 0
+        room.leased += req["held"] - lease.held
+        lease.held, lease.seq, lease.active = req["held"], req["seq"], req["active"]
+        if req["admitted"] > lease.admitted:
+            made = req["admitted"] - lease.admitted
+            lease.admitted = req["admitted"]
+            room.admitted_total += made
+            room.recent.record(now, made)
+            room.touch_meta("adm")
+        room.fill(now)  # slots given back go to the line first
+        lendable = not (room.line or room.prequeue(now) or s.counts_only)
+        if lendable:
+            slots = max(0, min(req["want_slots"], s.total_active_users - room.in_use))
+            permits = max(0, min(req["want_permits"], room.window.available(now)))
+            if permits:
+                room.window.record(now, permits)
+                lease.grant_second, lease.grant_permits = math.floor(now), permits
+                room.touch_meta("adm")
+            lease.held += slots
+            room.leased += slots
+            answer.update(slots=slots, permits=permits)
+        return {
+            **answer,
+            "stale": False,
+            "seq": lease.seq,
+            "held": lease.held,
+            "queued": room.queued_count,
+            "recall": not lendable or room.in_use > s.total_active_users,
+        }
+
+
+class Shard:
+    """A node's side: its visitors, the slots and permits it holds, and what it last heard
+    from the room. ``mono`` is the node's monotonic clock (permits), ``now`` wall time
+    (sessions)."""
+
+    def __init__(self, *, lease_seconds: float, batch: int) -> None:
+        self.lease_seconds = lease_seconds
+        self.batch = batch
+        self.held = 0
+        self.seq = 0
+        self.admitted = 0
+        self.visitors: dict[str, float] = {}  # visitor -> session end
+        self.saved: dict[str, float] = {}  # visitor -> session end last stored
+        self._expiries: list[tuple[float, str]] = []
+        self.permits = 0
+        self.deadline = 0.0  # permits and the room's word hold until then (monotonic)
+        self.method = "fifo"
+        self.session_duration = 0
+        self.queued = 0
+        self.recall = False
+        self.demand = 0  # newcomers since the last request (sizes the next batch)
+        self.dirty: set[str] = set()
+        self.meta_dirty = False
+
+    # ------------------------------------------------------------ state
+
+    def restore(self, visitors: dict[str, float], meta: dict[str, Any]) -> None:
+        self.held = int(meta.get("held", 0))
+        self.seq = int(meta.get("seq", 0))
+        self.admitted = int(meta.get("admitted", 0))
+        self.session_duration = int(meta.get("session_duration", 0))
+        slack = renewal_slack(self.session_duration)  # (see rules.renewal_slack)
+        for visitor, expiry in visitors.items():
+            self.saved[visitor] = float(expiry)
+            self.visitors[visitor] = float(expiry) + slack
+            heapq.heappush(self._expiries, (float(expiry) + slack, visitor))
+
+    def meta(self) -> dict[str, int]:
+        return {
+            "held": self.held,
+            "seq": self.seq,
+            "admitted": self.admitted,
+            "session_duration": self.session_duration,
+        }
+
+    @property
+    def spare(self) -> int:
+        return self.held - len(self.visitors)
+
+    def informed(self, mono: float) -> bool:
+        """The room's word (line empty or not, method, session length) is fresh."""
+        return mono < self.deadline and self.session_duration > 0
+
+    # ------------------------------------------------------------ decisions
+
+    def renew(self, visitor: str, now: float) -> bool:
+        """A request of a visitor this shard admitted: its session goes on."""
+        self.expire(now)
+        if visitor not in self.visitors or self.session_duration <= 0:
+            return False
+        expiry = self.visitors[visitor] = now + self.session_duration
+        if expiry - self.saved.get(visitor, 0.0) >= renewal_slack(self.session_duration):
+            self.dirty.add(visitor)
+        return True
+
+    def try_admit(self, visitor: str, now: float, mono: float) -> bool:
+        """Admit a newcomer with a held slot and permit, if the room's line was empty."""
+        self.demand += 1
+        if not self.informed(mono):
+            return False
+        if self.method == "passthrough":
+            self._admit(visitor, now)
+            return True
+        if self.queued or self.recall or self.spare <= 0 or self.permits <= 0:
+            return False
+        self.permits -= 1
+        self._admit(visitor, now)
+        return True
+
+    def wants_lease(self, mono: float) -> bool:
+        """Whether asking the room could let a newcomer in here."""
+        if not self.informed(mono):
+            return True
+        if self.method == "passthrough" or self.queued or self.recall:
+            return False
+        return self.spare <= 0 or self.permits <= 0
+
+    def stored(self, visitor: str) -> float | None:
+        """The session end to store for ``visitor`` (None: delete it), noted as stored."""
+        expiry = self.visitors.get(visitor)
+        if expiry is None:
+            self.saved.pop(visitor, None)
+        else:
+            self.saved[visitor] = expiry
+        return expiry
+
+    def leave(self, visitor: str) -> bool:
+        if self.visitors.pop(visitor, None) is None:
+            return False
+        self.dirty.add(visitor)
+        return True
+
+    def expire(self, now: float) -> None:
+        heap = self._expiries
+        while heap and heap[0][0] <= now:
+            _, visitor = heapq.heappop(heap)
+            expiry = self.visitors.get(visitor)
+            if expiry is None:
+                continue
+            if expiry > now:
+                heapq.heappush(heap, (expiry, visitor))
+                continue
+            del self.visitors[visitor]
+            self.dirty.add(visitor)
+
+    def should_return(self, mono: float) -> bool:
+        """Free slots go back: the room has a line (or asks for them back), or this shard
+        has been quiet for a lease period."""
+        if self.spare <= 0:
+            return False
+        return bool(self.queued or self.recall) or mono >= self.deadline + self.lease_seconds
+
+    # ------------------------------------------------------------ talking to the room
+
+    def request(self, mono: float, want: bool = True) -> dict[str, int]:
+        """The next request to the room. Unused permits are void from now on, and free
+        slots go back when the room needs them or this shard is idle."""
+        self.seq += 1
+        unused, self.permits = self.permits, 0
+        if self.should_return(mono) or not want:
+            self.held = len(self.visitors)  # counted as returned even if the answer is lost
+        want_permits = min(self.batch, self.demand * 2 + 1) if want else 0
+        want_slots = max(0, want_permits - max(0, self.spare)) if want else 0
+        self.meta_dirty = True
+        return {
+            "seq": self.seq,
+            "held": self.held,
+            "active": len(self.visitors),
+            "admitted": self.admitted,
+            "want_slots": want_slots,
+            "want_permits": want_permits,
+            "unused": unused,
+        }
+
+    def apply(self, answer: dict[str, Any], sent: float) -> None:
+        """The room's answer to a request sent at monotonic time ``sent``."""
+        self.method = str(answer.get("method", "fifo"))
+        self.session_duration = int(answer.get("session_duration", 0))
+        # The room's period, not this node's setting: its rate window is widened by it.
+        self.lease_seconds = min(self.lease_seconds, float(answer.get("lease_seconds", 0)) or 1e9)
+        self.queued = int(answer.get("queued", 0))
+        self.recall = bool(answer.get("recall", False))
+        if answer.get("stale"):
+            self.seq = max(self.seq, int(answer.get("seq", 0)))
+            self.deadline = 0.0  # ask again, with a fresh number
+            return
+        self.held += int(answer.get("slots", 0))
+        self.permits = int(answer.get("permits", 0))
+        self.deadline = sent + self.lease_seconds
+        self.demand = 0
+        self.meta_dirty = True
+
+    def next_wake(self, now: float, mono: float) -> float | None:
+        """Wall time of the next expiry, or of giving back idle slots."""
+        times = [self._expiries[0][0]] if self._expiries else []
+        if self.spare > 0:
+            times.append(now + max(0.0, self.deadline + self.lease_seconds - mono))
+        return min(times) if times else None
+
+    def _admit(self, visitor: str, now: float) -> None:
+        expiry = now + self.session_duration
+        self.visitors[visitor] = expiry
+        heapq.heappush(self._expiries, (expiry, visitor))
+        self.admitted += 1
+        self.dirty.add(visitor)
+        self.meta_dirty = True

@@ -1,0 +1,484 @@
+"""The WaitingRoom object: one room's rules (rules.py) wired to storage, alarms and sockets.
+
+One object per room decides every admission, so the count is strongly consistent however
+many nodes visitors arrive through (with slot leasing, it lends slots to per-node shards and
+still keeps the limits: leasing.py).
+
+Storage:
+
+    cfg         the room's settings (settings.RoomSettings as a dict)
+    admin       SHA-256 of the admin token (the token itself is never stored)
+    seq         the next queue ticket
+    adm         {"w": rate window buckets, "n": admissions so far}
+    ev          {"started": bool}: the scheduled event's start was handled
+    v/<id>      a visitor: [state, ticket, session end, first position]
+    l/<shard>   a shard's lease (leasing.ShardLease)
+
+Sockets (``/r/<room>/ws`` for visitors, ``/admin/<room>/ws`` for the admin page):
+
+    visitor   server -> client   {"status", "position", "eta_s"} on connect and on change
+              (the client sends nothing; a message closes the socket with 1008)
+    admin     client -> server   {"token": "<admin token>"}     (first message)
+              server -> client   {"type": "hello", "settings", "figures", "samples"}
+                                 {"type": "sample", "t", "active", "queued", "admitted_last_minute"}
+                                 {"type": "settings", "settings"}
+
+Queue positions are pushed in batches: a change marks the line, and a moment later one pass
+over the line sends each open page its new status, only if it changed (O(n) per batch,
+however many changes the batch covers). The moment is ``push_interval``, stretched so that a
+room sends at most ``push_rate`` updates a second (10,000 pages: a batch every 2 s), so the
+cost of pushing stays flat as the line grows. Admissions are pushed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from collections import deque
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+from runtime import (
+    AlarmInfo,
+    CloseCode,
+    DurableObject,
+    DurableObjectError,
+    Env,
+    ObjectContext,
+    ObjectWebSocket,
+    rpc,
+)
+
+from . import settings as room_settings
+from .config import WaitingRoomConfig
+from .cookies import PURPOSE, cookie_name, signer_for, valid_visitor
+from .leasing import Ledger, check_request
+from .names import GATES
+from .rules import ADMITTED_STATUS, Changes, Room, Status
+from .settings import RoomSettings, SettingsError
+
+log = logging.getLogger("apps.waiting_room")
+
+VISITOR = "visitor"
+ADMIN = "admin"
+PENDING = "pending"  # an admin socket that has not shown its token yet
+MAX_MESSAGE = 1024
+MAX_SAMPLES = 600
+MAX_PENDING = 100
+#: Close codes the pages understand.
+NO_COOKIE = 4001
+BAD_TOKEN = 4003
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def encode(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _chunks(items: list[Any], size: int = 128) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class WaitingRoom(DurableObject):
+    """One waiting room."""
+
+    #: Rebuilding a room reads every queued visitor: keep it in memory while pages are open.
+    hibernate_after = 600.0
+
+    def __init__(self, ctx: ObjectContext, env: Env) -> None:
+        super().__init__(ctx, env)
+        self.config = env.app_settings(WaitingRoomConfig)
+        self.room: Room | None = None
+        self.ledger: Ledger | None = None
+        self.admin_hash = ""
+        self.pages: dict[str, set[ObjectWebSocket]] = {}  # visitor -> open waiting pages
+        self.sent: dict[int, tuple[str, int | None, int | None]] = {}  # last status per socket
+        self.samples: deque[dict[str, Any]] = deque(maxlen=MAX_SAMPLES)
+        self.alarm_at: float | None = None
+        self.flushing: asyncio.Task[Any] | None = None
+        self.sampling: asyncio.Task[Any] | None = None
+        ctx.block_concurrency_while(self.load)
+
+    async def load(self) -> None:
+        """The room as stored, and the pages still open across hibernation."""
+        cfg = await self.storage.get("cfg")
+        if cfg is None:
+            return
+        self.start(RoomSettings.from_dict(cfg), time.time())
+        assert self.room is not None and self.ledger is not None
+        self.admin_hash = str(await self.storage.get("admin", ""))
+        meta = await self.storage.get_many(["seq", "adm", "ev"])
+        visitors = await self.storage.list(prefix="v/")
+        self.room.restore(((k[2:], v) for k, v in visitors.items()), meta)
+        leases = await self.storage.list(prefix="l/")
+        self.ledger.restore({k[2:]: v for k, v in leases.items()})
+        self.alarm_at = await self.storage.get_alarm()
+        for ws in self.get_websockets(VISITOR):
+            visitor = (ws.attachment or {}).get("v")
+            if isinstance(visitor, str):
+                self.pages.setdefault(visitor, set()).add(ws)
+                self.room.attach(visitor)
+
+    def start(self, settings: RoomSettings, now: float) -> None:
+        lease = self.config.lease_seconds
+        self.room = Room(
+            settings,
+            now=now,
+            rng=random.SystemRandom(),  # a lottery nobody can predict
+            window_span=60.0 + lease if settings.slot_leasing else 60.0,
+            queue_timeout=self.config.queue_timeout,
+        )
+        self.ledger = Ledger(self.room, lease)
+
+    # ------------------------------------------------------------ the interface
+
+    @rpc
+    async def create(self, settings: dict[str, Any], admin_hash: str) -> dict[str, Any]:
+        """Make this room (once): settings already checked by the route."""
+        if self.room is not None:
+            return {"error": "this room exists already", "status": 409}
+        checked = room_settings.create(settings)
+        if checked.gate_prefix and not await self.claim_gate(checked.gate_prefix):
+            return {"error": f"{checked.gate_prefix} is gated by another room", "status": 409}
+        now = time.time()
+        self.start(checked, now)
+        self.admin_hash = admin_hash
+        await self.storage.put_many({"cfg": checked.as_dict(), "admin": admin_hash})
+        await self.apply(now)
+        return {"settings": checked.as_dict()}
+
+    @rpc
+    async def info(self) -> dict[str, Any] | None:
+        """Settings and figures (None: no such room)."""
+        if self.room is None:
+            return None
+        now = time.time()
+        self.room.tick(now)
+        await self.apply(now)
+        return {**self.figures(now), **self.room.settings.as_dict()}
+
+    @rpc
+    async def settings(self) -> dict[str, Any] | None:
+        """The settings alone (pages cache them for their texts)."""
+        return None if self.room is None else self.room.settings.as_dict()
+
+    @rpc
+    async def mode(self) -> dict[str, Any] | None:
+        """What routes need to know before deciding (it never changes)."""
+        if self.room is None:
+            return None
+        return {"slot_leasing": self.room.settings.slot_leasing}
+
+    @rpc
+    async def configure(self, token: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """New settings, live, for the holder of the admin token."""
+        if self.room is None:
+            return {"error": "no such room", "status": 404}
+        if not self.admin_ok(token):
+            return {"error": "wrong admin token", "status": 403}
+        try:
+            new = room_settings.change(self.room.settings, changes)
+        except SettingsError as exc:
+            return {**exc.as_json(), "status": 422}
+        old = self.room.settings
+        if new.gate_prefix != old.gate_prefix:
+            if new.gate_prefix and not await self.claim_gate(new.gate_prefix):
+                return {"error": f"{new.gate_prefix} is gated by another room", "status": 409}
+            if old.gate_prefix:
+                await self.gates().release(old.gate_prefix, self.id.hex)
+        now = time.time()
+        self.room.update(new, now)
+        await self.storage.put("cfg", new.as_dict())
+        await self.apply(now)
+        self.broadcast(encode({"type": "settings", "settings": new.as_dict()}), tag=ADMIN)
+        return {"settings": new.as_dict()}
+
+    @rpc
+    async def visit(self, visitor: str) -> dict[str, Any]:
+        """A visitor's request: renew, tell their place, or decide for a newcomer."""
+        if self.room is None:
+            return {"error": "no such room", "status": 404}
+        if not valid_visitor(visitor):
+            return {"error": "bad visitor", "status": 400}
+        now = time.time()
+        status = self.room.visit(visitor, now)
+        await self.apply(now)
+        v = self.room.visitors.get(visitor)
+        return {
+            **status.as_json(),
+            "first_position": v.first_position if v is not None else 0,
+            "session_duration": self.room.settings.session_duration,
+            "holder": "",
+        }
+
+    @rpc
+    async def leave(self, visitor: str) -> bool:
+        """The visitor leaves; an admitted one's slot goes to the line at once."""
+        if self.room is None or not valid_visitor(visitor):
+            return False
+        now = time.time()
+        left = self.room.leave(visitor, now)
+        await self.apply(now)
+        return left
+
+    @rpc
+    async def lease(self, shard: str, request: dict[str, Any]) -> dict[str, Any]:
+        """A node's shard asks for slots and permits (and gives back what it does not use)."""
+        if self.room is None or self.ledger is None or not self.room.settings.slot_leasing:
+            return {"error": "this room does not lease slots", "status": 409}
+        if not isinstance(shard, str) or not 0 < len(shard) <= 64:
+            return {"error": "bad shard name", "status": 400}
+        try:
+            checked = check_request(request)
+        except ValueError as exc:
+            return {"error": str(exc), "status": 400}
+        now = time.time()
+        self.room.tick(now)
+        answer = self.ledger.request(shard, checked, now)
+        await self.apply(now)
+        return answer
+
+    # ------------------------------------------------------------ time
+
+    async def alarm(self, info: AlarmInfo) -> None:
+        """Sessions end, the event starts, the rate window reopens: whatever is due."""
+        if self.room is None:
+            return
+        self.alarm_at = None  # (it fired: the runtime clears it)
+        now = time.time()
+        self.room.tick(now)
+        await self.apply(now)
+
+    async def apply(self, now: float) -> None:
+        """Store what the rules changed, push admissions, schedule the rest. The alarm is
+        checked every time: an alarm that found nothing due (sessions renewed meanwhile)
+        changes nothing, yet the next expiry still needs one."""
+        assert self.room is not None and self.ledger is not None
+        changes = self.room.take_changes()
+        if changes or self.ledger.dirty:
+            await self.store(changes)
+            self.sample(now, force=False)
+        await self.rearm(now)
+
+    async def store(self, changes: Changes) -> None:
+        assert self.ledger is not None
+        puts: dict[str, Any] = {f"v/{k}": v for k, v in changes.saved.items()}
+        puts.update(changes.meta)
+        puts.update({f"l/{k}": v for k, v in self.ledger.take_changes().items()})
+        items = list(puts.items())
+        for chunk in _chunks(items):
+            await self.storage.put_many(dict(chunk))
+        for chunk in _chunks(changes.deleted):
+            await self.storage.delete_many([f"v/{k}" for k in chunk])
+        for visitor in changes.admitted:
+            for ws in self.pages.get(visitor, ()):
+                self.send_status(ws, ADMITTED_STATUS)
+        if changes.reordered and self.flushing is None and self.pages:
+            self.flushing = self.ctx.wait_until(self.flush_later())
+
+    async def rearm(self, now: float) -> None:
+        """Keep the alarm on the next moment the rules have something to do."""
+        assert self.room is not None
+        wake = self.room.next_wake(now)
+        if wake is None:
+            if self.alarm_at is not None:
+                await self.storage.delete_alarm()
+                self.alarm_at = None
+            return
+        wake = max(wake, now + 0.01)
+        if self.alarm_at is None or abs(self.alarm_at - wake) > 0.05:
+            await self.storage.set_alarm(wake)
+            self.alarm_at = wake
+
+    # ------------------------------------------------------------ visitor pages
+
+    async def websocket_connect(self, ws: ObjectWebSocket) -> None:
+        """A waiting page (or, with ``admin_of`` in the path, an admin page) connects."""
+        if self.room is None:
+            ws.reject(404, "no such room")
+            return
+        if "admin_of" in dict(ws.request.path_params):  # the admin page's route
+            if len(self.get_websockets(PENDING)) >= MAX_PENDING:
+                ws.reject(429, "too many admin sockets waiting for their token")
+                return
+            self.accept_websocket(ws, tags=[PENDING])
+            return
+        visitor = await self.visitor_of(ws)
+        self.accept_websocket(ws, tags=[VISITOR])
+        if visitor is None:
+            ws.close(NO_COOKIE, "no valid cookie for this room: reload the page")
+            return
+        now = time.time()
+        # Admitted by a node's shard, the visitor is the site's business, not this line's.
+        status = ADMITTED_STATUS if visitor[1] else self.room.visit(visitor[0], now)
+        ws.attachment = {"v": visitor[0]}
+        self.pages.setdefault(visitor[0], set()).add(ws)
+        self.room.attach(visitor[0])
+        await self.apply(now)
+        self.send_status(ws, status)
+
+    async def visitor_of(self, ws: ObjectWebSocket) -> tuple[str, str] | None:
+        """(visitor, holder) from the handshake's cookie, if it is valid for this room."""
+        header = ws.request.header("cookie") or ""
+        try:
+            jar = SimpleCookie(header)
+        except CookieError:
+            return None
+        morsel = jar.get(cookie_name(self.id.hex))
+        if morsel is None:
+            return None
+        signer = signer_for(await self.env.signing_key(PURPOSE))
+        found = signer.read(morsel.value, self.id.hex, time.time())
+        return None if found is None else (found.visitor, found.holder)
+
+    def send_status(self, ws: ObjectWebSocket, status: Status) -> None:
+        """Send a page its status, unless it already shows it (waits within a margin)."""
+        last = self.sent.get(ws.id)
+        if last is not None and last[0] == status.status and last[1] == status.position:
+            eta, before = status.eta_s, last[2]
+            if eta == before or (
+                eta is not None and before is not None and abs(eta - before) < max(5, before / 10)
+            ):
+                return
+        self.sent[ws.id] = (status.status, status.position, status.eta_s)
+        ws.send(encode(status.as_json()))
+
+    async def flush_later(self) -> None:
+        """Push every open page its status, once per ``push_interval`` at most, and no more
+        often than ``push_rate`` updates per second allow for this many pages."""
+        pages = sum(len(p) for p in self.pages.values())
+        delay = max(self.config.push_interval, pages / self.config.push_rate)
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self.flushing = None
+        self.push_positions()
+
+    def push_positions(self) -> None:
+        """One pass over the line: each open page gets its new status if it changed."""
+        if self.room is None or not self.pages:
+            return
+        pages = self.pages
+        for visitor, status in self.room.positions(time.time()):
+            for ws in pages.get(visitor, ()):
+                self.send_status(ws, status)
+
+    async def websocket_message(self, ws: ObjectWebSocket, message: str | bytes) -> None:
+        """Visitors' pages say nothing (one that talks is closed: each message would cost the
+        room an event); an admin page's first message is its token."""
+        if VISITOR in ws.tags:
+            ws.close(CloseCode.POLICY_VIOLATION, "this socket only listens")
+            self.forget(ws)
+            return
+        if PENDING not in ws.tags:
+            return
+        token = None
+        if isinstance(message, str) and len(message) <= MAX_MESSAGE:
+            try:
+                data = json.loads(message)
+                token = data.get("token") if isinstance(data, dict) else None
+            except ValueError:
+                token = None
+        if not isinstance(token, str) or not self.admin_ok(token):
+            ws.close(BAD_TOKEN, "wrong admin token")
+            return
+        ws.tags = [ADMIN]
+        assert self.room is not None
+        now = time.time()
+        self.sample(now, force=True)
+        ws.send(
+            encode(
+                {
+                    "type": "hello",
+                    "settings": self.room.settings.as_dict(),
+                    "figures": self.figures(now),
+                    "samples": list(self.samples),
+                }
+            )
+        )
+        if self.sampling is None:
+            self.sampling = self.ctx.wait_until(self.sample_loop())
+
+    async def websocket_close(self, ws: ObjectWebSocket, code: int, reason: str) -> None:
+        """A page closed: a queued visitor without open pages starts their absence."""
+        self.forget(ws)
+
+    async def websocket_error(self, ws: ObjectWebSocket, error: Exception) -> None:
+        self.forget(ws)
+
+    def forget(self, ws: ObjectWebSocket) -> None:
+        self.sent.pop(ws.id, None)
+        visitor = (ws.attachment or {}).get("v")
+        if not isinstance(visitor, str) or self.room is None:
+            return
+        pages = self.pages.get(visitor)
+        if pages is not None and ws in pages:
+            pages.discard(ws)
+            if not pages:
+                del self.pages[visitor]
+            self.room.detach(visitor, time.time())
+
+    # ------------------------------------------------------------ figures
+
+    def figures(self, now: float) -> dict[str, Any]:
+        assert self.room is not None and self.ledger is not None
+        return {
+            **self.room.figures(now),
+            "leased": self.room.leased,
+            "admitted_by_room": self.room.active_count,
+            "admitted_by_shards": self.ledger.shard_active,
+        }
+
+    def sample(self, now: float, force: bool) -> None:
+        """Keep a sample of the figures for the charts (at most one per interval)."""
+        if self.room is None:
+            return
+        if not force and self.samples and now - self.samples[-1]["t"] < self.config.sample_interval:
+            return
+        figures = self.room.figures(now)
+        self.samples.append(
+            {
+                "t": round(now, 3),
+                "active": figures["active"],
+                "queued": figures["queued"],
+                "admitted_last_minute": figures["admitted_last_minute"],
+            }
+        )
+
+    async def sample_loop(self) -> None:
+        """While admin pages watch: a sample every interval, to each of them."""
+        try:
+            while self.get_websockets(ADMIN):
+                await asyncio.sleep(self.config.sample_interval)
+                if self.room is None:
+                    return
+                self.sample(time.time(), force=True)
+                self.broadcast(encode({"type": "sample", **self.samples[-1]}), tag=ADMIN)
+        finally:
+            self.sampling = None
+
+    # ------------------------------------------------------------ helpers
+
+    def admin_ok(self, token: str) -> bool:
+        """Constant-time comparison of the token's hash with the stored one."""
+        if not self.admin_hash or not isinstance(token, str) or len(token) > 256:
+            return False
+        return hmac.compare_digest(token_hash(token), self.admin_hash)
+
+    def gates(self) -> Any:
+        return self.env.namespace(GATES).get_by_name("gates")
+
+    async def claim_gate(self, prefix: str) -> bool:
+        try:
+            return bool(await self.gates().claim(prefix, self.id.hex))
+        except DurableObjectError as exc:
+            log.warning("could not claim gate %s: %s", prefix, exc)
+            raise

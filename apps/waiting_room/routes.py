@@ -1,0 +1,188 @@
+"""The visitor's side, mounted at /waiting-room:
+
+    GET  /                         create a room (the operator's start page)
+    GET  /r/<room>/                the demo site behind the room (also /r/<room>/tickets,
+                                   /r/<room>/about); with Accept: application/json,
+                                   {"status", "position", "eta_s"}. Every request is a visit:
+                                   it renews an admitted visitor's session or decides for a
+                                   newcomer, and sets the visitor's cookie
+    POST /r/<room>/leave           frees the visitor's slot at once
+    GET  /r/<room>/bye             "you left" (where the site's Leave button lands)
+    WS   /r/<room>/ws              the waiting page's live status (room.py has the protocol)
+
+A visitor who is not admitted sees the waiting page (queued: position, wait, progress; a
+plain reload every 20 s without scripts) or the rejection page, never the site. With
+``?return=<local path>`` (how a gated app sends its visitors here) an admitted visitor is
+sent back there instead of to the demo site.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from runtime import DurableObjectError, app_of, env_of, url_path
+
+from . import client
+from .client import Decision, RoomError, UnknownRoom
+from .config import WaitingRoomConfig
+from .cookies import cookie_name
+from .gates import local_path
+
+#: The demo site's pages: path segment -> (title, what the page says).
+SITE_PAGES: dict[str, tuple[str, str]] = {
+    "": ("Welcome", "You made it in. Have a look around: this shop is behind the waiting room."),
+    "tickets": ("Tickets", "Front row, balcony or standing: pick your seats before they go."),
+    "about": ("About", "A demo site. Every page you open renews your session."),
+}
+
+
+def wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def error(request: Request, status: int, message: str) -> Response:
+    """A clear error: JSON for programs, a page for people."""
+    if wants_json(request) or request.method not in ("GET", "HEAD"):
+        return JSONResponse({"error": message}, status_code=status)
+    return app_of(request).render(
+        request, "error.html", {"status": status, "message": message}, status_code=status
+    )
+
+
+async def index(request: Request) -> Response:
+    """The operator's start page: create a room, see the rooms made in this browser."""
+    return app_of(request).render(request, "index.html")
+
+
+async def site(request: Request) -> Response:
+    """A page of the demo site, if the room admits the visitor; else the waiting page."""
+    room = request.path_params["room"]
+    page = request.path_params.get("page", "")
+    if page not in SITE_PAGES:
+        return error(request, 404, "No such page.")
+    app = app_of(request)
+    env = app.env
+    config = app.settings_as(WaitingRoomConfig)
+    as_json = wants_json(request)
+    try:
+        visitor = await client.read_pass(env, room, request.cookies)
+        decision = await client.decide(env, room, visitor)
+        secure = request.scope.get("scheme") == "https"
+        cookie = await client.cookie_header(env, room, decision, config, secure)
+        texts = {} if as_json else await client.room_settings(env, room)
+    except UnknownRoom:
+        return error(request, 404, "No such room.")
+    except RoomError as exc:
+        return error(request, exc.status, str(exc))
+    except DurableObjectError as exc:
+        return error(request, 503, f"The room is unavailable; retry shortly ({exc.code}).")
+    headers = {"set-cookie": cookie, "cache-control": "no-store"}
+    if as_json:
+        return JSONResponse(decision.as_json(), headers=headers)
+    back = local_path(request.query_params.get("return"))
+    if decision.admitted and back:
+        return RedirectResponse(back, 303, headers=headers)
+    if decision.admitted:
+        context = site_context(request, room, page, texts)
+        return app.render(request, "site.html", context, 200, headers)
+    return app.render(
+        request, "waiting.html", waiting_context(request, room, decision, texts, back), 200, headers
+    )
+
+
+def site_context(request: Request, room: str, page: str, texts: dict[str, Any]) -> dict[str, Any]:
+    title, body = SITE_PAGES[page]
+    home = url_path(request, "waiting-room:site", room=room)
+    links = [(name or "home", SITE_PAGES[name][0], home + name) for name in SITE_PAGES]
+    return {
+        "room": room,
+        "page": page or "home",
+        "page_title": title,
+        "body": body,
+        "links": links,
+        "texts": texts,
+        "leave_url": url_path(request, "waiting-room:leave", room=room),
+    }
+
+
+def waiting_context(
+    request: Request, room: str, decision: Decision, texts: dict[str, Any], back: str | None
+) -> dict[str, Any]:
+    site_url = url_path(request, "waiting-room:site", room=room)
+    position, first = decision.position, decision.first_position
+    progress = 0
+    if position is not None and first > 0:
+        progress = max(0, min(100, round(100 * (first - position + 1) / first)))
+    return {
+        "room": room,
+        "decision": decision,
+        "texts": texts,
+        "progress": progress,
+        "data": {
+            "status": decision.status,
+            "position": position,
+            "eta_s": decision.eta_s,
+            "first_position": first,
+            "socket": url_path(request, "waiting-room:socket", room=room),
+            "status_url": site_url,
+            "next": back or site_url,
+            "room": room,
+        },
+    }
+
+
+async def leave(request: Request) -> Response:
+    """Free the visitor's slot (or place in line) now, and forget the cookie."""
+    room = request.path_params["room"]
+    env = env_of(request)
+    try:
+        visitor = await client.read_pass(env, room, request.cookies)
+        if visitor is None:
+            client.room_id(env, room)  # an unknown room is a 404 before a missing cookie
+            return JSONResponse({"error": "no valid cookie for this room"}, status_code=400)
+        left = await client.leave(env, room, visitor)
+    except UnknownRoom:
+        return JSONResponse({"error": "No such room."}, status_code=404)
+    except DurableObjectError as exc:
+        return JSONResponse({"error": f"unavailable ({exc.code}); retry"}, status_code=503)
+    gone = client.morsel(cookie_name(room), "", 0, request.scope.get("scheme") == "https")
+    headers = {"set-cookie": gone, "cache-control": "no-store"}
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"left": left}, headers=headers)
+    return RedirectResponse(url_path(request, "waiting-room:bye", room=room), 303, headers=headers)
+
+
+async def bye(request: Request) -> Response:
+    """Where the Leave button lands."""
+    room = request.path_params["room"]
+    return app_of(request).render(
+        request, "bye.html", {"site_url": url_path(request, "waiting-room:site", room=room)}
+    )
+
+
+async def socket(websocket: WebSocket) -> None:
+    """Hand a waiting page's socket to the room (it reads the visitor from the cookie)."""
+    env = env_of(websocket)
+    try:
+        stub = client.room_stub(env, websocket.path_params["room"])
+    except UnknownRoom:
+        await websocket.send_denial_response(JSONResponse({"error": "No such room."}, 404))
+        return
+    await stub.connect(websocket)
+
+
+#: (the busiest routes first: Starlette tries them in order)
+routes: list[BaseRoute] = [
+    Route("/r/{room}/", site, name="site"),
+    Route("/r/{room}/leave", leave, methods=["POST"], name="leave"),
+    WebSocketRoute("/r/{room}/ws", socket, name="socket"),
+    Route("/r/{room}/bye", bye, name="bye"),
+    Route("/r/{room}/{page}", site, name="page"),
+    Route("/", index, name="index"),
+]

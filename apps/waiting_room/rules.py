@@ -1,0 +1,485 @@
+"""The rules of a waiting room, with no sockets and no storage: time and visitors in,
+decisions and changes out.
+
+A visitor is *active* (admitted: holding one of ``total_active_users`` slots until
+``session_duration`` seconds pass without a request) or *queued* (holding a ticket in the
+line). Every decision keeps two limits, whatever happens:
+
+- ``active + leased <= total_active_users`` at every instant (``leased``: slots lent to
+  per-node shards, see leasing.py), except in passthrough, which admits all and only counts;
+- at most ``new_users_per_minute`` admissions in any 60-second window (window.py).
+
+Queueing methods: ``fifo`` serves the line in ticket order; ``random`` serves any queued
+visitor with equal chance; ``passthrough`` admits everyone; ``reject`` turns away whoever
+cannot be admitted at once. A scheduled event (``event_start``, ``prequeue_start``) queues
+everyone from the pre-queue's start and opens the line at ``event_start``, shuffling it
+first when ``shuffle_at_start`` is set (a lottery).
+
+:class:`Room` mutates itself and records what changed; the object (room.py) takes the
+changes with :meth:`Room.take_changes` after each call and stores them, pushes admissions
+at once and queue positions in one batched pass (:meth:`Room.positions`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .line import Line
+from .settings import RoomSettings
+from .window import RateWindow
+
+ACTIVE = "a"
+QUEUED = "q"
+
+
+def renewal_slack(session_duration: int) -> float:
+    """How far a session's stored end may lag its real end. A renewal is stored only once it
+    moves the end this much, and a room rebuilt from storage adds it to every stored end, so
+    a session never ends early after a restart (at most this much late), and a visitor
+    browsing page after page costs a write every few seconds, not one per page."""
+    return min(10.0, session_duration / 10)
+
+
+ADMITTED = "admitted"
+WAITING = "queued"
+REJECTED = "rejected"
+
+#: Admissions observed over this long feed the wait estimate.
+ESTIMATE_SPAN = 300.0
+
+
+@dataclass(slots=True)
+class Visitor:
+    """One visitor the room knows: admitted (with its session's end) or queued."""
+
+    id: str
+    state: str
+    ticket: int = 0
+    expiry: float = 0.0
+    #: Position when the visitor joined the line (the waiting page's progress bar).
+    first_position: int = 0
+    #: The session end last stored (renewals are stored only when they move it enough).
+    saved_expiry: float = 0.0
+
+    def wire(self) -> list[Any]:
+        return [self.state, self.ticket, self.expiry, self.first_position]
+
+    @classmethod
+    def from_wire(cls, visitor: str, data: Any) -> Visitor:
+        state, ticket, expiry, first = data
+        if state not in (ACTIVE, QUEUED):
+            raise ValueError(f"unknown visitor state {state!r}")
+        return cls(visitor, str(state), int(ticket), float(expiry), int(first), float(expiry))
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What a visitor is told: admitted, queued (position 1 is next), or rejected."""
+
+    status: str
+    position: int | None = None
+    eta_s: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"status": self.status, "position": self.position, "eta_s": self.eta_s}
+
+
+ADMITTED_STATUS = Status(ADMITTED)
+REJECTED_STATUS = Status(REJECTED)
+
+
+@dataclass
+class Changes:
+    """What the room's last calls changed, for the object to store and push."""
+
+    #: visitor -> its stored form; visitors to delete.
+    saved: dict[str, list[Any]] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
+    #: Other stored keys -> value.
+    meta: dict[str, Any] = field(default_factory=dict)
+    #: Visitors admitted from the line: tell them now.
+    admitted: list[str] = field(default_factory=list)
+    #: Positions or waits of queued visitors changed: push them (batched).
+    reordered: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.saved or self.deleted or self.meta or self.admitted or self.reordered)
+
+
+class Room:
+    """One room's visitors, line, limits and clock-driven changes."""
+
+    def __init__(
+        self,
+        settings: RoomSettings,
+        *,
+        now: float,
+        rng: random.Random | None = None,
+        window_span: float = 60.0,
+        queue_timeout: float = 120.0,
+    ) -> None:
+        self.settings = settings
+        self.rng = rng or random.Random()
+        self.queue_timeout = queue_timeout
+        self.visitors: dict[str, Visitor] = {}
+        self.line = Line()
+        self.active_count = 0
+        #: Slots lent to per-node shards (leasing.py keeps the ledger).
+        self.leased = 0
+        self.window = RateWindow(settings.new_users_per_minute, window_span)
+        self.seq = 1
+        self.admitted_total = 0
+        self.started = not (settings.event_start is not None and settings.event_start > now)
+        self.since = now
+        #: Admissions per second over the last ESTIMATE_SPAN (figures and wait estimates).
+        self.recent = RateWindow(0, ESTIMATE_SPAN)
+        self.sockets: dict[str, int] = {}
+        self.last_seen: dict[str, float] = {}
+        self._expiries: list[tuple[float, str]] = []  # one entry per active visitor
+        self._deadlines: list[tuple[float, str]] = []  # one entry per queued visitor
+        self._changes = Changes()
+        self._dirty: set[str] = set()
+
+    # ------------------------------------------------------------ state
+
+    def restore(self, visitors: Iterable[tuple[str, Any]], meta: dict[str, Any]) -> None:
+        """Rebuild from storage. Queued visitors count as just seen: their pages reconnect."""
+        now = self.since
+        slack = renewal_slack(self.settings.session_duration)
+        for visitor_id, data in visitors:
+            v = Visitor.from_wire(visitor_id, data)
+            self.visitors[v.id] = v
+            if v.state == ACTIVE:
+                v.expiry += slack  # renewals since the last stored one may be missing
+                self.active_count += 1
+                heapq.heappush(self._expiries, (v.expiry, v.id))
+            else:
+                self.line.add(v.id, v.ticket)
+                self._track_queued(v.id, now)
+                self.seq = max(self.seq, v.ticket + 1)
+        self.seq = max(self.seq, int(meta.get("seq", 1)))
+        admissions = meta.get("adm") or {}
+        self.window.load(admissions.get("w"))
+        self.admitted_total = int(admissions.get("n", 0))
+        if "ev" in meta:
+            self.started = bool(meta["ev"].get("started", self.started))
+
+    def take_changes(self) -> Changes:
+        """Everything changed since the last call (and forget it)."""
+        changes, self._changes = self._changes, Changes()
+        for visitor_id in self._dirty:
+            v = self.visitors.get(visitor_id)
+            if v is None:
+                changes.deleted.append(visitor_id)
+            else:
+                changes.saved[visitor_id] = v.wire()
+                v.saved_expiry = v.expiry
+        self._dirty = set()
+        return changes
+
+    def touch_meta(self, *keys: str) -> None:
+        for key in keys:
+            if key == "seq":
+                self._changes.meta["seq"] = self.seq
+            elif key == "adm":
+                self._changes.meta["adm"] = {"w": self.window.to_wire(), "n": self.admitted_total}
+            elif key == "ev":
+                self._changes.meta["ev"] = {"started": self.started}
+
+    @property
+    def queued_count(self) -> int:
+        return len(self.line)
+
+    @property
+    def in_use(self) -> int:
+        """Slots in use or lent out: what the capacity limit applies to."""
+        return self.active_count + self.leased
+
+    # ------------------------------------------------------------ phases
+
+    def prequeue(self, now: float) -> bool:
+        """Between the pre-queue's start and the event's start everyone is queued."""
+        s = self.settings
+        return (
+            s.event_start is not None
+            and s.prequeue_start is not None
+            and s.prequeue_start <= now < s.event_start
+        )
+
+    def order_hidden(self, now: float) -> bool:
+        """Positions mean nothing yet (random order, or a lottery still to be drawn)."""
+        s = self.settings
+        return s.queueing_method == "random" or (s.shuffle_at_start and not self.started)
+
+    def can_admit(self, now: float) -> bool:
+        """A slot is free and the rate window has room."""
+        if self.settings.counts_only:
+            return True
+        return (
+            self.in_use < self.settings.total_active_users
+            and self.window.available(now) > 0
+            and not self.prequeue(now)
+        )
+
+    # ------------------------------------------------------------ decisions
+
+    def visit(self, visitor_id: str, now: float) -> Status:
+        """A request of ``visitor_id``: renews an admitted visitor's session, tells a queued
+        one its place, and decides for a newcomer (admit, queue or reject)."""
+        self.tick(now)
+        v = self.visitors.get(visitor_id)
+        if v is not None and v.state == ACTIVE:
+            v.expiry = now + self.settings.session_duration
+            if v.expiry - v.saved_expiry >= renewal_slack(self.settings.session_duration):
+                self._dirty.add(v.id)
+            return ADMITTED_STATUS
+        if v is not None:
+            self.last_seen[v.id] = now
+            return self.status_of(v, now)
+        return self._arrive(visitor_id, now)
+
+    def _arrive(self, visitor_id: str, now: float) -> Status:
+        s = self.settings
+        if s.counts_only or (not self.line and self.can_admit(now)):
+            self._admit(visitor_id, now)
+            return ADMITTED_STATUS
+        if s.queueing_method == "reject" and not self.prequeue(now):
+            return REJECTED_STATUS
+        v = self._enqueue(visitor_id, now)
+        return self.status_of(v, now)
+
+    def status(self, visitor_id: str, now: float) -> Status | None:
+        """What ``visitor_id`` would be told now, changing nothing; None if unknown."""
+        v = self.visitors.get(visitor_id)
+        return None if v is None else self.status_of(v, now)
+
+    def status_of(self, v: Visitor, now: float) -> Status:
+        if v.state == ACTIVE:
+            return ADMITTED_STATUS
+        hidden = self.order_hidden(now)
+        position = None if hidden else self.line.position(v.id)
+        return Status(WAITING, position, self.eta(position, now))
+
+    def leave(self, visitor_id: str, now: float) -> bool:
+        """The visitor leaves: an admitted one frees its slot for the line at once."""
+        v = self.visitors.pop(visitor_id, None)
+        if v is None:
+            return False
+        self._dirty.add(visitor_id)
+        if v.state == ACTIVE:
+            self.active_count -= 1
+        else:
+            self.line.remove(visitor_id)
+            self._forget_queued(visitor_id)
+            self._changes.reordered = True
+        self.tick(now)
+        return True
+
+    def update(self, settings: RoomSettings, now: float) -> None:
+        """New settings, live: more capacity admits from the line at once."""
+        old, self.settings = self.settings, settings
+        self.window.limit = settings.new_users_per_minute
+        if settings.event_start != old.event_start:
+            self.started = not (settings.event_start is not None and settings.event_start > now)
+            self.touch_meta("ev")
+        self._changes.reordered = True  # waits and positions may read differently now
+        self.tick(now)
+
+    # ------------------------------------------------------------ sockets
+
+    def attach(self, visitor_id: str) -> None:
+        """A page of the visitor is open (a socket): a queued visitor keeps their place."""
+        self.sockets[visitor_id] = self.sockets.get(visitor_id, 0) + 1
+
+    def detach(self, visitor_id: str, now: float) -> None:
+        left = self.sockets.get(visitor_id, 0) - 1
+        if left > 0:
+            self.sockets[visitor_id] = left
+        else:
+            self.sockets.pop(visitor_id, None)
+            if visitor_id in self.last_seen:
+                self.last_seen[visitor_id] = now
+
+    # ------------------------------------------------------------ time
+
+    def tick(self, now: float) -> None:
+        """Everything time decides: the event's start, sessions ending, visitors who left
+        the line, and admissions from the line."""
+        self._start_event(now)
+        self._expire(now)
+        self._abandon(now)
+        self.fill(now)
+
+    def fill(self, now: float) -> None:
+        """Admit from the line while a slot is free and the rate allows."""
+        s = self.settings
+        if self.prequeue(now) or not self.line:
+            return
+        while self.line and self.can_admit(now):
+            if s.queueing_method == "random":
+                visitor_id = self.line.pop_random(self.rng)
+            else:
+                visitor_id = self.line.pop_first()
+            self._forget_queued(visitor_id)
+            self._admit(visitor_id, now)
+            self._changes.admitted.append(visitor_id)
+            self._changes.reordered = True
+
+    def next_wake(self, now: float) -> float | None:
+        """When :meth:`tick` next has something to do (None: nothing scheduled)."""
+        times: list[float] = []
+        if self._expiries:
+            times.append(self._expiries[0][0])
+        if self._deadlines:
+            times.append(self._deadlines[0][0])
+        s = self.settings
+        if s.event_start is not None and not self.started:
+            times.append(s.event_start)
+        if (
+            self.line
+            and not self.prequeue(now)
+            and not s.counts_only
+            and self.in_use < s.total_active_users
+            and self.window.available(now) == 0
+        ):
+            times.append(self.window.next_free(now))
+        return min(times) if times else None
+
+    def _start_event(self, now: float) -> None:
+        s = self.settings
+        if self.started or s.event_start is None or now < s.event_start:
+            return
+        self.started = True
+        self.touch_meta("ev")
+        if s.shuffle_at_start and len(self.line) > 1:
+            order = list(self.line)
+            self.rng.shuffle(order)
+            for position, (visitor_id, ticket) in enumerate(
+                sorted(self.line.reassign(order).items(), key=lambda item: item[1]), 1
+            ):
+                v = self.visitors[visitor_id]
+                v.ticket, v.first_position = ticket, position
+                self._dirty.add(visitor_id)
+        self._changes.reordered = True
+
+    def _expire(self, now: float) -> None:
+        heap = self._expiries
+        while heap and heap[0][0] <= now:
+            _, visitor_id = heapq.heappop(heap)
+            v = self.visitors.get(visitor_id)
+            if v is None or v.state != ACTIVE:
+                continue  # left, or re-queued meanwhile: a stale entry
+            if v.expiry > now:
+                heapq.heappush(heap, (v.expiry, visitor_id))  # renewed since
+                continue
+            del self.visitors[visitor_id]
+            self.active_count -= 1
+            self._dirty.add(visitor_id)
+
+    def _abandon(self, now: float) -> None:
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            _, visitor_id = heapq.heappop(heap)
+            v = self.visitors.get(visitor_id)
+            if v is None or v.state != QUEUED:
+                continue
+            if self.sockets.get(visitor_id):
+                heapq.heappush(heap, (now + self.queue_timeout, visitor_id))
+                continue
+            deadline = self.last_seen.get(visitor_id, 0.0) + self.queue_timeout
+            if deadline > now:
+                heapq.heappush(heap, (deadline, visitor_id))
+                continue
+            del self.visitors[visitor_id]
+            self.line.remove(visitor_id)
+            self._forget_queued(visitor_id)
+            self._dirty.add(visitor_id)
+            self._changes.reordered = True
+
+    # ------------------------------------------------------------ helpers
+
+    def _admit(self, visitor_id: str, now: float) -> None:
+        v = Visitor(visitor_id, ACTIVE, expiry=now + self.settings.session_duration)
+        self.visitors[visitor_id] = v
+        self.active_count += 1
+        heapq.heappush(self._expiries, (v.expiry, visitor_id))
+        self._dirty.add(visitor_id)
+        self.admitted_total += 1
+        self.recent.record(now)
+        if not self.settings.counts_only:
+            self.window.record(now)
+        self.touch_meta("adm")
+
+    def _enqueue(self, visitor_id: str, now: float) -> Visitor:
+        ticket = self.seq
+        self.seq += 1
+        position = self.line.add(visitor_id, ticket)
+        v = Visitor(visitor_id, QUEUED, ticket=ticket, first_position=position)
+        self.visitors[visitor_id] = v
+        self._track_queued(visitor_id, now)
+        self._dirty.add(visitor_id)
+        self.touch_meta("seq")
+        if self.order_hidden(now):
+            self._changes.reordered = True  # everyone's expected wait grew
+        return v
+
+    def _track_queued(self, visitor_id: str, now: float) -> None:
+        self.last_seen[visitor_id] = now
+        heapq.heappush(self._deadlines, (now + self.queue_timeout, visitor_id))
+
+    def _forget_queued(self, visitor_id: str) -> None:
+        self.last_seen.pop(visitor_id, None)  # its heap entry is skipped when it comes up
+
+    # ------------------------------------------------------------ figures
+
+    def throughput(self, now: float) -> float:
+        """Admissions per second the line can expect: what was observed lately, never more
+        than the rate limit; before enough is observed, a full turnover of the capacity
+        per session."""
+        s = self.settings
+        limit = s.new_users_per_minute / 60.0
+        observed = self.recent.count_since(now, ESTIMATE_SPAN)
+        if observed >= 10:
+            span = min(ESTIMATE_SPAN, max(30.0, now - self.since))
+            return min(limit, observed / span)
+        return min(limit, s.total_active_users / s.session_duration)
+
+    def eta(self, position: int | None, now: float, rate: float | None = None) -> int | None:
+        """Seconds until a queued visitor at ``position`` is likely admitted (for a hidden
+        order, the expected wait of a random pick)."""
+        s = self.settings
+        if s.counts_only:
+            return 0
+        rate = rate if rate is not None else self.throughput(now)
+        if rate <= 0:
+            return None
+        wait = 0.0
+        if s.event_start is not None and now < s.event_start and self.prequeue(now):
+            wait = s.event_start - now
+        ahead = (len(self.line) + 1) / 2 if position is None else position
+        return math.ceil(wait + ahead / rate)
+
+    def positions(self, now: float) -> Iterator[tuple[str, Status]]:
+        """Every queued visitor's status, in one pass over the line (O(n))."""
+        rate = self.throughput(now)
+        if self.order_hidden(now):
+            status = Status(WAITING, None, self.eta(None, now, rate))
+            for visitor_id in self.line:
+                yield visitor_id, status
+            return
+        for position, visitor_id in enumerate(self.line, 1):
+            yield visitor_id, Status(WAITING, position, self.eta(position, now, rate))
+
+    def figures(self, now: float) -> dict[str, Any]:
+        """The room's figures for its admin page and the JSON interface."""
+        return {
+            "active": self.in_use,
+            "queued": len(self.line),
+            "admitted_last_minute": self.recent.count_since(now, 60),
+            "admitted_total": self.admitted_total,
+        }

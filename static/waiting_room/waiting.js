@@ -1,0 +1,89 @@
+// The waiting page: live position, wait and progress over the room's WebSocket, and off to
+// the site (or back where the visitor was going) by itself when admitted.
+//
+// The server's messages are {"status", "position", "eta_s"} (apps/waiting_room/room.py). If
+// the socket drops, the page asks over plain HTTP (which also counts as being here) and
+// reconnects with backoff; a socket refused for want of a valid cookie reloads the page.
+"use strict";
+
+const data = JSON.parse(document.getElementById("waiting-data").textContent);
+const $ = (id) => document.getElementById(id);
+let first = data.first_position || data.position || 0;
+let backoff = 500;
+let done = false;
+
+function waitText(eta) {
+  if (eta === null || eta === undefined) return "unknown";
+  if (eta < 60) return "less than a minute";
+  if (eta < 5400) return `about ${Math.ceil(eta / 60)} min`;
+  return `about ${(eta / 3600).toFixed(1)} h`;
+}
+
+function show(state) {
+  if (done) return;
+  if (state.status === "admitted") {
+    done = true;
+    $("live").textContent = "It is your turn: taking you to the site…";
+    $("bar").style.width = "100%";
+    location.replace(data.next);
+    return;
+  }
+  if (state.status === "rejected") {
+    location.reload(); // the server shows the rejection page
+    return;
+  }
+  const position = state.position;
+  $("position").textContent = position === null ? "drawn at random" : String(position);
+  $("eta").textContent = waitText(state.eta_s);
+  if (position !== null) {
+    if (!first || position > first) first = position;
+    const progress = Math.max(0, Math.min(100, Math.round((100 * (first - position + 1)) / first)));
+    $("bar").style.width = progress + "%";
+    $("progress").setAttribute("aria-valuenow", String(progress));
+  }
+}
+
+async function ask() {
+  // A plain request: tells the room we are still here, and the answer is our status.
+  try {
+    const response = await fetch(data.status_url, {
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+    if (response.ok) show(await response.json());
+  } catch {
+    // offline for a moment: the socket's reconnection will try again
+  }
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  const ws = new WebSocket(scheme + location.host + data.socket);
+  ws.onopen = () => {
+    backoff = 500;
+    $("live").textContent = "This page updates by itself and takes you to the site when it is your turn.";
+  };
+  ws.onmessage = (event) => {
+    try {
+      show(JSON.parse(event.data));
+    } catch {
+      // not ours: ignore
+    }
+  };
+  ws.onclose = (event) => {
+    if (done) return;
+    if (event.code === 4001) {
+      location.reload(); // no valid cookie: the page load makes one
+      return;
+    }
+    $("live").textContent = "Reconnecting…";
+    ask();
+    const delay = backoff + Math.random() * backoff;
+    backoff = Math.min(backoff * 2, 10_000);
+    setTimeout(connect, delay);
+  };
+}
+
+show({ status: data.status, position: data.position, eta_s: data.eta_s });
+connect();

@@ -1,0 +1,464 @@
+"""The waiting room end to end on a real node: the JSON interface, cookies, the waiting
+page's socket, sessions, pages, slot leasing, and the gate in front of the chat."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+from itsdangerous import Signer
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+
+from apps.chat import ChatConfig
+from apps.chat import make_app as make_chat
+from apps.waiting_room import WaitingRoomConfig, make_app
+from apps.waiting_room.cookies import PURPOSE, CookieSigner, Pass, cookie_name
+
+FAST = WaitingRoomConfig(push_interval=0.05, gate_cache_seconds=0.5)
+JSON = {"Accept": "application/json"}
+ROOM = {
+    "total_active_users": 2,
+    "new_users_per_minute": 1000,
+    "session_duration": 60,
+    "queueing_method": "fifo",
+}
+
+
+async def room_server(serve, config: WaitingRoomConfig = FAST, chat: bool = False, **settings):
+    apps: tuple[Any, ...] = (make_app(config),)
+    if chat:
+        apps += (make_chat(ChatConfig(rate_limit=False)),)
+    return await serve(apps=apps, **settings)
+
+
+async def create(base: str, **changes: Any) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=base) as http:
+        r = await http.post("/waiting-room/api/rooms", json={**ROOM, **changes})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+
+class Visitor:
+    """One browser: its own cookie jar."""
+
+    def __init__(self, base: str, room: str) -> None:
+        self.http = httpx.AsyncClient(base_url=base, follow_redirects=False)
+        self.base = base
+        self.room = room
+
+    async def visit(self, page: str = "") -> dict[str, Any]:
+        r = await self.http.get(f"/waiting-room/r/{self.room}/{page}", headers=JSON)
+        assert r.status_code == 200, r.text
+        assert r.headers["cache-control"] == "no-store"
+        return r.json()
+
+    async def leave(self) -> httpx.Response:
+        return await self.http.post(f"/waiting-room/r/{self.room}/leave", headers=JSON)
+
+    @property
+    def cookie(self) -> str | None:
+        return self.http.cookies.get(cookie_name(self.room))
+
+    async def socket(self) -> ClientConnection:
+        ws_base = self.base.replace("http://", "ws://")
+        header = {"Cookie": f"{cookie_name(self.room)}={self.cookie}"}
+        return await connect(f"{ws_base}/waiting-room/r/{self.room}/ws", additional_headers=header)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+async def next_status(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def until(ws: ClientConnection, predicate, timeout: float = 5.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = await next_status(ws, max(0.01, deadline - time.monotonic()))
+        if predicate(status):
+            return status
+
+
+# ---------------------------------------------------------------- the JSON interface
+
+
+async def test_create_read_and_change_a_room(serve) -> None:
+    server = await room_server(serve)
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        r = await http.post("/waiting-room/api/rooms", json=ROOM)
+        assert r.status_code == 201
+        made = r.json()
+        room, token = made["room"], made["admin_token"]
+        assert len(room) == 64 and len(token) >= 32
+        assert made["site_url"] == f"/waiting-room/r/{room}/"
+        assert made["admin_url"] == f"/waiting-room/admin/{room}"
+        got = (await http.get(f"/waiting-room/api/rooms/{room}")).json()
+        assert {k: got[k] for k in ROOM} == ROOM
+        assert (got["active"], got["queued"], got["queueing_method"]) == (0, 0, "fifo")
+        url = f"/waiting-room/api/rooms/{room}"
+        change = {"total_active_users": 5, "title": "Hold on"}
+        r = await http.patch(url, json=change)
+        assert r.status_code == 401 and "error" in r.json()
+        assert r.headers["www-authenticate"] == "Bearer"
+        r = await http.patch(url, json=change, headers={"Authorization": "Bearer nope"})
+        assert r.status_code == 403 and "error" in r.json()
+        r = await http.patch(url, json=change, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200
+        assert (r.json()["total_active_users"], r.json()["title"]) == (5, "Hold on")
+        assert (await http.get(url)).json()["total_active_users"] == 5
+
+
+async def test_bad_input_gets_a_clear_json_error_and_changes_nothing(serve) -> None:
+    server = await room_server(serve)
+    made = await create(server.http)
+    room, auth = made["room"], {"Authorization": f"Bearer {made['admin_token']}"}
+    url = f"/waiting-room/api/rooms/{room}"
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        for body, status, field in (
+            ({**ROOM, "total_active_users": 0}, 422, "total_active_users"),
+            ({**ROOM, "queueing_method": "lifo"}, 422, "queueing_method"),
+            ({"total_active_users": 3}, 422, "new_users_per_minute"),
+            ({**ROOM, "surprise": 1}, 422, "surprise"),
+            ({**ROOM, "gate_prefix": "/waiting-room"}, 422, "gate_prefix"),
+            ({**ROOM, "gate_prefix": "/static"}, 422, "gate_prefix"),
+            ([1, 2], 422, "settings"),
+        ):
+            r = await http.post("/waiting-room/api/rooms", json=body)
+            assert (r.status_code, r.json().get("field")) == (status, field), r.text
+        for raw, status in ((b"{nope", 400), (b"NaN", 400), (b"x" * 20_000, 413)):
+            r = await http.post("/waiting-room/api/rooms", content=raw)
+            assert r.status_code == status and "error" in r.json()
+        for change, status in (
+            ({"session_duration": -1}, 422),
+            ({"slot_leasing": True}, 422),
+            ({"gate_prefix": "/a/../b"}, 422),
+            ("[", 400),
+        ):
+            kwargs = {"content": change} if isinstance(change, str) else {"json": change}
+            r = await http.patch(url, headers=auth, **kwargs)
+            assert r.status_code == status and "error" in r.json(), r.text
+        assert (await http.get(url)).json()["session_duration"] == 60  # nothing changed
+        for missing in ("ab" * 32, "0" * 64, "garbage", "x" * 100):
+            r = await http.get(f"/waiting-room/api/rooms/{missing}")
+            assert r.status_code == 404 and "error" in r.json()
+            r = await http.patch(f"/waiting-room/api/rooms/{missing}", json={}, headers=auth)
+            assert r.status_code == 404
+            r = await http.get(f"/waiting-room/r/{missing}/", headers=JSON)
+            assert r.status_code == 404 and "error" in r.json()
+            assert (await http.post(f"/waiting-room/r/{missing}/leave")).status_code == 404
+        assert (await http.delete(url)).status_code == 405
+        assert (await http.get("/waiting-room/api/rooms")).status_code == 405
+        assert (await http.get(f"/waiting-room/r/{room}/nope", headers=JSON)).status_code == 404
+        r = await http.post(f"/waiting-room/r/{room}/leave")
+        assert r.status_code == 400 and "cookie" in r.json()["error"]
+
+
+async def test_admission_queue_leave_and_positions(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http))["room"]
+    people = [Visitor(server.http, room) for _ in range(4)]
+    got = [await p.visit() for p in people]
+    assert got == [
+        {"status": "admitted", "position": None, "eta_s": None},
+        {"status": "admitted", "position": None, "eta_s": None},
+        {"status": "queued", "position": 1, "eta_s": got[2]["eta_s"]},
+        {"status": "queued", "position": 2, "eta_s": got[3]["eta_s"]},
+    ]
+    assert 0 < got[2]["eta_s"] <= got[3]["eta_s"]
+    assert all(p.cookie for p in people)
+    # a reload keeps the place; the site's pages renew an admitted visitor
+    assert (await people[3].visit())["position"] == 2
+    assert (await people[0].visit("tickets"))["status"] == "admitted"
+    r = await people[0].leave()
+    assert r.status_code == 200 and r.json() == {"left": True}
+    assert people[0].cookie is None  # forgotten
+    assert (await people[2].visit())["status"] == "admitted"
+    assert (await people[3].visit())["position"] == 1
+    info = (await people[0].http.get(f"/waiting-room/api/rooms/{room}")).json()
+    assert (info["active"], info["queued"], info["admitted_total"]) == (2, 1, 3)
+    back = await people[0].visit()  # a newcomer now: the back of the line
+    assert back["status"] == "queued" and back["position"] == 2
+    for p in people:
+        await p.close()
+
+
+async def test_forged_expired_and_foreign_cookies_make_a_newcomer(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http, total_active_users=1))["room"]
+    other = (await create(server.http, total_active_users=1))["room"]
+    first = Visitor(server.http, room)
+    assert (await first.visit())["status"] == "admitted"
+    honest = first.cookie
+    # the same visitor ID under a key we guessed, with the state and expiry we like
+    payload, sig = honest.rsplit(".", 1)
+    visitor = payload.split("|")[1]
+    guessed = Signer(b"guess", key_derivation="none", digest_method=hashlib.sha256)
+    forged = guessed.sign(f"{room}|{visitor}|admitted|{2**40}|").decode()
+    outsider = Visitor(server.http, other)
+    await outsider.visit()
+    foreign = outsider.cookie
+    real = CookieSigner(await server.node.signing_key(PURPOSE))
+    expired = real.sign(Pass(room, visitor, "admitted", int(time.time()) - 1))
+    assert real.read(honest, room, time.time()) is not None  # the node's key made the cookie
+    for text in (forged, payload + "." + sig[::-1], foreign, expired, "x"):
+        stranger = Visitor(server.http, room)
+        stranger.http.cookies.set(cookie_name(room), text)
+        status = await stranger.visit()
+        assert status["status"] == "queued"  # a newcomer, never the admitted visitor
+        await stranger.close()
+    assert (await first.visit())["status"] == "admitted"  # the real one is untouched
+    for v in (first, outsider):
+        await v.close()
+
+
+async def test_reject_turns_visitors_away_with_a_clear_answer(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http, total_active_users=1, queueing_method="reject"))["room"]
+    a, b = Visitor(server.http, room), Visitor(server.http, room)
+    assert (await a.visit())["status"] == "admitted"
+    assert await b.visit() == {"status": "rejected", "position": None, "eta_s": None}
+    page = await b.http.get(f"/waiting-room/r/{room}/")
+    assert page.status_code == 200 and "Sorry, the site is full" in page.text
+    await a.leave()
+    assert (await b.visit())["status"] == "admitted"
+    for v in (a, b):
+        await v.close()
+
+
+# ---------------------------------------------------------------- sockets and time
+
+
+async def test_the_socket_pushes_positions_and_the_admission(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http, total_active_users=1))["room"]
+    a, b, c = (Visitor(server.http, room) for _ in range(3))
+    for v in (a, b, c):
+        await v.visit()
+    ws = await c.socket()
+    assert await next_status(ws) == {"status": "queued", "position": 2, "eta_s": ANY_ETA}
+    await b.leave()
+    assert (await until(ws, lambda s: s["position"] == 1))["status"] == "queued"
+    await a.leave()
+    assert (await until(ws, lambda s: s["status"] == "admitted"))["position"] is None
+    assert (await c.visit())["status"] == "admitted"
+    await ws.close()
+    for v in (a, b, c):
+        await v.close()
+
+
+class _AnyEta:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int) and other > 0
+
+
+ANY_ETA: Any = _AnyEta()
+
+
+async def test_a_socket_without_a_valid_cookie_is_told_to_reload(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http))["room"]
+    ws_base = server.ws
+    async with connect(f"{ws_base}/waiting-room/r/{room}/ws") as ws:
+        await asyncio.wait_for(ws.wait_closed(), 5)
+        assert ws.close_code == 4001
+    with pytest.raises(InvalidStatus) as info:
+        await connect(f"{ws_base}/waiting-room/r/{'ab' * 32}/ws")
+    assert info.value.response.status_code == 404
+
+
+async def test_a_session_ends_after_its_last_request_and_the_next_in_line_gets_in(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http, total_active_users=1, session_duration=1))["room"]
+    a, b = Visitor(server.http, room), Visitor(server.http, room)
+    assert (await a.visit())["status"] == "admitted"
+    assert (await b.visit())["status"] == "queued"
+    ws = await b.socket()
+    await next_status(ws)
+    await asyncio.sleep(0.15)
+    # a renewal too small to store: the alarm set for the first end finds the session
+    # still running, and must be set again for the new end
+    assert (await a.visit("about"))["status"] == "admitted"
+    started = time.monotonic()
+    assert (await until(ws, lambda s: s["status"] == "admitted", timeout=5))["status"]
+    assert 0.5 < time.monotonic() - started < 3
+    # b was admitted by the push but never came back: its slot ends too, and a newcomer gets in
+    await ws.close()
+    await asyncio.sleep(1.5)
+    assert (await a.visit())["status"] == "admitted"
+    for v in (a, b):
+        await v.close()
+
+
+async def test_raising_capacity_admits_waiting_pages_live(serve) -> None:
+    server = await room_server(serve)
+    made = await create(server.http, total_active_users=1)
+    room = made["room"]
+    people = [Visitor(server.http, room) for _ in range(4)]
+    for p in people:
+        await p.visit()
+    sockets = [await p.socket() for p in people[1:]]
+    for ws in sockets:
+        await next_status(ws)
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        r = await http.patch(
+            f"/waiting-room/api/rooms/{room}",
+            json={"total_active_users": 3},
+            headers={"Authorization": f"Bearer {made['admin_token']}"},
+        )
+        assert r.status_code == 200
+    for ws in sockets[:2]:
+        assert (await until(ws, lambda s: s["status"] == "admitted"))["status"] == "admitted"
+    assert (await until(sockets[2], lambda s: s["position"] == 1))["status"] == "queued"
+    for ws in sockets:
+        await ws.close()
+    for p in people:
+        await p.close()
+
+
+# ---------------------------------------------------------------- pages
+
+
+async def test_pages_for_people(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http, total_active_users=1, name="Tix & Co"))["room"]
+    a, b = Visitor(server.http, room), Visitor(server.http, room)
+    page = await a.http.get(f"/waiting-room/r/{room}/")
+    assert page.status_code == 200 and 'id="site"' in page.text and "Tix &amp; Co" in page.text
+    cookie = page.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+    about = await a.http.get(f"/waiting-room/r/{room}/about")
+    assert 'data-page="about"' in about.text
+    waiting = await b.http.get(f"/waiting-room/r/{room}/?return=/chat/")
+    assert waiting.status_code == 200 and 'id="waiting"' in waiting.text
+    assert '<meta http-equiv="refresh" content="20">' in waiting.text  # no scripts: reloads
+    assert "waiting.js" in waiting.text and '"next": "/chat/"' in waiting.text
+    evil = await b.http.get(f"/waiting-room/r/{room}/?return=//evil.example/")
+    assert '"next": "/waiting-room/r/' in evil.text  # only local paths
+    left = await a.http.post(f"/waiting-room/r/{room}/leave")
+    assert left.status_code == 303 and left.headers["location"].endswith("/bye")
+    back = await b.http.get(f"/waiting-room/r/{room}/?return=/chat/%23x")
+    assert back.status_code == 303 and back.headers["location"] == "/chat/#x"
+    index = await a.http.get("/waiting-room/")
+    assert index.status_code == 200 and "index.js" in index.text
+    admin = await a.http.get(f"/waiting-room/admin/{room}")
+    assert admin.status_code == 200 and "admin.js" in admin.text
+    assert (await a.http.get(f"/waiting-room/admin/{'ab' * 32}")).status_code == 404
+    missing = await a.http.get(f"/waiting-room/r/{'ab' * 32}/")
+    assert missing.status_code == 404 and "No such room" in missing.text
+    for v in (a, b):
+        await v.close()
+
+
+async def test_the_admin_socket_needs_the_token_and_streams_figures(serve) -> None:
+    server = await room_server(serve, WaitingRoomConfig(push_interval=0.05, sample_interval=0.2))
+    made = await create(server.http)
+    url = f"{server.ws}/waiting-room/admin/{made['room']}/ws"
+    async with connect(url) as ws:
+        await ws.send(json.dumps({"token": "wrong"}))
+        await asyncio.wait_for(ws.wait_closed(), 5)
+        assert ws.close_code == 4003
+    async with connect(url) as ws:
+        await ws.send(json.dumps({"token": made["admin_token"]}))
+        hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert hello["type"] == "hello" and hello["settings"]["total_active_users"] == 2
+        assert hello["figures"]["active"] == 0
+        v = Visitor(server.http, made["room"])
+        await v.visit()
+        while True:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            if msg["type"] == "sample" and msg["active"] == 1:
+                break
+        await v.close()
+
+
+# ---------------------------------------------------------------- slot leasing
+
+
+async def test_slot_leasing_on_one_node_keeps_capacity_and_sessions(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http, total_active_users=3, slot_leasing=True))["room"]
+    people = [Visitor(server.http, room) for _ in range(5)]
+    got = [(await p.visit())["status"] for p in people]
+    assert got == ["admitted"] * 3 + ["queued"] * 2
+    info = (await people[0].http.get(f"/waiting-room/api/rooms/{room}")).json()
+    assert info["slot_leasing"] and info["active"] == 3 and info["queued"] == 2
+    for p in people[:3]:
+        assert (await p.visit("about"))["status"] == "admitted"  # renewed at the shard
+    ws = await people[3].socket()
+    await next_status(ws)
+    await people[0].leave()
+    assert (await until(ws, lambda s: s["status"] == "admitted"))["status"] == "admitted"
+    assert (await people[3].visit())["status"] == "admitted"
+    info = (await people[0].http.get(f"/waiting-room/api/rooms/{room}")).json()
+    assert info["active"] <= 3 and info["queued"] == 1
+    await ws.close()
+    for p in people:
+        await p.close()
+
+
+# ---------------------------------------------------------------- in front of the chat
+
+
+async def test_a_room_in_front_of_the_chat(serve) -> None:
+    server = await room_server(serve, chat=True)
+    made = await create(server.http, total_active_users=1, gate_prefix="/chat")
+    room = made["room"]
+    first = Visitor(server.http, room)
+    second = Visitor(server.http, room)
+    r = await first.http.get("/chat/")
+    assert r.status_code == 200 and "chat.js" in r.text and first.cookie
+    r = await second.http.get("/chat/?x=1")
+    assert r.status_code == 303
+    assert r.headers["location"] == f"/waiting-room/r/{room}/?return=/chat/%3Fx%3D1"
+    assert (await second.http.get("/chat/static/chat.js")).status_code == 200  # assets pass
+    r = await second.http.post("/chat/api/room")
+    assert r.status_code == 503 and r.json()["waiting_room"].startswith("/waiting-room/r/")
+    ws_url = f"{server.ws}/chat/api/room/lobby/websocket"
+    with pytest.raises(InvalidStatus) as info:
+        await connect(ws_url, additional_headers={"Cookie": f"{cookie_name(room)}={second.cookie}"})
+    assert info.value.response.status_code == 403
+    async with connect(
+        ws_url, additional_headers={"Cookie": f"{cookie_name(room)}={first.cookie}"}
+    ) as ws:
+        await ws.send(json.dumps({"name": "ann"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"joined": "ann"}
+    await first.leave()
+    r = await second.http.get("/chat/")
+    assert r.status_code == 200  # the freed slot went to the head of the line
+    # another room cannot take the same prefix; the owner can let it go
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        r = await http.post("/waiting-room/api/rooms", json={**ROOM, "gate_prefix": "/chat"})
+        assert r.status_code == 409
+        r = await http.patch(
+            f"/waiting-room/api/rooms/{room}",
+            json={"gate_prefix": None},
+            headers={"Authorization": f"Bearer {made['admin_token']}"},
+        )
+        assert r.status_code == 200 and r.json()["gate_prefix"] is None
+    stranger = Visitor(server.http, room)
+    assert (await stranger.http.get("/chat/")).status_code == 200  # no gate any more
+    for v in (first, second, stranger):
+        await v.close()
+
+
+async def test_a_waiting_page_that_talks_is_closed(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http, total_active_users=1))["room"]
+    a, b = Visitor(server.http, room), Visitor(server.http, room)
+    await a.visit()
+    await b.visit()
+    ws = await b.socket()
+    await next_status(ws)
+    await ws.send("hello?")
+    await asyncio.wait_for(ws.wait_closed(), 5)
+    assert ws.close_code == 1008
+    assert (await b.visit())["position"] == 1  # the place is kept
+    for v in (a, b):
+        await v.close()

@@ -1,0 +1,413 @@
+"""The waiting room's rules with no sockets and no storage: capacity, the rate window, each
+queueing method, sessions and renewals, abandonment, events with a pre-queue and a lottery."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from apps.waiting_room.line import Line
+from apps.waiting_room.rules import ACTIVE, QUEUED, Room, Status, Visitor
+from apps.waiting_room.settings import RoomSettings
+from apps.waiting_room.window import RateWindow
+
+T0 = 1_900_000_000.0
+
+
+def make_room(
+    capacity: int = 2,
+    rate: int = 100,
+    session: int = 60,
+    method: str = "fifo",
+    now: float = T0,
+    seed: int = 1,
+    queue_timeout: float = 120.0,
+    **extra: object,
+) -> Room:
+    settings = RoomSettings(capacity, rate, session, method, **extra)  # type: ignore[arg-type]
+    return Room(settings, now=now, rng=random.Random(seed), queue_timeout=queue_timeout)
+
+
+def statuses(room: Room, visitors: list[str], now: float) -> list[str]:
+    return [room.visit(v, now).status for v in visitors]
+
+
+# ---------------------------------------------------------------- capacity
+
+
+def test_capacity_admits_up_to_the_limit_then_queues_in_order() -> None:
+    room = make_room(capacity=2)
+    assert statuses(room, ["a", "b", "c", "d"], T0) == ["admitted"] * 2 + ["queued"] * 2
+    assert room.active_count == 2 and room.queued_count == 2
+    assert room.visit("c", T0) == Status("queued", 1, room.eta(1, T0))
+    assert room.visit("d", T0).position == 2
+    changes = room.take_changes()
+    assert set(changes.saved) == {"a", "b", "c", "d"}
+    assert changes.meta["seq"] == 3 and changes.meta["adm"]["n"] == 2
+
+
+def test_a_newcomer_never_jumps_the_line_even_when_a_slot_is_free() -> None:
+    room = make_room(capacity=1, rate=1)  # the rate, not the capacity, holds the line
+    assert statuses(room, ["a", "b"], T0) == ["admitted", "queued"]
+    room.leave("a", T0 + 1)
+    assert room.active_count == 0 and room.queued_count == 1  # rate-limited: still queued
+    assert room.visit("c", T0 + 1).status == "queued"
+    assert room.visit("c", T0 + 1).position == 2
+
+
+def test_a_freed_slot_goes_to_the_head_of_the_line_at_once() -> None:
+    room = make_room(capacity=1)
+    statuses(room, ["a", "b", "c"], T0)
+    room.take_changes()
+    assert room.leave("a", T0 + 5)
+    changes = room.take_changes()
+    assert changes.admitted == ["b"] and changes.reordered
+    assert changes.deleted == ["a"] and changes.saved["b"][0] == ACTIVE
+    assert room.visit("b", T0 + 5).status == "admitted"
+    assert room.visit("c", T0 + 5).position == 1
+    assert not room.leave("nobody", T0 + 5)
+
+
+def test_lowering_capacity_evicts_nobody_and_raising_it_admits_from_the_line() -> None:
+    room = make_room(capacity=3)
+    statuses(room, ["a", "b", "c", "d", "e"], T0)
+    room.update(RoomSettings(1, 100, 60, "fifo"), T0 + 1)
+    assert room.active_count == 3  # nobody is thrown out...
+    room.leave("a", T0 + 2)
+    assert room.active_count == 2 and room.queued_count == 2  # ...and nobody comes in
+    room.take_changes()
+    room.update(RoomSettings(4, 100, 60, "fifo"), T0 + 3)
+    assert room.take_changes().admitted == ["d", "e"]
+    assert room.active_count == 4 and room.queued_count == 0
+
+
+@given(st.lists(st.tuples(st.sampled_from("vlwt"), st.integers(0, 9)), max_size=120))
+@settings(max_examples=150, deadline=None)
+def test_active_never_exceeds_capacity_and_the_window_never_overflows(ops) -> None:
+    room = make_room(capacity=3, rate=4, session=5)
+    now = T0
+    admissions: list[float] = []
+    for op, who in ops:
+        visitor = f"v{who}"
+        before = room.admitted_total
+        if op == "v":
+            room.visit(visitor, now)
+        elif op == "l":
+            room.leave(visitor, now)
+        elif op == "w":
+            now += who * 1.7
+            room.tick(now)
+        else:
+            now += 0.3
+            room.tick(now)
+        admissions += [now] * (room.admitted_total - before)
+        assert room.active_count <= 3
+        assert room.active_count == sum(v.state == ACTIVE for v in room.visitors.values())
+        assert room.queued_count == sum(v.state == QUEUED for v in room.visitors.values())
+    for start in admissions:
+        assert sum(start <= t <= start + 60 for t in admissions) <= 4
+
+
+# ---------------------------------------------------------------- rate window
+
+
+def test_rate_window_allows_the_limit_in_any_60_seconds() -> None:
+    window = RateWindow(3)
+    for t in (0.0, 10.5, 59.9):
+        assert window.available(T0 + t) > 0
+        window.record(T0 + t)
+    assert window.available(T0 + 60.0) == 0
+    # the first admission's second stops counting once floor(now - 60) passes it
+    assert window.next_free(T0 + 60.0) == T0 + 61.0
+    assert window.available(T0 + 60.99) == 0 and window.available(T0 + 61.0) == 1
+    assert window.unrecord(int(T0 + 10), 5) == 1
+    assert window.available(T0 + 61.0) == 2
+    restored = RateWindow(3)
+    restored.load(window.to_wire())
+    assert restored.buckets == window.buckets
+
+
+@given(st.lists(st.floats(0, 400, allow_nan=False), max_size=200), st.integers(1, 6))
+@settings(max_examples=200, deadline=None)
+def test_no_closed_60_second_window_ever_holds_more_than_the_limit(times, limit) -> None:
+    window = RateWindow(limit)
+    admitted = []
+    for t in sorted(times):
+        if window.available(T0 + t):
+            window.record(T0 + t)
+            admitted.append(t)
+    for start in admitted:
+        assert sum(start <= t <= start + 60 for t in admitted) <= limit
+
+
+def test_the_rate_limit_holds_the_line_and_a_wake_up_is_scheduled() -> None:
+    room = make_room(capacity=10, rate=2)
+    assert statuses(room, ["a", "b", "c"], T0) == ["admitted", "admitted", "queued"]
+    assert room.next_wake(T0) == pytest.approx(T0 + 61)
+    room.tick(T0 + 60.5)
+    assert room.visit("c", T0 + 60.5).status == "queued"
+    room.tick(T0 + 61)
+    assert room.visit("c", T0 + 61).status == "admitted"
+
+
+# ---------------------------------------------------------------- queueing methods
+
+
+def test_random_serves_every_queued_visitor_with_equal_chance() -> None:
+    firsts: Counter[str] = Counter()
+    for seed in range(1200):
+        room = make_room(capacity=1, method="random", seed=seed)
+        statuses(room, ["a", "b", "c", "d"], T0)
+        room.take_changes()
+        room.leave("a", T0 + 1)
+        firsts[room.take_changes().admitted[0]] += 1
+    assert set(firsts) == {"b", "c", "d"}
+    assert all(330 <= n <= 470 for n in firsts.values()), firsts  # 400 each expected
+
+
+def test_random_shows_no_position_but_an_expected_wait() -> None:
+    room = make_room(capacity=1, method="random")
+    statuses(room, ["a", "b", "c"], T0)
+    status = room.visit("b", T0)
+    assert status.status == "queued" and status.position is None and status.eta_s
+    assert {s.position for _, s in room.positions(T0)} == {None}
+
+
+def test_passthrough_admits_everyone_and_only_counts() -> None:
+    room = make_room(capacity=1, rate=1, method="passthrough")
+    assert statuses(room, ["a", "b", "c"], T0) == ["admitted"] * 3
+    assert room.active_count == 3 and room.window.count(T0) == 0
+    assert room.figures(T0)["active"] == 3
+
+
+def test_switching_to_passthrough_lets_the_whole_line_in() -> None:
+    room = make_room(capacity=1)
+    statuses(room, ["a", "b", "c"], T0)
+    room.take_changes()
+    room.update(RoomSettings(1, 100, 60, "passthrough"), T0 + 1)
+    assert room.take_changes().admitted == ["b", "c"]
+
+
+def test_reject_turns_away_whoever_cannot_come_in_at_once() -> None:
+    room = make_room(capacity=1, method="reject")
+    assert statuses(room, ["a", "b"], T0) == ["admitted", "rejected"]
+    assert "b" not in room.visitors and room.queued_count == 0
+    assert room.visit("b", T0) == Status("rejected")
+    room.leave("a", T0 + 1)
+    assert room.visit("b", T0 + 1).status == "admitted"
+
+
+def test_switching_fifo_to_reject_still_serves_those_already_in_line() -> None:
+    room = make_room(capacity=1)
+    statuses(room, ["a", "b"], T0)
+    room.update(RoomSettings(1, 100, 60, "reject"), T0 + 1)
+    assert room.visit("c", T0 + 1).status == "rejected"
+    assert room.visit("b", T0 + 1).position == 1
+    room.leave("a", T0 + 2)
+    assert room.visit("b", T0 + 2).status == "admitted"
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def test_a_session_ends_after_its_duration_without_requests() -> None:
+    room = make_room(capacity=1, session=30)
+    statuses(room, ["a", "b"], T0)
+    assert room.next_wake(T0) == T0 + 30
+    room.tick(T0 + 29.9)
+    assert room.visit("b", T0 + 29.9).status == "queued"
+    room.take_changes()
+    room.tick(T0 + 30)
+    changes = room.take_changes()
+    assert "a" in changes.deleted and changes.admitted == ["b"]
+    assert room.visit("a", T0 + 30).status == "queued"  # back of the line: a newcomer
+
+
+def test_every_request_renews_the_session() -> None:
+    room = make_room(capacity=1, session=30)
+    room.visit("a", T0)
+    for t in (20, 40, 60):
+        assert room.visit("a", T0 + t).status == "admitted"
+    room.tick(T0 + 89)
+    assert room.visitors["a"].state == ACTIVE
+    room.tick(T0 + 90)
+    assert "a" not in room.visitors
+
+
+def test_a_visitor_admitted_from_the_line_must_come_back_within_the_session() -> None:
+    room = make_room(capacity=1, session=10)
+    statuses(room, ["a", "b", "c"], T0)
+    room.leave("a", T0 + 1)  # b is admitted at T0 + 1, but never comes back
+    room.tick(T0 + 11)
+    assert "b" not in room.visitors
+    assert room.visit("c", T0 + 11).status == "admitted"
+
+
+# ---------------------------------------------------------------- the line
+
+
+def test_a_queued_visitor_with_no_page_open_loses_their_place() -> None:
+    room = make_room(capacity=1, session=10_000)
+    statuses(room, ["a", "b", "c"], T0)
+    room.attach("c")
+    room.tick(T0 + 119)
+    assert room.queued_count == 2
+    room.visit("b", T0 + 100)  # a reload counts as being there
+    room.tick(T0 + 219)
+    assert room.queued_count == 2
+    room.tick(T0 + 221)
+    assert room.queued_count == 1 and "b" not in room.visitors  # c's page is still open
+    room.detach("c", T0 + 300)
+    room.tick(T0 + 419)
+    assert "c" in room.visitors
+    room.tick(T0 + 420)
+    assert "c" not in room.visitors
+
+
+def test_restore_keeps_the_line_in_ticket_order() -> None:
+    room = make_room(capacity=1)
+    statuses(room, ["a", "b", "c", "d"], T0)
+    room.leave("c", T0)
+    stored = {**room.take_changes().saved}
+    meta = {"seq": room.seq, "adm": {"w": room.window.to_wire(), "n": room.admitted_total}}
+    again = make_room(capacity=1, now=T0 + 5)
+    again.restore(sorted(stored.items(), key=lambda kv: kv[0], reverse=True), meta)
+    assert list(again.line) == ["b", "d"] and again.active_count == 1
+    assert again.visit("e", T0 + 5).position == 3 and again.seq == 5
+    assert again.admitted_total == 1
+
+
+def test_positions_are_one_pass_in_order() -> None:
+    room = make_room(capacity=1)
+    statuses(room, [f"v{i}" for i in range(6)], T0)
+    got = list(room.positions(T0))
+    assert [(v, s.position) for v, s in got] == [(f"v{i}", i) for i in range(1, 6)]
+    etas = [s.eta_s for _, s in got]
+    assert etas == sorted(etas) and etas[0] > 0
+
+
+def test_the_wait_estimate_follows_observed_admissions_within_the_rate_limit() -> None:
+    room = make_room(capacity=1, rate=60, session=600)
+    assert room.throughput(T0) == pytest.approx(1 / 600)  # no history: a slot per session
+    for i in range(12):
+        room.visit(f"v{i}", T0 + i * 10)
+        room.leave(f"v{i}", T0 + i * 10)
+    assert room.throughput(T0 + 120) == pytest.approx(12 / 120)  # what was observed
+    assert room.eta(3, T0 + 120) == 30
+    room.update(RoomSettings(1, 3, 600), T0 + 120)
+    assert room.throughput(T0 + 120) == pytest.approx(3 / 60)  # never above the rate
+
+
+# ---------------------------------------------------------------- events
+
+
+def test_the_prequeue_holds_everyone_until_the_start_then_serves_in_order() -> None:
+    start = T0 + 600
+    room = make_room(capacity=2, event_start=start, prequeue_start=T0, queue_timeout=1e6)
+    assert statuses(room, ["a", "b", "c"], T0 + 1) == ["queued"] * 3
+    assert room.visit("a", T0 + 1).eta_s >= 599
+    assert room.next_wake(T0 + 1) == start
+    room.tick(start - 0.1)
+    assert room.active_count == 0
+    room.take_changes()
+    room.tick(start)
+    assert room.take_changes().admitted == ["a", "b"]
+    assert room.visit("c", start).position == 1
+
+
+def test_before_the_prequeue_the_room_runs_as_usual() -> None:
+    room = make_room(capacity=2, event_start=T0 + 600, prequeue_start=T0 + 300)
+    assert room.visit("a", T0).status == "admitted"
+    assert room.visit("b", T0 + 300).status == "queued"
+
+
+def test_a_reject_room_queues_the_prequeue_and_rejects_after_the_start() -> None:
+    room = make_room(capacity=1, method="reject", event_start=T0 + 60, prequeue_start=T0)
+    assert statuses(room, ["a", "b"], T0 + 1) == ["queued", "queued"]
+    room.tick(T0 + 60)
+    assert room.visit("a", T0 + 60).status == "admitted"
+    assert room.visit("c", T0 + 60).status == "rejected"
+
+
+def test_the_lottery_shuffles_the_prequeue_once_at_the_start() -> None:
+    start = T0 + 60
+    orders = set()
+    for seed in range(20):
+        room = make_room(
+            capacity=1, event_start=start, prequeue_start=T0, shuffle_at_start=True, seed=seed
+        )
+        names = [f"v{i}" for i in range(6)]
+        statuses(room, names, T0 + 1)
+        assert room.visit("v3", T0 + 1).position is None  # no order before the draw
+        room.take_changes()
+        room.tick(start)
+        changes = room.take_changes()
+        assert len(changes.admitted) == 1 and changes.meta["ev"] == {"started": True}
+        order = [changes.admitted[0], *room.line]
+        assert sorted(order) == names
+        assert [room.visit(v, start).position for v in order[1:]] == [1, 2, 3, 4, 5]
+        # stored tickets carry the drawn order, so a restart keeps it
+        tickets = {v: room.visitors[v].ticket for v in order[1:]}
+        assert sorted(tickets, key=tickets.__getitem__) == order[1:]
+        late = room.visit("late", start + 1)
+        assert late.position == 6  # after the start: the back of the line
+        orders.add(tuple(order))
+        room.tick(start + 100)
+        assert list(room.line)[-1] == "late"  # shuffled once only
+    assert len(orders) > 10
+
+
+def test_moving_the_event_rearms_its_start() -> None:
+    room = make_room(capacity=1, event_start=T0 - 10)
+    assert room.started
+    room.update(RoomSettings(1, 100, 60, event_start=T0 + 30, prequeue_start=T0), T0)
+    assert not room.started and room.prequeue(T0 + 1)
+    assert room.take_changes().meta["ev"] == {"started": False}
+
+
+# ---------------------------------------------------------------- pieces
+
+
+def test_line_positions_removal_and_reassignment() -> None:
+    line = Line()
+    for i, v in enumerate("abcde"):
+        assert line.add(v, 10 + i) == i + 1
+    line.remove("c")
+    assert [line.position(v) for v in "abde"] == [1, 2, 3, 4]
+    assert line.position("c") is None and "c" not in line
+    assert line.add("z", 5) == 1  # a lower ticket goes in front
+    with pytest.raises(ValueError):
+        line.add("y", 11)
+    assert line.pop_first() == "z"
+    new = line.reassign(["e", "d", "b", "a"])
+    assert list(line) == ["e", "d", "b", "a"] and new["e"] == 10
+    assert line.pop_random(random.Random(3)) in "edba" and len(line) == 3
+
+
+def test_visitor_wire_round_trip_and_refuses_unknown_states() -> None:
+    v = Visitor("abc", QUEUED, ticket=4, expiry=0.0, first_position=2)
+    assert Visitor.from_wire("abc", v.wire()) == v
+    with pytest.raises(ValueError):
+        Visitor.from_wire("abc", ["x", 1, 0.0, 0])
+
+
+def test_renewals_are_stored_when_they_move_the_end_enough_and_a_restart_never_ends_early() -> None:
+    room = make_room(capacity=1, session=100)  # a slack of 10 s
+    room.visit("a", T0)
+    room.take_changes()
+    room.visit("a", T0 + 5)
+    assert "a" not in room.take_changes().saved  # a page view: no write
+    room.visit("a", T0 + 10)
+    stored = room.take_changes().saved["a"]
+    assert stored[2] == T0 + 110
+    room.visit("a", T0 + 19)  # the real end is now T0 + 119; the stored one T0 + 110
+    again = make_room(capacity=1, session=100, now=T0 + 20)
+    again.restore([("a", stored)], {})
+    again.tick(T0 + 119.5)
+    assert "a" in again.visitors  # never before the real end...
+    again.tick(T0 + 120)
+    assert "a" not in again.visitors  # ...and at most the slack after it
