@@ -42,6 +42,7 @@ from .config import BaseSettings
 from .env import Env
 from .errors import ConfigurationError
 from .object import DurableObject
+from .pathindex import IndexedRouter
 
 if TYPE_CHECKING:
     from .node import Node
@@ -173,7 +174,9 @@ class MountedApp:
                 Mount("/static", StaticFiles(directory=directory, check_dir=False), name="static")
             )
         middleware = [Middleware(_InScope, mounted=self), *self.app.middleware]
-        return Mount(f"/{self.name}", routes=routes, name=self.name, middleware=middleware)
+        return Mount(
+            f"/{self.name}", app=IndexedRouter(routes), name=self.name, middleware=middleware
+        )
 
 
 class _InScope:

@@ -38,6 +38,7 @@ from .errors import (
 )
 from .guards import SameSite, trusted_hosts
 from .node import Node
+from .pathindex import IndexedRouter
 
 log = logging.getLogger("runtime.server")
 
@@ -196,6 +197,8 @@ def create_app(
         middleware=middleware,
         exception_handlers={DurableObjectError: _object_error},
     )
+    # The same routes, found by their first segment instead of one after another.
+    starlette.router = IndexedRouter(routes=routes, lifespan=lifespan)
     starlette.state.node = node
     starlette.state.apps = mounted
     return starlette
