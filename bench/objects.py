@@ -35,6 +35,11 @@ async def socket(websocket: WebSocket) -> None:
     await ns.get_by_name(websocket.path_params["name"]).connect(websocket)
 
 
+async def plain(request: Request) -> Response:
+    """No object at all: the cost of the node's HTTP stack (middleware, mounts, routing)."""
+    return PlainTextResponse("ok")
+
+
 async def touch(request: Request) -> Response:
     """Activate the object (on the node that receives this, if it is free)."""
     await env_of(request).namespace("bench").get_by_name(request.path_params["name"]).noop()
@@ -53,6 +58,7 @@ app = App(
     objects={"bench": Bench},
     routes=[
         WebSocketRoute("/{name}/ws", socket),
+        Route("/{name}/plain", plain, methods=["POST"]),
         Route("/{name}/touch", touch, methods=["POST"]),
         Route("/{name}/write", write, methods=["POST"]),
     ],

@@ -63,6 +63,7 @@ class IdFactory:
         self._key = hmac.new(id_key, b"namespace\0" + namespace.encode(), "sha256").digest()
         self._by_code: dict[int, str] = {}
         self._valid: dict[str, ObjectId] = {}  # IDs already checked (the check is an HMAC)
+        self._named: dict[tuple[str, str | None], ObjectId] = {}  # names already derived
         for j in jurisdictions:
             self.add_jurisdiction(j)
 
@@ -98,6 +99,16 @@ class IdFactory:
 
     def from_name(self, name: str, jurisdiction: str | None = None) -> ObjectId:
         """The ID for ``name``: the same on every node, for ever (given the same ID key)."""
+        known = self._named.get((name, jurisdiction)) if isinstance(name, str) else None
+        if known is not None:  # (two HMACs saved: a busy room's name is asked for often)
+            return known
+        object_id = self._derive(name, jurisdiction)
+        if len(self._named) >= 4096:  # a small memo of recent names, not a growing table
+            self._named.pop(next(iter(self._named)))
+        self._named[(name, jurisdiction)] = object_id
+        return object_id
+
+    def _derive(self, name: str, jurisdiction: str | None) -> ObjectId:
         if not isinstance(name, str):
             raise InvalidObjectId(f"an object name must be a str, not {type(name).__name__}")
         raw = name.encode("utf-8", "surrogatepass")
