@@ -164,7 +164,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def decision_figures(url: str, args: argparse.Namespace) -> dict[str, list[dict]]:
-    keys = ("baseline", "noop", "write", "one", "three", "leasing")
+    keys = ("baseline", "plain", "noop", "write", "one", "three", "leasing")
     out: dict[str, list[dict]] = {k: [] for k in keys}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     script = str(ROOT / "bench" / "baselines" / "starlette_waiting_room.py")
@@ -179,9 +179,11 @@ async def decision_figures(url: str, args: argparse.Namespace) -> dict[str, list
         node = start_node(port, url, apps=["bench.objects:app"])
         try:
             await floor(port, "/bench/hot/write", 4, 1.0)
-            for key in ("noop", "write"):
-                path = "/bench/hot/touch" if key == "noop" else "/bench/hot/write"
-                out[key].append(await floor(port, path, args.connections, args.seconds))
+            paths = {"plain": "plain", "noop": "touch", "write": "write"}
+            for key, path in paths.items():
+                out[key].append(
+                    await floor(port, f"/bench/hot/{path}", args.connections, args.seconds)
+                )
             room = await create_room(port)
             await decisions([port], room, 4, 1.0)  # warm up: keys, object, caches
             out["one"].append(await decisions([port], room, args.connections, args.seconds))
@@ -333,6 +335,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 DECISION_ROWS = [
     ("bare Starlette route, same JSON (baseline)", "baseline"),
+    ("(floor) node route, no object", "plain"),
     ("(floor) node route -> one RPC, no storage", "noop"),
     ("(floor) node route -> one RPC, one write", "write"),
     ("one room object, one node", "one"),
@@ -355,7 +358,7 @@ def decisions_table(figures: dict[str, list[dict]]) -> tuple[str, Panel]:
         "decisions/s",
         [key for _, key in DECISION_ROWS],
         {"rate": [med(figures[key], "rate") for _, key in DECISION_ROWS]},
-        targets=[None, None, None, base / 2, base / 2, base / 2],
+        targets=[None, None, None, None, base / 2, base / 2, base / 2],
     )
     return text, panel
 
