@@ -67,10 +67,24 @@ class InputGate:
 class Event:
     """One event being delivered to an object: the gate it holds, what it wrote and sent."""
 
-    __slots__ = ("active", "calls", "ended", "gate", "holding", "outputs", "owner", "writes")
+    __slots__ = (
+        "active",
+        "calls",
+        "ended",
+        "gate",
+        "holding",
+        "on_open",
+        "outputs",
+        "owner",
+        "writes",
+    )
 
-    def __init__(self, gate: InputGate, owner: object) -> None:
+    def __init__(
+        self, gate: InputGate, owner: object, on_open: Callable[[Event], None] | None = None
+    ) -> None:
         self.gate = gate
+        #: Called just before the event opens the gate to await another object.
+        self.on_open = on_open
         #: The object's record: storage and sockets ask "is this event mine?"
         self.owner = owner
         self.holding = True  # holds the gate
@@ -116,6 +130,8 @@ async def outbound(call: Awaitable[T]) -> T:
     if event is None or not event.active or _blocking.get():
         return await call
     event.calls += 1
+    if event.on_open is not None:
+        event.on_open(event)
     event.release_gate()
     try:
         return await call

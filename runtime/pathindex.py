@@ -31,7 +31,10 @@ class IndexedRouter(Router):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._index: dict[str, list[BaseRoute]] = {}
-        self._indexed = -1  # how many routes the index was built from (routes may be added)
+        # How many routes the index was built from: routes appended later (Starlette's
+        # add_route) rebuild it. (A route replaced in place, the count unchanged, is not
+        # seen; nothing in the runtime does that, and Starlette's own API does not.)
+        self._indexed = -1
 
     def _candidates(self, segment: str) -> list[BaseRoute]:
         if self._indexed != len(self.routes):

@@ -171,7 +171,7 @@ class ObjectRecord:
 
     async def _execute(self, handler: Callable[[DurableObject], Awaitable[T]]) -> _Outcome[T]:
         """The event itself, holding the gate taken by run()."""
-        event = Event(self.gate, self)
+        event = Event(self.gate, self, self._opening)
         try:
             if self.gone:
                 raise RecordGone
@@ -212,12 +212,27 @@ class ObjectRecord:
             event.end()
             self.last_active = time.monotonic()
 
+    def _opening(self, event: Event) -> None:
+        """The event lets other events in while it awaits another object: its writes so far
+        go to storage first. Otherwise an event that ran meanwhile and wrote the same key
+        would be overwritten by these older writes when this one ended (last written must
+        win, as the code reads). So an event's writes are atomic up to each such call, as
+        Cloudflare coalesces writes up to each await of I/O."""
+        storage = self.storage
+        ready = storage is not None and not self.gone and storage.commits.failure is None
+        if event.writes and ready:
+            assert storage is not None
+            storage.absorb(event.writes)
+            event.writes.reset()
+            storage.commits.flush()
+
     def _abandon(self, instance: DurableObject) -> None:
         """The caller was cancelled mid-event (a timeout, a client gone, the node stopping).
 
-        The event runs in its caller's task, so it stops where it was: its writes and
-        outputs are dropped (they were never joined to the object's batches), and so is the
-        instance, whose memory may be half-updated; the next event rebuilds it from storage.
+        The event runs in its caller's task, so it stops where it was: its outputs and the
+        writes it still held are dropped (writes made before it last called another object
+        were handed to storage then), and so is the instance, whose memory may be
+        half-updated; the next event rebuilds it from storage.
         Sockets, lease and other events' writes are untouched."""
         if self.instance is instance:
             self.instance = None

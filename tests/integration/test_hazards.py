@@ -185,3 +185,20 @@ async def test_background_work_starts_once_its_event_has_ended(make_node, nap: f
             break
         await asyncio.sleep(0.05)
     assert await stub.background_saw_event_over() is True
+
+
+async def test_a_write_made_before_calling_out_does_not_land_on_a_newer_one(
+    make_node, redis_url
+) -> None:
+    # Event A writes m=1, then awaits another object; event B runs meanwhile, writes m=2 and
+    # is acknowledged. A's older write once landed on top when A ended: m read 1, for good.
+    node = await make_node()
+    stub = node.namespace("probe").get_by_name("ordered")
+    first = asyncio.create_task(stub.put_then_call("m", 1, "elsewhere"))
+    await asyncio.sleep(0.1)
+    await stub.put("m", 2)
+    await first
+    assert await stub.get("m") == 2
+    await node.stop()
+    again = await make_node(node_id="after-restart")
+    assert await again.namespace("probe").get_by_name("ordered").get("m") == 2

@@ -140,6 +140,12 @@ class Probe(DurableObject):
         return int(value)
 
     @rpc
+    async def put_then_call(self, key: str, value: Any, other: str) -> None:
+        """Write, then await another object (the gate opens while it naps)."""
+        await self.storage.put(key, value)
+        await self.env.namespace("probe").get_by_name(other).nap(0.3)
+
+    @rpc
     async def nap_then_call(self, seconds: float, other: str) -> str:
         """Sleep, then call another object (which may have shut down meanwhile)."""
         await asyncio.sleep(seconds)
