@@ -100,14 +100,14 @@ async def create(request: Request) -> Response:
 
 
 async def room_api(request: Request) -> Response:
-    """GET: figures and settings. PATCH: change settings (admin token)."""
+    """GET (or HEAD): figures and settings. PATCH: change settings (admin token)."""
     app = app_of(request)
     room = request.path_params["room"]
     try:
         stub = client.room_stub(app.env, room)
     except UnknownRoom:
         return fail(404, "no such room")
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):  # (Starlette routes HEAD wherever GET goes)
         try:
             info = await stub.info()
         except DurableObjectError as exc:

@@ -115,6 +115,18 @@ async def test_create_read_and_change_a_room(serve) -> None:
         assert (await http.get(url)).json()["total_active_users"] == 5
 
 
+async def test_head_reads_a_room_like_get_and_changes_nothing(serve) -> None:
+    server = await room_server(serve)
+    made = await create(server.http)
+    url = f"/waiting-room/api/rooms/{made['room']}"
+    auth = {"Authorization": f"Bearer {made['admin_token']}"}
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        for headers in ({}, auth):
+            r = await http.head(url, headers=headers)
+            assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        assert (await http.get(url)).json()["total_active_users"] == ROOM["total_active_users"]
+
+
 async def test_bad_input_gets_a_clear_json_error_and_changes_nothing(serve) -> None:
     server = await room_server(serve)
     made = await create(server.http)
