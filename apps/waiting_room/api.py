@@ -116,13 +116,20 @@ async def room_api(request: Request) -> Response:
             return fail(404, "no such room")
         return JSONResponse({**info, **links(request, room)}, headers={"cache-control": "no-store"})
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         return fail(401, "this needs the room's admin token: Authorization: Bearer <token>")
+    try:  # the token first: a stranger learns nothing from how their body is refused
+        refused = await stub.authorize(token)
+    except DurableObjectError as exc:
+        return fail(503, f"the room is unavailable ({exc.code}); retry")
+    if refused:
+        return fail(int(refused.get("status", 403)), str(refused.get("error", "refused")))
     try:
         changes = await read_json(request)
         if isinstance(changes, dict) and "gate_prefix" in changes:
             gates.check_prefix(room_settings.normal_prefix(changes["gate_prefix"]), app.name)
-        answer = await stub.configure(token.strip(), changes)
+        answer = await stub.configure(token, changes)
     except BadRequest as exc:
         return fail(exc.status, str(exc))
     except SettingsError as exc:

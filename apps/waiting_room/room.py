@@ -178,6 +178,16 @@ class WaitingRoom(DurableObject):
         return {"slot_leasing": self.room.settings.slot_leasing}
 
     @rpc
+    async def authorize(self, token: str) -> dict[str, Any]:
+        """Why ``token`` may not change this room ({} if it may): asked before a change's
+        body is read, so a wrong token gets 403 whatever it sent."""
+        if self.room is None:
+            return {"error": "no such room", "status": 404}
+        if not self.admin_ok(token):
+            return {"error": "wrong admin token", "status": 403}
+        return {}
+
+    @rpc
     async def configure(self, token: str, changes: dict[str, Any]) -> dict[str, Any]:
         """New settings, live, for the holder of the admin token."""
         if self.room is None:

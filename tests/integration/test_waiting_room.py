@@ -156,6 +156,18 @@ async def test_bad_input_gets_a_clear_json_error_and_changes_nothing(serve) -> N
             kwargs = {"content": change} if isinstance(change, str) else {"json": change}
             r = await http.patch(url, headers=auth, **kwargs)
             assert r.status_code == status and "error" in r.json(), r.text
+        # a wrong token is refused before the body is looked at, whatever the body is
+        wrong = {"Authorization": "Bearer wrong-token"}
+        for kwargs in (
+            {"json": {"gate_prefix": "/waiting-room"}},
+            {"json": {"bogus": 1}},
+            {"content": b"{not json"},
+            {"content": b"x" * 20_000},
+        ):
+            r = await http.patch(url, headers=wrong, **kwargs)
+            assert r.status_code == 403 and r.json() == {"error": "wrong admin token"}, r.text
+            r = await http.patch(url, **kwargs)
+            assert r.status_code == 401 and "error" in r.json(), r.text
         assert (await http.get(url)).json()["session_duration"] == 60  # nothing changed
         for missing in ("ab" * 32, "0" * 64, "garbage", "x" * 100):
             r = await http.get(f"/waiting-room/api/rooms/{missing}")
