@@ -40,8 +40,9 @@ import logging
 import random
 import time
 from collections import deque
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
+
+from starlette.requests import cookie_parser
 
 from runtime import (
     AlarmInfo,
@@ -337,16 +338,14 @@ class WaitingRoom(DurableObject):
 
     async def visitor_of(self, ws: ObjectWebSocket) -> tuple[str, str] | None:
         """(visitor, holder) from the handshake's cookie, if it is valid for this room."""
-        header = ws.request.header("cookie") or ""
-        try:
-            jar = SimpleCookie(header)
-        except CookieError:
-            return None
-        morsel = jar.get(cookie_name(self.id.hex))
-        if morsel is None:
+        # Read as browsers send them and as HTTP requests read them (Starlette's parser):
+        # SimpleCookie stops at the first cookie it cannot parse (say, another site's
+        # prefs={"a": 1}) and drops ours with it, while every HTTP request found it.
+        text = cookie_parser(ws.request.header("cookie") or "").get(cookie_name(self.id.hex))
+        if not text:
             return None
         signer = signer_for(await self.env.signing_key(PURPOSE))
-        found = signer.read(morsel.value, self.id.hex, time.time())
+        found = signer.read(text, self.id.hex, time.time())
         return None if found is None else (found.visitor, found.holder)
 
     def send_status(self, ws: ObjectWebSocket, status: Status) -> None:

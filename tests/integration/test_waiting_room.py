@@ -297,6 +297,23 @@ async def test_a_socket_without_a_valid_cookie_is_told_to_reload(serve) -> None:
     assert info.value.response.status_code == 404
 
 
+async def test_the_socket_finds_the_cookie_among_any_others_as_http_does(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http, total_active_users=1))["room"]
+    a, b = Visitor(server.http, room), Visitor(server.http, room)
+    await a.visit()
+    assert (await b.visit())["position"] == 1
+    ours = f"{cookie_name(room)}={b.cookie}"
+    for others in ('prefs={"theme": "dark"}', "greeting=hello world", "a=b;;c", "x=\\y"):
+        header = {"Cookie": f"{others}; {ours}; after=1"}
+        async with connect(f"{server.ws}/waiting-room/r/{room}/ws", additional_headers=header) as ws:
+            assert (await next_status(ws))["position"] == 1, others
+        r = await b.http.get(f"/waiting-room/r/{room}/", headers={**JSON, **header})
+        assert r.json()["position"] == 1
+    for v in (a, b):
+        await v.close()
+
+
 async def test_a_session_ends_after_its_last_request_and_the_next_in_line_gets_in(serve) -> None:
     server = await room_server(serve)
     room = (await create(server.http, total_active_users=1, session_duration=1))["room"]
