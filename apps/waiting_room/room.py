@@ -71,9 +71,12 @@ PENDING = "pending"  # an admin socket that has not shown its token yet
 MAX_MESSAGE = 1024
 MAX_SAMPLES = 600
 MAX_PENDING = 100
+#: An admin socket must show its token this soon after it opens (the page sends it at once).
+PENDING_SECONDS = 5.0
 #: Close codes the pages understand.
 NO_COOKIE = 4001
 BAD_TOKEN = 4003
+TOKEN_LATE = 4008  # (the admin page reconnects, like after any other close)
 
 
 def token_hash(token: str) -> str:
@@ -82,6 +85,12 @@ def token_hash(token: str) -> str:
 
 def encode(value: dict[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+def _opened(ws: ObjectWebSocket) -> float:
+    """When an admin socket awaiting its token opened (0: not known, so the oldest)."""
+    opened = (ws.attachment or {}).get("opened") if isinstance(ws.attachment, dict) else None
+    return float(opened) if isinstance(opened, int | float) else 0.0
 
 
 def _chunks(items: list[Any], size: int = 128) -> list[list[Any]]:
@@ -106,6 +115,7 @@ class WaitingRoom(DurableObject):
         self.alarm_at: float | None = None
         self.flushing: asyncio.Task[Any] | None = None
         self.sampling: asyncio.Task[Any] | None = None
+        self.sweeping: asyncio.Task[Any] | None = None
         ctx.block_concurrency_while(self.load)
 
     async def load(self) -> None:
@@ -317,10 +327,7 @@ class WaitingRoom(DurableObject):
             ws.reject(404, "no such room")
             return
         if "admin_of" in dict(ws.request.path_params):  # the admin page's route
-            if len(self.get_websockets(PENDING)) >= MAX_PENDING:
-                ws.reject(429, "too many admin sockets waiting for their token")
-                return
-            self.accept_websocket(ws, tags=[PENDING])
+            self.accept_pending(ws, time.time())
             return
         visitor = await self.visitor_of(ws)
         self.accept_websocket(ws, tags=[VISITOR])
@@ -335,6 +342,41 @@ class WaitingRoom(DurableObject):
         self.room.attach(visitor[0])
         await self.apply(now)
         self.send_status(ws, status)
+
+    def accept_pending(self, ws: ObjectWebSocket, now: float) -> None:
+        """An admin socket waits for its token, a few seconds at most. Anyone may open one
+        (the room's ID is in every visitor's URL), so when MAX_PENDING wait the oldest goes,
+        not the newcomer: idle sockets never lock the admin out."""
+        self.close_late_pending(now)
+        waiting = self.get_websockets(PENDING)
+        if len(waiting) >= MAX_PENDING:
+            waiting.sort(key=_opened)
+            for old in waiting[: len(waiting) - MAX_PENDING + 1]:
+                old.close(TOKEN_LATE, "too many admin sockets waiting for their token")
+        self.accept_websocket(ws, tags=[PENDING])
+        ws.attachment = {"opened": now}
+        if self.sweeping is None:
+            self.sweeping = self.ctx.wait_until(self.sweep_pending())
+
+    def close_late_pending(self, now: float) -> int:
+        """Close the admin sockets that did not show a token in time; how many still wait."""
+        waiting = 0
+        for ws in self.get_websockets(PENDING):
+            if now - _opened(ws) >= PENDING_SECONDS:
+                ws.close(TOKEN_LATE, "no admin token in time")
+            else:
+                waiting += 1
+        return waiting
+
+    async def sweep_pending(self) -> None:
+        """While admin sockets wait for their token: close the late ones."""
+        try:
+            while True:
+                await asyncio.sleep(PENDING_SECONDS / 5)
+                if not self.close_late_pending(time.time()):
+                    return
+        finally:
+            self.sweeping = None
 
     async def visitor_of(self, ws: ObjectWebSocket) -> tuple[str, str] | None:
         """(visitor, holder) from the handshake's cookie, if it is valid for this room."""
@@ -400,6 +442,7 @@ class WaitingRoom(DurableObject):
             ws.close(BAD_TOKEN, "wrong admin token")
             return
         ws.tags = [ADMIN]
+        ws.attachment = None
         assert self.room is not None
         now = time.time()
         self.sample(now, force=True)

@@ -19,6 +19,7 @@ from apps.chat import ChatConfig
 from apps.chat import make_app as make_chat
 from apps.waiting_room import WaitingRoomConfig, make_app
 from apps.waiting_room.cookies import PURPOSE, CookieSigner, Pass, cookie_name
+from apps.waiting_room.room import MAX_PENDING, PENDING_SECONDS, TOKEN_LATE
 
 FAST = WaitingRoomConfig(push_interval=0.05, gate_cache_seconds=0.5)
 JSON = {"Accept": "application/json"}
@@ -417,6 +418,25 @@ async def test_the_admin_socket_needs_the_token_and_streams_figures(serve) -> No
             if msg["type"] == "sample" and msg["active"] == 1:
                 break
         await v.close()
+
+
+async def test_idle_admin_sockets_never_lock_the_admin_out(serve) -> None:
+    server = await room_server(serve)
+    made = await create(server.http)
+    url = f"{server.ws}/waiting-room/admin/{made['room']}/ws"
+    # anyone can open admin sockets (the room's ID is in every visitor's URL) and say nothing
+    squatters = [await connect(url) for _ in range(MAX_PENDING)]
+    async with connect(url) as admin:  # the oldest idle one makes room
+        await admin.send(json.dumps({"token": made["admin_token"]}))
+        assert json.loads(await asyncio.wait_for(admin.recv(), 5))["type"] == "hello"
+    await asyncio.wait_for(squatters[0].wait_closed(), 5)
+    assert squatters[0].close_code == TOKEN_LATE
+    # and the others are closed once they have kept quiet for PENDING_SECONDS
+    started = time.monotonic()
+    for ws in squatters[1:]:
+        await asyncio.wait_for(ws.wait_closed(), PENDING_SECONDS + 5)
+        assert ws.close_code == TOKEN_LATE
+    assert time.monotonic() - started < PENDING_SECONDS + 3
 
 
 # ---------------------------------------------------------------- slot leasing
