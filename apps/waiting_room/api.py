@@ -11,7 +11,7 @@
     WS    /admin/<room>/ws        the admin page's live figures (room.py has the protocol)
 
 Errors are JSON: {"error": "...", "field"?: "..."}: 400 malformed JSON, 404 unknown room,
-405, 409 a gate prefix another room holds, 413 too large a body, 422 bad settings, 503
+405, 409 a gate prefix another room holds (or a change of the gate under way), 413 too large a body, 422 bad settings, 503
 the room is unavailable (retry).
 """
 

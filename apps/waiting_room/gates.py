@@ -23,12 +23,20 @@ from urllib.parse import quote, unquote, urlsplit
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runtime import DurableObject, DurableObjectError, Env, MountedApp, ObjectContext, rpc
+from runtime import (
+    DurableObject,
+    DurableObjectError,
+    Env,
+    InvalidObjectId,
+    MountedApp,
+    ObjectContext,
+    rpc,
+)
 
 from . import client
 from .config import WaitingRoomConfig
 from .cookies import valid_room
-from .names import GATES
+from .names import GATES, ROOMS
 from .settings import SettingsError, normal_prefix
 
 log = logging.getLogger("apps.waiting_room")
@@ -93,11 +101,28 @@ class GateDirectory(DurableObject):
         except SettingsError:
             return False
         holder = self.map.get(prefix)
-        if holder not in (None, room):
-            return False
+        if (
+            holder is not None
+            and holder != room
+            and (await self.still_held(prefix, holder) or self.map.get(prefix) != holder)
+        ):
+            return False  # (or claimed by a third room while the holder answered)
         self.map[prefix] = room
         await self.storage.put(f"g/{prefix}", room)
         return True
+
+    async def still_held(self, prefix: str, holder: str) -> bool:
+        """Whether ``holder`` still stands in front of ``prefix``. A claim can outlive its
+        reason (a room whose creation failed after it claimed, a release that never came):
+        before the prefix goes to another room, the holder is asked."""
+        rooms = self.env.namespace(ROOMS)
+        try:
+            return bool(await rooms.get(rooms.id_from_string(holder)).holds(prefix))
+        except InvalidObjectId:
+            return False
+        except DurableObjectError as exc:
+            log.warning("gate %s: its room could not say whether it holds it: %s", prefix, exc)
+            return True  # cannot tell: the holder keeps it
 
     @rpc
     async def release(self, prefix: str, room: str) -> None:

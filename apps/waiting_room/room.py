@@ -116,6 +116,8 @@ class WaitingRoom(DurableObject):
         self.flushing: asyncio.Task[Any] | None = None
         self.sampling: asyncio.Task[Any] | None = None
         self.sweeping: asyncio.Task[Any] | None = None
+        #: The gate prefix being claimed ("" for none) while a change of it is under way.
+        self.claiming: str | None = None
         ctx.block_concurrency_while(self.load)
 
     async def load(self) -> None:
@@ -153,16 +155,27 @@ class WaitingRoom(DurableObject):
 
     @rpc
     async def create(self, settings: dict[str, Any], admin_hash: str) -> dict[str, Any]:
-        """Make this room (once): settings already checked by the route."""
+        """Make this room (once): settings already checked by the route. The room is stored
+        before it claims its gate, so a claim never points at a room that was not made."""
         if self.room is not None:
             return {"error": "this room exists already", "status": 409}
         checked = room_settings.create(settings)
-        if checked.gate_prefix and not await self.claim_gate(checked.gate_prefix):
-            return {"error": f"{checked.gate_prefix} is gated by another room", "status": 409}
         now = time.time()
         self.start(checked, now)
         self.admin_hash = admin_hash
         await self.storage.put_many({"cfg": checked.as_dict(), "admin": admin_hash})
+        if checked.gate_prefix:
+            claimed = False
+            try:
+                claimed = await self.claim_gate(checked.gate_prefix)
+            finally:
+                if not claimed:  # (refused, or failed: the room was never made)
+                    self.room = self.ledger = None
+                    self.admin_hash = ""
+                    await self.storage.delete_many(["cfg", "admin"])
+            if not claimed:
+                return {"error": f"{checked.gate_prefix} is gated by another room", "status": 409}
+        assert self.room is not None
         await self.apply(now)
         return {"settings": checked.as_dict()}
 
@@ -209,18 +222,58 @@ class WaitingRoom(DurableObject):
             new = room_settings.change(self.room.settings, changes)
         except SettingsError as exc:
             return {**exc.as_json(), "status": 422}
-        old = self.room.settings
-        if new.gate_prefix != old.gate_prefix:
-            if new.gate_prefix and not await self.claim_gate(new.gate_prefix):
-                return {"error": f"{new.gate_prefix} is gated by another room", "status": 409}
-            if old.gate_prefix:
-                await self.gates().release(old.gate_prefix, self.id.hex)
+        if new.gate_prefix == self.room.settings.gate_prefix:
+            await self.set_settings(new)  # (no await of another object: nothing can interleave)
+            return {"settings": new.as_dict()}
+        if self.claiming is not None:
+            error = "another change of gate_prefix is under way; retry"
+            return {"error": error, "field": "gate_prefix", "status": 409}
+        return await self.move_gate(new.gate_prefix, changes)
+
+    async def move_gate(self, prefix: str | None, changes: dict[str, Any]) -> dict[str, Any]:
+        """Claim ``prefix`` (None: no gate), take the changes, then release the old prefix.
+        Calls to the directory let other events in: one gate change at a time (``claiming``),
+        and the changes are applied to the settings as they are after the calls, so a change
+        acknowledged meanwhile is kept."""
+        assert self.room is not None
+        old = self.room.settings.gate_prefix
+        self.claiming = prefix or ""
+        try:
+            if prefix and not await self.claim_gate(prefix):
+                return {"error": f"{prefix} is gated by another room", "status": 409}
+            assert self.room is not None
+            try:
+                new = room_settings.change(self.room.settings, changes)
+            except SettingsError as exc:  # a change made meanwhile does not go with this one
+                if prefix:
+                    await self.gates().release(prefix, self.id.hex)
+                return {**exc.as_json(), "status": 422}
+            await self.set_settings(new)
+        finally:
+            self.claiming = None
+        if old:
+            try:
+                await self.gates().release(old, self.id.hex)
+            except DurableObjectError as exc:  # the directory asks us before it reassigns it
+                log.warning("could not release gate %s: %s", old, exc)
+        return {"settings": new.as_dict()}
+
+    async def set_settings(self, new: RoomSettings) -> None:
+        """Take ``new`` settings: stored, applied, shown on admin pages."""
+        assert self.room is not None
         now = time.time()
         self.room.update(new, now)
         await self.storage.put("cfg", new.as_dict())
         await self.apply(now)
         self.broadcast(encode({"type": "settings", "settings": new.as_dict()}), tag=ADMIN)
-        return {"settings": new.as_dict()}
+
+    @rpc
+    async def holds(self, prefix: str) -> bool:
+        """Whether this room stands (or is about to stand) in front of ``prefix``: the gate
+        directory asks before it gives a prefix this room holds to another room."""
+        if self.room is None:
+            return False
+        return prefix in (self.room.settings.gate_prefix, self.claiming)
 
     @rpc
     async def visit(self, visitor: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from apps.chat import ChatConfig
 from apps.chat import make_app as make_chat
 from apps.waiting_room import WaitingRoomConfig, make_app
 from apps.waiting_room.cookies import PURPOSE, CookieSigner, Pass, cookie_name
+from apps.waiting_room.names import GATES
 from apps.waiting_room.room import MAX_PENDING, PENDING_SECONDS, TOKEN_LATE
 
 FAST = WaitingRoomConfig(push_interval=0.05, gate_cache_seconds=0.5)
@@ -507,6 +508,60 @@ async def test_a_room_in_front_of_the_chat(serve) -> None:
     assert (await stranger.http.get("/chat/")).status_code == 200  # no gate any more
     for v in (first, second, stranger):
         await v.close()
+
+
+async def gate_directory(server) -> dict[str, str]:
+    return dict(await server.node.namespaces[GATES].get_by_name("gates").gates())
+
+
+async def test_concurrent_changes_keep_every_acknowledged_one(serve) -> None:
+    server = await room_server(serve, chat=True)
+    made = await create(server.http)
+    room, url = made["room"], f"/waiting-room/api/rooms/{made['room']}"
+    auth = {"Authorization": f"Bearer {made['admin_token']}"}
+    async with httpx.AsyncClient(base_url=server.http) as http:
+
+        async def patch(change: dict[str, Any]) -> httpx.Response:
+            return await http.patch(url, json=change, headers=auth)
+
+        for i, prefix in enumerate(["/chat", None, "/chat/api", None]):
+            gating, sizing = await asyncio.gather(
+                patch({"gate_prefix": prefix}), patch({"total_active_users": 10 + i})
+            )
+            assert (gating.status_code, sizing.status_code) == (200, 200)
+            got = (await http.get(url)).json()
+            assert (got["gate_prefix"], got["total_active_users"]) == (prefix, 10 + i)
+            assert await gate_directory(server) == ({prefix: room} if prefix else {})
+        # two changes of the gate at once: one is made, the other is told to retry
+        one, two = await asyncio.gather(
+            patch({"gate_prefix": "/chat"}), patch({"gate_prefix": "/chat/api"})
+        )
+        assert sorted((one.status_code, two.status_code)) == [200, 409]
+        made_one = one if one.status_code == 200 else two
+        prefix = made_one.json()["gate_prefix"]
+        assert (await http.get(url)).json()["gate_prefix"] == prefix
+        assert await gate_directory(server) == {prefix: room}
+        assert (await patch({"gate_prefix": None})).status_code == 200
+        assert await gate_directory(server) == {}  # nothing stranded
+
+
+async def test_a_claim_that_outlived_its_room_does_not_block_the_prefix(serve) -> None:
+    server = await room_server(serve, chat=True)
+    directory = server.node.namespaces[GATES].get_by_name("gates")
+    rooms = server.node.namespaces["waiting_room"]
+    # a room whose creation failed after it claimed /chat, and one that no longer gates
+    # /chat/api but whose release never reached the directory
+    never_made = rooms.new_unique_id().hex
+    assert await directory.claim("/chat", never_made)
+    moved_on = (await create(server.http))["room"]
+    assert await directory.claim("/chat/api", moved_on)
+    made = await create(server.http, gate_prefix="/chat")
+    other = await create(server.http, gate_prefix="/chat/api")
+    assert await gate_directory(server) == {"/chat": made["room"], "/chat/api": other["room"]}
+    # a room that does hold its prefix keeps it
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        r = await http.post("/waiting-room/api/rooms", json={**ROOM, "gate_prefix": "/chat"})
+        assert r.status_code == 409
 
 
 async def test_a_waiting_page_that_talks_is_closed(serve) -> None:
