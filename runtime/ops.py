@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
@@ -47,7 +47,7 @@ CACHE_SECONDS = 1.0
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def open_to_all(node: Node, request: Request) -> bool:
+def open_to_all(node: Node, request: HTTPConnection) -> bool:
     """The laptop setup: nothing configured for a cluster, reachable from this machine only,
     and asked directly (a request a proxy passed on may come from anywhere)."""
     s = node.settings
@@ -55,7 +55,7 @@ def open_to_all(node: Node, request: Request) -> bool:
     return not s.cluster_secret and not s.ops_token and s.host in LOOPBACK and not proxied
 
 
-def allowed(node: Node, request: Request) -> bool:
+def allowed(node: Node, request: HTTPConnection) -> bool:
     token = node.settings.ops_token
     if token:
         given = request.headers.get("authorization", "")

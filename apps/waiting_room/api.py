@@ -6,13 +6,16 @@
     GET   /api/rooms/<room>       200 {"active", "queued", "admitted_last_minute", ...settings}
     PATCH /api/rooms/<room>       Authorization: Bearer <admin token>; any settings -> 200
                                   {...settings}; no token 401, a wrong one 403
+                                  (a gate_prefix, new or changed, needs the operator's
+                                  authority too: gates.py; dropping it does not)
     GET   /admin/<room>           the admin page (the token stays in the page's URL fragment
                                   and the browser's session storage; it is never logged)
     WS    /admin/<room>/ws        the admin page's live figures (room.py has the protocol)
 
-Errors are JSON: {"error": "...", "field"?: "..."}: 400 malformed JSON, 404 unknown room,
-405, 409 a gate prefix another room holds (or a change of the gate under way), 413 too large a body, 422 bad settings, 503
-the room is unavailable (retry).
+Errors are JSON: {"error": "...", "field"?: "..."}: 400 malformed JSON, 401/403 a gate
+without the operator's authority, 404 unknown room, 405, 409 a gate prefix another room
+holds (or a change of the gate under way), 413 too large a body, 422 bad settings, 503 the
+room is unavailable (retry).
 """
 
 from __future__ import annotations
@@ -78,11 +81,14 @@ async def create(request: Request) -> Response:
     app = app_of(request)
     try:
         checked = room_settings.create(await read_json(request))
-        gates.check_prefix(checked.gate_prefix, app.name)
+        gates.check_prefix(checked.gate_prefix, gates.gateable(app))
     except BadRequest as exc:
         return fail(exc.status, str(exc))
     except SettingsError as exc:
         return JSONResponse(exc.as_json(), status_code=422)
+    if checked.gate_prefix and not app.operator(request):
+        status = 403 if "authorization" in request.headers else 401
+        return fail(status, gates.OPERATOR_ONLY, field="gate_prefix")
     namespace = app.env.namespace(ROOMS)
     room_id = namespace.new_unique_id()
     token = secrets.token_urlsafe(32)
@@ -128,8 +134,10 @@ async def room_api(request: Request) -> Response:
     try:
         changes = await read_json(request)
         if isinstance(changes, dict) and "gate_prefix" in changes:
-            gates.check_prefix(room_settings.normal_prefix(changes["gate_prefix"]), app.name)
-        answer = await stub.configure(token, changes)
+            prefix = room_settings.normal_prefix(changes["gate_prefix"])
+            gates.check_prefix(prefix, gates.gateable(app))
+        # (a new gate needs the operator too: only the room knows whether it is new)
+        answer = await stub.configure(token, changes, app.operator(request))
     except BadRequest as exc:
         return fail(exc.status, str(exc))
     except SettingsError as exc:

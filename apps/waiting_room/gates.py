@@ -2,12 +2,15 @@
 of gated paths.
 
 A room whose ``gate_prefix`` is, say, ``/chat`` claims that prefix in the GateDirectory
-object (one per cluster). Every node caches the directory for ``gate_cache_seconds``. The
-gate wraps the whole node: a request under a gated prefix (an HTTP page or a WebSocket
-handshake; the app's static files pass freely) is decided by the room like any visit of
-the room's own site. Admitted, it goes through and the cookie is renewed; otherwise an HTTP
-GET is sent to the room's waiting page (303, with a return path), any other method gets 503,
-and a WebSocket handshake is refused with 403.
+object (one per cluster). Only the node's operator may give a room a prefix
+(``MountedApp.operator``: the OPS_TOKEN, or a laptop with nothing configured; a room's admin
+may drop it), and only a path of another app of the node (its first segment is the app's
+name). Every node caches the directory for ``gate_cache_seconds``. The gate wraps the whole
+node: a request under a gated prefix (an HTTP page or a WebSocket handshake; the app's
+static files pass freely) is decided by the room like any visit of the room's own site.
+Admitted, it goes through and the cookie is renewed; otherwise an HTTP GET is sent to the
+room's waiting page (303, with a return path), any other method gets 503, and a WebSocket
+handshake is refused with 403.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import logging
 import time
 import weakref
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -41,18 +45,34 @@ from .settings import SettingsError, normal_prefix
 
 log = logging.getLogger("apps.waiting_room")
 
-#: First path segments no room may gate: the node's own pages (and the waiting room's).
-RESERVED = frozenset({"static", "healthz", "metrics", "ops", "favicon.ico", "_cluster"})
 MAX_RETURN = 2000
 
 
-def check_prefix(prefix: str | None, own_mount: str) -> None:
-    """A gate may not cover the node's own paths or the waiting room itself."""
+def gateable(mounted: MountedApp) -> dict[str, bool]:
+    """What a room may stand in front of: the node's other apps, by name (their paths'
+    first segment), each with whether it serves static files (at /<name>/static/, which
+    pass the gate). Nothing else: not the node's own paths, not the waiting room itself."""
+    return {m.name: m.app.static is not None for m in mounted.apps if m is not mounted}
+
+
+def check_prefix(prefix: str | None, apps: Mapping[str, bool]) -> None:
+    """A gate covers a path of another app of the node (``apps``: see gateable)."""
     if prefix is None:
         return
-    first = prefix.split("/")[1]
-    if first in RESERVED or first == own_mount:
-        raise SettingsError("gate_prefix", f"/{first} cannot be gated")
+    segments = prefix.split("/")
+    first = segments[1]
+    if first not in apps:
+        names = ", ".join(f"/{name}" for name in sorted(apps)) or "none on this node"
+        raise SettingsError("gate_prefix", f"must be a path of another app ({names})")
+    if apps[first] and len(segments) > 2 and segments[2] == "static":
+        raise SettingsError("gate_prefix", f"/{first}/static (static files) is never gated")
+
+
+#: Why a room may not stand in front of another app for whoever asked.
+OPERATOR_ONLY = (
+    "only the node's operator may put a room in front of another app "
+    "(Authorization: Bearer <OPS_TOKEN>, or logged in at /ops)"
+)
 
 
 def local_path(value: str | None) -> str | None:
@@ -194,6 +214,7 @@ class Gate:
         self.app = app
         self.mounted = mounted
         self.config = mounted.settings_as(WaitingRoomConfig)
+        self.apps: dict[str, bool] | None = None  # (gateable: the node's apps are all made)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -201,11 +222,14 @@ class Gate:
             return
         path: str = scope["path"]
         first = path.split("/", 2)[1] if path.startswith("/") else ""
-        if first in RESERVED or first == self.mounted.name:  # never gated: no need to look
-            await self.app(scope, receive, send)
+        if self.apps is None:
+            self.apps = gateable(self.mounted)
+        static = self.apps.get(first)
+        if static is None or (static and path.startswith(f"/{first}/static/")):
+            await self.app(scope, receive, send)  # never gated: no need to look
             return
         found = match(await cache_of(self.mounted).get(), path)
-        if found is None or path.startswith(found[0] + "/static/"):
+        if found is None:
             await self.app(scope, receive, send)
             return
         prefix, room = found

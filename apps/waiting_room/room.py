@@ -58,6 +58,7 @@ from runtime import (
 from . import settings as room_settings
 from .config import WaitingRoomConfig
 from .cookies import PURPOSE, cookie_name, signer_for, valid_visitor
+from .gates import OPERATOR_ONLY
 from .leasing import Ledger, check_request
 from .names import GATES
 from .rules import ADMITTED_STATUS, Changes, Room, Status
@@ -212,8 +213,11 @@ class WaitingRoom(DurableObject):
         return {}
 
     @rpc
-    async def configure(self, token: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """New settings, live, for the holder of the admin token."""
+    async def configure(
+        self, token: str, changes: dict[str, Any], operator: bool = False
+    ) -> dict[str, Any]:
+        """New settings, live, for the holder of the admin token (and a new gate prefix
+        only if the request carried the operator's authority too)."""
         if self.room is None:
             return {"error": "no such room", "status": 404}
         if not self.admin_ok(token):
@@ -225,6 +229,8 @@ class WaitingRoom(DurableObject):
         if new.gate_prefix == self.room.settings.gate_prefix:
             await self.set_settings(new)  # (no await of another object: nothing can interleave)
             return {"settings": new.as_dict()}
+        if new.gate_prefix is not None and not operator:
+            return {"error": OPERATOR_ONLY, "field": "gate_prefix", "status": 403}
         if self.claiming is not None:
             error = "another change of gate_prefix is under way; retry"
             return {"error": error, "field": "gate_prefix", "status": 409}

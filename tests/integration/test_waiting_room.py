@@ -142,6 +142,8 @@ async def test_bad_input_gets_a_clear_json_error_and_changes_nothing(serve) -> N
             ({**ROOM, "surprise": 1}, 422, "surprise"),
             ({**ROOM, "gate_prefix": "/waiting-room"}, 422, "gate_prefix"),
             ({**ROOM, "gate_prefix": "/static"}, 422, "gate_prefix"),
+            ({**ROOM, "gate_prefix": "/api"}, 422, "gate_prefix"),  # the node's /api/apps
+            ({**ROOM, "gate_prefix": "/nothing-here"}, 422, "gate_prefix"),
             ([1, 2], 422, "settings"),
         ):
             r = await http.post("/waiting-room/api/rooms", json=body)
@@ -308,7 +310,9 @@ async def test_the_socket_finds_the_cookie_among_any_others_as_http_does(serve) 
     ours = f"{cookie_name(room)}={b.cookie}"
     for others in ('prefs={"theme": "dark"}', "greeting=hello world", "a=b;;c", "x=\\y"):
         header = {"Cookie": f"{others}; {ours}; after=1"}
-        async with connect(f"{server.ws}/waiting-room/r/{room}/ws", additional_headers=header) as ws:
+        async with connect(
+            f"{server.ws}/waiting-room/r/{room}/ws", additional_headers=header
+        ) as ws:
             assert (await next_status(ws))["position"] == 1, others
         r = await b.http.get(f"/waiting-room/r/{room}/", headers={**JSON, **header})
         assert r.json()["position"] == 1
@@ -508,6 +512,66 @@ async def test_a_room_in_front_of_the_chat(serve) -> None:
     assert (await stranger.http.get("/chat/")).status_code == 200  # no gate any more
     for v in (first, second, stranger):
         await v.close()
+
+
+async def test_only_the_operator_puts_a_room_in_front_of_another_app(serve) -> None:
+    server = await room_server(serve, chat=True, ops_token="the-operators-token")
+    operator = {"Authorization": "Bearer the-operators-token"}
+    gated = {**ROOM, "total_active_users": 1, "gate_prefix": "/chat"}
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        r = await http.post("/waiting-room/api/rooms", json=gated)
+        assert (r.status_code, r.json()["field"]) == (401, "gate_prefix")
+        assert r.headers["www-authenticate"] == "Bearer"
+        r = await http.post(
+            "/waiting-room/api/rooms", json=gated, headers={"Authorization": "Bearer guess"}
+        )
+        assert (r.status_code, r.json()["field"]) == (403, "gate_prefix")
+        assert await gate_directory(server) == {}  # nothing claimed, no room made
+        assert (await http.get("/chat/")).status_code == 200
+        # a room's admin cannot add a gate either, nor move one
+        plain = await create(server.http)
+        url, auth = f"/waiting-room/api/rooms/{plain['room']}", bearer(plain)
+        r = await http.patch(url, json={"gate_prefix": "/chat"}, headers=auth)
+        assert (r.status_code, r.json()["field"]) == (403, "gate_prefix")
+        assert (await http.get(url)).json()["gate_prefix"] is None
+        # the operator can
+        r = await http.post("/waiting-room/api/rooms", json=gated, headers=operator)
+        assert r.status_code == 201 and r.json()["gate_prefix"] == "/chat"
+        room, auth = r.json()["room"], bearer(r.json())
+        assert await gate_directory(server) == {"/chat": room}
+        url = f"/waiting-room/api/rooms/{room}"
+        r = await http.patch(url, json={"gate_prefix": "/chat/api"}, headers=auth)
+        assert r.status_code == 403
+        as_operator = {**auth, "Cookie": "ops_token=the-operators-token"}  # (logged in at /ops)
+        r = await http.patch(url, json={"gate_prefix": "/chat/api"}, headers=as_operator)
+        assert r.status_code == 200 and await gate_directory(server) == {"/chat/api": room}
+        # the admin page sends the gate with every change: the same one needs no operator
+        change = {"gate_prefix": "/chat/api", "total_active_users": 3}
+        assert (await http.patch(url, json=change, headers=auth)).status_code == 200
+        # and a room's admin may let the app go
+        r = await http.patch(url, json={"gate_prefix": None}, headers=auth)
+        assert r.status_code == 200 and r.json()["gate_prefix"] is None
+        assert await gate_directory(server) == {}
+
+
+async def test_the_nodes_own_paths_pass_whatever_the_directory_says(serve) -> None:
+    server = await room_server(serve, chat=True)
+    room = (await create(server.http, total_active_users=1))["room"]
+    directory = server.node.namespaces[GATES].get_by_name("gates")
+    for prefix in ("/api", "/healthz", "/waiting-room"):  # (claimed before this was checked)
+        assert await directory.claim(prefix, room)
+    taker = Visitor(server.http, room)
+    assert (await taker.visit())["status"] == "admitted"  # the room is full
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        await asyncio.sleep(FAST.gate_cache_seconds + 0.1)
+        assert (await http.get("/api/apps")).status_code == 200
+        assert (await http.get("/healthz")).status_code == 200
+        assert (await http.get("/waiting-room/")).status_code == 200
+    await taker.close()
+
+
+def bearer(made: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {made['admin_token']}"}
 
 
 async def gate_directory(server) -> dict[str, str]:

@@ -335,7 +335,7 @@ def test_return_paths_must_be_local() -> None:
         assert local_path(bad) is None, bad
 
 
-def test_the_longest_gated_prefix_wins_and_reserved_paths_cannot_be_gated() -> None:
+def test_the_longest_gated_prefix_wins_and_only_other_apps_can_be_gated() -> None:
     from apps.waiting_room.gates import check_prefix, match
 
     gates = {"/chat": "r1", "/chat/api": "r2"}
@@ -343,8 +343,23 @@ def test_the_longest_gated_prefix_wins_and_reserved_paths_cannot_be_gated() -> N
     assert match(gates, "/chat/") == ("/chat", "r1")
     assert match(gates, "/chat/api/room") == ("/chat/api", "r2")
     assert match(gates, "/chatter") is None and match(gates, "/") is None
-    check_prefix("/chat", "waiting-room")
-    check_prefix(None, "waiting-room")
-    for prefix in ("/waiting-room", "/waiting-room/x", "/static", "/_cluster/link", "/healthz"):
-        with pytest.raises(SettingsError):
-            check_prefix(prefix, "waiting-room")
+    others = {"chat": True, "lobby": False}  # the node's other apps (with static files?)
+    for prefix in ("/chat", "/chat/api", "/lobby", "/lobby/static", None):
+        check_prefix(prefix, others)
+    for prefix in (
+        "/waiting-room",  # (not in others: the waiting room itself)
+        "/waiting-room/x",
+        "/static",
+        "/_cluster/link",
+        "/healthz",
+        "/api",  # the node's /api/apps
+        "/ops",
+        "/chatter",
+        "/chat/static",  # the chat's static files always pass
+        "/chat/static/chat.js",
+    ):
+        with pytest.raises(SettingsError) as info:
+            check_prefix(prefix, others)
+        assert info.value.field == "gate_prefix"
+    with pytest.raises(SettingsError):
+        check_prefix("/chat", {})
