@@ -156,27 +156,31 @@ class GateDirectory(DurableObject):
 
 
 class GateCache:
-    """A node's copy of the directory, at most ``ttl`` seconds old (refreshed in the
-    background once loaded; if the directory cannot be read, the last copy stays)."""
+    """A node's copy of the directory, at most ``ttl`` seconds old, refreshed in the
+    background once loaded. Until one read has succeeded it has no copy (None): the gate
+    then refuses what it might cover rather than let it through. After that, if the
+    directory cannot be read, the last good copy stays (and a read is tried every second)."""
 
     def __init__(self, env: Env, ttl: float) -> None:
         self.env = env
         self.ttl = ttl
-        self.map: dict[str, str] = {}
+        self.map: dict[str, str] | None = None
         self.loaded = -1e18
+        self.retry_at = -1e18
         self._task: asyncio.Task[None] | None = None
 
-    async def get(self) -> dict[str, str]:
-        if time.monotonic() - self.loaded < self.ttl:
+    async def get(self) -> dict[str, str] | None:
+        now = time.monotonic()
+        if now - self.loaded < self.ttl:
             return self.map
-        if self._task is None:
+        if self._task is None and now >= self.retry_at:
             self._task = asyncio.get_running_loop().create_task(self._refresh())
-        if self.loaded < 0:  # never loaded: wait, or gated paths would slip through
+        if self.map is None and self._task is not None:  # never loaded: wait for this read
             await asyncio.shield(self._task)
         return self.map
 
     def invalidate(self) -> None:
-        self.loaded = -1e18
+        self.loaded = self.retry_at = -1e18
 
     async def _refresh(self) -> None:
         try:
@@ -185,8 +189,9 @@ class GateCache:
             self.map = {str(k): str(v) for k, v in gates.items()}
             self.loaded = time.monotonic()
         except (DurableObjectError, TimeoutError) as exc:
-            log.warning("gated paths could not be read (keeping the last copy): %s", exc)
-            self.loaded = time.monotonic() - self.ttl + 1.0  # try again in a second
+            kept = "keeping the last copy" if self.map is not None else "none read yet"
+            log.warning("gated paths could not be read (%s): %s", kept, exc)
+            self.retry_at = time.monotonic() + 1.0
         finally:
             self._task = None
 
@@ -228,7 +233,12 @@ class Gate:
         if static is None or (static and path.startswith(f"/{first}/static/")):
             await self.app(scope, receive, send)  # never gated: no need to look
             return
-        found = match(await cache_of(self.mounted).get(), path)
+        gated = await cache_of(self.mounted).get()
+        if gated is None:  # which paths are gated is not known yet: none goes through
+            text = "The waiting room's gates cannot be read yet; retry shortly."
+            await self.refuse(scope, send, 503, text, retry=True)
+            return
+        found = match(gated, path)
         if found is None:
             await self.app(scope, receive, send)
             return
@@ -242,7 +252,8 @@ class Gate:
             cookie = await client.cookie_header(env, room, decision, self.config, secure)
         except (client.UnknownRoom, client.RoomError, DurableObjectError) as exc:
             log.warning("gate %s -> room %s: %s", prefix, room[:12], exc)
-            await self.refuse(scope, send, 503, "The waiting room is unavailable; retry shortly.")
+            text = "The waiting room is unavailable; retry shortly."
+            await self.refuse(scope, send, 503, text, retry=True)
             return
         if decision.admitted:
             await self.app(scope, receive, self.with_cookie(send, cookie))
@@ -283,9 +294,13 @@ class Gate:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def refuse(self, scope: Scope, send: Send, status: int, text: str) -> None:
+    async def refuse(
+        self, scope: Scope, send: Send, status: int, text: str, retry: bool = False
+    ) -> None:
         body = text.encode()
         head = [(b"content-type", b"text/plain; charset=utf-8")]
+        if retry:
+            head.append((b"retry-after", b"1"))
         if scope["type"] == "websocket":
             start = {"type": "websocket.http.response.start", "status": status, "headers": head}
             await send(start)

@@ -21,6 +21,7 @@ from apps.waiting_room import WaitingRoomConfig, make_app
 from apps.waiting_room.cookies import PURPOSE, CookieSigner, Pass, cookie_name
 from apps.waiting_room.names import GATES
 from apps.waiting_room.room import MAX_PENDING, PENDING_SECONDS, TOKEN_LATE
+from runtime.embedded import ValkeyProcess
 
 FAST = WaitingRoomConfig(push_interval=0.05, gate_cache_seconds=0.5)
 JSON = {"Accept": "application/json"}
@@ -568,6 +569,38 @@ async def test_the_nodes_own_paths_pass_whatever_the_directory_says(serve) -> No
         assert (await http.get("/healthz")).status_code == 200
         assert (await http.get("/waiting-room/")).status_code == 200
     await taker.close()
+
+
+async def test_a_node_that_cannot_read_the_gates_yet_lets_nothing_through(serve, tmp_path) -> None:
+    own = ValkeyProcess(tmp_path / "valkey").start()  # (this test stops and restarts it)
+    servers = []
+    try:
+        first = await room_server(serve, chat=True, url=own.url)
+        made = await create(first.http, total_active_users=1, gate_prefix="/chat")
+        async with httpx.AsyncClient(base_url=first.http) as taker:
+            assert (await taker.get("/chat/")).status_code == 200  # the room is full now
+        await first.stop()  # (hands its objects back)
+        fresh = await room_server(serve, chat=True, url=own.url, node_id="fresh-node")
+        servers = [fresh]
+        own.stop()  # Valkey goes away before the fresh node has read the gates
+        async with httpx.AsyncClient(base_url=fresh.http, timeout=30) as http:
+            r = await http.get("/chat/")
+            assert r.status_code == 503 and r.headers["retry-after"] == "1"
+            assert (await http.get("/chat/static/chat.js")).status_code == 200
+            assert (await http.get("/waiting-room/")).status_code == 200
+            own.start()
+            deadline = time.monotonic() + 15
+            while (r := await http.get("/chat/")).status_code == 503:
+                assert time.monotonic() < deadline, r.text
+                await asyncio.sleep(0.5)
+            assert r.status_code == 303  # read at last: gated as on any node
+            assert made["room"] in r.headers["location"]
+    finally:
+        if not own.ping():
+            own.start()  # (so the nodes stop cleanly)
+        for server in servers:
+            await server.stop()
+        own.stop()
 
 
 def bearer(made: dict[str, Any]) -> dict[str, str]:
