@@ -218,6 +218,28 @@ async def test_admission_queue_leave_and_positions(serve) -> None:
         await p.close()
 
 
+async def test_the_answer_is_json_when_the_client_prefers_json(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http))["room"]
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        for accept, json_wanted in (
+            ("application/json", True),
+            ("application/json, text/html;q=0.1", True),
+            ("text/html;q=0.5, application/json;q=0.9", True),
+            ("application/json, */*;q=0.5", True),
+            ("application/*", True),
+            ("text/html, application/json", False),  # a tie: HTML, as before
+            ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", False),
+            ("application/json;q=0, */*", False),
+            ("*/*", False),
+            ("", False),
+        ):
+            r = await http.get(f"/waiting-room/r/{room}/", headers={"Accept": accept})
+            assert r.status_code == 200
+            kind = r.headers["content-type"]
+            assert kind.startswith("application/json" if json_wanted else "text/html"), accept
+
+
 async def test_forged_expired_and_foreign_cookies_make_a_newcomer(serve) -> None:
     server = await room_server(serve)
     room = (await create(server.http, total_active_users=1))["room"]
