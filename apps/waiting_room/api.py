@@ -21,6 +21,7 @@ room is unavailable (retry).
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from typing import Any
 
@@ -152,8 +153,21 @@ async def room_api(request: Request) -> Response:
     return JSONResponse(answer["settings"])
 
 
-async def not_allowed(request: Request) -> Response:
-    return fail(405, f"{request.method} is not allowed here")
+#: The API's paths, and the methods each takes (anything else under /api: a JSON 404).
+API_PATHS = ((re.compile(r"/api/rooms"), "POST"), (re.compile(r"/api/rooms/[^/]+"), "GET, PATCH"))
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+async def api_fallback(request: Request) -> Response:
+    """Whatever else is asked under /api: JSON errors (405 with Allow, or 404) for clients
+    that read JSON, not Starlette's plain text or its redirects to add or drop a slash."""
+    path = "/api/" + request.path_params["rest"]
+    for pattern, allow in API_PATHS:
+        if pattern.fullmatch(path):
+            answer = fail(405, f"{request.method} is not allowed here; use {allow}")
+            answer.headers["allow"] = allow
+            return answer
+    return fail(404, "no such API path: POST /api/rooms, GET or PATCH /api/rooms/<room>")
 
 
 async def admin_page(request: Request) -> Response:
@@ -188,9 +202,8 @@ async def admin_socket(websocket: WebSocket) -> None:
 
 routes: list[BaseRoute] = [
     Route("/api/rooms", create, methods=["POST"], name="rooms"),
-    Route("/api/rooms", not_allowed, methods=["GET", "PUT", "PATCH", "DELETE"]),
     Route("/api/rooms/{room}", room_api, methods=["GET", "PATCH"], name="room"),
-    Route("/api/rooms/{room}", not_allowed, methods=["POST", "PUT", "DELETE"]),
+    Route("/api/{rest:path}", api_fallback, methods=ANY_METHOD),  # (after the others)
     Route("/admin/{room}", admin_page, name="admin"),
     WebSocketRoute("/admin/{admin_of}/ws", admin_socket, name="admin_socket"),
 ]

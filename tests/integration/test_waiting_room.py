@@ -182,8 +182,19 @@ async def test_bad_input_gets_a_clear_json_error_and_changes_nothing(serve) -> N
             r = await http.get(f"/waiting-room/r/{missing}/", headers=JSON)
             assert r.status_code == 404 and "error" in r.json()
             assert (await http.post(f"/waiting-room/r/{missing}/leave")).status_code == 404
-        assert (await http.delete(url)).status_code == 405
-        assert (await http.get("/waiting-room/api/rooms")).status_code == 405
+        # anything else under /api: JSON too, never plain text or a redirect
+        for method, path, status, allow in (
+            ("DELETE", url, 405, "GET, PATCH"),
+            ("POST", url, 405, "GET, PATCH"),
+            ("GET", "/waiting-room/api/rooms", 405, "POST"),
+            ("PUT", "/waiting-room/api/rooms", 405, "POST"),
+            ("POST", "/waiting-room/api/rooms/", 404, None),
+            ("GET", "/waiting-room/api/nothing", 404, None),
+            ("GET", f"{url}/more", 404, None),
+        ):
+            r = await http.request(method, path)
+            assert r.status_code == status and "error" in r.json(), (method, path, r.text)
+            assert r.headers.get("allow") == allow
         assert (await http.get(f"/waiting-room/r/{room}/nope", headers=JSON)).status_code == 404
         r = await http.post(f"/waiting-room/r/{room}/leave")
         assert r.status_code == 400 and "cookie" in r.json()["error"]
