@@ -72,6 +72,8 @@ PENDING = "pending"  # an admin socket that has not shown its token yet
 MAX_MESSAGE = 1024
 MAX_SAMPLES = 600
 MAX_PENDING = 100
+#: Open waiting pages (sockets) per visitor: a few tabs, not a flood on one cookie.
+MAX_PAGES = 4
 #: An admin socket must show its token this soon after it opens (the page sends it at once).
 PENDING_SECONDS = 5.0
 #: Close codes the pages understand.
@@ -389,6 +391,9 @@ class WaitingRoom(DurableObject):
             self.accept_pending(ws, time.time())
             return
         visitor = await self.visitor_of(ws)
+        if visitor is not None and len(self.pages.get(visitor[0], ())) >= MAX_PAGES:
+            ws.reject(429, f"at most {MAX_PAGES} waiting pages per visitor")
+            return  # (the page goes on asking over HTTP, and tries again later)
         self.accept_websocket(ws, tags=[VISITOR])
         if visitor is None:
             ws.close(NO_COOKIE, "no valid cookie for this room: reload the page")

@@ -20,7 +20,7 @@ from apps.chat import make_app as make_chat
 from apps.waiting_room import WaitingRoomConfig, make_app
 from apps.waiting_room.cookies import PURPOSE, CookieSigner, Pass, cookie_name
 from apps.waiting_room.names import GATES
-from apps.waiting_room.room import MAX_PENDING, PENDING_SECONDS, TOKEN_LATE
+from apps.waiting_room.room import MAX_PAGES, MAX_PENDING, PENDING_SECONDS, TOKEN_LATE
 from runtime.embedded import ValkeyProcess
 
 FAST = WaitingRoomConfig(push_interval=0.05, gate_cache_seconds=0.5)
@@ -350,6 +350,28 @@ async def test_the_socket_finds_the_cookie_among_any_others_as_http_does(serve) 
             assert (await next_status(ws))["position"] == 1, others
         r = await b.http.get(f"/waiting-room/r/{room}/", headers={**JSON, **header})
         assert r.json()["position"] == 1
+    for v in (a, b):
+        await v.close()
+
+
+async def test_a_visitor_keeps_a_few_pages_open_not_a_flood(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http, total_active_users=1))["room"]
+    a, b = Visitor(server.http, room), Visitor(server.http, room)
+    await a.visit()
+    await b.visit()
+    pages = [await b.socket() for _ in range(MAX_PAGES)]
+    for ws in pages:
+        assert (await next_status(ws))["position"] == 1
+    with pytest.raises(InvalidStatus) as info:
+        await b.socket()
+    assert info.value.response.status_code == 429
+    await pages[0].close()
+    await asyncio.sleep(0.2)
+    again = await b.socket()  # a page closed: room for another
+    assert (await next_status(again))["position"] == 1
+    for ws in (again, *pages[1:]):
+        await ws.close()
     for v in (a, b):
         await v.close()
 
