@@ -175,11 +175,14 @@ class GateCache:
             return self.map
         if self._task is None and now >= self.retry_at:
             self._task = asyncio.get_running_loop().create_task(self._refresh())
-        if self.map is None and self._task is not None:  # never loaded: wait for this read
+        # Never read (or changed by this node, see invalidate): wait for this read.
+        if (self.map is None or self.loaded < 0) and self._task is not None:
             await asyncio.shield(self._task)
         return self.map
 
     def invalidate(self) -> None:
+        """This node changed the directory: the next request waits for a fresh copy (if
+        that read fails, the last good copy serves)."""
         self.loaded = self.retry_at = -1e18
 
     async def _refresh(self) -> None:
