@@ -14,14 +14,12 @@ Storage:
     v/<id>      a visitor: [state, ticket, session end, first position]
     l/<shard>   a shard's lease (leasing.ShardLease)
 
-Sockets (``/r/<room>/ws`` for visitors, ``/admin/<room>/ws`` for the admin page):
+Sockets (``/r/<room>/ws`` for visitors, ``/admin/<room>/ws`` for the admin page, whose
+protocol admin.py has):
 
     visitor   server -> client   {"status", "position", "eta_s"} on connect and on change
-              (the client sends nothing; a message closes the socket with 1008)
-    admin     client -> server   {"token": "<admin token>"}     (first message)
-              server -> client   {"type": "hello", "settings", "figures", "samples"}
-                                 {"type": "sample", "t", "active", "queued", "admitted_last_minute"}
-                                 {"type": "settings", "settings"}
+              (the client sends nothing; a message closes the socket with 1008; without a
+              valid cookie it is closed with 4001; at most MAX_PAGES per visitor, 429 beyond)
 
 Queue positions are pushed in batches: a change marks the line, and a moment later one pass
 over the line sends each open page its new status, only if it changed (O(n) per batch,
@@ -35,11 +33,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import random
 import time
-from collections import deque
 from typing import Any
 
 from starlette.requests import cookie_parser
@@ -56,6 +52,7 @@ from runtime import (
 )
 
 from . import settings as room_settings
+from .admin import AdminPages, encode
 from .config import WaitingRoomConfig
 from .cookies import PURPOSE, cookie_name, signer_for, valid_visitor
 from .gates import OPERATOR_ONLY
@@ -67,33 +64,14 @@ from .settings import RoomSettings, SettingsError
 log = logging.getLogger("apps.waiting_room")
 
 VISITOR = "visitor"
-ADMIN = "admin"
-PENDING = "pending"  # an admin socket that has not shown its token yet
-MAX_MESSAGE = 1024
-MAX_SAMPLES = 600
-MAX_PENDING = 100
 #: Open waiting pages (sockets) per visitor: a few tabs, not a flood on one cookie.
 MAX_PAGES = 4
-#: An admin socket must show its token this soon after it opens (the page sends it at once).
-PENDING_SECONDS = 5.0
-#: Close codes the pages understand.
+#: Close code the waiting page understands (it reloads, once).
 NO_COOKIE = 4001
-BAD_TOKEN = 4003
-TOKEN_LATE = 4008  # (the admin page reconnects, like after any other close)
 
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def encode(value: dict[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _opened(ws: ObjectWebSocket) -> float:
-    """When an admin socket awaiting its token opened (0: not known, so the oldest)."""
-    opened = (ws.attachment or {}).get("opened") if isinstance(ws.attachment, dict) else None
-    return float(opened) if isinstance(opened, int | float) else 0.0
 
 
 def _chunks(items: list[Any], size: int = 128) -> list[list[Any]]:
@@ -114,11 +92,9 @@ class WaitingRoom(DurableObject):
         self.admin_hash = ""
         self.pages: dict[str, set[ObjectWebSocket]] = {}  # visitor -> open waiting pages
         self.sent: dict[int, tuple[str, int | None, int | None]] = {}  # last status per socket
-        self.samples: deque[dict[str, Any]] = deque(maxlen=MAX_SAMPLES)
+        self.admin = AdminPages(self)
         self.alarm_at: float | None = None
         self.flushing: asyncio.Task[Any] | None = None
-        self.sampling: asyncio.Task[Any] | None = None
-        self.sweeping: asyncio.Task[Any] | None = None
         #: The gate prefix being claimed ("" for none) while a change of it is under way.
         self.claiming: str | None = None
         ctx.block_concurrency_while(self.load)
@@ -273,7 +249,7 @@ class WaitingRoom(DurableObject):
         self.room.update(new, now)
         await self.storage.put("cfg", new.as_dict())
         await self.apply(now)
-        self.broadcast(encode({"type": "settings", "settings": new.as_dict()}), tag=ADMIN)
+        self.admin.settings_changed(new)
 
     @rpc
     async def holds(self, prefix: str) -> bool:
@@ -347,7 +323,7 @@ class WaitingRoom(DurableObject):
         changes = self.room.take_changes()
         if changes or self.ledger.dirty:
             await self.store(changes)
-            self.sample(now, force=False)
+            self.admin.sample(now, force=False)
         await self.rearm(now)
 
     async def store(self, changes: Changes) -> None:
@@ -388,7 +364,7 @@ class WaitingRoom(DurableObject):
             ws.reject(404, "no such room")
             return
         if "admin_of" in dict(ws.request.path_params):  # the admin page's route
-            self.accept_pending(ws, time.time())
+            self.admin.connect(ws, time.time())
             return
         visitor = await self.visitor_of(ws)
         if visitor is not None and len(self.pages.get(visitor[0], ())) >= MAX_PAGES:
@@ -406,41 +382,6 @@ class WaitingRoom(DurableObject):
         self.room.attach(visitor[0])
         await self.apply(now)
         self.send_status(ws, status)
-
-    def accept_pending(self, ws: ObjectWebSocket, now: float) -> None:
-        """An admin socket waits for its token, a few seconds at most. Anyone may open one
-        (the room's ID is in every visitor's URL), so when MAX_PENDING wait the oldest goes,
-        not the newcomer: idle sockets never lock the admin out."""
-        self.close_late_pending(now)
-        waiting = self.get_websockets(PENDING)
-        if len(waiting) >= MAX_PENDING:
-            waiting.sort(key=_opened)
-            for old in waiting[: len(waiting) - MAX_PENDING + 1]:
-                old.close(TOKEN_LATE, "too many admin sockets waiting for their token")
-        self.accept_websocket(ws, tags=[PENDING])
-        ws.attachment = {"opened": now}
-        if self.sweeping is None:
-            self.sweeping = self.ctx.wait_until(self.sweep_pending())
-
-    def close_late_pending(self, now: float) -> int:
-        """Close the admin sockets that did not show a token in time; how many still wait."""
-        waiting = 0
-        for ws in self.get_websockets(PENDING):
-            if now - _opened(ws) >= PENDING_SECONDS:
-                ws.close(TOKEN_LATE, "no admin token in time")
-            else:
-                waiting += 1
-        return waiting
-
-    async def sweep_pending(self) -> None:
-        """While admin sockets wait for their token: close the late ones."""
-        try:
-            while True:
-                await asyncio.sleep(PENDING_SECONDS / 5)
-                if not self.close_late_pending(time.time()):
-                    return
-        finally:
-            self.sweeping = None
 
     async def visitor_of(self, ws: ObjectWebSocket) -> tuple[str, str] | None:
         """(visitor, holder) from the handshake's cookie, if it is valid for this room."""
@@ -493,35 +434,7 @@ class WaitingRoom(DurableObject):
             ws.close(CloseCode.POLICY_VIOLATION, "this socket only listens")
             self.forget(ws)
             return
-        if PENDING not in ws.tags:
-            return
-        token = None
-        if isinstance(message, str) and len(message) <= MAX_MESSAGE:
-            try:
-                data = json.loads(message)
-                token = data.get("token") if isinstance(data, dict) else None
-            except ValueError:
-                token = None
-        if not isinstance(token, str) or not self.admin_ok(token):
-            ws.close(BAD_TOKEN, "wrong admin token")
-            return
-        ws.tags = [ADMIN]
-        ws.attachment = None
-        assert self.room is not None
-        now = time.time()
-        self.sample(now, force=True)
-        ws.send(
-            encode(
-                {
-                    "type": "hello",
-                    "settings": self.room.settings.as_dict(),
-                    "figures": self.figures(now),
-                    "samples": list(self.samples),
-                }
-            )
-        )
-        if self.sampling is None:
-            self.sampling = self.ctx.wait_until(self.sample_loop())
+        self.admin.message(ws, message)
 
     async def websocket_close(self, ws: ObjectWebSocket, code: int, reason: str) -> None:
         """A page closed: a queued visitor without open pages starts their absence."""
@@ -552,34 +465,6 @@ class WaitingRoom(DurableObject):
             "admitted_by_room": self.room.active_count,
             "admitted_by_shards": self.ledger.shard_active,
         }
-
-    def sample(self, now: float, force: bool) -> None:
-        """Keep a sample of the figures for the charts (at most one per interval)."""
-        if self.room is None:
-            return
-        if not force and self.samples and now - self.samples[-1]["t"] < self.config.sample_interval:
-            return
-        figures = self.room.figures(now)
-        self.samples.append(
-            {
-                "t": round(now, 3),
-                "active": figures["active"],
-                "queued": figures["queued"],
-                "admitted_last_minute": figures["admitted_last_minute"],
-            }
-        )
-
-    async def sample_loop(self) -> None:
-        """While admin pages watch: a sample every interval, to each of them."""
-        try:
-            while self.get_websockets(ADMIN):
-                await asyncio.sleep(self.config.sample_interval)
-                if self.room is None:
-                    return
-                self.sample(time.time(), force=True)
-                self.broadcast(encode({"type": "sample", **self.samples[-1]}), tag=ADMIN)
-        finally:
-            self.sampling = None
 
     # ------------------------------------------------------------ helpers
 

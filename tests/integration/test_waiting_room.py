@@ -18,9 +18,10 @@ from websockets.exceptions import InvalidStatus
 from apps.chat import ChatConfig
 from apps.chat import make_app as make_chat
 from apps.waiting_room import WaitingRoomConfig, make_app
+from apps.waiting_room.admin import MAX_PENDING, PENDING_SECONDS, TOKEN_LATE
 from apps.waiting_room.cookies import PURPOSE, CookieSigner, Pass, cookie_name
 from apps.waiting_room.names import GATES
-from apps.waiting_room.room import MAX_PAGES, MAX_PENDING, PENDING_SECONDS, TOKEN_LATE
+from apps.waiting_room.room import MAX_PAGES
 from runtime.embedded import ValkeyProcess
 
 FAST = WaitingRoomConfig(push_interval=0.05, gate_cache_seconds=0.5)
