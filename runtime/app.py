@@ -38,7 +38,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import ops
+from . import authority
 from .config import BaseSettings
 from .env import Env
 from .errors import ConfigurationError
@@ -156,7 +156,7 @@ class MountedApp:
         node's OPS_TOKEN (``Authorization: Bearer``, or the cookie /ops logs in with),
         another node's link credentials, or, on a laptop with none configured (no
         OPS_TOKEN, no CLUSTER_SECRET, loopback only), being on this machine."""
-        return ops.allowed(self.node, conn)
+        return authority.allowed(self.node, conn)
 
     def render(
         self,
