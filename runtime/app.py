@@ -38,6 +38,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from . import authority
 from .config import BaseSettings
 from .env import Env
 from .errors import ConfigurationError
@@ -134,6 +135,8 @@ class MountedApp:
             settings = settings.from_env()
         self.settings: BaseSettings | None = settings
         self.env = Env(node, self)
+        #: Every app mounted on the node, this one included (set when the node's app is made).
+        self.apps: tuple[MountedApp, ...] = (self,)
         self._templates = templates
 
     def __repr__(self) -> str:
@@ -147,6 +150,13 @@ class MountedApp:
                 f"app {self.name!r} has settings {type(settings).__name__}, not {kind.__name__}"
             )
         return settings
+
+    def operator(self, conn: HTTPConnection) -> bool:
+        """Whether ``conn`` carries the node operator's authority, as /ops asks for it: the
+        node's OPS_TOKEN (``Authorization: Bearer``, or the cookie /ops logs in with),
+        another node's link credentials, or, on a laptop with none configured (no
+        OPS_TOKEN, no CLUSTER_SECRET, loopback only), being on this machine."""
+        return authority.allowed(self.node, conn)
 
     def render(
         self,

@@ -11,13 +11,13 @@
 
 Who may look: another node (the node-link credentials), anyone with ``OPS_TOKEN`` (a
 ``Authorization: Bearer`` header, or ``/ops?token=...`` once, which leaves a cookie), and,
-on a laptop (no CLUSTER_SECRET, no OPS_TOKEN, listening on loopback only), anyone.
+on a laptop (no CLUSTER_SECRET, no OPS_TOKEN, listening on loopback only), anyone
+(authority.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from . import link
+from .authority import COOKIE, allowed
 from .errors import DurableObjectError, InvalidObjectId, UnknownNamespace
 from .keyspace import ObjectKeys, alarm_shard_key
 from .lease import LeaseClient
@@ -40,32 +41,9 @@ if TYPE_CHECKING:
     from .app import MountedApp
     from .node import Node
 
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-COOKIE = "ops_token"
 #: How long the cluster's figures are reused (many pages polling cost one round of asks).
 CACHE_SECONDS = 1.0
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-def open_to_all(node: Node, request: Request) -> bool:
-    """The laptop setup: nothing configured for a cluster, reachable from this machine only,
-    and asked directly (a request a proxy passed on may come from anywhere)."""
-    s = node.settings
-    proxied = "x-forwarded-for" in request.headers or "forwarded" in request.headers
-    return not s.cluster_secret and not s.ops_token and s.host in LOOPBACK and not proxied
-
-
-def allowed(node: Node, request: Request) -> bool:
-    token = node.settings.ops_token
-    if token:
-        given = request.headers.get("authorization", "")
-        bearer = given[7:] if given.lower().startswith("bearer ") else ""
-        for candidate in (bearer, request.cookies.get(COOKIE, "")):
-            if candidate and hmac.compare_digest(candidate.encode(), token.encode()):
-                return True
-    if node.verifier.verify({k.lower(): v for k, v in request.headers.items()}, time.time())[0]:
-        return True  # another node asking for this node's figures
-    return open_to_all(node, request)
 
 
 def snapshot(node: Node) -> dict[str, Any]:

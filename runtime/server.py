@@ -80,6 +80,8 @@ def create_app(
     templates = templates_for(apps)
     mounted = [MountedApp(app, node, templates) for app in apps]
     for m in mounted:
+        m.apps = tuple(mounted)
+    for m in mounted:
         for name, cls in m.app.objects.items():
             node.register(name, cls, m.env)
     listed = [m for m in mounted if m.app.listed]

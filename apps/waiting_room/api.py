@@ -6,18 +6,22 @@
     GET   /api/rooms/<room>       200 {"active", "queued", "admitted_last_minute", ...settings}
     PATCH /api/rooms/<room>       Authorization: Bearer <admin token>; any settings -> 200
                                   {...settings}; no token 401, a wrong one 403
+                                  (a gate_prefix, new or changed, needs the operator's
+                                  authority too: gates.py; dropping it does not)
     GET   /admin/<room>           the admin page (the token stays in the page's URL fragment
                                   and the browser's session storage; it is never logged)
     WS    /admin/<room>/ws        the admin page's live figures (room.py has the protocol)
 
-Errors are JSON: {"error": "...", "field"?: "..."}: 400 malformed JSON, 404 unknown room,
-405, 409 a gate prefix another room holds, 413 too large a body, 422 bad settings, 503
-the room is unavailable (retry).
+Errors are JSON: {"error": "...", "field"?: "..."}: 400 malformed JSON, 401/403 a gate
+without the operator's authority, 404 unknown room, 405, 409 a gate prefix another room
+holds (or a change of the gate under way), 413 too large a body, 422 bad settings, 503 the
+room is unavailable (retry).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from typing import Any
 
@@ -78,11 +82,14 @@ async def create(request: Request) -> Response:
     app = app_of(request)
     try:
         checked = room_settings.create(await read_json(request))
-        gates.check_prefix(checked.gate_prefix, app.name)
+        gates.check_prefix(checked.gate_prefix, gates.gateable(app))
     except BadRequest as exc:
         return fail(exc.status, str(exc))
     except SettingsError as exc:
         return JSONResponse(exc.as_json(), status_code=422)
+    if checked.gate_prefix and not app.operator(request):
+        status = 403 if "authorization" in request.headers else 401
+        return fail(status, gates.OPERATOR_ONLY, field="gate_prefix")
     namespace = app.env.namespace(ROOMS)
     room_id = namespace.new_unique_id()
     token = secrets.token_urlsafe(32)
@@ -100,14 +107,14 @@ async def create(request: Request) -> Response:
 
 
 async def room_api(request: Request) -> Response:
-    """GET: figures and settings. PATCH: change settings (admin token)."""
+    """GET (or HEAD): figures and settings. PATCH: change settings (admin token)."""
     app = app_of(request)
     room = request.path_params["room"]
     try:
         stub = client.room_stub(app.env, room)
     except UnknownRoom:
         return fail(404, "no such room")
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):  # (Starlette routes HEAD wherever GET goes)
         try:
             info = await stub.info()
         except DurableObjectError as exc:
@@ -116,13 +123,22 @@ async def room_api(request: Request) -> Response:
             return fail(404, "no such room")
         return JSONResponse({**info, **links(request, room)}, headers={"cache-control": "no-store"})
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         return fail(401, "this needs the room's admin token: Authorization: Bearer <token>")
+    try:  # the token first: a stranger learns nothing from how their body is refused
+        refused = await stub.authorize(token)
+    except DurableObjectError as exc:
+        return fail(503, f"the room is unavailable ({exc.code}); retry")
+    if refused:
+        return fail(int(refused.get("status", 403)), str(refused.get("error", "refused")))
     try:
         changes = await read_json(request)
         if isinstance(changes, dict) and "gate_prefix" in changes:
-            gates.check_prefix(room_settings.normal_prefix(changes["gate_prefix"]), app.name)
-        answer = await stub.configure(token.strip(), changes)
+            prefix = room_settings.normal_prefix(changes["gate_prefix"])
+            gates.check_prefix(prefix, gates.gateable(app))
+        # (a new gate needs the operator too: only the room knows whether it is new)
+        answer = await stub.configure(token, changes, app.operator(request))
     except BadRequest as exc:
         return fail(exc.status, str(exc))
     except SettingsError as exc:
@@ -137,8 +153,21 @@ async def room_api(request: Request) -> Response:
     return JSONResponse(answer["settings"])
 
 
-async def not_allowed(request: Request) -> Response:
-    return fail(405, f"{request.method} is not allowed here")
+#: The API's paths, and the methods each takes (anything else under /api: a JSON 404).
+API_PATHS = ((re.compile(r"/api/rooms"), "POST"), (re.compile(r"/api/rooms/[^/]+"), "GET, PATCH"))
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+async def api_fallback(request: Request) -> Response:
+    """Whatever else is asked under /api: JSON errors (405 with Allow, or 404) for clients
+    that read JSON, not Starlette's plain text or its redirects to add or drop a slash."""
+    path = "/api/" + request.path_params["rest"]
+    for pattern, allow in API_PATHS:
+        if pattern.fullmatch(path):
+            answer = fail(405, f"{request.method} is not allowed here; use {allow}")
+            answer.headers["allow"] = allow
+            return answer
+    return fail(404, "no such API path: POST /api/rooms, GET or PATCH /api/rooms/<room>")
 
 
 async def admin_page(request: Request) -> Response:
@@ -173,9 +202,8 @@ async def admin_socket(websocket: WebSocket) -> None:
 
 routes: list[BaseRoute] = [
     Route("/api/rooms", create, methods=["POST"], name="rooms"),
-    Route("/api/rooms", not_allowed, methods=["GET", "PUT", "PATCH", "DELETE"]),
     Route("/api/rooms/{room}", room_api, methods=["GET", "PATCH"], name="room"),
-    Route("/api/rooms/{room}", not_allowed, methods=["POST", "PUT", "DELETE"]),
+    Route("/api/{rest:path}", api_fallback, methods=ANY_METHOD),  # (after the others)
     Route("/admin/{room}", admin_page, name="admin"),
     WebSocketRoute("/admin/{admin_of}/ws", admin_socket, name="admin_socket"),
 ]

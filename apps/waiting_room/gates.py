@@ -2,12 +2,15 @@
 of gated paths.
 
 A room whose ``gate_prefix`` is, say, ``/chat`` claims that prefix in the GateDirectory
-object (one per cluster). Every node caches the directory for ``gate_cache_seconds``. The
-gate wraps the whole node: a request under a gated prefix (an HTTP page or a WebSocket
-handshake; the app's static files pass freely) is decided by the room like any visit of
-the room's own site. Admitted, it goes through and the cookie is renewed; otherwise an HTTP
-GET is sent to the room's waiting page (303, with a return path), any other method gets 503,
-and a WebSocket handshake is refused with 403.
+object (one per cluster). Only the node's operator may give a room a prefix
+(``MountedApp.operator``: the OPS_TOKEN, or a laptop with nothing configured; a room's admin
+may drop it), and only a path of another app of the node (its first segment is the app's
+name). Every node caches the directory for ``gate_cache_seconds``. The gate wraps the whole
+node: a request under a gated prefix (an HTTP page or a WebSocket handshake; the app's
+static files pass freely) is decided by the room like any visit of the room's own site.
+Admitted, it goes through and the cookie is renewed; otherwise an HTTP GET is sent to the
+room's waiting page (303, with a return path), any other method gets 503, and a WebSocket
+handshake is refused with 403.
 """
 
 from __future__ import annotations
@@ -17,34 +20,59 @@ import json
 import logging
 import time
 import weakref
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runtime import DurableObject, DurableObjectError, Env, MountedApp, ObjectContext, rpc
+from runtime import (
+    DurableObject,
+    DurableObjectError,
+    Env,
+    InvalidObjectId,
+    MountedApp,
+    ObjectContext,
+    rpc,
+)
 
 from . import client
 from .config import WaitingRoomConfig
 from .cookies import valid_room
-from .names import GATES
+from .names import GATES, ROOMS
 from .settings import SettingsError, normal_prefix
 
 log = logging.getLogger("apps.waiting_room")
 
-#: First path segments no room may gate: the node's own pages (and the waiting room's).
-RESERVED = frozenset({"static", "healthz", "metrics", "ops", "favicon.ico", "_cluster"})
 MAX_RETURN = 2000
 
 
-def check_prefix(prefix: str | None, own_mount: str) -> None:
-    """A gate may not cover the node's own paths or the waiting room itself."""
+def gateable(mounted: MountedApp) -> dict[str, bool]:
+    """What a room may stand in front of: the node's other apps, by name (their paths'
+    first segment), each with whether it serves static files (at /<name>/static/, which
+    pass the gate). Nothing else: not the node's own paths, not the waiting room itself."""
+    return {m.name: m.app.static is not None for m in mounted.apps if m is not mounted}
+
+
+def check_prefix(prefix: str | None, apps: Mapping[str, bool]) -> None:
+    """A gate covers a path of another app of the node (``apps``: see gateable)."""
     if prefix is None:
         return
-    first = prefix.split("/")[1]
-    if first in RESERVED or first == own_mount:
-        raise SettingsError("gate_prefix", f"/{first} cannot be gated")
+    segments = prefix.split("/")
+    first = segments[1]
+    if first not in apps:
+        names = ", ".join(f"/{name}" for name in sorted(apps)) or "none on this node"
+        raise SettingsError("gate_prefix", f"must be a path of another app ({names})")
+    if apps[first] and len(segments) > 2 and segments[2] == "static":
+        raise SettingsError("gate_prefix", f"/{first}/static (static files) is never gated")
+
+
+#: Why a room may not stand in front of another app for whoever asked.
+OPERATOR_ONLY = (
+    "only the node's operator may put a room in front of another app "
+    "(Authorization: Bearer <OPS_TOKEN>, or logged in at /ops)"
+)
 
 
 def local_path(value: str | None) -> str | None:
@@ -93,11 +121,28 @@ class GateDirectory(DurableObject):
         except SettingsError:
             return False
         holder = self.map.get(prefix)
-        if holder not in (None, room):
-            return False
+        if (
+            holder is not None
+            and holder != room
+            and (await self.still_held(prefix, holder) or self.map.get(prefix) != holder)
+        ):
+            return False  # (or claimed by a third room while the holder answered)
         self.map[prefix] = room
         await self.storage.put(f"g/{prefix}", room)
         return True
+
+    async def still_held(self, prefix: str, holder: str) -> bool:
+        """Whether ``holder`` still stands in front of ``prefix``. A claim can outlive its
+        reason (a room whose creation failed after it claimed, a release that never came):
+        before the prefix goes to another room, the holder is asked."""
+        rooms = self.env.namespace(ROOMS)
+        try:
+            return bool(await rooms.get(rooms.id_from_string(holder)).holds(prefix))
+        except InvalidObjectId:
+            return False
+        except DurableObjectError as exc:
+            log.warning("gate %s: its room could not say whether it holds it: %s", prefix, exc)
+            return True  # cannot tell: the holder keeps it
 
     @rpc
     async def release(self, prefix: str, room: str) -> None:
@@ -111,27 +156,34 @@ class GateDirectory(DurableObject):
 
 
 class GateCache:
-    """A node's copy of the directory, at most ``ttl`` seconds old (refreshed in the
-    background once loaded; if the directory cannot be read, the last copy stays)."""
+    """A node's copy of the directory, at most ``ttl`` seconds old, refreshed in the
+    background once loaded. Until one read has succeeded it has no copy (None): the gate
+    then refuses what it might cover rather than let it through. After that, if the
+    directory cannot be read, the last good copy stays (and a read is tried every second)."""
 
     def __init__(self, env: Env, ttl: float) -> None:
         self.env = env
         self.ttl = ttl
-        self.map: dict[str, str] = {}
+        self.map: dict[str, str] | None = None
         self.loaded = -1e18
+        self.retry_at = -1e18
         self._task: asyncio.Task[None] | None = None
 
-    async def get(self) -> dict[str, str]:
-        if time.monotonic() - self.loaded < self.ttl:
+    async def get(self) -> dict[str, str] | None:
+        now = time.monotonic()
+        if now - self.loaded < self.ttl:
             return self.map
-        if self._task is None:
+        if self._task is None and now >= self.retry_at:
             self._task = asyncio.get_running_loop().create_task(self._refresh())
-        if self.loaded < 0:  # never loaded: wait, or gated paths would slip through
+        # Never read (or changed by this node, see invalidate): wait for this read.
+        if (self.map is None or self.loaded < 0) and self._task is not None:
             await asyncio.shield(self._task)
         return self.map
 
     def invalidate(self) -> None:
-        self.loaded = -1e18
+        """This node changed the directory: the next request waits for a fresh copy (if
+        that read fails, the last good copy serves)."""
+        self.loaded = self.retry_at = -1e18
 
     async def _refresh(self) -> None:
         try:
@@ -140,8 +192,9 @@ class GateCache:
             self.map = {str(k): str(v) for k, v in gates.items()}
             self.loaded = time.monotonic()
         except (DurableObjectError, TimeoutError) as exc:
-            log.warning("gated paths could not be read (keeping the last copy): %s", exc)
-            self.loaded = time.monotonic() - self.ttl + 1.0  # try again in a second
+            kept = "keeping the last copy" if self.map is not None else "none read yet"
+            log.warning("gated paths could not be read (%s): %s", kept, exc)
+            self.retry_at = time.monotonic() + 1.0
         finally:
             self._task = None
 
@@ -169,6 +222,7 @@ class Gate:
         self.app = app
         self.mounted = mounted
         self.config = mounted.settings_as(WaitingRoomConfig)
+        self.apps: dict[str, bool] | None = None  # (gateable: the node's apps are all made)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -176,11 +230,19 @@ class Gate:
             return
         path: str = scope["path"]
         first = path.split("/", 2)[1] if path.startswith("/") else ""
-        if first in RESERVED or first == self.mounted.name:  # never gated: no need to look
-            await self.app(scope, receive, send)
+        if self.apps is None:
+            self.apps = gateable(self.mounted)
+        static = self.apps.get(first)
+        if static is None or (static and path.startswith(f"/{first}/static/")):
+            await self.app(scope, receive, send)  # never gated: no need to look
             return
-        found = match(await cache_of(self.mounted).get(), path)
-        if found is None or path.startswith(found[0] + "/static/"):
+        gated = await cache_of(self.mounted).get()
+        if gated is None:  # which paths are gated is not known yet: none goes through
+            text = "The waiting room's gates cannot be read yet; retry shortly."
+            await self.refuse(scope, send, 503, text, retry=True)
+            return
+        found = match(gated, path)
+        if found is None:
             await self.app(scope, receive, send)
             return
         prefix, room = found
@@ -193,7 +255,8 @@ class Gate:
             cookie = await client.cookie_header(env, room, decision, self.config, secure)
         except (client.UnknownRoom, client.RoomError, DurableObjectError) as exc:
             log.warning("gate %s -> room %s: %s", prefix, room[:12], exc)
-            await self.refuse(scope, send, 503, "The waiting room is unavailable; retry shortly.")
+            text = "The waiting room is unavailable; retry shortly."
+            await self.refuse(scope, send, 503, text, retry=True)
             return
         if decision.admitted:
             await self.app(scope, receive, self.with_cookie(send, cookie))
@@ -234,9 +297,13 @@ class Gate:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def refuse(self, scope: Scope, send: Send, status: int, text: str) -> None:
+    async def refuse(
+        self, scope: Scope, send: Send, status: int, text: str, retry: bool = False
+    ) -> None:
         body = text.encode()
         head = [(b"content-type", b"text/plain; charset=utf-8")]
+        if retry:
+            head.append((b"retry-after", b"1"))
         if scope["type"] == "websocket":
             start = {"type": "websocket.http.response.start", "status": status, "headers": head}
             await send(start)

@@ -129,8 +129,11 @@ class Ledger:
             room.window.unrecord(lease.grant_second, min(req["unused"], lease.grant_permits))
             room.touch_meta("adm")
         lease.grant_permits = 0
-        room.leased += req["held"] - lease.held
-        lease.held, lease.seq, lease.active = req["held"], req["seq"], req["active"]
+        # A shard's visitors each hold a slot, whatever it says it holds (a figure restored
+        # from an older write, say): the room never counts fewer slots than that.
+        held = max(req["held"], req["active"])
+        room.leased += held - lease.held
+        lease.held, lease.seq, lease.active = held, req["seq"], req["active"]
         if req["admitted"] > lease.admitted:
             made = req["admitted"] - lease.admitted
             lease.admitted = req["admitted"]
@@ -195,6 +198,8 @@ class Shard:
             self.saved[visitor] = float(expiry)
             self.visitors[visitor] = float(expiry) + slack
             heapq.heappush(self._expiries, (float(expiry) + slack, visitor))
+        # Every stored visitor holds a slot, even if the stored figure says fewer.
+        self.held = max(self.held, len(self.visitors))
 
     def meta(self) -> dict[str, int]:
         return {

@@ -14,14 +14,12 @@ Storage:
     v/<id>      a visitor: [state, ticket, session end, first position]
     l/<shard>   a shard's lease (leasing.ShardLease)
 
-Sockets (``/r/<room>/ws`` for visitors, ``/admin/<room>/ws`` for the admin page):
+Sockets (``/r/<room>/ws`` for visitors, ``/admin/<room>/ws`` for the admin page, whose
+protocol admin.py has):
 
     visitor   server -> client   {"status", "position", "eta_s"} on connect and on change
-              (the client sends nothing; a message closes the socket with 1008)
-    admin     client -> server   {"token": "<admin token>"}     (first message)
-              server -> client   {"type": "hello", "settings", "figures", "samples"}
-                                 {"type": "sample", "t", "active", "queued", "admitted_last_minute"}
-                                 {"type": "settings", "settings"}
+              (the client sends nothing; a message closes the socket with 1008; without a
+              valid cookie it is closed with 4001; at most MAX_PAGES per visitor, 429 beyond)
 
 Queue positions are pushed in batches: a change marks the line, and a moment later one pass
 over the line sends each open page its new status, only if it changed (O(n) per batch,
@@ -35,13 +33,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import random
 import time
-from collections import deque
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
+
+from starlette.requests import cookie_parser
 
 from runtime import (
     AlarmInfo,
@@ -55,8 +52,10 @@ from runtime import (
 )
 
 from . import settings as room_settings
+from .admin import AdminPages, encode
 from .config import WaitingRoomConfig
 from .cookies import PURPOSE, cookie_name, signer_for, valid_visitor
+from .gates import OPERATOR_ONLY
 from .leasing import Ledger, check_request
 from .names import GATES
 from .rules import ADMITTED_STATUS, Changes, Room, Status
@@ -65,22 +64,14 @@ from .settings import RoomSettings, SettingsError
 log = logging.getLogger("apps.waiting_room")
 
 VISITOR = "visitor"
-ADMIN = "admin"
-PENDING = "pending"  # an admin socket that has not shown its token yet
-MAX_MESSAGE = 1024
-MAX_SAMPLES = 600
-MAX_PENDING = 100
-#: Close codes the pages understand.
+#: Open waiting pages (sockets) per visitor: a few tabs, not a flood on one cookie.
+MAX_PAGES = 4
+#: Close code the waiting page understands (it reloads, once).
 NO_COOKIE = 4001
-BAD_TOKEN = 4003
 
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def encode(value: dict[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 def _chunks(items: list[Any], size: int = 128) -> list[list[Any]]:
@@ -101,10 +92,11 @@ class WaitingRoom(DurableObject):
         self.admin_hash = ""
         self.pages: dict[str, set[ObjectWebSocket]] = {}  # visitor -> open waiting pages
         self.sent: dict[int, tuple[str, int | None, int | None]] = {}  # last status per socket
-        self.samples: deque[dict[str, Any]] = deque(maxlen=MAX_SAMPLES)
+        self.admin = AdminPages(self)
         self.alarm_at: float | None = None
         self.flushing: asyncio.Task[Any] | None = None
-        self.sampling: asyncio.Task[Any] | None = None
+        #: The gate prefix being claimed ("" for none) while a change of it is under way.
+        self.claiming: str | None = None
         ctx.block_concurrency_while(self.load)
 
     async def load(self) -> None:
@@ -142,16 +134,27 @@ class WaitingRoom(DurableObject):
 
     @rpc
     async def create(self, settings: dict[str, Any], admin_hash: str) -> dict[str, Any]:
-        """Make this room (once): settings already checked by the route."""
+        """Make this room (once): settings already checked by the route. The room is stored
+        before it claims its gate, so a claim never points at a room that was not made."""
         if self.room is not None:
             return {"error": "this room exists already", "status": 409}
         checked = room_settings.create(settings)
-        if checked.gate_prefix and not await self.claim_gate(checked.gate_prefix):
-            return {"error": f"{checked.gate_prefix} is gated by another room", "status": 409}
         now = time.time()
         self.start(checked, now)
         self.admin_hash = admin_hash
         await self.storage.put_many({"cfg": checked.as_dict(), "admin": admin_hash})
+        if checked.gate_prefix:
+            claimed = False
+            try:
+                claimed = await self.claim_gate(checked.gate_prefix)
+            finally:
+                if not claimed:  # (refused, or failed: the room was never made)
+                    self.room = self.ledger = None
+                    self.admin_hash = ""
+                    await self.storage.delete_many(["cfg", "admin"])
+            if not claimed:
+                return {"error": f"{checked.gate_prefix} is gated by another room", "status": 409}
+        assert self.room is not None
         await self.apply(now)
         return {"settings": checked.as_dict()}
 
@@ -178,8 +181,21 @@ class WaitingRoom(DurableObject):
         return {"slot_leasing": self.room.settings.slot_leasing}
 
     @rpc
-    async def configure(self, token: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """New settings, live, for the holder of the admin token."""
+    async def authorize(self, token: str) -> dict[str, Any]:
+        """Why ``token`` may not change this room ({} if it may): asked before a change's
+        body is read, so a wrong token gets 403 whatever it sent."""
+        if self.room is None:
+            return {"error": "no such room", "status": 404}
+        if not self.admin_ok(token):
+            return {"error": "wrong admin token", "status": 403}
+        return {}
+
+    @rpc
+    async def configure(
+        self, token: str, changes: dict[str, Any], operator: bool = False
+    ) -> dict[str, Any]:
+        """New settings, live, for the holder of the admin token (and a new gate prefix
+        only if the request carried the operator's authority too)."""
         if self.room is None:
             return {"error": "no such room", "status": 404}
         if not self.admin_ok(token):
@@ -188,18 +204,60 @@ class WaitingRoom(DurableObject):
             new = room_settings.change(self.room.settings, changes)
         except SettingsError as exc:
             return {**exc.as_json(), "status": 422}
-        old = self.room.settings
-        if new.gate_prefix != old.gate_prefix:
-            if new.gate_prefix and not await self.claim_gate(new.gate_prefix):
-                return {"error": f"{new.gate_prefix} is gated by another room", "status": 409}
-            if old.gate_prefix:
-                await self.gates().release(old.gate_prefix, self.id.hex)
+        if new.gate_prefix == self.room.settings.gate_prefix:
+            await self.set_settings(new)  # (no await of another object: nothing can interleave)
+            return {"settings": new.as_dict()}
+        if new.gate_prefix is not None and not operator:
+            return {"error": OPERATOR_ONLY, "field": "gate_prefix", "status": 403}
+        if self.claiming is not None:
+            error = "another change of gate_prefix is under way; retry"
+            return {"error": error, "field": "gate_prefix", "status": 409}
+        return await self.move_gate(new.gate_prefix, changes)
+
+    async def move_gate(self, prefix: str | None, changes: dict[str, Any]) -> dict[str, Any]:
+        """Claim ``prefix`` (None: no gate), take the changes, then release the old prefix.
+        Calls to the directory let other events in: one gate change at a time (``claiming``),
+        and the changes are applied to the settings as they are after the calls, so a change
+        acknowledged meanwhile is kept."""
+        assert self.room is not None
+        old = self.room.settings.gate_prefix
+        self.claiming = prefix or ""
+        try:
+            if prefix and not await self.claim_gate(prefix):
+                return {"error": f"{prefix} is gated by another room", "status": 409}
+            assert self.room is not None
+            try:
+                new = room_settings.change(self.room.settings, changes)
+            except SettingsError as exc:  # a change made meanwhile does not go with this one
+                if prefix:
+                    await self.gates().release(prefix, self.id.hex)
+                return {**exc.as_json(), "status": 422}
+            await self.set_settings(new)
+        finally:
+            self.claiming = None
+        if old:
+            try:
+                await self.gates().release(old, self.id.hex)
+            except DurableObjectError as exc:  # the directory asks us before it reassigns it
+                log.warning("could not release gate %s: %s", old, exc)
+        return {"settings": new.as_dict()}
+
+    async def set_settings(self, new: RoomSettings) -> None:
+        """Take ``new`` settings: stored, applied, shown on admin pages."""
+        assert self.room is not None
         now = time.time()
         self.room.update(new, now)
         await self.storage.put("cfg", new.as_dict())
         await self.apply(now)
-        self.broadcast(encode({"type": "settings", "settings": new.as_dict()}), tag=ADMIN)
-        return {"settings": new.as_dict()}
+        self.admin.settings_changed(new)
+
+    @rpc
+    async def holds(self, prefix: str) -> bool:
+        """Whether this room stands (or is about to stand) in front of ``prefix``: the gate
+        directory asks before it gives a prefix this room holds to another room."""
+        if self.room is None:
+            return False
+        return prefix in (self.room.settings.gate_prefix, self.claiming)
 
     @rpc
     async def visit(self, visitor: str) -> dict[str, Any]:
@@ -265,7 +323,7 @@ class WaitingRoom(DurableObject):
         changes = self.room.take_changes()
         if changes or self.ledger.dirty:
             await self.store(changes)
-            self.sample(now, force=False)
+            self.admin.sample(now, force=False)
         await self.rearm(now)
 
     async def store(self, changes: Changes) -> None:
@@ -306,12 +364,12 @@ class WaitingRoom(DurableObject):
             ws.reject(404, "no such room")
             return
         if "admin_of" in dict(ws.request.path_params):  # the admin page's route
-            if len(self.get_websockets(PENDING)) >= MAX_PENDING:
-                ws.reject(429, "too many admin sockets waiting for their token")
-                return
-            self.accept_websocket(ws, tags=[PENDING])
+            self.admin.connect(ws, time.time())
             return
         visitor = await self.visitor_of(ws)
+        if visitor is not None and len(self.pages.get(visitor[0], ())) >= MAX_PAGES:
+            ws.reject(429, f"at most {MAX_PAGES} waiting pages per visitor")
+            return  # (the page goes on asking over HTTP, and tries again later)
         self.accept_websocket(ws, tags=[VISITOR])
         if visitor is None:
             ws.close(NO_COOKIE, "no valid cookie for this room: reload the page")
@@ -327,16 +385,14 @@ class WaitingRoom(DurableObject):
 
     async def visitor_of(self, ws: ObjectWebSocket) -> tuple[str, str] | None:
         """(visitor, holder) from the handshake's cookie, if it is valid for this room."""
-        header = ws.request.header("cookie") or ""
-        try:
-            jar = SimpleCookie(header)
-        except CookieError:
-            return None
-        morsel = jar.get(cookie_name(self.id.hex))
-        if morsel is None:
+        # Read as browsers send them and as HTTP requests read them (Starlette's parser):
+        # SimpleCookie stops at the first cookie it cannot parse (say, another site's
+        # prefs={"a": 1}) and drops ours with it, while every HTTP request found it.
+        text = cookie_parser(ws.request.header("cookie") or "").get(cookie_name(self.id.hex))
+        if not text:
             return None
         signer = signer_for(await self.env.signing_key(PURPOSE))
-        found = signer.read(morsel.value, self.id.hex, time.time())
+        found = signer.read(text, self.id.hex, time.time())
         return None if found is None else (found.visitor, found.holder)
 
     def send_status(self, ws: ObjectWebSocket, status: Status) -> None:
@@ -378,34 +434,7 @@ class WaitingRoom(DurableObject):
             ws.close(CloseCode.POLICY_VIOLATION, "this socket only listens")
             self.forget(ws)
             return
-        if PENDING not in ws.tags:
-            return
-        token = None
-        if isinstance(message, str) and len(message) <= MAX_MESSAGE:
-            try:
-                data = json.loads(message)
-                token = data.get("token") if isinstance(data, dict) else None
-            except ValueError:
-                token = None
-        if not isinstance(token, str) or not self.admin_ok(token):
-            ws.close(BAD_TOKEN, "wrong admin token")
-            return
-        ws.tags = [ADMIN]
-        assert self.room is not None
-        now = time.time()
-        self.sample(now, force=True)
-        ws.send(
-            encode(
-                {
-                    "type": "hello",
-                    "settings": self.room.settings.as_dict(),
-                    "figures": self.figures(now),
-                    "samples": list(self.samples),
-                }
-            )
-        )
-        if self.sampling is None:
-            self.sampling = self.ctx.wait_until(self.sample_loop())
+        self.admin.message(ws, message)
 
     async def websocket_close(self, ws: ObjectWebSocket, code: int, reason: str) -> None:
         """A page closed: a queued visitor without open pages starts their absence."""
@@ -436,34 +465,6 @@ class WaitingRoom(DurableObject):
             "admitted_by_room": self.room.active_count,
             "admitted_by_shards": self.ledger.shard_active,
         }
-
-    def sample(self, now: float, force: bool) -> None:
-        """Keep a sample of the figures for the charts (at most one per interval)."""
-        if self.room is None:
-            return
-        if not force and self.samples and now - self.samples[-1]["t"] < self.config.sample_interval:
-            return
-        figures = self.room.figures(now)
-        self.samples.append(
-            {
-                "t": round(now, 3),
-                "active": figures["active"],
-                "queued": figures["queued"],
-                "admitted_last_minute": figures["admitted_last_minute"],
-            }
-        )
-
-    async def sample_loop(self) -> None:
-        """While admin pages watch: a sample every interval, to each of them."""
-        try:
-            while self.get_websockets(ADMIN):
-                await asyncio.sleep(self.config.sample_interval)
-                if self.room is None:
-                    return
-                self.sample(time.time(), force=True)
-                self.broadcast(encode({"type": "sample", **self.samples[-1]}), tag=ADMIN)
-        finally:
-            self.sampling = None
 
     # ------------------------------------------------------------ helpers
 

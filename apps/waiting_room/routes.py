@@ -41,9 +41,39 @@ SITE_PAGES: dict[str, tuple[str, str]] = {
 }
 
 
+def accepted(header: str) -> dict[str, float]:
+    """The media ranges of an Accept header, each with its quality (q, 0 to 1)."""
+    ranges: dict[str, float] = {}
+    for item in header.split(",")[:32]:
+        media, *params = (part.strip() for part in item.split(";"))
+        if not media:
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = min(1.0, max(0.0, float(value)))
+                except ValueError:
+                    quality = 0.0
+        ranges[media.lower()] = max(quality, ranges.get(media.lower(), 0.0))
+    return ranges
+
+
+def quality(ranges: dict[str, float], media: str) -> tuple[float, int]:
+    """How much ``media`` is wanted, and how specifically (2 named, 1 type/*, 0 */*)."""
+    kind = media.split("/", 1)[0] + "/*"
+    for specific, key in ((2, media), (1, kind), (0, "*/*")):
+        if key in ranges:
+            return ranges[key], specific
+    return 0.0, -1
+
+
 def wants_json(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "application/json" in accept and "text/html" not in accept
+    """JSON when the client prefers it to HTML (q-values count; on a tie, the one it named)."""
+    ranges = accepted(request.headers.get("accept", ""))
+    json_q, html_q = quality(ranges, "application/json"), quality(ranges, "text/html")
+    return json_q[0] > 0 and json_q > html_q
 
 
 def error(request: Request, status: int, message: str) -> Response:
@@ -153,7 +183,7 @@ async def leave(request: Request) -> Response:
         return JSONResponse({"error": f"unavailable ({exc.code}); retry"}, status_code=503)
     gone = client.morsel(cookie_name(room), "", 0, request.scope.get("scheme") == "https")
     headers = {"set-cookie": gone, "cache-control": "no-store"}
-    if "application/json" in request.headers.get("accept", ""):
+    if wants_json(request):
         return JSONResponse({"left": left}, headers=headers)
     return RedirectResponse(url_path(request, "waiting-room:bye", room=room), 303, headers=headers)
 

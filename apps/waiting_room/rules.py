@@ -144,6 +144,11 @@ class Room:
         self._deadlines: list[tuple[float, str]] = []  # one entry per queued visitor
         self._changes = Changes()
         self._dirty: set[str] = set()
+        self._meta_dirty: set[str] = set()
+        if settings.event_start is not None:
+            # Stored from the start: a room rebuilt after event_start must know whether the
+            # start (and its lottery) was handled, and "not stored" reads as "not handled".
+            self.touch_meta("ev")
 
     # ------------------------------------------------------------ state
 
@@ -166,12 +171,20 @@ class Room:
         admissions = meta.get("adm") or {}
         self.window.load(admissions.get("w"))
         self.admitted_total = int(admissions.get("n", 0))
-        if "ev" in meta:
-            self.started = bool(meta["ev"].get("started", self.started))
+        if isinstance(meta.get("ev"), dict):
+            self.started = bool(meta["ev"].get("started", False))
+            self._meta_dirty.discard("ev")  # (as stored already)
+        elif self.settings.event_start is not None:
+            # Never stored: the start was never handled (it stores "ev" when it is), so
+            # it is handled now, lottery and all, even if event_start has passed.
+            self.started = False
 
     def take_changes(self) -> Changes:
         """Everything changed since the last call (and forget it)."""
         changes, self._changes = self._changes, Changes()
+        for key in self._meta_dirty:
+            changes.meta[key] = self._meta_value(key)
+        self._meta_dirty = set()
         for visitor_id in self._dirty:
             v = self.visitors.get(visitor_id)
             if v is None:
@@ -183,13 +196,18 @@ class Room:
         return changes
 
     def touch_meta(self, *keys: str) -> None:
-        for key in keys:
-            if key == "seq":
-                self._changes.meta["seq"] = self.seq
-            elif key == "adm":
-                self._changes.meta["adm"] = {"w": self.window.to_wire(), "n": self.admitted_total}
-            elif key == "ev":
-                self._changes.meta["ev"] = {"started": self.started}
+        """Mark stored keys other than visitors as changed (their values are read when the
+        changes are taken, so what is stored is the latest)."""
+        self._meta_dirty.update(keys)
+
+    def _meta_value(self, key: str) -> Any:
+        if key == "seq":
+            return self.seq
+        if key == "adm":
+            return {"w": self.window.to_wire(), "n": self.admitted_total}
+        if key == "ev":
+            return {"started": self.started}
+        raise KeyError(key)
 
     @property
     def queued_count(self) -> int:

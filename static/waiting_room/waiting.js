@@ -3,7 +3,9 @@
 //
 // The server's messages are {"status", "position", "eta_s"} (apps/waiting_room/room.py). If
 // the socket drops, the page asks over plain HTTP (which also counts as being here) and
-// reconnects with backoff; a socket refused for want of a valid cookie reloads the page.
+// reconnects with backoff. A socket refused for want of a valid cookie (4001) reloads the
+// page once, which makes one; if the socket is refused again soon after (a browser that
+// keeps no cookies, say), the page stays and goes on asking over HTTP, with backoff.
 "use strict";
 
 const data = JSON.parse(document.getElementById("waiting-data").textContent);
@@ -11,6 +13,8 @@ const $ = (id) => document.getElementById(id);
 let first = data.first_position || data.position || 0;
 let backoff = 500;
 let done = false;
+const RELOADED = "wr-reloaded-" + data.room; // (session storage) when 4001 last reloaded
+const RELOAD_EVERY = 60_000;
 
 function waitText(eta) {
   if (eta === null || eta === undefined) return "unknown";
@@ -57,6 +61,19 @@ async function ask() {
   }
 }
 
+function reloadForCookie() {
+  // At most one reload a minute: without session storage to remember it, none.
+  try {
+    const last = Number(sessionStorage.getItem(RELOADED)) || 0;
+    if (Date.now() - last < RELOAD_EVERY) return false;
+    sessionStorage.setItem(RELOADED, String(Date.now()));
+  } catch {
+    return false;
+  }
+  location.reload();
+  return true;
+}
+
 function connect() {
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   const ws = new WebSocket(scheme + location.host + data.socket);
@@ -73,10 +90,7 @@ function connect() {
   };
   ws.onclose = (event) => {
     if (done) return;
-    if (event.code === 4001) {
-      location.reload(); // no valid cookie: the page load makes one
-      return;
-    }
+    if (event.code === 4001 && reloadForCookie()) return; // the page load makes a cookie
     $("live").textContent = "Reconnecting…";
     ask();
     const delay = backoff + Math.random() * backoff;

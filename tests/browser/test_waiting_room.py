@@ -3,15 +3,17 @@ admin raises capacity and waiting pages move on live, and the chat behind a room
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import httpx
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Request, async_playwright, expect
 
 from apps.chat import ChatConfig
 from apps.chat import make_app as make_chat
 from apps.waiting_room import WaitingRoomConfig, make_app
-from tests.browser.conftest import new_page
+from tests.browser.conftest import CHROMIUM, FLAGS, new_page
 
 FAST = WaitingRoomConfig(push_interval=0.05, gate_cache_seconds=0.5, sample_interval=0.25)
 
@@ -115,6 +117,38 @@ async def test_the_chat_behind_a_room(serve, browser, pages) -> None:
     await bob.fill("#message", "made it in")
     await bob.press("#message", "Enter")
     await expect(ada.locator(".log .msg .text")).to_have_text(["made it in"])
+
+
+async def test_a_browser_that_blocks_cookies_is_not_reloaded_again_and_again(
+    serve, tmp_path: Path
+) -> None:
+    server = await serve(apps=(make_app(FAST),))
+    made = await create(server.http)
+    site = server.http + made["site_url"]
+    # Chromium set to block every site's cookies (and with them session storage): the
+    # waiting page's socket never has a cookie and is refused with 4001 each time.
+    (tmp_path / "Default").mkdir()
+    blocked = {"profile": {"default_content_setting_values": {"cookies": 2}}}
+    (tmp_path / "Default" / "Preferences").write_text(json.dumps(blocked))
+    async with async_playwright() as p:
+        context = await p.chromium.launch_persistent_context(
+            str(tmp_path), executable_path=CHROMIUM, args=FLAGS, headless=True
+        )
+        try:
+            first = await context.new_page()
+            await first.goto(site)  # (takes the only slot)
+            page = await context.new_page()
+            loads: list[Request] = []
+            page.on("request", lambda request: loads.append(request))
+            await page.goto(site)
+            await expect(page.locator("#waiting")).to_be_visible()
+            await expect(page.locator("#live")).to_have_text("Reconnecting…", timeout=10_000)
+            await page.wait_for_timeout(3_000)
+            documents = [r.url for r in loads if r.resource_type == "document"]
+            assert len(documents) <= 2, documents  # one reload at most, then HTTP and backoff
+            await expect(page.locator("#position")).to_have_text(re.compile(r"\d+"))
+        finally:
+            await context.close()
 
 
 async def test_an_operator_creates_a_room_from_the_start_page(serve, browser, pages) -> None:

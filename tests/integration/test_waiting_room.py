@@ -18,7 +18,11 @@ from websockets.exceptions import InvalidStatus
 from apps.chat import ChatConfig
 from apps.chat import make_app as make_chat
 from apps.waiting_room import WaitingRoomConfig, make_app
+from apps.waiting_room.admin import MAX_PENDING, PENDING_SECONDS, TOKEN_LATE
 from apps.waiting_room.cookies import PURPOSE, CookieSigner, Pass, cookie_name
+from apps.waiting_room.names import GATES
+from apps.waiting_room.room import MAX_PAGES
+from runtime.embedded import ValkeyProcess
 
 FAST = WaitingRoomConfig(push_interval=0.05, gate_cache_seconds=0.5)
 JSON = {"Accept": "application/json"}
@@ -115,6 +119,18 @@ async def test_create_read_and_change_a_room(serve) -> None:
         assert (await http.get(url)).json()["total_active_users"] == 5
 
 
+async def test_head_reads_a_room_like_get_and_changes_nothing(serve) -> None:
+    server = await room_server(serve)
+    made = await create(server.http)
+    url = f"/waiting-room/api/rooms/{made['room']}"
+    auth = {"Authorization": f"Bearer {made['admin_token']}"}
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        for headers in ({}, auth):
+            r = await http.head(url, headers=headers)
+            assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        assert (await http.get(url)).json()["total_active_users"] == ROOM["total_active_users"]
+
+
 async def test_bad_input_gets_a_clear_json_error_and_changes_nothing(serve) -> None:
     server = await room_server(serve)
     made = await create(server.http)
@@ -128,6 +144,8 @@ async def test_bad_input_gets_a_clear_json_error_and_changes_nothing(serve) -> N
             ({**ROOM, "surprise": 1}, 422, "surprise"),
             ({**ROOM, "gate_prefix": "/waiting-room"}, 422, "gate_prefix"),
             ({**ROOM, "gate_prefix": "/static"}, 422, "gate_prefix"),
+            ({**ROOM, "gate_prefix": "/api"}, 422, "gate_prefix"),  # the node's /api/apps
+            ({**ROOM, "gate_prefix": "/nothing-here"}, 422, "gate_prefix"),
             ([1, 2], 422, "settings"),
         ):
             r = await http.post("/waiting-room/api/rooms", json=body)
@@ -144,6 +162,18 @@ async def test_bad_input_gets_a_clear_json_error_and_changes_nothing(serve) -> N
             kwargs = {"content": change} if isinstance(change, str) else {"json": change}
             r = await http.patch(url, headers=auth, **kwargs)
             assert r.status_code == status and "error" in r.json(), r.text
+        # a wrong token is refused before the body is looked at, whatever the body is
+        wrong = {"Authorization": "Bearer wrong-token"}
+        for kwargs in (
+            {"json": {"gate_prefix": "/waiting-room"}},
+            {"json": {"bogus": 1}},
+            {"content": b"{not json"},
+            {"content": b"x" * 20_000},
+        ):
+            r = await http.patch(url, headers=wrong, **kwargs)
+            assert r.status_code == 403 and r.json() == {"error": "wrong admin token"}, r.text
+            r = await http.patch(url, **kwargs)
+            assert r.status_code == 401 and "error" in r.json(), r.text
         assert (await http.get(url)).json()["session_duration"] == 60  # nothing changed
         for missing in ("ab" * 32, "0" * 64, "garbage", "x" * 100):
             r = await http.get(f"/waiting-room/api/rooms/{missing}")
@@ -153,8 +183,19 @@ async def test_bad_input_gets_a_clear_json_error_and_changes_nothing(serve) -> N
             r = await http.get(f"/waiting-room/r/{missing}/", headers=JSON)
             assert r.status_code == 404 and "error" in r.json()
             assert (await http.post(f"/waiting-room/r/{missing}/leave")).status_code == 404
-        assert (await http.delete(url)).status_code == 405
-        assert (await http.get("/waiting-room/api/rooms")).status_code == 405
+        # anything else under /api: JSON too, never plain text or a redirect
+        for method, path, status, allow in (
+            ("DELETE", url, 405, "GET, PATCH"),
+            ("POST", url, 405, "GET, PATCH"),
+            ("GET", "/waiting-room/api/rooms", 405, "POST"),
+            ("PUT", "/waiting-room/api/rooms", 405, "POST"),
+            ("POST", "/waiting-room/api/rooms/", 404, None),
+            ("GET", "/waiting-room/api/nothing", 404, None),
+            ("GET", f"{url}/more", 404, None),
+        ):
+            r = await http.request(method, path)
+            assert r.status_code == status and "error" in r.json(), (method, path, r.text)
+            assert r.headers.get("allow") == allow
         assert (await http.get(f"/waiting-room/r/{room}/nope", headers=JSON)).status_code == 404
         r = await http.post(f"/waiting-room/r/{room}/leave")
         assert r.status_code == 400 and "cookie" in r.json()["error"]
@@ -187,6 +228,28 @@ async def test_admission_queue_leave_and_positions(serve) -> None:
     assert back["status"] == "queued" and back["position"] == 2
     for p in people:
         await p.close()
+
+
+async def test_the_answer_is_json_when_the_client_prefers_json(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http))["room"]
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        for accept, json_wanted in (
+            ("application/json", True),
+            ("application/json, text/html;q=0.1", True),
+            ("text/html;q=0.5, application/json;q=0.9", True),
+            ("application/json, */*;q=0.5", True),
+            ("application/*", True),
+            ("text/html, application/json", False),  # a tie: HTML, as before
+            ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", False),
+            ("application/json;q=0, */*", False),
+            ("*/*", False),
+            ("", False),
+        ):
+            r = await http.get(f"/waiting-room/r/{room}/", headers={"Accept": accept})
+            assert r.status_code == 200
+            kind = r.headers["content-type"]
+            assert kind.startswith("application/json" if json_wanted else "text/html"), accept
 
 
 async def test_forged_expired_and_foreign_cookies_make_a_newcomer(serve) -> None:
@@ -271,6 +334,47 @@ async def test_a_socket_without_a_valid_cookie_is_told_to_reload(serve) -> None:
     with pytest.raises(InvalidStatus) as info:
         await connect(f"{ws_base}/waiting-room/r/{'ab' * 32}/ws")
     assert info.value.response.status_code == 404
+
+
+async def test_the_socket_finds_the_cookie_among_any_others_as_http_does(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http, total_active_users=1))["room"]
+    a, b = Visitor(server.http, room), Visitor(server.http, room)
+    await a.visit()
+    assert (await b.visit())["position"] == 1
+    ours = f"{cookie_name(room)}={b.cookie}"
+    for others in ('prefs={"theme": "dark"}', "greeting=hello world", "a=b;;c", "x=\\y"):
+        header = {"Cookie": f"{others}; {ours}; after=1"}
+        async with connect(
+            f"{server.ws}/waiting-room/r/{room}/ws", additional_headers=header
+        ) as ws:
+            assert (await next_status(ws))["position"] == 1, others
+        r = await b.http.get(f"/waiting-room/r/{room}/", headers={**JSON, **header})
+        assert r.json()["position"] == 1
+    for v in (a, b):
+        await v.close()
+
+
+async def test_a_visitor_keeps_a_few_pages_open_not_a_flood(serve) -> None:
+    server = await room_server(serve)
+    room = (await create(server.http, total_active_users=1))["room"]
+    a, b = Visitor(server.http, room), Visitor(server.http, room)
+    await a.visit()
+    await b.visit()
+    pages = [await b.socket() for _ in range(MAX_PAGES)]
+    for ws in pages:
+        assert (await next_status(ws))["position"] == 1
+    with pytest.raises(InvalidStatus) as info:
+        await b.socket()
+    assert info.value.response.status_code == 429
+    await pages[0].close()
+    await asyncio.sleep(0.2)
+    again = await b.socket()  # a page closed: room for another
+    assert (await next_status(again))["position"] == 1
+    for ws in (again, *pages[1:]):
+        await ws.close()
+    for v in (a, b):
+        await v.close()
 
 
 async def test_a_session_ends_after_its_last_request_and_the_next_in_line_gets_in(serve) -> None:
@@ -378,6 +482,25 @@ async def test_the_admin_socket_needs_the_token_and_streams_figures(serve) -> No
         await v.close()
 
 
+async def test_idle_admin_sockets_never_lock_the_admin_out(serve) -> None:
+    server = await room_server(serve)
+    made = await create(server.http)
+    url = f"{server.ws}/waiting-room/admin/{made['room']}/ws"
+    # anyone can open admin sockets (the room's ID is in every visitor's URL) and say nothing
+    squatters = [await connect(url) for _ in range(MAX_PENDING)]
+    async with connect(url) as admin:  # the oldest idle one makes room
+        await admin.send(json.dumps({"token": made["admin_token"]}))
+        assert json.loads(await asyncio.wait_for(admin.recv(), 5))["type"] == "hello"
+    await asyncio.wait_for(squatters[0].wait_closed(), 5)
+    assert squatters[0].close_code == TOKEN_LATE
+    # and the others are closed once they have kept quiet for PENDING_SECONDS
+    started = time.monotonic()
+    for ws in squatters[1:]:
+        await asyncio.wait_for(ws.wait_closed(), PENDING_SECONDS + 5)
+        assert ws.close_code == TOKEN_LATE
+    assert time.monotonic() - started < PENDING_SECONDS + 3
+
+
 # ---------------------------------------------------------------- slot leasing
 
 
@@ -446,6 +569,152 @@ async def test_a_room_in_front_of_the_chat(serve) -> None:
     assert (await stranger.http.get("/chat/")).status_code == 200  # no gate any more
     for v in (first, second, stranger):
         await v.close()
+
+
+async def test_only_the_operator_puts_a_room_in_front_of_another_app(serve) -> None:
+    server = await room_server(serve, chat=True, ops_token="the-operators-token")
+    operator = {"Authorization": "Bearer the-operators-token"}
+    gated = {**ROOM, "total_active_users": 1, "gate_prefix": "/chat"}
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        r = await http.post("/waiting-room/api/rooms", json=gated)
+        assert (r.status_code, r.json()["field"]) == (401, "gate_prefix")
+        assert r.headers["www-authenticate"] == "Bearer"
+        r = await http.post(
+            "/waiting-room/api/rooms", json=gated, headers={"Authorization": "Bearer guess"}
+        )
+        assert (r.status_code, r.json()["field"]) == (403, "gate_prefix")
+        assert await gate_directory(server) == {}  # nothing claimed, no room made
+        assert (await http.get("/chat/")).status_code == 200
+        # a room's admin cannot add a gate either, nor move one
+        plain = await create(server.http)
+        url, auth = f"/waiting-room/api/rooms/{plain['room']}", bearer(plain)
+        r = await http.patch(url, json={"gate_prefix": "/chat"}, headers=auth)
+        assert (r.status_code, r.json()["field"]) == (403, "gate_prefix")
+        assert (await http.get(url)).json()["gate_prefix"] is None
+        # the operator can
+        r = await http.post("/waiting-room/api/rooms", json=gated, headers=operator)
+        assert r.status_code == 201 and r.json()["gate_prefix"] == "/chat"
+        room, auth = r.json()["room"], bearer(r.json())
+        assert await gate_directory(server) == {"/chat": room}
+        url = f"/waiting-room/api/rooms/{room}"
+        r = await http.patch(url, json={"gate_prefix": "/chat/api"}, headers=auth)
+        assert r.status_code == 403
+        as_operator = {**auth, "Cookie": "ops_token=the-operators-token"}  # (logged in at /ops)
+        r = await http.patch(url, json={"gate_prefix": "/chat/api"}, headers=as_operator)
+        assert r.status_code == 200 and await gate_directory(server) == {"/chat/api": room}
+        # the admin page sends the gate with every change: the same one needs no operator
+        change = {"gate_prefix": "/chat/api", "total_active_users": 3}
+        assert (await http.patch(url, json=change, headers=auth)).status_code == 200
+        # and a room's admin may let the app go
+        r = await http.patch(url, json={"gate_prefix": None}, headers=auth)
+        assert r.status_code == 200 and r.json()["gate_prefix"] is None
+        assert await gate_directory(server) == {}
+
+
+async def test_the_nodes_own_paths_pass_whatever_the_directory_says(serve) -> None:
+    server = await room_server(serve, chat=True)
+    room = (await create(server.http, total_active_users=1))["room"]
+    directory = server.node.namespaces[GATES].get_by_name("gates")
+    for prefix in ("/api", "/healthz", "/waiting-room"):  # (claimed before this was checked)
+        assert await directory.claim(prefix, room)
+    taker = Visitor(server.http, room)
+    assert (await taker.visit())["status"] == "admitted"  # the room is full
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        await asyncio.sleep(FAST.gate_cache_seconds + 0.1)
+        assert (await http.get("/api/apps")).status_code == 200
+        assert (await http.get("/healthz")).status_code == 200
+        assert (await http.get("/waiting-room/")).status_code == 200
+    await taker.close()
+
+
+async def test_a_node_that_cannot_read_the_gates_yet_lets_nothing_through(serve, tmp_path) -> None:
+    own = ValkeyProcess(tmp_path / "valkey").start()  # (this test stops and restarts it)
+    servers = []
+    try:
+        first = await room_server(serve, chat=True, url=own.url)
+        made = await create(first.http, total_active_users=1, gate_prefix="/chat")
+        async with httpx.AsyncClient(base_url=first.http) as taker:
+            assert (await taker.get("/chat/")).status_code == 200  # the room is full now
+        await first.stop()  # (hands its objects back)
+        fresh = await room_server(serve, chat=True, url=own.url, node_id="fresh-node")
+        servers = [fresh]
+        own.stop()  # Valkey goes away before the fresh node has read the gates
+        async with httpx.AsyncClient(base_url=fresh.http, timeout=30) as http:
+            r = await http.get("/chat/")
+            assert r.status_code == 503 and r.headers["retry-after"] == "1"
+            assert (await http.get("/chat/static/chat.js")).status_code == 200
+            assert (await http.get("/waiting-room/")).status_code == 200
+            own.start()
+            deadline = time.monotonic() + 15
+            while (r := await http.get("/chat/")).status_code == 503:
+                assert time.monotonic() < deadline, r.text
+                await asyncio.sleep(0.5)
+            assert r.status_code == 303  # read at last: gated as on any node
+            assert made["room"] in r.headers["location"]
+    finally:
+        if not own.ping():
+            own.start()  # (so the nodes stop cleanly)
+        for server in servers:
+            await server.stop()
+        own.stop()
+
+
+def bearer(made: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {made['admin_token']}"}
+
+
+async def gate_directory(server) -> dict[str, str]:
+    return dict(await server.node.namespaces[GATES].get_by_name("gates").gates())
+
+
+async def test_concurrent_changes_keep_every_acknowledged_one(serve) -> None:
+    server = await room_server(serve, chat=True)
+    made = await create(server.http)
+    room, url = made["room"], f"/waiting-room/api/rooms/{made['room']}"
+    auth = {"Authorization": f"Bearer {made['admin_token']}"}
+    async with httpx.AsyncClient(base_url=server.http) as http:
+
+        async def patch(change: dict[str, Any]) -> httpx.Response:
+            return await http.patch(url, json=change, headers=auth)
+
+        for i, prefix in enumerate(["/chat", None, "/chat/api", None]):
+            gating, sizing = await asyncio.gather(
+                patch({"gate_prefix": prefix}), patch({"total_active_users": 10 + i})
+            )
+            assert (gating.status_code, sizing.status_code) == (200, 200)
+            got = (await http.get(url)).json()
+            assert (got["gate_prefix"], got["total_active_users"]) == (prefix, 10 + i)
+            assert await gate_directory(server) == ({prefix: room} if prefix else {})
+        # two changes of the gate at once: one is made, the other is told to retry
+        one, two = await asyncio.gather(
+            patch({"gate_prefix": "/chat"}), patch({"gate_prefix": "/chat/api"})
+        )
+        assert sorted((one.status_code, two.status_code)) == [200, 409]
+        made_one = one if one.status_code == 200 else two
+        prefix = made_one.json()["gate_prefix"]
+        assert (await http.get(url)).json()["gate_prefix"] == prefix
+        assert await gate_directory(server) == {prefix: room}
+        assert (await patch({"gate_prefix": None})).status_code == 200
+        assert await gate_directory(server) == {}  # nothing stranded
+
+
+async def test_a_claim_that_outlived_its_room_does_not_block_the_prefix(serve) -> None:
+    server = await room_server(serve, chat=True)
+    directory = server.node.namespaces[GATES].get_by_name("gates")
+    rooms = server.node.namespaces["waiting_room"]
+    # a room whose creation failed after it claimed /chat, and one that no longer gates
+    # /chat/api but whose release never reached the directory
+    never_made = rooms.new_unique_id().hex
+    assert await directory.claim("/chat", never_made)
+    moved_on = (await create(server.http))["room"]
+    assert await directory.claim("/chat/api", moved_on)
+    made = await create(server.http, gate_prefix="/chat")
+    other = await create(server.http, gate_prefix="/chat/api")
+    assert await gate_directory(server) == {"/chat": made["room"], "/chat/api": other["room"]}
+    # a room that does hold its prefix keeps it
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        r = await http.post("/waiting-room/api/rooms", json={**ROOM, "gate_prefix": "/chat"})
+        assert r.status_code == 409
 
 
 async def test_a_waiting_page_that_talks_is_closed(serve) -> None:

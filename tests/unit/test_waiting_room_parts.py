@@ -226,10 +226,34 @@ def test_late_or_repeated_requests_change_nothing() -> None:
     assert ledger.shards["n1"].seq == 2 and not ledger.shards["n1"].held - restarted.held
 
 
+def test_a_shard_never_counts_fewer_slots_than_its_visitors() -> None:
+    room, ledger = lease_room(capacity=3, rate=100)
+    shard = Shard(lease_seconds=1.0, batch=64)
+    shard.demand = 3
+    shard.apply(ledger.request("n1", shard.request(0.0), T0), sent=0.0)
+    assert all(shard.try_admit(f"visitor-{i}", T0, 0.1) for i in range(3))
+    # rebuilt from storage whose figures an older write overwrote (held 0, an older number)
+    again = Shard(lease_seconds=1.0, batch=64)
+    again.restore(dict(shard.visitors), {**shard.meta(), "held": 0, "seq": shard.seq - 1})
+    assert again.held == 3
+    mono = 50.0
+    for _ in range(3):
+        again.apply(ledger.request("n1", again.request(mono), T0 + 50), sent=mono)
+        mono += 0.1
+    assert room.in_use == 3
+    assert [room.visit(f"newcomer-{i}", T0 + 51).status for i in range(3)] == ["queued"] * 3
+    # and the room counts a shard's visitors even when the shard says it holds fewer
+    request = {**again.request(mono), "held": 0}
+    ledger.request("n1", request, T0 + 52)
+    assert ledger.shards["n1"].held == 3 and room.in_use == 3
+
+
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["arrive", "leave", "lease", "lose", "tick", "restart", "room"]),
+            st.sampled_from(
+                ["arrive", "leave", "lease", "lose", "tick", "restart", "regress", "room"]
+            ),
             st.integers(0, 2),
             st.integers(0, 30),
         ),
@@ -266,9 +290,12 @@ def test_capacity_and_rate_hold_across_shards_whatever_is_lost(ops) -> None:
             answer = ledger.request(name, shard.request(mono, want=n % 3 != 0), now)
             if op == "lease":
                 shard.apply(answer, sent=mono)
-        elif op == "restart":  # the shard's node died: it comes back from what it stored
+        elif op in ("restart", "regress"):  # the shard's node died: back from storage...
+            meta = shard.meta()
+            if op == "regress":  # ...whose figures an older write overwrote
+                meta.update(held=n % (shard.held + 1), seq=max(0, shard.seq - 1))
             again = Shard(lease_seconds=period, batch=4)
-            again.restore(dict(shard.visitors), shard.meta())
+            again.restore(dict(shard.visitors), meta)
             shards[i] = again
         elif op == "room":
             room.tick(now)
@@ -308,7 +335,7 @@ def test_return_paths_must_be_local() -> None:
         assert local_path(bad) is None, bad
 
 
-def test_the_longest_gated_prefix_wins_and_reserved_paths_cannot_be_gated() -> None:
+def test_the_longest_gated_prefix_wins_and_only_other_apps_can_be_gated() -> None:
     from apps.waiting_room.gates import check_prefix, match
 
     gates = {"/chat": "r1", "/chat/api": "r2"}
@@ -316,8 +343,23 @@ def test_the_longest_gated_prefix_wins_and_reserved_paths_cannot_be_gated() -> N
     assert match(gates, "/chat/") == ("/chat", "r1")
     assert match(gates, "/chat/api/room") == ("/chat/api", "r2")
     assert match(gates, "/chatter") is None and match(gates, "/") is None
-    check_prefix("/chat", "waiting-room")
-    check_prefix(None, "waiting-room")
-    for prefix in ("/waiting-room", "/waiting-room/x", "/static", "/_cluster/link", "/healthz"):
-        with pytest.raises(SettingsError):
-            check_prefix(prefix, "waiting-room")
+    others = {"chat": True, "lobby": False}  # the node's other apps (with static files?)
+    for prefix in ("/chat", "/chat/api", "/lobby", "/lobby/static", None):
+        check_prefix(prefix, others)
+    for prefix in (
+        "/waiting-room",  # (not in others: the waiting room itself)
+        "/waiting-room/x",
+        "/static",
+        "/_cluster/link",
+        "/healthz",
+        "/api",  # the node's /api/apps
+        "/ops",
+        "/chatter",
+        "/chat/static",  # the chat's static files always pass
+        "/chat/static/chat.js",
+    ):
+        with pytest.raises(SettingsError) as info:
+            check_prefix(prefix, others)
+        assert info.value.field == "gate_prefix"
+    with pytest.raises(SettingsError):
+        check_prefix("/chat", {})

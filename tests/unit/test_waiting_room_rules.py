@@ -361,6 +361,38 @@ def test_the_lottery_shuffles_the_prequeue_once_at_the_start() -> None:
     assert len(orders) > 10
 
 
+def test_a_room_rebuilt_after_the_start_still_draws_the_lottery() -> None:
+    start = T0 + 60
+    settings = {"event_start": start, "prequeue_start": T0, "shuffle_at_start": True}
+    names = [f"v{i}" for i in range(8)]
+    drawn = set()
+    for seed in range(10):
+        room = make_room(capacity=2, seed=seed, queue_timeout=1e6, **settings)
+        stored = room.take_changes().meta  # what the room's creation stores
+        assert stored == {"ev": {"started": False}}
+        statuses(room, names, T0 + 1)
+        changes = room.take_changes()
+        stored.update(changes.meta)
+        # the room's node goes away before the start; another rebuilds it after
+        again = make_room(capacity=2, now=start + 5, seed=seed, queue_timeout=1e6, **settings)
+        again.take_changes()
+        again.restore(changes.saved.items(), stored)
+        assert not again.started and again.next_wake(start + 5) == start
+        again.tick(start + 5)
+        after = again.take_changes()
+        assert after.meta["ev"] == {"started": True} and len(after.admitted) == 2
+        drawn.add(tuple(after.admitted))
+    assert len(drawn) > 5  # a draw, not the arrival order ("v0", "v1") every time
+    # a room stored before "ev" was stored at creation: the start counts as not handled
+    legacy = make_room(capacity=2, now=start + 5, queue_timeout=1e6, **settings)
+    legacy.restore([], {"seq": 1})
+    assert not legacy.started
+    # one whose start was handled stays started, and its line is not shuffled again
+    done = make_room(capacity=2, now=start + 5, queue_timeout=1e6, **settings)
+    done.restore([], {"ev": {"started": True}})
+    assert done.started and "ev" not in done.take_changes().meta
+
+
 def test_moving_the_event_rearms_its_start() -> None:
     room = make_room(capacity=1, event_start=T0 - 10)
     assert room.started
