@@ -54,9 +54,10 @@ class Http:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
-        self.writer.write(
-            f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: 0\r\n\r\n".encode()
-        )
+        # (the node's Host check refuses names it does not serve: say the address)
+        host = f"127.0.0.1:{self.port}"
+        request = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n"
+        self.writer.write(request.encode())
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = 0
@@ -101,7 +102,8 @@ async def rpc_figures(url: str, seconds: float) -> dict[str, float]:
     ns = me.register("bench", Bench)
     await me.start()
     try:
-        await Http(port).post("/bench/hot-remote/touch")  # lives on the other node
+        status = await Http(port).post("/bench/hot-remote/touch")  # lives on the other node
+        assert status == 200, f"the other node answered {status}"
         local, forwarded = ns.get_by_name("hot-local"), ns.get_by_name("hot-remote")
         await local.noop()
         await forwarded.noop()
@@ -127,7 +129,7 @@ async def tunnel_figures(url: str, seconds: float) -> dict[str, float]:
         for i, p in enumerate(ports)
     ]
     try:
-        await Http(ports[0]).post("/bench/echo/touch")  # the owner is the first node
+        assert await Http(ports[0]).post("/bench/echo/touch") == 200  # the owner: the first node
         out: dict[str, float] = {}
         for label, port in (("direct", ports[0]), ("tunnel", ports[1])):
             ws = await connect(f"ws://127.0.0.1:{port}/bench/echo/ws", max_queue=None)
@@ -173,7 +175,7 @@ async def failover_time(url: str) -> float:
     ]
     try:
         name = f"fail{random.randrange(10**9)}"
-        await Http(ports[0]).post(f"/bench/{name}/touch")
+        assert await Http(ports[0]).post(f"/bench/{name}/touch") == 200
         survivor = Http(ports[1])
         assert await survivor.post(f"/bench/{name}/write") == 200  # forwarded to the owner
         procs[0].kill()
@@ -203,10 +205,10 @@ async def scaling(url: str, nodes: int, seconds: float) -> float:
     try:
         clients = [Http(ports[i % nodes]) for i in range(60)]
         for i in range(1000):  # warm: activate every object somewhere
-            await clients[i % len(clients)].post(f"/bench/o{i}/write")
+            assert await clients[i % len(clients)].post(f"/bench/o{i}/write") == 200
 
         async def one(w: int) -> None:
-            await clients[w].post(f"/bench/o{random.randrange(1000)}/write")
+            assert await clients[w].post(f"/bench/o{random.randrange(1000)}/write") == 200
 
         return await rate(one, len(clients), seconds)
     finally:
