@@ -96,9 +96,10 @@ class Sock:
                         self.waiters.remove(entry)
         except ConnectionClosed:
             pass
+        why = f"closed: {self.ws.close_code} {self.ws.close_reason or ''}".rstrip()
         for _, future in self.waiters:
             if not future.done():
-                future.set_exception(ConnectionError("closed"))
+                future.set_exception(ConnectionError(why))
 
     def wait(self, predicate: Any) -> asyncio.Future[dict[str, Any]]:
         """A future for the next message satisfying ``predicate`` (register before sending)."""
