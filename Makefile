@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 .PHONY: run test test-unit lint bench bench-chat bench-whiteboard bench-cluster bench-memory \
-	bench-lobby bench-waiting-room fuzz-whiteboard bundle system-deps clean
+	bench-lobby bench-waiting-room profile-chat fuzz-whiteboard bundle system-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -115,6 +115,10 @@ bench-lobby: $(VENV)/.installed-bench
 
 bench-waiting-room: $(VENV)/.installed-bench
 	$(PY) bench/waiting_room_bench.py $(ARGS)
+
+# Where a node spends its CPU under the chat's paced and multi-room loads (py-spy, as root).
+profile-chat: $(VENV)/.installed-bench
+	$(PY) bench/profile_chat.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts node_modules static/build \

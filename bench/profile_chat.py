@@ -1,5 +1,6 @@
 """Where a node spends its time under the chat's paced and multi-room workloads (py-spy).
 
+    make profile-chat ARGS="--workload paced"
     .venv/bin/python bench/profile_chat.py [--workload paced|rooms|both] [--repeat 3]
 
 Starts a Valkey like `make run`'s and a node serving the chat (rate limiter off), samples the
@@ -76,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     pyspy = Path(sys.executable).with_name("py-spy")
     if not pyspy.exists():
-        parser.error("py-spy is missing: .venv/bin/pip install py-spy")
+        parser.error("py-spy is missing: make profile-chat installs it (the bench extra)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     names = ["paced", "rooms"] if args.workload == "both" else [args.workload]
     for name in names:
