@@ -28,11 +28,11 @@ Messages (plain data over RPC):
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from .deadlines import Deadlines
 from .rules import Room, renewal_slack
 
 REQUEST_FIELDS = ("seq", "held", "active", "admitted", "want_slots", "want_permits", "unused")
@@ -175,7 +175,7 @@ class Shard:
         self.admitted = 0
         self.visitors: dict[str, float] = {}  # visitor -> session end
         self.saved: dict[str, float] = {}  # visitor -> session end last stored
-        self._expiries: list[tuple[float, str]] = []
+        self._expiries = Deadlines()  # when each visitor's session may end
         self.permits = 0
         self.deadline = 0.0  # permits and the room's word hold until then (monotonic)
         self.method = "fifo"
@@ -197,7 +197,7 @@ class Shard:
         for visitor, expiry in visitors.items():
             self.saved[visitor] = float(expiry)
             self.visitors[visitor] = float(expiry) + slack
-            heapq.heappush(self._expiries, (float(expiry) + slack, visitor))
+            self._expiries.set(visitor, float(expiry) + slack)
         # Every stored visitor holds a slot, even if the stored figure says fewer.
         self.held = max(self.held, len(self.visitors))
 
@@ -267,14 +267,12 @@ class Shard:
         return True
 
     def expire(self, now: float) -> None:
-        heap = self._expiries
-        while heap and heap[0][0] <= now:
-            _, visitor = heapq.heappop(heap)
+        for visitor in self._expiries.due(now):
             expiry = self.visitors.get(visitor)
             if expiry is None:
                 continue
             if expiry > now:
-                heapq.heappush(heap, (expiry, visitor))
+                self._expiries.set(visitor, expiry)
                 continue
             del self.visitors[visitor]
             self.dirty.add(visitor)
@@ -328,7 +326,8 @@ class Shard:
 
     def next_wake(self, now: float, mono: float) -> float | None:
         """Wall time of the next expiry, or of giving back idle slots."""
-        times = [self._expiries[0][0]] if self._expiries else []
+        first = self._expiries.next()
+        times = [first] if first is not None else []
         if self.spare > 0:
             times.append(now + max(0.0, self.deadline + self.lease_seconds - mono))
         return min(times) if times else None
@@ -336,7 +335,7 @@ class Shard:
     def _admit(self, visitor: str, now: float) -> None:
         expiry = now + self.session_duration
         self.visitors[visitor] = expiry
-        heapq.heappush(self._expiries, (expiry, visitor))
+        self._expiries.set(visitor, expiry)
         self.admitted += 1
         self.dirty.add(visitor)
         self.meta_dirty = True

@@ -22,13 +22,13 @@ at once and queue positions in one batched pass (:meth:`Room.positions`).
 
 from __future__ import annotations
 
-import heapq
 import math
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .deadlines import Deadlines
 from .line import Line
 from .settings import RoomSettings
 from .window import RateWindow
@@ -140,8 +140,8 @@ class Room:
         self.recent = RateWindow(0, ESTIMATE_SPAN)
         self.sockets: dict[str, int] = {}
         self.last_seen: dict[str, float] = {}
-        self._expiries: list[tuple[float, str]] = []  # one entry per active visitor
-        self._deadlines: list[tuple[float, str]] = []  # one entry per queued visitor
+        self._expiries = Deadlines()  # when each active visitor's session may end
+        self._deadlines = Deadlines()  # when each queued visitor may have left the line
         self._changes = Changes()
         self._dirty: set[str] = set()
         self._meta_dirty: set[str] = set()
@@ -162,7 +162,7 @@ class Room:
             if v.state == ACTIVE:
                 v.expiry += slack  # renewals since the last stored one may be missing
                 self.active_count += 1
-                heapq.heappush(self._expiries, (v.expiry, v.id))
+                self._expiries.set(v.id, v.expiry)
             else:
                 self.line.add(v.id, v.ticket)
                 self._track_queued(v.id, now)
@@ -303,7 +303,12 @@ class Room:
         old, self.settings = self.settings, settings
         self.window.limit = settings.new_users_per_minute
         if settings.event_start != old.event_start:
-            self.started = not (settings.event_start is not None and settings.event_start > now)
+            if settings.event_start is None:
+                self.started = True
+            elif settings.event_start > now:
+                self.started = False  # re-armed: a pre-queue again, and its lottery
+            # A start moved to a moment already past ("start now") is left to tick() below,
+            # which starts the event (drawing the lottery) unless that was done already.
             self.touch_meta("ev")
         self._changes.reordered = True  # waits and positions may read differently now
         self.tick(now)
@@ -350,11 +355,7 @@ class Room:
 
     def next_wake(self, now: float) -> float | None:
         """When :meth:`tick` next has something to do (None: nothing scheduled)."""
-        times: list[float] = []
-        if self._expiries:
-            times.append(self._expiries[0][0])
-        if self._deadlines:
-            times.append(self._deadlines[0][0])
+        times = [t for t in (self._expiries.next(), self._deadlines.next()) if t is not None]
         s = self.settings
         if s.event_start is not None and not self.started:
             times.append(s.event_start)
@@ -386,32 +387,28 @@ class Room:
         self._changes.reordered = True
 
     def _expire(self, now: float) -> None:
-        heap = self._expiries
-        while heap and heap[0][0] <= now:
-            _, visitor_id = heapq.heappop(heap)
+        for visitor_id in self._expiries.due(now):
             v = self.visitors.get(visitor_id)
             if v is None or v.state != ACTIVE:
-                continue  # left, or re-queued meanwhile: a stale entry
+                continue  # left meanwhile
             if v.expiry > now:
-                heapq.heappush(heap, (v.expiry, visitor_id))  # renewed since
+                self._expiries.set(visitor_id, v.expiry)  # renewed since
                 continue
             del self.visitors[visitor_id]
             self.active_count -= 1
             self._dirty.add(visitor_id)
 
     def _abandon(self, now: float) -> None:
-        heap = self._deadlines
-        while heap and heap[0][0] <= now:
-            _, visitor_id = heapq.heappop(heap)
+        for visitor_id in self._deadlines.due(now):
             v = self.visitors.get(visitor_id)
             if v is None or v.state != QUEUED:
                 continue
             if self.sockets.get(visitor_id):
-                heapq.heappush(heap, (now + self.queue_timeout, visitor_id))
+                self._deadlines.set(visitor_id, now + self.queue_timeout)
                 continue
             deadline = self.last_seen.get(visitor_id, 0.0) + self.queue_timeout
             if deadline > now:
-                heapq.heappush(heap, (deadline, visitor_id))
+                self._deadlines.set(visitor_id, deadline)
                 continue
             del self.visitors[visitor_id]
             self.line.remove(visitor_id)
@@ -425,7 +422,7 @@ class Room:
         v = Visitor(visitor_id, ACTIVE, expiry=now + self.settings.session_duration)
         self.visitors[visitor_id] = v
         self.active_count += 1
-        heapq.heappush(self._expiries, (v.expiry, visitor_id))
+        self._expiries.set(visitor_id, v.expiry)
         self._dirty.add(visitor_id)
         self.admitted_total += 1
         self.recent.record(now)
@@ -448,10 +445,10 @@ class Room:
 
     def _track_queued(self, visitor_id: str, now: float) -> None:
         self.last_seen[visitor_id] = now
-        heapq.heappush(self._deadlines, (now + self.queue_timeout, visitor_id))
+        self._deadlines.set(visitor_id, now + self.queue_timeout)
 
     def _forget_queued(self, visitor_id: str) -> None:
-        self.last_seen.pop(visitor_id, None)  # its heap entry is skipped when it comes up
+        self.last_seen.pop(visitor_id, None)  # its deadline is skipped when it comes up
 
     # ------------------------------------------------------------ figures
 

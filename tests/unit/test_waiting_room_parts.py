@@ -20,6 +20,7 @@ from apps.waiting_room.cookies import (
     signer_for,
     valid_room,
 )
+from apps.waiting_room.deadlines import Deadlines
 from apps.waiting_room.leasing import Ledger, Shard, check_request
 from apps.waiting_room.rules import Room
 from apps.waiting_room.settings import RoomSettings, SettingsError
@@ -363,3 +364,22 @@ def test_the_longest_gated_prefix_wins_and_only_other_apps_can_be_gated() -> Non
         assert info.value.field == "gate_prefix"
     with pytest.raises(SettingsError):
         check_prefix("/chat", {})
+
+
+def test_deadlines_keep_one_live_time_per_key() -> None:
+    d = Deadlines()
+    d.set("a", 10.0)
+    d.set("a", 50.0)  # later: the entry at 10 comes up first, and the caller sets 50 then
+    d.set("b", 20.0)
+    assert len(d) == 2 and d.next() == 10.0
+    assert list(d.due(15.0)) == ["a"]  # "a" left the heap: set again if still needed
+    d.set("a", 50.0)
+    d.set("b", 5.0)  # earlier: a second entry, the one at 20 is now stale
+    assert d.next() == 5.0 and list(d.due(30.0)) == ["b"]  # the stale 20 is not reported
+    assert d.next() == 50.0 and len(d) == 1
+    for i in range(1_000):  # a key moved later and later never grows the heap
+        d.set("a", 60.0 + i)
+    assert len(d) == 1 and list(d.due(100.0)) == ["a"]  # at 50, its first time
+    d.set("a", 1059.0)  # (the caller, seeing it is not due yet)
+    assert list(d.due(1000.0)) == [] and list(d.due(1e9)) == ["a"]
+    assert d.next() is None and len(d) == 0

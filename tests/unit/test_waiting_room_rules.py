@@ -393,6 +393,28 @@ def test_a_room_rebuilt_after_the_start_still_draws_the_lottery() -> None:
     assert done.started and "ev" not in done.take_changes().meta
 
 
+def test_moving_the_start_to_a_moment_already_past_still_draws_the_lottery() -> None:
+    # The admin's "start now": the time sent is past by the time the change is applied.
+    settings = RoomSettings(
+        1, 100, 60, event_start=T0 + 3600, prequeue_start=T0, shuffle_at_start=True
+    )
+    names = [f"v{i}" for i in range(8)]
+    firsts = set()
+    for seed in range(20):
+        room = Room(settings, now=T0, rng=random.Random(seed), queue_timeout=1e6)
+        statuses(room, names, T0 + 1)
+        room.take_changes()
+        room.update(RoomSettings(**{**settings.as_dict(), "event_start": T0 + 10}), T0 + 10.4)
+        changes = room.take_changes()
+        assert room.started and changes.meta["ev"] == {"started": True}
+        firsts.add(changes.admitted[0])
+        # a start moved again, to another past moment, does not draw a second time
+        line = list(room.line)
+        room.update(RoomSettings(**{**settings.as_dict(), "event_start": T0 + 5}), T0 + 11)
+        assert list(room.line) == line
+    assert len(firsts) > 3  # drawn, not "v0" (the arrival order) every time
+
+
 def test_moving_the_event_rearms_its_start() -> None:
     room = make_room(capacity=1, event_start=T0 - 10)
     assert room.started
@@ -443,3 +465,37 @@ def test_renewals_are_stored_when_they_move_the_end_enough_and_a_restart_never_e
     assert "a" in again.visitors  # never before the real end...
     again.tick(T0 + 120)
     assert "a" not in again.visitors  # ...and at most the slack after it
+
+
+# ---------------------------------------------------------------- memory
+
+
+def test_leaving_and_coming_back_in_a_loop_keeps_one_timer_per_visitor() -> None:
+    # A cookie still valid after /leave brings the same visitor back at once, as often as
+    # a script likes: the room's timers must not grow with every round.
+    room = make_room(capacity=1, session=3600, queue_timeout=120)
+    assert room.visit("holder", T0).status == "admitted"  # full: a line forms
+    room.attach("x")  # x's waiting page stays open
+    now = T0
+    for _ in range(5_000):
+        now += 0.001
+        room.visit("x", now)
+        room.leave("x", now)
+    room.visit("x", now)
+    assert len(room._deadlines) <= 3 and list(room.line) == ["x"]
+    for _ in range(10):  # hours later, the page still open: still one timer, still queued
+        now += 600
+        room.visit("holder", now)
+        room.tick(now)
+    assert len(room._deadlines) <= 2 and list(room.line) == ["x"]
+    # admitted visitors the same: leave, come back in, over and over
+    open_room = make_room(capacity=10, rate=1_000_000, session=3600)
+    for _ in range(5_000):
+        now += 0.001
+        open_room.visit("y", now)
+        open_room.leave("y", now)
+    open_room.visit("y", now)
+    assert open_room.active_count == 1 and len(open_room._expiries) <= 2
+    now += 3601
+    open_room.tick(now)  # and the session still ends on time
+    assert open_room.active_count == 0 and len(open_room._expiries) == 0
