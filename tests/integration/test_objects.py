@@ -134,6 +134,26 @@ async def test_idle_objects_are_evicted_and_release_their_lease(
     assert await stub.bump_memory() == 1  # memory did not
 
 
+async def test_background_work_holds_off_eviction_until_it_ends(
+    make_node, sync_redis: redis.Redis
+) -> None:
+    # ctx.wait_until's work must finish in this instance: evicting it midway would cancel
+    # the work and lose its write.
+    node = await make_node(idle_timeout=0.2)
+    stub = node.namespace("probe").get_by_name("background")
+    await stub.background_write(1.0)
+    await asyncio.sleep(0.7)  # idle well past idle_timeout, the work still sleeping
+    assert node.live_objects == 1 and node.stats.evictions == 0
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if node.stats.evictions:
+            break
+    assert node.stats.evictions == 1  # evicted once the work ended...
+    keys = ObjectKeys.of("do", "probe", stub.id.hex)
+    assert not sync_redis.exists(keys.lease)
+    assert await stub.get("background") == "done"  # ...with its write kept
+
+
 class Loader(DurableObject):
     """Loads state in its constructor with block_concurrency_while."""
 

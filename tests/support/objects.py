@@ -165,6 +165,16 @@ class Probe(DurableObject):
         return [op for op in await self.storage.get("ops", []) if op not in before]
 
     @rpc
+    async def background_write(self, seconds: float) -> None:
+        """Background work that writes "background" after ``seconds``, the event long over."""
+
+        async def later() -> None:
+            await asyncio.sleep(seconds)
+            await self.storage.put("background", "done")
+
+        self.ctx.wait_until(later())
+
+    @rpc
     async def background_after_nap(self, seconds: float) -> None:
         """Ask for background work, then nap: the work must start after this event."""
         self.event_over = False
