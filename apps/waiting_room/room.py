@@ -74,10 +74,6 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _chunks(items: list[Any], size: int = 128) -> list[list[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 class WaitingRoom(DurableObject):
     """One waiting room."""
 
@@ -331,11 +327,10 @@ class WaitingRoom(DurableObject):
         puts: dict[str, Any] = {f"v/{k}": v for k, v in changes.saved.items()}
         puts.update(changes.meta)
         puts.update({f"l/{k}": v for k, v in self.ledger.take_changes().items()})
-        items = list(puts.items())
-        for chunk in _chunks(items):
-            await self.storage.put_many(dict(chunk))
-        for chunk in _chunks(changes.deleted):
-            await self.storage.delete_many([f"v/{k}" for k in chunk])
+        if puts:
+            await self.storage.put_many(puts)  # (storage splits big batches itself)
+        if changes.deleted:
+            await self.storage.delete_many([f"v/{k}" for k in changes.deleted])
         for visitor in changes.admitted:
             for ws in self.pages.get(visitor, ()):
                 self.send_status(ws, ADMITTED_STATUS)
