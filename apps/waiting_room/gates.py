@@ -8,9 +8,10 @@ may drop it), and only a path of another app of the node (its first segment is t
 name). Every node caches the directory for ``gate_cache_seconds``. The gate wraps the whole
 node: a request under a gated prefix (an HTTP page or a WebSocket handshake; the app's
 static files pass freely) is decided by the room like any visit of the room's own site.
-Admitted, it goes through and the cookie is renewed; otherwise an HTTP GET is sent to the
-room's waiting page (303, with a return path), any other method gets 503, and a WebSocket
-handshake is refused with 403.
+Admitted, it goes through and the cookie is renewed (on the response, or on a handshake's
+accept); otherwise an HTTP GET is sent to the room's waiting page (303, with a return path),
+any other method gets 503, and a WebSocket handshake is refused with 403 (with the cookie).
+A handshake cannot show the waiting page, so it never puts a newcomer in line.
 """
 
 from __future__ import annotations
@@ -199,6 +200,9 @@ class GateCache:
             self._task = None
 
 
+#: The messages that open a response's head, where a Set-Cookie header can go.
+HEADS = ("http.response.start", "websocket.accept", "websocket.http.response.start")
+
 _caches: weakref.WeakKeyDictionary[MountedApp, GateCache] = weakref.WeakKeyDictionary()
 
 
@@ -250,7 +254,9 @@ class Gate:
         conn = HTTPConnection(scope)
         try:
             visitor = await client.read_pass(env, room, dict(conn.cookies))
-            decision = await client.decide(env, room, visitor)
+            # A handshake cannot show the waiting page: it never puts a newcomer in line.
+            join = scope["type"] != "websocket"
+            decision = await client.decide(env, room, visitor, join=join)
             secure = scope.get("scheme") in ("https", "wss")
             cookie = await client.cookie_header(env, room, decision, self.config, secure)
         except (client.UnknownRoom, client.RoomError, DurableObjectError) as exc:
@@ -262,7 +268,10 @@ class Gate:
             await self.app(scope, receive, self.with_cookie(send, cookie))
             return
         if scope["type"] == "websocket":
-            await self.refuse(scope, send, 403, "Not admitted yet: wait in the waiting room.")
+            # With the cookie, a client that keeps it is the same visitor next time (a
+            # queued one keeps its place: the handshake counted as a visit).
+            text = "Not admitted yet: wait in the waiting room."
+            await self.refuse(scope, send, 403, text, cookie=cookie)
             return
         query = scope.get("query_string", b"").decode("latin-1")
         back = path + ("?" + query if query else "")
@@ -281,10 +290,12 @@ class Gate:
 
     @staticmethod
     def with_cookie(send: Send, cookie: str) -> Send:
-        """``send`` that adds the renewed cookie to the response's head."""
+        """``send`` that adds the renewed cookie to the response's head: an HTTP response's,
+        or a handshake's (accepted, or refused by the app). Without it, a client's every
+        handshake would be a newcomer, holding a slot nobody could renew or free."""
 
         async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] in HEADS:
                 headers = list(message.get("headers", []))
                 headers.append((b"set-cookie", cookie.encode("latin-1")))
                 message = {**message, "headers": headers}
@@ -298,12 +309,20 @@ class Gate:
         await send({"type": "http.response.body", "body": body})
 
     async def refuse(
-        self, scope: Scope, send: Send, status: int, text: str, retry: bool = False
+        self,
+        scope: Scope,
+        send: Send,
+        status: int,
+        text: str,
+        retry: bool = False,
+        cookie: str | None = None,
     ) -> None:
         body = text.encode()
         head = [(b"content-type", b"text/plain; charset=utf-8")]
         if retry:
             head.append((b"retry-after", b"1"))
+        if cookie is not None:
+            head.append((b"set-cookie", cookie.encode("latin-1")))
         if scope["type"] == "websocket":
             start = {"type": "websocket.http.response.start", "status": status, "headers": head}
             await send(start)

@@ -58,7 +58,7 @@ from .cookies import PURPOSE, cookie_name, signer_for, valid_visitor
 from .gates import OPERATOR_ONLY
 from .leasing import Ledger, check_request
 from .names import GATES
-from .rules import ADMITTED_STATUS, Changes, Room, Status
+from .rules import ADMITTED_STATUS, REJECTED_STATUS, Changes, Room, Status
 from .settings import RoomSettings, SettingsError
 
 log = logging.getLogger("apps.waiting_room")
@@ -76,6 +76,13 @@ def token_hash(token: str) -> str:
 
 def _chunks(items: list[Any], size: int = 128) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def admits_newcomer(room: Room, now: float) -> bool:
+    """Whether a newcomer arriving now would be admitted at once: the test Room.visit
+    applies to one (everyone admitted in passthrough; else a free slot and nobody in line).
+    (It belongs in rules.py; kept here while that module is being changed elsewhere.)"""
+    return room.settings.counts_only or (not room.line and room.can_admit(now))
 
 
 class WaitingRoom(DurableObject):
@@ -260,13 +267,26 @@ class WaitingRoom(DurableObject):
         return prefix in (self.room.settings.gate_prefix, self.claiming)
 
     @rpc
-    async def visit(self, visitor: str) -> dict[str, Any]:
-        """A visitor's request: renew, tell their place, or decide for a newcomer."""
+    async def visit(self, visitor: str, join: bool = True) -> dict[str, Any]:
+        """A visitor's request: renew, tell their place, or decide for a newcomer. Without
+        ``join`` (a request that cannot show the waiting page), a newcomer who cannot be
+        admitted at once is turned away: a ticket nobody waits on would only be admitted
+        later into a slot nobody uses."""
         if self.room is None:
             return {"error": "no such room", "status": 404}
         if not valid_visitor(visitor):
             return {"error": "bad visitor", "status": 400}
         now = time.time()
+        if not join and visitor not in self.room.visitors:
+            self.room.tick(now)
+            if not admits_newcomer(self.room, now):
+                await self.apply(now)  # (what the tick changed)
+                return {
+                    **REJECTED_STATUS.as_json(),
+                    "first_position": 0,
+                    "holder": "",
+                    "session_duration": self.room.settings.session_duration,
+                }
         status = self.room.visit(visitor, now)
         await self.apply(now)
         v = self.room.visitors.get(visitor)
