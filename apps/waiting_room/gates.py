@@ -152,6 +152,18 @@ class GateDirectory(DurableObject):
             await self.storage.delete(f"g/{prefix}")
 
     @rpc
+    async def clear_stale(self, prefix: str, room: str) -> bool:
+        """Drop ``prefix`` if ``room`` still has it here and, asked, says it does not stand
+        in front of it (a node's gate found so). Whether it was dropped."""
+        if not isinstance(prefix, str) or self.map.get(prefix) != room:
+            return False
+        if await self.still_held(prefix, room) or self.map.get(prefix) != room:
+            return False  # (held after all, or claimed anew while the room answered)
+        del self.map[prefix]
+        await self.storage.delete(f"g/{prefix}")
+        return True
+
+    @rpc
     async def gates(self) -> dict[str, str]:
         return dict(self.map)
 
@@ -160,7 +172,14 @@ class GateCache:
     """A node's copy of the directory, at most ``ttl`` seconds old, refreshed in the
     background once loaded. Until one read has succeeded it has no copy (None): the gate
     then refuses what it might cover rather than let it through. After that, if the
-    directory cannot be read, the last good copy stays (and a read is tried every second)."""
+    directory cannot be read, the last good copy stays (and a read is tried every second).
+
+    Each read asks every room in the map whether it still stands in front of its prefix
+    (``WaitingRoom.holds``). An entry outlives its reason when a release never reached the
+    directory (or a room's creation failed after it claimed): left alone, it would gate the
+    app for good, by a room that lets nobody in or that does not exist. Only a definite "no"
+    (the room says so, or there is no such room) drops an entry, here and in the directory;
+    a room that cannot answer keeps its gate, as the gate fails closed."""
 
     def __init__(self, env: Env, ttl: float) -> None:
         self.env = env
@@ -169,6 +188,7 @@ class GateCache:
         self.loaded = -1e18
         self.retry_at = -1e18
         self._task: asyncio.Task[None] | None = None
+        self.clearing: set[asyncio.Task[None]] = set()
 
     async def get(self) -> dict[str, str] | None:
         now = time.monotonic()
@@ -190,7 +210,10 @@ class GateCache:
         try:
             directory = self.env.namespace(GATES).get_by_name("gates")
             gates = await asyncio.wait_for(directory.gates(), 5)
-            self.map = {str(k): str(v) for k, v in gates.items()}
+            read = {str(k): str(v) for k, v in gates.items()}
+            for prefix in await self.stale(read):
+                del read[prefix]
+            self.map = read
             self.loaded = time.monotonic()
         except (DurableObjectError, TimeoutError) as exc:
             kept = "keeping the last copy" if self.map is not None else "none read yet"
@@ -198,6 +221,38 @@ class GateCache:
             self.retry_at = time.monotonic() + 1.0
         finally:
             self._task = None
+
+    async def stale(self, gates: dict[str, str]) -> list[str]:
+        """The prefixes whose rooms say they do not stand in front of them (asked at once,
+        each within 5 s); the directory is told to drop them, in the background."""
+        found = await asyncio.gather(*(self.holds(p, r) for p, r in gates.items()))
+        stale = [p for p, held in zip(gates, found, strict=True) if not held]
+        for prefix in stale:
+            log.warning("gate %s: room %s does not hold it; ignored", prefix, gates[prefix][:12])
+            self.clear_later(prefix, gates[prefix])
+        return stale
+
+    def clear_later(self, prefix: str, room: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.clear(prefix, room))
+        self.clearing.add(task)  # (kept: the loop holds tasks weakly)
+        task.add_done_callback(self.clearing.discard)
+
+    async def holds(self, prefix: str, room: str) -> bool:
+        """Whether ``room`` stands in front of ``prefix``: False only for a definite no."""
+        try:
+            return bool(await asyncio.wait_for(client.room_stub(self.env, room).holds(prefix), 5))
+        except client.UnknownRoom:
+            return False  # (not a room ID this app could have made)
+        except (DurableObjectError, TimeoutError) as exc:
+            log.warning("gate %s: room %s could not say if it holds it: %s", prefix, room[:12], exc)
+            return True
+
+    async def clear(self, prefix: str, room: str) -> None:
+        try:
+            directory = self.env.namespace(GATES).get_by_name("gates")
+            await asyncio.wait_for(directory.clear_stale(prefix, room), 5)
+        except (DurableObjectError, TimeoutError) as exc:  # the next read tries again
+            log.warning("gate %s: could not be cleared from the directory: %s", prefix, exc)
 
 
 #: The messages that open a response's head, where a Set-Cookie header can go.
@@ -260,6 +315,7 @@ class Gate:
             secure = scope.get("scheme") in ("https", "wss")
             cookie = await client.cookie_header(env, room, decision, self.config, secure)
         except (client.UnknownRoom, client.RoomError, DurableObjectError) as exc:
+            # (A room that does not exist is dropped from the map by its next read.)
             log.warning("gate %s -> room %s: %s", prefix, room[:12], exc)
             text = "The waiting room is unavailable; retry shortly."
             await self.refuse(scope, send, 503, text, retry=True)

@@ -779,6 +779,51 @@ async def test_a_refused_handshake_queues_no_newcomer_and_keeps_a_queued_visitor
         await v.close()
 
 
+async def test_a_gate_its_room_does_not_hold_lets_the_app_through(serve) -> None:
+    server = await room_server(serve, chat=True)
+    directory = server.node.namespaces[GATES].get_by_name("gates")
+    # a room that moved its gate away but whose release never reached the directory
+    room = (await create(server.http, total_active_users=1))["room"]
+    assert await directory.claim("/chat", room)
+    async with (
+        httpx.AsyncClient(base_url=server.http) as one,
+        httpx.AsyncClient(base_url=server.http) as two,
+    ):
+        assert (await one.get("/chat/")).status_code == 200
+        assert (await two.get("/chat/")).status_code == 200  # not sent to a full room's line
+        assert one.cookies.get(cookie_name(room)) is None
+    assert (await one_room_figures(server, room))["active"] == 0
+    await until_directory(server, {})  # the stale entry is cleared
+    # a claim by a room that was never made: not a 503 for every request of the app
+    ghost = server.node.namespaces["waiting_room"].new_unique_id().hex
+    assert await directory.claim("/chat", ghost)
+    await asyncio.sleep(FAST.gate_cache_seconds + 0.1)
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        assert (await http.get("/chat/")).status_code == 200
+    await until_directory(server, {})
+    # a room that does stand in front of its prefix still gates it
+    gated = await create(server.http, total_active_users=1, gate_prefix="/chat")
+    async with (
+        httpx.AsyncClient(base_url=server.http) as one,
+        httpx.AsyncClient(base_url=server.http) as two,
+    ):
+        assert (await one.get("/chat/")).status_code == 200
+        assert (await two.get("/chat/")).status_code == 303
+    assert await gate_directory(server) == {"/chat": gated["room"]}
+
+
+async def one_room_figures(server, room: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        return dict((await http.get(f"/waiting-room/api/rooms/{room}")).json())
+
+
+async def until_directory(server, expected: dict[str, str], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (found := await gate_directory(server)) != expected:
+        assert time.monotonic() < deadline, found
+        await asyncio.sleep(0.05)
+
+
 async def test_a_waiting_page_that_talks_is_closed(serve) -> None:
     server = await room_server(serve)
     room = (await create(server.http, total_active_users=1))["room"]
