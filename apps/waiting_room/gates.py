@@ -152,6 +152,18 @@ class GateDirectory(DurableObject):
             await self.storage.delete(f"g/{prefix}")
 
     @rpc
+    async def release_others(self, room: str, keep: str | None) -> list[str]:
+        """Release every prefix ``room`` holds but ``keep``: what a room sends when its
+        admin names its gate (or none), so that a release lost earlier is made good.
+        Idempotent; the prefixes released."""
+        gone = [p for p, holder in self.map.items() if holder == room and p != keep]
+        for prefix in gone:
+            del self.map[prefix]
+        if gone:
+            await self.storage.delete_many([f"g/{p}" for p in gone])
+        return gone
+
+    @rpc
     async def clear_stale(self, prefix: str, room: str) -> bool:
         """Drop ``prefix`` if ``room`` still has it here and, asked, says it does not stand
         in front of it (a node's gate found so). Whether it was dropped."""

@@ -824,6 +824,35 @@ async def until_directory(server, expected: dict[str, str], timeout: float = 5.0
         await asyncio.sleep(0.05)
 
 
+async def test_naming_the_gate_again_makes_good_a_lost_release(serve) -> None:
+    server = await room_server(serve, chat=True)
+    directory = server.node.namespaces[GATES].get_by_name("gates")
+    made = await create(server.http)
+    room, url = made["room"], f"/waiting-room/api/rooms/{made['room']}"
+    assert await directory.claim("/chat", room)  # a release that never arrived
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        r = await http.patch(url, json={"gate_prefix": None}, headers=bearer(made))
+        assert r.status_code == 200 and r.json()["gate_prefix"] is None
+        assert await gate_directory(server) == {}
+        # again: nothing to release, still fine
+        r = await http.patch(url, json={"gate_prefix": None}, headers=bearer(made))
+        assert r.status_code == 200 and await gate_directory(server) == {}
+        # a room that gates /chat/api, with /chat left behind by a move
+        r = await http.patch(url, json={"gate_prefix": "/chat/api"}, headers=bearer(made))
+        assert r.status_code == 200
+        assert await directory.claim("/chat", room)
+        r = await http.patch(
+            url, json={"gate_prefix": "/chat/api", "total_active_users": 5}, headers=bearer(made)
+        )
+        assert r.status_code == 200 and r.json()["total_active_users"] == 5
+        assert await gate_directory(server) == {"/chat/api": room}
+        # a change that does not name the gate leaves the directory alone
+        assert await directory.claim("/chat", room)
+        r = await http.patch(url, json={"total_active_users": 6}, headers=bearer(made))
+        assert r.status_code == 200
+        assert await gate_directory(server) == {"/chat": room, "/chat/api": room}
+
+
 async def test_a_waiting_page_that_talks_is_closed(serve) -> None:
     server = await room_server(serve)
     room = (await create(server.http, total_active_users=1))["room"]
