@@ -145,11 +145,12 @@ async def room_api(request: Request) -> Response:
         return JSONResponse(exc.as_json(), status_code=422)
     except DurableObjectError as exc:
         return fail(503, f"the room is unavailable ({exc.code}); retry")
+    # (also after an error: a 503 from a lost release comes with the settings saved)
+    gates.cache_of(app).invalidate()
+    client.forget_settings(room)
     if "error" in answer:
         status = int(answer.pop("status", 500))
         return JSONResponse(answer, status_code=status)
-    gates.cache_of(app).invalidate()
-    client.forget_settings(room)
     return JSONResponse(answer["settings"])
 
 

@@ -130,17 +130,19 @@ async def read_pass(env: Env, room: str, cookies: dict[str, str]) -> Pass | None
     return signer.read(text, room, time.time())
 
 
-async def decide(env: Env, room: str, visitor: Pass | None) -> Decision:
-    """Ask the object that decides this visitor's request (UnknownRoom, RoomError)."""
+async def decide(env: Env, room: str, visitor: Pass | None, join: bool = True) -> Decision:
+    """Ask the object that decides this visitor's request (UnknownRoom, RoomError). Without
+    ``join``, a newcomer who cannot be admitted at once is turned away ("rejected") rather
+    than queued: for requests that cannot show the waiting page (a WebSocket handshake)."""
     who = visitor.visitor if visitor is not None else new_visitor()
     if not await leasing(env, room):
-        answer = await room_stub(env, room).visit(who)
+        answer = await room_stub(env, room).visit(who, join)
     elif visitor is not None and not visitor.holder and visitor.state != "rejected":
-        answer = await room_stub(env, room).visit(who)  # the room knows them
+        answer = await room_stub(env, room).visit(who, join)  # the room knows them
     else:
         node = visitor.holder if visitor is not None and visitor.holder else env.node_id
         shard = env.namespace(SHARDS).get_by_name(shard_name(room, node))
-        answer = await shard.visit(room, node, who)
+        answer = await shard.visit(room, node, who, join)
     if "error" in answer:
         if answer.get("status") == 404:
             raise UnknownRoom(room)

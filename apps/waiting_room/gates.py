@@ -8,9 +8,10 @@ may drop it), and only a path of another app of the node (its first segment is t
 name). Every node caches the directory for ``gate_cache_seconds``. The gate wraps the whole
 node: a request under a gated prefix (an HTTP page or a WebSocket handshake; the app's
 static files pass freely) is decided by the room like any visit of the room's own site.
-Admitted, it goes through and the cookie is renewed; otherwise an HTTP GET is sent to the
-room's waiting page (303, with a return path), any other method gets 503, and a WebSocket
-handshake is refused with 403.
+Admitted, it goes through and the cookie is renewed (on the response, or on a handshake's
+accept); otherwise an HTTP GET is sent to the room's waiting page (303, with a return path),
+any other method gets 503, and a WebSocket handshake is refused with 403 (with the cookie).
+A handshake cannot show the waiting page, so it never puts a newcomer in line.
 """
 
 from __future__ import annotations
@@ -151,6 +152,30 @@ class GateDirectory(DurableObject):
             await self.storage.delete(f"g/{prefix}")
 
     @rpc
+    async def release_others(self, room: str, keep: str | None) -> list[str]:
+        """Release every prefix ``room`` holds but ``keep``: what a room sends when its
+        admin names its gate (or none), so that a release lost earlier is made good.
+        Idempotent; the prefixes released."""
+        gone = [p for p, holder in self.map.items() if holder == room and p != keep]
+        for prefix in gone:
+            del self.map[prefix]
+        if gone:
+            await self.storage.delete_many([f"g/{p}" for p in gone])
+        return gone
+
+    @rpc
+    async def clear_stale(self, prefix: str, room: str) -> bool:
+        """Drop ``prefix`` if ``room`` still has it here and, asked, says it does not stand
+        in front of it (a node's gate found so). Whether it was dropped."""
+        if not isinstance(prefix, str) or self.map.get(prefix) != room:
+            return False
+        if await self.still_held(prefix, room) or self.map.get(prefix) != room:
+            return False  # (held after all, or claimed anew while the room answered)
+        del self.map[prefix]
+        await self.storage.delete(f"g/{prefix}")
+        return True
+
+    @rpc
     async def gates(self) -> dict[str, str]:
         return dict(self.map)
 
@@ -159,7 +184,14 @@ class GateCache:
     """A node's copy of the directory, at most ``ttl`` seconds old, refreshed in the
     background once loaded. Until one read has succeeded it has no copy (None): the gate
     then refuses what it might cover rather than let it through. After that, if the
-    directory cannot be read, the last good copy stays (and a read is tried every second)."""
+    directory cannot be read, the last good copy stays (and a read is tried every second).
+
+    Each read asks every room in the map whether it still stands in front of its prefix
+    (``WaitingRoom.holds``). An entry outlives its reason when a release never reached the
+    directory (or a room's creation failed after it claimed): left alone, it would gate the
+    app for good, by a room that lets nobody in or that does not exist. Only a definite "no"
+    (the room says so, or there is no such room) drops an entry, here and in the directory;
+    a room that cannot answer keeps its gate, as the gate fails closed."""
 
     def __init__(self, env: Env, ttl: float) -> None:
         self.env = env
@@ -168,6 +200,7 @@ class GateCache:
         self.loaded = -1e18
         self.retry_at = -1e18
         self._task: asyncio.Task[None] | None = None
+        self.clearing: set[asyncio.Task[None]] = set()
 
     async def get(self) -> dict[str, str] | None:
         now = time.monotonic()
@@ -189,7 +222,10 @@ class GateCache:
         try:
             directory = self.env.namespace(GATES).get_by_name("gates")
             gates = await asyncio.wait_for(directory.gates(), 5)
-            self.map = {str(k): str(v) for k, v in gates.items()}
+            read = {str(k): str(v) for k, v in gates.items()}
+            for prefix in await self.stale(read):
+                del read[prefix]
+            self.map = read
             self.loaded = time.monotonic()
         except (DurableObjectError, TimeoutError) as exc:
             kept = "keeping the last copy" if self.map is not None else "none read yet"
@@ -198,6 +234,41 @@ class GateCache:
         finally:
             self._task = None
 
+    async def stale(self, gates: dict[str, str]) -> list[str]:
+        """The prefixes whose rooms say they do not stand in front of them (asked at once,
+        each within 5 s); the directory is told to drop them, in the background."""
+        found = await asyncio.gather(*(self.holds(p, r) for p, r in gates.items()))
+        stale = [p for p, held in zip(gates, found, strict=True) if not held]
+        for prefix in stale:
+            log.warning("gate %s: room %s does not hold it; ignored", prefix, gates[prefix][:12])
+            self.clear_later(prefix, gates[prefix])
+        return stale
+
+    def clear_later(self, prefix: str, room: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.clear(prefix, room))
+        self.clearing.add(task)  # (kept: the loop holds tasks weakly)
+        task.add_done_callback(self.clearing.discard)
+
+    async def holds(self, prefix: str, room: str) -> bool:
+        """Whether ``room`` stands in front of ``prefix``: False only for a definite no."""
+        try:
+            return bool(await asyncio.wait_for(client.room_stub(self.env, room).holds(prefix), 5))
+        except client.UnknownRoom:
+            return False  # (not a room ID this app could have made)
+        except (DurableObjectError, TimeoutError) as exc:
+            log.warning("gate %s: room %s could not say if it holds it: %s", prefix, room[:12], exc)
+            return True
+
+    async def clear(self, prefix: str, room: str) -> None:
+        try:
+            directory = self.env.namespace(GATES).get_by_name("gates")
+            await asyncio.wait_for(directory.clear_stale(prefix, room), 5)
+        except (DurableObjectError, TimeoutError) as exc:  # the next read tries again
+            log.warning("gate %s: could not be cleared from the directory: %s", prefix, exc)
+
+
+#: The messages that open a response's head, where a Set-Cookie header can go.
+HEADS = ("http.response.start", "websocket.accept", "websocket.http.response.start")
 
 _caches: weakref.WeakKeyDictionary[MountedApp, GateCache] = weakref.WeakKeyDictionary()
 
@@ -250,10 +321,13 @@ class Gate:
         conn = HTTPConnection(scope)
         try:
             visitor = await client.read_pass(env, room, dict(conn.cookies))
-            decision = await client.decide(env, room, visitor)
+            # A handshake cannot show the waiting page: it never puts a newcomer in line.
+            join = scope["type"] != "websocket"
+            decision = await client.decide(env, room, visitor, join=join)
             secure = scope.get("scheme") in ("https", "wss")
             cookie = await client.cookie_header(env, room, decision, self.config, secure)
         except (client.UnknownRoom, client.RoomError, DurableObjectError) as exc:
+            # (A room that does not exist is dropped from the map by its next read.)
             log.warning("gate %s -> room %s: %s", prefix, room[:12], exc)
             text = "The waiting room is unavailable; retry shortly."
             await self.refuse(scope, send, 503, text, retry=True)
@@ -262,7 +336,10 @@ class Gate:
             await self.app(scope, receive, self.with_cookie(send, cookie))
             return
         if scope["type"] == "websocket":
-            await self.refuse(scope, send, 403, "Not admitted yet: wait in the waiting room.")
+            # With the cookie, a client that keeps it is the same visitor next time (a
+            # queued one keeps its place: the handshake counted as a visit).
+            text = "Not admitted yet: wait in the waiting room."
+            await self.refuse(scope, send, 403, text, cookie=cookie)
             return
         query = scope.get("query_string", b"").decode("latin-1")
         back = path + ("?" + query if query else "")
@@ -281,10 +358,12 @@ class Gate:
 
     @staticmethod
     def with_cookie(send: Send, cookie: str) -> Send:
-        """``send`` that adds the renewed cookie to the response's head."""
+        """``send`` that adds the renewed cookie to the response's head: an HTTP response's,
+        or a handshake's (accepted, or refused by the app). Without it, a client's every
+        handshake would be a newcomer, holding a slot nobody could renew or free."""
 
         async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] in HEADS:
                 headers = list(message.get("headers", []))
                 headers.append((b"set-cookie", cookie.encode("latin-1")))
                 message = {**message, "headers": headers}
@@ -298,12 +377,20 @@ class Gate:
         await send({"type": "http.response.body", "body": body})
 
     async def refuse(
-        self, scope: Scope, send: Send, status: int, text: str, retry: bool = False
+        self,
+        scope: Scope,
+        send: Send,
+        status: int,
+        text: str,
+        retry: bool = False,
+        cookie: str | None = None,
     ) -> None:
         body = text.encode()
         head = [(b"content-type", b"text/plain; charset=utf-8")]
         if retry:
             head.append((b"retry-after", b"1"))
+        if cookie is not None:
+            head.append((b"set-cookie", cookie.encode("latin-1")))
         if scope["type"] == "websocket":
             start = {"type": "websocket.http.response.start", "status": status, "headers": head}
             await send(start)

@@ -58,7 +58,7 @@ from .cookies import PURPOSE, cookie_name, signer_for, valid_visitor
 from .gates import OPERATOR_ONLY
 from .leasing import Ledger, check_request
 from .names import GATES
-from .rules import ADMITTED_STATUS, Changes, Room, Status
+from .rules import ADMITTED_STATUS, REJECTED_STATUS, Changes, Room, Status
 from .settings import RoomSettings, SettingsError
 
 log = logging.getLogger("apps.waiting_room")
@@ -201,7 +201,11 @@ class WaitingRoom(DurableObject):
         except SettingsError as exc:
             return {**exc.as_json(), "status": 422}
         if new.gate_prefix == self.room.settings.gate_prefix:
-            await self.set_settings(new)  # (no await of another object: nothing can interleave)
+            await self.set_settings(new)  # (no await of another object yet: nothing interleaves)
+            if "gate_prefix" in changes and self.claiming is None:
+                # The admin names the gate the room has (or none): a release lost earlier is
+                # sent again, so the directory holds this room under that prefix alone.
+                return await self.release_gates(new.gate_prefix, new)
             return {"settings": new.as_dict()}
         if new.gate_prefix is not None and not operator:
             return {"error": OPERATOR_ONLY, "field": "gate_prefix", "status": 403}
@@ -211,12 +215,11 @@ class WaitingRoom(DurableObject):
         return await self.move_gate(new.gate_prefix, changes)
 
     async def move_gate(self, prefix: str | None, changes: dict[str, Any]) -> dict[str, Any]:
-        """Claim ``prefix`` (None: no gate), take the changes, then release the old prefix.
+        """Claim ``prefix`` (None: no gate), take the changes, then release any other prefix.
         Calls to the directory let other events in: one gate change at a time (``claiming``),
         and the changes are applied to the settings as they are after the calls, so a change
         acknowledged meanwhile is kept."""
         assert self.room is not None
-        old = self.room.settings.gate_prefix
         self.claiming = prefix or ""
         try:
             if prefix and not await self.claim_gate(prefix):
@@ -231,11 +234,25 @@ class WaitingRoom(DurableObject):
             await self.set_settings(new)
         finally:
             self.claiming = None
-        if old:
-            try:
-                await self.gates().release(old, self.id.hex)
-            except DurableObjectError as exc:  # the directory asks us before it reassigns it
-                log.warning("could not release gate %s: %s", old, exc)
+        return await self.release_gates(prefix, new)
+
+    async def release_gates(self, keep: str | None, new: RoomSettings) -> dict[str, Any]:
+        """Have the directory drop every prefix of this room but ``keep`` (its gate now).
+        If it cannot be reached, the admin is told (503) and may send the change again: a
+        gate left in the directory would keep gating the app (until a node's gate asks
+        this room, which says it does not hold it, and clears it)."""
+        self.claiming = keep or ""  # (a claim sent meanwhile could be released with the rest)
+        try:
+            await self.gates().release_others(self.id.hex, keep)
+        except DurableObjectError as exc:
+            log.warning("could not release the gates of room %s: %s", self.id.hex[:12], exc)
+            error = (
+                "the settings are saved, but the gate directory could not be told to drop "
+                "this room's old gate; send the change again"
+            )
+            return {"error": error, "field": "gate_prefix", "status": 503}
+        finally:
+            self.claiming = None
         return {"settings": new.as_dict()}
 
     async def set_settings(self, new: RoomSettings) -> None:
@@ -256,13 +273,26 @@ class WaitingRoom(DurableObject):
         return prefix in (self.room.settings.gate_prefix, self.claiming)
 
     @rpc
-    async def visit(self, visitor: str) -> dict[str, Any]:
-        """A visitor's request: renew, tell their place, or decide for a newcomer."""
+    async def visit(self, visitor: str, join: bool = True) -> dict[str, Any]:
+        """A visitor's request: renew, tell their place, or decide for a newcomer. Without
+        ``join`` (a request that cannot show the waiting page), a newcomer who cannot be
+        admitted at once is turned away: a ticket nobody waits on would only be admitted
+        later into a slot nobody uses."""
         if self.room is None:
             return {"error": "no such room", "status": 404}
         if not valid_visitor(visitor):
             return {"error": "bad visitor", "status": 400}
         now = time.time()
+        if not join and visitor not in self.room.visitors:
+            self.room.tick(now)
+            if not self.room.admits_newcomer(now):
+                await self.apply(now)  # (what the tick changed)
+                return {
+                    **REJECTED_STATUS.as_json(),
+                    "first_position": 0,
+                    "holder": "",
+                    "session_duration": self.room.settings.session_duration,
+                }
         status = self.room.visit(visitor, now)
         await self.apply(now)
         v = self.room.visitors.get(visitor)

@@ -261,9 +261,14 @@ class Room:
             return self.status_of(v, now)
         return self._arrive(visitor_id, now)
 
+    def admits_newcomer(self, now: float) -> bool:
+        """Whether a newcomer arriving now would be admitted at once (everyone, in
+        passthrough; else a free slot, the rate allowing, and nobody in line)."""
+        return self.settings.counts_only or (not self.line and self.can_admit(now))
+
     def _arrive(self, visitor_id: str, now: float) -> Status:
         s = self.settings
-        if s.counts_only or (not self.line and self.can_admit(now)):
+        if self.admits_newcomer(now):
             self._admit(visitor_id, now)
             return ADMITTED_STATUS
         if s.queueing_method == "reject" and not self.prequeue(now):

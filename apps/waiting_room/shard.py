@@ -69,9 +69,10 @@ class RoomShard(DurableObject):
     # ------------------------------------------------------------ the interface
 
     @rpc
-    async def visit(self, room: str, node: str, visitor: str) -> dict[str, Any]:
+    async def visit(self, room: str, node: str, visitor: str, join: bool = True) -> dict[str, Any]:
         """A request of a visitor: renew its session here, admit it with a leased slot, or
-        let the room decide (queue, or admit with a slot of its own)."""
+        let the room decide (queue, or admit with a slot of its own; without ``join``, a
+        newcomer is not queued: see WaitingRoom.visit)."""
         if not self.bind(room, node) or not valid_visitor(visitor):
             return {"error": "bad shard call", "status": 400}
         now = time.time()
@@ -84,7 +85,7 @@ class RoomShard(DurableObject):
             await self.persist(time.time())
             return self.admitted()
         await self.persist(now)
-        answer: dict[str, Any] = await self.room().visit(visitor)
+        answer: dict[str, Any] = await self.room().visit(visitor, bool(join))
         return answer
 
     @rpc

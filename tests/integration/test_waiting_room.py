@@ -717,6 +717,142 @@ async def test_a_claim_that_outlived_its_room_does_not_block_the_prefix(serve) -
         assert r.status_code == 409
 
 
+def room_cookie(response: Any, room: str) -> str | None:
+    """The value of the room's cookie a response (HTTP, or a handshake's) sets, if any."""
+    for header in response.headers.get_all("set-cookie"):
+        name, _, rest = header.partition("=")
+        if name == cookie_name(room):
+            return rest.split(";", 1)[0]
+    return None
+
+
+async def test_a_gated_handshake_carries_the_cookie_so_its_client_stays_one_visitor(
+    serve,
+) -> None:
+    server = await room_server(serve, chat=True)
+    made = await create(server.http, total_active_users=3, gate_prefix="/chat")
+    room, ws_url = made["room"], f"{server.ws}/chat/api/room/lobby/websocket"
+    async with connect(ws_url) as ws:  # no cookie: a newcomer, admitted
+        cookie = room_cookie(ws.response, room)
+    assert cookie is not None
+    for _ in range(3):  # a client that keeps its cookie renews its one slot
+        header = {"Cookie": f"{cookie_name(room)}={cookie}"}
+        async with connect(ws_url, additional_headers=header) as ws:
+            cookie = room_cookie(ws.response, room)
+            assert cookie is not None
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        assert (await http.get(f"/waiting-room/api/rooms/{room}")).json()["active"] == 1
+        # and it is the same visitor over HTTP: leaving frees that slot
+        http.cookies.set(cookie_name(room), cookie)
+        r = await http.post(f"/waiting-room/r/{room}/leave", headers=JSON)
+        assert r.json() == {"left": True}
+        assert (await http.get(f"/waiting-room/api/rooms/{room}")).json()["active"] == 0
+
+
+async def test_a_refused_handshake_queues_no_newcomer_and_keeps_a_queued_visitors_place(
+    serve,
+) -> None:
+    server = await room_server(serve, chat=True)
+    made = await create(server.http, total_active_users=1, gate_prefix="/chat")
+    room, ws_url = made["room"], f"{server.ws}/chat/api/room/lobby/websocket"
+    taker, waiting = Visitor(server.http, room), Visitor(server.http, room)
+    assert (await taker.http.get("/chat/")).status_code == 200  # the only slot
+    for _ in range(3):  # a client that cannot be shown the waiting page takes no ticket
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(ws_url)
+        assert refused.value.response.status_code == 403
+    url = f"/waiting-room/api/rooms/{room}"
+    assert (await taker.http.get(url)).json()["queued"] == 0
+    # a visitor queued by a page keeps their place, and gets their cookie back
+    assert (await waiting.http.get("/chat/")).status_code == 303
+    header = {"Cookie": f"{cookie_name(room)}={waiting.cookie}"}
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(ws_url, additional_headers=header)
+    assert refused.value.response.status_code == 403
+    assert room_cookie(refused.value.response, room) is not None
+    figures = (await taker.http.get(url)).json()
+    assert (figures["active"], figures["queued"]) == (1, 1)
+    await taker.leave()  # the slot goes to the head of the line: the handshake gets in
+    async with connect(ws_url, additional_headers=header) as ws:
+        assert room_cookie(ws.response, room) is not None
+    for v in (taker, waiting):
+        await v.close()
+
+
+async def test_a_gate_its_room_does_not_hold_lets_the_app_through(serve) -> None:
+    server = await room_server(serve, chat=True)
+    directory = server.node.namespaces[GATES].get_by_name("gates")
+    # a room that moved its gate away but whose release never reached the directory
+    room = (await create(server.http, total_active_users=1))["room"]
+    assert await directory.claim("/chat", room)
+    async with (
+        httpx.AsyncClient(base_url=server.http) as one,
+        httpx.AsyncClient(base_url=server.http) as two,
+    ):
+        assert (await one.get("/chat/")).status_code == 200
+        assert (await two.get("/chat/")).status_code == 200  # not sent to a full room's line
+        assert one.cookies.get(cookie_name(room)) is None
+    assert (await one_room_figures(server, room))["active"] == 0
+    await until_directory(server, {})  # the stale entry is cleared
+    # a claim by a room that was never made: not a 503 for every request of the app
+    ghost = server.node.namespaces["waiting_room"].new_unique_id().hex
+    assert await directory.claim("/chat", ghost)
+    await asyncio.sleep(FAST.gate_cache_seconds + 0.1)
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        assert (await http.get("/chat/")).status_code == 200
+    await until_directory(server, {})
+    # a room that does stand in front of its prefix still gates it
+    gated = await create(server.http, total_active_users=1, gate_prefix="/chat")
+    async with (
+        httpx.AsyncClient(base_url=server.http) as one,
+        httpx.AsyncClient(base_url=server.http) as two,
+    ):
+        assert (await one.get("/chat/")).status_code == 200
+        assert (await two.get("/chat/")).status_code == 303
+    assert await gate_directory(server) == {"/chat": gated["room"]}
+
+
+async def one_room_figures(server, room: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        return dict((await http.get(f"/waiting-room/api/rooms/{room}")).json())
+
+
+async def until_directory(server, expected: dict[str, str], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (found := await gate_directory(server)) != expected:
+        assert time.monotonic() < deadline, found
+        await asyncio.sleep(0.05)
+
+
+async def test_naming_the_gate_again_makes_good_a_lost_release(serve) -> None:
+    server = await room_server(serve, chat=True)
+    directory = server.node.namespaces[GATES].get_by_name("gates")
+    made = await create(server.http)
+    room, url = made["room"], f"/waiting-room/api/rooms/{made['room']}"
+    assert await directory.claim("/chat", room)  # a release that never arrived
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        r = await http.patch(url, json={"gate_prefix": None}, headers=bearer(made))
+        assert r.status_code == 200 and r.json()["gate_prefix"] is None
+        assert await gate_directory(server) == {}
+        # again: nothing to release, still fine
+        r = await http.patch(url, json={"gate_prefix": None}, headers=bearer(made))
+        assert r.status_code == 200 and await gate_directory(server) == {}
+        # a room that gates /chat/api, with /chat left behind by a move
+        r = await http.patch(url, json={"gate_prefix": "/chat/api"}, headers=bearer(made))
+        assert r.status_code == 200
+        assert await directory.claim("/chat", room)
+        r = await http.patch(
+            url, json={"gate_prefix": "/chat/api", "total_active_users": 5}, headers=bearer(made)
+        )
+        assert r.status_code == 200 and r.json()["total_active_users"] == 5
+        assert await gate_directory(server) == {"/chat/api": room}
+        # a change that does not name the gate leaves the directory alone
+        assert await directory.claim("/chat", room)
+        r = await http.patch(url, json={"total_active_users": 6}, headers=bearer(made))
+        assert r.status_code == 200
+        assert await gate_directory(server) == {"/chat": room, "/chat/api": room}
+
+
 async def test_a_waiting_page_that_talks_is_closed(serve) -> None:
     server = await room_server(serve)
     room = (await create(server.http, total_active_users=1))["room"]
