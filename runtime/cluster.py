@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .ids import ObjectId
     from .namespace import Namespace
     from .registry import NodeInfo
+    from .stats import NodeStats
 
 log = logging.getLogger("runtime.cluster")
 
@@ -68,6 +69,7 @@ class LinkHost(Protocol):
 
     node_id: str
     settings: Settings
+    stats: NodeStats
 
     @property
     def router(self) -> Forwarder: ...
@@ -404,6 +406,8 @@ class LinkSession:
         self.closed = False
         self.verified = False
         self._challenge: bytes | None = None
+        #: Set when the challenge out is answered (its watcher waits on it).
+        self._answered = asyncio.Event()
 
     def _write(self, batch: list[list[Any]]) -> None:
         if not self.closed:
@@ -451,6 +455,7 @@ class LinkSession:
     def _ask(self) -> None:
         """Challenge the peer to prove, now, that it holds the cluster secret."""
         self._challenge = link.new_challenge()
+        self._answered.clear()
         self.send([link.CHALLENGE, 0, self._challenge])
 
     def _check(self, given: bytes) -> None:
@@ -460,19 +465,28 @@ class LinkSession:
             settings.cluster_secret, self.peer, self.node.node_id, challenge, given
         ):
             raise _Unproven("a wrong answer to the link's challenge")
+        if self.verified:
+            self.node.stats.link_reauthentications += 1
+        else:
+            self.node.stats.links_accepted += 1
         self.verified = True
+        self._answered.set()
 
     async def _watch(self) -> None:
         """Close the link if a challenge goes unanswered; ask again every interval."""
         settings = self.node.settings
         while not self.closed:
-            await asyncio.sleep(link.ANSWER_TIMEOUT)
-            if self._challenge is not None and not self.closed:
-                why = f"no answer to the link's challenge within {link.ANSWER_TIMEOUT:.0f}s"
-                self.node.link_refused(self.peer, why)
-                await self.conn.close_now(1008, "authentication failed")
+            # Wait for the answer itself, not a fixed ANSWER_TIMEOUT: an interval shorter
+            # than that timeout must still mean a challenge every interval.
+            try:
+                await asyncio.wait_for(self._answered.wait(), link.ANSWER_TIMEOUT)
+            except TimeoutError:
+                if not self.closed:
+                    why = f"no answer to the link's challenge within {link.ANSWER_TIMEOUT:.0f}s"
+                    self.node.link_refused(self.peer, why)
+                    await self.conn.close_now(1008, "authentication failed")
                 return
-            await asyncio.sleep(max(0.0, settings.link_reauth_interval - link.ANSWER_TIMEOUT))
+            await asyncio.sleep(settings.link_reauth_interval)
             if not self.closed:
                 self._ask()
 

@@ -219,11 +219,21 @@ class ValkeyProcess:
 class ValkeySupervisor:
     """Keeps the embedded Valkey running: when it exits (a full disk: "Can't recover from AOF
     write error", a kill), reap it, say why, and start it again with backoff (1 s doubling
-    to 30 s) until it stays up. The node's Redis client reconnects by itself."""
+    to 30 s) until it stays up. The node's Redis client reconnects by itself.
 
-    def __init__(self, server: ValkeyProcess, every: float = 0.5, max_delay: float = 30.0) -> None:
+    ``every`` is how often it looks; ``first_delay`` and ``max_delay`` bound the backoff
+    (tests make them short)."""
+
+    def __init__(
+        self,
+        server: ValkeyProcess,
+        every: float = 0.5,
+        first_delay: float = 1.0,
+        max_delay: float = 30.0,
+    ) -> None:
         self.server = server
         self.every = every
+        self.first_delay = first_delay
         self.max_delay = max_delay
         self.state = "running"
         self.exits = 0
@@ -244,15 +254,13 @@ class ValkeySupervisor:
             words = self.server.last_words()
             self.last_exit = f"exit code {process.returncode}" + (f": {words}" if words else "")
             log.error("the embedded Valkey stopped (%s); starting it again", self.last_exit)
-            delay = 1.0
+            delay = self.first_delay
             while True:
                 try:
                     await asyncio.to_thread(self.server.start)
                     break
                 except ConfigurationError as exc:
-                    log.error(
-                        "the embedded Valkey did not start (%s); next try in %.0fs", exc, delay
-                    )
+                    log.error("the embedded Valkey did not start (%s); next try in %gs", exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.max_delay)
             self.state = "running"

@@ -141,6 +141,12 @@ class NodeCollector(Collector):
         ):
             alarms.add_metric([event], value)
         yield alarms
+        links = CounterMetricFamily(
+            "do_node_links", "Links other nodes opened to this one.", labels=["event"]
+        )
+        links.add_metric(["accepted"], stats.links_accepted)
+        links.add_metric(["reauthenticated"], stats.link_reauthentications)
+        yield links
         lifecycle = CounterMetricFamily(
             "do_object_lifecycle", "Activations, hibernations, evictions, resets.", labels=["event"]
         )

@@ -55,6 +55,11 @@ class NodeStats:
     alarms_fired: int = 0
     alarms_retried: int = 0
     alarms_dropped: int = 0
+    #: Links other nodes opened to this one whose first challenge was answered.
+    links_accepted: int = 0
+    #: Later challenges (one every LINK_REAUTH_INTERVAL) peers answered on open links: how
+    #: an operator (and a test) sees that links keep proving the secret.
+    link_reauthentications: int = 0
     #: (kind, outcome) -> events run here: kind rpc/fetch/alarm/connect/message/close/error,
     #: outcome ok/error/overloaded/reset.
     events: Counter[tuple[str, str]] = field(default_factory=Counter)

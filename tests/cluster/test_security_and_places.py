@@ -6,18 +6,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import httpx
+import msgpack
 import pytest
 import redis
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from runtime import link
 from runtime.config import DEFAULT_ID_KEY
 from runtime.embedded import ValkeyProcess
 from runtime.ids import IdFactory
-from tests.cluster.conftest import SECRET, live_ids
+from tests.cluster.conftest import SECRET, live_ids, node_stats
 
 
 async def test_node_links_refuse_missing_or_forged_credentials(nodes, tmp_path) -> None:
@@ -169,11 +171,107 @@ async def test_links_reauthenticate_while_they_carry_traffic(nodes) -> None:
     owner, other = nodes(2, env={"LINK_REAUTH_INTERVAL": "0.5"})
     async with httpx.AsyncClient() as client:
         assert (await client.post(f"{owner.http}/probe/busy/incr")).json() == {"value": 1}
-        for expected in range(2, 14):  # forwarded over one link for 3 s: six challenges
+        for expected in range(2, 14):  # forwarded over one link for 3 s
             r = await client.post(f"{other.http}/probe/busy/incr", timeout=10)
             assert r.json() == {"value": expected}
             await asyncio.sleep(0.25)
         assert "links_refused" not in (await client.get(f"{owner.http}/healthz")).json()
+    # The owner challenged that link again and again while it carried the traffic (every
+    # 0.5 s: about six times in 3 s), each answered: one link, never re-opened.
+    stats = node_stats(owner)
+    assert stats["links_accepted"] == 1
+    assert stats["link_reauthentications"] >= 4
+
+
+class HandDrivenLink:
+    """A link to a node that proves the secret once, as a node does, then does only what its
+    test says: so it can fall silent, or answer a challenge wrongly, which a node never does."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self._waiting: list[list[Any]] = []  # messages read but not yet asked for
+
+    @classmethod
+    async def open(cls, node, caller: str) -> HandDrivenLink:
+        headers = link.auth_headers(SECRET, caller, node.node_id, time.time())
+        ws = await connect(f"{node.ws}{link.PATH}", additional_headers=headers)
+        self = cls(ws)
+        first = await self.next(link.CHALLENGE)
+        await ws.send(link.encode([self.answer(first, caller, node.node_id)]))
+        return self
+
+    @staticmethod
+    def answer(challenge: list[Any], caller: str, callee: str, secret: str = SECRET) -> list[Any]:
+        return [link.ANSWER, 0, link.answer(secret, caller, callee, challenge[2])]
+
+    async def next(self, kind: int) -> list[Any]:
+        """The next message of ``kind``; the ones before it wait for their own turn."""
+        while True:
+            for i, m in enumerate(self._waiting):
+                if m[0] == kind:
+                    return self._waiting.pop(i)
+            self._waiting += link.decode(await asyncio.wait_for(self.ws.recv(), 10))
+
+    @staticmethod
+    def increment(rid: int, name: str) -> list[Any]:
+        return [
+            link.REQUEST,
+            rid,
+            "rpc",
+            "probe",
+            probe_id(name),
+            0,
+            ["increment", b"\x92\x90\x80"],
+        ]
+
+    async def call(self, rid: int, name: str) -> Any:
+        await self.ws.send(link.encode([self.increment(rid, name)]))
+        reply = await self.next(link.REPLY)
+        assert reply[1] == rid and reply[2] is True, reply
+        return msgpack.unpackb(reply[3]) if isinstance(reply[3], bytes) else reply[3]
+
+
+async def test_a_link_that_stops_answering_its_challenges_is_closed(nodes, tmp_path) -> None:
+    (node,) = nodes(1, env={"LINK_REAUTH_INTERVAL": "0.5"})
+    peer = await HandDrivenLink.open(node, "n7")
+    assert await peer.call(1, "quiet") == 1  # proven once: the link carries requests
+    await peer.next(link.CHALLENGE)  # the next challenge comes; this peer never answers it
+    asked = time.monotonic()
+    await asyncio.wait_for(peer.ws.wait_closed(), link.ANSWER_TIMEOUT + 5)
+    waited = time.monotonic() - asked
+    assert peer.ws.close_code == 1008  # authentication failed
+    assert link.ANSWER_TIMEOUT - 1 < waited < link.ANSWER_TIMEOUT + 2
+    with pytest.raises(ConnectionClosed):  # nothing more goes through that link
+        await peer.ws.send(link.encode([HandDrivenLink.increment(2, "quiet")]))
+    async with httpx.AsyncClient() as client:
+        assert (await client.post(f"{node.http}/probe/quiet/incr")).json() == {"value": 2}
+        health = (await client.get(f"{node.http}/healthz")).json()
+    assert "no answer to the link's challenge" in health["links_refused"]["of"]["n7"]
+    stats = node_stats(node)
+    assert (stats["links_accepted"], stats["link_reauthentications"]) == (1, 0)
+    node.stop()
+    assert "refused a node link from n7: no answer" in (tmp_path / "n1.log").read_text()
+
+
+async def test_a_wrong_answer_to_a_later_challenge_closes_the_link_at_once(nodes) -> None:
+    (node,) = nodes(1, env={"LINK_REAUTH_INTERVAL": "0.5"})
+    peer = await HandDrivenLink.open(node, "n7")
+    assert await peer.call(1, "misled") == 1
+    again = await peer.next(link.CHALLENGE)  # answered right: the link stays
+    await peer.ws.send(link.encode([HandDrivenLink.answer(again, "n7", node.node_id)]))
+    assert await peer.call(2, "misled") == 2
+    wrong = HandDrivenLink.answer(await peer.next(link.CHALLENGE), "n7", node.node_id, "guess")
+    # A request right behind the wrong answer, in the same frame, must not run.
+    await peer.ws.send(link.encode([wrong, HandDrivenLink.increment(3, "misled")]))
+    asked = time.monotonic()
+    await asyncio.wait_for(peer.ws.wait_closed(), 5)
+    assert peer.ws.close_code == 1008 and time.monotonic() - asked < 2
+    async with httpx.AsyncClient() as client:
+        assert (await client.post(f"{node.http}/probe/misled/incr")).json() == {"value": 3}
+        health = (await client.get(f"{node.http}/healthz")).json()
+    assert "a wrong answer" in health["links_refused"]["of"]["n7"]
+    stats = node_stats(node)
+    assert (stats["links_accepted"], stats["link_reauthentications"]) == (1, 1)
 
 
 async def test_nodes_with_different_secrets_say_so_on_both_sides(nodes, tmp_path) -> None:

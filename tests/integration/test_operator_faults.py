@@ -4,6 +4,9 @@ brought back when it dies."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +14,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from examples.counter import app as counter_app
 from runtime import Node, Settings
@@ -91,3 +95,68 @@ async def test_the_embedded_valkey_is_brought_back_after_it_dies(tmp_path: Path)
     finally:
         await server.stop()
         valkey.stop()
+
+
+async def records_saying(
+    caplog: pytest.LogCaptureFixture, text: str, count: int
+) -> list[logging.LogRecord]:
+    """The supervisor's log records containing ``text``, once there are ``count`` of them."""
+    for _ in range(200):
+        found = [r for r in caplog.records if r.name == "runtime.embedded" and text in r.message]
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {count} log lines saying {text!r} in 10 s")
+
+
+async def test_a_restart_that_fails_is_retried_with_growing_delays(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="runtime.embedded")
+    data, away = tmp_path / "data", tmp_path / "data-away"
+    valkey = ValkeyProcess(data, unix_socket=True).start()
+    # The production backoff (1 s doubling to 30 s), shortened so the test takes seconds.
+    supervisor = ValkeySupervisor(valkey, every=0.1, first_delay=0.25, max_delay=1.0)
+    node = Node(Settings(**TEST_SETTINGS), valkey.url)
+    server = await LocalServer(node, [counter_app], embedded=supervisor).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.http, timeout=10) as client:
+            assert (await client.post("/counter/kept")).json()["value"] == 1
+            # Its data directory is moved away and a file put in its place, then it dies:
+            # every start fails (the directory cannot be used) until the directory is back.
+            data.rename(away)
+            data.write_text("in the way")
+            assert valkey.process is not None
+            valkey.process.send_signal(signal.SIGKILL)
+            failed = await records_saying(caplog, "did not start", 4)
+            health = (await client.get("/healthz")).json()
+            assert health["status"] == "unavailable"
+            assert health["embedded_valkey"]["state"] == "restarting"
+            data.unlink()
+            away.rename(data)
+            (back,) = await records_saying(caplog, "is running again", 1)
+            health = (await client.get("/healthz")).json()
+            assert health["embedded_valkey"]["state"] == "running"
+            assert health["embedded_valkey"]["exits"] == 1  # one death, however many tries
+            value = None
+            for _ in range(50):  # the lease may need a moment to be taken again
+                r = await client.post("/counter/kept")
+                if r.status_code == 200:
+                    value = r.json()["value"]
+                    break
+                await asyncio.sleep(0.1)
+            assert value == 2  # the same data: the directory it came back to
+    finally:
+        await server.stop()
+        valkey.stop()
+    (stopped,) = await records_saying(caplog, "the embedded Valkey stopped", 1)
+    assert "exit code -9" in stopped.message and "starting it again" in stopped.message
+    assert all("the data directory" in r.message for r in failed)  # it says why
+    assert "restart 1" in back.message
+    # The delays double up to max_delay, as logged and as waited (a record is written just
+    # before its wait; the next one after it and one more failed start).
+    delays = [float(re.findall(r"next try in ([\d.]+)s", r.message)[0]) for r in failed]
+    assert delays[:4] == [0.25, 0.5, 1.0, 1.0]
+    waited = [b.created - a.created for a, b in itertools.pairwise(failed)]
+    for gap, delay in zip(waited, delays, strict=False):
+        assert delay - 0.02 < gap < delay + 0.5
