@@ -56,6 +56,7 @@ class AlarmHost(Protocol):
     def namespaces(self) -> Collection[str]: ...
     def namespace(self, name: str) -> Namespace: ...
     def alarm_report(self, what: str, count: int = 1) -> None: ...
+    def alarms_waiting(self, count: int) -> None: ...
 
 
 class AlarmService:
@@ -121,12 +122,14 @@ class AlarmService:
             for shard in range(self.settings.alarm_shards)
         ]
         started = 0
+        due = 0
         for future in futures:
             try:
-                members = await future
+                members, waiting = await future
             except DurableObjectError as exc:  # that shard waits for the next poll
                 log.warning("alarm claim failed: %s", exc)
                 continue
+            due += int(waiting)
             if members:
                 self.node.alarm_report("claimed", len(members))
             for member in members:
@@ -136,6 +139,7 @@ class AlarmService:
                 self._deliveries.add(task)
                 task.add_done_callback(self._deliveries.discard)
                 started += 1
+        self.node.alarms_waiting(due)
         return started
 
     async def deliver(self, member: str, claimed_ms: int) -> None:

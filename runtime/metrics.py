@@ -141,6 +141,11 @@ class NodeCollector(Collector):
         ):
             alarms.add_metric([event], value)
         yield alarms
+        yield GaugeMetricFamily(
+            "do_alarms_due",
+            "Alarm-index entries due at this node's last poll, all namespaces.",
+            value=stats.alarms_due,
+        )
         links = CounterMetricFamily(
             "do_node_links", "Links other nodes opened to this one.", labels=["event"]
         )

@@ -150,6 +150,10 @@ class Node:
         name = f"alarms_{what}"
         setattr(self.stats, name, getattr(self.stats, name) + count)
 
+    def alarms_waiting(self, count: int) -> None:
+        """How many alarm-index entries were due at the last poll (for the metrics)."""
+        self.stats.alarms_due = count
+
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:

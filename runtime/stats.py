@@ -55,6 +55,9 @@ class NodeStats:
     alarms_fired: int = 0
     alarms_retried: int = 0
     alarms_dropped: int = 0
+    #: Alarm-index entries due at this node's last poll, of every namespace (a backlog that
+    #: stays up: alarms nobody delivers, a namespace no node serves, nodes too slow).
+    alarms_due: int = 0
     #: Links other nodes opened to this one whose first challenge was answered.
     links_accepted: int = 0
     #: Later challenges (one every LINK_REAUTH_INTERVAL) peers answered on open links: how

@@ -8,12 +8,14 @@
 -- ARGV[4 ..]  the namespaces this node serves: entries of other namespaces are left for
 --             the nodes that serve them
 --
--- Returns the claimed members (possibly none).
+-- Returns {claimed members (possibly none), how many entries of the shard were due before
+-- claiming (every namespace: what waits to be delivered, for the metrics)}.
 local served = {}
 for i = 4, #ARGV do
   served[ARGV[i]] = true
 end
 local limit = tonumber(ARGV[3])
+local waiting = redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1])
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 10 * limit)
 local claimed = {}
 for i = 1, #due do
@@ -26,4 +28,4 @@ for i = 1, #due do
     end
   end
 end
-return claimed
+return {claimed, waiting}

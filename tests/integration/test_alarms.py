@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from runtime.keyspace import ObjectKeys, alarm_shard_key, alarm_shard_of
+from runtime.metrics import render
 from tests.support.objects import ALARMS
 from tests.support.servers import NodeProcess
 
@@ -51,6 +52,22 @@ async def test_a_burst_of_alarms_set_at_once_all_commit_and_all_fire(make_node) 
     results = await asyncio.gather(*(s.set_alarm_in(0.5) for s in stubs), return_exceptions=True)
     assert [r for r in results if isinstance(r, BaseException)] == []
     await wait_for(lambda: all(ALARMS[s.id.hex] for s in stubs), 15)
+
+
+async def test_alarms_nobody_delivers_show_as_due_in_the_metrics(
+    make_node, sync_redis: redis.Redis
+) -> None:
+    # Entries of a namespace no node serves stay due: the backlog an operator alerts on.
+    node = await make_node()
+    past = int((time.time() - 60) * 1000)
+    members = [f"retired:{i:064x}" for i in range(3)]
+    for member in members:
+        sync_redis.zadd(alarm_shard_key("do", alarm_shard_of(member, 16)), {member: past})
+    await wait_for(lambda: node.stats.alarms_due == 3, 5)
+    assert b"do_alarms_due 3.0" in render(node)
+    for member in members:  # delivered or removed: the backlog goes back to nothing
+        sync_redis.zrem(alarm_shard_key("do", alarm_shard_of(member, 16)), member)
+    await wait_for(lambda: node.stats.alarms_due == 0, 5)
 
 
 async def test_a_raising_alarm_is_retried_with_exponential_backoff(make_node) -> None:
