@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
+from playwright.async_api import expect
+from websockets.asyncio.client import connect
+
+from apps.chat import make_app as chat_app
 from examples.counter import app as counter_app
 from tests.browser.conftest import new_page
 from tests.conftest import ARTIFACTS
@@ -37,3 +43,21 @@ async def test_landing_page_renders_on_desktop_and_phone(serve, browser, pages) 
     await page.click("button")
     await page.wait_for_function("document.getElementById('out').textContent.length > 0")
     assert await page.locator("#out").inner_text() == "from-the-browser = 1"
+
+
+async def test_landing_page_shows_an_apps_live_numbers_as_they_change(
+    serve, browser, pages
+) -> None:
+    server = await serve(apps=(counter_app, chat_app()))
+    page = await new_page(browser, pages)
+    await page.goto(server.http + "/")
+    chat = page.locator('.live[data-app="chat"]')
+    await expect(chat).to_have_text("0 rooms open · 0 people connected", timeout=10_000)
+    # Someone joins a room: the page, left open, catches up on its next refresh (every 5 s).
+    ws = await connect(f"{server.ws}/chat/api/room/landing/websocket")
+    await ws.send(json.dumps({"name": "Ada"}))
+    while not json.loads(await ws.recv()).get("ready"):
+        pass
+    await expect(chat).to_have_text("1 rooms open · 1 people connected", timeout=12_000)
+    await ws.close()  # the person leaves; the room stays until it has been idle a while
+    await expect(chat).to_have_text("1 rooms open · 0 people connected", timeout=12_000)

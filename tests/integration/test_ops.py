@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import secrets
+import time
+from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from apps.chat import make_app as chat_app
 from examples.counter import app as counter_app
-from tests.support.servers import ROOT
+from runtime import link
+from tests.support.servers import NodeProcess
 
 
 async def test_on_a_laptop_metrics_and_ops_answer_without_credentials(serve) -> None:
@@ -59,20 +64,81 @@ async def test_with_metrics_off_there_are_none(serve) -> None:
     assert server.node.stats.events == {}  # the labelled counters are not kept
 
 
-def test_json_logs_carry_the_node_and_the_object_and_no_secret(tmp_path) -> None:
-    # A node process logging JSON; its lines parse, name the node, never the secret.
-    script = (
-        "import logging\n"
-        "from runtime.logs import configure\n"
-        "configure('info', 'json', 'n7')\n"
-        "log = logging.getLogger('runtime.record')\n"
-        "log.warning('commit failed for chat_room:0123456789ab: fenced', extra={"
-        "'object_class': 'ChatRoom', 'namespace': 'chat_room', 'object_id': '0123456789ab'})\n"
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30
-    )
-    line = json.loads(run.stderr.strip().splitlines()[-1])
-    assert line["node"] == "n7" and line["level"] == "WARNING"
-    assert line["object_class"] == "ChatRoom" and line["object_id"] == "0123456789ab"
-    assert line["message"].startswith("commit failed")
+#: Every secret a node takes, each one unlike anything else in a log.
+SECRETS = {
+    "CLUSTER_SECRET": "cluster-" + secrets.token_hex(16),
+    "OPS_TOKEN": "ops-" + secrets.token_hex(16),
+    "SECRET_KEY": "signing-" + secrets.token_hex(16),
+    "ID_KEY": "ids-" + secrets.token_hex(16),
+}
+
+
+async def test_a_json_logging_node_names_the_failing_object_and_no_secret(
+    redis_url: str, tmp_path: Path
+) -> None:
+    # Two real node processes logging JSON at debug level (the most a node ever says), with
+    # every secret set, through work that handles them: a link between the nodes and a
+    # refused one (the cluster secret), the ops API (the token), object IDs (the ID key);
+    # SECRET_KEY is read at start. Then an object fails: its log lines must name it.
+    env = {**SECRETS, "LOG_FORMAT": "json", "LEASE_TTL": "2"}
+    pair = [
+        NodeProcess(
+            redis_url=redis_url,
+            node_id=f"json{i}",
+            env=env,
+            log_path=tmp_path / f"json{i}.log",
+            suite=True,
+        )
+        for i in (1, 2)
+    ]
+    for node in pair:
+        node.args[node.args.index("--log-level") + 1] = "debug"
+    try:
+        owner, other = (node.start() for node in pair)
+        ops = {"Authorization": f"Bearer {SECRETS['OPS_TOKEN']}"}
+        async with httpx.AsyncClient(timeout=10) as client:
+            assert (await client.post(f"{owner.http}/probe/crashy/incr")).status_code == 200
+            # From the other node, forwarded over the link.
+            assert (await client.post(f"{other.http}/probe/crashy/incr")).json() == {"value": 2}
+            where = await client.get(
+                f"{other.http}/ops/api/locate",
+                params={"namespace": "probe", "key": "crashy"},
+                headers=ops,
+            )
+            full_id = where.json()["id"]
+            assert where.json()["node"] == owner.node_id and len(full_id) == 64
+            intruder = link.auth_headers("not-the-secret", "intruder", owner.node_id, time.time())
+            with pytest.raises(InvalidStatus):
+                await connect(f"{owner.ws}{link.PATH}", additional_headers=intruder)
+        # The object's handshake handler raises (after accepting): the node logs it.
+        with pytest.raises(InvalidStatus):
+            await connect(f"{other.ws}/probe/crashy/ws?crash=1", open_timeout=5)
+        ws = await connect(f"{owner.ws}/probe/crashy/ws")
+        assert await ws.recv() == "welcome"
+        await ws.send("raise")  # and a message handler raises
+        await ws.send("get")
+        assert await ws.recv() == "value:2"  # (the socket outlived it)
+        await ws.close()
+    finally:
+        for node in pair:
+            if node.process is not None:
+                node.stop()
+
+    text = "".join((tmp_path / f"json{i}.log").read_text() for i in (1, 2))
+    lines = [json.loads(line) for line in text.splitlines()]  # every line is JSON
+    assert all(line["node"] in ("json1", "json2") for line in lines)
+    about_it = [
+        line
+        for line in lines
+        if line.get("object_class") == "Probe"
+        and line.get("namespace") == "probe"
+        and line.get("object_id") == full_id[:12]
+    ]
+    messages = {(line["node"], line["level"], line["message"]) for line in about_it}
+    assert ("json1", "ERROR", "Probe.websocket_connect raised") in messages
+    assert ("json1", "ERROR", f"socket handler of probe:{full_id[:12]} raised") in messages
+    assert any("handler failed on purpose" in line.get("exc_info", "") for line in about_it)
+    assert any(line.get("message", "").startswith("refused a node link") for line in lines)
+    for name, value in SECRETS.items():
+        assert value not in text, f"{name} is in the log"
+    assert full_id not in text  # a whole ID may be a capability (a private room's)
