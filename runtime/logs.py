@@ -3,7 +3,8 @@
 Every line carries the node's id; lines about one object also carry ``object_class``,
 ``namespace`` and ``object_id`` (its first 12 hex characters: enough to find it, not enough
 to use it, since a whole unique ID may be a capability). No line carries a secret or a
-message body. python-json-logger writes the JSON.
+message body (the websockets library's DEBUG dump of headers and frames is dropped).
+python-json-logger writes the JSON.
 """
 
 from __future__ import annotations
@@ -28,6 +29,21 @@ class _NodeField(logging.Filter):
         return True
 
 
+class _NoWireDump(logging.Filter):
+    """Drops the websockets library's DEBUG dump of what crosses a socket ("< Cookie: ...",
+    "> frame ..."): handshake headers carry cookies and link credentials, frames carry
+    message bodies. uvicorn hands the library its own logger, so the lines come from
+    ``uvicorn.error`` as well as ``websockets.*``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        return not (
+            record.levelno <= logging.DEBUG
+            and isinstance(msg, str)
+            and msg.startswith(("< ", "> "))
+        )
+
+
 def configure(level: str, form: str, node_id: str) -> None:
     """Set up the root logger (and uvicorn's, which do not propagate) for a node process."""
     handler = logging.StreamHandler()
@@ -41,6 +57,7 @@ def configure(level: str, form: str, node_id: str) -> None:
     else:
         handler.setFormatter(logging.Formatter(TEXT))
     handler.addFilter(_NodeField(node_id))
+    handler.addFilter(_NoWireDump())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -73,6 +73,9 @@ SECRETS = {
 }
 
 
+COOKIE_VALUE = "c00k1e-" + "9" * 24
+
+
 async def test_a_json_logging_node_names_the_failing_object_and_no_secret(
     redis_url: str, tmp_path: Path
 ) -> None:
@@ -113,7 +116,10 @@ async def test_a_json_logging_node_names_the_failing_object_and_no_secret(
         # The object's handshake handler raises (after accepting): the node logs it.
         with pytest.raises(InvalidStatus):
             await connect(f"{other.ws}/probe/crashy/ws?crash=1", open_timeout=5)
-        ws = await connect(f"{owner.ws}/probe/crashy/ws")
+        # A browser's cookies ride on every handshake (a waiting room's admission, the ops
+        # token): the websockets library logs handshake headers at DEBUG.
+        cookie = {"Cookie": f"ops_token={COOKIE_VALUE}"}
+        ws = await connect(f"{owner.ws}/probe/crashy/ws", additional_headers=cookie)
         assert await ws.recv() == "welcome"
         await ws.send("raise")  # and a message handler raises
         await ws.send("get")
@@ -142,3 +148,4 @@ async def test_a_json_logging_node_names_the_failing_object_and_no_secret(
     for name, value in SECRETS.items():
         assert value not in text, f"{name} is in the log"
     assert full_id not in text  # a whole ID may be a capability (a private room's)
+    assert COOKIE_VALUE not in text  # no header of a handshake either
