@@ -18,17 +18,17 @@ What it needs of the node is :class:`RecordHost`.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from .background import BackgroundWork
 from .batch import UNCHANGED, WriteBatch
 from .errors import DurableObjectError, Fenced, ObjectReset, RecordGone
 from .frames import OutFrame
-from .gate import Event, InputGate, _blocking, _current, current_event, run_blocking
+from .gate import Event, InputGate, _current, current_event, run_blocking
 from .keyspace import ObjectKeys
 from .lease import Lease
 from .object import DurableObject, ObjectContext
@@ -97,7 +97,6 @@ class ObjectRecord:
         self.running = 0  # events started and not finished (some may be awaiting other objects)
         self.sockets = SocketSet()
         self.outputs = OutputGate(self._deliver)
-        self.background: set[asyncio.Task[Any]] = set()
         app = namespace.env.app
         #: The app the object belongs to: the label of its sockets' metrics.
         self.app_name = app.name if app is not None else "-"
@@ -108,6 +107,7 @@ class ObjectRecord:
             "namespace": namespace.name,
             "object_id": object_id.hex[:12],
         }
+        self.background = BackgroundWork(self.describe(), self.log_fields, self._touched)
         self.stats = host.stats
         self.gone = False
         self.last_active = time.monotonic()
@@ -298,31 +298,14 @@ class ObjectRecord:
         return run_blocking(fn)
 
     def wait_until(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """Run ``work`` in the background, outside any event, once the event asking for it
-        (if any) has ended; hibernation and eviction wait for it."""
+        """Run ``work`` in the background (background.py), once the event asking for it (if
+        any) has ended; hibernation and eviction wait for it."""
         event = current_event()
         spawner = event if event is not None and event.owner is self and event.active else None
-        # A fresh context: inheriting the event's, the task would put its writes in that
-        # event and open its input gate whenever it called another object.
-        context = contextvars.copy_context()
-        context.run(_current.set, None)
-        context.run(_blocking.set, False)
-        ended = spawner.when_ended() if spawner is not None else None
-        task = asyncio.get_running_loop().create_task(_after(ended, work), context=context)
-        self.background.add(task)
-        task.add_done_callback(self._background_done)
-        return task
+        return self.background.start(work, spawner.when_ended() if spawner else None)
 
-    def _background_done(self, task: asyncio.Task[Any]) -> None:
-        self.background.discard(task)
-        self.last_active = time.monotonic()
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "background work of %s failed",
-                self.describe(),
-                exc_info=task.exception(),
-                extra=self.log_fields,
-            )
+    def _touched(self) -> None:
+        self.last_active = time.monotonic()  # (idle time counts from the work's end)
 
     def accept_websocket(self, ws: ObjectWebSocket, tags: Iterable[str]) -> None:
         self.sockets.accept(ws, tags, self)
@@ -462,8 +445,7 @@ class ObjectRecord:
         # Events awaiting another object need the gate back to finish: wait for them first.
         while self.running and time.monotonic() < deadline:  # noqa: ASYNC110 (rare, short)
             await asyncio.sleep(0.02)
-        if self.background:
-            await asyncio.wait(self.background, timeout=max(0.01, deadline - time.monotonic()))
+        await self.background.wait(max(0.01, deadline - time.monotonic()))
         try:
             await asyncio.wait_for(self.gate.reenter(), max(0.01, deadline - time.monotonic()))
             held = True
@@ -487,8 +469,7 @@ class ObjectRecord:
         self.gone = True
         self.host.forget(self)
         self.instance = None
-        for task in list(self.background):
-            task.cancel()
+        self.background.cancel()
 
     async def _retire(self, code: int, reason: str) -> bool:
         """Leave for good in order (the gate held): no more events, commit what is pending,
@@ -516,15 +497,3 @@ class ObjectRecord:
             except DurableObjectError:
                 pass  # it expires by itself
         return committed
-
-
-async def _after(ended: asyncio.Future[None] | None, work: Coroutine[Any, Any, T]) -> T:
-    """``work``, started once its event has ``ended``: the event's writes are then in
-    storage's batches, so a ``storage.sync()`` in the work waits for them too."""
-    if ended is not None:
-        try:
-            await asyncio.shield(ended)
-        except BaseException:
-            work.close()  # (never started: no "never awaited" warning)
-            raise
-    return await work
