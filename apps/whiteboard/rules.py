@@ -10,10 +10,11 @@ The rules, in the order a client meets them:
 - **connect**: the server sends its sync step 1 (its state vector) and every awareness
   state it knows; a read-only session also gets the auth "permission denied" message.
 - **sync step 1** from a client: answered with step 2, the update the client lacks.
-- **sync step 2 / update** from a writer: applied to the document; what actually changed —
-  the document's own encoding of its difference from the state before, never the bytes
-  received — is persisted and sent to every other session, so what is stored always
-  rebuilds what is served. From a read-only session it is dropped.
+- **sync step 2 / update** from a writer: applied to the document; what actually changed is
+  persisted and sent to every other session, so what is stored always rebuilds what is
+  served: the bytes received when Yrs reports taking in exactly those (the common case,
+  cheap), else the document's own encoding of its difference from the state before (which
+  costs time in proportion to the board). From a read-only session it is dropped.
   An update over ``max_update_bytes``, or one that would take the stored board over
   ``max_board_bytes``, closes the socket with 1009 and leaves the board unchanged; an update
   Yrs cannot decode closes it with 1007 (and if Yrs gave up halfway, what it did change is
@@ -52,6 +53,7 @@ TOO_BIG = 1009
 READ_ONLY_REASON = "this link is view-only"
 EMPTY_STATE = b"\x00"  # the state vector of a document with nothing in it
 EMPTY_UPDATE = b"\x00\x00"  # an update with no items and no deletions
+EMPTY_DELETE_SET = b"\x00"  # a delete set naming no client
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,15 @@ def _deletes_beyond(state: bytes, deletions: bytes) -> bool:
     return False
 
 
+def _is_repeat(state: bytes, update: bytes) -> bool:
+    """Whether an update that changed nothing only deletes items the document has seen (a
+    reconnecting client's step 2 usually is): nothing of it can be held back."""
+    try:
+        return not _deletes_beyond(state, update)
+    except MalformedMessage:
+        return False
+
+
 class BoardRules:
     """One board's document, sessions and awareness."""
 
@@ -145,7 +156,9 @@ class BoardRules:
         self.presence: dict[int, Presence] = {}
         #: Bytes of the board's stored form (snapshot + log): what max_board_bytes bounds.
         self.size = 0
-        self._changed: list[bytes] = []
+        #: What Yrs reported for each transaction since the last look: (update, whether it
+        #: deleted anything).
+        self._changed: list[tuple[bytes, bool]] = []
         self._subscription = self.doc.observe(self._on_transaction)
         #: Bytes of updates that changed nothing (yet). Yrs keeps what it cannot integrate
         #: (items and deletions whose dependencies it lacks) in memory, unstored, until the
@@ -158,15 +171,23 @@ class BoardRules:
         self._relayed: dict[int, float] = {}
         self._waiting: dict[int, tuple[AwarenessEntry, int]] = {}
         #: The document's delete set, encoded: an update that only deletes (even items the
-        #: document has not seen yet) changes it and nothing else.
-        self._deletions = EMPTY_UPDATE
+        #: document has not seen yet) changes it and nothing else. None: not known since an
+        #: update taken as sent deleted something (see _apply); the next check assumes a change.
+        self._deletions: bytes | None = EMPTY_UPDATE
+        #: Whether Yrs may hold back, or have reshaped, part of what the document took in:
+        #: set by any update not taken exactly as sent (bar a plain repeat) until the
+        #: document is next built from storage. While set, every update is checked against
+        #: the document (see _apply).
+        self._odd = False
         # The whole document as one update, kept until the next change: every new client
         # asks for exactly that (an empty state vector), and a big board takes milliseconds
         # to encode, so a crowd joining at once costs one encoding, not one each.
         self._full: bytes | None = None
 
     def _on_transaction(self, event: TransactionEvent) -> None:
-        self._changed.append(event.update)
+        # (delete_set is not in pycrdt's typed interface: without it, assume a deletion)
+        deleted = getattr(event, "delete_set", None) != EMPTY_DELETE_SET
+        self._changed.append((event.update, deleted))
         self._full = None
 
     def load(self, updates: Iterable[bytes]) -> bool:
@@ -198,7 +219,9 @@ class BoardRules:
         self.size = sum(len(u) for u in updates)
         self._changed.clear()
         self._full = None
-        self._deletions = self.doc.get_update(self.doc.get_state())
+        state = self.doc.get_state()
+        self._deletions = self.doc.get_update(state)
+        self._odd = not clean or _deletes_beyond(state, self._deletions)
         return clean
 
     def _new_doc(self) -> None:
@@ -294,10 +317,31 @@ class BoardRules:
             if not _refused_by_yrs(exc):
                 raise
             refused = True  # (what Yrs integrated before it gave up is kept, stored, sent)
+        if not (refused or self._odd) and len(self._changed) == 1 and self._changed[0][0] == update:
+            return self._took_as_sent(session, update)
         effects = self._take_changes(session, update, before)
         if refused:
+            self._odd = True
             effects.extend(self._close(session, INVALID_PAYLOAD, "not a Yjs update"))
         return effects
+
+    def _took_as_sent(self, session: int, update: bytes) -> list[Effect]:
+        """Store and send an update the document took in exactly as it came.
+
+        The common case, and the cheap one: Yrs reported one transaction whose encoding is
+        byte for byte the update received (a browser's own transaction), on a document that
+        has taken in nothing odd since it was built from storage, so nothing is held back
+        to be released. Replaying those bytes on the state they met rebuilds the same
+        document, so they are what is stored. The general path below asks the document for
+        its difference, which costs time in proportion to the whole board (Yrs walks every
+        item for the delete set); the fuzzer (tests/support/boardfuzz.py) found that
+        skipping it after odd input loses deletions, hence ``_odd``."""
+        if self._changed[0][1]:
+            self._deletions = None  # (it deleted known items: the delete set moved)
+        self._changed = []
+        self._full = None
+        self.size += len(update)
+        return [Persist(update), Broadcast(protocol.sync(protocol.UPDATE, update), exclude=session)]
 
     def _take_changes(self, session: int, update: bytes, before: bytes) -> list[Effect]:
         """Store and send what applying ``update`` changed in the document.
@@ -306,20 +350,22 @@ class BoardRules:
         the state before, and its deletions), not the bytes received nor what Yrs reports
         for the transaction: a crafted update can make those differ from what the document
         took in, and then a restart would not rebuild the board it served."""
-        reported = any(change != EMPTY_UPDATE for change in self._changed)
+        reported = any(change != EMPTY_UPDATE for change, _ in self._changed)
         self._changed = []
         state = self.doc.get_state()
         deletions = self.doc.get_update(state)  # (no structs: only the delete set)
-        deleted = deletions != self._deletions
+        deleted = self._deletions is None or deletions != self._deletions
         self._deletions = deletions
         if not (reported or deleted) and clocks(state) == clocks(before):
             # Nothing new (a repeat, an empty step 2), or held back by Yrs until its
             # dependencies arrive: nothing stored yet.
+            self._odd = self._odd or not _is_repeat(state, update)
             self._unintegrated += len(update)
             if self._unintegrated > self.config.max_board_bytes // 8:
                 self._drop_unintegrated()
             return []
         change = self.doc.get_update(before)
+        self._odd = True
         self._full = None
         self.size += len(change)
         self._unintegrated = max(0, self._unintegrated + len(update) - len(change))
@@ -340,7 +386,9 @@ class BoardRules:
         self.doc.apply_update(state)  # (it is all stored already)
         self._changed.clear()
         self._full = state
-        self._deletions = self.doc.get_update(self.doc.get_state())
+        state_vector = self.doc.get_state()
+        self._deletions = self.doc.get_update(state_vector)
+        self._odd = _deletes_beyond(state_vector, self._deletions)
         self._unintegrated = 0
 
     # ------------------------------------------------------------------ awareness
