@@ -21,7 +21,10 @@ and keeps it with a chart under bench/results/ (whiteboard.txt, whiteboard.png):
   updates, written through a node with compaction off, then of the same board once a node
   with low thresholds has compacted it (ours only: the peer stores nothing);
 - node RSS per idle loaded board (200 boards, a small drawing each, sockets closed) and per
-  connected client (500 sockets on one board).
+  connected client (500 sockets on one board);
+- what one pen update costs the board's rules on a big board (50,000 strokes, a tenth of them
+  erased), in this process with no I/O: time per update and bytes stored per update (ours
+  only: the peer relays each transaction's bytes and stores nothing).
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ from pycrdt import Array, Doc, Map  # noqa: E402
 from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 
 from apps.whiteboard import protocol  # noqa: E402
+from apps.whiteboard.config import WhiteboardConfig  # noqa: E402
 from apps.whiteboard.links import BOARDS, digest_of  # noqa: E402
+from apps.whiteboard.rules import BoardRules, Persist  # noqa: E402
 from bench import crosscheck  # noqa: E402
 from bench.common import (  # noqa: E402
     NODE_DIR,
@@ -288,6 +293,49 @@ async def activations(redis_url: str, runs: int, reps: int = 3) -> list[dict[str
     return results
 
 
+# ------------------------------------------------------------------ rules on a big board
+
+
+def pen_update_cost(strokes: int = 50_000, updates: int = 400) -> dict[str, float]:
+    """One board's rules (no I/O) holding ``strokes`` strokes of 40 points, every tenth one
+    erased (a delete set of strokes / 10 ranges), taking ``updates`` pen updates (a point
+    appended to a stroke) as a browser sends them: microseconds per update (p50, p99) and
+    bytes stored per update."""
+    page: Doc[Any] = Doc()
+    board: Array[Any] = page.get("strokes", type=Array)
+    with page.transaction():
+        for i in range(strokes):
+            board.append(Map({"color": "#123456", "pts": Array(list(range(i, i + 40)))}))
+    with page.transaction():  # every tenth stroke erased, as people erase: here and there
+        for i in reversed(range(0, strokes, 10)):
+            del board[i]
+    config = WhiteboardConfig(max_board_bytes=2**31, max_update_bytes=2**30)
+    rules = BoardRules(config)
+    rules.load([page.get_update()])
+    rules.connect(1, read_only=False)
+    rules.connect(2, read_only=False)
+    sent: list[bytes] = []
+    subscription = page.observe(lambda event: sent.append(event.update))
+    pen = board[len(board) - 1]["pts"]
+    for k in range(updates):
+        pen.append(k)
+    page.unobserve(subscription)
+    times, stored = [], []
+    for update in sent:
+        message = protocol.sync(protocol.UPDATE, update)
+        t0 = time.perf_counter()
+        effects = rules.receive(1, message, 0.0)
+        times.append((time.perf_counter() - t0) * 1e6)
+        stored.append(sum(len(e.update) for e in effects if isinstance(e, Persist)))
+    times.sort()
+    return {
+        "p50_us": times[len(times) // 2],
+        "p99_us": times[int(len(times) * 0.99)],
+        "stored_bytes": statistics.median(stored),
+        "sent_bytes": statistics.median(len(u) for u in sent),
+    }
+
+
 # ------------------------------------------------------------------ memory
 
 
@@ -385,6 +433,8 @@ def main() -> None:
                         server.stop()
         finally:
             valkey.stop()
+    print("pen updates on a 50,000-stroke board (rules only)", file=sys.stderr)
+    runs["pen"] = [pen_update_cost() for _ in range(args.runs)]
     report(runs, args)
 
 
@@ -439,6 +489,18 @@ def report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) ->
         ),
         ("RSS per idle loaded board (200)", *both("memory", "per_board", "{:.1f} KiB"), "report"),
         (
+            "pen update, 50,000-stroke board: rules time",
+            f"p50 {med('pen', 'p50_us'):.0f} / p99 {med('pen', 'p99_us'):.0f} us",
+            "n/a (relays the bytes)",
+            "report",
+        ),
+        (
+            "  bytes stored per update",
+            f"{med('pen', 'stored_bytes'):.0f} B (update {med('pen', 'sent_bytes'):.0f} B)",
+            "n/a (stores nothing)",
+            "report",
+        ),
+        (
             "RSS per connected client (500, one board)",
             *both("memory", "per_client", "{:.1f} KiB"),
             "report",
@@ -477,6 +539,7 @@ def report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) ->
             each(fp, "client_loop_delay_p99_ms", one),
         ),
         ("activation, log ms", each("activation", "log_ms"), ""),
+        ("pen update p50 us", each("pen", "p50_us"), ""),
         ("activation, compacted ms", each("activation", "snap_ms", one), ""),
         (
             "KiB per idle board",

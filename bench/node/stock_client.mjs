@@ -3,7 +3,7 @@
 // takes to reach another client. Used by ../whiteboard_bench.py.
 //
 //   node stock_client.mjs ws://127.0.0.1:8000/whiteboard/ws [--strokes 5000] [--again 3]
-//                         [--updates 200] [--every 5]
+//                         [--updates 1000] [--every 5] [--settle 1000]
 //
 // 1. A writer draws the board of board.mjs (--strokes strokes) on a new room, and gives the
 //    server a second to take it in.
@@ -11,9 +11,13 @@
 //    holds every stroke (checked after each transaction it applies: no polling). The first
 //    runs in this fresh process, its JIT cold as a newly opened page's is; --again more
 //    follow it, warm, and their median is reported beside it.
-// 3. Propagation: the writer appends [sent at, x, y] to the Y.Array 'trail', one append
-//    every --every ms on a fixed schedule, --updates times; the last synced client times each
-//    arrival. Both read performance.now() of this one process: sub-millisecond, one clock.
+// 3. Propagation: after --settle ms, the writer appends [sent at, x, y] to the Y.Array
+//    'trail', one append every --every ms on a fixed schedule, --updates times; the last
+//    synced client times each arrival. Both read performance.now() of this one process:
+//    sub-millisecond, one clock. The pause keeps the window off the syncs' aftermath in this
+//    process: it has just dropped several copies of the board, and V8 collects them on both
+//    cores for tens of milliseconds (measured: ~60 ms at 5,000 strokes), starving whichever
+//    server it measures. 1,000 updates make the p99 the 10th-worst arrival, not the 2nd.
 //
 // Prints one JSON line: strokes, board_bytes, sync_ms, sync_warm_ms, updates, delivered,
 // p50_ms, p99_ms, max_ms.
@@ -30,8 +34,9 @@ const option = (name, fallback) => {
 }
 const strokes = option('strokes', STROKES)
 const again = option('again', 3)
-const updates = option('updates', 200)
+const updates = option('updates', 1000)
 const every = option('every', 5)
+const settle = option('settle', 1000)
 const SYNC_TIMEOUT_MS = 30000
 
 const room = 'stock' + (Date.now() % 1e9)
@@ -72,6 +77,7 @@ for (let i = 0; i < again; i++) {
   reader = next.client
 }
 
+await sleep(settle)
 const latencies = []
 reader.doc.getArray('trail').observe((event) => {
   const now = performance.now()
