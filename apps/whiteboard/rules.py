@@ -354,7 +354,13 @@ class BoardRules:
         self._changed = []
         state = self.doc.get_state()
         deletions = self.doc.get_update(state)  # (no structs: only the delete set)
-        deleted = self._deletions is None or deletions != self._deletions
+        if self._deletions is None:
+            # Not known since a cheap update deleted something: an update Yrs reported
+            # nothing for that only deletes seen items (a reconnecting page's step 2)
+            # cannot have moved it; anything else may have.
+            deleted = reported or not _is_repeat(state, update)
+        else:
+            deleted = deletions != self._deletions
         self._deletions = deletions
         if not (reported or deleted) and clocks(state) == clocks(before):
             # Nothing new (a repeat, an empty step 2), or held back by Yrs until its
