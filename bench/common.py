@@ -127,10 +127,11 @@ def raise_open_files(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, wanted), hard))
 
 
-def fsync_floor(redis_url: str, writes: int = 2000) -> tuple[float, float]:
+def fsync_floor(redis_url: str, writes: int = 2000, rate: float = 0.0) -> tuple[float, float]:
     """p50 and p99 ms of one SET at a time against ``redis_url`` (a Valkey with the AOF
     fsync'd on every write, as the benchmarks start it): the least time any durable write,
-    hence any message the output gate holds for it, can take on this machine."""
+    hence any message the output gate holds for it, can take on this machine. ``rate``: one
+    SET every 1/rate s, not back to back (an idle disk's fsync has a longer tail)."""
     import statistics
 
     import redis
@@ -142,6 +143,8 @@ def fsync_floor(redis_url: str, writes: int = 2000) -> tuple[float, float]:
             started = time.perf_counter()
             client.set(f"fsync-floor:{i % 100}", i)
             times.append((time.perf_counter() - started) * 1000)
+            if rate:
+                time.sleep(max(0.0, 1 / rate - (time.perf_counter() - started)))
         client.delete(*[f"fsync-floor:{i}" for i in range(100)])
     finally:
         client.close()
