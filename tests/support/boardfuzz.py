@@ -30,8 +30,11 @@ CONFIG = WhiteboardConfig(max_update_bytes=256 * 1024, max_board_bytes=4 * 1024 
 
 
 def ordinary_updates(rng: random.Random, edits: int) -> list[bytes]:
-    """What two collaborating pages would send: each local transaction's update."""
-    docs = [Doc(), Doc()]
+    """What two collaborating pages would send: each local transaction's update. (Their
+    client IDs follow from ``rng``'s state without drawing from it, so a seed names the same
+    updates in every process; Yrs' own hash order still varies from process to process.)"""
+    ids = random.Random(str(rng.getstate()))
+    docs = [Doc(client_id=ids.randrange(1, 2**32)), Doc(client_id=ids.randrange(1, 2**32))]
     out: list[bytes] = []
     for i, doc in enumerate(docs):
         doc.observe(lambda e, i=i: out.append(e.update))  # type: ignore[misc]
