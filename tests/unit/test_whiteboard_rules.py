@@ -458,3 +458,36 @@ def test_updates_taken_as_sent_with_deletions_still_rebuild_the_board_they_serve
         f"s{i}" for i in range(1, 40, 2) if i not in (1, 5)
     }
     assert board.doc.get("shapes", type=Map)["s7"]["pts"].to_py() == [1.0, 2.0, 1.0]
+
+
+def test_an_erasure_of_two_clients_items_is_taken_as_sent_despite_the_order() -> None:
+    # Made by Yjs (bench/node's yjs): clients 1111 and 2222 each set a key of "shapes"; then
+    # 1111 deletes both in one transaction, and sets another. Yjs writes the delete set in
+    # descending client order (2222 first), Yrs reports it ascending: the same update.
+    board = BoardRules(CONFIG)
+    board.load(
+        [
+            bytes.fromhex(
+                "0201ae110028010673686170657302733201770374776f01d708002801067368617065730273"
+                "310177036f6e6500"
+            )
+        ]
+    )
+    board.connect(1, read_only=False)
+    erase = bytes.fromhex("0002ae11010001d708010001")
+    then = bytes.fromhex("0101d70801280106736861706573027333017705746872656500")
+    for update in (erase, then):
+        effects = board.receive(1, protocol.sync(protocol.UPDATE, update), now=0)
+        assert effects[0] == Persist(update)  # (the second only if the first left no doubt)
+    assert board.doc.get("shapes", type=Map).to_py() == {"s3": "three"}
+    assert (
+        replay(board.full_state()).get_update()
+        == replay(
+            bytes.fromhex(
+                "0201ae110028010673686170657302733201770374776f01d708002801067368617065730273"
+                "310177036f6e6500"
+            ),
+            erase,
+            then,
+        ).get_update()
+    )
