@@ -122,21 +122,6 @@ def _refused_by_yrs(exc: BaseException) -> bool:
     return isinstance(exc, ValueError | RuntimeError) or type(exc).__module__ == "pyo3_runtime"
 
 
-def _deletes_beyond(state: bytes, deletions: bytes) -> bool:
-    """Whether the delete set (an update with no structs) names clocks past the state."""
-    known = clocks(state)
-    reader = protocol.Reader(deletions)
-    if reader.var_uint() != 0:
-        return True  # structs the state vector does not cover
-    for _ in range(reader.var_uint()):
-        client = reader.var_uint()
-        for _ in range(reader.var_uint()):
-            start, length = reader.var_uint(), reader.var_uint()
-            if start + length > known.get(client, 0):
-                return True
-    return False
-
-
 def _delete_ranges(reader: protocol.Reader) -> dict[int, list[tuple[int, int]]]:
     """A delete set, read to the buffer's end, as {client: sorted (clock, length)}."""
     ranges: dict[int, list[tuple[int, int]]] = {}
@@ -148,6 +133,19 @@ def _delete_ranges(reader: protocol.Reader) -> dict[int, list[tuple[int, int]]]:
     if reader.pos != len(reader.data):
         raise MalformedMessage("bytes after the delete set")
     return {client: sorted(r) for client, r in ranges.items()}
+
+
+def _deletes_beyond(state: bytes, deletions: bytes) -> bool:
+    """Whether the delete set (an update with no structs) names clocks past the state."""
+    known = clocks(state)
+    reader = protocol.Reader(deletions)
+    if reader.var_uint() != 0:
+        return True  # structs the state vector does not cover
+    return any(
+        start + length > known.get(client, 0)
+        for client, ranges in _delete_ranges(reader).items()
+        for start, length in ranges
+    )
 
 
 def _same_update(update: bytes, reported: bytes, delete_set: bytes | None) -> bool:
