@@ -31,7 +31,7 @@ from starlette.websockets import WebSocket
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from .frames import OutFrame
+from .frames import CORK, OutFrame
 from .link import PATH as LINK_PATH
 from .websocket import Received, Sink
 
@@ -315,7 +315,7 @@ class Connection:
                 return False
             if transport.get_write_buffer_size() > self.max_buffer:
                 return False
-            transport.write(frame.wire)
+            CORK.write(transport, frame.wire)
             return True
         queue = self._ensure_writer()
         if queue.qsize() * 1024 > self.max_buffer:

@@ -1,13 +1,19 @@
-"""Outgoing WebSocket frames, encoded once (sans I/O).
+"""Outgoing WebSocket frames, encoded once and written once per socket per release.
 
 A broadcast to many sockets encodes its message into one server-to-client frame and writes
 the same bytes to every transport (see ``asgi.Connection.write``), instead of one ASGI
 ``send`` and one encoding per socket.
+
+When a commit releases many messages at once (a busy room's batch), :data:`CORK` gathers
+each socket's frames and writes them in one go: one system call here and one read for the
+client per socket, not one per message. Nothing waits for it: the cork is let go before the
+code that took it returns to the event loop.
 """
 
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from .errors import InvalidValue
 
@@ -47,3 +53,41 @@ class OutFrame:
                 head = struct.pack("!BBQ", first, 127, n)
             self._wire = head + payload
         return self._wire
+
+
+class Cork:
+    """While held (``with CORK:``), bytes written through it gather per transport; each
+    transport gets them in one write when the outermost holder lets go. Only synchronous
+    code may hold it, so no write is ever held across a turn of the event loop."""
+
+    __slots__ = ("_depth", "_held")
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._held: dict[Any, list[bytes]] = {}
+
+    def __enter__(self) -> None:
+        self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._held:
+            held, self._held = self._held, {}
+            for transport, parts in held.items():
+                if not transport.is_closing():
+                    transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
+
+    def write(self, transport: Any, data: bytes) -> None:
+        """Write ``data`` to ``transport`` now, or when the cork is let go if it is held."""
+        if not self._depth:
+            transport.write(data)
+            return
+        parts = self._held.get(transport)
+        if parts is None:
+            self._held[transport] = [data]
+        else:
+            parts.append(data)
+
+
+#: The node's one cork (the event loop runs one callback at a time, so one is enough).
+CORK = Cork()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from .background import BackgroundWork
 from .batch import UNCHANGED, WriteBatch
 from .errors import DurableObjectError, Fenced, ObjectReset, RecordGone
-from .frames import OutFrame
+from .frames import CORK, OutFrame
 from .gate import Event, InputGate, _current, current_event, run_blocking
 from .keyspace import ObjectKeys
 from .lease import Lease
@@ -338,7 +338,8 @@ class ObjectRecord:
         return event.writes
 
     def on_committed(self, batch: WriteBatch) -> None:
-        self.outputs.release(batch.seq)
+        with CORK:  # a batch of many messages: one write per socket
+            self.outputs.release(batch.seq)
         if batch.alarm is not UNCHANGED:
             self.alarms.committed(batch.alarm if isinstance(batch.alarm, bytes) else None)
         if self.storage is not None:

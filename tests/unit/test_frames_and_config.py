@@ -7,7 +7,7 @@ from websockets.frames import Frame, Opcode
 
 from runtime.config import Settings
 from runtime.errors import ConfigurationError, InvalidValue
-from runtime.frames import OutFrame
+from runtime.frames import CORK, OutFrame
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
@@ -101,3 +101,36 @@ def test_socket_attachments_are_copied_once_and_tags_are_checked() -> None:
     assert ws.tags == ("solo",)
     with pytest.raises(InvalidValue):
         ws.reject(200)
+
+
+class Recorder:
+    """Stands in for an asyncio transport: keeps what is written to it."""
+
+    def __init__(self, closing: bool = False) -> None:
+        self.writes: list[bytes] = []
+        self.closing = closing
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+def test_a_cork_gives_each_transport_its_frames_in_one_write_in_order() -> None:
+    a, b, gone = Recorder(), Recorder(), Recorder(closing=True)
+    CORK.write(a, b"now")  # not held: straight through
+    assert a.writes == [b"now"]
+    with CORK:
+        for n in range(3):
+            CORK.write(a, b"a%d" % n)
+            CORK.write(b, b"b%d" % n)
+        CORK.write(gone, b"lost")
+        with CORK:  # held twice (a release inside a release): let go by the outer one only
+            CORK.write(b, b"b3")
+        assert a.writes == [b"now"] and b.writes == []
+    assert a.writes == [b"now", b"a0a1a2"]
+    assert b.writes == [b"b0b1b2b3"]
+    assert gone.writes == []  # a transport closed meanwhile (aborted) gets nothing
+    CORK.write(b, b"after")
+    assert b.writes[-1] == b"after"  # nothing held once let go
