@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 MAX_NAME = 32
@@ -93,9 +94,14 @@ Effect = Send | Broadcast | Close | Store | Named
 # ------------------------------------------------------------------ helpers
 
 
+#: JSON as JavaScript's JSON.stringify writes it (made once: ``json.dumps`` with options
+#: builds a new encoder on every call, a cost every message paid).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(value: dict[str, Any]) -> str:
     """JSON as JavaScript's JSON.stringify writes it: compact, non-ASCII kept as is."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def js_string(value: Any, missing: bool = False, depth: int = 0) -> str:
@@ -139,8 +145,14 @@ def sendable(text: str) -> bool:
 
 def history_key(timestamp_ms: int) -> str:
     """``m/`` + the ISO time JavaScript's toISOString gives: sorts by time."""
-    moment = datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
-    return "m/" + moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{timestamp_ms % 1000:03d}Z"
+    return f"{_key_prefix(timestamp_ms // 1000)}{timestamp_ms % 1000:03d}Z"
+
+
+@lru_cache(maxsize=4)
+def _key_prefix(second: int) -> str:
+    """``m/2026-12-01T07:30:05.``: formatting a date is most of a key's cost, and a busy
+    room's messages share their second."""
+    return "m/" + datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
 def overflow(count: int, keep: int) -> int:
@@ -155,6 +167,9 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # JSON.parse refuses NaN and Infinity too
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)  # (made once, as _ENCODER)
+
+
 def parse(frame: str | bytes) -> tuple[dict[str, Any] | None, str | None]:
     """The JSON object a frame carries, or an error to send back."""
     if isinstance(frame, bytes):
@@ -162,7 +177,7 @@ def parse(frame: str | bytes) -> tuple[dict[str, Any] | None, str | None]:
     if len(frame) > MAX_FRAME:
         return None, MESSAGE_TOO_LONG
     try:
-        data = json.loads(frame, parse_constant=_no_constants)
+        data = _DECODER.decode(frame)
     except (ValueError, RecursionError):
         return None, NOT_JSON
     if data is None:  # `null.name` throws in the demo

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -139,6 +140,11 @@ def test_history_keys_sort_by_time_like_toisostring() -> None:
     assert history_key(1_764_000_000_123) == "m/2025-11-24T16:00:00.123Z"
     stamps = [1, 999, 1000, 59_999, 60_000, 10**12, 10**12 + 1, 4 * 10**12]
     assert sorted(stamps, key=history_key) == stamps
+    # The date part is cached per second: going back and forth between seconds (and past
+    # the cache's size) must never give one second's prefix to another.
+    for stamp in [999, 1000, 999, 61_001, 1_764_000_000_999, 1000, 10**12, 999, 1_001]:
+        moment = datetime.fromtimestamp(stamp / 1000, tz=UTC)
+        assert history_key(stamp) == f"m/{moment.isoformat(timespec='milliseconds')[:-6]}Z"
 
 
 @pytest.mark.parametrize(
