@@ -89,6 +89,7 @@ class RedisStore:
         else:
             self.cluster = wanted == "yes"
         if self.cluster:
+            await self.batcher.aclose()
             await self.redis.aclose()
             self.redis = RedisCluster.from_url(self.url, **_CLIENT_OPTIONS)
             await self.redis.initialize()
@@ -99,4 +100,5 @@ class RedisStore:
         log.info("connected to %s", self.describe())
 
     async def close(self) -> None:
+        await self.batcher.aclose()
         await self.redis.aclose()

@@ -7,8 +7,19 @@ import asyncio
 import pytest
 import redis
 
-from runtime import DurableObject, Fenced, InvalidValue, RpcError, StorageLimitExceeded, rpc
+from runtime import (
+    DurableObject,
+    Fenced,
+    InvalidValue,
+    Node,
+    RpcError,
+    Settings,
+    StorageLimitExceeded,
+    rpc,
+)
+from runtime.embedded import ValkeyProcess
 from runtime.keyspace import ObjectKeys
+from tests.conftest import TEST_SETTINGS
 
 
 class Store(DurableObject):
@@ -311,3 +322,37 @@ async def test_concurrent_events_coalesce_into_few_commits(store, sync_redis) ->
     assert node.store.batcher.round_trips - trips < 50  # 400 events, far fewer round trips
     for s in stubs:
         assert sync_redis.hlen(keys_of(s).data) == 21
+
+
+async def test_scripts_flushed_from_redis_are_loaded_again(make_node, sync_redis) -> None:
+    # SCRIPT FLUSH (or a restarted Redis without its data) forgets the scripts: the next
+    # round trip hears NOSCRIPT, loads them and sends its calls again, on the batcher's own
+    # connection as through redis-py's pipeline.
+    node = await make_node()
+    stub = node.register("store", Store).get_by_name("flushed")
+    await stub.run([["put", "a", 1]])
+    sync_redis.script_flush()
+    assert await stub.run([["put", "b", 2], ["get", "a"]]) == [None, 1]
+    assert sync_redis.hlen(keys_of(stub).data) == 2
+
+
+async def test_a_stopped_node_leaves_no_connection_to_redis(tmp_path) -> None:
+    # The batcher keeps connections of its own (a single server's); stopping closes them.
+    server = ValkeyProcess(tmp_path / "v", appendonly=False).start()
+    client = redis.Redis.from_url(server.url)
+    try:
+        before = client.info("clients")["connected_clients"]
+        node = Node(Settings(**TEST_SETTINGS), server.url)
+        stub = node.register("store", Store).get_by_name("closed")
+        await node.start()
+        await asyncio.gather(*(stub.run([["put", f"k{i}", i]]) for i in range(20)))
+        assert client.info("clients")["connected_clients"] > before
+        await node.stop()
+        for _ in range(50):  # the server sees each close a moment later
+            if client.info("clients")["connected_clients"] == before:
+                break
+            await asyncio.sleep(0.02)
+        assert client.info("clients")["connected_clients"] == before
+    finally:
+        client.close()
+        server.stop()
