@@ -280,7 +280,9 @@ class Connection:
     def backlog(self) -> int:
         """Bytes written and not yet taken by the client's connection."""
         fast = self.fast
-        return 0 if fast is None else int(fast.transport.get_write_buffer_size())
+        if fast is None:
+            return 0
+        return int(fast.transport.get_write_buffer_size()) + CORK.pending(fast.transport)
 
     async def deny(self, status: int, text: str) -> None:
         """Refuse the handshake with an HTTP response (or a plain 403 if unsupported)."""
@@ -313,7 +315,7 @@ class Connection:
             transport = fast.transport
             if fast.close_sent or fast.disconnected or transport.is_closing():
                 return False
-            if transport.get_write_buffer_size() > self.max_buffer:
+            if transport.get_write_buffer_size() + CORK.pending(transport) > self.max_buffer:
                 return False
             CORK.write(transport, frame.wire)
             return True
@@ -328,7 +330,7 @@ class Connection:
             return
         self.closed = True
         fast = self.fast
-        if fast is not None and fast.transport.get_write_buffer_size() > self.max_buffer:
+        if fast is not None and self.backlog() > self.max_buffer:
             # The client stopped reading: a close frame would wait behind everything it did
             # not read, so drop the connection (the client sees it end, code 1006).
             fast.transport.abort()

@@ -58,13 +58,16 @@ class OutFrame:
 class Cork:
     """While held (``with CORK:``), bytes written through it gather per transport; each
     transport gets them in one write when the outermost holder lets go. Only synchronous
-    code may hold it, so no write is ever held across a turn of the event loop."""
+    code may hold it, so no write is ever held across a turn of the event loop. What it
+    holds for a transport counts toward that socket's send buffer (:meth:`pending`), so a
+    client that stopped reading is still caught within one release."""
 
-    __slots__ = ("_depth", "_held")
+    __slots__ = ("_depth", "_held", "_sizes")
 
     def __init__(self) -> None:
         self._depth = 0
         self._held: dict[Any, list[bytes]] = {}
+        self._sizes: dict[Any, int] = {}
 
     def __enter__(self) -> None:
         self._depth += 1
@@ -72,7 +75,7 @@ class Cork:
     def __exit__(self, *exc: object) -> None:
         self._depth -= 1
         if self._depth == 0 and self._held:
-            held, self._held = self._held, {}
+            held, self._held, self._sizes = self._held, {}, {}
             for transport, parts in held.items():
                 if not transport.is_closing():
                     transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
@@ -85,8 +88,14 @@ class Cork:
         parts = self._held.get(transport)
         if parts is None:
             self._held[transport] = [data]
+            self._sizes[transport] = len(data)
         else:
             parts.append(data)
+            self._sizes[transport] += len(data)
+
+    def pending(self, transport: Any) -> int:
+        """Bytes held for ``transport``, not yet written."""
+        return self._sizes.get(transport, 0)
 
 
 #: The node's one cork (the event loop runs one callback at a time, so one is enough).

@@ -274,7 +274,9 @@ class Probe(DurableObject):
                 ws.send("attached")
             except StorageLimitExceeded as exc:
                 ws.send(f"error:{exc}")
-        elif command == "flood":
+        elif command in ("flood", "stored-flood"):
+            if command == "stored-flood":  # the sends then wait for this write's commit
+                await self.storage.put("flooded", int(arg))
             for _ in range(int(arg)):
                 ws.send("x" * 65536)
         elif command == "raise":
