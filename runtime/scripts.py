@@ -94,8 +94,10 @@ def pack(items: Sequence[Arg]) -> list[bytes]:
             data = item.encode()
         elif isinstance(item, bytes):
             data = item
-        else:
+        elif isinstance(item, int | float) and not isinstance(item, bool):
             data = repr(item).encode()
+        else:  # as redis-py refuses them: a bug in the caller, not something to guess at
+            raise TypeError(f"a script argument is str, bytes, int or float, not {item!r}")
         out += (b"$%d\r\n" % len(data), data, b"\r\n")
     return out
 
@@ -136,6 +138,7 @@ class ScriptBatcher:
         self._direct = isinstance(redis, Redis)
         self._idle: list[AbstractConnection] = []
         self._conns: set[AbstractConnection] = set()  # every one open, idle or not
+        self._closed = False
         self.timeout = timeout  # for a whole round trip (redis-py's would be per read)
         #: Round trips made and calls sent, for the benchmarks and tests.
         self.round_trips = 0
@@ -217,49 +220,69 @@ class ScriptBatcher:
 
     async def _round_trip(self, batch: list[_Call]) -> list[Any]:
         """The calls in one write on a connection of our own; their replies, in order (an
-        error reply as its exception). A connection that fails is closed, never reused; a
-        connection error is tried once more on a fresh one, as redis-py's pipeline retried
-        (a server restart leaves every idle connection dead)."""
+        error reply as its exception). Nothing is ever sent twice: a connection that fails
+        is closed, and the trip's callers hear of it (the scripts are not all idempotent:
+        acquiring a lease counts an epoch, claiming alarms hides them for a while)."""
         packed: list[bytes] = []
         for call in batch:
             packed += pack(("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args))
-        try:
-            return await self._send_on(
-                self._idle.pop() if self._idle else self._connect(), packed, len(batch)
-            )
-        except redis_errors.ConnectionError:
-            return await self._send_on(self._connect(), packed, len(batch))
-
-    async def _send_on(
-        self, conn: AbstractConnection, packed: list[bytes], count: int
-    ) -> list[Any]:
+        conn = await self._ready_connection()
         replies: list[Any] = []
         try:
             async with asyncio.timeout(self.timeout):
                 await conn.send_packed_command(packed, check_health=False)
-                for _ in range(count):
+                for _ in batch:
                     try:
                         replies.append(await conn.read_response())
                     except redis_errors.ResponseError as exc:  # an error reply: read on
                         replies.append(exc)
+        except TimeoutError:
+            await self._drop(conn)
+            raise redis_errors.TimeoutError(
+                f"no reply within {self.timeout:g} s; the connection was closed"
+            ) from None
         except BaseException:
-            self._conns.discard(conn)
-            await conn.disconnect(nowait=True)
+            await self._drop(conn)
             raise
-        self._idle.append(conn)
+        if self._closed:
+            await self._drop(conn)
+        else:
+            self._idle.append(conn)
         return replies
 
-    def _connect(self) -> AbstractConnection:
-        """A new connection with the client's settings (it connects on first use), but no
-        timer per read or write: each round trip has one (see _send_on)."""
+    async def _ready_connection(self) -> AbstractConnection:
+        """An idle connection fit to send on, else a new one. The server may have closed an
+        idle one meanwhile (a restart): that shows as end of file, found here before anything
+        is sent on it, as redis-py's pool checks a connection before handing it out."""
+        if self._closed:
+            raise redis_errors.ConnectionError("the store was closed")
+        while self._idle:
+            conn = self._idle.pop()
+            try:
+                if not await conn.can_read():  # no stray reply, not at end of file
+                    return conn
+            except (redis_errors.ConnectionError, OSError):
+                pass
+            await self._drop(conn)
         pool = self.redis.connection_pool
-        settings = {**pool.connection_kwargs, "socket_timeout": None}
-        conn: AbstractConnection = pool.connection_class(**settings)
-        self._conns.add(conn)
-        return conn
+        # No timer per read or write (the trip has one); it connects on first use.
+        fresh: AbstractConnection = pool.connection_class(
+            **{**pool.connection_kwargs, "socket_timeout": None}
+        )
+        self._conns.add(fresh)
+        return fresh
+
+    async def _drop(self, conn: AbstractConnection) -> None:
+        self._conns.discard(conn)
+        await conn.disconnect(nowait=True)
 
     async def aclose(self) -> None:
-        """Close the batcher's own connections (the client's pool is the store's to close)."""
+        """Close the batcher's own connections, and open no more (the client's pool is the
+        store's to close). A trip in flight fails: its connection is closed under it."""
+        self._closed = True
         conns, self._conns, self._idle = self._conns, set(), []
         for conn in conns:
-            await conn.disconnect()
+            try:
+                await conn.disconnect()
+            except Exception:  # closing the others matters more than this one's error
+                log.debug("closing a Redis connection failed", exc_info=True)

@@ -57,7 +57,10 @@ class RedisStore:
     def _wire(self) -> None:
         self.scripts = Scripts(self.redis)
         self.batcher = ScriptBatcher(
-            self.redis, observe=self.observe, max_inflight=self.settings.redis_pipelines
+            self.redis,
+            observe=self.observe,
+            max_inflight=self.settings.redis_pipelines,
+            timeout=_CLIENT_OPTIONS["socket_timeout"],
         )
         self.leases = LeaseClient(
             self.batcher,

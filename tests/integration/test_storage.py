@@ -15,10 +15,12 @@ from runtime import (
     RpcError,
     Settings,
     StorageLimitExceeded,
+    StorageUnavailable,
     rpc,
 )
 from runtime.embedded import ValkeyProcess
 from runtime.keyspace import ObjectKeys
+from runtime.store import RedisStore
 from tests.conftest import TEST_SETTINGS
 
 
@@ -355,4 +357,58 @@ async def test_a_stopped_node_leaves_no_connection_to_redis(tmp_path) -> None:
         assert client.info("clients")["connected_clients"] == before
     finally:
         client.close()
+        server.stop()
+
+
+async def test_a_round_trip_is_never_sent_twice(tmp_path) -> None:
+    # The server runs the calls, then drops the connection (their replies overflow its
+    # output buffer): the callers hear of it, and nothing is sent again, since not every
+    # script may run twice (an acquire counts an epoch).
+    server = ValkeyProcess(tmp_path / "v", appendonly=False).start()
+    admin = redis.Redis.from_url(server.url)
+    store = RedisStore(server.url, Settings(**TEST_SETTINGS), "holder@1")
+    try:
+        await store.connect()
+        admin.set("{o}lease", "x:1")
+        admin.hset("{o}data", "big", b"v" * 200_000)
+        admin.config_set("client-output-buffer-limit", "normal 65536 65536 0")
+        stats = admin.info("commandstats").get("cmdstat_evalsha", {"calls": 0})
+        batcher, scripts = store.batcher, store.scripts
+        acquire = batcher.submit(scripts.acquire, ["{e}lease", "{e}epoch"], ["me@1", 10_000])
+        read = batcher.submit(
+            scripts.read, ["{o}lease", "{o}data", "{o}alarm"], ["x:1", "0", "big"]
+        )
+        for call in (acquire, read):
+            with pytest.raises(StorageUnavailable):
+                await call
+        assert admin.info("commandstats")["cmdstat_evalsha"]["calls"] - stats["calls"] == 2
+        assert admin.get("{e}epoch") == b"1"
+    finally:
+        await store.close()
+        admin.close()
+        server.stop()
+
+
+async def test_closing_the_store_fails_a_trip_in_flight_and_keeps_nothing_open(tmp_path) -> None:
+    server = ValkeyProcess(tmp_path / "v", appendonly=False).start()
+    admin = redis.Redis.from_url(server.url)
+    store = RedisStore(server.url, Settings(**TEST_SETTINGS), "holder@1")
+    try:
+        await store.connect()
+        batcher, scripts = store.batcher, store.scripts
+        await batcher.call(scripts.index_alarm, ["{a}index"], ["member", 1])
+        before = admin.info("clients")["connected_clients"]
+        admin.execute_command("CLIENT", "PAUSE", 400, "ALL")  # the next trip waits on Redis
+        in_flight = batcher.submit(scripts.index_alarm, ["{a}index"], ["member", 2])
+        await asyncio.sleep(0.05)
+        await store.close()  # as the node stops
+        with pytest.raises(StorageUnavailable):
+            await in_flight
+        with pytest.raises(StorageUnavailable):  # and no trip after it opens a connection
+            await batcher.call(scripts.index_alarm, ["{a}index"], ["member", 3])
+        await asyncio.sleep(0.5)  # the pause is over: what is still connected shows now
+        assert admin.info("clients")["connected_clients"] == before - 2  # the store's two
+        assert admin.zscore("{a}index", "member") == 1
+    finally:
+        admin.close()
         server.stop()
