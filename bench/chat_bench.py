@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import crosscheck  # noqa: E402
 from bench.chat_client import Load  # noqa: E402
-from bench.common import fsync_floor, run_client, start_node, start_server  # noqa: E402
+from bench.common import cpu_seconds, fsync_floor, run_client, start_node, start_server  # noqa: E402
 from bench.results import Panel, publish, table  # noqa: E402
 from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
 
@@ -66,6 +66,7 @@ WORKLOADS = [
         max_p99_ms=250,
     ),
 ]
+BASELINE = "plain websockets, no storage"  # the no-storage baseline of issue 14's ratios
 PACED = WORKLOADS[1]  # (its rate also paces one of the fsync floors)
 
 #: Who drives the server: our client always; the shared one beside it with --cross-check.
@@ -89,14 +90,20 @@ def faults(result: dict[str, float]) -> float:
     return lost + sum(result.get(k, 0) for k in ("duplicates", "out_of_order", "errors"))
 
 
-def measure(port: int, runs: int, clients: dict[str, Client]) -> dict[str, dict[str, list]]:
-    """Per client, per workload: one result per run."""
+def measure(
+    port: int, runs: int, clients: dict[str, Client], pid: int
+) -> dict[str, dict[str, list]]:
+    """Per client, per workload: one result per run, with the server's (``pid``) CPU time per
+    delivery over the client's whole run (joining included)."""
     results: dict[str, dict[str, list]] = {c: {w.name: [] for w in WORKLOADS} for c in clients}
     for i, workload in enumerate(WORKLOADS):
         for run in range(runs):
             for client, drive in clients.items():
                 tag = f"{client[0]}{i}r{run}{int(time.time()) % 1000}"
+                before = cpu_seconds(pid)
                 result = drive(port, workload.load, tag)
+                used = cpu_seconds(pid) - before
+                result["server_cpu_us"] = 1e6 * used / max(1, result["delivered"])
                 if faults(result):
                     print(f"  ! {client} client, {workload.name}: {result}", file=sys.stderr)
                 results[client][workload.name].append(result)
@@ -163,8 +170,8 @@ def main() -> None:
                 *fsync_floor(started[0][3].url, writes=1000, rate=PACED.load.rate),
             )
             for _ in range(args.runs):  # the variants in turn, so drift hits them alike
-                for label, port, _, _ in started:
-                    one = measure(port, 1, clients)
+                for label, port, node, _ in started:
+                    one = measure(port, 1, clients, node.pid)
                     into = table_.setdefault(label, {c: {} for c in one})
                     for client, by_workload in one.items():
                         for name, results in by_workload.items():
@@ -176,7 +183,7 @@ def main() -> None:
                 valkey.stop()
     if args.baselines:
         for label, script in (
-            ("plain websockets, no storage", "websockets_broadcast.py"),
+            (BASELINE, "websockets_broadcast.py"),
             ("Starlette on uvicorn, no storage", "starlette_broadcast.py"),
         ):
             port = free_port()
@@ -184,7 +191,7 @@ def main() -> None:
                 [sys.executable, str(ROOT / "bench" / "baselines" / script), str(port)], port, env
             )
             try:
-                table_[label] = measure(port, args.runs, clients)
+                table_[label] = measure(port, args.runs, clients, server.pid)
             finally:
                 server.terminate()
                 server.wait(30)
@@ -214,6 +221,7 @@ def report(
         "delivered",
         "faults",
         "client CPU",
+        "server CPU",
     )
     for workload in WORKLOADS:
         rows = []
@@ -231,12 +239,15 @@ def report(
                         f"{sum(r['expected'] for r in runs):,}",
                         f"{sum(faults(r) for r in runs):,.0f}",
                         f"{med(runs, 'client_cpu'):.0f} %" if "client_cpu" in runs[0] else "n/a",
+                        f"{med(runs, 'server_cpu_us'):.0f} us",
                     )
                 )
         blocks.append(f"{workload.name}   (target: {workload.target})\n{table(rows, header)}")
     notes = [
         "faults: deliveries missing, duplicated or out of order, and error frames; client CPU: "
-        "the client process's, % of one core (near 100: the client may be the limit)",
+        "the client process's, % of one core (near 100: the client may be the limit); server "
+        "CPU: the server process's CPU time per delivery over the client's run, joining "
+        "included (10 ms clock ticks)",
         f"one fsync'd SET at a time on this machine (what every durable message waits for at "
         f"least): back to back p50 {floor[0]:.2f} / p99 {floor[1]:.2f} ms; one every "
         f"{1000 / PACED.load.rate:.1f} ms, as the paced room sends: p50 {floor[2]:.2f} / "
@@ -246,6 +257,21 @@ def report(
         notes.append(
             "shared: the client that set the targets (--cross-check); its faults are what it "
             "did not receive plus its error frames"
+        )
+    ours, plain = measured.get("runtime (storage, output gate)"), measured.get(BASELINE)
+    if ours is not None and plain is not None:
+        lines = []
+        for w in WORKLOADS:
+            mine, theirs = ours["ours"][w.name], plain["ours"][w.name]
+            if w.load.rate:
+                ratio = med(mine, "p99_ms") / med(theirs, "p99_ms")
+                lines.append(f"  {w.name}: p99 {ratio:.2f}x (goal <= 1.1x)")
+            else:
+                ratio = med(mine, "deliveries_per_s") / med(theirs, "deliveries_per_s")
+                goal = " (goal >= 0.8x)" if w.load.rooms > 1 else ""
+                lines.append(f"  {w.name}: deliveries/s {ratio:.2f}x{goal}")
+        notes.append(
+            f"the runtime against {BASELINE} (ratios of the medians):\n" + "\n".join(lines)
         )
     off = measured.get("runtime, METRICS=0")
     if off is not None:

@@ -120,6 +120,12 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far, user and system (Linux's /proc, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def raise_open_files(wanted: int) -> None:
     """Let this process (and the servers it starts, which inherit it) hold ``wanted`` files."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
