@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -164,7 +165,8 @@ def main() -> None:
         # Every server runs for the whole sitting, and each run measures them all in turn,
         # so the machine's drift (it swings +-20 % here) hits the runtime and the baselines
         # alike: the ratios are of one run.
-        started = []  # (label, port, server process, its own Valkey or None)
+        # (label, port, server process, its own Valkey or None)
+        started: list[tuple[str, int, subprocess.Popen[bytes], ValkeyProcess | None]] = []
         try:
             for i, (label, settings) in enumerate(variants.items()):
                 valkey = ValkeyProcess(
