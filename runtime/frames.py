@@ -58,13 +58,18 @@ class OutFrame:
 class Cork:
     """While held (``with CORK:``), bytes written through it gather per transport; each
     transport gets them in one write when the outermost holder lets go. Only synchronous
-    code may hold it, so no write is ever held across a turn of the event loop. What it
-    holds for a transport counts toward that socket's send buffer (:meth:`pending`), so a
-    client that stopped reading is still caught within one release."""
+    code may hold it, so no write is ever held across a turn of the event loop.
 
-    __slots__ = ("_depth", "_held", "_sizes")
+    A transport's bytes go out at once when they reach ``flush_at``: a release of megabytes
+    is handed to the transport in pieces, as uncorked writes would be, so the system takes
+    what it can and the send buffer counts only the rest. What is held still counts toward
+    that buffer (:meth:`pending`), so a client that stopped reading is caught within one
+    release, and one that reads is not taken for one that does not."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_depth", "_held", "_sizes", "flush_at")
+
+    def __init__(self, flush_at: int = 64 * 1024) -> None:
+        self.flush_at = flush_at
         self._depth = 0
         self._held: dict[Any, list[bytes]] = {}
         self._sizes: dict[Any, int] = {}
@@ -87,11 +92,13 @@ class Cork:
             return
         parts = self._held.get(transport)
         if parts is None:
-            self._held[transport] = [data]
-            self._sizes[transport] = len(data)
-        else:
-            parts.append(data)
-            self._sizes[transport] += len(data)
+            parts = self._held[transport] = []
+            self._sizes[transport] = 0
+        parts.append(data)
+        self._sizes[transport] += len(data)
+        if self._sizes[transport] >= self.flush_at:
+            del self._held[transport], self._sizes[transport]
+            transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
 
     def pending(self, transport: Any) -> int:
         """Bytes held for ``transport``, not yet written."""

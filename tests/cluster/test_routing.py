@@ -86,3 +86,19 @@ async def test_a_socket_tunnelled_to_the_owner(nodes) -> None:
                 break
             await asyncio.sleep(0.05)
     assert closes == [[4321, "client leaves"]]
+
+
+@pytest.mark.parametrize("command", ["flood", "stored-flood"])
+async def test_a_tunnelled_client_that_reads_gets_a_big_release(nodes, command) -> None:
+    # 2.5 MiB at once, to a client reading through another node's tunnel with a 1 MiB limit:
+    # the link's backlog is compared to the client's limit, so what the cork holds for the
+    # link must stay small (it hands big releases over in pieces).
+    first, second = nodes(2, env={"MAX_SEND_BUFFER_BYTES": str(1024 * 1024)})
+    async with httpx.AsyncClient() as client:  # the object lives on the second node
+        assert (await client.post(f"{second.http}/probe/tun/incr")).json() == {"value": 1}
+    ws = await connect(f"{first.ws}/probe/tun/ws", max_size=None)
+    assert await ws.recv() == "welcome"
+    await ws.send(f"{command}:40")
+    frames = [await asyncio.wait_for(ws.recv(), 5) for _ in range(40)]
+    assert all(len(frame) == 65536 for frame in frames)
+    await ws.close()

@@ -163,6 +163,19 @@ async def test_a_client_that_stops_reading_is_closed_and_reported(serve, command
             await asyncio.wait_for(slow.recv(), 5)
 
 
+@pytest.mark.parametrize("command", ["flood", "stored-flood"])
+async def test_a_reading_client_gets_a_release_bigger_than_its_buffer(serve, command) -> None:
+    # 512 KiB at once against a 256 KiB limit, to a client that reads: held behind a commit
+    # or not, it must all arrive (the cork hands big releases over in pieces).
+    server = await serve(max_send_buffer_bytes=256 * 1024)
+    ws = await connect(f"{server.ws}/probe/flood/ws", max_size=None)
+    assert await ws.recv() == "welcome"
+    await ws.send(f"{command}:8")
+    frames = [await asyncio.wait_for(ws.recv(), 5) for _ in range(8)]
+    assert all(len(frame) == 65536 for frame in frames)
+    await ws.close()
+
+
 async def test_background_work_does_not_join_the_event_that_started_it(make_node) -> None:
     # ctx.wait_until's task once inherited its spawner's event: its call to another object
     # opened that event's input gate, so other events ran in the middle of it.
