@@ -187,7 +187,7 @@ class ScriptBatcher:
             if missing:
                 # Redis lost its script cache (a restart or SCRIPT FLUSH): load and resend.
                 for script in {id(batch[i].script): batch[i].script for i in missing}.values():
-                    await self.redis.script_load(script.script)
+                    await self._load(script)
                 again = await self._execute([batch[i] for i in missing])
                 for i, r in zip(missing, again, strict=True):
                     results[i] = r
@@ -206,6 +206,14 @@ class ScriptBatcher:
                 call.future.set_exception(storage_error(result))
             else:
                 call.future.set_result(result)
+
+    async def _load(self, script: AsyncScript) -> None:
+        """SCRIPT LOAD, tried twice: after a restart the client's pool may hand out a
+        connection the server closed (loading a script twice is harmless)."""
+        try:
+            await self.redis.script_load(script.script)
+        except redis_errors.ConnectionError:
+            await self.redis.script_load(script.script)
 
     async def _execute(self, batch: list[_Call]) -> list[Any]:
         if self._direct:
@@ -253,7 +261,7 @@ class ScriptBatcher:
     async def _ready_connection(self) -> AbstractConnection:
         """An idle connection fit to send on, else a new one. The server may have closed an
         idle one meanwhile (a restart): that shows as end of file, found here before anything
-        is sent on it, as redis-py's pool checks a connection before handing it out."""
+        is sent on it."""
         if self._closed:
             raise redis_errors.ConnectionError("the store was closed")
         while self._idle:
@@ -261,15 +269,23 @@ class ScriptBatcher:
             try:
                 if not await conn.can_read():  # no stray reply, not at end of file
                     return conn
-            except (redis_errors.ConnectionError, OSError):
+            except Exception:  # (a closed one raises): unfit all the same
                 pass
             await self._drop(conn)
         pool = self.redis.connection_pool
-        # No timer per read or write (the trip has one); it connects on first use.
+        # No timer per read or write: the trip has one (connecting has its own).
         fresh: AbstractConnection = pool.connection_class(
             **{**pool.connection_kwargs, "socket_timeout": None}
         )
         self._conns.add(fresh)
+        try:
+            await fresh.connect()  # type: ignore[no-untyped-call]
+        except BaseException:
+            await self._drop(fresh)
+            raise
+        if self._closed:  # closed while connecting: send nothing
+            await self._drop(fresh)
+            raise redis_errors.ConnectionError("the store was closed")
         return fresh
 
     async def _drop(self, conn: AbstractConnection) -> None:

@@ -41,3 +41,21 @@ async def test_node_rides_through_a_redis_restart(tmp_path) -> None:
     finally:
         await node.stop()
         server.stop()
+
+
+async def test_the_first_write_after_a_redis_restart_is_stored(tmp_path) -> None:
+    # A restart leaves the node's idle connections dead and Redis without the scripts: the
+    # next commit must find a live connection, load the scripts and go through, first time.
+    server = ValkeyProcess(tmp_path / "v", appendfsync="always").start()
+    node = Node(Settings(**{**TEST_SETTINGS, "lease_ttl": 30.0}), server.url)
+    node.register("probe", Probe)
+    await node.start()
+    try:
+        stub = node.namespace("probe").get_by_name("restarted")
+        assert await stub.increment() == 1
+        server.stop()  # a clean shutdown: the AOF keeps the lease and the value
+        server = ValkeyProcess(tmp_path / "v", port=server.port, appendfsync="always").start()
+        assert await stub.increment() == 2
+    finally:
+        await node.stop()
+        server.stop()
