@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -338,34 +339,39 @@ async def test_scripts_flushed_from_redis_are_loaded_again(make_node, sync_redis
     assert sync_redis.hlen(keys_of(stub).data) == 2
 
 
-async def test_a_stopped_node_leaves_no_connection_to_redis(tmp_path) -> None:
-    # The batcher keeps connections of its own (a single server's); stopping closes them.
+@pytest.fixture
+def own_valkey(tmp_path) -> Iterator[tuple[ValkeyProcess, redis.Redis]]:
+    """A single server of the test's own (these tests count its clients or change its
+    config), and a client to look at it with."""
     server = ValkeyProcess(tmp_path / "v", appendonly=False).start()
-    client = redis.Redis.from_url(server.url)
-    try:
-        before = client.info("clients")["connected_clients"]
-        node = Node(Settings(**TEST_SETTINGS), server.url)
-        stub = node.register("store", Store).get_by_name("closed")
-        await node.start()
-        await asyncio.gather(*(stub.run([["put", f"k{i}", i]]) for i in range(20)))
-        assert client.info("clients")["connected_clients"] > before
-        await node.stop()
-        for _ in range(50):  # the server sees each close a moment later
-            if client.info("clients")["connected_clients"] == before:
-                break
-            await asyncio.sleep(0.02)
-        assert client.info("clients")["connected_clients"] == before
-    finally:
-        client.close()
-        server.stop()
+    admin = redis.Redis.from_url(server.url)
+    yield server, admin
+    admin.close()
+    server.stop()
 
 
-async def test_a_round_trip_is_never_sent_twice(tmp_path) -> None:
+async def test_a_stopped_node_leaves_no_connection_to_redis(own_valkey) -> None:
+    # The batcher keeps connections of its own (a single server's); stopping closes them.
+    server, admin = own_valkey
+    before = admin.info("clients")["connected_clients"]
+    node = Node(Settings(**TEST_SETTINGS), server.url)
+    stub = node.register("store", Store).get_by_name("closed")
+    await node.start()
+    await asyncio.gather(*(stub.run([["put", f"k{i}", i]]) for i in range(20)))
+    assert admin.info("clients")["connected_clients"] > before
+    await node.stop()
+    for _ in range(50):  # the server sees each close a moment later
+        if admin.info("clients")["connected_clients"] == before:
+            break
+        await asyncio.sleep(0.02)
+    assert admin.info("clients")["connected_clients"] == before
+
+
+async def test_a_round_trip_is_never_sent_twice(own_valkey) -> None:
     # The server runs the calls, then drops the connection (their replies overflow its
     # output buffer): the callers hear of it, and nothing is sent again, since not every
     # script may run twice (an acquire counts an epoch).
-    server = ValkeyProcess(tmp_path / "v", appendonly=False).start()
-    admin = redis.Redis.from_url(server.url)
+    server, admin = own_valkey
     store = RedisStore(server.url, Settings(**TEST_SETTINGS), "holder@1")
     try:
         await store.connect()
@@ -385,30 +391,25 @@ async def test_a_round_trip_is_never_sent_twice(tmp_path) -> None:
         assert admin.get("{e}epoch") == b"1"
     finally:
         await store.close()
-        admin.close()
-        server.stop()
 
 
-async def test_closing_the_store_fails_a_trip_in_flight_and_keeps_nothing_open(tmp_path) -> None:
-    server = ValkeyProcess(tmp_path / "v", appendonly=False).start()
-    admin = redis.Redis.from_url(server.url)
+async def test_closing_the_store_fails_a_trip_in_flight_and_keeps_nothing_open(
+    own_valkey,
+) -> None:
+    server, admin = own_valkey
     store = RedisStore(server.url, Settings(**TEST_SETTINGS), "holder@1")
-    try:
-        await store.connect()
-        batcher, scripts = store.batcher, store.scripts
-        await batcher.call(scripts.index_alarm, ["{a}index"], ["member", 1])
-        before = admin.info("clients")["connected_clients"]
-        admin.execute_command("CLIENT", "PAUSE", 400, "ALL")  # the next trip waits on Redis
-        in_flight = batcher.submit(scripts.index_alarm, ["{a}index"], ["member", 2])
-        await asyncio.sleep(0.05)
-        await store.close()  # as the node stops
-        with pytest.raises(StorageUnavailable):
-            await in_flight
-        with pytest.raises(StorageUnavailable):  # and no trip after it opens a connection
-            await batcher.call(scripts.index_alarm, ["{a}index"], ["member", 3])
-        await asyncio.sleep(0.5)  # the pause is over: what is still connected shows now
-        assert admin.info("clients")["connected_clients"] == before - 2  # the store's two
-        assert admin.zscore("{a}index", "member") == 1
-    finally:
-        admin.close()
-        server.stop()
+    await store.connect()
+    batcher, scripts = store.batcher, store.scripts
+    await batcher.call(scripts.index_alarm, ["{a}index"], ["member", 1])
+    before = admin.info("clients")["connected_clients"]
+    admin.execute_command("CLIENT", "PAUSE", 400, "ALL")  # the next trip waits on Redis
+    in_flight = batcher.submit(scripts.index_alarm, ["{a}index"], ["member", 2])
+    await asyncio.sleep(0.05)
+    await store.close()  # as the node stops
+    with pytest.raises(StorageUnavailable):
+        await in_flight
+    with pytest.raises(StorageUnavailable):  # and no trip after it opens a connection
+        await batcher.call(scripts.index_alarm, ["{a}index"], ["member", 3])
+    await asyncio.sleep(0.5)  # the pause is over: what is still connected shows now
+    assert admin.info("clients")["connected_clients"] == before - 2  # the store's two
+    assert admin.zscore("{a}index", "member") == 1
