@@ -35,6 +35,7 @@ from .errors import (
     StorageLimitExceeded,
     StorageUnavailable,
     UnknownNamespace,
+    error_headers,
 )
 from .ids import ObjectId
 from .namespace import Namespace, Stub
@@ -80,6 +81,7 @@ __all__ = [
     "app_of",
     "create_app",
     "env_of",
+    "error_headers",
     "rpc",
     "url_path",
 ]

@@ -7,7 +7,10 @@ request runs as its own task through the node's router, and each tunnel is a
 :class:`TunnelConnection`, which an object's socket uses exactly like a local one.
 
 If a link breaks, requests in flight fail with ``OutcomeUnknown`` (they may have run), and
-tunnelled client sockets are closed with 1012 so their clients reconnect.
+tunnelled client sockets are closed with 1012 so their clients reconnect. A link whose other
+node stops answering pings (it is paused, cut off, or gone without closing anything) counts as
+broken within three quarters of a lease TTL: no event waits on a node longer than that node
+could keep its leases.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidHandshake, InvalidStatus, WebSocketException
+from websockets.exceptions import InvalidStatus, WebSocketException
 from websockets.protocol import State
 
 from . import link
@@ -116,6 +119,8 @@ class NodeLink:
         self._outbox = _Outbox(self._write)
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        #: When the other node last showed it is alive (a frame, or a pong), monotonic.
+        self.heard = 0.0
 
     async def _ensure(self) -> ClientConnection:
         if self.ws is not None:
@@ -137,12 +142,13 @@ class NodeLink:
                     self.info.url + link.PATH,
                     ssl=tls,
                     additional_headers=headers,
-                    open_timeout=2,
                     max_size=None,
                     max_queue=None,
                     compression=None,
-                    ping_interval=5,
-                    ping_timeout=5,
+                    # (liveness is this module's own, tuned to the lease: see _watch)
+                    ping_interval=None,
+                    ping_timeout=None,
+                    open_timeout=settings.lease_ttl / 2,
                 )
             except InvalidStatus as exc:
                 self.links.unreachable(self.info.node_id)
@@ -150,7 +156,9 @@ class NodeLink:
                 if status in (401, 403):
                     self.links.refused_by(self.info.node_id, f"handshake refused ({status})")
                 raise ObjectMoved(f"node {self.info.node_id} refused the link ({status})") from None
-            except (OSError, TimeoutError, InvalidHandshake) as exc:
+            except (OSError, TimeoutError, WebSocketException) as exc:
+                # (InvalidHandshake, or the connection closed mid-handshake: a proxy in
+                # between that accepted but could not reach the node): nothing was sent.
                 self.links.unreachable(self.info.node_id)
                 raise ObjectMoved(f"node {self.info.node_id} cannot be reached ({exc})") from None
             try:  # the other node challenges us at once: answer before anything else
@@ -165,7 +173,9 @@ class NodeLink:
                 self.links.refused_by(self.info.node_id, f"no challenge ({exc})")
                 raise ObjectMoved(f"node {self.info.node_id} cannot be reached ({exc})") from None
             self.ws = ws
-            self._tasks = [asyncio.get_running_loop().create_task(self._read(ws))]
+            self.heard = time.monotonic()
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._read(ws)), loop.create_task(self._watch(ws))]
             return ws
 
     def _answer(self, ws: ClientConnection, challenge: bytes) -> None:
@@ -238,10 +248,49 @@ class NodeLink:
     def send(self, message: list[Any]) -> None:
         self._outbox.add(message)
 
+    async def _watch(self, ws: ClientConnection) -> None:
+        """Ping the other node every quarter of a lease TTL. If it shows no sign of life
+        (no pong, no frame) for three quarters of one, it is paused, cut off or gone: close
+        the link at once, so what waits on it fails now and new events look again (its
+        leases will have run out by the time they do). Time this node itself spent asleep
+        (it was paused) is not held against the other."""
+        ttl = self.node.settings.lease_ttl
+        interval, timeout = ttl / 4, ttl * 0.75
+        tick = time.monotonic()
+
+        def answered(pong: asyncio.Future[float]) -> None:
+            if not pong.cancelled() and pong.exception() is None:
+                self.heard = max(self.heard, time.monotonic())
+
+        while ws.protocol.state is State.OPEN:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            if now - tick > 2 * interval + 0.25:  # this node was paused: start over
+                self.heard = now
+            tick = now
+            if now - self.heard > timeout:
+                self.node.stats.link_timeouts += 1
+                log.warning(
+                    "node %s showed no sign of life for %.1fs; closing the link to it",
+                    self.info.node_id,
+                    now - self.heard,
+                )
+                self.links.unreachable(self.info.node_id, ttl)
+                ws.transport.abort()
+                return
+            try:
+                pong = await asyncio.wait_for(ws.ping(), interval)
+            except TimeoutError:
+                continue  # (writes are backed up: the silence is measured all the same)
+            except WebSocketException:
+                return
+            asyncio.ensure_future(pong).add_done_callback(answered)  # (it is a future)
+
     async def _read(self, ws: ClientConnection) -> None:
         clean = False
         try:
             async for frame in ws:
+                self.heard = time.monotonic()
                 if not isinstance(frame, bytes):
                     raise link.LinkProtocolError("text frame on a link")
                 for m in link.decode(frame):
@@ -569,7 +618,9 @@ class Links:
             del self._out[node_link.info.node_id]
 
     def unreachable(self, node_id: str, seconds: float = 1.0) -> None:
-        self._unreachable[node_id] = time.monotonic() + seconds
+        """Send nothing to ``node_id`` for ``seconds`` (or longer, if said before)."""
+        until = time.monotonic() + seconds
+        self._unreachable[node_id] = max(until, self._unreachable.get(node_id, 0.0))
 
     def is_unreachable(self, node_id: str) -> bool:
         until = self._unreachable.get(node_id)

@@ -50,6 +50,10 @@ class Commits:
         self.committed_seq = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.failure: DurableObjectError | None = None
+        #: The batch the failure came with (batches after it were never sent), and whether
+        #: that one may have been stored all the same (sent, and no answer came back).
+        self.failed_seq = 0
+        self.failed_maybe_stored = True
 
     @property
     def has_uncommitted(self) -> bool:
@@ -133,7 +137,7 @@ class Commits:
             await self._host.index_alarm(codec.decode(batch.alarm)[0])
         except DurableObjectError as exc:
             self.inflight = None
-            self.fail(exc)
+            self.fail(exc, batch.seq, False)  # (the batch itself was never sent)
             return
         if self.failure is not None:  # discarded meanwhile: its waiters heard "not stored"
             self.inflight = None
@@ -154,15 +158,25 @@ class Commits:
         self.inflight = None
         self._host.commit_observed(time.monotonic() - sent, len(batch.entries))
         if future.cancelled():
-            self.fail(Fenced("the commit was cancelled; nothing is known to be stored"))
+            self.fail(
+                Fenced("the commit was cancelled; nothing is known to be stored"), batch.seq, True
+            )
             return
         error = future.exception()
         if error is not None:
             assert isinstance(error, DurableObjectError)
-            self.fail(error)
+            self.fail(error, batch.seq, error.may_have_run)
             return
         if not future.result():
-            self.fail(Fenced("this node lost the object's lease; the writes were not stored"))
+            # Refused by the lease check, whole: nothing of it was stored.
+            self.fail(
+                Fenced(
+                    "this node lost the object's lease; the writes were not stored",
+                    may_have_run=False,
+                ),
+                batch.seq,
+                False,
+            )
             return
         self._applied(batch)
         self._advance(batch.seq)
@@ -176,16 +190,36 @@ class Commits:
             if not f.done():
                 f.set_result(None)
 
-    def fail(self, error: DurableObjectError) -> None:
-        """Nothing more will be committed: fail every waiter and tell the record (once)."""
+    def fail(
+        self, error: DurableObjectError, seq: int | None = None, maybe_stored: bool = True
+    ) -> None:
+        """Nothing more will be committed: fail every waiter and tell the record (once).
+
+        ``seq`` is the batch that failed and ``maybe_stored`` whether it may have been stored
+        all the same; by default, the batch in flight (its answer will not be waited for)."""
         if self.failure is not None:
             return
+        if seq is None:
+            inflight = self.inflight
+            seq = inflight.seq if inflight is not None else self.committed_seq + 1
+            maybe_stored = inflight is not None
+        self.failed_seq = seq
+        self.failed_maybe_stored = maybe_stored
         self.failure = error
         for _, f in self._waiters:
             if not f.done():
                 f.set_exception(error)
         self._waiters.clear()
         self._host.on_commit_failed(error)
+
+    def may_be_stored(self, seq: int) -> bool:
+        """Whether batch ``seq`` is, or may yet be, stored (False only when it surely is not:
+        it came after the failed batch, or the failed batch surely was not stored)."""
+        if self.failure is None or seq < self.failed_seq or seq <= self.committed_seq:
+            return True
+        if seq > self.failed_seq:
+            return False
+        return self.failed_maybe_stored
 
     def raise_if_failed(self) -> None:
         if self.failure is not None:

@@ -74,6 +74,7 @@ class Event:
         "gate",
         "holding",
         "on_open",
+        "opened",
         "outputs",
         "owner",
         "writes",
@@ -90,6 +91,7 @@ class Event:
         self.holding = True  # holds the gate
         self.active = True  # the handler has not returned yet
         self.calls = 0  # calls to other objects in flight
+        self.opened = False  # it called another object (so it may have had effects there)
         self.writes: WriteBatch | None = None
         self.outputs: list[tuple[ObjectWebSocket, Output]] = []
         #: Made when background work waits for this event to end (see Record.wait_until).
@@ -130,6 +132,7 @@ async def outbound(call: Awaitable[T]) -> T:
     if event is None or not event.active or _blocking.get():
         return await call
     event.calls += 1
+    event.opened = True
     if event.on_open is not None:
         event.on_open(event)
     event.release_gate()

@@ -12,7 +12,8 @@
   servers: no browser sends a cross-site POST without one). Every HTTP response gets the
   headers that keep pages from being framed, sniffed or leaking their URL, and a
   Content-Security-Policy that allows only the node's own scripts (a response that sets its
-  own keeps it).
+  own keeps it). A server error (5xx) that does not say whether its request may have had an
+  effect gets ``X-Outcome: unknown`` (see errors.py).
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ class SameSite:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 extra = [(n, v) for n, v in PAGE_HEADERS if n not in present]
+                if message["status"] >= 500 and b"x-outcome" not in present:
+                    # A server error that did not say whether its request had an effect
+                    # (an app's own 503, a crash): it may have.
+                    extra.append((b"x-outcome", b"unknown"))
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

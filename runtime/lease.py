@@ -18,11 +18,30 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis import exceptions as redis_errors
 
 from .keyspace import ObjectKeys
 from .scripts import ScriptBatcher, Scripts
+
+
+def confirm_timeout(settings: Any) -> float:
+    """How long an owner waits for a renewal past its local deadline before it gives the
+    object up (a quarter of the TTL, and never less than the margin)."""
+    return float(max(settings.lease_margin, settings.lease_ttl / 4))
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Someone else's lease: ``holder:epoch``, and how long (seconds) it had left when read."""
+
+    value: str
+    left: float
+
+    @property
+    def holder(self) -> str:
+        return self.value.rpartition(":")[0]
 
 
 @dataclass(slots=True)
@@ -52,14 +71,17 @@ class LeaseClient:
         self._ttl_ms = max(1, int(ttl * 1000))
         self.native_cas = False
 
-    async def acquire(self, keys: ObjectKeys) -> Lease | str:
-        """Take the lease, or return the ``holder:epoch`` of whoever holds it now."""
+    async def acquire(self, keys: ObjectKeys) -> Lease | Held:
+        """Take the lease, or say who holds it now and for how long at most."""
         sent = time.monotonic()
-        ok, value = await self.batcher.call(
+        reply = await self.batcher.call(
             self.scripts.acquire, (keys.lease, keys.epoch), (self.holder, self._ttl_ms)
         )
+        ok, value = reply[0], reply[1]
         if not ok:
-            return value.decode() if isinstance(value, bytes) else str(value)
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            left_ms = int(reply[2]) if len(reply) > 2 else self._ttl_ms
+            return Held(text, min(self.ttl, max(0.0, left_ms / 1000)))
         epoch = int(value)
         return Lease(f"{self.holder}:{epoch}", epoch, sent + self.ttl - self.margin)
 

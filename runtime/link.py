@@ -102,23 +102,24 @@ def decode(frame: bytes) -> list[list[Any]]:
 
 
 def error_value(exc: BaseException) -> list[Any]:
-    """An exception as it travels in a REPLY."""
+    """An exception as it travels in a REPLY: [code, message, type name, may have run]."""
     if isinstance(exc, RpcError):
-        return [exc.code, exc.remote_message, exc.type_name]
+        return [exc.code, exc.remote_message, exc.type_name, exc.may_have_run]
     if isinstance(exc, DurableObjectError):
-        return [exc.code, str(exc), type(exc).__name__]
-    return ["error", "the remote node failed to handle the event", type(exc).__name__]
+        return [exc.code, str(exc), type(exc).__name__, exc.may_have_run]
+    return ["error", "the remote node failed to handle the event", type(exc).__name__, True]
 
 
 def error_from(value: Any) -> DurableObjectError:
-    """Rebuild the exception a REPLY carries, with its class."""
-    try:
-        code, message, type_name = value
-    except (TypeError, ValueError):
+    """Rebuild the exception a REPLY carries, with its class and outcome (a node of an
+    earlier version sends no outcome: its class's default stands)."""
+    if not isinstance(value, list | tuple) or len(value) not in (3, 4):
         return DurableObjectError("malformed error from another node")
+    code, message, type_name = value[:3]
+    outcome = value[3] if len(value) == 4 and isinstance(value[3], bool) else None
     if code == RpcError.code:
-        return RpcError(str(type_name), str(message))
-    return BY_CODE.get(code, DurableObjectError)(str(message))
+        return RpcError(str(type_name), str(message), may_have_run=outcome)
+    return BY_CODE.get(code, DurableObjectError)(str(message), may_have_run=outcome)
 
 
 def _mac(secret: str, *parts: str) -> str:

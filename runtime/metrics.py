@@ -129,6 +129,7 @@ class NodeCollector(Collector):
             ("renewed", stats.leases_renewed),
             ("lost", stats.leases_lost),
             ("fenced", stats.commits_fenced),
+            ("self_fenced", stats.self_fenced),
         ):
             leases.add_metric([event], value)
         yield leases
@@ -147,10 +148,13 @@ class NodeCollector(Collector):
             value=stats.alarms_due,
         )
         links = CounterMetricFamily(
-            "do_node_links", "Links other nodes opened to this one.", labels=["event"]
+            "do_node_links",
+            "Node links: accepted from others, re-authenticated, timed out (ours, to others).",
+            labels=["event"],
         )
         links.add_metric(["accepted"], stats.links_accepted)
         links.add_metric(["reauthenticated"], stats.link_reauthentications)
+        links.add_metric(["timed_out"], stats.link_timeouts)
         yield links
         lifecycle = CounterMetricFamily(
             "do_object_lifecycle", "Activations, hibernations, evictions, resets.", labels=["event"]

@@ -36,6 +36,7 @@ from .registry import NodeInfo, Registry
 from .routing import Router
 from .stats import NodeStats
 from .store import RedisStore
+from .websocket import CloseCode
 
 log = logging.getLogger("runtime.node")
 
@@ -256,6 +257,13 @@ class Node:
     def tunnel_counts(self) -> dict[tuple[str, str], int]:
         return self.links.tunnels()
 
+    def reaches_store(self, object_id: ObjectId | None) -> bool:
+        """Whether this node can reach the Redis of ``object_id`` (None: the node's own) as
+        far as it knows: a renewal round that got no answer says it cannot, until one does.
+        (True for a jurisdiction this node does not serve: no Redis of its own is involved.)"""
+        store = self.stores.get(None if object_id is None else object_id.jurisdiction)
+        return store is None or store.reachable
+
     def record_of(self, namespace: Namespace, object_id: ObjectId) -> ObjectRecord | None:
         """The record of an object hosted here, if any."""
         return self.records.get((namespace.name, object_id.hex))
@@ -282,28 +290,51 @@ class Node:
     # ------------------------------------------------------------ loops
 
     async def _renew_loop(self) -> None:
+        """Renew every lease each ``lease_ttl / 2``; between rounds, wake at the earliest
+        local deadline, so an object whose lease could not be renewed is given up (fenced)
+        at its deadline, before the lease can run out in Redis."""
         interval = self.settings.lease_ttl / 2
+        next_round = time.monotonic()
         # The loops also watch their flag: a cancellation that arrives while redis-py is
         # mid-command can be turned into a connection error and swallowed.
         while not self._closed:
-            started = time.monotonic()
-            try:
-                await self.renew_leases()
-            except Exception:  # never let the loop die: the local deadlines protect reads
-                log.exception("lease renewal round failed")
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            now = time.monotonic()
+            if now >= next_round:
+                next_round = now + interval
+                try:
+                    await self.renew_leases()
+                except Exception:  # never let the loop die: the local deadlines protect reads
+                    log.exception("lease renewal round failed")
+            self.fence_overdue()
+            now = time.monotonic()
+            wake = min(
+                [next_round, *(r.lease.deadline for r in self._leased() if r.lease.deadline > now)]
+            )
+            await asyncio.sleep(max(0.0, wake - now))
+
+    def _leased(self) -> list[ObjectRecord]:
+        return [r for r in self.records.values() if r.lease.value and not r.gone]
 
     async def renew_leases(self) -> None:
-        """Renew every lease of this node in one pipelined batch per store."""
+        """Renew every lease of this node in one pipelined batch per store. A round that
+        gets no answer is given up at the earliest deadline among its leases (and not
+        sooner than the margin); then the store counts as out of reach until an answer
+        comes (to a ping, when there is no lease left to renew)."""
         for store in self.stores.values():
-            records = [
-                r
-                for r in self.records.values()
-                if r.store is store and r.lease.value and not r.gone
-            ]
+            records = [r for r in self._leased() if r.store is store]
             if not records:
+                if not store.reachable:
+                    store.reachable = await self._answers(store)
                 continue
-            results = await store.leases.renew_many([(r.keys, r.lease) for r in records])
+            now = time.monotonic()
+            bound = max(self.settings.lease_margin, min(r.lease.deadline for r in records) - now)
+            items = [(r.keys, r.lease) for r in records]
+            results: list[bool | None]
+            try:
+                results = await asyncio.wait_for(store.leases.renew_many(items), bound)
+            except TimeoutError:
+                results = [None] * len(records)
+            store.reachable = any(ok is not None for ok in results)
             self.stats.leases_renewed += sum(1 for ok in results if ok)
             for record, ok in zip(records, results, strict=True):
                 if ok is False and not record.gone:
@@ -313,7 +344,34 @@ class Node:
                         record.describe(),
                         extra=record.log_fields,
                     )
-                    record.discard(Fenced(f"{record.describe()} lost its lease"))
+                    record.discard(
+                        Fenced(f"{record.describe()} lost its lease", may_have_run=False),
+                        CloseCode.SERVICE_RESTART,
+                    )
+
+    async def _answers(self, store: RedisStore) -> bool:
+        """Whether ``store`` answers a PING within a quarter of the lease TTL."""
+        try:
+            await asyncio.wait_for(store.redis.ping(), self.settings.lease_ttl / 4)
+        except (Exception, TimeoutError):
+            return False
+        return True
+
+    def fence_overdue(self) -> None:
+        """Give up every object whose lease this node could not renew before its local
+        deadline (record.fence): it may no longer be ours by the time Redis answers."""
+        now = time.monotonic()
+        overdue = [r for r in self._leased() if r.lease.deadline <= now]
+        if not overdue:
+            return
+        for record in overdue:
+            record.fence("its lease could not be renewed before its deadline")
+        log.warning(
+            "gave up %d object%s: their leases could not be renewed in time (is Redis reachable "
+            "from this node?); they are served again where they are taken next",
+            len(overdue),
+            "" if len(overdue) == 1 else "s",
+        )
 
     async def _sweep_loop(self) -> None:
         while not self.stopping:

@@ -30,7 +30,7 @@ from .errors import DurableObjectError, Fenced, ObjectReset, RecordGone
 from .frames import CORK, OutFrame
 from .gate import Event, InputGate, _current, current_event, run_blocking
 from .keyspace import ObjectKeys
-from .lease import Lease
+from .lease import Lease, confirm_timeout
 from .object import DurableObject, ObjectContext
 from .output import OutputGate
 from .sockets import SocketSet
@@ -74,6 +74,19 @@ class _Outcome(Generic[T]):
     error: BaseException | None
     storage: Storage | None
     seq: int
+    #: The event's writes joined batch ``seq`` (else it wrote nothing).
+    wrote: bool = False
+    #: It had an effect that no failed commit can undo: it called another object, started
+    #: background work, or sent socket messages that went out at once.
+    touched: bool = False
+
+    def may_have_run(self) -> bool:
+        """Whether the failed event may have had an effect (errors.py: "not run" or not)."""
+        if self.touched:
+            return True
+        if not self.wrote or self.storage is None:
+            return False  # only its own output was at stake, and that was never released
+        return self.storage.commits.may_be_stored(self.seq)
 
 
 class ObjectRecord:
@@ -156,15 +169,24 @@ class ObjectRecord:
                 if events is not None:
                     events[(kind, "reset")] += 1
                 raise ObjectReset(
-                    f"{self.describe()} was reset ({commits.failure}); retry the request"
+                    f"{self.describe()} was reset ({commits.failure}); retry the request",
+                    may_have_run=outcome.may_have_run(),
                 )
             if wait_output and outcome.seq > commits.committed_seq:
-                await commits.wait_committed(outcome.seq)
-        if outcome.error is not None:
+                try:
+                    await commits.wait_committed(outcome.seq)
+                except DurableObjectError as exc:
+                    raise exc.with_outcome(outcome.may_have_run()) from None
+        error = outcome.error
+        if error is not None:
             if events is not None:
-                reset = isinstance(outcome.error, ObjectReset)
+                reset = isinstance(error, ObjectReset)
                 events[(kind, "reset" if reset else "error")] += 1
-            raise outcome.error
+            if isinstance(error, DurableObjectError) and not error.may_have_run:
+                # Said by what failed inside the handler (a refused Redis read, say): true
+                # only if the event did nothing else that may have lasted.
+                raise error.with_outcome(outcome.may_have_run())
+            raise error
         if events is not None:
             events[(kind, "ok")] += 1
         return outcome.result  # type: ignore[return-value]
@@ -175,7 +197,10 @@ class ObjectRecord:
         try:
             if self.gone:
                 raise RecordGone
-            instance = await self._ready()
+            try:
+                instance = await self._ready()
+            except DurableObjectError as exc:  # the event itself never started
+                raise exc.with_outcome(False) from None
             storage = self.storage
             self.running += 1
             _current.set(event)
@@ -192,21 +217,27 @@ class ObjectRecord:
                 self.running -= 1
                 event.active = False
             seq = 0
+            wrote = False
+            touched = event.opened or event.ended is not None
             if storage is not None:
                 if self.gone or storage.commits.failure is not None:
                     if event.writes:
                         self.host.stats.events_reset += 1
                         error = ObjectReset(
                             f"{self.describe()} was reset while this event ran; nothing it "
-                            "wrote was stored"
+                            "wrote was stored",
+                            may_have_run=touched,
                         )
                 else:
+                    wrote = bool(event.writes)
                     storage.absorb(event.writes)
+                    if event.outputs and not storage.has_uncommitted:
+                        touched = True  # (its messages go out now: nothing gates them)
                     for ws, item in event.outputs:
                         self.output_now(ws, item)
                     storage.commits.flush()
                 seq = storage.commits.latest_seq
-            return _Outcome(result, error, storage, seq)
+            return _Outcome(result, error, storage, seq, wrote, touched)
         finally:
             event.release_gate()
             event.end()
@@ -282,11 +313,40 @@ class ObjectRecord:
             raise RecordGone from None
 
     async def confirm_lease(self) -> None:
-        """Renew the lease now (its local deadline passed); discard everything if it is lost."""
-        if not await self.store.leases.renew(self.keys, self.lease):
-            error = Fenced(f"{self.describe()} lost its lease; another node may own it now")
-            self.discard(error)
+        """Renew the lease now (its local deadline passed). If it is lost, or cannot be
+        renewed within ``confirm_timeout`` (Redis unreachable), the record is given up
+        (``Fenced``): the event goes wherever the object is now."""
+        try:
+            kept = await asyncio.wait_for(
+                self.store.leases.renew(self.keys, self.lease), confirm_timeout(self.settings)
+            )
+        except (DurableObjectError, TimeoutError) as exc:
+            why = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)
+            self.fence(f"its lease could not be renewed ({why})")
+            raise Fenced(f"{self.describe()} was given up: {why}", may_have_run=False) from None
+        if not kept:
+            error = Fenced(
+                f"{self.describe()} lost its lease; another node may own it now",
+                may_have_run=False,
+            )
+            self.host.stats.leases_lost += 1
+            self.discard(error, CloseCode.SERVICE_RESTART)
             raise error
+
+    def fence(self, why: str) -> None:
+        """This node can no longer prove it holds the lease (renewals failed until its local
+        deadline): stop serving the object before the lease may run out in Redis. Its
+        sockets close with 1012 so their clients reconnect (through another node, if the
+        balancer sends them there), what waited for a commit hears whether its writes may
+        have been stored, and the next event here takes the object again (or goes where it
+        lives by then)."""
+        if self.gone:
+            return
+        self.host.stats.self_fenced += 1
+        self.discard(
+            Fenced(f"{self.describe()} was given up by this node: {why}", may_have_run=False),
+            CloseCode.SERVICE_RESTART,
+        )
 
     # ------------------------------------------------ for the instance's ctx
 

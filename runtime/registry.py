@@ -52,6 +52,8 @@ class Registry:
         self._prefix = f"{prefix}:{{nodes}}:n:"
         self._ttl_ms = int(interval * 3000)
         self._cache: dict[str, tuple[float, NodeInfo | None]] = {}
+        #: The live nodes as last read (what a node cut off from Redis still knows).
+        self.last_alive: list[NodeInfo] = []
 
     def _key(self, node_id: str) -> str:
         return self._prefix + node_id
@@ -63,10 +65,11 @@ class Registry:
         await pipe.execute()
 
     async def run(self, stopped: asyncio.Event) -> None:
-        """Heartbeat until ``stopped`` is set."""
+        """Heartbeat (and read who else is alive) until ``stopped`` is set."""
         while not stopped.is_set():
             try:
                 await self.beat()
+                await self.alive()  # (kept as last_alive: a node cut off from Redis needs it)
             except (redis_errors.RedisError, OSError) as exc:
                 log.warning("registry heartbeat failed: %s", exc)
             try:
@@ -107,6 +110,7 @@ class Registry:
             return []
         raws = await self.redis.mget([self._key(i) for i in ids])
         nodes = [NodeInfo.from_json(i, raw) for i, raw in zip(ids, raws, strict=True) if raw]
+        self.last_alive = nodes
         gone = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
         if gone:
             await self.redis.srem(self._ids, *gone)

@@ -3,9 +3,15 @@
 An event reaching a node for object X runs here if X lives here. Otherwise: if X's lease is
 free, this node takes it (placement: the first node that needs a free object hosts it); if a
 live node holds it, the event is forwarded over the link to that node; if the holder is gone
-(it died and its lease has not expired yet), the event waits for the lease, up to
-``activation_timeout``. Objects of a jurisdiction this node does not serve go to a node that
-serves it. A stopping node takes no new objects and forwards what it does not hold.
+(it died, its link stopped answering, or it said it no longer has X) and its lease has not
+expired yet, the event waits for the lease, up to ``activation_timeout``. Objects of a
+jurisdiction this node does not serve go to a node that serves it. A stopping node takes no
+new objects and forwards what it does not hold.
+
+The lease is the truth: who owns X is remembered no longer than the lease read from Redis
+had left, so a paused or cut-off owner is looked up again within one lease TTL, and then
+waited out. A node that cannot reach Redis takes no objects: it sends its own clients'
+events to another node, and answers events forwarded to it with ``ObjectMoved``.
 
 A forwarded event carries a hop count: a node may forward an event it received once more
 (to the owner it knows), but no further, so a stale view of ownership cannot bounce events
@@ -22,9 +28,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .errors import HeldElsewhere, ObjectMoved, ObjectUnavailable, RecordGone
+from .errors import (
+    HeldElsewhere,
+    ObjectMoved,
+    ObjectUnavailable,
+    RecordGone,
+    StorageUnavailable,
+)
 from .events import Event
-from .lease import Lease, LeaseClient
+from .lease import Lease
 from .record import ObjectRecord
 from .registry import NodeInfo, Registry
 from .sockets import serve_socket
@@ -41,8 +53,6 @@ T = TypeVar("T")
 
 #: How many times an event may be forwarded (client's node -> owner -> owner's successor).
 MAX_HOPS = 2
-#: How long a remote owner is remembered without hearing otherwise.
-OWNER_TTL = 30.0
 
 
 class RouteHost(Protocol):
@@ -57,6 +67,7 @@ class RouteHost(Protocol):
 
     def record_of(self, namespace: Namespace, object_id: ObjectId) -> ObjectRecord | None: ...
     def local_record(self, namespace: Namespace, object_id: ObjectId) -> ObjectRecord: ...
+    def reaches_store(self, object_id: ObjectId | None) -> bool: ...
 
 
 class Router:
@@ -65,7 +76,12 @@ class Router:
     def __init__(self, node: RouteHost) -> None:
         self.node = node
         self.settings = node.settings
+        #: (namespace, hex) -> its owner elsewhere, and until when (monotonic) to believe it:
+        #: no longer than the lease it was read from had left.
         self._owners: dict[tuple[str, str], tuple[NodeInfo, float]] = {}
+        #: (namespace, hex) -> a holder that said it no longer has the object (its lease may
+        #: still stand in Redis: wait it out instead of asking that node again), and until when.
+        self._disowned: dict[tuple[str, str], tuple[str, float]] = {}
 
     @property
     def forwarding(self) -> bool:
@@ -120,6 +136,7 @@ class Router:
         looking again after anything that guarantees nothing ran."""
         deadline = time.monotonic() + self.node.settings.activation_timeout
         attempt = 0
+        key = (namespace.name, object_id.hex)
         try:
             while True:
                 where = await self._where(namespace, object_id, hops)
@@ -130,12 +147,23 @@ class Router:
                         attempt = await self._pause(attempt, deadline, namespace, object_id)
                     except HeldElsewhere as held:
                         assert isinstance(held.info, NodeInfo)
-                        self._remember(namespace, object_id, held.info, hops)
+                        self._remember(namespace, object_id, held.info, held.left, hops)
                     continue
                 try:
                     return await there(where)
                 except ObjectMoved:  # nothing ran there: look again
-                    self._owners.pop((namespace.name, object_id.hex), None)
+                    self._owners.pop(key, None)
+                    if not self.node.reaches_store(object_id):
+                        # Redis is out of reach here, and the other node could not take the
+                        # event either: this node cannot take the object over. Say so now.
+                        raise StorageUnavailable(
+                            f"{namespace.name}:{object_id.hex[:12]} cannot be reached: this "
+                            f"node has lost Redis and {where.node_id} did not take the event",
+                            may_have_run=False,
+                        ) from None
+                    # It may still hold the lease in Redis: wait that out, do not ask again.
+                    until = time.monotonic() + self.settings.lease_ttl
+                    self._disowned[key] = (where.holder, until)
                     attempt = await self._pause(attempt, deadline, namespace, object_id)
         except ObjectMoved as exc:
             if hops:
@@ -163,6 +191,12 @@ class Router:
             del self._owners[key]
         if node.stopping:
             return await self._elsewhere(hops, None)
+        if not node.reaches_store(object_id):
+            # Redis is out of reach from here: this node can take no object. Its own
+            # clients' events go to another node; events forwarded here go back.
+            if hops or not self.forwarding:
+                raise ObjectMoved(f"node {node.node_id} cannot reach Redis")
+            return await self._elsewhere(hops, jurisdiction)
         return node.local_record(namespace, object_id)
 
     async def _elsewhere(self, hops: int, jurisdiction: str | None) -> NodeInfo:
@@ -174,9 +208,12 @@ class Router:
             raise ObjectUnavailable(
                 f"this node cannot host {what} and has no CLUSTER_SECRET to forward it"
             )
+        registry = self.node.registry
+        # (cut off from Redis, this node still knows who was alive a moment ago)
+        known = await registry.alive() if self.node.reaches_store(None) else registry.last_alive
         candidates = [
             info
-            for info in await self.node.registry.alive()
+            for info in known
             if info.node_id != self.node.node_id
             and (jurisdiction is None or jurisdiction in info.jurisdictions)
             and not self.node.links.is_unreachable(info.node_id)
@@ -186,23 +223,36 @@ class Router:
         return random.choice(candidates)
 
     def _remember(
-        self, namespace: Namespace, object_id: ObjectId, info: NodeInfo, hops: int
+        self, namespace: Namespace, object_id: ObjectId, info: NodeInfo, left: float, hops: int
     ) -> None:
+        """``info`` holds the object's lease, which had ``left`` seconds to run when read."""
         if hops >= MAX_HOPS:
             raise ObjectMoved(f"{namespace.name}:{object_id.hex[:12]} lives elsewhere")
-        self._owners[(namespace.name, object_id.hex)] = (info, time.monotonic() + OWNER_TTL)
+        self._owners[(namespace.name, object_id.hex)] = (info, time.monotonic() + left)
 
     def forget_node(self, node_id: str) -> None:
         """A node's link broke: stop sending its objects' events there."""
         for key in [k for k, (info, _) in self._owners.items() if info.node_id == node_id]:
             del self._owners[key]
 
+    def _disowns(self, key: tuple[str, str], holder: str) -> bool:
+        """Whether ``holder`` said lately that it no longer has the object."""
+        said = self._disowned.get(key)
+        if said is None:
+            return False
+        if said[0] == holder and time.monotonic() < said[1]:
+            return True
+        del self._disowned[key]
+        return False
+
     async def acquire_lease(self, record: ObjectRecord) -> Lease:
         """Take the record's lease (placement: the first node that needs a free object hosts
         it). If a live node holds it, raise HeldElsewhere (the event goes there); if its
-        holder is gone, wait (up to activation_timeout) for it to expire."""
+        holder is gone, cannot be reached or said it no longer has the object, wait (up to
+        activation_timeout) for the lease to expire."""
         node = self.node
         deadline = time.monotonic() + node.settings.activation_timeout
+        key = (record.namespace.name, record.id.hex)
         delay = 0.02
         waited = False
         while True:
@@ -211,27 +261,28 @@ class Router:
             got = await record.store.leases.acquire(record.keys)
             if isinstance(got, Lease):
                 node.stats.leases_acquired += 1
+                self._disowned.pop(key, None)
                 if waited:  # its holder was gone: this node took the object over
                     node.stats.lease_takeovers += 1
                 return got
             waited = True
-            holder = LeaseClient.holder_of(got)
-            if self.forwarding:
-                info = await node.registry.lookup(holder.partition("@")[0])
+            if self.forwarding and not self._disowns(key, got.holder):
+                info = await node.registry.lookup(got.holder.partition("@")[0])
                 if (
                     info is not None
-                    and info.holder == holder
+                    and info.holder == got.holder
                     and not node.links.is_unreachable(info.node_id)
                 ):
                     record.discard(ObjectMoved(f"{record.describe()} lives on {info.node_id}"))
-                    raise HeldElsewhere(info)
+                    raise HeldElsewhere(info, got.left)
             if time.monotonic() + delay > deadline:
                 hint = "" if self.forwarding else "; set CLUSTER_SECRET on every node"
                 raise ObjectUnavailable(
-                    f"{record.describe()} is held by {holder}, which did not release it "
+                    f"{record.describe()} is held by {got.holder}, which did not release it "
                     f"within {node.settings.activation_timeout:.0f}s{hint}"
                 )
-            await asyncio.sleep(delay)
+            # (no sooner than the lease can have run out, and never a long nap past it)
+            await asyncio.sleep(min(max(delay, got.left), 0.1))
             delay = min(delay * 2, 0.1)
 
     async def _pause(

@@ -102,8 +102,23 @@ def pack(items: Sequence[Arg]) -> list[bytes]:
     return out
 
 
+class NotSent(Exception):
+    """A round trip failed before any of it was written to Redis (wraps the cause)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
+
+
 def storage_error(exc: BaseException) -> StorageUnavailable:
-    """Turn a redis-py failure into the runtime's retryable error, without leaking URLs."""
+    """Turn a redis-py failure into the runtime's retryable error, without leaking URLs. A
+    call that was never sent (``NotSent``) is known not to have run."""
+    if isinstance(exc, NotSent):
+        cause = exc.cause
+        return StorageUnavailable(
+            f"Redis failed: {type(cause).__name__}: {cause} (nothing was sent)",
+            may_have_run=False,
+        )
     return StorageUnavailable(f"Redis failed: {type(exc).__name__}: {exc}")
 
 
@@ -184,15 +199,24 @@ class ScriptBatcher:
             missing = [
                 i for i, r in enumerate(results) if isinstance(r, redis_errors.NoScriptError)
             ]
-            if missing:
-                # Redis lost its script cache (a restart or SCRIPT FLUSH): load and resend.
-                for script in {id(batch[i].script): batch[i].script for i in missing}.values():
-                    await self._load(script)
-                again = await self._execute([batch[i] for i in missing])
-                for i, r in zip(missing, again, strict=True):
-                    results[i] = r
             if len(results) != len(batch):
                 raise RuntimeError(f"{len(results)} replies to {len(batch)} calls")
+            if missing:
+                # Redis lost its script cache (a restart or SCRIPT FLUSH): load and resend
+                # those calls (the others ran: they keep their replies, whatever happens).
+                again: list[Any]
+                try:
+                    for script in {id(batch[i].script): batch[i].script for i in missing}.values():
+                        await self._load(script)
+                except Exception as exc:  # (those calls were refused, and not sent again)
+                    again = [storage_error(NotSent(exc))] * len(missing)
+                else:
+                    try:
+                        again = await self._execute([batch[i] for i in missing])
+                    except Exception as exc:
+                        again = [storage_error(exc)] * len(missing)
+                for i, r in zip(missing, again, strict=True):
+                    results[i] = r
         except Exception as exc:  # whatever went wrong, no caller may be left waiting
             error = storage_error(exc)
             for call in batch:
@@ -202,7 +226,9 @@ class ScriptBatcher:
         for call, result in zip(batch, results, strict=False):  # (lengths checked above)
             if call.future.done():  # the caller gave up waiting
                 continue
-            if isinstance(result, Exception):
+            if isinstance(result, StorageUnavailable):
+                call.future.set_exception(result)
+            elif isinstance(result, Exception):
                 call.future.set_exception(storage_error(result))
             else:
                 call.future.set_result(result)
@@ -234,7 +260,10 @@ class ScriptBatcher:
         packed: list[bytes] = []
         for call in batch:
             packed += pack(("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args))
-        conn = await self._ready_connection()
+        try:
+            conn = await self._ready_connection()
+        except (redis_errors.RedisError, OSError) as exc:  # (not a cancellation)
+            raise NotSent(exc) from exc
         replies: list[Any] = []
         try:
             async with asyncio.timeout(self.timeout):

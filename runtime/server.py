@@ -35,6 +35,7 @@ from .errors import (
     InvalidValue,
     RpcError,
     StorageLimitExceeded,
+    error_headers,
 )
 from .guards import SameSite, trusted_hosts
 from .node import Node
@@ -59,14 +60,18 @@ async def _object_error(request: Request, exc: Exception) -> Response:
     its kind: an exception's text may carry what no visitor should read."""
     assert isinstance(exc, DurableObjectError)
     status = _error_status(exc)
-    headers = {"X-Error-Code": exc.code}
-    if exc.retryable:
-        headers["Retry-After"] = "1"
+    headers = error_headers(exc)
     if status == 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc)
         kind = exc.type_name if isinstance(exc, RpcError) else type(exc).__name__
         return PlainTextResponse(f"internal error ({kind})", status, headers=headers)
     return PlainTextResponse(str(exc), status, headers=headers)
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    """What Starlette answers for an exception nothing caught (it logs it): a plain 500 that
+    says it may have had an effect, since nobody knows how far it got."""
+    return PlainTextResponse("Internal Server Error", 500, headers={"X-Outcome": "unknown"})
 
 
 def create_app(
@@ -197,7 +202,7 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         middleware=middleware,
-        exception_handlers={DurableObjectError: _object_error},
+        exception_handlers={DurableObjectError: _object_error, Exception: _crash},
     )
     # The same routes, found by their first segment instead of one after another.
     starlette.router = IndexedRouter(routes=routes, lifespan=lifespan)

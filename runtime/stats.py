@@ -82,6 +82,12 @@ class NodeStats:
     lease_takeovers: int = 0
     leases_renewed: int = 0
     leases_lost: int = 0
+    #: Objects this node gave up because it could not renew their leases in time (Redis
+    #: out of reach, or too slow): it fenced itself before the leases could run out.
+    self_fenced: int = 0
+    #: Links to other nodes closed because the other node stopped answering pings within
+    #: the liveness timeout (paused, cut off, or gone without a word).
+    link_timeouts: int = 0
     #: Commits Redis refused because this node no longer held the lease (zombie writes).
     commits_fenced: int = 0
     #: Events whose writes were dropped because their object was reset while they ran.

@@ -46,6 +46,9 @@ class RedisStore:
         self.holder = holder
         self.jurisdiction = jurisdiction
         self.cluster = False
+        #: Whether the node reaches this Redis, as its lease renewals last found (node.py):
+        #: while it does not, the node takes no new objects of this store.
+        self.reachable = True
         # A blocking pool: a burst of direct commands (alarm deliveries' reads, say) waits
         # for a free connection instead of failing with "Too many connections".
         pool = BlockingConnectionPool.from_url(

@@ -219,3 +219,31 @@ async def test_an_alarm_of_a_dead_node_fires_elsewhere(nodes) -> None:
             assert time.monotonic() < deadline, "the alarm never fired"
             await asyncio.sleep(0.2)
     assert len(body["log"]) == 1 and body["alarm"] is None
+
+
+async def test_an_event_waiting_on_a_paused_owner_fails_within_the_lease(nodes) -> None:
+    # The owner stops answering (SIGSTOP): the link to it is closed within 3/4 of a lease TTL
+    # (no 5 s pings and 10 s close handshakes), so what waited on it hears "unknown" then,
+    # and the object is taken over once its lease ran out.
+    owner, front = nodes(2)
+    async with httpx.AsyncClient() as client:
+        assert (await client.post(f"{owner.http}/probe/stuck/incr")).json() == {"value": 1}
+        slow = asyncio.create_task(
+            client.post(f"{front.http}/probe/stuck/slow?seconds=5", timeout=30)
+        )
+        await asyncio.sleep(0.3)  # forwarded to the owner, sleeping there
+        owner.send_signal(signal.SIGSTOP)
+        paused_at = time.monotonic()
+        try:
+            answer = await slow
+            failed_after = time.monotonic() - paused_at
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["x-error-code"] == "unknown_outcome"
+            assert answer.headers["x-outcome"] == "unknown"
+            assert failed_after < 2.5, failed_after
+            taken = await client.post(f"{front.http}/probe/stuck/incr", timeout=30)
+            assert taken.json() == {"value": 2}  # served by the front node now
+            assert time.monotonic() - paused_at < 3.0
+            assert node_stats(front)["link_timeouts"] >= 1
+        finally:
+            owner.send_signal(signal.SIGCONT)

@@ -221,6 +221,22 @@ class Probe(DurableObject):
     async def ops(self) -> list[str]:
         return list(await self.storage.get("ops", []))
 
+    # A register, for the nemesis suite's linearizability check (tests/nemesis).
+    @rpc
+    async def reg_read(self) -> Any:
+        return await self.storage.get("register")
+
+    @rpc
+    async def reg_write(self, value: int) -> None:
+        await self.storage.put("register", value)
+
+    @rpc
+    async def reg_cas(self, expected: int | None, new: int) -> bool:
+        if await self.storage.get("register") != expected:
+            return False
+        await self.storage.put("register", new)
+        return True
+
     @rpc
     async def call_back(self, caller: str) -> str:
         stub = self.env.namespace("probe").get_by_name(caller)
@@ -335,6 +351,27 @@ async def value(request: Request) -> Response:
     return JSONResponse({"value": await probe(request).value()})
 
 
+async def register(request: Request) -> Response:
+    """GET reads the register, PUT ?value=N writes it, POST ?from=A&to=B swaps A for B."""
+    stub = probe(request)
+    params = request.query_params
+    if request.method == "GET":
+        return JSONResponse({"value": await stub.reg_read()})
+    if request.method == "PUT":
+        await stub.reg_write(int(params["value"]))
+        return JSONResponse({"ok": True})
+    expected = params.get("from")
+    swapped = await stub.reg_cas(
+        None if expected in (None, "") else int(expected), int(params["to"])
+    )
+    return JSONResponse({"ok": swapped})
+
+
+async def crash(request: Request) -> Response:
+    """A route with a bug: it raises something nothing catches."""
+    raise RuntimeError("a bug in a route")
+
+
 async def alarm(request: Request) -> Response:
     stub = env_of(request).namespace("probe").get_by_name(request.path_params["name"])
     if request.method == "POST":
@@ -368,6 +405,8 @@ app = App(
         Route("/{place:str}/{name}/value", value),
         Route("/{name}/value", value),
         Route("/{name}/alarm", alarm, methods=["GET", "POST"]),
+        Route("/{name}/register", register, methods=["GET", "PUT", "POST"]),
+        Route("/{name}/crash", crash),
         Route("/{name}/fetch", fetch, methods=["GET", "POST"]),
         WebSocketRoute("/{name}/ws", socket),
     ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runtime import link
-from runtime.errors import Fenced, ObjectMoved, RpcError
+from runtime.errors import Fenced, ObjectMoved, RpcError, StorageUnavailable, error_headers
 
 
 def test_messages_round_trip_in_one_frame() -> None:
@@ -101,3 +101,32 @@ def test_challenges_are_answered_only_with_the_secret() -> None:
     assert link.decode(frame)[1][2] == good
     with pytest.raises(link.LinkProtocolError):
         link.decode(link.encode([[link.ANSWER, 0, "text"]]))
+
+
+def test_errors_keep_their_outcome_across_nodes() -> None:
+    refused = StorageUnavailable("refused", may_have_run=False)
+    again = link.error_from(link.error_value(refused))
+    assert isinstance(again, StorageUnavailable) and again.may_have_run is False
+    assert again.outcome == "not-run"
+    sent = link.error_from(link.error_value(StorageUnavailable("no answer")))
+    assert sent.may_have_run is True and sent.outcome == "unknown"
+    assert link.error_from(link.error_value(ObjectMoved("x"))).may_have_run is False
+    rpc = link.error_from(link.error_value(RpcError("ValueError", "bad", may_have_run=False)))
+    assert rpc.may_have_run is False
+    # A node of an earlier version sends three fields: the class's default stands.
+    old = link.error_from(["fenced", "gone", "Fenced"])
+    assert isinstance(old, Fenced) and old.may_have_run is True
+    assert link.error_from(["moved", "x", "ObjectMoved"]).may_have_run is False
+
+
+def test_an_error_with_another_outcome_is_a_copy() -> None:
+    shared = StorageUnavailable("Redis failed")
+    mine = shared.with_outcome(False)
+    assert mine is not shared and shared.may_have_run is True and mine.may_have_run is False
+    assert type(mine) is StorageUnavailable and str(mine) == "Redis failed"
+    assert shared.with_outcome(True) is shared
+    assert error_headers(mine) == {
+        "X-Error-Code": "storage_unavailable",
+        "X-Outcome": "not-run",
+        "Retry-After": "1",
+    }
