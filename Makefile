@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-unit lint bench bench-chat bench-whiteboard bench-cluster bench-memory \
+.PHONY: run test test-unit test-faults lint bench bench-chat bench-whiteboard bench-cluster bench-memory \
 	bench-lobby bench-waiting-room profile-chat fuzz-whiteboard bundle system-deps clean
 
 $(VENV)/bin/python:
@@ -46,12 +46,14 @@ bundle: $(BUNDLE)
 run: $(VENV)/.installed $(BUNDLE)
 	$(PY) -m runtime serve --host $(HOST) --port $(PORT)
 
-# What the tests drive besides Python: Debian's chromium (browser tests) and nginx (the
-# deployment's load balancer, run as a plain process).
+# What the tests drive besides Python: Debian's chromium (browser tests), nginx (the
+# deployment's load balancer, run as a plain process) and libfaketime (the nemesis suite runs
+# a node on a skewed clock).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	{ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || missing="$$missing nginx-light"; \
+	[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing="$$missing faketime"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing$$missing for the tests"; \
@@ -73,6 +75,11 @@ test: $(VENV)/.installed-test $(BUNDLE) system-deps lint
 
 test-unit: $(VENV)/.installed-test
 	$(PY) -m pytest -m unit -q
+
+# The nemesis suite, long: every fault under both workloads, histories checked, then
+# docs/reliability.md and its plots (tests/nemesis; the short versions run in `make test`).
+test-faults: $(VENV)/.installed-test $(VENV)/.installed-bench system-deps
+	$(PY) -m tests.nemesis $(ARGS)
 
 # Benchmarks print a table and keep it, with a PNG chart, under bench/results/. They need the
 # `bench` extra (matplotlib), and some bench/node's own packages (the stock Yjs client and the
