@@ -30,7 +30,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench import crosscheck  # noqa: E402
 from bench.chat_client import Load  # noqa: E402
-from bench.common import cpu_seconds, fsync_floor, run_client, start_node, start_server  # noqa: E402
+from bench.common import (  # noqa: E402
+    cpu_seconds,
+    fsync_floor,
+    run_client,
+    self_fenced,
+    start_node,
+    start_server,
+)
 from bench.results import Panel, publish, table  # noqa: E402
 from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
 
@@ -195,6 +202,10 @@ def main() -> None:
                     for client, by_workload in one.items():
                         for name, results in by_workload.items():
                             into[client].setdefault(name, []).extend(results)
+            # The nodes were busy the whole sitting: none may have given up an object.
+            fenced = {
+                label: self_fenced(port) for label, port, _, valkey in started if valkey is not None
+            }
         finally:
             for _, _, server, valkey in started:
                 server.terminate()
@@ -202,6 +213,10 @@ def main() -> None:
                 if valkey is not None:
                     valkey.stop()
     report(table_, args, floor)
+    print(
+        "objects the runtime's nodes gave up under this load (self-fencing; must be 0): "
+        + ", ".join(f"{label} {n}" for label, n in fenced.items())
+    )
 
 
 def report(

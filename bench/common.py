@@ -70,6 +70,21 @@ def start_node(
     return start_server(cmd, port, {**os.environ, "PYTHONPATH": str(ROOT), **env})
 
 
+def self_fenced(port: int, ops_token: str = "") -> int:
+    """Objects the node on ``port`` gave up because it could not renew their leases in time
+    (its /metrics: open on loopback to a node without CLUSTER_SECRET, else ``ops_token``). A
+    healthy node under load: 0."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    if ops_token:
+        request.add_header("Authorization", f"Bearer {ops_token}")
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        text = reply.read().decode()
+    for line in text.splitlines():
+        if line.startswith('do_leases_total{event="self_fenced"}'):
+            return int(float(line.rsplit(" ", 1)[1]))
+    raise RuntimeError("the node's /metrics has no self_fenced count")
+
+
 def run_client(cmd: Sequence[str], timeout: float, cwd: Path = ROOT) -> dict[str, Any]:
     """Run a load client to its end; the JSON object it printed last."""
     out = subprocess.run(

@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import start_node, start_server  # noqa: E402
+from bench.common import self_fenced, start_node, start_server  # noqa: E402
 from bench.results import Panel, publish, table  # noqa: E402
 from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
 
@@ -149,7 +149,15 @@ async def create_room(port: int, **settings: object) -> str:
         conn.close()
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+#: Objects each node gave up under load (self-fencing), read as it stops: must stay 0.
+FENCED: list[int] = []
+OPS_TOKEN = "waiting-room-bench-ops-token"
+
+
+def stop(process: subprocess.Popen[bytes], port: int | None = None) -> None:
+    """Stop a server; a node (``port`` given) says first how many objects it gave up."""
+    if port is not None and process.poll() is None:
+        FENCED.append(self_fenced(port, OPS_TOKEN))
     process.terminate()
     process.wait(30)
 
@@ -176,7 +184,7 @@ async def decision_figures(url: str, args: argparse.Namespace) -> dict[str, list
         finally:
             stop(base)
         port = free_port()
-        node = start_node(port, url, apps=["bench.objects:app"])
+        node = start_node(port, url, apps=["bench.objects:app"], OPS_TOKEN=OPS_TOKEN)
         try:
             await floor(port, "/bench/hot/write", 4, 1.0)
             paths = {"plain": "plain", "noop": "touch", "write": "write"}
@@ -188,10 +196,10 @@ async def decision_figures(url: str, args: argparse.Namespace) -> dict[str, list
             await decisions([port], room, 4, 1.0)  # warm up: keys, object, caches
             out["one"].append(await decisions([port], room, args.connections, args.seconds))
         finally:
-            stop(node)
+            stop(node, port)
         ports = [free_port() for _ in range(3)]
         nodes = [
-            start_node(p, url, CLUSTER_SECRET=SECRET, NODE_ID=f"b{run}n{i}")
+            start_node(p, url, CLUSTER_SECRET=SECRET, NODE_ID=f"b{run}n{i}", OPS_TOKEN=OPS_TOKEN)
             for i, p in enumerate(ports)
         ]
         try:
@@ -200,8 +208,8 @@ async def decision_figures(url: str, args: argparse.Namespace) -> dict[str, list
                 await decisions(ports, room, 6, 1.0)
                 out[label].append(await decisions(ports, room, args.connections, args.seconds))
         finally:
-            for n in nodes:
-                stop(n)
+            for n, p in zip(nodes, ports, strict=True):
+                stop(n, p)
         got = ", ".join(f"{k} {v[-1]['rate']:,.0f}/s" for k, v in out.items())
         print(f"  run {run + 1}: {got}", file=sys.stderr)
     return out
@@ -249,7 +257,7 @@ class Page:
 async def fanout(url: str, sockets: int, push_rate: int) -> dict[str, float]:
     """``sockets`` queued pages; the one admitted visitor leaves: until all have moved up."""
     port = free_port()
-    node = start_node(port, url, WAITING_ROOM_PUSH_RATE=str(push_rate))
+    node = start_node(port, url, WAITING_ROOM_PUSH_RATE=str(push_rate), OPS_TOKEN=OPS_TOKEN)
     pages: list[Page] = []
     try:
         room = await create_room(port, total_active_users=1)
@@ -292,7 +300,7 @@ async def fanout(url: str, sockets: int, push_rate: int) -> dict[str, float]:
     finally:
         for p in pages:
             p.close()
-        stop(node)
+        stop(node, port)
 
 
 # ------------------------------------------------------------------ main
@@ -330,6 +338,10 @@ async def main_async(args: argparse.Namespace) -> None:
         text, panel = fanout_table(spreads, paced, args.sockets)
         parts.append(text)
         panels.append(panel)
+    parts.append(
+        f"objects the nodes gave up under this load (self-fencing; must be 0): {sum(FENCED)} "
+        f"over {len(FENCED)} node runs"
+    )
     publish("waiting_room", "\n\n".join(parts), panels)
 
 
