@@ -39,7 +39,7 @@ from bench.common import (  # noqa: E402
     start_server,
 )
 from bench.results import Panel, publish, table  # noqa: E402
-from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
+from runtime.storage.embedded import ValkeyProcess, free_port  # noqa: E402
 
 CLIENT = ROOT / "bench" / "chat_client.py"
 PATH = "/chat/api/room/{room}/websocket"

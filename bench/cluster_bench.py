@@ -37,7 +37,7 @@ from bench.common import start_node  # noqa: E402
 from bench.objects import Bench  # noqa: E402
 from bench.results import Panel, publish, table  # noqa: E402
 from runtime import Node, Settings  # noqa: E402
-from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
+from runtime.storage.embedded import ValkeyProcess, free_port  # noqa: E402
 
 SECRET = "bench-cluster-secret"
 

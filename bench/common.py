@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.embedded import free_port
+from runtime.storage.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The Node side of the benchmarks: its own package.json and lock file (stock Yjs, y-websocket).

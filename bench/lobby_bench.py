@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import start_node, start_server  # noqa: E402
 from bench.results import Panel, publish, table  # noqa: E402
-from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
+from runtime.storage.embedded import ValkeyProcess, free_port  # noqa: E402
 
 # A full board with no four in a row (tests/unit/test_lobby_connect4.py): games never end
 # early, so every round is 42 moves, then a rematch.

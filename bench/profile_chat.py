@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from bench.chat_bench import CLIENT, PATH, WORKLOADS  # noqa: E402
 from bench.common import run_client, start_node  # noqa: E402
 from bench.results import RESULTS  # noqa: E402
-from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
+from runtime.storage.embedded import ValkeyProcess, free_port  # noqa: E402
 
 PICK = {"paced": 1, "rooms": 2}
 

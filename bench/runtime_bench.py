@@ -33,9 +33,9 @@ from bench.common import rss_kib, start_node  # noqa: E402
 from bench.objects import Bench  # noqa: E402
 from bench.results import Panel, publish, table  # noqa: E402
 from runtime import Node, Settings  # noqa: E402
-from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
-from runtime.keyspace import ObjectKeys  # noqa: E402
-from runtime.scripts import load_source  # noqa: E402
+from runtime.storage.embedded import ValkeyProcess, free_port  # noqa: E402
+from runtime.storage.keyspace import ObjectKeys  # noqa: E402
+from runtime.storage.scripts import load_source  # noqa: E402
 
 
 def redis_benchmark(server: ValkeyProcess, args: list[str], requests: int = 200_000) -> float:

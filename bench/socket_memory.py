@@ -56,7 +56,7 @@ from bench.common import (  # noqa: E402
 )
 from bench.results import Panel, publish, table  # noqa: E402
 from bench.whiteboard_bench import open_synced  # noqa: E402
-from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
+from runtime.storage.embedded import ValkeyProcess, free_port  # noqa: E402
 
 CHAT_PATH = "/chat/api/room/{room}/websocket"
 #: Sockets being opened at once: quick, and well inside the servers' listen backlogs.

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import self_fenced, start_node, start_server  # noqa: E402
 from bench.results import Panel, publish, table  # noqa: E402
-from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
+from runtime.storage.embedded import ValkeyProcess, free_port  # noqa: E402
 
 SECRET = "bench-waiting-room-secret"
 ROOM = {

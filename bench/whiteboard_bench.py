@@ -65,10 +65,10 @@ from bench.common import (  # noqa: E402
     start_peer,
 )
 from bench.results import Panel, publish, table  # noqa: E402
-from runtime.config import DEFAULT_ID_KEY  # noqa: E402
-from runtime.embedded import ValkeyProcess, free_port  # noqa: E402
-from runtime.ids import IdFactory  # noqa: E402
-from runtime.keyspace import ObjectKeys  # noqa: E402
+from runtime.base.config import DEFAULT_ID_KEY  # noqa: E402
+from runtime.objects.ids import IdFactory  # noqa: E402
+from runtime.storage.embedded import ValkeyProcess, free_port  # noqa: E402
+from runtime.storage.keyspace import ObjectKeys  # noqa: E402
 
 LOG_UPDATES = 10_000
 NO_COMPACTION = {

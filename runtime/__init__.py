@@ -16,10 +16,8 @@ Apps import only what this module exports.
 
 from __future__ import annotations
 
-from .app import App, MountedApp, app_of, env_of, url_path
-from .config import BaseSettings, Settings
-from .env import Env
-from .errors import (
+from .base.config import BaseSettings, Settings
+from .base.errors import (
     ConfigurationError,
     DurableObjectError,
     Fenced,
@@ -37,13 +35,15 @@ from .errors import (
     UnknownNamespace,
     error_headers,
 )
-from .ids import ObjectId
-from .namespace import Namespace, Stub
-from .node import Node
-from .object import AlarmInfo, DurableObject, ObjectContext, rpc
-from .server import create_app
-from .storage import Storage, Transaction
-from .websocket import CloseCode, ObjectWebSocket, SocketRequest
+from .host.node import Node
+from .objects.events import AlarmInfo
+from .objects.ids import ObjectId
+from .objects.namespace import Env, Namespace, Stub
+from .objects.object import DurableObject, ObjectContext, rpc
+from .sockets.websocket import CloseCode, ObjectWebSocket, SocketRequest
+from .storage.api import Storage, Transaction
+from .web.app import App, MountedApp, app_of, env_of, url_path
+from .web.server import create_app
 
 __all__ = [
     "AlarmInfo",

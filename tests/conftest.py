@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from runtime import Node, Settings
-from runtime.embedded import ValkeyProcess
+from runtime.storage.embedded import ValkeyProcess
 from tests.support.objects import Probe
 from tests.support.objects import app as probe_app
 from tests.support.servers import LocalServer

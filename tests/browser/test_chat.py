@@ -10,7 +10,7 @@ from playwright.async_api import Page, expect
 from websockets.asyncio.client import connect
 
 from apps.chat import ChatConfig, make_app
-from runtime.embedded import free_port
+from runtime.storage.embedded import free_port
 from tests.browser.conftest import new_page
 from tests.conftest import ARTIFACTS
 from tests.support.servers import NodeProcess

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime import link
+from runtime.cluster import protocol as link
 from tests.support.servers import NodeProcess
 
 SECRET = "cluster-secret-for-tests-only-7f3a9c"

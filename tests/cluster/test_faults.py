@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from runtime.embedded import ValkeyProcess, free_port
+from runtime.storage.embedded import ValkeyProcess, free_port
 from tests.cluster.conftest import live_ids, node_stats
 from tests.cluster.ledger import Ledger
 from tests.support.servers import NodeProcess

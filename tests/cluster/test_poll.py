@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from runtime.embedded import ValkeyProcess
+from runtime.storage.embedded import ValkeyProcess
 from tests.cluster.conftest import live_ids, node_stats
 
 APPS = ("examples.poll:app",)

@@ -15,10 +15,10 @@ import redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from runtime import link
-from runtime.config import DEFAULT_ID_KEY
-from runtime.embedded import ValkeyProcess
-from runtime.ids import IdFactory
+from runtime.base.config import DEFAULT_ID_KEY
+from runtime.cluster import protocol as link
+from runtime.objects.ids import IdFactory
+from runtime.storage.embedded import ValkeyProcess
 from tests.cluster.conftest import SECRET, live_ids, node_stats
 
 

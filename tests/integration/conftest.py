@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from runtime.embedded import ValkeyProcess
+from runtime.storage.embedded import ValkeyProcess
 from tests.support.servers import ValkeyCluster
 
 

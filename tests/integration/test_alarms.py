@@ -10,8 +10,8 @@ import httpx
 import pytest
 import redis
 
-from runtime.keyspace import ObjectKeys, alarm_shard_key, alarm_shard_of
-from runtime.metrics import render
+from runtime.storage.keyspace import ObjectKeys, alarm_shard_key, alarm_shard_of
+from runtime.web.metrics import render
 from tests.support.objects import ALARMS
 from tests.support.servers import NodeProcess
 

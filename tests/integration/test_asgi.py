@@ -1,4 +1,4 @@
-"""What the runtime uses of uvicorn's insides (runtime/asgi.py), checked on a live socket, so
+"""What the runtime uses of uvicorn's insides (runtime/sockets/asgi.py), checked on a live socket, so
 an upgrade of uvicorn that changes them fails here rather than in production."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.asyncio.client import connect
 
 from runtime import App
-from runtime.asgi import TRANSPORT_EXTENSION, Connection, FastWebSocketProtocol
-from runtime.frames import OutFrame
+from runtime.sockets.asgi import TRANSPORT_EXTENSION, Connection, FastWebSocketProtocol
+from runtime.sockets.frames import OutFrame
 
 
 async def inspect(websocket: WebSocket) -> None:

@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from runtime import DurableObjectError
-from runtime.keyspace import ObjectKeys, alarm_shard_key, alarm_shard_of
+from runtime.storage.keyspace import ObjectKeys, alarm_shard_key, alarm_shard_of
 from tests.support.objects import ALARMS
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.keys import KEYRING
+from runtime.host.keys import KEYRING
 
 
 async def test_keys_are_shared_by_nodes_and_differ_by_purpose(make_node) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import redis
 
-from runtime.keyspace import ObjectKeys
+from runtime.storage.keyspace import ObjectKeys
 from tests.support.objects import CONSTRUCTED
 
 

@@ -17,7 +17,7 @@ from runtime import (
     RpcError,
     rpc,
 )
-from runtime.keyspace import ObjectKeys
+from runtime.storage.keyspace import ObjectKeys
 from tests.support.objects import CONSTRUCTED
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from examples.counter import app as counter_app
 from runtime import Node, Settings
-from runtime.embedded import ValkeyProcess, ValkeySupervisor
+from runtime.storage.embedded import ValkeyProcess, ValkeySupervisor
 from tests.conftest import TEST_SETTINGS
 from tests.support.servers import ROOT, LocalServer
 

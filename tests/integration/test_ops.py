@@ -15,7 +15,7 @@ from websockets.exceptions import InvalidStatus
 
 from apps.chat import make_app as chat_app
 from examples.counter import app as counter_app
-from runtime import link
+from runtime.cluster import protocol as link
 from tests.support.servers import NodeProcess
 
 

@@ -17,8 +17,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from runtime import DurableObjectError, Node, Settings
-from runtime.embedded import ValkeyProcess, free_port
-from runtime.keyspace import ObjectKeys
+from runtime.storage.embedded import ValkeyProcess, free_port
+from runtime.storage.keyspace import ObjectKeys
 from tests.conftest import TEST_SETTINGS
 from tests.nemesis.proxy import Proxy
 from tests.support.objects import Probe

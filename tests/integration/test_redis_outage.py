@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from runtime import DurableObjectError, Node, Settings
-from runtime.embedded import ValkeyProcess
+from runtime.storage.embedded import ValkeyProcess
 from tests.conftest import TEST_SETTINGS
 from tests.support.objects import Probe
 

@@ -19,9 +19,9 @@ from runtime import (
     StorageUnavailable,
     rpc,
 )
-from runtime.embedded import ValkeyProcess
-from runtime.keyspace import ObjectKeys
-from runtime.store import RedisStore
+from runtime.storage.embedded import ValkeyProcess
+from runtime.storage.keyspace import ObjectKeys
+from runtime.storage.store import RedisStore
 from tests.conftest import TEST_SETTINGS
 
 

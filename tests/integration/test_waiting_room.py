@@ -22,7 +22,7 @@ from apps.waiting_room.admin import MAX_PENDING, PENDING_SECONDS, TOKEN_LATE
 from apps.waiting_room.cookies import PURPOSE, CookieSigner, Pass, cookie_name
 from apps.waiting_room.names import GATES
 from apps.waiting_room.room import MAX_PAGES
-from runtime.embedded import ValkeyProcess
+from runtime.storage.embedded import ValkeyProcess
 
 FAST = WaitingRoomConfig(push_interval=0.05, gate_cache_seconds=0.5)
 JSON = {"Accept": "application/json"}

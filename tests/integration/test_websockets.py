@@ -9,7 +9,7 @@ import redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from runtime.keyspace import ObjectKeys
+from runtime.storage.keyspace import ObjectKeys
 from tests.support.objects import CONSTRUCTED
 
 

@@ -23,8 +23,8 @@ def test_the_wheel_ships_static_files_templates_and_scripts(tmp_path: Path) -> N
         "durable_redis_static/favicon.ico",
         "durable_redis_static/chat/chat.js",
         "durable_redis_static/whiteboard/board.css",
-        "runtime/templates/base.html",
-        "runtime/lua/commit.lua",
+        "runtime/web/templates/base.html",
+        "runtime/storage/lua/commit.lua",
         "apps/chat/templates/chat.html",
         "examples/templates/counter.html",
     ):

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import httpx
 
-from runtime import link
-from runtime.config import DEFAULT_ID_KEY
-from runtime.embedded import ValkeyProcess, free_port
-from runtime.ids import IdFactory
+from runtime.base.config import DEFAULT_ID_KEY
+from runtime.cluster import protocol as link
+from runtime.objects.ids import IdFactory
+from runtime.storage.embedded import ValkeyProcess, free_port
 from tests.nemesis.proxy import Proxy
 from tests.support.servers import NodeProcess
 

@@ -18,8 +18,8 @@ import httpx
 import uvicorn
 
 from runtime import Node
-from runtime.embedded import free_port
-from runtime.server import App, create_app, uvicorn_config
+from runtime.storage.embedded import free_port
+from runtime.web.server import App, create_app, uvicorn_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -194,7 +194,7 @@ class ValkeyCluster:
     """A Redis Cluster of real valkey-server processes (masters only), slots split evenly."""
 
     def __init__(self, directory: Path, masters: int = 3) -> None:
-        from runtime.embedded import ValkeyProcess
+        from runtime.storage.embedded import ValkeyProcess
 
         self.servers = [
             ValkeyProcess(
@@ -220,7 +220,7 @@ class ValkeyCluster:
     def start(self, timeout: float = 20.0) -> ValkeyCluster:
         import redis
 
-        from runtime.errors import ConfigurationError
+        from runtime.base.errors import ConfigurationError
 
         for server in self.servers:
             for attempt in range(3):

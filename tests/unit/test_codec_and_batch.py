@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime import codec
-from runtime.batch import MISSING, UNCHANGED, KeyRange, WriteBatch, prefix_successor
-from runtime.errors import InvalidValue
+from runtime.base import codec
+from runtime.base.errors import InvalidValue
+from runtime.storage.batch import MISSING, UNCHANGED, KeyRange, WriteBatch, prefix_successor
 
 plain = st.recursive(
     st.none()

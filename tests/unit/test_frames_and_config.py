@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from websockets.frames import Frame, Opcode
 
-from runtime.config import Settings
-from runtime.errors import ConfigurationError, InvalidValue
-from runtime.frames import CORK, OutFrame
+from runtime.base.config import Settings
+from runtime.base.errors import ConfigurationError, InvalidValue
+from runtime.sockets.frames import CORK, OutFrame
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.errors import ConfigurationError, InvalidObjectId
-from runtime.ids import IdFactory, jurisdiction_code
+from runtime.base.errors import ConfigurationError, InvalidObjectId
+from runtime.objects.ids import IdFactory, jurisdiction_code
 
 KEY = b"test-key"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime import link
-from runtime.errors import Fenced, ObjectMoved, RpcError, StorageUnavailable, error_headers
+from runtime.base.errors import Fenced, ObjectMoved, RpcError, StorageUnavailable, error_headers
+from runtime.cluster import protocol as link
 
 
 def test_messages_round_trip_in_one_frame() -> None:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Host, Mount, Route, Router
 
-from runtime.pathindex import IndexedRouter
+from runtime.web.pathindex import IndexedRouter
 
 
 def said(text: str):  # type: ignore[no-untyped-def]

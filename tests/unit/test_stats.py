@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from runtime.stats import LATENCY_BUCKETS, NodeStats
+from runtime.base.stats import LATENCY_BUCKETS, NodeStats
 
 
 def test_a_distribution_reads_exactly_as_a_prometheus_histogram() -> None:

@@ -1,0 +1,1 @@
+"""Nodes talking to nodes: the link protocol (sans I/O), its client and server, the registry."""

@@ -1,0 +1,1 @@
+"""The host that runs objects: records, routing, the node, alarms, signing keys."""

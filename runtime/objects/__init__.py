@@ -1,0 +1,1 @@
+"""The object model: IDs, DurableObject, namespaces and stubs, events, the gates."""

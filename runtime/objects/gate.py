@@ -1,0 +1,153 @@
+"""The input gate: one event at a time per object, in arrival order.
+
+Each object has an :class:`InputGate`, a FIFO lock that an event holds while it runs. An
+event that awaits its own storage keeps it, so no other event of the object sees a half-done
+state. An event that awaits a call to *another* object opens it for the duration of the call
+(:func:`outbound`) and queues to take it back afterwards, so A -> B -> A chains complete
+instead of deadlocking. Code inside ``block_concurrency_while`` never opens it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..base.errors import ObjectOverloaded
+
+if TYPE_CHECKING:
+    from ..sockets.websocket import ObjectWebSocket, Output
+    from ..storage.batch import WriteBatch
+
+T = TypeVar("T")
+
+
+class InputGate:
+    """A FIFO lock with a bounded queue."""
+
+    def __init__(self, max_queue: int) -> None:
+        self._lock = asyncio.Lock()  # waiters are served first come, first served
+        self.max_queue = max_queue
+        self.waiting = 0
+
+    @property
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    async def enter(self, what: str) -> None:
+        """Wait for our turn; refuse at once when too many events already wait."""
+        if self.waiting >= self.max_queue:
+            raise ObjectOverloaded(
+                f"{self.waiting} events are already queued for {what}; "
+                "retry with backoff or spread the load over more objects"
+            )
+        self.waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self.waiting -= 1
+
+    async def reenter(self) -> None:
+        """Take the gate back after a call to another object (no overload check: the event
+        is already running)."""
+        await self._lock.acquire()
+
+    def leave(self) -> None:
+        self._lock.release()
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+class Event:
+    """One event being delivered to an object: the gate it holds, what it wrote and sent."""
+
+    __slots__ = (
+        "active",
+        "calls",
+        "ended",
+        "gate",
+        "holding",
+        "on_open",
+        "opened",
+        "outputs",
+        "owner",
+        "writes",
+    )
+
+    def __init__(
+        self, gate: InputGate, owner: object, on_open: Callable[[Event], None] | None = None
+    ) -> None:
+        self.gate = gate
+        #: Called just before the event opens the gate to await another object.
+        self.on_open = on_open
+        #: The object's record: storage and sockets ask "is this event mine?"
+        self.owner = owner
+        self.holding = True  # holds the gate
+        self.active = True  # the handler has not returned yet
+        self.calls = 0  # calls to other objects in flight
+        self.opened = False  # it called another object (so it may have had effects there)
+        self.writes: WriteBatch | None = None
+        self.outputs: list[tuple[ObjectWebSocket, Output]] = []
+        #: Made when background work waits for this event to end (see Record.wait_until).
+        self.ended: asyncio.Future[None] | None = None
+
+    def release_gate(self) -> None:
+        if self.holding:
+            self.holding = False
+            self.gate.leave()
+
+    def when_ended(self) -> asyncio.Future[None]:
+        """A future set once the event is over (its writes handed to storage); asked for
+        while the event is still active."""
+        if self.ended is None:
+            self.ended = asyncio.get_running_loop().create_future()
+        return self.ended
+
+    def end(self) -> None:
+        if self.ended is not None and not self.ended.done():
+            self.ended.set_result(None)
+
+
+_current: ContextVar[Event | None] = ContextVar("durable_event", default=None)
+_blocking: ContextVar[bool] = ContextVar("durable_blocking", default=False)
+
+
+def current_event() -> Event | None:
+    return _current.get()
+
+
+async def outbound(call: Awaitable[T]) -> T:
+    """Await a call to another object, opening the caller's input gate meanwhile.
+
+    Counted per event, so concurrent calls (``gather``, ``wait_for``, tasks) open the gate
+    on the first and take it back after the last.
+    """
+    event = _current.get()
+    if event is None or not event.active or _blocking.get():
+        return await call
+    event.calls += 1
+    event.opened = True
+    if event.on_open is not None:
+        event.on_open(event)
+    event.release_gate()
+    try:
+        return await call
+    finally:
+        event.calls -= 1
+        if event.calls == 0 and event.active and not event.holding:
+            await event.gate.reenter()
+            event.holding = True
+
+
+def run_blocking(fn: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+    """Run ``fn()`` in a task whose calls to other objects keep the gate closed."""
+    context = contextvars.copy_context()
+    context.run(_blocking.set, True)
+    coro: Any = fn()
+    return asyncio.get_running_loop().create_task(coro, context=context)

@@ -1,0 +1,202 @@
+"""What application code subclasses: :class:`DurableObject`, the ``@rpc`` marker, the context.
+
+An object handles one event at a time: an HTTP request (``fetch``), a client WebSocket being
+handed over (``websocket_connect``) and its messages (``websocket_message``/``_close``/``_error``),
+an ``@rpc`` method call, or its ``alarm``. It keeps durable state in ``self.storage``.
+
+The instance may be dropped from memory at any time when idle (eviction) or when its only
+activity is open sockets (hibernation), and rebuilt from storage and socket attachments on the
+next event. Keep what must survive in storage; keep per-socket facts in attachments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from ..sockets.frames import OutFrame
+from .events import AlarmInfo
+
+if TYPE_CHECKING:
+    from ..sockets.websocket import ObjectWebSocket
+    from ..storage.api import Storage
+    from .ids import ObjectId
+    from .namespace import Env
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+T = TypeVar("T")
+
+_RPC_MARK = "__durable_rpc__"
+
+
+def rpc(method: F) -> F:
+    """Mark a coroutine method as callable through a stub (``stub.method(...)``).
+
+    Only marked methods can be called from outside the object; arguments and results must
+    be plain data (msgpack types) and are copied, so caller and callee never share objects.
+    """
+    target: Any = method  # (not narrowed: the decorator returns the method unchanged)
+    if not inspect.iscoroutinefunction(target):
+        raise TypeError(f"@rpc needs an 'async def' method; {method.__qualname__} is not one")
+    setattr(method, _RPC_MARK, True)
+    return method
+
+
+def rpc_method(cls: type, name: str) -> Callable[..., Awaitable[Any]] | None:
+    """The ``@rpc`` method ``name`` of ``cls``, or None if there is no such method."""
+    if not isinstance(name, str) or not name or name.startswith("_"):
+        return None
+    method: Callable[..., Awaitable[Any]] | None = inspect.getattr_static(cls, name, None)
+    if method is None or not getattr(method, _RPC_MARK, False):
+        return None
+    return method
+
+
+class ContextHost(Protocol):
+    """What a context needs from the object's record on the node."""
+
+    id: ObjectId
+    storage: Storage | None
+
+    @property
+    def node_id(self) -> str: ...
+    def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> asyncio.Future[T]: ...
+    def wait_until(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+    def accept_websocket(self, ws: ObjectWebSocket, tags: Iterable[str]) -> None: ...
+    def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]: ...
+
+
+class ObjectContext:
+    """The runtime's side of one instance: ``self.ctx`` in an object."""
+
+    def __init__(self, host: ContextHost) -> None:
+        self._host = host
+
+    @property
+    def id(self) -> ObjectId:
+        """This object's ID (``str(ctx.id)`` is its 64 hex characters)."""
+        return self._host.id
+
+    @property
+    def node_id(self) -> str:
+        """The node this instance lives on (it may live elsewhere after it leaves memory)."""
+        return self._host.node_id
+
+    @property
+    def storage(self) -> Storage:
+        storage = self._host.storage
+        assert storage is not None
+        return storage
+
+    def wait_until(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run ``work`` in the background, outside any event, starting once the event that
+        asks for it has ended (so ``storage.sync()`` in it covers that event's writes). The
+        object does not hibernate or leave memory until it finishes; if the instance is
+        reset, it is cancelled. Its writes commit on their own and its sends pass the
+        output gate as usual."""
+        return self._host.wait_until(work)
+
+    def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+        """Run ``fn()`` with no other event delivered to this object until it finishes.
+
+        Called from ``__init__`` it runs before the first event (the usual way to load state);
+        called during an event, await the returned future. Calls to other objects made inside
+        it do not open the input gate, so keep it short.
+        """
+        return self._host.block_concurrency_while(fn)
+
+    def accept_websocket(self, ws: ObjectWebSocket, tags: Iterable[str] = ()) -> None:
+        self._host.accept_websocket(ws, tags)
+
+    def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]:
+        return self._host.get_websockets(tag)
+
+
+class DurableObject:
+    """Base class of every object. Override the handlers you need."""
+
+    #: Seconds of quiet after which an instance whose only activity is open sockets
+    #: hibernates; None takes the node's ``hibernate_after`` setting. An object that keeps
+    #: short-lived state in memory (presence, say) sets it above that state's lifetime.
+    hibernate_after: ClassVar[float | None] = None
+
+    def __init__(self, ctx: ObjectContext, env: Env) -> None:
+        self.ctx = ctx
+        self.env = env
+
+    @property
+    def id(self) -> ObjectId:
+        return self.ctx.id
+
+    @property
+    def storage(self) -> Storage:
+        return self.ctx.storage
+
+    # ----------------------------------------------------------- handlers
+
+    async def fetch(self, request: Request) -> Response:
+        """Handle an HTTP request sent with ``stub.fetch(request)``."""
+        return PlainTextResponse(f"{type(self).__name__} does not handle HTTP requests", 501)
+
+    async def websocket_connect(self, ws: ObjectWebSocket) -> None:
+        """A client WebSocket was handed over with ``stub.connect``: accept it or refuse it.
+
+        Call ``self.accept_websocket(ws, tags=...)`` to keep it. To refuse it, call
+        ``ws.reject(status, reason)`` (an HTTP error instead of the handshake: clients
+        other than browsers read it), or accept it and ``ws.close(code, reason)`` at once
+        (what a browser can read). A socket neither accepted nor refused gets 403.
+        """
+
+    async def websocket_message(self, ws: ObjectWebSocket, message: str | bytes) -> None:
+        """A text (str) or binary (bytes) message arrived on an accepted socket."""
+
+    async def websocket_close(self, ws: ObjectWebSocket, code: int, reason: str) -> None:
+        """The client closed the socket (or its connection dropped: code 1006). Exactly one
+        of websocket_close and websocket_error comes for each accepted socket the object did
+        not close itself."""
+
+    async def websocket_error(self, ws: ObjectWebSocket, error: Exception) -> None:
+        """The socket failed (for example, the client stopped reading and its buffer filled)."""
+
+    async def alarm(self, info: AlarmInfo) -> None:
+        """The alarm set with ``storage.set_alarm`` is due. Raise to have it retried."""
+
+    # ------------------------------------------------------------ helpers
+
+    def accept_websocket(self, ws: ObjectWebSocket, tags: Iterable[str] = ()) -> None:
+        """Keep ``ws``: its events come to this object, across hibernation."""
+        self.ctx.accept_websocket(ws, tags)
+
+    def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]:
+        """The accepted, open sockets of this object (with ``tag``, if given)."""
+        return self.ctx.get_websockets(tag)
+
+    def broadcast(
+        self,
+        message: str | bytes,
+        *,
+        tag: str | None = None,
+        exclude: ObjectWebSocket | None = None,
+    ) -> int:
+        """Send one message to every open accepted socket (with ``tag``, but not ``exclude``),
+        encoding it once. Returns how many sockets it was sent to."""
+        frame = OutFrame(message)
+        sent = 0
+        for ws in self.ctx.get_websockets(tag):
+            if ws is not exclude:
+                ws.send_frame(frame)
+                sent += 1
+        return sent
+
+
+def alarm_takes_info(cls: type[DurableObject]) -> bool:
+    """Whether ``cls.alarm`` accepts the AlarmInfo argument (``alarm(self)`` is fine too)."""
+    params = list(inspect.signature(cls.alarm).parameters.values())[1:]
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
+    )

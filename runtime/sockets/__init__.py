@@ -1,0 +1,1 @@
+"""Client sockets: frames, the socket objects see, and the ASGI transport."""

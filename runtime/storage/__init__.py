@@ -1,0 +1,1 @@
+"""Redis: scripts and their batcher, leases, commits, and the storage API objects call."""

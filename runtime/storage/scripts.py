@@ -1,0 +1,333 @@
+"""The Lua scripts, registered once per Redis client, and the pipeline that sends them.
+
+Every script lives in ``runtime/lua/<name>.lua`` with a header naming its KEYS, ARGV and return
+value. :class:`Scripts` registers each one once with redis-py's ``register_script``.
+
+:class:`ScriptBatcher` is the node's group commit: every script call made during one turn of
+the event loop (commits of many objects, cache-miss reads, lease acquisitions) goes to Redis in
+one pipelined round trip. While that round trip is in flight, new calls gather for the next.
+Per object there is never more than one commit in flight, so order per object is kept.
+
+With a single server (not a cluster), each round trip goes out on a connection the batcher
+keeps for itself, as the calls' RESP encoding in one write, and the replies are read back in
+order: redis-py's pipeline costs about three times the CPU per call (taking a pooled
+connection, a timer per read and per write, packing each command), and the commit path is
+the node's busiest. redis-py still makes the connections (URL, password, TLS, database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from importlib import resources
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.commands.core import AsyncScript
+
+from ..base.errors import StorageUnavailable
+
+log = logging.getLogger("runtime.scripts")
+
+SCRIPT_NAMES = (
+    "acquire",
+    "renew",
+    "release",
+    "commit",
+    "read",
+    "list",
+    "claim_alarms",
+    "settle_alarm",
+    "index_alarm",
+)
+
+Arg = str | bytes | int | float
+
+
+def load_source(name: str) -> str:
+    return resources.files("runtime.storage").joinpath("lua", f"{name}.lua").read_text()
+
+
+class Scripts:
+    """One registered script per Lua file."""
+
+    acquire: AsyncScript
+    renew: AsyncScript
+    release: AsyncScript
+    commit: AsyncScript
+    read: AsyncScript
+    list: AsyncScript
+    claim_alarms: AsyncScript
+    settle_alarm: AsyncScript
+    index_alarm: AsyncScript
+
+    def __init__(self, redis: Redis) -> None:
+        for name in SCRIPT_NAMES:
+            setattr(self, name, redis.register_script(load_source(name)))
+
+
+class _Call:
+    __slots__ = ("args", "future", "keys", "script")
+
+    def __init__(
+        self,
+        script: AsyncScript,
+        keys: Sequence[str],
+        args: Sequence[Arg],
+        future: asyncio.Future[Any],
+    ) -> None:
+        self.script = script
+        self.keys = keys
+        self.args = args
+        self.future = future
+
+
+def pack(items: Sequence[Arg]) -> list[bytes]:
+    """One command in RESP: an array of bulk strings (numbers as redis-py writes them)."""
+    out = [b"*%d\r\n" % len(items)]
+    for item in items:
+        if isinstance(item, str):
+            data = item.encode()
+        elif isinstance(item, bytes):
+            data = item
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            data = repr(item).encode()
+        else:  # as redis-py refuses them: a bug in the caller, not something to guess at
+            raise TypeError(f"a script argument is str, bytes, int or float, not {item!r}")
+        out += (b"$%d\r\n" % len(data), data, b"\r\n")
+    return out
+
+
+class NotSent(Exception):
+    """A round trip failed before any of it was written to Redis (wraps the cause)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
+
+
+def storage_error(exc: BaseException) -> StorageUnavailable:
+    """Turn a redis-py failure into the runtime's retryable error, without leaking URLs. A
+    call that was never sent (``NotSent``) is known not to have run."""
+    if isinstance(exc, NotSent):
+        cause = exc.cause
+        return StorageUnavailable(
+            f"Redis failed: {type(cause).__name__}: {cause} (nothing was sent)",
+            may_have_run=False,
+        )
+    return StorageUnavailable(f"Redis failed: {type(exc).__name__}: {exc}")
+
+
+class ScriptBatcher:
+    """Runs script calls in pipelines: one round trip per event-loop turn, not per call.
+
+    Up to ``max_inflight`` round trips may be in flight at once (each on its own connection):
+    a commit made while another round trip waits for Redis' fsync goes out at once instead
+    of waiting for it, and Redis, which fsyncs once per turn of its own loop, often takes
+    both in one fsync. Order between calls is the callers' to keep, and they do: an object
+    has one commit in flight at a time, and a call that depends on another awaits it."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        max_batch: int = 2000,
+        observe: Callable[[float], None] | None = None,
+        max_inflight: int = 4,
+        timeout: float = 5.0,
+    ) -> None:
+        self.redis = redis
+        self.max_batch = max_batch
+        self.max_inflight = max_inflight
+        #: Told how long each round trip took (the node's metrics).
+        self.observe = observe
+        self._pending: list[_Call] = []
+        self._scheduled = False
+        self._inflight = 0
+        #: A single server gets round trips on connections of the batcher's own (at most
+        #: max_inflight); a cluster's go through redis-py's pipeline, which routes each
+        #: call by its keys.
+        self._direct = isinstance(redis, Redis)
+        self._idle: list[AbstractConnection] = []
+        self._conns: set[AbstractConnection] = set()  # every one open, idle or not
+        self._closed = False
+        self.timeout = timeout  # for a whole round trip (redis-py's would be per read)
+        #: Round trips made and calls sent, for the benchmarks and tests.
+        self.round_trips = 0
+        self.calls = 0
+
+    def submit(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]
+    ) -> asyncio.Future[Any]:
+        """Queue one call; the returned future resolves with the script's reply."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append(_Call(script, keys, args, future))
+        if not self._scheduled:  # at the end of this turn: everything submitted in it, at once
+            self._scheduled = True
+            loop.call_soon(self._launch)
+        return future
+
+    async def call(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        return await self.submit(script, keys, args)
+
+    def _launch(self) -> None:
+        self._scheduled = False
+        loop = asyncio.get_running_loop()
+        while self._pending and self._inflight < self.max_inflight:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            self._inflight += 1
+            loop.create_task(self._send(batch)).add_done_callback(self._landed)
+
+    def _landed(self, _: asyncio.Task[None]) -> None:
+        self._inflight -= 1
+        if self._pending and not self._scheduled:  # what waited for a free round trip
+            self._launch()
+
+    async def _send(self, batch: list[_Call]) -> None:
+        self.round_trips += 1
+        self.calls += len(batch)
+        sent = time.monotonic()
+        try:
+            results = await self._execute(batch)
+            if self.observe is not None:
+                self.observe(time.monotonic() - sent)
+            missing = [
+                i for i, r in enumerate(results) if isinstance(r, redis_errors.NoScriptError)
+            ]
+            if len(results) != len(batch):
+                raise RuntimeError(f"{len(results)} replies to {len(batch)} calls")
+            if missing:
+                # Redis lost its script cache (a restart or SCRIPT FLUSH): load and resend
+                # those calls (the others ran: they keep their replies, whatever happens).
+                again: list[Any]
+                try:
+                    for script in {id(batch[i].script): batch[i].script for i in missing}.values():
+                        await self._load(script)
+                except Exception as exc:  # (those calls were refused, and not sent again)
+                    again = [storage_error(NotSent(exc))] * len(missing)
+                else:
+                    try:
+                        again = await self._execute([batch[i] for i in missing])
+                    except Exception as exc:
+                        again = [storage_error(exc)] * len(missing)
+                for i, r in zip(missing, again, strict=True):
+                    results[i] = r
+        except Exception as exc:  # whatever went wrong, no caller may be left waiting
+            error = storage_error(exc)
+            for call in batch:
+                if not call.future.done():
+                    call.future.set_exception(error)
+            return
+        for call, result in zip(batch, results, strict=False):  # (lengths checked above)
+            if call.future.done():  # the caller gave up waiting
+                continue
+            if isinstance(result, StorageUnavailable):
+                call.future.set_exception(result)
+            elif isinstance(result, Exception):
+                call.future.set_exception(storage_error(result))
+            else:
+                call.future.set_result(result)
+
+    async def _load(self, script: AsyncScript) -> None:
+        """SCRIPT LOAD, tried twice: after a restart the client's pool may hand out a
+        connection the server closed (loading a script twice is harmless)."""
+        try:
+            await self.redis.script_load(script.script)
+        except redis_errors.ConnectionError:
+            await self.redis.script_load(script.script)
+
+    async def _execute(self, batch: list[_Call]) -> list[Any]:
+        if self._direct:
+            return await self._round_trip(batch)
+        pipe = self.redis.pipeline(transaction=False)
+        for call in batch:
+            # execute_command, not pipe.evalsha: redis-py's cluster pipeline refuses the
+            # latter, yet routes EVALSHA by its first key, which is all one slot here.
+            pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+        result: list[Any] = await pipe.execute(raise_on_error=False)
+        return result
+
+    async def _round_trip(self, batch: list[_Call]) -> list[Any]:
+        """The calls in one write on a connection of our own; their replies, in order (an
+        error reply as its exception). Nothing is ever sent twice: a connection that fails
+        is closed, and the trip's callers hear of it (the scripts are not all idempotent:
+        acquiring a lease counts an epoch, claiming alarms hides them for a while)."""
+        packed: list[bytes] = []
+        for call in batch:
+            packed += pack(("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args))
+        try:
+            conn = await self._ready_connection()
+        except (redis_errors.RedisError, OSError) as exc:  # (not a cancellation)
+            raise NotSent(exc) from exc
+        replies: list[Any] = []
+        try:
+            async with asyncio.timeout(self.timeout):
+                await conn.send_packed_command(packed, check_health=False)
+                for _ in batch:
+                    try:
+                        replies.append(await conn.read_response())
+                    except redis_errors.ResponseError as exc:  # an error reply: read on
+                        replies.append(exc)
+        except TimeoutError:
+            await self._drop(conn)
+            raise redis_errors.TimeoutError(
+                f"no reply within {self.timeout:g} s; the connection was closed"
+            ) from None
+        except BaseException:
+            await self._drop(conn)
+            raise
+        if self._closed:
+            await self._drop(conn)
+        else:
+            self._idle.append(conn)
+        return replies
+
+    async def _ready_connection(self) -> AbstractConnection:
+        """An idle connection fit to send on, else a new one. The server may have closed an
+        idle one meanwhile (a restart): that shows as end of file, found here before anything
+        is sent on it."""
+        if self._closed:
+            raise redis_errors.ConnectionError("the store was closed")
+        while self._idle:
+            conn = self._idle.pop()
+            try:
+                if not await conn.can_read():  # no stray reply, not at end of file
+                    return conn
+            except Exception:  # (a closed one raises): unfit all the same
+                pass
+            await self._drop(conn)
+        pool = self.redis.connection_pool
+        # No timer per read or write: the trip has one (connecting has its own).
+        fresh: AbstractConnection = pool.connection_class(
+            **{**pool.connection_kwargs, "socket_timeout": None}
+        )
+        self._conns.add(fresh)
+        try:
+            await fresh.connect()  # type: ignore[no-untyped-call]
+        except BaseException:
+            await self._drop(fresh)
+            raise
+        if self._closed:  # closed while connecting: send nothing
+            await self._drop(fresh)
+            raise redis_errors.ConnectionError("the store was closed")
+        return fresh
+
+    async def _drop(self, conn: AbstractConnection) -> None:
+        self._conns.discard(conn)
+        await conn.disconnect(nowait=True)
+
+    async def aclose(self) -> None:
+        """Close the batcher's own connections, and open no more (the client's pool is the
+        store's to close). A trip in flight fails: its connection is closed under it."""
+        self._closed = True
+        conns, self._conns, self._idle = self._conns, set(), []
+        for conn in conns:
+            try:
+                await conn.disconnect()
+            except Exception:  # closing the others matters more than this one's error
+                log.debug("closing a Redis connection failed", exc_info=True)

@@ -1,0 +1,216 @@
+"""Command line: ``python -m runtime serve`` (alias: ``durable-redis serve``)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+import socket
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import uvicorn
+
+from ..base import logs
+from ..base.config import Settings
+from ..base.errors import ConfigurationError
+from ..host.node import Node
+from ..storage.embedded import ValkeyProcess, ValkeySupervisor
+from .app import App
+from .server import create_app, uvicorn_config
+
+log = logging.getLogger("runtime")
+
+DESCRIPTION = """\
+Run one node of the Durable Objects runtime, serving the reference apps.
+
+Without --redis-url (or REDIS_URL), the node starts an embedded Valkey server with its data
+under --data-dir (AOF on, fsync always), and stops it on exit: running the command again
+gives the same data back. Several nodes started with the same --redis-url form a cluster.
+Every flag can also be given as an environment variable (--node-id -> NODE_ID).
+"""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising the stop signal after a graceful shutdown.
+
+    uvicorn re-raises SIGINT/SIGTERM once it has shut down, which would end the process
+    before the embedded Valkey is stopped in order; a drained node simply exits 0 instead.
+    """
+
+    node: Node | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        # Drain before uvicorn closes connections: events in flight (forwarded ones too)
+        # finish and answer, held messages reach their sockets, which then close with 1012,
+        # and leases are released; events still arriving are forwarded to other nodes.
+        if self.node is not None:
+            await self.node.drain()
+        await super().shutdown(sockets)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser(
+        "serve",
+        help="run a node",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    serve.add_argument(
+        "--redis-url",
+        help="redis:// or unix:// URL of Redis/Valkey; omit to start an embedded Valkey",
+    )
+    serve.add_argument(
+        "--node-id", help="this node's name in the cluster (default: host name + random suffix)"
+    )
+    serve.add_argument(
+        "--data-dir", help="where the embedded Valkey keeps its data (default ./data)"
+    )
+    serve.add_argument(
+        "--app",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="also mount this App (or list of Apps); may be repeated",
+    )
+    serve.add_argument(
+        "--no-suite", action="store_true", help="do not mount the reference apps (apps:SUITE)"
+    )
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    return parser
+
+
+def load_apps(specs: Sequence[str], suite: bool) -> list[App]:
+    """Import the App objects named by "module:attribute" strings."""
+    names = (["apps:SUITE"] if suite else []) + list(specs)
+    found: list[App] = []
+    for spec in names:
+        module_name, _, attr = spec.partition(":")
+        if not module_name or not attr:
+            raise ConfigurationError(f"--app {spec!r}: use MODULE:ATTRIBUTE")
+        try:
+            value: Any = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigurationError(f"--app {spec!r}: {exc}") from None
+        items = value if isinstance(value, list | tuple) else [value]
+        for item in items:
+            if not isinstance(item, App):
+                raise ConfigurationError(f"--app {spec!r}: {item!r} is not a runtime.server.App")
+            found.append(item)
+    return found
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail now, clearly, if the address is taken (rather than after Redis and the apps)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}. Stop what uses the "
+                "port, or pass another --port (PORT)"
+            ) from None
+
+
+def check_redis(url: str, timeout: float = 5.0) -> None:
+    """Fail now, clearly, if REDIS_URL cannot be reached (its password never printed)."""
+    import redis
+
+    where = redacted(url)
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        client.ping()
+    except redis.AuthenticationError:
+        raise ConfigurationError(
+            f"Redis at {where} refused the credentials: check the password in REDIS_URL"
+        ) from None
+    except (redis.RedisError, OSError) as exc:
+        raise ConfigurationError(
+            f"cannot reach Redis at {where} ({exc}). Start it, or fix REDIS_URL; without "
+            "REDIS_URL the node starts an embedded Valkey of its own"
+        ) from None
+    finally:
+        client.close()
+
+
+def redacted(url: str) -> str:
+    """A Redis URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (
+        f":{parts.port}" if parts.port else ""
+    )
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(
+        host=args.host,
+        port=args.port,
+        redis_url=args.redis_url,
+        node_id=args.node_id,
+        data_dir=args.data_dir,
+        log_level=args.log_level,
+    ).with_node_id()
+    logs.configure(settings.log_level, settings.log_format, settings.node_id)
+    apps = load_apps([*settings.apps, *args.app], suite=not args.no_suite)
+    check_port(settings.host, settings.port)
+    embedded: ValkeyProcess | None = None
+    supervisor: ValkeySupervisor | None = None
+    redis_url = settings.redis_url
+    if settings.embedded:
+        embedded = ValkeyProcess(settings.data_dir, unix_socket=True).start()
+        supervisor = ValkeySupervisor(embedded)
+        redis_url = embedded.url
+        log.info(
+            "embedded Valkey started: %s (data in %s, AOF fsync always)",
+            embedded.url,
+            embedded.directory,
+        )
+    else:
+        check_redis(redis_url)
+    try:
+        node = Node(settings, redis_url)
+        app = create_app(node, apps, embedded=supervisor)
+        config = uvicorn_config(app, settings, access_log=args.access_log, log_config=None)
+        log.info("node %s serving on http://%s:%d", settings.node_id, settings.host, settings.port)
+        server = _Server(config)
+        server.node = node
+        server.run()
+        return 0
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            log.info("embedded Valkey stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return serve(args)
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 2
