@@ -1,5 +1,5 @@
-"""What the runtime uses of uvicorn's insides (runtime/sockets/asgi.py), checked on a live socket, so
-an upgrade of uvicorn that changes them fails here rather than in production."""
+"""What the runtime uses of uvicorn's insides (runtime/sockets/asgi.py), checked on a live
+socket, so an upgrade of uvicorn that changes them fails here rather than in production."""
 
 from __future__ import annotations
 
