@@ -1,85 +1,153 @@
-"""The node-to-node link protocol, sans I/O: messages, batches, errors, authentication.
+"""The node-to-node link protocol, sans I/O: typed messages, their encoding, and both ends of
+a link as state machines that take frames in and give messages out (client.py and server.py
+are the asyncio around them).
 
 A link is one WebSocket from a node to another (``/_cluster/link``), multiplexing requests
-and tunnelled client sockets. Each binary frame is a msgpack array of messages, so everything
-sent in one turn of the event loop travels in one frame:
+and tunnelled client sockets. Each binary frame is a msgpack array of messages, so what is
+sent in one turn of the event loop travels in one frame (at most ``BATCH`` per frame):
 
-    [0, id, kind, namespace, object hex, hops, body]   REQUEST  (kind: rpc, fetch, alarm, open)
-    [1, id, ok, value]                                  REPLY    (value: result, or
-                                                                  [error code, message, type])
-    [2, tunnel, is_text, data]                          FRAME    a tunnelled socket message
-    [3, tunnel, code, reason]                           CLOSE    a tunnelled socket closed
-    [4, 0, challenge]                                   CHALLENGE  callee -> caller: prove it
-    [5, 0, answer]                                      ANSWER     caller -> callee
+    [0, id, kind, namespace, object hex, hops, body]   Request  (kind: rpc, fetch, alarm, open)
+    [1, id, ok, value]                                  Reply    (value: result, or
+                                                                  [code, message, type, may run])
+    [2, tunnel, is_text, data]                          Frame    a tunnelled socket message
+    [3, tunnel, code, reason]                           Close    a tunnelled socket closed
+    [4, 0, challenge]                                   Challenge  callee -> caller: prove it
+    [5, 0, answer]                                      Answer     caller -> callee
 
 ``open`` asks the owner to accept a client socket; its reply is ``[accepted, status, text]``
-and the request id then names the tunnel in FRAME and CLOSE, both ways.
+and the request id then names the tunnel in Frame and Close, both ways.
 
-Authentication, in two steps; the secret itself never travels:
-
-1. The opening handshake carries ``X-Cluster-Node``, ``X-Cluster-Time``, ``X-Cluster-Nonce``
-   and ``X-Cluster-Auth``: an HMAC-SHA256 of "caller|callee|time|nonce" under the cluster
-   secret, accepted within ``MAX_SKEW`` (60 s) of the callee's clock, only by the node it
-   names, and only once: the callee remembers the nonces it has seen for that long.
-2. Right after the handshake, and again every ``reauth_interval``, the callee sends a fresh
-   random CHALLENGE; the caller answers with an HMAC of it. Nothing the caller sends is acted
-   on before the first answer, and a link that does not answer in time is closed. So a
-   captured handshake opens nothing, and no link lives long without proving the secret.
-
-Links are plain ``ws://`` unless the nodes serve TLS (``wss://``, see the TLS settings):
-either keep node-to-node traffic on a private network or use TLS.
+The callee (:class:`CalleeProtocol`) challenges the caller at once and every re-auth
+interval, acts on nothing before the first answer, and fails the link when an answer is
+wrong or late (auth.py has the cryptography). The caller (:class:`CallerProtocol`) answers
+challenges by itself and judges the callee's liveness (:class:`Liveness`). Links are plain
+``ws://`` unless the nodes serve TLS: keep node-to-node traffic on a private network or use
+TLS.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
 from ..base.errors import BY_CODE, DurableObjectError, RpcError
+from . import auth
 
-REQUEST, REPLY, FRAME, CLOSE, CHALLENGE, ANSWER = 0, 1, 2, 3, 4, 5
-KINDS = ("rpc", "fetch", "alarm", "open")
-MAX_SKEW = 60.0
-#: Seconds a peer has to answer a challenge.
-ANSWER_TIMEOUT = 5.0
-#: Nonces remembered at most (past it the oldest go: their handshakes are stale by then).
-MAX_NONCES = 100_000
 PATH = "/_cluster/link"
+KINDS = ("rpc", "fetch", "alarm", "open")
+#: Messages per frame at most: a longer burst goes out in several frames as it is made.
+BATCH = 32
+#: Seconds a caller has to answer a challenge.
+ANSWER_TIMEOUT = 5.0
 
 
 class LinkProtocolError(Exception):
-    """A peer sent something that is not this protocol."""
+    """A peer sent something that is not this protocol (close the link: 1002)."""
 
 
-def encode(messages: list[list[Any]]) -> bytes:
+class Unproven(Exception):
+    """The caller failed a challenge, or did not answer in time (close the link: 1008)."""
+
+
+# ------------------------------------------------------------------ messages
+
+
+@dataclass(slots=True)
+class Request:
+    id: int
+    kind: str
+    namespace: str
+    object: str
+    hops: int
+    body: list[Any]
+
+    def wire(self) -> list[Any]:
+        return [0, self.id, self.kind, self.namespace, self.object, self.hops, self.body]
+
+
+@dataclass(slots=True)
+class Reply:
+    id: int
+    ok: bool
+    value: Any
+
+    def wire(self) -> list[Any]:
+        return [1, self.id, self.ok, self.value]
+
+
+@dataclass(slots=True)
+class Frame:
+    tunnel: int
+    text: bool
+    data: str | bytes
+
+    def wire(self) -> list[Any]:
+        return [2, self.tunnel, self.text, self.data]
+
+
+@dataclass(slots=True)
+class Close:
+    tunnel: int
+    code: int
+    reason: str
+
+    def wire(self) -> list[Any]:
+        return [3, self.tunnel, self.code, self.reason]
+
+
+@dataclass(slots=True)
+class Challenge:
+    nonce: bytes
+
+    def wire(self) -> list[Any]:
+        return [4, 0, self.nonce]
+
+
+@dataclass(slots=True)
+class Answer:
+    proof: bytes
+
+    def wire(self) -> list[Any]:
+        return [5, 0, self.proof]
+
+
+Message = Request | Reply | Frame | Close | Challenge | Answer
+
+
+def encode(messages: list[Message]) -> bytes:
+    """One frame holding ``messages``."""
     # surrogatepass: a lone surrogate in some text (an error message, say) must not make a
     # whole batch unsendable.
-    data: bytes = msgpack.packb(messages, use_bin_type=True, unicode_errors="surrogatepass")
+    data: bytes = msgpack.packb(
+        [m.wire() for m in messages], use_bin_type=True, unicode_errors="surrogatepass"
+    )
     return data
 
 
-def decode(frame: bytes) -> list[list[Any]]:
-    """The messages of one frame, each checked for shape."""
+def decode(frame: bytes) -> list[Message]:
+    """The messages of one frame, each checked for shape (a frame is input)."""
     try:
-        messages = msgpack.unpackb(
+        raw = msgpack.unpackb(
             frame, raw=False, strict_map_key=False, unicode_errors="surrogatepass"
         )
     except Exception as exc:
         raise LinkProtocolError(f"not a msgpack frame: {exc}") from None
-    if not isinstance(messages, list):
+    if not isinstance(raw, list):
         raise LinkProtocolError("a frame holds a list of messages")
-    for m in messages:
+    return [_message(m) for m in raw]
+
+
+def _message(m: Any) -> Message:
+    if not (isinstance(m, list) and len(m) >= 2 and isinstance(m[0], int)):
+        raise LinkProtocolError("malformed message")
+    kind, n = m[0], len(m)
+    if not isinstance(m[1], int):
+        raise LinkProtocolError("malformed message")
+    if kind == 0:
         if not (
-            isinstance(m, list) and len(m) >= 2 and isinstance(m[0], int) and isinstance(m[1], int)
-        ):
-            raise LinkProtocolError("malformed message")
-        kind = m[0]
-        if kind == REQUEST and not (
-            len(m) == 7
+            n == 7
             and m[2] in KINDS
             and isinstance(m[3], str)
             and isinstance(m[4], str)
@@ -88,21 +156,28 @@ def decode(frame: bytes) -> list[list[Any]]:
             and isinstance(m[6], list)
         ):
             raise LinkProtocolError("malformed request")
-        if kind == REPLY and len(m) != 4:
+        return Request(m[1], m[2], m[3], m[4], m[5], m[6])
+    if kind == 1:
+        if n != 4:
             raise LinkProtocolError("malformed reply")
-        if kind == FRAME and not (len(m) == 4 and isinstance(m[3], str | bytes)):
+        return Reply(m[1], bool(m[2]), m[3])
+    if kind == 2:
+        if not (n == 4 and isinstance(m[3], str | bytes)):
             raise LinkProtocolError("malformed frame")
-        if kind == CLOSE and not (len(m) == 4 and isinstance(m[2], int) and isinstance(m[3], str)):
+        return Frame(m[1], bool(m[2]), m[3])
+    if kind == 3:
+        if not (n == 4 and isinstance(m[2], int) and isinstance(m[3], str)):
             raise LinkProtocolError("malformed close")
-        if kind in (CHALLENGE, ANSWER) and not (len(m) == 3 and isinstance(m[2], bytes)):
+        return Close(m[1], m[2], m[3])
+    if kind in (4, 5):
+        if not (n == 3 and isinstance(m[2], bytes)):
             raise LinkProtocolError("malformed challenge or answer")
-        if kind not in (REQUEST, REPLY, FRAME, CLOSE, CHALLENGE, ANSWER):
-            raise LinkProtocolError(f"unknown message type {kind}")
-    return messages
+        return Challenge(m[2]) if kind == 4 else Answer(m[2])
+    raise LinkProtocolError(f"unknown message type {kind}")
 
 
 def error_value(exc: BaseException) -> list[Any]:
-    """An exception as it travels in a REPLY: [code, message, type name, may have run]."""
+    """An exception as it travels in a Reply: [code, message, type name, may have run]."""
     if isinstance(exc, RpcError):
         return [exc.code, exc.remote_message, exc.type_name, exc.may_have_run]
     if isinstance(exc, DurableObjectError):
@@ -111,7 +186,7 @@ def error_value(exc: BaseException) -> list[Any]:
 
 
 def error_from(value: Any) -> DurableObjectError:
-    """Rebuild the exception a REPLY carries, with its class and outcome (a node of an
+    """Rebuild the exception a Reply carries, with its class and outcome (a node of an
     earlier version sends no outcome: its class's default stands)."""
     if not isinstance(value, list | tuple) or len(value) not in (3, 4):
         return DurableObjectError("malformed error from another node")
@@ -122,73 +197,141 @@ def error_from(value: Any) -> DurableObjectError:
     return BY_CODE.get(code, DurableObjectError)(str(message), may_have_run=outcome)
 
 
-def _mac(secret: str, *parts: str) -> str:
-    message = "|".join(parts).encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+# ------------------------------------------------------------------ both ends
 
 
-def auth_headers(secret: str, caller: str, callee: str, now: float) -> dict[str, str]:
-    """Handshake headers for a link (or an operator request) from ``caller`` to ``callee``."""
-    stamp = str(int(now))
-    nonce = secrets.token_hex(16)
-    return {
-        "X-Cluster-Node": caller,
-        "X-Cluster-Time": stamp,
-        "X-Cluster-Nonce": nonce,
-        "X-Cluster-Auth": _mac(secret, caller, callee, stamp, nonce),
-    }
+class _End:
+    """What both ends share: messages waiting to go out, cut into frames of ``BATCH``."""
+
+    def __init__(self) -> None:
+        self._out: list[Message] = []
+        self._frames: list[bytes] = []
+
+    def send(self, message: Message) -> bool:
+        """Queue ``message``; True when a frame's worth is waiting (send it now, so the other
+        node starts on it while this one goes on)."""
+        self._out.append(message)
+        if len(self._out) >= BATCH:
+            self._frames.append(encode(self._out))
+            self._out = []
+            return True
+        return False
+
+    def data_to_send(self) -> list[bytes]:
+        """The frames to write now, everything queued included."""
+        if self._out:
+            self._frames.append(encode(self._out))
+            self._out = []
+        frames, self._frames = self._frames, []
+        return frames
 
 
-class Verifier:
-    """Checks handshakes for one node (``me``): HMAC, clock skew, and each nonce once."""
+class CallerProtocol(_End):
+    """The end of a link that opened it: sends requests and tunnel traffic, hears replies.
 
-    def __init__(self, secret: str, me: str) -> None:
-        self._secret = secret
-        self._me = me
-        self._seen: dict[str, float] = {}  # nonce -> when it may be forgotten
+    ``receive`` answers challenges by itself (the answers wait in ``data_to_send``) and
+    returns the rest: Reply, Frame and Close messages."""
 
-    def verify(self, headers: dict[str, str], now: float) -> tuple[str | None, str]:
-        """(the calling node's id, "") when the credentials hold, else (None, why)."""
-        if not self._secret:
-            return None, "this node has no CLUSTER_SECRET"
-        try:
-            caller = headers.get("x-cluster-node", "")
-            stamp = headers.get("x-cluster-time", "")
-            nonce = headers.get("x-cluster-nonce", "")
-            given = headers.get("x-cluster-auth", "")
-            if not caller or not nonce or len(nonce) > 64:
-                return None, "missing credentials"
-            if abs(now - int(stamp)) > MAX_SKEW:
-                return None, "the handshake's time is off by more than 60 s (clocks, or a replay)"
-            want = _mac(self._secret, caller, self._me, stamp, nonce)
-            if not hmac.compare_digest(given.encode(), want.encode()):
-                return None, "wrong credentials (do the nodes share one CLUSTER_SECRET?)"
-        except (ValueError, TypeError, OverflowError, UnicodeError):
-            return None, "malformed credentials"
-        self._forget(now)
-        if nonce in self._seen:
-            return None, "a handshake seen before (a replay)"
-        self._seen[nonce] = now + 2 * MAX_SKEW
-        return caller, ""
+    def __init__(self, secret: str, me: str, callee: str) -> None:
+        super().__init__()
+        self._secret, self._me, self._callee = secret, me, callee
+        self.answers = 0  # challenges answered so far
 
-    def _forget(self, now: float) -> None:
-        while self._seen:
-            nonce, until = next(iter(self._seen.items()))
-            if until > now and len(self._seen) < MAX_NONCES:
-                return
-            del self._seen[nonce]
+    def receive(self, frame: bytes) -> list[Message]:
+        events: list[Message] = []
+        for m in decode(frame):
+            if isinstance(m, Challenge):
+                self.send(Answer(auth.answer(self._secret, self._me, self._callee, m.nonce)))
+                self.answers += 1
+            elif isinstance(m, Reply | Frame | Close):
+                events.append(m)
+            else:
+                raise LinkProtocolError(f"a caller is sent no {type(m).__name__}")
+        return events
 
 
-def new_challenge() -> bytes:
-    return secrets.token_bytes(32)
+class CalleeProtocol(_End):
+    """The end of a link another node opened: challenges it (at once, then every
+    ``reauth_interval``), and hands on its Request, Frame and Close messages once it has
+    answered the first challenge. Time is given, never read: ``start(now)``,
+    ``receive(frame, now)``, ``tick(now)``."""
+
+    def __init__(self, secret: str, me: str, caller: str, reauth_interval: float) -> None:
+        super().__init__()
+        self._secret, self._me, self._caller = secret, me, caller
+        self.reauth_interval = reauth_interval
+        self.proven = False  # the first challenge was answered
+        self.answers = 0  # challenges answered so far
+        self._challenge: bytes | None = None
+        self._asked = 0.0  # when the challenge out was sent
+        self._next = 0.0  # when to challenge again
+
+    def start(self, now: float) -> None:
+        self._ask(now)
+
+    def _ask(self, now: float) -> None:
+        self._challenge = auth.new_challenge()
+        self._asked = now
+        self.send(Challenge(self._challenge))
+
+    def receive(self, frame: bytes, now: float) -> list[Message]:
+        events: list[Message] = []
+        for m in decode(frame):
+            if isinstance(m, Answer):
+                self._check(m.proof, now)
+            elif not self.proven:
+                raise LinkProtocolError("a message before the challenge's answer")
+            elif isinstance(m, Request | Frame | Close):
+                events.append(m)
+            else:
+                raise LinkProtocolError(f"a callee is sent no {type(m).__name__}")
+        return events
+
+    def _check(self, given: bytes, now: float) -> None:
+        challenge, self._challenge = self._challenge, None
+        if challenge is None or not auth.check_answer(
+            self._secret, self._caller, self._me, challenge, given
+        ):
+            raise Unproven("a wrong answer to the link's challenge")
+        self.proven = True
+        self.answers += 1
+        self._next = now + self.reauth_interval
+
+    def tick(self, now: float) -> float:
+        """Check the clock: raise Unproven if a challenge went unanswered too long, send the
+        next one when it is due. Returns when to tick again."""
+        if self._challenge is not None:
+            if now - self._asked > ANSWER_TIMEOUT:
+                raise Unproven(f"no answer to the link's challenge within {ANSWER_TIMEOUT:.0f}s")
+            return self._asked + ANSWER_TIMEOUT
+        if now >= self._next:
+            self._ask(now)
+            return now + ANSWER_TIMEOUT
+        return self._next
 
 
-def answer(secret: str, caller: str, callee: str, challenge: bytes) -> bytes:
-    """What the caller sends back for ``challenge``: proof it holds the secret, now."""
-    return hmac.new(
-        secret.encode(), b"answer|" + f"{caller}|{callee}|".encode() + challenge, hashlib.sha256
-    ).digest()
+class Liveness:
+    """Whether the other end of a link still shows signs of life, judged by the caller.
 
+    Ping every ``interval``; a link on which nothing was heard (a pong, a frame) for
+    ``timeout`` is dead. Time this end itself spent asleep (its process was paused: a tick
+    far later than asked for) is not held against the other: it gets a fresh window."""
 
-def check_answer(secret: str, caller: str, callee: str, challenge: bytes, given: bytes) -> bool:
-    return hmac.compare_digest(answer(secret, caller, callee, challenge), given)
+    def __init__(self, interval: float, timeout: float, now: float) -> None:
+        self.interval = interval
+        self.timeout = timeout
+        self.heard = now
+        self._ticked = now
+
+    def hear(self, now: float) -> None:
+        self.heard = max(self.heard, now)
+
+    def tick(self, now: float) -> bool:
+        """False when the other end is to be given up (else: ping it now)."""
+        if now - self._ticked > 2 * self.interval + 0.25:  # we were paused: start over
+            self.heard = now
+        self._ticked = now
+        return now - self.heard <= self.timeout
+
+    def silence(self, now: float) -> float:
+        return now - self.heard

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from ..base.config import Settings
 from ..base.errors import ConfigurationError, Fenced, ObjectMoved, UnknownNamespace
 from ..base.stats import NodeStats
-from ..cluster import protocol as link
+from ..cluster import auth
 from ..cluster.links import Links
 from ..cluster.registry import NodeInfo, Registry
 from ..objects.ids import ObjectId
@@ -78,7 +78,7 @@ class Node:
         self.router = Router(self)
         self.links = Links(self, self.stats.forwarded)
         #: Checks the handshakes of links and operator requests made to this node.
-        self.verifier = link.Verifier(self.settings.cluster_secret, self.node_id)
+        self.verifier = auth.Verifier(self.settings.cluster_secret, self.node_id)
         self.env = Env(self)
         self.namespaces: dict[str, Namespace] = {}
         self.records: dict[tuple[str, str], ObjectRecord] = {}
@@ -139,6 +139,10 @@ class Node:
 
     async def keyring_key(self, purpose: str) -> str:
         return str(await self.namespace(KEYRING).get_by_name("signing").key(purpose))
+
+    def forget_node(self, node_id: str) -> None:
+        """A link to ``node_id`` broke: its objects are looked up again (routing)."""
+        self.router.forget_node(node_id)
 
     def link_refused(self, peer: str, why: str) -> None:
         self.links.refused(peer, why)

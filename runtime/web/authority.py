@@ -16,7 +16,7 @@ from typing import Protocol
 from starlette.requests import HTTPConnection
 
 from ..base.config import Settings
-from ..cluster.protocol import Verifier
+from ..cluster.auth import Verifier
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 #: The cookie ``/ops?token=...`` leaves, so the page's own requests carry the token.

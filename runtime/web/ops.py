@@ -31,7 +31,7 @@ from starlette.templating import Jinja2Templates
 
 from ..base.errors import DurableObjectError, InvalidObjectId, UnknownNamespace
 from ..base.stats import quantile
-from ..cluster import protocol as link
+from ..cluster import auth
 from ..storage.keyspace import ObjectKeys, alarm_shard_key
 from ..storage.lease import LeaseClient
 from .authority import COOKIE, allowed
@@ -132,7 +132,7 @@ class ClusterView:
 
     async def _ask(self, client: httpx.AsyncClient, peer: str, url: str) -> dict[str, Any] | None:
         settings = self.node.settings
-        headers = link.auth_headers(settings.cluster_secret, self.node.node_id, peer, time.time())
+        headers = auth.auth_headers(settings.cluster_secret, self.node.node_id, peer, time.time())
         try:
             answer = await client.get(http_url(url) + "/ops/api/node", headers=headers)
             if answer.status_code != 200:

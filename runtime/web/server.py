@@ -33,7 +33,7 @@ from ..base.errors import (
     error_headers,
 )
 from ..cluster import protocol as link
-from ..cluster.links import LinkSession
+from ..cluster.server import LinkSession
 from ..host.node import Node
 from ..sockets.asgi import BoundedHttpToolsProtocol, Connection, FastWebSocketProtocol, HeadLimits
 from ..storage.embedded import ValkeySupervisor

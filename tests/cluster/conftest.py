@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime.cluster import protocol as link
+from runtime.cluster import auth as cluster_auth
 from tests.support.servers import NodeProcess
 
 SECRET = "cluster-secret-for-tests-only-7f3a9c"
@@ -18,7 +18,7 @@ FAST = {"CLUSTER_SECRET": SECRET, "LEASE_TTL": "2", "ALARM_POLL_INTERVAL": "0.2"
 
 
 def auth(node: NodeProcess, caller: str = "test-client") -> dict[str, str]:
-    return link.auth_headers(SECRET, caller, node.node_id, time.time())
+    return cluster_auth.auth_headers(SECRET, caller, node.node_id, time.time())
 
 
 def live_ids(node: NodeProcess) -> list[str]:

@@ -16,6 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from runtime.base.config import DEFAULT_ID_KEY
+from runtime.cluster import auth
 from runtime.cluster import protocol as link
 from runtime.objects.ids import IdFactory
 from runtime.storage.embedded import ValkeyProcess
@@ -29,9 +30,9 @@ async def test_node_links_refuse_missing_or_forged_credentials(nodes, tmp_path) 
     forged = [
         {},
         {"X-Cluster-Node": "intruder", "X-Cluster-Time": str(int(now)), "X-Cluster-Auth": "0" * 64},
-        link.auth_headers("not-the-secret", "intruder", node.node_id, now),
-        link.auth_headers(SECRET, "old-node", node.node_id, now - 3600),  # replayed, old
-        link.auth_headers(SECRET, "friend", "some-other-node", now),  # meant for another
+        auth.auth_headers("not-the-secret", "intruder", node.node_id, now),
+        auth.auth_headers(SECRET, "old-node", node.node_id, now - 3600),  # replayed, old
+        auth.auth_headers(SECRET, "friend", "some-other-node", now),  # meant for another
         {"X-Cluster-Node": "x", "X-Cluster-Time": "9" * 400, "X-Cluster-Auth": "e"},
     ]
     for headers in forged:
@@ -39,7 +40,7 @@ async def test_node_links_refuse_missing_or_forged_credentials(nodes, tmp_path) 
             await connect(url, additional_headers=headers, open_timeout=5)
         assert info.value.response.status_code == 403
     ws = await connect(
-        url, additional_headers=link.auth_headers(SECRET, "friend", node.node_id, now)
+        url, additional_headers=auth.auth_headers(SECRET, "friend", node.node_id, now)
     )
     await ws.close()
     async with httpx.AsyncClient(base_url=node.http) as client:
@@ -117,6 +118,18 @@ async def test_a_chat_room_across_three_nodes(nodes) -> None:
         await ws.close()
 
 
+#: The link's wire format, spelled out here as a peer of another make would (protocol.py).
+REQUEST, REPLY, FRAME, CLOSE, CHALLENGE, ANSWER = range(6)
+
+
+def wire(messages: list[list[Any]]) -> bytes:
+    return msgpack.packb(messages, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unwire(frame: Any) -> list[list[Any]]:
+    return list(msgpack.unpackb(frame, raw=False))
+
+
 def probe_id(name: str) -> str:
     return IdFactory("probe", DEFAULT_ID_KEY.encode()).from_name(name).hex
 
@@ -124,15 +137,15 @@ def probe_id(name: str) -> str:
 async def test_a_captured_handshake_opens_nothing(nodes, tmp_path) -> None:
     (node,) = nodes(1)
     url = f"{node.ws}{link.PATH}"
-    captured = link.auth_headers(SECRET, "n9", node.node_id, time.time())
-    request = link.encode(
-        [[link.REQUEST, 1, "rpc", "probe", probe_id("replayed"), 0, ["increment", b"\x92\x90\x80"]]]
+    captured = auth.auth_headers(SECRET, "n9", node.node_id, time.time())
+    request = wire(
+        [[REQUEST, 1, "rpc", "probe", probe_id("replayed"), 0, ["increment", b"\x92\x90\x80"]]]
     )
     # Whoever opens a link is challenged first; a request sent without the answer is not
     # acted on, and the link is closed.
     ws = await connect(url, additional_headers=captured)
-    (challenge,) = link.decode(await ws.recv())
-    assert challenge[0] == link.CHALLENGE and len(challenge[2]) == 32
+    (challenge,) = unwire(await ws.recv())
+    assert challenge[0] == CHALLENGE and len(challenge[2]) == 32
     await ws.send(request)
     await ws.wait_closed()
     assert ws.close_code == 1002
@@ -142,16 +155,14 @@ async def test_a_captured_handshake_opens_nothing(nodes, tmp_path) -> None:
     assert info.value.response.status_code == 403
     # A wrong answer, or none within 5 s, closes a link too.
     wrong = await connect(
-        url, additional_headers=link.auth_headers(SECRET, "n9", "n1", time.time())
+        url, additional_headers=auth.auth_headers(SECRET, "n9", "n1", time.time())
     )
-    (challenge,) = link.decode(await wrong.recv())
-    await wrong.send(
-        link.encode([[link.ANSWER, 0, link.answer("guess", "n9", "n1", challenge[2])]])
-    )
+    (challenge,) = unwire(await wrong.recv())
+    await wrong.send(wire([[ANSWER, 0, auth.answer("guess", "n9", "n1", challenge[2])]]))
     await wrong.wait_closed()
     assert wrong.close_code == 1008
     silent = await connect(
-        url, additional_headers=link.auth_headers(SECRET, "n9", "n1", time.time())
+        url, additional_headers=auth.auth_headers(SECRET, "n9", "n1", time.time())
     )
     started = time.monotonic()
     await asyncio.wait_for(silent.wait_closed(), 10)
@@ -193,16 +204,16 @@ class HandDrivenLink:
 
     @classmethod
     async def open(cls, node, caller: str) -> HandDrivenLink:
-        headers = link.auth_headers(SECRET, caller, node.node_id, time.time())
+        headers = auth.auth_headers(SECRET, caller, node.node_id, time.time())
         ws = await connect(f"{node.ws}{link.PATH}", additional_headers=headers)
         self = cls(ws)
-        first = await self.next(link.CHALLENGE)
-        await ws.send(link.encode([self.answer(first, caller, node.node_id)]))
+        first = await self.next(CHALLENGE)
+        await ws.send(wire([self.answer(first, caller, node.node_id)]))
         return self
 
     @staticmethod
     def answer(challenge: list[Any], caller: str, callee: str, secret: str = SECRET) -> list[Any]:
-        return [link.ANSWER, 0, link.answer(secret, caller, callee, challenge[2])]
+        return [ANSWER, 0, auth.answer(secret, caller, callee, challenge[2])]
 
     async def next(self, kind: int) -> list[Any]:
         """The next message of ``kind``; the ones before it wait for their own turn."""
@@ -210,12 +221,12 @@ class HandDrivenLink:
             for i, m in enumerate(self._waiting):
                 if m[0] == kind:
                     return self._waiting.pop(i)
-            self._waiting += link.decode(await asyncio.wait_for(self.ws.recv(), 10))
+            self._waiting += unwire(await asyncio.wait_for(self.ws.recv(), 10))
 
     @staticmethod
     def increment(rid: int, name: str) -> list[Any]:
         return [
-            link.REQUEST,
+            REQUEST,
             rid,
             "rpc",
             "probe",
@@ -225,8 +236,8 @@ class HandDrivenLink:
         ]
 
     async def call(self, rid: int, name: str) -> Any:
-        await self.ws.send(link.encode([self.increment(rid, name)]))
-        reply = await self.next(link.REPLY)
+        await self.ws.send(wire([self.increment(rid, name)]))
+        reply = await self.next(REPLY)
         assert reply[1] == rid and reply[2] is True, reply
         return msgpack.unpackb(reply[3]) if isinstance(reply[3], bytes) else reply[3]
 
@@ -235,14 +246,14 @@ async def test_a_link_that_stops_answering_its_challenges_is_closed(nodes, tmp_p
     (node,) = nodes(1, env={"LINK_REAUTH_INTERVAL": "0.5"})
     peer = await HandDrivenLink.open(node, "n7")
     assert await peer.call(1, "quiet") == 1  # proven once: the link carries requests
-    await peer.next(link.CHALLENGE)  # the next challenge comes; this peer never answers it
+    await peer.next(CHALLENGE)  # the next challenge comes; this peer never answers it
     asked = time.monotonic()
     await asyncio.wait_for(peer.ws.wait_closed(), link.ANSWER_TIMEOUT + 5)
     waited = time.monotonic() - asked
     assert peer.ws.close_code == 1008  # authentication failed
     assert link.ANSWER_TIMEOUT - 1 < waited < link.ANSWER_TIMEOUT + 2
     with pytest.raises(ConnectionClosed):  # nothing more goes through that link
-        await peer.ws.send(link.encode([HandDrivenLink.increment(2, "quiet")]))
+        await peer.ws.send(wire([HandDrivenLink.increment(2, "quiet")]))
     async with httpx.AsyncClient() as client:
         assert (await client.post(f"{node.http}/probe/quiet/incr")).json() == {"value": 2}
         health = (await client.get(f"{node.http}/healthz")).json()
@@ -257,12 +268,12 @@ async def test_a_wrong_answer_to_a_later_challenge_closes_the_link_at_once(nodes
     (node,) = nodes(1, env={"LINK_REAUTH_INTERVAL": "0.5"})
     peer = await HandDrivenLink.open(node, "n7")
     assert await peer.call(1, "misled") == 1
-    again = await peer.next(link.CHALLENGE)  # answered right: the link stays
-    await peer.ws.send(link.encode([HandDrivenLink.answer(again, "n7", node.node_id)]))
+    again = await peer.next(CHALLENGE)  # answered right: the link stays
+    await peer.ws.send(wire([HandDrivenLink.answer(again, "n7", node.node_id)]))
     assert await peer.call(2, "misled") == 2
-    wrong = HandDrivenLink.answer(await peer.next(link.CHALLENGE), "n7", node.node_id, "guess")
+    wrong = HandDrivenLink.answer(await peer.next(CHALLENGE), "n7", node.node_id, "guess")
     # A request right behind the wrong answer, in the same frame, must not run.
-    await peer.ws.send(link.encode([wrong, HandDrivenLink.increment(3, "misled")]))
+    await peer.ws.send(wire([wrong, HandDrivenLink.increment(3, "misled")]))
     asked = time.monotonic()
     await asyncio.wait_for(peer.ws.wait_closed(), 5)
     assert peer.ws.close_code == 1008 and time.monotonic() - asked < 2

@@ -15,6 +15,7 @@ from websockets.exceptions import InvalidStatus
 
 from apps.chat import make_app as chat_app
 from examples.counter import app as counter_app
+from runtime.cluster import auth
 from runtime.cluster import protocol as link
 from tests.support.servers import NodeProcess
 
@@ -110,7 +111,7 @@ async def test_a_json_logging_node_names_the_failing_object_and_no_secret(
             )
             full_id = where.json()["id"]
             assert where.json()["node"] == owner.node_id and len(full_id) == 64
-            intruder = link.auth_headers("not-the-secret", "intruder", owner.node_id, time.time())
+            intruder = auth.auth_headers("not-the-secret", "intruder", owner.node_id, time.time())
             with pytest.raises(InvalidStatus):
                 await connect(f"{owner.ws}{link.PATH}", additional_headers=intruder)
         # The object's handshake handler raises (after accepting): the node logs it.

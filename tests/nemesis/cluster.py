@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from runtime.base.config import DEFAULT_ID_KEY
-from runtime.cluster import protocol as link
+from runtime.cluster import auth
 from runtime.objects.ids import IdFactory
 from runtime.storage.embedded import ValkeyProcess, free_port
 from tests.nemesis.proxy import Proxy
@@ -150,7 +150,7 @@ class Cluster:
 
     def _cluster_get(self, i: int) -> dict[str, object]:
         node = self.nodes[i]
-        headers = link.auth_headers(SECRET, "nemesis", node.node_id, time.time())
+        headers = auth.auth_headers(SECRET, "nemesis", node.node_id, time.time())
         reply = httpx.get(f"{node.http}/_cluster/objects", headers=headers, timeout=5)
         reply.raise_for_status()
         data: dict[str, object] = reply.json()
