@@ -291,48 +291,68 @@ class Node:
     # ------------------------------------------------------------ loops
 
     async def _renew_loop(self) -> None:
-        """Renew every lease each ``lease_ttl / 2``; between rounds, wake at the earliest
-        local deadline, so an object whose lease could not be renewed is given up (fenced)
-        at its deadline, before the lease can run out in Redis."""
+        """Renew every lease each ``lease_ttl / 2``, the round in a task of its own; and wake
+        at each local deadline meanwhile, so an object whose lease was not renewed in time
+        is given up (fenced) at its own deadline, before the lease can run out in Redis,
+        whatever the round in flight is waiting for."""
         interval = self.settings.lease_ttl / 2
         next_round = time.monotonic()
+        renewing: asyncio.Task[None] | None = None
+        started = 0.0  # when the round in flight was sent
         # The loops also watch their flag: a cancellation that arrives while redis-py is
         # mid-command can be turned into a connection error and swallowed.
-        while not self._closed:
-            now = time.monotonic()
-            if now >= next_round:
-                next_round = now + interval
-                try:
-                    await self.renew_leases()
-                except Exception:  # never let the loop die: the local deadlines protect reads
-                    log.exception("lease renewal round failed")
-            self.fence_overdue()
-            now = time.monotonic()
-            wake = min(
-                [next_round, *(r.lease.deadline for r in self._leased() if r.lease.deadline > now)]
-            )
-            await asyncio.sleep(max(0.0, wake - now))
+        try:
+            while not self._closed:
+                now = time.monotonic()
+                if now >= next_round and (renewing is None or renewing.done()):
+                    next_round, started = now + interval, now
+                    renewing = asyncio.get_running_loop().create_task(self._renew_round())
+                # A lease whose deadline passed before the round in flight was sent waits for
+                # that round (after a pause it may renew, or revive, every one of them).
+                in_flight = renewing is not None and not renewing.done()
+                self.fence_overdue(spare_until=started if in_flight else 0.0)
+                now = time.monotonic()
+                wake = min(
+                    [
+                        next_round,
+                        *(r.lease.deadline for r in self._leased() if r.lease.deadline > now),
+                    ]
+                )
+                waiting = {renewing} if renewing is not None and not renewing.done() else set()
+                # (a round that ends wakes the loop: its answers may leave nothing overdue)
+                if waiting:
+                    await asyncio.wait(waiting, timeout=max(0.0, wake - now))
+                else:
+                    await asyncio.sleep(max(0.0, wake - now))
+        finally:
+            if renewing is not None:
+                renewing.cancel()
+
+    async def _renew_round(self) -> None:
+        try:
+            await self.renew_leases()
+        except Exception:  # never let a round kill the loop: the local deadlines protect reads
+            log.exception("lease renewal round failed")
 
     def _leased(self) -> list[ObjectRecord]:
         return [r for r in self.records.values() if r.lease.value and not r.gone]
 
     async def renew_leases(self) -> None:
-        """Renew every lease of this node in one pipelined batch per store. A round that
-        gets no answer is given up at the earliest deadline among its leases (and not
-        sooner than the margin); then the store counts as out of reach until an answer
-        comes (to a ping, when there is no lease left to renew)."""
+        """Renew every lease of this node in one pipelined batch per store, waiting for the
+        answer at most one renewal interval. A round that gets no answer (or a store with no
+        lease here that does not answer a ping) makes the store count as out of reach until
+        one does; leases it did not renew are given up at their own deadlines
+        (fence_overdue)."""
+        interval = self.settings.lease_ttl / 2
         for store in self.stores.values():
             records = [r for r in self._leased() if r.store is store]
             if not records:
-                if not store.reachable:
-                    store.reachable = await self._answers(store)
+                store.reachable = await self._answers(store)
                 continue
-            now = time.monotonic()
-            bound = max(self.settings.lease_margin, min(r.lease.deadline for r in records) - now)
             items = [(r.keys, r.lease) for r in records]
             results: list[bool | None]
             try:
-                results = await asyncio.wait_for(store.leases.renew_many(items), bound)
+                results = await asyncio.wait_for(store.leases.renew_many(items), interval)
             except TimeoutError:
                 results = [None] * len(records)
             store.reachable = any(ok is not None for ok in results)
@@ -358,14 +378,17 @@ class Node:
             return False
         return True
 
-    def fence_overdue(self) -> None:
+    def fence_overdue(self, spare_until: float = 0.0) -> None:
         """Give up every object whose lease this node could not renew before its local
-        deadline (record.fence): it may no longer be ours by the time Redis answers."""
+        deadline (record.fence): it may no longer be ours by the time Redis answers. Leases
+        whose deadline is before ``spare_until`` are spared (a round sent since is renewing
+        them)."""
         now = time.monotonic()
-        overdue = [r for r in self._leased() if r.lease.deadline <= now]
+        overdue = [r for r in self._leased() if spare_until < r.lease.deadline <= now]
         if not overdue:
             return
         for record in overdue:
+            record.store.reachable = False  # (no renewal came back in time: until one does)
             record.fence("its lease could not be renewed before its deadline")
         log.warning(
             "gave up %d object%s: their leases could not be renewed in time (is Redis reachable "

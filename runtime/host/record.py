@@ -74,19 +74,21 @@ class _Outcome(Generic[T]):
     error: BaseException | None
     storage: Storage | None
     seq: int
-    #: The event's writes joined batch ``seq`` (else it wrote nothing).
-    wrote: bool = False
-    #: It had an effect that no failed commit can undo: it called another object, started
-    #: background work, or sent socket messages that went out at once.
+    #: The first batch the event's writes joined, and the batch its socket messages waited
+    #: for (0: none); ``touched``: an effect no failed commit can undo (it called another
+    #: object, started background work, or its messages went out at once).
+    wrote: int = 0
+    sent: int = 0
     touched: bool = False
 
     def may_have_run(self) -> bool:
         """Whether the failed event may have had an effect (errors.py: "not run" or not)."""
         if self.touched:
             return True
-        if not self.wrote or self.storage is None:
-            return False  # only its own output was at stake, and that was never released
-        return self.storage.commits.may_be_stored(self.seq)
+        commits = None if self.storage is None else self.storage.commits
+        return commits is not None and any(
+            seq and commits.may_be_stored(seq) for seq in (self.wrote, self.sent)
+        )
 
 
 class ObjectRecord:
@@ -217,27 +219,30 @@ class ObjectRecord:
                 self.running -= 1
                 event.active = False
             seq = 0
-            wrote = False
             touched = event.opened or event.ended is not None
             if storage is not None:
                 if self.gone or storage.commits.failure is not None:
                     if event.writes:
                         self.host.stats.events_reset += 1
                         error = ObjectReset(
-                            f"{self.describe()} was reset while this event ran; nothing it "
-                            "wrote was stored",
-                            may_have_run=touched,
+                            f"{self.describe()} was reset while this event ran; what it "
+                            "wrote last was not stored",
+                            may_have_run=touched or bool(event.wrote),
                         )
                 else:
-                    wrote = bool(event.writes)
-                    storage.absorb(event.writes)
-                    if event.outputs and not storage.has_uncommitted:
-                        touched = True  # (its messages go out now: nothing gates them)
+                    if event.writes:
+                        storage.absorb(event.writes)
+                        self._handed(event, storage.commits.latest_seq)
+                    if event.outputs:
+                        if storage.has_uncommitted:  # they wait for the newest batch
+                            event.sent = storage.commits.latest_seq
+                        else:
+                            touched = True  # (they go out now: nothing gates them)
                     for ws, item in event.outputs:
                         self.output_now(ws, item)
                     storage.commits.flush()
                 seq = storage.commits.latest_seq
-            return _Outcome(result, error, storage, seq, wrote, touched)
+            return _Outcome(result, error, storage, seq, event.wrote, event.sent, touched)
         finally:
             event.release_gate()
             event.end()
@@ -255,7 +260,20 @@ class ObjectRecord:
             assert storage is not None
             storage.absorb(event.writes)
             event.writes.reset()
+            self._handed(event, storage.commits.latest_seq)
             storage.commits.flush()
+
+    @staticmethod
+    def _handed(event: Event, seq: int) -> None:
+        """The event's writes joined batch ``seq`` (the first such batch is what counts)."""
+        if not event.wrote:
+            event.wrote = seq
+
+    def handed_over(self, seq: int) -> None:
+        """Storage took the running event's writes into batch ``seq`` (storage.sync)."""
+        event = current_event()
+        if event is not None and event.owner is self:
+            self._handed(event, seq)
 
     def _abandon(self, instance: DurableObject) -> None:
         """The caller was cancelled mid-event (a timeout, a client gone, the node stopping).
@@ -288,6 +306,8 @@ class ObjectRecord:
             self.lease = await self.host.acquire_lease(self)
         elif not self.lease.live:
             await self._confirm_or_gone()
+        if self.gone:  # discarded or fenced while it waited for the lease: build nothing
+            raise RecordGone
         if self.storage is None:
             self.storage = Storage(self)
         self._init = []

@@ -258,7 +258,16 @@ class Router:
         while True:
             if node.stopping:
                 raise ObjectMoved(f"node {node.node_id} is stopping")
-            got = await record.store.leases.acquire(record.keys)
+            try:  # (bounded: a Redis that stopped answering must not hold the event long)
+                got = await asyncio.wait_for(
+                    record.store.leases.acquire(record.keys), node.settings.lease_ttl / 2
+                )
+            except TimeoutError:
+                raise StorageUnavailable(
+                    f"{record.describe()} could not be activated: Redis did not answer in "
+                    f"{node.settings.lease_ttl / 2:g}s",
+                    may_have_run=False,
+                ) from None
             if isinstance(got, Lease):
                 node.stats.leases_acquired += 1
                 self._disowned.pop(key, None)

@@ -77,7 +77,9 @@ class Event:
         "opened",
         "outputs",
         "owner",
+        "sent",
         "writes",
+        "wrote",
     )
 
     def __init__(
@@ -92,6 +94,10 @@ class Event:
         self.active = True  # the handler has not returned yet
         self.calls = 0  # calls to other objects in flight
         self.opened = False  # it called another object (so it may have had effects there)
+        #: The first batch its writes joined (0: none yet), and the batch its socket
+        #: messages wait for (0: none): what decides whether a failed event may have run.
+        self.wrote = 0
+        self.sent = 0
         self.writes: WriteBatch | None = None
         self.outputs: list[tuple[ObjectWebSocket, Output]] = []
         #: Made when background work waits for this event to end (see Record.wait_until).
@@ -129,10 +135,12 @@ async def outbound(call: Awaitable[T]) -> T:
     on the first and take it back after the last.
     """
     event = _current.get()
-    if event is None or not event.active or _blocking.get():
+    if event is None or not event.active:
+        return await call
+    event.opened = True
+    if _blocking.get():  # (inside block_concurrency_while: the gate stays closed)
         return await call
     event.calls += 1
-    event.opened = True
     if event.on_open is not None:
         event.on_open(event)
     event.release_gate()

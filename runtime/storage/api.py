@@ -42,6 +42,7 @@ class StorageHost(CommitHost, Protocol):
 
     async def confirm_lease(self) -> None: ...
     def event_batch(self, create: bool) -> WriteBatch | None: ...
+    def handed_over(self, seq: int) -> None: ...
 
 
 class _Operations:
@@ -159,6 +160,7 @@ class Storage(_Operations):
         if event:
             self.absorb(event)
             event.reset()
+            self._host.handed_over(self.commits.latest_seq)  # (the event's writes are in it)
         await self.commits.sync()
 
     # ------------------------------------------------------- for the record
@@ -257,10 +259,12 @@ class Storage(_Operations):
     async def _fetch(self, keys: _Keys, with_alarm: bool = False) -> dict[str, Raw]:
         """Read keys from Redis through the fenced read script; cache what is still current."""
         k = self._host.keys
-        reply = await self._host.batcher.call(
-            self._host.scripts.read,
-            (k.lease, k.data, k.alarm),
-            (self._host.lease.value, "1" if with_alarm else "0", *keys),
+        reply = await self.commits.unless_failed(
+            self._host.batcher.submit(
+                self._host.scripts.read,
+                (k.lease, k.data, k.alarm),
+                (self._host.lease.value, "1" if with_alarm else "0", *keys),
+            )
         )
         if not reply[0]:
             raise Fenced("this node lost the object's lease; it cannot read the object's storage")
@@ -325,10 +329,12 @@ class Storage(_Operations):
         out: dict[str, Raw] = {}
         while True:
             page = _PAGE if limit is None else min(_PAGE, limit - len(out))
-            reply = await self._host.batcher.call(
-                self._host.scripts.list,
-                (k.lease, k.data, k.index),
-                (self._host.lease.value, lo, hi, "1" if reverse else "0", page),
+            reply = await self.commits.unless_failed(
+                self._host.batcher.submit(
+                    self._host.scripts.list,
+                    (k.lease, k.data, k.index),
+                    (self._host.lease.value, lo, hi, "1" if reverse else "0", page),
+                )
             )
             if not reply[0]:
                 raise Fenced("this node lost the object's lease; it cannot list its storage")

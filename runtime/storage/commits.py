@@ -54,6 +54,9 @@ class Commits:
         #: that one may have been stored all the same (sent, and no answer came back).
         self.failed_seq = 0
         self.failed_maybe_stored = True
+        #: Reads in flight to Redis: they fail with the object (a read does not wait out
+        #: the batcher's own timeout on an object this node has given up).
+        self._reads: set[asyncio.Future[Any]] = set()
 
     @property
     def has_uncommitted(self) -> bool:
@@ -210,7 +213,20 @@ class Commits:
             if not f.done():
                 f.set_exception(error)
         self._waiters.clear()
+        for read in self._reads:  # (the batcher skips futures already done)
+            if not read.done():
+                read.set_exception(error.with_outcome(False))
         self._host.on_commit_failed(error)
+
+    async def unless_failed(self, read: asyncio.Future[Any]) -> Any:
+        """The answer of ``read`` (a script call in flight), or the failure of the object if
+        that comes first."""
+        self.raise_if_failed()
+        self._reads.add(read)
+        try:
+            return await read
+        finally:
+            self._reads.discard(read)
 
     def may_be_stored(self, seq: int) -> bool:
         """Whether batch ``seq`` is, or may yet be, stored (False only when it surely is not:

@@ -53,7 +53,31 @@ def trusted_hosts(allowed: Sequence[str], own_url: str) -> Middleware:
     """The Host check: localhost names, the node's own advertised host, ``allowed``."""
     own = urlsplit(own_url).hostname or ""
     hosts = list(dict.fromkeys([*LOCAL_HOSTS, *([own] if own else []), *allowed]))
-    return Middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
+    return Middleware(_TrustedHosts, allowed_hosts=hosts)
+
+
+class _TrustedHosts:
+    """Starlette's TrustedHostMiddleware, its refusals saying ``X-Outcome: not-run``."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+        self.app = app
+        self.check = TrustedHostMiddleware(self._passed, allowed_hosts, www_redirect=False)
+
+    async def _passed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["runtime.host_ok"] = True
+        await self.app(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+
+        async def refusal(message: Message) -> None:
+            if message["type"] == "http.response.start" and not scope.get("runtime.host_ok"):
+                message["headers"] = [*message.get("headers", []), (b"x-outcome", b"not-run")]
+            await send(message)
+
+        await self.check(scope, receive, refusal)
 
 
 class SameSite:
@@ -134,7 +158,11 @@ async def _refuse(scope: Scope, send: Send, text: str, status: int = 403) -> Non
     start: dict[str, Any] = {
         "type": f"{prefix}http.response.start",
         "status": status,
-        "headers": [(b"content-type", b"text/plain; charset=utf-8"), *PAGE_HEADERS],
+        "headers": [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"x-outcome", b"not-run"),  # refused before anything ran
+            *PAGE_HEADERS,
+        ],
     }
     await send(start)
     await send({"type": f"{prefix}http.response.body", "body": text.encode()})

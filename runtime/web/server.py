@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 from redis import exceptions as redis_errors
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
@@ -67,6 +68,16 @@ async def _object_error(request: Request, exc: Exception) -> Response:
         kind = exc.type_name if isinstance(exc, RpcError) else type(exc).__name__
         return PlainTextResponse(f"internal error ({kind})", status, headers=headers)
     return PlainTextResponse(str(exc), status, headers=headers)
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    """An HTTPException (no such route, a method it does not take, a body too large): the
+    request was refused before anything ran. (A route raises one only before it acts.)"""
+    assert isinstance(exc, HTTPException)
+    headers = {**(exc.headers or {}), "X-Outcome": "not-run"}
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=headers)
+    return PlainTextResponse(str(exc.detail), exc.status_code, headers=headers)
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
@@ -204,7 +215,11 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         middleware=middleware,
-        exception_handlers={DurableObjectError: _object_error, Exception: _crash},
+        exception_handlers={
+            DurableObjectError: _object_error,
+            HTTPException: _refused,
+            Exception: _crash,
+        },
     )
     # The same routes, found by their first segment instead of one after another.
     starlette.router = IndexedRouter(routes=routes, lifespan=lifespan)

@@ -15,7 +15,8 @@ linearizable when each object's part of it is):
 - :func:`check_counter`: the checks of a fetch-and-increment counter that run in
   O(n log n) however many operations are unknown: no value handed out twice, values in
   real-time order, no acknowledged increment lost, nothing applied twice, no read from the
-  past and no read that goes back, and nothing applied that was said not to have run.
+  past and no read that goes back, and nothing applied that was said not to have run (no
+  value counts more increments than had begun, "not-run" ones left out, by its return).
 
 Each returns a list of anomalies in words (empty: none found).
 """
@@ -246,13 +247,15 @@ def check_counter(ops: Sequence[Op], final: int | None) -> list[str]:
                 f"{read_high[before - 1]}"
             )
 
-    # No read sees more increments than had been invoked by the time it completed.
+    # No value counts more increments than had begun by the time it was returned, leaving
+    # out those said not to have run: a "not-run" increment that was applied shows here.
     invoked = sorted(op.invoke for op in incs if op.status != FAIL)
-    for op in reads:
+    for op in ok_incs + reads:
         possible = bisect.bisect_right(invoked, op.end)
         if op.value > possible:
+            kind = "increment" if op.f == "inc" else "read"
             anomalies.append(
-                f"read op #{op.index} returned {op.value} though only {possible} increments "
+                f"{kind} op #{op.index} returned {op.value} though only {possible} increments "
                 "that may have run had begun"
             )
 

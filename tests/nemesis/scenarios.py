@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.nemesis.checker import Register, check_counter, check_register_reads, linearizable
+from tests.nemesis.checker import (
+    Counter,
+    Register,
+    check_counter,
+    check_register_reads,
+    linearizable,
+)
 from tests.nemesis.cluster import Cluster, object_hex
 from tests.nemesis.history import FAIL, INFO, OK, History, Op
 from tests.nemesis.workload import Workload, final_value
@@ -239,6 +245,9 @@ def check(history: History, kind: str, finals: dict[str, Any]) -> list[str]:
     for key, ops in sorted(history.by_key().items()):
         if kind == "counter":
             found = check_counter(ops, finals.get(key))
+            verdict = linearizable([*ops, _final_read(key, finals.get(key), ops)], Counter())
+            if verdict.linearizable is False:
+                found.append(verdict.why)
         else:
             found = check_register_reads(ops)
             verdict = linearizable([*ops, _final_read(key, finals.get(key), ops)], Register())
