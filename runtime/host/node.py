@@ -31,6 +31,7 @@ from ..sockets.websocket import CloseCode
 from ..storage.embedded import ValkeySupervisor
 from ..storage.lease import Lease
 from ..storage.store import RedisStore
+from . import departure
 from .alarms import AlarmService
 from .keys import KEYRING, KeyRing, SigningKeys
 from .record import ObjectRecord
@@ -215,7 +216,7 @@ class Node:
             await alarms.stop()
         await asyncio.gather(*self._evictions, return_exceptions=True)
         records = list(self.records.values())
-        await asyncio.gather(*(r.shut_down(code, reason) for r in records))
+        await asyncio.gather(*(departure.shut_down(r, code, reason) for r in records))
         log.info("node %s drained; released %d objects", self.node_id, len(records))
 
     async def stop(self, code: int = 1012, reason: str = "service restart") -> None:
@@ -413,6 +414,6 @@ class Node:
                 if record.instance is not None and quiet >= after:
                     record.hibernate()
             elif quiet >= settings.idle_timeout and record.idle:
-                task = asyncio.get_running_loop().create_task(record.evict())
+                task = asyncio.get_running_loop().create_task(departure.evict(record))
                 self._evictions.add(task)
                 task.add_done_callback(self._evictions.discard)

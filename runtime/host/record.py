@@ -10,7 +10,7 @@ cancelled mid-event abandons it (its writes and outputs are dropped, the instanc
 from storage). What an event sends (socket messages, its RPC result or HTTP response, its
 exception) is released only after the batch holding its writes is committed (output.py).
 
-The record is the host of narrow interfaces: ``StorageHost``/``CommitHost`` for its storage,
+The record is the host of narrow interfaces: ``StateHost``/``CommitHost`` for its stored state,
 ``ContextHost`` for the instance's ``ctx``, ``SocketOwner``/``SocketHost`` for its sockets.
 What it needs of the node is :class:`RecordHost`.
 """
@@ -21,20 +21,22 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..base.errors import DurableObjectError, Fenced, ObjectReset, RecordGone
 from ..objects.background import BackgroundWork
-from ..objects.gate import Event, InputGate, _current, current_event, run_blocking
-from ..objects.object import DurableObject, ObjectContext
+from ..objects.gate import Delivery, InputGate, _current, current_event, run_blocking
+from ..objects.object import DurableObject
 from ..objects.output import OutputGate
 from ..sockets.frames import CORK, OutFrame
 from ..sockets.websocket import CloseCode, ObjectWebSocket, Output
 from ..storage.api import Storage
 from ..storage.batch import UNCHANGED, WriteBatch
 from ..storage.keyspace import ObjectKeys
-from ..storage.lease import Lease, confirm_timeout
+from ..storage.lease import Lease
+from ..storage.state import ObjectState
+from . import activation
+from .outcome import Outcome
 from .socketset import SocketSet
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runtime.record")
 T = TypeVar("T")
+_Init = tuple[Callable[[], Awaitable[Any]], "asyncio.Future[Any]"]
 
 
 class AlarmIndex(Protocol):
@@ -68,29 +71,6 @@ class RecordHost(Protocol):
     def forget(self, record: ObjectRecord) -> None: ...
 
 
-@dataclass(slots=True)
-class _Outcome(Generic[T]):
-    result: T | None
-    error: BaseException | None
-    storage: Storage | None
-    seq: int
-    #: The first batch the event's writes joined, and the batch its socket messages waited
-    #: for (0: none); ``touched``: an effect no failed commit can undo (it called another
-    #: object, started background work, or its messages went out at once).
-    wrote: int = 0
-    sent: int = 0
-    touched: bool = False
-
-    def may_have_run(self) -> bool:
-        """Whether the failed event may have had an effect (errors.py: "not run" or not)."""
-        if self.touched:
-            return True
-        commits = None if self.storage is None else self.storage.commits
-        return commits is not None and any(
-            seq and commits.may_be_stored(seq) for seq in (self.wrote, self.sent)
-        )
-
-
 class ObjectRecord:
     """The node's state for one object it owns."""
 
@@ -106,6 +86,8 @@ class ObjectRecord:
         self.scripts = self.store.scripts
         self.alarms = host.alarms_for(object_id)
         self.lease = Lease("", 0, 0.0)
+        #: The object's stored state here (cache, batches), and the face its instance sees.
+        self.state: ObjectState | None = None
         self.storage: Storage | None = None
         self.instance: DurableObject | None = None
         self.gate = InputGate(host.settings.max_queue)
@@ -126,7 +108,8 @@ class ObjectRecord:
         self.stats = host.stats
         self.gone = False
         self.last_active = time.monotonic()
-        self._init: list[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]] | None = None
+        #: What the constructor asked to run before the first event (while it runs).
+        self.pending_init: list[_Init] | None = None
 
     def describe(self) -> str:
         return f"{self.namespace.name}:{self.id.hex[:12]}"
@@ -163,9 +146,9 @@ class ObjectRecord:
             outcome = await self._execute(handler)
         finally:
             _current.reset(token)
-        storage = outcome.storage
-        if storage is not None:
-            commits = storage.commits
+        state = outcome.state
+        if state is not None:
+            commits = state.commits
             if commits.failure is not None and wait_output:
                 # What the event returns may rest on writes that will never be stored.
                 if events is not None:
@@ -193,17 +176,17 @@ class ObjectRecord:
             events[(kind, "ok")] += 1
         return outcome.result  # type: ignore[return-value]
 
-    async def _execute(self, handler: Callable[[DurableObject], Awaitable[T]]) -> _Outcome[T]:
+    async def _execute(self, handler: Callable[[DurableObject], Awaitable[T]]) -> Outcome[T]:
         """The event itself, holding the gate taken by run()."""
-        event = Event(self.gate, self, self._opening)
+        event = Delivery(self.gate, self, self._opening)
         try:
             if self.gone:
                 raise RecordGone
             try:
-                instance = await self._ready()
+                instance = await activation.ready(self)
             except DurableObjectError as exc:  # the event itself never started
                 raise exc.with_outcome(False) from None
-            storage = self.storage
+            state = self.state
             self.running += 1
             _current.set(event)
             result: T | None = None
@@ -220,8 +203,8 @@ class ObjectRecord:
                 event.active = False
             seq = 0
             touched = event.opened or event.ended is not None
-            if storage is not None:
-                if self.gone or storage.commits.failure is not None:
+            if state is not None:
+                if self.gone or state.commits.failure is not None:
                     if event.writes:
                         self.host.stats.events_reset += 1
                         error = ObjectReset(
@@ -231,43 +214,48 @@ class ObjectRecord:
                         )
                 else:
                     if event.writes:
-                        storage.absorb(event.writes)
-                        self._handed(event, storage.commits.latest_seq)
+                        state.absorb(event.writes)
+                        self._handed(event, state.commits.latest_seq)
                     if event.outputs:
-                        if storage.has_uncommitted:  # they wait for the newest batch
-                            event.sent = storage.commits.latest_seq
+                        if state.has_uncommitted:  # they wait for the newest batch
+                            event.sent = state.commits.latest_seq
                         else:
                             touched = True  # (they go out now: nothing gates them)
                     for ws, item in event.outputs:
                         self.output_now(ws, item)
-                    storage.commits.flush()
-                seq = storage.commits.latest_seq
-            return _Outcome(result, error, storage, seq, event.wrote, event.sent, touched)
+                    state.commits.flush()
+                seq = state.commits.latest_seq
+            return Outcome(result, error, state, seq, event.wrote, event.sent, touched)
         finally:
             event.release_gate()
             event.end()
             self.last_active = time.monotonic()
 
-    def _opening(self, event: Event) -> None:
+    def _opening(self, event: Delivery) -> None:
         """The event lets other events in while it awaits another object: its writes so far
         go to storage first. Otherwise an event that ran meanwhile and wrote the same key
         would be overwritten by these older writes when this one ended (last written must
         win, as the code reads). So an event's writes are atomic up to each such call, as
         Cloudflare coalesces writes up to each await of I/O."""
-        storage = self.storage
-        ready = storage is not None and not self.gone and storage.commits.failure is None
+        state = self.state
+        ready = state is not None and not self.gone and state.commits.failure is None
         if event.writes and ready:
-            assert storage is not None
-            storage.absorb(event.writes)
+            assert state is not None
+            state.absorb(event.writes)
             event.writes.reset()
-            self._handed(event, storage.commits.latest_seq)
-            storage.commits.flush()
+            self._handed(event, state.commits.latest_seq)
+            state.commits.flush()
 
     @staticmethod
-    def _handed(event: Event, seq: int) -> None:
+    def _handed(event: Delivery, seq: int) -> None:
         """The event's writes joined batch ``seq`` (the first such batch is what counts)."""
         if not event.wrote:
             event.wrote = seq
+
+    def alarm_state(self) -> ObjectState:
+        """The stored state an alarm event clears or retries its alarm in (activated)."""
+        assert self.state is not None
+        return self.state
 
     def handed_over(self, seq: int) -> None:
         """Storage took the running event's writes into batch ``seq`` (storage.sync)."""
@@ -293,87 +281,20 @@ class ObjectRecord:
 
     # ----------------------------------------------------------- activation
 
-    async def _ready(self) -> DurableObject:
-        """The live instance, activating it (lease, constructor, init) when needed."""
-        instance = self.instance
-        if instance is not None:
-            if not self.lease.live:
-                await self._confirm_or_gone()
-                if self.gone or self.instance is not instance:  # discarded meanwhile
-                    raise RecordGone
-            return instance
-        if not self.lease.value:
-            self.lease = await self.host.acquire_lease(self)
-        elif not self.lease.live:
-            await self._confirm_or_gone()
-        if self.gone:  # discarded or fenced while it waited for the lease: build nothing
-            raise RecordGone
-        if self.storage is None:
-            self.storage = Storage(self)
-        self._init = []
-        try:
-            instance = self.namespace.cls(ObjectContext(self), self.namespace.env)
-        finally:
-            init, self._init = self._init, None
-        for fn, future in init:
-            try:
-                future.set_result(await fn())
-            except Exception as exc:
-                future.set_exception(exc)
-                future.exception()  # retrieved: it is raised to the event instead
-                raise
-        self.instance = instance
-        self.host.stats.activations += 1
-        return instance
-
-    async def _confirm_or_gone(self) -> None:
-        try:
-            await self.confirm_lease()
-        except Fenced:
-            raise RecordGone from None
-
     async def confirm_lease(self) -> None:
-        """Renew the lease now (its local deadline passed). If it is lost, or cannot be
-        renewed within ``confirm_timeout`` (Redis unreachable), the record is given up
-        (``Fenced``): the event goes wherever the object is now."""
-        try:
-            kept = await asyncio.wait_for(
-                self.store.leases.renew(self.keys, self.lease), confirm_timeout(self.settings)
-            )
-        except (DurableObjectError, TimeoutError) as exc:
-            why = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)
-            self.fence(f"its lease could not be renewed ({why})")
-            raise Fenced(f"{self.describe()} was given up: {why}", may_have_run=False) from None
-        if not kept:
-            error = Fenced(
-                f"{self.describe()} lost its lease; another node may own it now",
-                may_have_run=False,
-            )
-            self.host.stats.leases_lost += 1
-            self.discard(error, CloseCode.SERVICE_RESTART)
-            raise error
+        """Renew the lease now (its local deadline passed), or give the object up."""
+        await activation.confirm(self)
 
     def fence(self, why: str) -> None:
-        """This node can no longer prove it holds the lease (renewals failed until its local
-        deadline): stop serving the object before the lease may run out in Redis. Its
-        sockets close with 1012 so their clients reconnect (through another node, if the
-        balancer sends them there), what waited for a commit hears whether its writes may
-        have been stored, and the next event here takes the object again (or goes where it
-        lives by then)."""
-        if self.gone:
-            return
-        self.host.stats.self_fenced += 1
-        self.discard(
-            Fenced(f"{self.describe()} was given up by this node: {why}", may_have_run=False),
-            CloseCode.SERVICE_RESTART,
-        )
+        """Give the object up: this node cannot prove its lease (activation.fence)."""
+        activation.fence(self, why)
 
     # ------------------------------------------------ for the instance's ctx
 
     def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
-        if self._init is not None:  # called from the constructor: run before the first event
+        if self.pending_init is not None:  # called from the constructor: run before the first event
             future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-            self._init.append((fn, future))
+            self.pending_init.append((fn, future))
             return future
         return run_blocking(fn)
 
@@ -422,8 +343,8 @@ class ObjectRecord:
             self.outputs.release(batch.seq)
         if batch.alarm is not UNCHANGED:
             self.alarms.committed(batch.alarm if isinstance(batch.alarm, bytes) else None)
-        if self.storage is not None:
-            self.storage.commits.flush()
+        if self.state is not None:
+            self.state.commits.flush()
 
     def on_commit_failed(self, error: DurableObjectError) -> None:
         if isinstance(error, Fenced):
@@ -453,9 +374,9 @@ class ObjectRecord:
             self.output_now(ws, item)
 
     def output_now(self, ws: ObjectWebSocket, item: Output) -> None:
-        storage = self.storage
-        if storage is not None and storage.has_uncommitted:
-            self.outputs.send(ws, item, storage.commits.latest_seq)
+        state = self.state
+        if state is not None and state.has_uncommitted:
+            self.outputs.send(ws, item, state.commits.latest_seq)
         else:
             self.outputs.send(ws, item, None)
 
@@ -479,102 +400,27 @@ class ObjectRecord:
         """Drop the instance and everything held; close its sockets. Redis keeps the truth."""
         if self.gone:
             return
-        self._leave()
+        self.leave()
         self.outputs.clear()
-        if self.storage is not None:
-            self.storage.commits.fail(error)
+        if self.state is not None:
+            self.state.commits.fail(error)
         self.sockets.abort_all(code, "object reset")
 
     def hibernate(self) -> bool:
         """Drop the instance and its cache, keeping lease and sockets. False if busy."""
-        storage = self.storage
-        if not self.idle or (storage is not None and storage.has_uncommitted):
+        state = self.state
+        if not self.idle or (state is not None and state.has_uncommitted):
             return False
         if self.instance is not None:
             self.host.stats.hibernations += 1
         self.instance = None
-        self.storage = None
+        self.state = self.storage = None
         return True
 
-    async def evict(self) -> bool:
-        """Leave memory and give the lease back (no events and no sockets for a while).
-
-        Everything happens while holding the gate, so events arriving meanwhile queue up
-        and then move to a fresh record, which finds the lease released."""
-        if not self.idle or self.sockets:
-            return False
-        async with self.gate:
-            quiet = time.monotonic() - self.last_active
-            if (
-                self.gone
-                or self.running
-                or self.gate.waiting
-                or self.sockets
-                or self.background
-                or quiet < self.settings.idle_timeout
-            ):
-                return False
-            if not await self._retire(CloseCode.SERVICE_RESTART, "evicted"):
-                return False
-        self.host.stats.evictions += 1
-        return True
-
-    async def shut_down(self, code: int, reason: str, timeout: float = 5.0) -> None:
-        """Node is stopping: let running events and background work finish, commit what is
-        pending, close the sockets, release the lease."""
-        deadline = time.monotonic() + timeout
-        # Events awaiting another object need the gate back to finish: wait for them first.
-        while self.running and time.monotonic() < deadline:  # noqa: ASYNC110 (rare, short)
-            await asyncio.sleep(0.02)
-        await self.background.wait(max(0.01, deadline - time.monotonic()))
-        try:
-            await asyncio.wait_for(self.gate.reenter(), max(0.01, deadline - time.monotonic()))
-            held = True
-        except TimeoutError:
-            held = False
-            log.warning(
-                "%s still busy after %.0fs; stopping it anyway",
-                self.describe(),
-                timeout,
-                extra=self.log_fields,
-            )
-        try:
-            await self._retire(code, reason)
-        finally:
-            if held:
-                self.gate.leave()
-
-    def _leave(self) -> None:
+    def leave(self) -> None:
         """No more events here: the node forgets the record, the instance and background
         work go."""
         self.gone = True
         self.host.forget(self)
         self.instance = None
         self.background.cancel()
-
-    async def _retire(self, code: int, reason: str) -> bool:
-        """Leave for good in order (the gate held): no more events, commit what is pending,
-        close the sockets with ``code``, release the lease. False if the commit failed (the
-        record was discarded instead)."""
-        self._leave()
-        committed = True
-        storage = self.storage
-        if storage is not None and storage.has_uncommitted:
-            try:
-                await storage.commits.sync()
-            except DurableObjectError as exc:
-                log.warning(
-                    "could not commit %s as it left: %s",
-                    self.describe(),
-                    exc,
-                    extra=self.log_fields,
-                )
-                committed = False
-        self.sockets.abort_all(code, reason)
-        self.storage = None
-        if self.lease.value:
-            try:
-                await self.store.leases.release(self.keys, self.lease)
-            except DurableObjectError:
-                pass  # it expires by itself
-        return committed

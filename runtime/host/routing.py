@@ -94,7 +94,8 @@ class Router:
         """Run ``event`` on the object, here or where it lives; its result."""
 
         async def here(record: ObjectRecord) -> Any:
-            return await record.run(event.run, wait_output=event.wait_output, kind=event.kind)
+            handler = event.handler(record)
+            return await record.run(handler, wait_output=event.wait_output, kind=event.kind)
 
         async def there(info: NodeInfo) -> Any:
             return await self.node.links.to(info).request(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -90,6 +90,20 @@ SCOPE_KEYS = (
 )
 
 
+class AlarmState(Protocol):
+    """The alarm's bookkeeping in an object's stored state (storage.state.ObjectState)."""
+
+    async def alarm_record(self) -> tuple[bytes, int, int] | None: ...
+    def clear_fired_alarm(self, fired: bytes) -> None: ...
+    def retry_alarm(self, due_ms: int, retries: int) -> None: ...
+
+
+class EventHost(Protocol):
+    """What an event may need of the record it runs on, beyond the instance."""
+
+    def alarm_state(self) -> AlarmState: ...
+
+
 class Event:
     kind = ""
     #: Whether the caller waits for the event's writes to commit (socket events do not).
@@ -97,6 +111,10 @@ class Event:
 
     def __init__(self, namespace: Target) -> None:
         self.namespace = namespace
+
+    def handler(self, host: EventHost) -> Callable[[Instance], Awaitable[Any]]:
+        """What the record runs on the instance (most events need nothing of the record)."""
+        return self.run
 
     async def run(self, instance: Instance) -> Any:
         raise NotImplementedError
@@ -215,9 +233,17 @@ class AlarmEvent(Event):
         #: Told "fired", "retried" or "dropped" (the node's metrics).
         self.report = report or _ignore
 
-    async def run(self, instance: Instance) -> None:
-        storage = instance.storage
-        record = await storage.alarm_record()
+    def handler(self, host: EventHost) -> Callable[[Instance], Awaitable[Any]]:
+        async def fire(instance: Instance) -> None:
+            await self.run(instance, host.alarm_state())
+
+        return fire
+
+    async def run(self, instance: Instance, state: AlarmState | None = None) -> None:
+        """Run ``alarm()`` if it is due, clearing or retrying it in ``state``."""
+        if state is None:
+            raise TypeError("an alarm runs with its object's state (AlarmEvent.handler)")
+        record = await state.alarm_record()
         if record is None:
             return
         raw, due, retries = record
@@ -225,7 +251,7 @@ class AlarmEvent(Event):
         if due > now:
             return  # not due yet (the index entry was early): settling re-points it
         # Cleared only if no other event sets a new alarm while this one runs.
-        storage.clear_fired_alarm(raw)
+        state.clear_fired_alarm(raw)
         settings = self.settings
         member = f"{self.namespace.name}:{instance.id.hex[:12]}"
         fields = {
@@ -250,7 +276,7 @@ class AlarmEvent(Event):
                     exc_info=True,
                     extra=fields,
                 )
-                storage.retry_alarm(now + int(delay * 1000), retries + 1)
+                state.retry_alarm(now + int(delay * 1000), retries + 1)
                 self.report("retried")
             else:
                 self.report("dropped")

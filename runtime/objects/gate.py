@@ -64,8 +64,9 @@ class InputGate:
         self._lock.release()
 
 
-class Event:
-    """One event being delivered to an object: the gate it holds, what it wrote and sent."""
+class Delivery:
+    """One event being delivered to an object (an events.Event is what is delivered): the
+    gate it holds, what it wrote and sent."""
 
     __slots__ = (
         "active",
@@ -83,7 +84,7 @@ class Event:
     )
 
     def __init__(
-        self, gate: InputGate, owner: object, on_open: Callable[[Event], None] | None = None
+        self, gate: InputGate, owner: object, on_open: Callable[[Delivery], None] | None = None
     ) -> None:
         self.gate = gate
         #: Called just before the event opens the gate to await another object.
@@ -120,11 +121,11 @@ class Event:
             self.ended.set_result(None)
 
 
-_current: ContextVar[Event | None] = ContextVar("durable_event", default=None)
+_current: ContextVar[Delivery | None] = ContextVar("durable_event", default=None)
 _blocking: ContextVar[bool] = ContextVar("durable_blocking", default=False)
 
 
-def current_event() -> Event | None:
+def current_event() -> Delivery | None:
     return _current.get()
 
 

@@ -110,12 +110,6 @@ class ObjectContext:
         """
         return self._host.block_concurrency_while(fn)
 
-    def accept_websocket(self, ws: ObjectWebSocket, tags: Iterable[str] = ()) -> None:
-        self._host.accept_websocket(ws, tags)
-
-    def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]:
-        return self._host.get_websockets(tag)
-
 
 class DurableObject:
     """Base class of every object. Override the handlers you need."""
@@ -169,12 +163,13 @@ class DurableObject:
     # ------------------------------------------------------------ helpers
 
     def accept_websocket(self, ws: ObjectWebSocket, tags: Iterable[str] = ()) -> None:
-        """Keep ``ws``: its events come to this object, across hibernation."""
-        self.ctx.accept_websocket(ws, tags)
+        """Keep ``ws``: its events come to this object, across hibernation. (The one way to
+        accept a socket; the context keeps no second one.)"""
+        self.ctx._host.accept_websocket(ws, tags)
 
     def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]:
         """The accepted, open sockets of this object (with ``tag``, if given)."""
-        return self.ctx.get_websockets(tag)
+        return self.ctx._host.get_websockets(tag)
 
     def broadcast(
         self,
@@ -187,7 +182,7 @@ class DurableObject:
         encoding it once. Returns how many sockets it was sent to."""
         frame = OutFrame(message)
         sent = 0
-        for ws in self.ctx.get_websockets(tag):
+        for ws in self.get_websockets(tag):
             if ws is not exclude:
                 ws.send_frame(frame)
                 sent += 1

@@ -1,54 +1,25 @@
-"""An object's durable storage: a coherent cache over fenced, coalesced Lua commits.
-
-Reads look through the writes not yet committed (a transaction's, the running event's, then
-the batches in :mod:`runtime.commits`), then the cache, then Redis through ``read.lua`` /
-``list.lua``, which refuse to read for a node that lost the lease. The cache is always
-coherent because the live instance is the only writer of its keys; values are cached encoded
-and decoded on every read, so mutating a returned value never changes the cache.
-
-Writes made during an event go to that event's own buffer; when the event ends the buffer
-joins the object's open batch in one step (so one event's writes are never split across
-commits, and an event that runs while another awaits a call to another object does not see
-the other's half-done writes).
+"""The storage API an object calls (``self.storage``): get, put, delete, list, transactions,
+the alarm. It is a thin face over the object's state on its node (state.py), which holds the
+cache and the batches on their way to Redis, and which only the runtime sees.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from ..base import codec
-from ..base.config import Settings
-from ..base.errors import Fenced, InvalidValue, StorageLimitExceeded
-from .batch import MISSING, UNCHANGED, KeyRange, Raw, WriteBatch, _Marker, key_bytes
-from .commits import CommitHost, Commits
-
-_PAGE = 1000
-
-# Aliases, because the ``list`` methods below shadow the builtin inside class bodies.
-_Keys = list[str]
-_Pairs = list[tuple[str, bytes]]
-_Layers = list[WriteBatch]
-
-
-class StorageHost(CommitHost, Protocol):
-    """What storage needs from the record that owns it (see record.py)."""
-
-    settings: Settings
-
-    async def confirm_lease(self) -> None: ...
-    def event_batch(self, create: bool) -> WriteBatch | None: ...
-    def handed_over(self, seq: int) -> None: ...
+from ..base.errors import InvalidValue
+from .batch import WriteBatch
+from .state import ObjectState
 
 
 class _Operations:
     """The operations a Storage and a Transaction share; subclasses say where writes go."""
 
-    _storage: Storage
+    _state: ObjectState
     _overlay: WriteBatch | None = None
 
     def _target(self) -> WriteBatch:
@@ -56,13 +27,13 @@ class _Operations:
 
     async def get(self, key: str, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default``."""
-        raw = await self._storage._get_raw(self._storage._key(key), self._overlay)
+        raw = await self._state.get_raw(self._state.key(key), self._overlay)
         return default if raw is None else codec.decode(raw)
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The stored values of ``keys``; absent keys are left out."""
-        wanted = self._storage._keys(keys)
-        raws = await self._storage._get_raws(wanted, self._overlay)
+        wanted = self._state.keys(keys)
+        raws = await self._state.get_raws(wanted, self._overlay)
         return {k: codec.decode(v) for k in wanted if (v := raws[k]) is not None}
 
     async def list(
@@ -75,30 +46,30 @@ class _Operations:
         limit: int | None = None,
     ) -> dict[str, Any]:
         """Keys in ``[start, end)`` starting with ``prefix``, in key order, with values."""
-        raws = await self._storage._list_raw(self._overlay, start, end, prefix, reverse, limit)
+        raws = await self._state.list_raw(self._overlay, start, end, prefix, reverse, limit)
         return {k: codec.decode(v) for k, v in raws}
 
     async def put(self, key: str, value: Any) -> None:
-        k, v = self._storage._key(key), self._storage._value(value)  # check before writing
+        k, v = self._state.key(key), self._state.value(value)  # check before writing
         self._target().entries[k] = v
 
     async def put_many(self, entries: Mapping[str, Any]) -> None:
         """Store ``entries``, all or none: every one is checked first, and they commit with
         the rest of the event's writes."""
-        staged = self._storage._staged(entries)
+        staged = self._state.staged(entries)
         self._target().entries.update(staged)
 
     async def delete(self, key: str) -> bool:
         """Delete ``key``; True if it existed."""
-        k = self._storage._key(key)
-        existed = await self._storage._get_raw(k, self._overlay) is not None
+        k = self._state.key(key)
+        existed = await self._state.get_raw(k, self._overlay) is not None
         self._target().entries[k] = None
         return existed
 
     async def delete_many(self, keys: Iterable[str]) -> int:
         """Delete ``keys``; returns how many existed."""
-        wanted = self._storage._keys(keys)
-        raws = await self._storage._get_raws(wanted, self._overlay)
+        wanted = self._state.keys(keys)
+        raws = await self._state.get_raws(wanted, self._overlay)
         batch = self._target()
         for k in wanted:
             batch.entries[k] = None
@@ -106,7 +77,7 @@ class _Operations:
 
     async def get_alarm(self) -> float | None:
         """When the alarm is due, in seconds since the epoch, or None."""
-        raw = await self._storage._alarm_raw(self._overlay)
+        raw = await self._state.alarm_raw(self._overlay)
         return None if raw is None else codec.decode(raw)[0] / 1000
 
     async def set_alarm(self, when: float | datetime) -> None:
@@ -121,287 +92,35 @@ class _Operations:
 class Storage(_Operations):
     """The API an object sees as ``self.storage``."""
 
-    def __init__(self, host: StorageHost) -> None:
-        self._storage = self
-        self._host = host
-        self._limits = host.settings
-        self._cache: OrderedDict[str, Raw] = OrderedDict()
-        self._cache_bytes = 0
-        self._complete = False  # True when the cache knows every key (after delete_all)
-        self._alarm: bytes | _Marker | None = MISSING  # the committed alarm, when known
-        self.commits = Commits(host, self._applied)
+    def __init__(self, state: ObjectState) -> None:
+        self._state = state
 
     def _target(self) -> WriteBatch:
-        """Where a write goes: the running event's buffer, or (outside events) the open
-        batch, committed on its own at the next turn of the loop."""
-        self.commits.raise_if_failed()
-        event = self._host.event_batch(True)
-        if event is not None:
-            return event
-        asyncio.get_running_loop().call_soon(self.commits.flush)
-        return self.commits.open_batch()
+        return self._state.target()
 
     async def delete_all(self) -> None:
         """Delete every key and the alarm."""
-        self._target().clear_all()
+        self._state.target().clear_all()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """All-or-nothing writes: applied when the block exits normally, dropped if it raises
         or calls ``rollback()``. Reads inside see the transaction's own writes."""
-        txn = Transaction(self)
+        txn = Transaction(self._state)
         yield txn
         if not txn.rolled_back and txn.overlay:
-            self._target().absorb(txn.overlay)
+            self._state.target().absorb(txn.overlay)
 
     async def sync(self) -> None:
         """Wait until every write made so far (this event's too) is committed to Redis."""
-        event = self._host.event_batch(False)
-        if event:
-            self.absorb(event)
-            event.reset()
-            self._host.handed_over(self.commits.latest_seq)  # (the event's writes are in it)
-        await self.commits.sync()
-
-    # ------------------------------------------------------- for the record
-
-    @property
-    def has_uncommitted(self) -> bool:
-        return self.commits.has_uncommitted
-
-    def absorb(self, writes: WriteBatch | None) -> None:
-        """Add a finished event's writes to the open batch."""
-        self.commits.absorb(writes, self._alarm)
-
-    def clear_fired_alarm(self, fired: bytes) -> None:
-        """Delete the alarm that just fired, unless another event sets one meanwhile."""
-        batch = self._target()
-        batch.alarm = None
-        batch.alarm_if = fired
-
-    def retry_alarm(self, due_ms: int, retries: int) -> None:
-        self._target().set_alarm(codec.encode([due_ms, retries]))
-
-    async def alarm_record(self) -> tuple[bytes, int, int] | None:
-        """(raw value, due ms, retry count) of the alarm, or None."""
-        raw = await self._alarm_raw(None)
-        if raw is None:
-            return None
-        due, retries = codec.decode(raw)
-        return raw, int(due), int(retries)
-
-    def _applied(self, batch: WriteBatch) -> None:
-        """A batch was committed: the cache now reflects it."""
-        if batch.delete_all:
-            self._cache.clear()
-            self._cache_bytes = 0
-            self._complete = True
-        for key, raw in batch.entries.items():
-            self._cache_put(key, raw)
-        if batch.alarm is not UNCHANGED:
-            self._alarm = batch.alarm
-        elif batch.delete_all:
-            self._alarm = None
-
-    # ------------------------------------------------------------- reads
-
-    def _layers(self, overlay: WriteBatch | None) -> _Layers:
-        event = self._host.event_batch(False)
-        return [b for b in (overlay, event) if b is not None] + self.commits.layers()
-
-    def _local(self, key: str, overlay: WriteBatch | None) -> Raw | _Marker:
-        for layer in self._layers(overlay):
-            raw = layer.lookup(key)
-            if raw is not MISSING:
-                return raw
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        return None if self._complete else MISSING
-
-    async def _ready_to_read(self) -> None:
-        self.commits.raise_if_failed()
-        if not self._host.lease.live:
-            await self._host.confirm_lease()
-
-    async def _alarm_raw(self, overlay: WriteBatch | None) -> bytes | None:
-        await self._ready_to_read()
-        for layer in self._layers(overlay):
-            raw = layer.lookup_alarm()
-            if raw is not MISSING:
-                return raw  # type: ignore[return-value]
-        if self._alarm is MISSING:
-            await self._fetch([], with_alarm=True)
-        return None if isinstance(self._alarm, _Marker) else self._alarm
-
-    async def _get_raw(self, key: str, overlay: WriteBatch | None) -> Raw:
-        await self._ready_to_read()
-        raw = self._local(key, overlay)
-        if raw is MISSING:
-            return (await self._fetch([key]))[key]
-        return raw  # type: ignore[return-value]
-
-    async def _get_raws(self, keys: _Keys, overlay: WriteBatch | None) -> dict[str, Raw]:
-        await self._ready_to_read()
-        out: dict[str, Raw] = {}
-        missing: _Keys = []
-        for k in keys:
-            raw = self._local(k, overlay)
-            if raw is MISSING:
-                missing.append(k)
-            else:
-                out[k] = raw  # type: ignore[assignment]
-        step = self._limits.max_batch_keys  # keys per read script call (Lua unpack limit)
-        for start in range(0, len(missing), step):
-            out.update(await self._fetch(missing[start : start + step]))
-        return out
-
-    async def _fetch(self, keys: _Keys, with_alarm: bool = False) -> dict[str, Raw]:
-        """Read keys from Redis through the fenced read script; cache what is still current."""
-        k = self._host.keys
-        reply = await self.commits.unless_failed(
-            self._host.batcher.submit(
-                self._host.scripts.read,
-                (k.lease, k.data, k.alarm),
-                (self._host.lease.value, "1" if with_alarm else "0", *keys),
-            )
-        )
-        if not reply[0]:
-            raise Fenced("this node lost the object's lease; it cannot read the object's storage")
-        out: dict[str, Raw] = {}
-        for key, raw in zip(keys, reply[2:], strict=True):
-            local = self._local(key, None)  # a write may have landed while we waited
-            if local is MISSING:
-                self._cache_put(key, raw)
-                out[key] = raw
-            else:
-                out[key] = local  # type: ignore[assignment]
-        if with_alarm and self._alarm is MISSING:
-            self._alarm = reply[1]
-        return out
-
-    async def _list_raw(
-        self,
-        overlay: WriteBatch | None,
-        start: str | None,
-        end: str | None,
-        prefix: str | None,
-        reverse: bool,
-        limit: int | None,
-    ) -> _Pairs:
-        for name, bound in (("start", start), ("end", end), ("prefix", prefix)):
-            if bound is not None:
-                self._key(bound, name)
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
-            raise InvalidValue("list(limit=...) must be a positive integer")
-        span = KeyRange(start, end, prefix)
-        await self._ready_to_read()
-        if span.empty:
-            return []
-        local: dict[str, Raw] = {}
-        floor = False
-        for layer in self._layers(overlay):
-            for key, raw in layer.entries.items():
-                if key not in local and key_bytes(key) in span:
-                    local[key] = raw
-            if layer.delete_all:
-                floor = True
-                break
-        merged: dict[str, Raw] = {}
-        if not floor:
-            # Ask Redis for as many more as there are pending deletes, so `limit` is exact.
-            deletes = sum(1 for raw in local.values() if raw is None)
-            want = None if limit is None else limit + deletes
-            merged = await self._fetch_range(span, reverse, want)
-        merged.update(local)
-        items = sorted(
-            ((k, v) for k, v in merged.items() if v is not None),
-            key=lambda kv: key_bytes(kv[0]),
-            reverse=reverse,
-        )
-        return items[:limit] if limit is not None else items
-
-    async def _fetch_range(
-        self, span: KeyRange, reverse: bool, limit: int | None
-    ) -> dict[str, Raw]:
-        k = self._host.keys
-        lo, hi = span.lex_bounds()
-        out: dict[str, Raw] = {}
-        while True:
-            page = _PAGE if limit is None else min(_PAGE, limit - len(out))
-            reply = await self.commits.unless_failed(
-                self._host.batcher.submit(
-                    self._host.scripts.list,
-                    (k.lease, k.data, k.index),
-                    (self._host.lease.value, lo, hi, "1" if reverse else "0", page),
-                )
-            )
-            if not reply[0]:
-                raise Fenced("this node lost the object's lease; it cannot list its storage")
-            pairs = reply[1:]
-            for i in range(0, len(pairs), 2):
-                key = pairs[i].decode()
-                out[key] = pairs[i + 1]
-                if self._local(key, None) is MISSING:
-                    self._cache_put(key, pairs[i + 1])
-            if len(pairs) // 2 < page or (limit is not None and len(out) >= limit):
-                return out
-            last = pairs[-2]
-            if reverse:
-                hi = b"(" + last
-            else:
-                lo = b"(" + last
-
-    def _cache_put(self, key: str, raw: Raw) -> None:
-        old = self._cache.pop(key, MISSING)
-        if not isinstance(old, _Marker):
-            self._cache_bytes -= len(old or b"") + len(key)
-        self._cache[key] = raw
-        self._cache_bytes += len(raw or b"") + len(key)
-        while self._cache_bytes > self._limits.max_cache_bytes and len(self._cache) > 1:
-            gone_key, gone = self._cache.popitem(last=False)
-            self._cache_bytes -= len(gone or b"") + len(gone_key)
-            self._complete = False
-
-    # ------------------------------------------------------------ validation
-
-    def _key(self, key: object, what: str = "key") -> str:
-        if not isinstance(key, str):
-            raise InvalidValue(f"a storage {what} must be a str, not {type(key).__name__}")
-        try:
-            size = len(key.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise InvalidValue(f"a storage {what} must be valid Unicode text") from None
-        if size > self._limits.max_key_bytes:
-            raise StorageLimitExceeded(
-                f"a storage {what} is {size} bytes; the limit is {self._limits.max_key_bytes}"
-            )
-        return key
-
-    def _keys(self, keys: Iterable[str]) -> _Keys:
-        if isinstance(keys, str | bytes):
-            raise InvalidValue("pass a list of keys, not a single string")
-        return [self._key(k) for k in keys]
-
-    def _value(self, value: Any) -> bytes:
-        data = codec.encode(value)
-        if len(data) > self._limits.max_value_bytes:
-            raise StorageLimitExceeded(
-                f"a value encodes to {len(data)} bytes; the limit is {self._limits.max_value_bytes}"
-            )
-        return data
-
-    def _staged(self, entries: Mapping[str, Any]) -> dict[str, Raw]:
-        if not isinstance(entries, Mapping):
-            raise InvalidValue("put_many() takes a mapping of key -> value")
-        return {self._key(k): self._value(v) for k, v in entries.items()}
+        await self._state.sync()
 
 
 class Transaction(_Operations):
     """Reads and writes inside ``async with storage.transaction() as txn``."""
 
-    def __init__(self, storage: Storage) -> None:
-        self._storage = storage
+    def __init__(self, state: ObjectState) -> None:
+        self._state = state
         self._overlay = self.overlay = WriteBatch()
         self.rolled_back = False
 
@@ -413,7 +132,7 @@ class Transaction(_Operations):
     def _target(self) -> WriteBatch:
         if self.rolled_back:
             raise InvalidValue("this transaction was rolled back; it takes no more writes")
-        self._storage.commits.raise_if_failed()
+        self._state.commits.raise_if_failed()
         return self.overlay
 
 

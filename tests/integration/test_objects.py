@@ -17,6 +17,7 @@ from runtime import (
     RpcError,
     rpc,
 )
+from runtime.host import departure
 from runtime.storage.keyspace import ObjectKeys
 from tests.support.objects import CONSTRUCTED
 
@@ -215,7 +216,7 @@ async def test_events_arriving_during_an_eviction_move_to_a_fresh_record(make_no
     assert await stub.increment() == 1
     record = node.records[("probe", stub.id.hex)]
     record.last_active = 0  # long idle
-    eviction = asyncio.create_task(record.evict())
+    eviction = asyncio.create_task(departure.evict(record))
     await asyncio.sleep(0)  # the eviction holds the gate now
     results = await asyncio.gather(*(stub.increment() for _ in range(20)))
     assert await eviction is True

@@ -34,6 +34,15 @@ def test_no_import_cycle_over_two_modules() -> None:
     assert modules.cycles(modules.imports(top_level_only=True)) == []
 
 
+def test_no_runtime_module_is_over_450_lines() -> None:
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in (ROOT / "runtime").rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 450
+    }
+    assert long == {}
+
+
 def test_every_public_name_is_in_the_api_reference() -> None:
     text = (ROOT / "docs" / "api.md").read_text()
     documented = set(re.findall(r"^#{2,4} `([A-Za-z_]+)", text, re.MULTILINE))
