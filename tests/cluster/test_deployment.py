@@ -22,6 +22,7 @@ from websockets.exceptions import InvalidHandshake
 
 from runtime.embedded import free_port
 from tests.cluster.conftest import live_ids
+from tests.support import dashboard
 
 ROOT = Path(__file__).resolve().parents[2]
 BALANCER = "http://127.0.0.1:8080"
@@ -290,15 +291,13 @@ def test_a_slow_request_head_is_not_held(tmp_path) -> None:
 
 
 def dashboard_metrics() -> set[str]:
-    """The metric names the Grafana dashboard's queries use."""
-    board = json.loads(
-        (ROOT / "deploy" / "grafana" / "dashboards" / "durable-redis.json").read_text()
-    )
-    names: set[str] = set()
-    for panel in board["panels"]:
-        for target in panel["targets"]:
-            names.update(re.findall(r"\b(do_[a-z_]+)", target["expr"]))
-    return names
+    """The metric names the Grafana dashboards' queries use."""
+    return {
+        name
+        for board in dashboard.boards().values()
+        for expr in dashboard.expressions(board)
+        for name in dashboard.metric_names(expr)
+    }
 
 
 def test_the_monitoring_profile_scrapes_every_node_and_the_dashboard_loads() -> None:
@@ -322,6 +321,21 @@ def test_the_monitoring_profile_scrapes_every_node_and_the_dashboard_loads() -> 
     assert "OPS_TOKEN" in compose["configs"]["ops_token"]["content"]
     assert "OPS_TOKEN" in services["node1"]["environment"]
     assert len(dashboard_metrics()) >= 10
+    # Grafana finds the dashboards where compose mounts them, and Prometheus where its
+    # datasource says (Grafana has no Debian package: the files are what is checked).
+    provider = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/dashboards/durable-redis.yml").read_text()
+    )["providers"][0]
+    mounted = f"./deploy/grafana/dashboards:{provider['options']['path']}:ro"
+    assert mounted in services["grafana"]["volumes"]
+    (source,) = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"]
+    assert source["url"] == "http://prometheus:9090" and "prometheus" in services
+    boards = dashboard.boards()
+    assert list(boards) == ["durable-redis.json"]
+    for name, board in boards.items():
+        assert dashboard.problems(board) == [], name
 
 
 async def test_every_metric_the_dashboard_shows_is_served(nodes) -> None:
