@@ -37,9 +37,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"compose test: {line}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def docker_engine() -> Iterator[engine.Engine]:
-    """The engine, or a skip naming why none can be had (the only reason to skip)."""
+    """The engine, or a skip naming why none can be had (the only reason to skip). A daemon
+    started here stops after this module, not at the end of the whole run."""
     try:
         found = engine.start()
     except engine.NoEngine as exc:
