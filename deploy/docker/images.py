@@ -1,8 +1,9 @@
 """The base images compose.yaml and the Dockerfile name: kept, pulled, or stand-ins built here.
 
-Each image is taken, in this order: as it already is in the engine (a pulled image, or a
-stand-in built from the current recipe); pulled from its registry; else built here as a
-stand-in under the same tag, so `docker compose up --build` runs unchanged. A stand-in starts
+Each image is taken, in this order: a real image the engine already has; pulled from its
+registry (where none is reachable that fails in milliseconds); a stand-in already built
+from the current recipe; else a stand-in built here under the same tag, so
+`docker compose up --build` runs unchanged. A stand-in starts
 from a Debian bookworm root made by debootstrap that trusts this machine's CA bundle (that is
 how a machine behind a TLS-inspecting proxy reaches the package registries), then adds the
 Debian packages of its recipe in deploy/docker/standins/ (Node.js 20 and npm come from the
@@ -213,10 +214,10 @@ def ensure(tag: str, say: Say = print) -> str:
     labels = inspect_labels(tag)
     if labels is not None and LABEL not in labels:
         return "real image (already here)"
+    if pull(tag):  # (a stand-in gives way as soon as the real image can be had)
+        return "real image (pulled)"
     if labels is not None and has_recipe(tag) and labels[LABEL] == recipe_digest(tag):
         return "stand-in (cached)"
-    if pull(tag):
-        return "real image (pulled)"
     if not has_recipe(tag):
         raise ImageError(f"{tag} cannot be pulled here and has no stand-in recipe")
     started = time.monotonic()

@@ -172,7 +172,10 @@ def stack(docker_engine: engine.Engine) -> Iterator[Stack]:
         finally:
             logs = s.compose("--profile", "monitoring", "logs", "--no-color", check=False)
             (ARTIFACTS / "compose.log").write_text(logs.stdout + logs.stderr)
-            s.compose("--profile", "monitoring", "down", "-v", "--remove-orphans", "-t", "10")
+            # (--rmi local: the nodes' images go too, so rebuilds leave no dangling images;
+            # the build cache keeps the next build fast.)
+            down = ("down", "-v", "--remove-orphans", "--rmi", "local", "-t", "10")
+            s.compose("--profile", "monitoring", *down)
             (ARTIFACTS / "compose.json").write_text(json.dumps(s.report, indent=2) + "\n")
             kinds = sorted({how.split(" (")[0] for how in s.report["images"].values()})
             after = s.report.get("after_kill", {})
