@@ -4,7 +4,8 @@ If ``docker info`` answers, that engine is used as it is. Otherwise, as root, th
 what is missing and starts one: Debian's ``docker.io`` (the daemon, containerd, runc), and
 the Compose v2 plugin — bookworm's ``docker-compose`` package is Compose v1, so the plugin
 comes from trixie's ``docker-compose`` package (one .deb, fetched with a private apt list so
-the machine's apt sources stay as they are; it needs only libc6). The daemon started here
+the machine's apt sources stay as they are, and installed as a local file: it needs only
+libc6). The daemon started here
 runs until ``stop()``; a daemon that was already running is never stopped.
 
     python3 deploy/docker/engine.py start    # exit 0: ready; 3: no engine here (one line why)
@@ -74,7 +75,9 @@ def compose_version(docker: str) -> str | None:
 def apt_install(*packages: str) -> None:
     """Debian's packages, without recommends; the lists are refreshed once if needed."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]
+    # (another install on the machine holds dpkg's lock for a while: wait for it)
+    command = ["apt-get", "-oDPkg::Lock::Timeout=300", "install", "-y", "-qq"]
+    command += ["--no-install-recommends", *packages]
     if run(command, timeout=600, env=env).returncode == 0:
         return
     run(["apt-get", "update", "-qq"], timeout=300, env=env)
@@ -84,7 +87,8 @@ def apt_install(*packages: str) -> None:
 
 
 def install_compose_v2() -> None:
-    """Trixie's docker-compose (Compose v2, a CLI plugin) beside bookworm, via dpkg."""
+    """Trixie's docker-compose (Compose v2, a CLI plugin) beside bookworm: one .deb, fetched
+    with a private apt list, installed as a local file (its only dependency is libc6)."""
     lists, archives = APT_DIR / "lists", APT_DIR / "archives"
     for folder in (lists / "partial", archives / "partial"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -104,9 +108,10 @@ def install_compose_v2() -> None:
         debs = list(Path(downloads).glob("docker-compose_*.deb"))
         if done.returncode != 0 or not debs:
             raise NoEngine(f"cannot fetch trixie's docker-compose: {done.stderr.strip()[-200:]}")
-        done = run(["dpkg", "-i", str(debs[0])], timeout=120)
+        install = ["apt-get", "-oDPkg::Lock::Timeout=300", "install", "-y", "-qq", str(debs[0])]
+        done = run(install, timeout=600)
         if done.returncode != 0:
-            raise NoEngine(f"dpkg -i {debs[0].name} failed: {done.stderr.strip()[-200:]}")
+            raise NoEngine(f"installing {debs[0].name} failed: {done.stderr.strip()[-200:]}")
 
 
 def uplink_mtu() -> int | None:
