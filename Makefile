@@ -8,7 +8,8 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-unit test-faults lint bench bench-chat bench-whiteboard bench-cluster bench-memory \
+.PHONY: run test test-unit test-faults test-compose lint bench bench-chat bench-whiteboard \
+	bench-cluster bench-memory \
 	bench-lobby bench-waiting-room profile-chat fuzz-whiteboard bundle system-deps clean
 
 $(VENV)/bin/python:
@@ -80,6 +81,14 @@ test-unit: $(VENV)/.installed-test
 # docs/reliability.md and its plots (tests/nemesis; the short versions run in `make test`).
 test-faults: $(VENV)/.installed-test $(VENV)/.installed-bench system-deps
 	$(PY) -m tests.nemesis $(ARGS)
+
+# compose.yaml for real (tests/compose, also part of `make test`): a Docker engine, found or
+# started (as root: Debian's docker.io and trixie's Compose v2 plugin are installed first;
+# deploy/docker/engine.py), the base images pulled or built as stand-ins and cached
+# (deploy/docker/images.py), `docker compose up --build`, one node killed, `down -v`.
+# Without an engine it says why in one line and skips.
+test-compose: $(VENV)/.installed-test
+	$(PY) -m pytest tests/compose -q
 
 # Benchmarks print a table and keep it, with a PNG chart, under bench/results/. They need the
 # `bench` extra (matplotlib), and some bench/node's own packages (the stock Yjs client and the

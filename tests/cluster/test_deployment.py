@@ -8,15 +8,21 @@ import asyncio
 import json
 import re
 import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 import yaml
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidHandshake
 
+from runtime.storage.embedded import free_port
 from tests.cluster.conftest import live_ids
+from tests.support import dashboard
 
 ROOT = Path(__file__).resolve().parents[2]
 BALANCER = "http://127.0.0.1:8080"
@@ -167,16 +173,131 @@ async def test_a_client_cannot_choose_its_address_behind_the_balancer(nodes, tmp
         nginx.wait(10)
 
 
+class BlackHole:
+    """A port where connections are neither accepted nor refused, as at the address of a
+    node whose container or machine died: a listening socket whose accept queue is full,
+    so the kernel drops every new SYN and the connecting side hears nothing."""
+
+    def __init__(self, port: int) -> None:
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", port))
+        self.listener.listen(0)
+        self.fillers: list[socket.socket] = []
+        while len(self.fillers) < 8:
+            filler = socket.create_connection(("127.0.0.1", port))
+            self.fillers.append(filler)
+            probe = socket.socket()
+            probe.settimeout(0.3)
+            try:
+                probe.connect(("127.0.0.1", port))
+            except TimeoutError:
+                return  # the queue is full: SYNs are dropped from now on
+            finally:
+                probe.close()
+        raise AssertionError("the accept queue never filled up")
+
+    def close(self) -> None:
+        for s in (*self.fillers, self.listener):
+            s.close()
+
+
+async def test_a_dead_node_keeps_no_request_waiting_at_the_balancer(nodes, tmp_path) -> None:
+    # Node n2 is killed and its address goes silent (a dead container's does: no process
+    # is left to refuse). nginx must give up on it within proxy_connect_timeout and send
+    # every request -- GETs, POSTs that never reached it, socket handshakes -- to a live node.
+    # The slowest is the first request for a counter n2 held, when nginx tried n2 first:
+    # 0.5 s there, then 2 s for the live node's link to n2 to fail to open (the runtime's
+    # open timeout; in compose, n2's name stops resolving and that fails at once), then
+    # the lease, expired by then: about 2.8 s.
+    cluster = nodes(3, env={"CHAT_RATE_LIMIT": "0"}, suite=True)
+    nginx = start_balancer(cluster, tmp_path)
+    waits: list[tuple[float, str, object]] = []
+    values: list[dict] = []
+    rounds = 0
+    try:
+        async with httpx.AsyncClient(base_url=BALANCER, timeout=30) as client:
+            await wait_for_balancer(client)
+            for i in range(12):  # counters on every node, n2 among them
+                assert (await client.post(f"/counter/dead{i}")).json()["value"] == 1
+            hosts = [n for n in cluster if any(i.startswith("counter:") for i in live_ids(n))]
+            assert cluster[1] in hosts
+            cluster[1].kill()
+            hole = BlackHole(cluster[1].port)
+            try:
+                deadline = time.monotonic() + 8  # past the 5 s a failed node is left out
+                while time.monotonic() < deadline:
+                    rounds += 1
+                    for i in range(12):
+                        started = time.monotonic()
+                        try:
+                            got: object = (await client.post(f"/counter/dead{i}")).status_code
+                        except httpx.HTTPError as exc:
+                            got = repr(exc)
+                        waits.append((time.monotonic() - started, f"POST counter {i}", got))
+                    started = time.monotonic()
+                    try:
+                        got = (await client.get("/healthz")).status_code
+                    except httpx.HTTPError as exc:
+                        got = repr(exc)
+                    waits.append((time.monotonic() - started, "GET /healthz", got))
+                    started = time.monotonic()
+                    try:
+                        async with connect(
+                            "ws://127.0.0.1:8080/chat/api/room/dead/websocket",
+                            origin="http://127.0.0.1:8080",
+                            open_timeout=30,
+                        ):
+                            got = 101
+                    except (OSError, TimeoutError, InvalidHandshake) as exc:
+                        got = repr(exc)
+                    waits.append((time.monotonic() - started, "chat handshake", got))
+                values = [(await client.post(f"/counter/dead{i}")).json() for i in range(12)]
+            finally:
+                hole.close()
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+    failed = [w for w in waits if w[2] not in (200, 101)]
+    slowest = max(waits)
+    print(f"{len(waits)} requests after the kill; the slowest: {slowest}")
+    assert not failed, failed[:5]
+    assert len(waits) >= 60 and slowest[0] < 3.0, (len(waits), slowest)
+    # Every write was acknowledged once and kept, on whichever node took each counter over.
+    assert [v["value"] for v in values] == [rounds + 2] * 12, (values, rounds)
+
+
+def test_a_slow_request_head_is_not_held(tmp_path) -> None:
+    # A client that sends part of a request and stops (slowloris) is cut off after nginx's
+    # client_header_timeout (10 s), not its default 60 s. No node is needed for that.
+    nowhere = [SimpleNamespace(port=free_port()) for _ in range(3)]
+    nginx = start_balancer(nowhere, tmp_path)
+    try:
+        for _ in range(100):
+            try:
+                slow = socket.create_connection(("127.0.0.1", 8080))
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.05)
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")  # and no more
+        slow.settimeout(30)
+        started = time.monotonic()
+        assert slow.recv(1024) == b""  # closed, without an answer
+        assert 8 < time.monotonic() - started < 15
+        slow.close()
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+
+
 def dashboard_metrics() -> set[str]:
-    """The metric names the Grafana dashboard's queries use."""
-    board = json.loads(
-        (ROOT / "deploy" / "grafana" / "dashboards" / "durable-redis.json").read_text()
-    )
-    names: set[str] = set()
-    for panel in board["panels"]:
-        for target in panel["targets"]:
-            names.update(re.findall(r"\b(do_[a-z_]+)", target["expr"]))
-    return names
+    """The metric names the Grafana dashboards' queries use."""
+    return {
+        name
+        for board in dashboard.boards().values()
+        for expr in dashboard.expressions(board)
+        for name in dashboard.metric_names(expr)
+    }
 
 
 def test_the_monitoring_profile_scrapes_every_node_and_the_dashboard_loads() -> None:
@@ -200,6 +321,21 @@ def test_the_monitoring_profile_scrapes_every_node_and_the_dashboard_loads() -> 
     assert "OPS_TOKEN" in compose["configs"]["ops_token"]["content"]
     assert "OPS_TOKEN" in services["node1"]["environment"]
     assert len(dashboard_metrics()) >= 10
+    # Grafana finds the dashboards where compose mounts them, and Prometheus where its
+    # datasource says (Grafana has no Debian package: the files are what is checked).
+    provider = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/dashboards/durable-redis.yml").read_text()
+    )["providers"][0]
+    mounted = f"./deploy/grafana/dashboards:{provider['options']['path']}:ro"
+    assert mounted in services["grafana"]["volumes"]
+    (source,) = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"]
+    assert source["url"] == "http://prometheus:9090" and "prometheus" in services
+    boards = dashboard.boards()
+    assert list(boards) == ["durable-redis.json"]
+    for name, board in boards.items():
+        assert dashboard.problems(board) == [], name
 
 
 async def test_every_metric_the_dashboard_shows_is_served(nodes) -> None:
