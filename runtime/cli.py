@@ -193,6 +193,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         node = Node(settings, redis_url)
         app = create_app(node, apps, embedded=supervisor)
+        logs.shorten_access_log(app.state.paths)
         config = uvicorn_config(app, settings, access_log=args.access_log, log_config=None)
         log.info("node %s serving on http://%s:%d", settings.node_id, settings.host, settings.port)
         server = _Server(config)

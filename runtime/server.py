@@ -36,7 +36,8 @@ from .errors import (
     RpcError,
     StorageLimitExceeded,
 )
-from .guards import SameSite, trusted_hosts
+from .guards import Edge, SameSite, trusted_hosts
+from .logs import PathShapes
 from .node import Node
 from .pathindex import IndexedRouter
 
@@ -63,7 +64,8 @@ async def _object_error(request: Request, exc: Exception) -> Response:
     if exc.retryable:
         headers["Retry-After"] = "1"
     if status == 500:
-        log.error("%s %s failed: %s", request.method, request.url.path, exc)
+        paths: PathShapes = request.app.state.paths
+        log.error("%s %s failed: %s", request.method, paths.shorten(request.url.path), exc)
         kind = exc.type_name if isinstance(exc, RpcError) else type(exc).__name__
         return PlainTextResponse(f"internal error ({kind})", status, headers=headers)
     return PlainTextResponse(str(exc), status, headers=headers)
@@ -184,9 +186,11 @@ def create_app(
     routes += ops.routes(node, templates, mounted)
     routes += [m.mount() for m in mounted]
     settings = node.settings
+    paths = PathShapes(routes)  # (log lines show paths without their capabilities)
     middleware = [
+        Middleware(Edge, paths=paths),
         trusted_hosts(settings.allowed_hosts, settings.public_url()),
-        Middleware(SameSite, allowed_origins=settings.allowed_origins),
+        Middleware(SameSite, allowed_origins=settings.allowed_origins, paths=paths),
     ]
     middleware += [
         Middleware(_NodeMiddleware, factory=factory, mounted=m)
@@ -203,6 +207,7 @@ def create_app(
     starlette.router = IndexedRouter(routes=routes, lifespan=lifespan)
     starlette.state.node = node
     starlette.state.apps = mounted
+    starlette.state.paths = paths
     return starlette
 
 
