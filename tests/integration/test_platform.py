@@ -151,9 +151,7 @@ async def test_an_objects_exception_reaches_a_page_without_its_text(serve) -> No
     assert failed.headers["x-error-code"] == "rpc_error"
 
 
-async def test_an_app_in_its_own_module_serves_the_static_folder_beside_it(
-    serve, tmp_path
-) -> None:
+async def test_an_app_in_its_own_module_serves_its_static_folder_beside_it(serve, tmp_path) -> None:
     # An app outside this repository cannot put its scripts in the runtime's static/ tree,
     # and the CSP refuses inline scripts: its own folder is served at /<name>/static/.
     from examples.counter import app as counter_app
