@@ -2,7 +2,7 @@
 
 - ``serve``: one node (with an embedded Valkey unless given a Redis URL).
 - ``dev``: a node for development, restarted when the project's files change
-  (devloop.py), its embedded Valkey running on across restarts.
+  (reloader.py), its embedded Valkey running on across restarts.
 - ``valkey``: the embedded Valkey alone (AOF, fsync always), for clusters made by hand.
 - ``tail``: live events, errors and logs of an object, a namespace or the cluster (tail.py).
 """

@@ -20,8 +20,8 @@ Each line is an object with ``type``:
     heartbeat  {"time"}: nothing happened for a while (the connection is alive)
 
 ``object`` is the first 12 hex characters of the ID, as log lines show it (a whole unique ID
-may be a capability); log messages are the node's own lines, which shorten IDs and paths
-already (logs.py). Nothing is kept when nobody tails: a node with no follower pays one
+may be a capability); log messages are the lines of the node's process (at INFO and up),
+which shorten IDs and paths already (logs.py). Nothing is kept when nobody tails: a node with no follower pays one
 attribute read per event (``NodeStats.tap``). Followers are bounded per node
 (``MAX_FOLLOWERS``), and so is what waits for each (``QUEUE``): past it, lines are counted
 and reported as dropped, never buffered without end.
@@ -176,38 +176,39 @@ class TailHub(logging.Handler):
             follower.offer(line)
 
     def emit(self, record: logging.LogRecord) -> None:
-        """A log line of this node (the logging.Handler's half)."""
+        """A log line of the node's process (the logging.Handler's half)."""
         if getattr(record, "_tailed", False) or record.name.startswith("uvicorn.access"):
             return
         record.__dict__["_tailed"] = True  # (seen by two of the loggers it went through)
-        namespace = getattr(record, "namespace", None)
-        short = getattr(record, "object_id", None)
-        interested = [f for f in self.followers if f.interest.wants(namespace, short)]
-        if not interested:
+        try:
+            line: dict[str, Any] = {
+                "type": "log",
+                "time": record.created,
+                "node": self.node.node_id,
+                "level": record.levelname,
+                "logger": record.name,
+                "message": record.getMessage()[:2000],
+            }
+            namespace = getattr(record, "namespace", None)
+            short = getattr(record, "object_id", None)
+            if namespace is not None:
+                line["namespace"] = str(namespace)
+            if short is not None:
+                line["object"] = str(short)[:SHOWN]
+            if record.exc_info and record.exc_info[1] is not None:
+                line["error"] = _error(record.exc_info[1])
+        except Exception:
+            self.handleError(record)
             return
-        line: dict[str, Any] = {
-            "type": "log",
-            "time": record.created,
-            "node": self.node.node_id,
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage()[:2000],
-        }
-        if namespace is not None:
-            line["namespace"] = namespace
-        if short is not None:
-            line["object"] = str(short)[:SHOWN]
-        if record.exc_info and record.exc_info[1] is not None:
-            line["error"] = _error(record.exc_info[1])
         loop = self._loop
         if threading.get_ident() == self._thread or loop is None:
-            self._deliver(interested, line)
-        else:  # (a line logged from another thread)
-            loop.call_soon_threadsafe(self._deliver, interested, line)
+            self._offer(line)
+        else:  # (a line logged from another thread: the followers are the loop's)
+            loop.call_soon_threadsafe(self._offer, line)
 
-    def _deliver(self, followers: list[Follower], line: dict[str, Any]) -> None:
-        for follower in followers:
-            if follower in self.followers:
+    def _offer(self, line: dict[str, Any]) -> None:
+        for follower in self.followers:
+            if follower.interest.wants(line.get("namespace"), line.get("object")):
                 follower.offer(line)
 
 
