@@ -21,10 +21,10 @@ Each line is an object with ``type``:
 
 ``object`` is the first 12 hex characters of the ID, as log lines show it (a whole unique ID
 may be a capability); log messages are the lines of the node's process (at INFO and up),
-which shorten IDs and paths already (logs.py). Nothing is kept when nobody tails: a node with no follower pays one
-attribute read per event (``NodeStats.tap``). Followers are bounded per node
-(``MAX_FOLLOWERS``), and so is what waits for each (``QUEUE``): past it, lines are counted
-and reported as dropped, never buffered without end.
+which shorten IDs and paths already (logs.py). Nothing is kept when nobody tails: a node
+with no follower pays one attribute read per event (``NodeStats.tap``). Followers are
+bounded per node (``MAX_FOLLOWERS``), and so is what waits for each (``QUEUE``): past it,
+lines are counted and reported as dropped, never buffered without end.
 """
 
 from __future__ import annotations
