@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-unit test-faults test-compose lint bench bench-chat bench-whiteboard \
+.PHONY: run dev test test-unit test-faults test-compose lint bench bench-chat bench-whiteboard \
 	bench-cluster bench-memory \
 	bench-lobby bench-waiting-room profile-chat fuzz-whiteboard bundle system-deps clean
 
@@ -46,6 +46,10 @@ bundle: $(BUNDLE)
 
 run: $(VENV)/.installed $(BUNDLE)
 	$(PY) -m runtime serve --host $(HOST) --port $(PORT)
+
+# The same, restarted whenever a Python file changes (its Valkey and data kept).
+dev: $(VENV)/.installed $(BUNDLE)
+	$(PY) -m runtime dev --host $(HOST) --port $(PORT)
 
 # What the tests drive besides Python: Debian's chromium (browser tests), nginx (the
 # deployment's load balancer, run as a plain process) and libfaketime (the nemesis suite runs

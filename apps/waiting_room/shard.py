@@ -129,7 +129,9 @@ class RoomShard(DurableObject):
         try:
             answer = await self.room().lease(self.node, request)
         except DurableObjectError as exc:  # lost or refused: the next request corrects it
-            log.warning("shard %s of %s: lease request failed: %s", self.node, self.room_id, exc)
+            log.warning(
+                "shard %s of %s: lease request failed: %s", self.node, self.room_id[:12], exc
+            )
             answer = None
         finally:
             self.talking = False

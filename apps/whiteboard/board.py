@@ -6,6 +6,7 @@ is a **snapshot plus a log of updates**:
     snap                       {"gen": g, "parts": n, "bytes": size} (absent: no snapshot yet)
     snap/<g:08d>/<part:05d>    the snapshot's bytes, in parts of at most one storage value
     log/<seq:012d>/<part:05d>  one update per seq, in parts likewise
+    held/<key:012d>/<part:05d> an update Yrs holds back until what it depends on arrives
 
 Each update a writer sends is appended to the log in the same event that applies it, so
 the output gate holds the broadcast to the others until the write is committed: nobody
@@ -14,6 +15,11 @@ size threshold and the board has been quiet a few seconds, it writes the whole d
 a new snapshot generation, then points ``snap`` at it and deletes the old parts and the
 folded log, all in one event (one atomic commit). Storage stays proportional to the
 document, not to its edit count. The same alarm expires stale presence.
+
+Neither a snapshot nor the document's own encoding of a change carries what Yrs holds back
+(an edit made on top of one the board has not received yet): such an update is kept as it
+came under ``held/`` until the document has taken it in, so a board loaded from storage is
+the board that was never stopped.
 
 Presence (awareness) lives only in memory, like y-websocket's: the class hibernates only
 after a minute of quiet, longer than presence lives, so hibernation never loses any.
@@ -36,8 +42,10 @@ from .rules import (
     Broadcast,
     Close,
     Effect,
+    Hold,
     Later,
     Persist,
+    Release,
     Send,
     Snapshot,
 )
@@ -55,6 +63,18 @@ def log_prefix(seq: int) -> str:
     return f"log/{seq:012d}/"
 
 
+def held_prefix(key: int) -> str:
+    return f"held/{key:012d}/"
+
+
+def grouped(entries: dict[str, bytes], prefix_length: int) -> dict[str, list[str]]:
+    """Stored parts by the update they belong to (the key up to the part number), in order."""
+    groups: dict[str, list[str]] = {}
+    for key in entries:
+        groups.setdefault(key[:prefix_length], []).append(key)
+    return groups
+
+
 class Board(DurableObject):
     """One whiteboard: a CRDT document shared over the y-websocket protocol."""
 
@@ -67,6 +87,7 @@ class Board(DurableObject):
         self.sockets: dict[int, ObjectWebSocket] = {}
         self.snapshot: dict[str, int] = {"gen": 0, "parts": 0, "bytes": 0}
         self.log_keys: list[str] = []  # every stored part of the log, oldest first
+        self.held_keys: dict[int, list[str]] = {}  # the stored parts of each held update
         self.log_updates = 0
         self.log_bytes = 0
         self.next_seq = 1
@@ -103,9 +124,15 @@ class Board(DurableObject):
             self.log_keys.append(key)
         if update:
             updates.append(b"".join(update))
-        if not self.rules.load(updates):
+        held: dict[int, bytes] = {}
+        parts = await self.storage.list(prefix="held/")
+        for prefix, keys in grouped(parts, len(held_prefix(0))).items():
+            held[int(prefix[5:17])] = b"".join(parts[k] for k in keys)
+            self.held_keys[int(prefix[5:17])] = keys
+        if not self.rules.load(updates, held):
             log.error("a stored update of a board would not load; storing the board again")
             await self.compact()
+        await self.apply(self.rules.settle())  # held updates the rest has come for
         self.log_updates = len({key[:16] for key in self.log_keys})
         self.log_bytes = self.rules.size - self.snapshot["bytes"]
         if self.log_keys:
@@ -154,6 +181,14 @@ class Board(DurableObject):
                     ws.send(effect.data)
             elif isinstance(effect, Persist):
                 await self.append(effect.update)
+            elif isinstance(effect, Hold):
+                parts = self.split(held_prefix(effect.key), effect.update)
+                await self.storage.put_many(parts)
+                self.held_keys[effect.key] = list(parts)
+            elif isinstance(effect, Release):
+                await self.storage.delete_many(
+                    [k for key in effect.keys for k in self.held_keys.pop(key, [])]
+                )
             elif isinstance(effect, Snapshot):
                 await self.snapshot_soon()
             elif isinstance(effect, Later) and not self.relay_scheduled:
@@ -168,17 +203,20 @@ class Board(DurableObject):
 
     async def append(self, update: bytes) -> None:
         """Add one update to the log (committed before anyone hears of it)."""
-        prefix = log_prefix(self.next_seq)
+        parts = self.split(log_prefix(self.next_seq), update)
         self.next_seq += 1
-        parts = {
-            f"{prefix}{i:05d}": update[start : start + self.part_bytes]
-            for i, start in enumerate(range(0, max(len(update), 1), self.part_bytes))
-        }
         await self.storage.put_many(parts)  # (the document has it already: this must not fail)
         self.log_keys.extend(parts)
         self.log_updates += 1
         self.log_bytes += len(update)
         self.last_update = time.time()
+
+    def split(self, prefix: str, update: bytes) -> dict[str, bytes]:
+        """An update as stored values of at most one storage value each."""
+        return {
+            f"{prefix}{i:05d}": update[start : start + self.part_bytes]
+            for i, start in enumerate(range(0, max(len(update), 1), self.part_bytes))
+        }
 
     async def relay_at(self, at: float) -> None:
         """Background: when coalesced presence is due, relay it, as an event of its own."""
@@ -272,6 +310,7 @@ class Board(DurableObject):
             "log_bytes": self.log_bytes,
             "snapshot_bytes": self.snapshot["bytes"],
             "snapshot_gen": self.snapshot["gen"],
+            "held_updates": len(self.rules.held),
             "sessions": len(self.rules.sessions),
             "presence": len(self.rules.presence),
         }

@@ -1,9 +1,10 @@
 """What a board does with y-websocket messages, sans I/O: a pycrdt document plus presence.
 
 ``BoardRules`` takes (session, bytes) and returns effects for ``board.py`` to carry out:
-``Send`` to one socket, ``Broadcast`` to all but one, ``Persist`` an update to storage, and
-``Close`` one socket. It never touches a socket, storage or a clock; the caller passes
-``now``. That keeps every rule testable by feeding bytes and checking bytes.
+``Send`` to one socket, ``Broadcast`` to all but one, ``Persist`` an update to storage,
+``Hold`` (store) and ``Release`` (forget) an update Yrs holds back, and ``Close`` one
+socket. It never touches a socket, storage or a clock; the caller passes ``now``. That
+keeps every rule testable by feeding bytes and checking bytes.
 
 The rules, in the order a client meets them:
 
@@ -15,6 +16,10 @@ The rules, in the order a client meets them:
   served: the bytes received when Yrs reports taking in exactly those (the common case,
   cheap), else the document's own encoding of its difference from the state before (which
   costs time in proportion to the board). From a read-only session it is dropped.
+  Whatever of an update Yrs holds back until its dependencies arrive (an edit made on top
+  of one the server has not received yet) is stored as it came (``Hold``) until the
+  document has taken it in (``Release``): a board loaded from storage then holds back the
+  same, and a restart in between loses nothing.
   An update over ``max_update_bytes``, or one that would take the stored board over
   ``max_board_bytes``, closes the socket with 1009 and leaves the board unchanged; an update
   Yrs cannot decode closes it with 1007 (and if Yrs gave up halfway, what it did change is
@@ -33,11 +38,11 @@ The rules, in the order a client meets them:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Doc, TransactionEvent
+from pycrdt import Doc, TransactionEvent, get_update
 
 from . import protocol
 from .config import WhiteboardConfig
@@ -74,6 +79,24 @@ class Persist:
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    """Store ``update`` under ``key``: Yrs holds (part of) it back, waiting for what it
+    depends on, and keeps it in memory only; without a stored copy, a board loaded from
+    storage before the rest arrives would never have it."""
+
+    key: int
+    update: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The held updates under ``keys`` are in the document now (or were dropped): their
+    stored copies can go."""
+
+    keys: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     session: int
     code: int
@@ -93,7 +116,7 @@ class Snapshot:
     replaying its log would not bring back (see ``_take_changes``)."""
 
 
-Effect = Send | Broadcast | Persist | Close | Snapshot | Later
+Effect = Send | Broadcast | Persist | Hold | Release | Close | Snapshot | Later
 
 
 @dataclass(slots=True)
@@ -168,6 +191,22 @@ def _same_update(update: bytes, reported: bytes, delete_set: bytes | None) -> bo
         return False
 
 
+def _pending(update: bytes, state: bytes) -> bool:
+    """Whether a document at ``state`` that took ``update`` in still holds part of it back:
+    structs past its state vector, or deletions of items it has not seen. (Yrs' difference
+    of the update from the state keeps exactly the structs the document lacks, and the
+    update's whole delete set.)"""
+    try:
+        rest = get_update(update, state)
+        return _deletes_beyond(state, rest)
+    except MalformedMessage:
+        return True
+    except BaseException as exc:
+        if not _refused_by_yrs(exc):
+            raise
+        return True  # (it was taken in: keeping a copy is the safe side)
+
+
 def _is_repeat(state: bytes, update: bytes) -> bool:
     """Whether an update that changed nothing only deletes items the document has seen (a
     reconnecting client's step 2 usually is): nothing of it can be held back."""
@@ -191,12 +230,14 @@ class BoardRules:
         #: set alone; None if pycrdt did not say).
         self._changed: list[tuple[bytes, bytes | None]] = []
         self._subscription = self.doc.observe(self._on_transaction)
-        #: Bytes of updates that changed nothing (yet). Yrs keeps what it cannot integrate
-        #: (items and deletions whose dependencies it lacks) in memory, unstored, until the
-        #: rest arrives: legitimately for milliseconds (two tabs sharing edits locally), but
-        #: a writer could send such updates without end, at up to ten times their size in
-        #: memory. Past max_board_bytes / 8 the document is rebuilt without them.
-        self._unintegrated = 0
+        #: Updates Yrs holds back (items and deletions whose dependencies it lacks), by the
+        #: key they are stored under (``Hold``), until the document has taken them in:
+        #: legitimately for milliseconds (two tabs sharing edits locally), but a writer
+        #: could send such updates without end, and Yrs keeps them at up to ten times their
+        #: size in memory. Past max_board_bytes / 8 the document is rebuilt without them.
+        self.held: dict[int, bytes] = {}
+        self._held_bytes = 0
+        self._next_hold = 1
         #: When each awareness client's state was last relayed, and the newest state waiting
         #: its turn (with the session it came from, which does not get it back).
         self._relayed: dict[int, float] = {}
@@ -222,8 +263,10 @@ class BoardRules:
         self._changed.append((event.update, delete_set if isinstance(delete_set, bytes) else None))
         self._full = None
 
-    def load(self, updates: Iterable[bytes]) -> bool:
-        """Apply stored state at activation (no effects: it is already stored).
+    def load(self, updates: Iterable[bytes], held: Mapping[int, bytes] | None = None) -> bool:
+        """Apply stored state at activation (no effects: it is already stored): the
+        snapshot and the log (``updates``), and the updates held back when it was stored
+        (``held``, by key; ``settle()`` then says which of them the document took in).
 
         One transaction for the lot: Yrs then integrates and reports once, which takes a
         long log about a third less time than an update at a time. If Yrs refuses the lot
@@ -232,16 +275,20 @@ class BoardRules:
         the result as a snapshot: a board that cannot load would be a board lost.
         """
         updates = list(updates)
+        self.held = dict(held or {})
+        self._held_bytes = sum(map(len, self.held.values()))
+        self._next_hold = max(self.held, default=0) + 1
+        everything = [*updates, *self.held.values()]  # (a CRDT: the order does not matter)
         try:
             with self.doc.transaction():
-                for update in updates:
+                for update in everything:
                     self.doc.apply_update(update)
             clean = True
         except BaseException as exc:
             if not _refused_by_yrs(exc):
                 raise
             self._new_doc()
-            for update in updates:
+            for update in everything:
                 try:
                     self.doc.apply_update(update)
                 except BaseException as again:
@@ -253,8 +300,12 @@ class BoardRules:
         self._full = None
         state = self.doc.get_state()
         self._deletions = self.doc.get_update(state)
-        self._odd = not clean or _deletes_beyond(state, self._deletions)
+        self._odd = not clean or _deletes_beyond(state, self._deletions) or bool(self.held)
         return clean
+
+    def settle(self) -> list[Effect]:
+        """Held updates the document has taken in whole by now: their copies can go."""
+        return self._settle(self.doc.get_state())
 
     def _new_doc(self) -> None:
         self.doc.unobserve(self._subscription)
@@ -355,7 +406,7 @@ class BoardRules:
             and _same_update(update, *self._changed[0])
         ):
             return self._took_as_sent(session, update)
-        effects = self._take_changes(session, update, before)
+        effects = self._take_changes(session, update, before, keep=not refused)
         if refused:
             self._odd = True
             effects.extend(self._close(session, INVALID_PAYLOAD, "not a Yjs update"))
@@ -379,8 +430,11 @@ class BoardRules:
         self.size += len(update)
         return [Persist(update), Broadcast(protocol.sync(protocol.UPDATE, update), exclude=session)]
 
-    def _take_changes(self, session: int, update: bytes, before: bytes) -> list[Effect]:
-        """Store and send what applying ``update`` changed in the document.
+    def _take_changes(
+        self, session: int, update: bytes, before: bytes, keep: bool = True
+    ) -> list[Effect]:
+        """Store and send what applying ``update`` changed in the document (and, if
+        ``keep``, the update itself while Yrs holds part of it back: not one it refused).
 
         What is stored is the document's own encoding of the difference (every struct past
         the state before, and its deletions), not the bytes received nor what Yrs reports
@@ -400,17 +454,13 @@ class BoardRules:
         self._deletions = deletions
         if not (reported or deleted) and clocks(state) == clocks(before):
             # Nothing new (a repeat, an empty step 2), or held back by Yrs until its
-            # dependencies arrive: nothing stored yet.
+            # dependencies arrive: then it is stored as it came, until they do.
             self._odd = self._odd or not _is_repeat(state, update)
-            self._unintegrated += len(update)
-            if self._unintegrated > self.config.max_board_bytes // 8:
-                self._drop_unintegrated()
-            return []
+            return self._hold(update, state) if keep else []
         change = self.doc.get_update(before)
         self._odd = True
         self._full = None
         self.size += len(change)
-        self._unintegrated = max(0, self._unintegrated + len(update) - len(change))
         effects: list[Effect] = [
             Persist(change),
             Broadcast(protocol.sync(protocol.UPDATE, change), exclude=session),
@@ -419,10 +469,35 @@ class BoardRules:
             # Deletions of items the document has not seen: Yrs keeps them in a form its
             # own encoding of a difference does not carry. Only a snapshot stores it.
             effects.append(Snapshot())
+        # What came before may be in now; what of this update is not yet is kept.
+        effects += self._settle(state)
+        if keep:
+            effects += self._hold(update, state)
         return effects
 
-    def _drop_unintegrated(self) -> None:
-        """Rebuild the document from its own encoding, which leaves out what Yrs holds back."""
+    def _hold(self, update: bytes, state: bytes) -> list[Effect]:
+        """Keep a stored copy of ``update`` if Yrs holds any of it back (see ``Hold``)."""
+        if not _pending(update, state) or update in self.held.values():
+            return []
+        if self._held_bytes + len(update) > self.config.max_board_bytes // 8:
+            return self._drop_unintegrated()
+        key = self._next_hold
+        self._next_hold += 1
+        self.held[key] = update
+        self._held_bytes += len(update)
+        self._odd = True
+        return [Hold(key, update)]
+
+    def _settle(self, state: bytes) -> list[Effect]:
+        """Release the held updates the document (at ``state``) has taken in whole."""
+        done = tuple(key for key, update in self.held.items() if not _pending(update, state))
+        for key in done:
+            self._held_bytes -= len(self.held.pop(key))
+        return [Release(done)] if done else []
+
+    def _drop_unintegrated(self) -> list[Effect]:
+        """Rebuild the document from its own encoding, which leaves out what Yrs holds back,
+        and forget the held updates (their stored copies too)."""
         state = self.full_state()
         self._new_doc()
         self.doc.apply_update(state)  # (it is all stored already)
@@ -431,7 +506,10 @@ class BoardRules:
         state_vector = self.doc.get_state()
         self._deletions = self.doc.get_update(state_vector)
         self._odd = _deletes_beyond(state_vector, self._deletions)
-        self._unintegrated = 0
+        dropped = tuple(self.held)
+        self.held.clear()
+        self._held_bytes = 0
+        return [Release(dropped)] if dropped else []
 
     # ------------------------------------------------------------------ awareness
 

@@ -130,6 +130,23 @@ class ObjectRecord:
         wait_output: bool = True,
         kind: str = "event",
     ) -> T:
+        """Deliver one event (``_run``); while someone tails the node (tail.py), tell it how
+        the event ended and how long it took."""
+        tap = self.stats.tap
+        if tap is None:
+            return await self._run(handler, wait_output, kind)
+        started = time.monotonic()
+        try:
+            result = await self._run(handler, wait_output, kind)
+        except BaseException as exc:
+            tap(self, kind, exc, time.monotonic() - started)
+            raise
+        tap(self, kind, None, time.monotonic() - started)
+        return result
+
+    async def _run(
+        self, handler: Callable[[DurableObject], Awaitable[T]], wait_output: bool, kind: str
+    ) -> T:
         """Deliver one event: wait for the gate, run it, then release its result once its
         writes are committed. ``kind`` labels it in the node's metrics."""
         if self.gone:

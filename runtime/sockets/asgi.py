@@ -144,18 +144,15 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         await super().send(message)
-        refused = self.initial_response
         if (
             message["type"] == "websocket.http.response.body"
             and not message.get("more_body", False)
-            and refused is not None
+            and self.initial_response is not None
         ):
             # uvicorn leaves a handshake answered with an HTTP response "incomplete", and
-            # logs an error when the app returns; it is complete. Say once why it was refused.
+            # logs an error when the app returns; it is complete. (guards.Edge logs why it
+            # was refused, its path shortened: a path may carry a capability.)
             self.handshake_complete = True
-            status, _, body = refused
-            reason = body[:200].decode(errors="replace").strip()
-            log.info("refused a WebSocket to %s: %d %s", self.scope["path"], status, reason)
 
 
 @dataclass(frozen=True)

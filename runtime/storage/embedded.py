@@ -20,6 +20,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 from ..base.errors import ConfigurationError
 
@@ -54,7 +55,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -75,8 +76,12 @@ class ValkeyProcess:
         appendfsync: str = "always",
         extra: Sequence[str] = (),
         binary: str | None = None,
+        bind: str = "127.0.0.1",
+        password: str = "",
     ) -> None:
         self.directory = Path(directory).resolve()
+        self.bind = bind
+        self.password = password
         self.port = free_port() if port is None and not unix_socket else (port or 0)
         self.socket_path = self.directory / "valkey.sock" if unix_socket else None
         self.appendonly = appendonly
@@ -87,9 +92,13 @@ class ValkeyProcess:
 
     @property
     def url(self) -> str:
+        """Where clients reach it (with the password, if any: never log this)."""
         if self.socket_path is not None:
             return f"unix://{self.socket_path}"
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        host = "127.0.0.1" if self.bind in ("0.0.0.0", "::", "*") else self.bind
+        host = f"[{host}]" if ":" in host else host
+        return f"redis://{auth}{host}:{self.port}/0"
 
     @property
     def pidfile(self) -> Path:
@@ -99,7 +108,7 @@ class ValkeyProcess:
         args = [
             self.binary,
             "--bind",
-            "127.0.0.1",
+            self.bind,
             "--port",
             str(self.port),
             "--dir",
@@ -121,6 +130,8 @@ class ValkeyProcess:
         ]
         if self.socket_path is not None:
             args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
+        if self.password:
+            args += ["--requirepass", self.password]
         return args + self.extra
 
     def start(self, timeout: float = 10.0) -> ValkeyProcess:
@@ -132,7 +143,7 @@ class ValkeyProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -173,16 +184,21 @@ class ValkeyProcess:
         return ""
 
     def ping(self) -> bool:
+        hello = b"PING\r\n"
+        if self.password:  # (a RESP array: the password may hold any byte)
+            secret = self.password.encode()
+            hello = b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(secret), secret) + hello
         try:
             if self.socket_path is not None:
                 with socket.socket(socket.AF_UNIX) as s:
                     s.settimeout(0.5)
                     s.connect(str(self.socket_path))
-                    s.sendall(b"PING\r\n")
-                    return s.recv(16).startswith(b"+PONG")
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                    s.sendall(hello)
+                    return _answered_pong(s)
+            host = urlsplit(self.url).hostname or "127.0.0.1"
+            with socket.create_connection((host, self.port), timeout=0.5) as s:
+                s.sendall(hello)
+                return _answered_pong(s)
         except OSError:
             return False
 
@@ -214,6 +230,17 @@ class ValkeyProcess:
                     f"a Valkey server (pid {pid}) is already running on {self.directory}; "
                     "stop it, or use another --data-dir"
                 )
+
+
+def _answered_pong(s: socket.socket) -> bool:
+    """Whether the server's answers (an AUTH's +OK first, perhaps) end with +PONG."""
+    answer = b""
+    while b"PONG" not in answer and len(answer) < 256:
+        chunk = s.recv(64)
+        if not chunk or chunk.startswith(b"-"):
+            return False
+        answer += chunk
+    return b"+PONG" in answer
 
 
 class ValkeySupervisor:

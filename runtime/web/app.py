@@ -12,6 +12,10 @@ An app is one folder (``apps/<name>/``) and one ``App(...)``::
         static="chat",                       # static/chat/ served at /chat/static/
     )
 
+An app in a module of its own ships its browser code beside it instead:
+``static=Path(__file__).parent / "static"`` (a ``Path``, or an absolute path) is served at
+``/<name>/static/`` the same way.
+
 On a node each App becomes a :class:`MountedApp`: its settings resolved, its objects
 registered, its routes mounted under ``/<name>`` with the name ``<name>``, so pages build URLs
 with ``url_for("chat:page")`` and ``url_for("chat:static", path="chat.js")``. Route handlers
@@ -94,8 +98,10 @@ class App:
     settings: BaseSettings | type[BaseSettings] | None = None
     #: A folder of Jinja2 templates; pages ``{% extends "base.html" %}``.
     templates: str | Path | None = None
-    #: A folder under the top-level ``static/``, served at ``/<name>/static/``.
-    static: str | None = None
+    #: Served at ``/<name>/static/``: a folder of the app's own (a ``Path``, or an absolute
+    #: path: ``Path(__file__).parent / "static"``), or the name of a folder under the
+    #: top-level ``static/`` (the suite's apps; a wheel ships that tree).
+    static: str | Path | None = None
     #: Starlette middleware around this app's routes only.
     middleware: Sequence[Middleware] = ()
     #: Middleware around the whole node (see NodeMiddleware).
@@ -113,6 +119,20 @@ class App:
                 f"app name {self.name!r}: 1-32 characters of a-z, 0-9 and '-', starting with a "
                 f"letter, and none of {sorted(RESERVED)}"
             )
+        folder = self.static_folder()
+        if folder is not None and folder.is_absolute() and not folder.is_dir():
+            # (an app's own folder missing is a mistake; the top-level tree's may simply
+            # not be installed, and answers 404s)
+            raise ConfigurationError(f"app {self.name!r}: static folder {folder} does not exist")
+
+    def static_folder(self) -> Path | None:
+        """The folder served at ``/<name>/static/`` (None: the app has none)."""
+        if self.static is None:
+            return None
+        folder = Path(self.static)
+        if isinstance(self.static, Path) or folder.is_absolute():
+            return folder.resolve()
+        return static_root() / folder
 
     def with_settings(self, settings: BaseSettings | type[BaseSettings] | None) -> App:
         """A copy of this app with other settings (tests and embedders use it); its objects
@@ -178,8 +198,8 @@ class MountedApp:
     def mount(self) -> Mount:
         """The app's routes under /<name>, with its static files at /<name>/static."""
         routes = list(self.app.routes)
-        if self.app.static is not None:
-            directory = static_root() / self.app.static
+        directory = self.app.static_folder()
+        if directory is not None:
             routes.append(
                 Mount("/static", StaticFiles(directory=directory, check_dir=False), name="static")
             )

@@ -5,8 +5,8 @@
   namespace, sockets, event rate, commit p99, Redis latency), alarms due soon, and where
   an object lives (pick a namespace, type a name or an ID).
 - ``GET /ops/api/node``: this node's figures (other nodes ask for them);
-  ``/ops/api/cluster``: every live node's; ``/ops/api/locate?namespace=&key=``: which node
-  holds an object.
+  ``/ops/api/cluster``: every live node's; ``/ops/api/locate?namespace=N&name=X`` (or
+  ``&id=<64 hex>``, or ``&key=`` for either): which node holds an object.
 - ``GET /api/apps``: each listed app's live numbers (rooms, boards...), for the landing page.
 
 Who may look: another node (the node-link credentials), anyone with ``OPS_TOKEN`` (a
@@ -165,22 +165,62 @@ def _verify(ca: str) -> Any:
     return ssl.create_default_context(cafile=ca) if ca else True
 
 
-async def locate(node: Node, namespace_name: str, key: str) -> dict[str, Any]:
+class LocateQuery:
+    """What ``/ops/api/locate`` was asked: a namespace, and a name or an ID.
+
+    ``name=`` is an object's name (``id_from_name``), ``id=`` its ID (64 hex characters, as
+    ``str(object_id)`` writes it), and ``key=`` either: 64 hex characters are taken for an
+    ID, anything else for a name (the ops page's one box)."""
+
+    MAX = 2048
+
+    def __init__(self, params: Mapping[str, str]) -> None:
+        self.namespace = params.get("namespace", "").strip()
+        given = {k: params[k].strip() for k in ("name", "id", "key") if params.get(k)}
+        self.error = ""
+        self.name: str | None = None
+        self.id: str | None = None
+        if not self.namespace:
+            self.error = "give namespace=<the namespace's name> (the ops page lists them)"
+        elif len(given) != 1:
+            self.error = (
+                "give one of name=<the object's name>, id=<its ID: 64 hex characters> or "
+                "key=<either>"
+            )
+        elif any(len(v) > self.MAX for v in given.values()):
+            self.error = f"a name or an ID has at most {self.MAX} characters"
+        elif "id" in given:
+            if not _HEX64.fullmatch(given["id"].lower()):
+                self.error = "id= takes an object ID: 64 hex characters (a name goes in name=)"
+            self.id = given["id"].lower()
+        elif "name" in given:
+            self.name = given["name"]
+        elif _HEX64.fullmatch(given["key"]):
+            self.id = given["key"]
+        else:
+            self.name = given["key"]
+
+
+async def locate(
+    node: Node, namespace_name: str, *, name: str | None = None, object_id: str | None = None
+) -> dict[str, Any]:
     """Which node holds the object a name or an ID names (None: no node holds it now)."""
     namespace = node.namespace(namespace_name)
-    key = key.strip()
-    if _HEX64.fullmatch(key):
-        object_id = namespace.id_from_string(key)
+    if object_id is not None:
+        found = namespace.id_from_string(object_id)
+    elif name is not None:
+        found = namespace.id_from_name(name)
     else:
-        object_id = namespace.id_from_name(key)
-    store = node.store_for(object_id)
-    keys = ObjectKeys.of(node.settings.key_prefix, namespace.name, object_id.hex)
+        raise ValueError("locate() needs a name or an ID")
+    object_id_hex = found.hex
+    store = node.store_for(found)
+    keys = ObjectKeys.of(node.settings.key_prefix, namespace.name, object_id_hex)
     value = await store.redis.get(keys.lease)
     holder = None if value is None else LeaseClient.holder_of(value.decode())
     owner = None if holder is None else holder.partition("@")[0]
     return {
         "namespace": namespace.name,
-        "id": object_id.hex,
+        "id": object_id_hex,
         "node": owner,
         "app": namespace.env.app.name if namespace.env.app is not None else None,
     }
@@ -253,14 +293,15 @@ def routes(
     async def locate_api(request: Request) -> Response:
         if not allowed(node, request):
             return refuse(request)
-        name = request.query_params.get("namespace", "")
-        key = request.query_params.get("key", "")
-        if not key or len(key) > 2048:
-            return JSONResponse({"error": "give a name or an ID (at most 2048 characters)"}, 400)
+        query = LocateQuery(request.query_params)
+        if query.error:
+            return JSONResponse({"error": query.error}, 400)
+        name = query.namespace
         try:
-            return JSONResponse(await locate(node, name, key))
+            return JSONResponse(await locate(node, name, name=query.name, object_id=query.id))
         except UnknownNamespace:
-            return JSONResponse({"error": f"no namespace {name[:64]!r}"}, 404)
+            known = ", ".join(sorted(node.namespaces))
+            return JSONResponse({"error": f"no namespace {name[:64]!r} (there are: {known})"}, 404)
         except InvalidObjectId as exc:
             return JSONResponse({"error": str(exc)}, 400)
         except DurableObjectError as exc:

@@ -33,14 +33,15 @@ from ..base.errors import (
     StorageLimitExceeded,
     error_headers,
 )
+from ..base.logs import PathShapes
 from ..cluster import protocol as link
 from ..cluster.server import LinkSession
 from ..host.node import Node
 from ..sockets.asgi import BoundedHttpToolsProtocol, Connection, FastWebSocketProtocol, HeadLimits
 from ..storage.embedded import ValkeySupervisor
-from . import metrics, ops
+from . import metrics, ops, tail
 from .app import App, MountedApp, NodeMiddleware, check_unique, static_root, templates_for
-from .guards import SameSite, trusted_hosts
+from .guards import Edge, SameSite, trusted_hosts
 from .pathindex import IndexedRouter
 
 log = logging.getLogger("runtime.server")
@@ -64,7 +65,8 @@ async def _object_error(request: Request, exc: Exception) -> Response:
     status = _error_status(exc)
     headers = error_headers(exc)
     if status == 500:
-        log.error("%s %s failed: %s", request.method, request.url.path, exc)
+        paths: PathShapes = request.app.state.paths
+        log.error("%s %s failed: %s", request.method, paths.shorten(request.url.path), exc)
         kind = exc.type_name if isinstance(exc, RpcError) else type(exc).__name__
         return PlainTextResponse(f"internal error ({kind})", status, headers=headers)
     return PlainTextResponse(str(exc), status, headers=headers)
@@ -200,11 +202,15 @@ def create_app(
         Mount("/static", StaticFiles(directory=static_root(), check_dir=False), name="static"),
     ]
     routes += ops.routes(node, templates, mounted)
+    hub = tail.TailHub(node)
+    routes += tail.routes(node, hub)
     routes += [m.mount() for m in mounted]
     settings = node.settings
+    paths = PathShapes(routes)  # (log lines show paths without their capabilities)
     middleware = [
+        Middleware(Edge, paths=paths),
         trusted_hosts(settings.allowed_hosts, settings.public_url()),
-        Middleware(SameSite, allowed_origins=settings.allowed_origins),
+        Middleware(SameSite, allowed_origins=settings.allowed_origins, paths=paths),
     ]
     middleware += [
         Middleware(_NodeMiddleware, factory=factory, mounted=m)
@@ -225,6 +231,8 @@ def create_app(
     starlette.router = IndexedRouter(routes=routes, lifespan=lifespan)
     starlette.state.node = node
     starlette.state.apps = mounted
+    starlette.state.paths = paths
+    starlette.state.tail = hub
     return starlette
 
 

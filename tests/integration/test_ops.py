@@ -49,7 +49,23 @@ async def test_on_a_laptop_metrics_and_ops_answer_without_credentials(serve) -> 
         assert (await client.get("/metrics", headers=proxied)).status_code in (401, 403)
         assert (await client.get("/ops/api/cluster", headers=proxied)).status_code in (401, 403)
         unknown = await client.get("/ops/api/locate", params={"namespace": "nope", "key": "x"})
-        assert unknown.status_code == 404
+        assert unknown.status_code == 404 and "counter" in unknown.json()["error"]
+        # name= and id= say which they give; the ID the answer names finds the same object.
+        by_name = await client.get(
+            "/ops/api/locate", params={"namespace": "counter", "name": "seen"}
+        )
+        by_id = await client.get(
+            "/ops/api/locate", params={"namespace": "counter", "id": by_name.json()["id"]}
+        )
+        assert by_id.status_code == 200 and by_id.json() == by_name.json() == where
+        for params, says in (
+            ({"namespace": "counter", "id": "seen"}, "64 hex characters"),
+            ({"namespace": "counter", "name": "seen", "id": where["id"]}, "give one of"),
+            ({"namespace": "counter"}, "give one of"),
+            ({"name": "seen"}, "give namespace="),
+        ):
+            refused = await client.get("/ops/api/locate", params=params)
+            assert refused.status_code == 400 and says in refused.json()["error"], params
         apps = (await client.get("/api/apps")).json()["apps"]
         counter = next(a for a in apps if a["name"] == "counter")
         assert counter["live"]["counters in use"] == 1

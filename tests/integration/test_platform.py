@@ -149,3 +149,25 @@ async def test_an_objects_exception_reaches_a_page_without_its_text(serve) -> No
     assert failed.status_code == 500
     assert failed.text == "internal error (ValueError)"
     assert failed.headers["x-error-code"] == "rpc_error"
+
+
+async def test_an_app_in_its_own_module_serves_its_static_folder_beside_it(serve, tmp_path) -> None:
+    # An app outside this repository cannot put its scripts in the runtime's static/ tree,
+    # and the CSP refuses inline scripts: its own folder is served at /<name>/static/.
+    from examples.counter import app as counter_app
+    from tests.support import sideapp
+
+    server = await serve(apps=(sideapp.app, counter_app))
+    async with httpx.AsyncClient(base_url=server.http) as client:
+        page = (await client.get("/side/")).text
+        assert '<script src="/side/static/side.js"></script>' in page
+        script = await client.get("/side/static/side.js")
+        assert script.status_code == 200
+        assert script.text == (sideapp.HERE / "static" / "side.js").read_text()
+        assert "javascript" in script.headers["content-type"]
+        assert (await client.get("/side/static/nothing.js")).status_code == 404
+        assert (await client.get("/side/static/../__init__.py")).status_code == 404
+        # The string form names a folder of the top-level static/ tree, as before.
+        assert (await client.get("/counter/static/counter.js")).status_code == 200
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        App(name="lost", title="Lost", static=tmp_path / "nowhere")

@@ -11,7 +11,7 @@ import time as real_time
 
 import httpx
 import pytest
-from pycrdt import Doc, Map
+from pycrdt import Array, Doc, Map
 from websockets.exceptions import InvalidStatus
 
 from apps.whiteboard import WhiteboardConfig, make_app
@@ -487,3 +487,68 @@ async def test_updates_deleting_unseen_items_are_snapshotted_at_most_once_per_in
     again = await YClient.open(url(second, room))
     await again.until(lambda: boardfuzz.shape_of(again.doc.doc) == expected)
     await again.close()
+
+
+async def processed(client: YClient) -> None:
+    """Wait until the board has handled (and committed) everything ``client`` sent: its
+    messages run in order, and the answer to a query waits for the commits before it."""
+    count = len(client.received)
+    await client.ws.send(yproto.query_awareness())
+    await client.until(lambda: len(client.received) > count)
+
+
+@pytest.mark.parametrize("order", ["dependent first", "in order", "dependent first, compacted"])
+async def test_an_update_held_for_its_dependency_survives_a_node_restart(serve, order) -> None:
+    # Two tabs share edits locally: the second's edit (a point added to a stroke) may reach
+    # the server before the first's (the stroke). Yrs holds it back, in memory, until the
+    # stroke comes. If the node restarts in between, the board must still end up as the
+    # same board never restarted: the point was accepted and must not be lost.
+    author = Doc()
+    shapes = author.get("shapes", type=Map)
+    before = author.get_state()
+    shapes["s1"] = Map({"type": "pen", "pts": Array([1.0, 2.0])})
+    stroke = author.get_update(before)
+    before = author.get_state()
+    shapes["s1"]["pts"].append(3.0)
+    point = author.get_update(before)
+    earlier, later = (stroke, point) if order == "in order" else (point, stroke)
+    config = WhiteboardConfig(compact_updates=1, compact_quiet=0.1)
+    room, control = secrets.token_hex(8), secrets.token_hex(8)
+
+    first = await board_server(serve, config)
+    tab = await YClient.open(url(first, room))
+    if order.endswith("compacted"):
+        await tab.add("s0", {"type": "pen"})  # a log for the alarm to fold into a snapshot
+    await tab.send_update(earlier)
+    await processed(tab)
+    if order.endswith("compacted"):
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if (await stats(first, room))["snapshot_gen"] > 0:
+                break
+        assert (await stats(first, room))["snapshot_gen"] > 0
+    await tab.close()
+    await first.stop()
+
+    second = await board_server(serve, config)
+    tab = await YClient.open(url(second, room))
+    await tab.send_update(later)
+    await processed(tab)
+    # The same board, never restarted: the same updates, in the same order, on one node.
+    same = await YClient.open(url(second, control))
+    if order.endswith("compacted"):
+        await same.send_update(tab.doc.diff(b"\x00"))  # (what s0 was: the board's own)
+    for update in (earlier, later):
+        await same.send_update(update)
+    await processed(same)
+    boards = []
+    for name in (room, control):
+        reader = await YClient.open(url(second, name))
+        await asyncio.wait_for(reader.synced.wait(), 5)
+        boards.append(reader.doc.shapes.to_py())
+        await reader.close()
+    assert boards[0]["s1"] == {"type": "pen", "pts": [1.0, 2.0, 3.0]}
+    assert boards[0] == boards[1]
+    assert (await stats(second, room))["held_updates"] == 0  # taken in: the copy is gone
+    await tab.close()
+    await same.close()

@@ -5,9 +5,10 @@ deletions, as the page makes them), sends one mutated update through the rules a
 would, then a few more ordinary ones, and checks what must always hold:
 
 - nothing but the rules' own effects comes out (Yrs refusing input closes the socket);
-- what the board stored (its Persist effects), loaded as an activation loads it, rebuilds
-  exactly the document it serves: a new client of the rebuilt board gets a document with
-  the same state vector and the same deletions as a new client of the live one;
+- what the board stored (its Persist effects, and the updates it holds: Hold until
+  Release), loaded as an activation loads it, rebuilds exactly the document it serves: a
+  new client of the rebuilt board gets a document with the same state vector and the same
+  deletions as a new client of the live one;
 - loading never raises.
 
 ``tests/unit/test_whiteboard_fuzz.py`` runs a few thousand trials with a fixed seed;
@@ -24,7 +25,7 @@ from pycrdt import Array, Doc, Map, TransactionEvent
 
 from apps.whiteboard import protocol
 from apps.whiteboard.config import WhiteboardConfig
-from apps.whiteboard.rules import BoardRules, Close, Persist, Snapshot, clocks
+from apps.whiteboard.rules import BoardRules, Close, Hold, Persist, Release, Snapshot, clocks
 
 CONFIG = WhiteboardConfig(max_update_bytes=256 * 1024, max_board_bytes=4 * 1024 * 1024)
 
@@ -142,6 +143,7 @@ def trial(seed: int, corpus: list[list[bytes]]) -> str | None:
     rules = BoardRules(CONFIG)
     rules.connect(1, read_only=False)
     stored: list[bytes] = []
+    held: dict[int, bytes] = {}
     closed = False
 
     def send(update: bytes) -> None:
@@ -153,6 +155,11 @@ def trial(seed: int, corpus: list[list[bytes]]) -> str | None:
                 stored.append(effect.update)
             elif isinstance(effect, Snapshot):  # the board's log becomes one snapshot
                 stored[:] = [rules.full_state()]
+            elif isinstance(effect, Hold):
+                held[effect.key] = effect.update
+            elif isinstance(effect, Release):
+                for key in effect.keys:
+                    del held[key]
             elif isinstance(effect, Close):
                 closed = True
 
@@ -167,7 +174,7 @@ def trial(seed: int, corpus: list[list[bytes]]) -> str | None:
         send(update)
     rebuilt = BoardRules(CONFIG)
     try:
-        if not rebuilt.load(stored):
+        if not rebuilt.load(stored, held):
             return "what was stored did not load in one transaction"
     except BaseException as exc:
         return f"loading what was stored raised {type(exc).__name__}: {exc}"

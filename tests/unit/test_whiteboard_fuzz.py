@@ -30,7 +30,8 @@ def test_what_the_fuzzer_found_stays_fixed() -> None:
 
 def test_deletions_of_unseen_items_are_stored_as_a_snapshot() -> None:
     # Seed 7479172's mutated update leaves a delete set naming clocks past what the board
-    # has seen, in a form a log entry does not carry: the board stores a snapshot instead.
+    # has seen, in a form a log entry does not carry: the board stores a snapshot instead
+    # (and keeps the update itself, held until the items it deletes arrive).
     import random
 
     rng = random.Random(7)
@@ -44,7 +45,7 @@ def test_deletions_of_unseen_items_are_stored_as_a_snapshot() -> None:
         board.receive(1, protocol.sync(protocol.UPDATE, update), now=0)
     mutated = boardfuzz.mutate(r, r.choice(base), [u for c in corpus for u in c[:5]])
     effects = board.receive(1, protocol.sync(protocol.UPDATE, mutated), now=0)
-    assert [type(e).__name__ for e in effects] == ["Persist", "Broadcast", "Snapshot"]
+    assert [type(e).__name__ for e in effects] == ["Persist", "Broadcast", "Snapshot", "Hold"]
 
 
 def test_a_log_that_will_not_load_in_one_go_is_loaded_as_far_as_it_can() -> None:

@@ -20,7 +20,9 @@ from apps.whiteboard.rules import (
     BoardRules,
     Broadcast,
     Close,
+    Hold,
     Persist,
+    Release,
     Send,
 )
 
@@ -285,15 +287,31 @@ def test_updates_the_board_cannot_integrate_do_not_pile_up_in_memory() -> None:
     # origins it lacks) in memory, unstored, until the rest arrives, at ten times its size
     # for deletions. None of it counts against the board: 60 such updates of 400 KB cost
     # the node 250 MB, and nothing bounded it.
-    board = BoardRules(WhiteboardConfig())
+    # Each is stored while held (Hold), so a restart keeps it; past max_board_bytes / 8 of
+    # them the board lets them all go, from memory and from storage (Release).
+    config = WhiteboardConfig()
+    board = BoardRules(config)
     board.connect(1, read_only=False)
     head, ranges = missing_deletions(100_000)
     before = rss_bytes()
+    stored: dict[int, bytes] = {}
+    dropped = 0
     for client in range(1000, 1060):
         client_id = bytearray()
         protocol.write_var_uint(client_id, client)
         update = head + bytes(client_id) + ranges
-        assert board.receive(1, protocol.sync(protocol.UPDATE, update), now=0) == []
+        for effect in board.receive(1, protocol.sync(protocol.UPDATE, update), now=0):
+            if isinstance(effect, Hold):
+                stored[effect.key] = effect.update
+            elif isinstance(effect, Release):
+                dropped += 1
+                for key in effect.keys:
+                    del stored[key]
+            else:
+                raise AssertionError(f"unexpected {effect}")
+        assert sum(map(len, stored.values())) <= config.max_board_bytes // 8
+        assert stored == board.held
+    assert dropped > 0
     assert rss_bytes() - before < 100 * 1024 * 1024
     assert board.size == 0 and 1 in board.sessions
 
@@ -308,11 +326,48 @@ def test_an_update_that_arrives_before_the_one_it_needs_is_stored_once_that_come
     shapes["s1"]["pts"].append(9.0)
     second = writer.get_update(before)
     board = board_with(1, 2)
-    assert board.receive(2, protocol.sync(protocol.UPDATE, second), now=0) == []
+    assert board.receive(2, protocol.sync(protocol.UPDATE, second), now=0) == [Hold(1, second)]
     effects = board.receive(1, protocol.sync(protocol.UPDATE, first), now=0)
+    assert effects[-1] == Release((1,))  # now in the document: the stored copy can go
     persisted = [e.update for e in effects if isinstance(e, Persist)]
     assert replay(*persisted).get("shapes", type=Map).to_py() == shapes.to_py()
     assert board.doc.get("shapes", type=Map).to_py() == shapes.to_py()
+    assert board.held == {}
+
+
+def test_a_held_update_comes_back_with_the_board_and_waits_for_its_dependency() -> None:
+    # A board stored (then loaded: a restart) while Yrs holds an update back must hold it
+    # back again, so the missing piece, arriving after the restart, completes the same
+    # document as on a board never restarted. Without a stored copy it was simply gone.
+    writer = Doc()
+    first = stroke_update(writer, "s1")
+    shapes = writer.get("shapes", type=Map)
+    before = writer.get_state()
+    shapes["s1"]["pts"].append(9.0)
+    second = writer.get_update(before)
+    for held_first in (True, False):
+        board = board_with(1)
+        stored: list[bytes] = []
+        held: dict[int, bytes] = {}
+        for update in (second,) if held_first else (first,):
+            for effect in board.receive(1, protocol.sync(protocol.UPDATE, update), now=0):
+                if isinstance(effect, Persist):
+                    stored.append(effect.update)
+                elif isinstance(effect, Hold):
+                    held[effect.key] = effect.update
+        restarted = BoardRules(CONFIG)
+        restarted.load(stored, held)
+        assert restarted.settle() == []  # still waiting for its dependency
+        assert restarted.held == held == ({1: second} if held_first else {})
+        restarted.connect(1, read_only=False)
+        later = first if held_first else second
+        effects = restarted.receive(1, protocol.sync(protocol.UPDATE, later), now=0)
+        assert (Release((1,)) in effects) is held_first
+        never_restarted = board_with(1)
+        for update in (second, first) if held_first else (first, second):
+            never_restarted.receive(1, protocol.sync(protocol.UPDATE, update), now=0)
+        assert restarted.full_state() == never_restarted.full_state()
+        assert restarted.doc.get("shapes", type=Map).to_py() == shapes.to_py()
 
 
 def test_the_awareness_state_limit_counts_bytes_not_characters() -> None:
@@ -344,13 +399,15 @@ def test_an_update_that_makes_yrs_panic_closes_the_socket_like_any_bad_update() 
 def test_content_yrs_takes_in_without_reporting_it_is_stored_and_sent_all_the_same() -> None:
     # An item of client 1234 at clock 30 with nothing before it: Yrs shows "heJlo" in the
     # document yet reports an empty change. Whatever a new client would receive is stored.
+    # (It waits for clocks 0-29 all the same: a copy is held until they come.)
     gapped = bytes.fromhex("0101d2091e040101740568654a6c6f0000")
     board = board_with(1, 2)
-    [persist, broadcast] = board.receive(1, protocol.sync(protocol.UPDATE, gapped), now=0)
+    [persist, broadcast, hold] = board.receive(1, protocol.sync(protocol.UPDATE, gapped), now=0)
     assert isinstance(persist, Persist)  # the document's own encoding of what it took in
     assert broadcast == Broadcast(protocol.sync(protocol.UPDATE, persist.update), exclude=1)
+    assert hold == Hold(1, gapped)
     again = BoardRules(CONFIG)
-    again.load([persist.update])
+    again.load([persist.update], {1: gapped})
     assert again.full_state() == board.full_state()
 
 
