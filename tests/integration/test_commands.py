@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import redis
-from runtime.embedded import free_port
 
+from runtime.storage.embedded import free_port
 from tests.support.servers import ROOT
 
 

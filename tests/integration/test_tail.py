@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from runtime.tail import Follower, Interest, TailHub
 from websockets.asyncio.client import connect
 
+from runtime.web.tail import Follower, Interest, TailHub
 from tests.support.servers import LocalServer
 
 
@@ -164,7 +164,7 @@ class _Host:
     node_id = "unit"
 
     def __init__(self) -> None:
-        from runtime.stats import NodeStats
+        from runtime.base.stats import NodeStats
 
         self.stats = NodeStats()
 
@@ -173,7 +173,7 @@ async def test_followers_and_what_waits_for_each_are_bounded() -> None:
     hub = TailHub(_Host(), max_followers=2)
     first = hub.follow(Interest())
     hub.follow(Interest("probe"))
-    from runtime.errors import ObjectOverloaded
+    from runtime.base.errors import ObjectOverloaded
 
     with pytest.raises(ObjectOverloaded):
         hub.follow(Interest())
