@@ -38,7 +38,7 @@ from .base.errors import (
 from .host.node import Node
 from .objects.events import AlarmInfo
 from .objects.ids import ObjectId
-from .objects.namespace import Env, Namespace, Stub
+from .objects.namespace import Binding, Env, Namespace, Stub
 from .objects.object import DurableObject, ObjectContext, rpc
 from .sockets.websocket import CloseCode, ObjectWebSocket, SocketRequest
 from .storage.api import Storage, Transaction
@@ -49,6 +49,7 @@ __all__ = [
     "AlarmInfo",
     "App",
     "BaseSettings",
+    "Binding",
     "CloseCode",
     "ConfigurationError",
     "DurableObject",

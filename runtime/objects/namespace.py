@@ -11,7 +11,9 @@ node, so code behaves the same wherever its objects live.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from starlette.exceptions import HTTPException
@@ -158,6 +160,36 @@ class Stub:
         )
 
 
+# ------------------------------------------------------------------ bindings
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A namespace an app declares once, by name, and reaches through the handle::
+
+        ROOMS = Binding("chat_room")                      # apps/chat/names.py
+        App(objects={ROOMS: ChatRoom}, ...)               # the app binds it to its class
+        env.namespace(ROOMS).get_by_name("lobby")         # and uses the handle, never the name
+
+    A mistyped handle is a NameError when the module is imported, and a binding another app
+    declares that no mounted app registers fails the node at start-up (``App(uses=...)``),
+    not at the first call."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _BINDING_RE.fullmatch(self.name):
+            raise ConfigurationError(
+                f"namespace name {self.name!r}: 1-64 characters, without ':', '{{' or '}}'"
+            )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+_BINDING_RE = re.compile(r"[^:{}\s]{1,64}")
+
+
 # ------------------------------------------------------------------ env
 
 S = TypeVar("S", bound="BaseSettings")
@@ -199,9 +231,10 @@ class Env:
         """The node this code runs on."""
         return self._node.node_id
 
-    def namespace(self, name: str) -> Namespace:
-        """The namespace registered under ``name`` (by any app of the node)."""
-        return self._node.namespace(name)
+    def namespace(self, binding: Binding | str) -> Namespace:
+        """The namespace declared by ``binding`` (or registered under that name), by any app
+        of the node."""
+        return self._node.namespace(binding if isinstance(binding, str) else binding.name)
 
     async def signing_key(self, purpose: str) -> bytes:
         """32 bytes to sign ``purpose``'s tokens with (cookies, seat tokens, share links):

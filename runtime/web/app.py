@@ -44,7 +44,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..base.config import BaseSettings
 from ..base.errors import ConfigurationError
-from ..objects.namespace import Env
+from ..objects.namespace import Binding, Env
 from ..objects.object import DurableObject
 from . import authority
 from .pathindex import IndexedRouter
@@ -91,8 +91,12 @@ class App:
     name: str
     title: str
     description: str = ""
-    #: Namespace name -> object class. Names are unique across the node (a clash is an error).
-    objects: Mapping[str, type[DurableObject]] = field(default_factory=dict)
+    #: Namespace (a Binding, or its name) -> object class. Names are unique across the node
+    #: (a clash is an error).
+    objects: Mapping[Binding | str, type[DurableObject]] = field(default_factory=dict)
+    #: Bindings of other apps' objects this app calls: the node refuses to start unless an
+    #: app it mounts registers each.
+    uses: Sequence[Binding] = ()
     routes: Sequence[BaseRoute] = ()
     #: A BaseSettings subclass (read from the environment when mounted) or an instance.
     settings: BaseSettings | type[BaseSettings] | None = None
@@ -111,7 +115,7 @@ class App:
     listed: bool = True
     #: The app's live numbers on the landing page: a namespace (its objects held on the
     #: cluster) or "sockets" (its open client sockets) -> what to call them ("rooms open").
-    live: Mapping[str, str] = field(default_factory=dict)
+    live: Mapping[Binding | str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _NAME_RE.fullmatch(self.name) or self.name in RESERVED:
@@ -124,6 +128,11 @@ class App:
             # (an app's own folder missing is a mistake; the top-level tree's may simply
             # not be installed, and answers 404s)
             raise ConfigurationError(f"app {self.name!r}: static folder {folder} does not exist")
+
+    @property
+    def namespaces(self) -> dict[str, type[DurableObject]]:
+        """Namespace name -> object class (a Binding and its name are one namespace)."""
+        return {str(name): cls for name, cls in self.objects.items()}
 
     def static_folder(self) -> Path | None:
         """The folder served at ``/<name>/static/`` (None: the app has none)."""
@@ -275,10 +284,17 @@ def check_unique(apps: Sequence[App]) -> None:
         if app.name in mounts:
             raise ConfigurationError(f"two apps are named {app.name!r}")
         mounts[app.name] = app
-        for namespace in app.objects:
+        for namespace in app.namespaces:
             if namespace in owners:
                 raise ConfigurationError(
                     f"namespace {namespace!r} of app {app.name!r} is already registered by app "
                     f"{owners[namespace]!r}; rename one of them"
                 )
             owners[namespace] = app.name
+    for app in apps:
+        for binding in app.uses:
+            if binding.name not in owners:
+                raise ConfigurationError(
+                    f"app {app.name!r} uses namespace {binding.name!r}, which no app mounted on "
+                    "this node registers; mount the app that declares it"
+                )

@@ -334,8 +334,8 @@ def live_numbers(
         if not mounted.app.listed or not mounted.app.live:
             continue
         numbers: dict[str, int] = {}
-        for what, label in mounted.app.live.items():
-            total = 0
+        for key, label in mounted.app.live.items():
+            what, total = str(key), 0
             for figures in nodes:
                 if what == "sockets":
                     total += int(figures.get("sockets", {}).get(mounted.name, 0))

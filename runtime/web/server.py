@@ -102,7 +102,7 @@ def create_app(
     for m in mounted:
         m.apps = tuple(mounted)
     for m in mounted:
-        for name, cls in m.app.objects.items():
+        for name, cls in m.app.namespaces.items():
             node.register(name, cls, m.env)
     listed = [m for m in mounted if m.app.listed]
 

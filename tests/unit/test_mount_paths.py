@@ -64,3 +64,23 @@ def hard_coded(app: App) -> list[str]:
 @pytest.mark.parametrize("app", SUITE, ids=lambda app: app.name)
 def test_no_app_hard_codes_its_mount_path(app: App) -> None:
     assert hard_coded(app) == []
+
+
+def test_an_app_declares_its_namespaces_once_and_uses_handles() -> None:
+    from runtime import App, Binding, DurableObject
+    from runtime.base.errors import ConfigurationError
+    from runtime.web.app import check_unique
+
+    rooms = Binding("room")
+
+    class Room(DurableObject):
+        pass
+
+    app = App(name="a", title="A", objects={rooms: Room})
+    assert app.namespaces == {"room": Room} and str(rooms) == "room"
+    user = App(name="b", title="B", uses=[rooms])
+    check_unique([app, user])  # the namespace it uses is registered by a mounted app
+    with pytest.raises(ConfigurationError, match="uses namespace 'room'"):
+        check_unique([user])  # ...and without it, the node refuses to start
+    with pytest.raises(ConfigurationError):
+        Binding("bad:name")
