@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 from redis import exceptions as redis_errors
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
@@ -67,6 +68,23 @@ async def _object_error(request: Request, exc: Exception) -> Response:
         kind = exc.type_name if isinstance(exc, RpcError) else type(exc).__name__
         return PlainTextResponse(f"internal error ({kind})", status, headers=headers)
     return PlainTextResponse(str(exc), status, headers=headers)
+
+
+def _wants_page(request: Request) -> bool:
+    """A browser asking for a page (Accept names text/html), not a program."""
+    return request.method in ("GET", "HEAD") and "text/html" in request.headers.get("accept", "")
+
+
+def _not_found(templates: Any) -> Any:
+    async def handler(request: Request, exc: Exception) -> Response:
+        """An address no route answers: a page with a way back for browsers; for programs,
+        the plain text they always got."""
+        assert isinstance(exc, HTTPException)
+        if _wants_page(request):
+            return templates.TemplateResponse(request, "404.html", {}, status_code=404)
+        return PlainTextResponse(exc.detail, exc.status_code, headers=exc.headers)
+
+    return handler
 
 
 def create_app(
@@ -197,7 +215,7 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         middleware=middleware,
-        exception_handlers={DurableObjectError: _object_error},
+        exception_handlers={DurableObjectError: _object_error, 404: _not_found(templates)},
     )
     # The same routes, found by their first segment instead of one after another.
     starlette.router = IndexedRouter(routes=routes, lifespan=lifespan)
