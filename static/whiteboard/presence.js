@@ -1,6 +1,9 @@
 // Who is here. Each client shares one awareness state (y-protocols, over the same socket):
 //
-//   { user: { name, color }, cursor: { x, y } | null }     cursor in board coordinates
+//   { user: { name, color, auto }, cursor: { x, y } | null }     cursor in board coordinates
+//
+// `auto` says the colour was given, not chosen: two people never keep the same given colour
+// (see freeColor), so cursors and avatars can be told apart, as in tldraw and Excalidraw.
 //
 // Others' cursors are drawn as DOM elements over the canvas (an arrow and their name in
 // their colour), placed through this viewer's own pan and zoom; everyone, oneself
@@ -8,6 +11,7 @@
 
 export const USER_COLORS = ["#e03131", "#f08c00", "#2f9e44", "#0c8599", "#1971c2", "#7048e8", "#c2255c", "#5c940d"];
 const MAX_AVATARS = 5;
+const PHONE = window.matchMedia("(max-width: 640px)"); // (fewer avatars: the title needs room)
 const SEND_EVERY_MS = 50; // cursor updates, at most 20 a second
 const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -22,6 +26,7 @@ export class Presence {
     this.timer = null;
     awareness.setLocalStateField("cursor", null);
     awareness.on("change", () => this.render());
+    PHONE.addEventListener("change", () => this.render());
   }
 
   setUser(user) {
@@ -54,6 +59,7 @@ export class Presence {
         me: id === this.awareness.clientID,
         name: String(user.name || "Guest").slice(0, 40),
         color: /^#[0-9a-f]{6}$/i.test(user.color) ? user.color : "#868e96",
+        auto: user.auto === true,
         cursor: state.cursor,
       });
     }
@@ -98,10 +104,12 @@ export class Presence {
   renderList(people) {
     people.sort((a, b) => b.me - a.me || a.name.localeCompare(b.name));
     // Cursors move many times a second; the list only changes when people do.
-    const key = JSON.stringify(people.map((p) => [p.id, p.name, p.color]));
+    const max = PHONE.matches ? 2 : MAX_AVATARS;
+    const key = JSON.stringify([max, people.map((p) => [p.id, p.name, p.color])]);
     if (key === this.listKey) return;
     this.listKey = key;
-    const items = people.slice(0, MAX_AVATARS).map((person) => {
+    const shown = people.length > max ? max - 1 : max; // room for the "+n" too
+    const items = people.slice(0, shown).map((person) => {
       const li = document.createElement("li");
       li.className = "avatar" + (person.me ? " me" : "");
       li.style.background = person.color;
@@ -115,16 +123,31 @@ export class Presence {
       li.dataset.name = person.name;
       return li;
     });
-    if (people.length > MAX_AVATARS) {
+    if (people.length > shown) {
       const more = document.createElement("li");
       more.className = "avatar more";
-      more.textContent = "+" + (people.length - MAX_AVATARS);
-      more.title = people.slice(MAX_AVATARS).map((p) => p.name).join(", ");
+      more.textContent = "+" + (people.length - shown);
+      more.title = people.slice(shown).map((p) => p.name).join(", ");
+      more.setAttribute("aria-label", `and ${people.length - shown} more: ${more.title}`);
       items.push(more);
     }
     this.list.replaceChildren(...items);
     this.list.setAttribute("aria-label", `${people.length} here`);
   }
+}
+
+// The colour this client should take instead of its own given (auto) colour, or null to
+// keep it. It gives way when someone else here has the same colour and either chose it or
+// came first (a lower client ID): of two people given one colour, exactly one moves, the
+// same decision on both sides. It takes the first colour nobody here has.
+export function freeColor(people) {
+  const me = people.find((p) => p.me);
+  if (!me || !me.auto) return null;
+  const others = people.filter((p) => !p.me);
+  const clash = others.some((p) => p.color === me.color && (!p.auto || p.id < me.id));
+  if (!clash) return null;
+  const taken = new Set(others.map((p) => p.color));
+  return USER_COLORS.find((c) => !taken.has(c)) || null;
 }
 
 function cursorElement() {

@@ -9,7 +9,7 @@ from websockets.asyncio.client import connect
 
 from apps.chat import make_app as chat_app
 from examples.counter import app as counter_app
-from tests.browser.conftest import new_page
+from tests.browser.conftest import new_page, until
 from tests.conftest import ARTIFACTS
 
 
@@ -41,7 +41,7 @@ async def test_landing_page_renders_on_desktop_and_phone(serve, browser, pages) 
     await page.wait_for_url("**/counter/")
     await page.fill("#name", "from-the-browser")
     await page.click("button")
-    await page.wait_for_function("document.getElementById('out').textContent.length > 0")
+    await until(page, "document.getElementById('out').textContent.length > 0")
     assert await page.locator("#out").inner_text() == "from-the-browser = 1"
 
 
