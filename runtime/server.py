@@ -8,7 +8,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -75,13 +76,14 @@ def _wants_page(request: Request) -> bool:
     return request.method in ("GET", "HEAD") and "text/html" in request.headers.get("accept", "")
 
 
-def _not_found(templates: Any) -> Any:
+def _not_found(templates: Jinja2Templates) -> Callable[[Request, Exception], Awaitable[Response]]:
     async def handler(request: Request, exc: Exception) -> Response:
         """An address no route answers: a page with a way back for browsers; for programs,
         the plain text they always got."""
         assert isinstance(exc, HTTPException)
         if _wants_page(request):
-            return templates.TemplateResponse(request, "404.html", {}, status_code=404)
+            page: Response = templates.TemplateResponse(request, "404.html", {}, status_code=404)
+            return page
         return PlainTextResponse(exc.detail, exc.status_code, headers=exc.headers)
 
     return handler

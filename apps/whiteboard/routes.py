@@ -53,9 +53,9 @@ async def board_page(request: Request) -> Response:
     except DurableObjectError as exc:  # the key ring is unreachable (Redis down, say)
         return PlainTextResponse(f"Try again shortly: {exc}", 503)
     try:  # (the page works without knowing: it then shows no "new board" notice)
-        written: bool | None = await env.namespace(links.BOARDS).get(
-            links.board_id(env, parsed)
-        ).written()
+        written: bool | None = (
+            await env.namespace(links.BOARDS).get(links.board_id(env, parsed)).written()
+        )
     except DurableObjectError:
         written = None
     context = {
