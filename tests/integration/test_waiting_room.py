@@ -185,8 +185,8 @@ async def test_bad_input_gets_a_clear_json_error_and_changes_nothing(serve) -> N
             assert (await http.post(f"/waiting-room/r/{missing}/leave")).status_code == 404
         # anything else under /api: JSON too, never plain text or a redirect
         for method, path, status, allow in (
-            ("DELETE", url, 405, "GET, PATCH"),
-            ("POST", url, 405, "GET, PATCH"),
+            ("PUT", url, 405, "GET, PATCH, DELETE"),
+            ("POST", url, 405, "GET, PATCH, DELETE"),
             ("GET", "/waiting-room/api/rooms", 405, "POST"),
             ("PUT", "/waiting-room/api/rooms", 405, "POST"),
             ("POST", "/waiting-room/api/rooms/", 404, None),
