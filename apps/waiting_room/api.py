@@ -209,6 +209,7 @@ async def admin_page(request: Request) -> Response:
         "room": room,
         "api": url_path(request, "waiting-room:room", room=room),
         "socket": url_path(request, "waiting-room:admin_socket", admin_of=room),
+        "index_url": url_path(request, "waiting-room:index"),
         **links(request, room),
     }
     return app.render(request, "admin.html", {"room": room, "settings": settings, "data": data})

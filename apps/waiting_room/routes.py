@@ -185,7 +185,10 @@ async def leave(request: Request) -> Response:
     headers = {"set-cookie": gone, "cache-control": "no-store"}
     if wants_json(request):
         return JSONResponse({"left": left}, headers=headers)
-    return RedirectResponse(url_path(request, "waiting-room:bye", room=room), 303, headers=headers)
+    bye_url = url_path(request, "waiting-room:bye", room=room)
+    if request.query_params.get("from") == "line":  # (the waiting page's "leave the line")
+        bye_url += "?from=line"
+    return RedirectResponse(bye_url, 303, headers=headers)
 
 
 async def bye(request: Request) -> Response:
