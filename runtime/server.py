@@ -26,7 +26,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from . import link, ops
-from .app import App, MountedApp, NodeMiddleware, check_unique, static_root, templates_for
+from .app import (
+    SCOPE_KEY,
+    App,
+    MountedApp,
+    NodeMiddleware,
+    check_unique,
+    static_root,
+    templates_for,
+)
 from .asgi import BoundedHttpToolsProtocol, Connection, FastWebSocketProtocol, HeadLimits
 from .cluster import LinkSession
 from .config import Settings
@@ -82,7 +90,12 @@ def _not_found(templates: Jinja2Templates) -> Callable[[Request, Exception], Awa
         the plain text they always got."""
         assert isinstance(exc, HTTPException)
         if _wants_page(request):
-            page: Response = templates.TemplateResponse(request, "404.html", {}, status_code=404)
+            # (inside an app's path, the page offers the way back to that app's start page)
+            mounted = request.scope.get(SCOPE_KEY)
+            context = {"app": mounted} if isinstance(mounted, MountedApp) else {}
+            page: Response = templates.TemplateResponse(
+                request, "404.html", context, status_code=404
+            )
             return page
         return PlainTextResponse(exc.detail, exc.status_code, headers=exc.headers)
 
