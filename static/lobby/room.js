@@ -303,6 +303,7 @@ export class Room {
     if (p.host) {
       crown.append(crownIcon());
       crown.title = "host";
+      crown.setAttribute("role", "img");
       crown.setAttribute("aria-label", "host");
     }
     const name = document.createElement("span");

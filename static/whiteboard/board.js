@@ -10,7 +10,7 @@ import { WebsocketProvider } from "y-websocket";
 import { exportPNG, exportSVG, thumbnail } from "./export.js";
 import { Input } from "./input.js";
 import { Board } from "./model.js";
-import { freeColor, Presence, USER_COLORS } from "./presence.js";
+import { freeColor, OLD_COLORS, Presence, USER_COLORS } from "./presence.js";
 import { rememberBoard } from "./recent.js";
 import { Renderer } from "./render.js";
 import { TextEditor } from "./textedit.js";
@@ -419,8 +419,9 @@ window.addEventListener("keydown", (e) => {
 function loadUser() {
   try {
     const user = JSON.parse(localStorage.getItem("whiteboard.user") || "null");
-    if (user && typeof user.name === "string" && USER_COLORS.includes(user.color)) {
-      return { name: user.name, color: user.color, auto: user.auto !== false };
+    const color = OLD_COLORS[user?.color] || user?.color;
+    if (user && typeof user.name === "string" && USER_COLORS.includes(color)) {
+      return { name: user.name, color, auto: user.auto !== false };
     }
   } catch {
     // ask again
@@ -488,12 +489,6 @@ else {
 }
 $("people").onclick = (e) => {
   if (e.target.closest(".me")) askName(loadUser() || presence.awareness.getLocalState().user);
-};
-$("people").onkeydown = (e) => {
-  if ((e.key === "Enter" || e.key === " ") && e.target.closest(".me")) {
-    e.preventDefault();
-    askName(loadUser() || presence.awareness.getLocalState().user);
-  }
 };
 
 // ---- the debug and test handle ------------------------------------------------------------

@@ -9,7 +9,17 @@
 // their colour), placed through this viewer's own pan and zoom; everyone, oneself
 // included, is listed as an avatar in the header.
 
-export const USER_COLORS = ["#e03131", "#f08c00", "#2f9e44", "#0c8599", "#1971c2", "#7048e8", "#c2255c", "#5c940d"];
+// People's colours: white initials and names on them read at 4.5:1 or better (WCAG AA).
+export const USER_COLORS = ["#c92a2a", "#a85200", "#237032", "#0b7285", "#1971c2", "#6741d9", "#c2255c", "#4c7a0a"];
+// Colours browsers kept before these (too light under white text) -> their darker twin.
+export const OLD_COLORS = {
+  "#e03131": "#c92a2a",
+  "#f08c00": "#a85200",
+  "#2f9e44": "#237032",
+  "#0c8599": "#0b7285",
+  "#7048e8": "#6741d9",
+  "#5c940d": "#4c7a0a",
+};
 const MAX_AVATARS = 5;
 const PHONE = window.matchMedia("(max-width: 640px)"); // (fewer avatars: the title needs room)
 const SEND_EVERY_MS = 50; // cursor updates, at most 20 a second
@@ -109,18 +119,27 @@ export class Presence {
     if (key === this.listKey) return;
     this.listKey = key;
     const shown = people.length > max ? max - 1 : max; // room for the "+n" too
+    // Initials for the eye, the whole name for screen readers; your own avatar is a
+    // button (it opens the name dialog).
     const items = people.slice(0, shown).map((person) => {
       const li = document.createElement("li");
       li.className = "avatar" + (person.me ? " me" : "");
       li.style.background = person.color;
-      li.textContent = initials(person.name);
-      li.title = person.me ? `${person.name} (you): change your name` : person.name;
-      li.setAttribute("aria-label", li.title);
-      if (person.me) {
-        li.tabIndex = 0;
-        li.setAttribute("role", "button");
-      }
       li.dataset.name = person.name;
+      const inner = person.me ? document.createElement("button") : li;
+      if (person.me) {
+        inner.type = "button";
+        inner.className = "avatar-button";
+        li.append(inner);
+      }
+      const letters = document.createElement("span");
+      letters.setAttribute("aria-hidden", "true");
+      letters.textContent = initials(person.name);
+      const full = document.createElement("span");
+      full.className = "visually-hidden";
+      full.textContent = person.me ? `${person.name} (you): change your name` : person.name;
+      inner.append(letters, full);
+      li.title = person.me ? `${person.name} (you): change your name` : person.name;
       return li;
     });
     if (people.length > shown) {
@@ -128,7 +147,14 @@ export class Presence {
       more.className = "avatar more";
       more.textContent = "+" + (people.length - shown);
       more.title = people.slice(shown).map((p) => p.name).join(", ");
-      more.setAttribute("aria-label", `and ${people.length - shown} more: ${more.title}`);
+      more.textContent = "";
+      const count = document.createElement("span");
+      count.setAttribute("aria-hidden", "true");
+      count.textContent = "+" + (people.length - shown);
+      const names = document.createElement("span");
+      names.className = "visually-hidden";
+      names.textContent = `and ${people.length - shown} more: ${more.title}`;
+      more.append(count, names);
       items.push(more);
     }
     this.list.replaceChildren(...items);
