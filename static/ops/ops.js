@@ -50,7 +50,8 @@ function sparkline(values) {
   if (points.length > 1) {
     const top = Math.max(...points) || 1;
     const line = document.createElementNS(SVG, "polyline");
-    const step = 100 / (HISTORY - 1);
+    // (the trend fills the width once there are ten polls; fewer take their share of it)
+    const step = 100 / Math.max(points.length - 1, 9);
     const start = 100 - step * (points.length - 1);
     line.setAttribute(
       "points",
@@ -200,7 +201,8 @@ function summary(figures, rate) {
   const valkey = figures.embedded_valkey;
   $("embedded").textContent = valkey
     ? `${valkey.state}${valkey.exits ? `, ${valkey.exits} restarts (last: ${valkey.last_exit})` : ""}`
-    : "not used (REDIS_URL)";
+    : "not used";
+  $("embedded").title = valkey ? "" : "This node uses the Redis of REDIS_URL.";
   $("tile-valkey").className = `tile ${!valkey ? "" : valkey.state === "running" ? "ok" : "bad"}`;
 }
 
