@@ -323,3 +323,28 @@ async def test_places_default_to_two_and_the_lobby_says_who_plays(serve, browser
     )
     await item.locator("button").click()
     await expect(watcher.locator("#watch-game")).to_be_visible()
+
+
+async def test_leaving_the_lobby_mid_game_is_asked_and_gives_the_round_up(serve, browser, pages):
+    server = await serve(apps=(make_app(CONFIG),))
+    ann = await new_page(browser, pages, **DESKTOP)
+    bob = await new_page(browser, pages, **PHONE)
+    await lobby_of_two(server, ann, bob)
+    await start(ann, bob)
+    await drop(ann, 0)
+    await bob.click("#to-lobby")
+    await expect(bob.locator("#lobby-fill")).to_contain_text("game on: Ann vs Bob")
+    await bob.click("#leave")
+    await expect(bob.locator("#leave-confirm")).to_be_visible()  # asked first
+    await bob.click("#leave-no")
+    await expect(bob.locator("#leave-confirm")).to_be_hidden()
+    await bob.click("#leave")
+    await bob.click("#leave-yes")
+    await expect(bob.locator("#directory-view")).to_be_visible()
+    # Ann is not left waiting for the timer: the round is hers, and the lobby is open again.
+    await expect(ann.locator("#result")).to_have_text("You win! (Bob left)")
+    await ann.click("#to-lobby")
+    await expect(ann.locator("#lobby-fill")).to_have_text(
+        "1 of 2 places taken · waiting for players to get ready"
+    )
+    await expect(ann.locator("#results li")).to_have_text(["Ann beat Bob (opponent left)"])
