@@ -56,6 +56,8 @@ NODE_ENV = {
     "LOBBY_TURN_TIME": "3600",
     "LOBBY_GRACE": "3600",
     "LOBBY_MAX_LOBBIES": "100000",
+    "LOBBY_CREATE_RATE": "0",  # one client creates thousands of lobbies: no per-address limit
+    "LOBBY_CODE_RATE": "0",
 }
 
 

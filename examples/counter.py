@@ -68,8 +68,8 @@ class Counter(DurableObject):
 
 
 async def index(request: Request) -> Response:
-    """A one-form page to try the counter from a browser."""
-    return app_of(request).render(request, "counter.html")
+    """The counter's page: a counter's value, live, and a button to add one."""
+    return app_of(request).render(request, "counter.html", {"name": "visits"})
 
 
 async def counter(request: Request) -> Response:
@@ -95,7 +95,7 @@ async def viewer(websocket: WebSocket) -> None:
 app = App(
     name="counter",
     title="Counter",
-    description="A named counter: the tutorial's example object.",
+    description="Count anything by name, live in every window: the object the tutorial builds.",
     objects={"counter": Counter},
     routes=[
         Route("/", index, name="index"),

@@ -7,13 +7,16 @@ broadcast reaches exactly the named sessions. Chat messages are stored under
 ``history`` messages.
 
 Rate limiting is per connection, as in the demo (see limiter.py): the connection's cooldown
-end lives in its attachment too, so hibernation does not forget it.
+end lives in its attachment too, so hibernation does not forget it. A refused message gets
+the demo's error with an added ``"retry_after"``: whole seconds until the connection may
+send again (the page counts them down).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 
 from runtime import (
@@ -57,12 +60,13 @@ class ChatRoom(DurableObject):
     def __init__(self, ctx: ObjectContext, env: Env) -> None:
         super().__init__(ctx, env)
         self.config = env.app_settings(ChatConfig)
-        self.room = Room()
+        self.room = Room(salt=self.id.hex)
         self.sockets: dict[int, ObjectWebSocket] = {}
         self.count = 0
         for ws in self.get_websockets():  # sockets kept open while the room hibernated
             self.sockets[ws.id] = ws
-            self.room.restore(ws.id, (ws.attachment or {}).get("name"))
+            kept = ws.attachment or {}
+            self.room.restore(ws.id, kept.get("name"), str(kept.get("id", "")))
         ctx.block_concurrency_while(self.load)
 
     async def load(self) -> None:
@@ -91,8 +95,10 @@ class ChatRoom(DurableObject):
         """A name (first message) or a chat message; refused ones get an {"error"}."""
         if ws.id not in self.room.sessions:
             return  # closed by us (name too long) while the message was on its way
-        if self.config.rate_limit and time.time() < (ws.attachment or {}).get("cool", 0):
-            ws.send(encode({"error": RATE_LIMITED}))
+        cool = float((ws.attachment or {}).get("cool", 0))
+        if self.config.rate_limit and time.time() < cool:
+            wait = max(1, math.ceil(cool - time.time()))
+            ws.send(encode({"error": RATE_LIMITED, "retry_after": wait}))
             return
         history = await self.history() if self.room.needs_history(ws.id) else None
         await self.apply(self.room.receive(ws.id, message, now_ms(), history))
@@ -111,8 +117,8 @@ class ChatRoom(DurableObject):
         """One departure, one {"quit"}: the runtime tells the room once per socket."""
         self.sockets.pop(ws.id, None)
         # If the room left memory before this socket closed, only its attachment knows it.
-        name = (ws.attachment or {}).get("name")
-        await self.apply(self.room.disconnect(ws.id, name))
+        kept = ws.attachment or {}
+        await self.apply(self.room.disconnect(ws.id, kept.get("name"), str(kept.get("id", ""))))
 
     async def cool_down(self, ws: ObjectWebSocket) -> None:
         """Tell this address's limiter a message went out; keep the cooldown it asks for.
@@ -141,7 +147,7 @@ class ChatRoom(DurableObject):
                 await self.store(effect)
             elif isinstance(effect, Named):
                 ws = self.sockets[effect.session]
-                ws.attachment = {**(ws.attachment or {}), "name": effect.name}
+                ws.attachment = {**(ws.attachment or {}), "name": effect.name, "id": effect.id}
                 ws.tags = [NAMED]
             elif isinstance(effect, Close):
                 ws = self.sockets.pop(effect.session)

@@ -12,6 +12,14 @@ message for message so its clients work unchanged:
                        {"name", "message", "timestamp"}   a chat message, to everyone named,
                                                           the sender included
 
+Fields this app adds (a client of the demo ignores them): every ``joined``, ``quit``,
+``ready`` and chat message carries ``"id"``, who it is about: 12 hex characters that tell
+apart two people who chose the same name. The name frame may carry ``"key"`` (16-64
+letters, digits, ``-`` or ``_``, kept by the browser): the id is then a hash of the key and
+the room, the same for that browser across reconnects and reloads, and nobody without the
+key can take it; without a key, the id is random per connection. ``ready`` tells a session
+its own id.
+
 A session that has not sent its name receives nothing; what it would have received waits in
 its backlog: a {"joined"} per named session, the last 100 messages oldest first, then
 whatever is broadcast meanwhile. On its name it gets the backlog, everybody gets
@@ -24,7 +32,10 @@ increasing in a room: max(now, last + 1).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -45,6 +56,11 @@ MESSAGE_TOO_LONG = "Message too long."
 RATE_LIMITED = "Your IP is being rate-limited, please try again later."
 NOT_JSON = "Invalid message: expected a JSON object."
 NOT_TEXT = "Invalid message: expected a text frame."
+BAD_KEY = 'Invalid message: "key" is 16 to 64 letters, digits, - or _.'
+#: What a name frame's "key" may be (a browser makes 22 random URL-safe characters).
+KEY_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+#: Hex characters of an id: 48 bits, so two people in one room all but never share one.
+ID_CHARS = 12
 
 
 # ------------------------------------------------------------------ effects
@@ -82,10 +98,11 @@ class Store:
 
 @dataclass(frozen=True, slots=True)
 class Named:
-    """The session chose this name (the adapter keeps it with the socket)."""
+    """The session chose this name and has this id (the adapter keeps both with the socket)."""
 
     session: int
     name: str
+    id: str
 
 
 Effect = Send | Broadcast | Close | Store | Named
@@ -155,6 +172,16 @@ def _key_prefix(second: int) -> str:
     return "m/" + datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
+def person_id(salt: str, key: str | None) -> str:
+    """Who a session is, as others see it: a hash of its browser's key and the room (so the
+    same browser has the same id on every visit to a room, and different ids in different
+    rooms), or a random id for a client that sends no key."""
+    if key is None:
+        return secrets.token_hex(ID_CHARS // 2)
+    digest = hashlib.sha256(f"chat-person\0{salt}\0{key}".encode()).hexdigest()
+    return digest[:ID_CHARS]
+
+
 def overflow(count: int, keep: int) -> int:
     """How many of the oldest messages to prune when ``count`` are stored and ``keep`` may
     stay. Pruning waits for 10 % extra (at least 10) so it runs once per batch of messages,
@@ -193,6 +220,8 @@ def parse(frame: str | bytes) -> tuple[dict[str, Any] | None, str | None]:
 @dataclass
 class Session:
     name: str | None = None
+    #: Who the session is (see person_id); set with the name.
+    id: str = ""
     #: What this session will receive when it sends its name (None once named, or when the
     #: room was rebuilt from storage: the backlog is then made at naming time).
     backlog: list[str] | None = field(default_factory=list)
@@ -201,19 +230,26 @@ class Session:
 class Room:
     """One chat room's sessions, clock and rules."""
 
-    def __init__(self, last_timestamp: int = 0) -> None:
+    def __init__(self, last_timestamp: int = 0, salt: str = "") -> None:
         self.sessions: dict[int, Session] = {}
         self.last_timestamp = last_timestamp
+        #: Mixed into every id made from a key (the room's ID: ids differ from room to room).
+        self.salt = salt
 
     # -- sessions ---------------------------------------------------------
 
-    def restore(self, session: int, name: str | None) -> None:
-        """A socket kept across hibernation (its name came from its attachment)."""
-        self.sessions[session] = Session(name=name, backlog=None)
+    def restore(self, session: int, name: str | None, id: str = "") -> None:
+        """A socket kept across hibernation (its name and id came from its attachment)."""
+        self.sessions[session] = Session(name=name, id=id, backlog=None)
+
+    def roster(self) -> list[str]:
+        """A {"joined"} frame per named session."""
+        named = (s for s in self.sessions.values() if s.name is not None)
+        return [encode({"joined": s.name, "id": s.id}) for s in named]
 
     def connect(self, session: int, history: list[str]) -> list[Effect]:
         """A new socket: it will get the roster and ``history`` (oldest first) on naming."""
-        backlog = [encode({"joined": s.name}) for s in self.sessions.values() if s.name is not None]
+        backlog = self.roster()
         backlog.extend(history[-BACKLOG:])
         self.sessions[session] = Session(backlog=backlog)
         return []
@@ -223,14 +259,14 @@ class Room:
         s = self.sessions.get(session)
         return s is not None and s.name is None and s.backlog is None
 
-    def disconnect(self, session: int, name: str | None = None) -> list[Effect]:
-        """A socket closed. ``name`` is its attachment's, for a session this instance never
-        saw (it closed while the room was out of memory)."""
+    def disconnect(self, session: int, name: str | None = None, id: str = "") -> list[Effect]:
+        """A socket closed. ``name`` and ``id`` are its attachment's, for a session this
+        instance never saw (it closed while the room was out of memory)."""
         s = self.sessions.pop(session, None)
-        left = s.name if s is not None else name
+        left, who = (s.name, s.id) if s is not None else (name, id)
         if left is None:
             return []
-        return self._broadcast(encode({"quit": left}))
+        return self._broadcast(encode({"quit": left, "id": who}))
 
     # -- messages ---------------------------------------------------------
 
@@ -264,16 +300,18 @@ class Room:
                 Send(session, encode({"error": NAME_TOO_LONG})),
                 Close(session, 1009, NAME_TOO_LONG),
             ]
+        key = data.get("key")
+        if key is not None and not (isinstance(key, str) and KEY_RE.fullmatch(key)):
+            return [Send(session, encode({"error": BAD_KEY}))]  # not named: may try again
         if s.backlog is None:  # rebuilt after hibernation: make the backlog now
-            s.backlog = [
-                encode({"joined": o.name}) for o in self.sessions.values() if o.name is not None
-            ] + history[-BACKLOG:]
+            s.backlog = self.roster() + history[-BACKLOG:]
         effects: list[Effect] = [Send(session, text) for text in s.backlog]
         s.backlog = None
         s.name = name
-        effects.append(Named(session, name))
-        effects.extend(self._broadcast(encode({"joined": name})))
-        effects.append(Send(session, encode({"ready": True})))
+        s.id = person_id(self.salt, key)
+        effects.append(Named(session, name, s.id))
+        effects.extend(self._broadcast(encode({"joined": name, "id": s.id})))
+        effects.append(Send(session, encode({"ready": True, "id": s.id})))
         return effects
 
     def _message(self, session: int, s: Session, data: dict[str, Any], now_ms: int) -> list[Effect]:
@@ -285,7 +323,7 @@ class Room:
         timestamp = max(now_ms, self.last_timestamp + 1)
         self.last_timestamp = timestamp
         assert s.name is not None
-        out = encode({"name": s.name, "message": text, "timestamp": timestamp})
+        out = encode({"name": s.name, "message": text, "timestamp": timestamp, "id": s.id})
         return [*self._broadcast(out), Store(history_key(timestamp), out)]
 
     def _broadcast(self, text: str) -> list[Effect]:

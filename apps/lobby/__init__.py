@@ -15,10 +15,11 @@ from .config import LobbyConfig
 from .directory import Directory
 from .game import Game
 from .joincode import JoinCode
-from .namespaces import CODES, DIRECTORY, GAMES, LOBBIES, QUEUE
+from .namespaces import CODES, DIRECTORY, GAMES, LOBBIES, QUEUE, THROTTLES
 from .quickplay import Matchmaker
 from .room import LobbyRoom
 from .routes import routes
+from .throttle import Throttle
 
 app = App(
     name="lobby",
@@ -30,6 +31,7 @@ app = App(
         GAMES: Game,
         CODES: JoinCode,
         QUEUE: Matchmaker,
+        THROTTLES: Throttle,
     },
     routes=routes,
     settings=LobbyConfig,
@@ -51,6 +53,7 @@ __all__ = [
     "LobbyConfig",
     "LobbyRoom",
     "Matchmaker",
+    "Throttle",
     "app",
     "make_app",
 ]

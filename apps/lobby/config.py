@@ -16,6 +16,9 @@ class LobbyConfig(BaseSettings):
     grace: float = 60.0
     #: Seconds a player has for each move; letting it run out forfeits the round.
     turn_time: float = 30.0
+    #: An opponent away this many seconds may be claimed against (a win) or the round
+    #: aborted, rather than waiting out the grace period (lichess offers the same).
+    claim_after: float = 15.0
     #: A lobby with nobody in it is removed after this many seconds.
     empty_ttl: float = 30.0
     #: A game whose last round ended this many seconds ago (and no rematch) is removed.
@@ -36,11 +39,20 @@ class LobbyConfig(BaseSettings):
     max_message_bytes: int = 4096
     #: Public lobbies the directory lists at most; creating more is refused until some go.
     max_lobbies: int = 10_000
+    #: Lobbies one client address may create: a burst, then this many per minute (0: no
+    #: limit, for benchmarks). Past it: 429 with Retry-After (throttle.py).
+    create_rate: float = 20.0
+    create_burst: int = 10
+    #: Join codes one client address may look up: a burst, then this many per minute (0: no
+    #: limit). Guessing codes of private lobbies takes millions of tries; this keeps them slow.
+    code_rate: float = 60.0
+    code_burst: int = 20
 
     def __post_init__(self) -> None:
         for name in (
             "grace",
             "turn_time",
+            "claim_after",
             "empty_ttl",
             "game_ttl",
             "directory_tick",
@@ -49,6 +61,12 @@ class LobbyConfig(BaseSettings):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{self.env_name(name)} must be positive")
         for name in ("max_lobby_name", "max_player_name", "max_chat", "chat_burst"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{self.env_name(name)} must be at least 1")
+        for name in ("create_rate", "code_rate"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{self.env_name(name)} must be >= 0 (0: no limit)")
+        for name in ("create_burst", "code_burst"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{self.env_name(name)} must be at least 1")
         if self.chat_history < 0 or self.max_lobbies < 1:

@@ -1,20 +1,33 @@
 """The Game object: one server-authoritative match of Connect Four (match.py).
 
 One object per game (a unique ID), made by a lobby when its host starts, or by quick play.
-The socket at ``/lobby/ws/game/<game>?token=<seat token>``; without a token (or with one
-that is not a seat of this game: an error says so) the socket watches. Client to server:
+The socket at ``/lobby/ws/game/<game>?token=<seat token>``: the game's own seat token, or
+the lobby token its player got in ``welcome`` (good at every game that lobby starts, for
+the seat its holder plays; a member without a seat in this game watches). Without a token
+(or with one that is neither: an error says so) the socket watches. Client to server:
 
     {"type": "move", "column": 0..6}       the seated player whose turn it is
     {"type": "rematch"}                    after a round: both ask, the next round starts
+    {"type": "resign"}                     give the round up: the other seat wins
+    {"type": "draw"[, "offer": bool]}      offer a draw, or accept the other's offer (the
+                                           round ends, a draw); "offer": false withdraws
+                                           your offer or declines theirs
+    {"type": "claim_win"}                  the opponent has been away claim_after seconds:
+                                           win the round now instead of waiting out the grace
+    {"type": "abort"}                      call the round off (no winner, no score): before
+                                           both players have moved, or once the opponent has
+                                           been away claim_after seconds
 
 Server to client, on connect and after every change, to both players and every spectator:
 
     {"type": "state", "board": [[0|1|2] x 7] x 6 (top row first), "turn": 1|2,
      "you": 1|2|null, "winner": 1|2|null, "draw": bool,
      "round", "moves", "last": [row, column]|null, "line": [[row, column], ...],
-     "ended_by": "four"|"draw"|"timeout"|"left"|"abandoned"|null, "remaining": seconds|null,
-     "turn_time", "players": {"1": {"player", "name", "connected"}, "2": ...},
-     "scores": {"1": n, "2": n}, "rematch": [seats], "spectators": n, "game", "lobby"}
+     "ended_by": "four"|"draw"|"timeout"|"left"|"abandoned"|"resign"|"agreed"|"claimed"|
+                 "aborted"|null, "remaining": seconds|null,
+     "turn_time", "players": {"1": {"player", "name", "connected", "away_for"}, "2": ...},
+     "scores": {"1": n, "2": n}, "rematch": [seats], "draw_offer": 1|2|null,
+     "claim_after": seconds, "spectators": n, "game", "lobby"}
     {"type": "error", "error": str}        the last message was refused; nothing changed
 
 **Every move is committed before anyone sees it.** A move changes the stored ``game`` key
@@ -66,7 +79,7 @@ MAX_SPECTATORS = 500
 MAX_HISTORY = 100
 REPLACED = 4001
 GONE = 4004
-TYPES = frozenset({"move", "rematch"})
+TYPES = frozenset({"move", "rematch", "resign", "draw", "claim_win", "abort"})
 BAD_TOKEN = "that seat token is not valid for this game; you are watching"
 
 
@@ -98,7 +111,8 @@ class Game(DurableObject):
         if data is None:
             return
         self.lobby = data["lobby"]
-        self.match = Match.load(data["match"], self.config.turn_time, self.config.grace)
+        config = self.config
+        self.match = Match.load(data["match"], config.turn_time, config.grace, config.claim_after)
         self.outbox = list(data["outbox"])
         self.seq = data["seq"]
         self.history = list(data["history"])
@@ -120,9 +134,25 @@ class Game(DurableObject):
             raise ValueError("a game takes two players")
         seats = {seat: Player(str(p[0]), str(p[1])) for seat, p in zip(SEATS, players, strict=True)}
         self.lobby = lobby
-        self.match = Match.start(seats, time.time(), self.config.turn_time, self.config.grace)
+        config = self.config
+        self.match = Match.start(
+            seats, time.time(), config.turn_time, config.grace, config.claim_after
+        )
         await self.save()
         await self.arm()
+
+    @rpc
+    async def forfeit(self, player: str) -> bool:
+        """The lobby says ``player`` left it: if they are seated and a round is being
+        played, the other seat wins it (``"left"``). Whether it ended a round."""
+        if self.match is None or not isinstance(player, str):
+            return False
+        seat = self.match.seat_of(player)
+        if seat is None or not self.match.forfeit(seat, time.time()):
+            return False
+        self.report(self.match.result())
+        await self.changed()
+        return True
 
     @rpc
     async def info(self) -> dict[str, Any] | None:
@@ -156,11 +186,15 @@ class Game(DurableObject):
             ws.send(encode(self.view(seat, time.time())))
 
     async def seat_for(self, token: str | None) -> tuple[int | None, str | None]:
-        """The seat a token holds here (None: spectator), and what was wrong with it."""
+        """The seat a token holds here (None: spectator), and what was wrong with it. A
+        game token names its seat; the lobby token of a member of this game's lobby seats
+        them where they play (a member not playing watches, which is no error)."""
         if token is None:
             return None, None
         assert self.match is not None
         seat = SeatSigner(await self.env.signing_key(PURPOSE)).read(token)
+        if seat is not None and seat.kind == "lobby" and seat.place == self.lobby:
+            return self.match.seat_of(seat.player), None
         if seat is None or seat.kind != "game" or seat.place != self.hex:
             return None, BAD_TOKEN
         holder = self.match.players.get(seat.seat)
@@ -179,10 +213,21 @@ class Game(DurableObject):
             about = data["type"]
             if about == "move":
                 self.match.move(seat, data.get("column"), now)
-                if self.match.over:
-                    self.report(self.match.result())
+            elif about == "resign":
+                self.match.resign(seat, now)
+            elif about == "draw":
+                offer = data.get("offer", True)
+                if type(offer) is not bool:
+                    raise ProtocolError('"offer" must be true or false')
+                self.match.draw(seat, offer, now)
+            elif about == "claim_win":
+                self.match.claim_win(seat, now)
+            elif about == "abort":
+                self.match.abort(seat, now)
             elif self.match.ask_rematch(seat, now):
                 self.report({"kind": "round", "round": self.match.round})
+            if about != "rematch" and self.match.over:
+                self.report(self.match.result())
         except (ProtocolError, IllegalMove) as exc:
             ws.send(error(str(exc), about))
             return

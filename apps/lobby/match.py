@@ -14,6 +14,12 @@ time and stores :meth:`Match.dump` after each change. Illegal moves raise
   (``"abandoned"``).
 - After a round ends, each seat may ask for a rematch; when both have, the next round
   starts.
+- A round can also end as lichess ends a game: a player **resigns** (the other wins,
+  ``"resign"``); both agree to a **draw** (one offers, the other accepts: ``"agreed"``;
+  the offer lapses when the other player moves instead); a player **claims the win** over
+  an opponent who has been away ``claim_after`` seconds (``"claimed"``), or **aborts** the
+  round (no winner, no score: ``"aborted"``), which a player may also do before both have
+  moved.
 
 ``expire(now)`` applies whichever of those deadlines has passed, earliest first, so an
 alarm that fires late (or twice) decides exactly what a punctual one would have.
@@ -21,12 +27,15 @@ alarm that fires late (or twice) decides exactly what a punctual one would have.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from .connect4 import Cell, Connect4, IllegalMove
 
 SEATS = (1, 2)
+#: Ends of a round that are draws: a full board, or both players agreeing.
+DRAWN = ("draw", "agreed")
 
 
 @dataclass
@@ -40,13 +49,16 @@ class Match:
     players: dict[int, Player]
     turn_time: float = 30.0
     grace: float = 60.0
+    #: An opponent away this long may be claimed against (a win) or the round aborted.
+    claim_after: float = 15.0
     round: int = 1
     board: Connect4 = field(default_factory=Connect4)
     #: When the seat to move forfeits (None once the round is over).
     deadline: float | None = None
     #: The seat that won the round (four in a row, or the other seat forfeited).
     winner: int | None = None
-    #: How the round ended: "four", "draw", "timeout", "left", "abandoned" (None: playing).
+    #: How the round ended: "four", "draw", "timeout", "left", "abandoned", "resign",
+    #: "agreed", "claimed", "aborted" (None: playing).
     ended_by: str | None = None
     rematch: set[int] = field(default_factory=set)
     #: Seats whose player is not connected, and since when.
@@ -56,11 +68,20 @@ class Match:
     last: Cell | None = None
     #: When the round ended (None: still being played).
     ended_at: float | None = None
+    #: The seat offering a draw this round (None: no offer stands).
+    draw_offer: int | None = None
 
     @classmethod
-    def start(cls, players: dict[int, Player], now: float, turn_time: float, grace: float) -> Match:
+    def start(
+        cls,
+        players: dict[int, Player],
+        now: float,
+        turn_time: float,
+        grace: float,
+        claim_after: float = 15.0,
+    ) -> Match:
         """Round 1. Nobody is connected yet: each seat's grace period starts now."""
-        match = cls(players, turn_time, grace)
+        match = cls(players, turn_time, grace, claim_after)
         match.deadline = now + turn_time
         match.away = {1: now, 2: now}
         return match
@@ -85,6 +106,8 @@ class Match:
             raise IllegalMove("the game is over")
         cell = self.board.play(seat, column)
         self.last = cell
+        if self.draw_offer == 3 - seat:
+            self.draw_offer = None  # moving instead of accepting declines the offer
         if self.board.winner is not None:
             self._end(self.board.winner, "four", now)
         elif self.board.draw:
@@ -104,10 +127,80 @@ class Match:
             return False
         self.round += 1
         self.board = Connect4(first=1 if self.round % 2 else 2)
-        self.winner = self.ended_by = self.last = self.ended_at = None
+        self.winner = self.ended_by = self.last = self.ended_at = self.draw_offer = None
         self.rematch = set()
         self.deadline = now + self.turn_time
         return True
+
+    def resign(self, seat: int | None, now: float) -> None:
+        """``seat`` gives the round up: the other seat wins."""
+        self._playing(seat, "resign")
+        assert seat is not None
+        self._end(3 - seat, "resign", now)
+
+    def draw(self, seat: int | None, offer: bool, now: float) -> bool:
+        """``seat`` offers a draw (accepting the other's offer ends the round: True), or,
+        with ``offer`` false, withdraws its offer or declines the other's."""
+        self._playing(seat, "offer a draw")
+        assert seat is not None
+        if not offer:
+            if self.draw_offer is None:
+                raise IllegalMove("there is no draw offer to withdraw or decline")
+            self.draw_offer = None
+            return False
+        if self.draw_offer == 3 - seat:
+            self._end(None, "agreed", now)
+            return True
+        if self.draw_offer == seat:
+            raise IllegalMove("you have offered a draw already; wait for the answer")
+        self.draw_offer = seat
+        return False
+
+    def claim_win(self, seat: int | None, now: float) -> None:
+        """``seat`` claims the round over an opponent who has been away long enough."""
+        self._playing(seat, "claim the win")
+        assert seat is not None
+        wait = self._opponent_wait(seat, now)
+        if wait is None:
+            raise IllegalMove("your opponent is here: the win is claimed on the board")
+        if wait > 0:
+            raise IllegalMove(
+                f"your opponent may be reconnecting; you can claim the win in {math.ceil(wait)} s"
+            )
+        self._end(seat, "claimed", now)
+
+    def abort(self, seat: int | None, now: float) -> None:
+        """``seat`` calls the round off (no winner, no score): before both players have
+        moved, or once the opponent has been away long enough."""
+        self._playing(seat, "abort the round")
+        assert seat is not None
+        wait = self._opponent_wait(seat, now)
+        if len(self.board.moves) >= 2 and (wait is None or wait > 0):
+            raise IllegalMove(
+                "a round can be aborted before both players have moved, or once your "
+                "opponent has left"
+            )
+        self._end(None, "aborted", now)
+
+    def forfeit(self, seat: int, now: float) -> bool:
+        """``seat``'s player gave their place up (left the lobby): the other seat wins the
+        round being played. False if no round was being played."""
+        if self.over:
+            return False
+        self._end(3 - seat, "left", now)
+        return True
+
+    def _playing(self, seat: int | None, action: str) -> None:
+        if seat is None:
+            raise IllegalMove(f"spectators cannot {action}; only the two seated players can")
+        if self.over:
+            raise IllegalMove("the round is over")
+
+    def _opponent_wait(self, seat: int, now: float) -> float | None:
+        """Seconds until ``seat`` may claim against its absent opponent (<= 0: now), or
+        None if the opponent is connected."""
+        since = self.away.get(3 - seat)
+        return None if since is None else since + self.claim_after - now
 
     # ------------------------------------------------------------- connections
 
@@ -152,6 +245,7 @@ class Match:
         self.ended_at = now
         self.deadline = None
         self.rematch = set()
+        self.draw_offer = None
         if winner is not None:
             self.scores[winner] += 1
 
@@ -165,7 +259,7 @@ class Match:
             "round": self.round,
             "winner": winner,
             "seat": self.winner,
-            "draw": self.ended_by == "draw",
+            "draw": self.ended_by in DRAWN,
             "ended_by": self.ended_by,
             "names": {str(s): p.name for s, p in self.players.items()},
         }
@@ -178,7 +272,7 @@ class Match:
             "turn": self.board.turn,
             "you": you,
             "winner": self.winner,
-            "draw": self.ended_by == "draw",
+            "draw": self.ended_by in DRAWN,
             "round": self.round,
             "moves": len(self.board.moves),
             "last": list(self.last) if self.last else None,
@@ -187,11 +281,18 @@ class Match:
             "remaining": None if self.deadline is None else max(0.0, self.deadline - now),
             "turn_time": self.turn_time,
             "players": {
-                str(s): {"player": p.player, "name": p.name, "connected": s not in self.away}
+                str(s): {
+                    "player": p.player,
+                    "name": p.name,
+                    "connected": s not in self.away,
+                    "away_for": None if s not in self.away else max(0.0, now - self.away[s]),
+                }
                 for s, p in self.players.items()
             },
             "scores": {str(s): n for s, n in self.scores.items()},
             "rematch": sorted(self.rematch),
+            "draw_offer": self.draw_offer,
+            "claim_after": self.claim_after,
         }
 
     # ------------------------------------------------------------- storage
@@ -210,12 +311,15 @@ class Match:
             "scores": {str(s): n for s, n in self.scores.items()},
             "last": list(self.last) if self.last else None,
             "ended_at": self.ended_at,
+            "draw_offer": self.draw_offer,
         }
 
     @classmethod
-    def load(cls, data: dict[str, Any], turn_time: float, grace: float) -> Match:
+    def load(
+        cls, data: dict[str, Any], turn_time: float, grace: float, claim_after: float = 15.0
+    ) -> Match:
         players = {int(s): Player(p[0], p[1]) for s, p in data["players"].items()}
-        match = cls(players, turn_time, grace, round=data["round"])
+        match = cls(players, turn_time, grace, claim_after, round=data["round"])
         match.board = Connect4.replay(data["moves"], data["first"])
         match.deadline = data["deadline"]
         match.winner = data["winner"]
@@ -226,4 +330,5 @@ class Match:
         last = data["last"]
         match.last = (last[0], last[1]) if last else None
         match.ended_at = data["ended_at"]
+        match.draw_offer = data.get("draw_offer")  # (games stored before draws: none)
         return match

@@ -14,3 +14,5 @@ DIRECTORY_NAME = "directory"
 #: The quick-play Matchmaker (one object, named QUEUE_NAME).
 QUEUE = "lobby_queue"
 QUEUE_NAME = "quickplay"
+#: One Throttle per client address (``id_from_name(address)``): creation and code limits.
+THROTTLES = "lobby_throttle"

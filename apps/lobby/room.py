@@ -22,7 +22,9 @@ Server to client:
     {"type": "game", "game": id[, "token": str, "seat": 1|2]}        a game started
     {"type": "error", "error": str}        your last message was refused; nothing changed
 
-A kicked member gets ``{"type": "kicked"}`` and the socket closes with 4003.
+A kicked member gets ``{"type": "kicked"}`` and the socket closes with 4003. A member who
+leaves, or is kicked, while seated at the game being played gives that round up (the game
+is told: ``Game.forfeit``), so the other player is not left waiting for them.
 
 **Identity.** A member's socket carries ``{"player": id}`` in its attachment (and the tags
 ``in`` and ``p:<id>``), so hibernation forgets nothing; the lobby itself is stored whole
@@ -286,11 +288,13 @@ class LobbyRoom(DurableObject):
     async def on_kick(self, ws: ObjectWebSocket, data: dict[str, Any]) -> None:
         assert self.lobby is not None
         target = field(data, "player", str)
+        playing = self.playing(target)
         self.lobby.kick(self.member(ws), target, time.time())
         for sock in self.get_websockets(tag_of(target)):
             sock.send(encode({"type": "kicked"}))
             sock.close(KICKED, "removed from the lobby by the host")
         await self.changed()
+        await self.forfeit(playing, target)
 
     async def on_host(self, ws: ObjectWebSocket, data: dict[str, Any]) -> None:
         assert self.lobby is not None
@@ -300,10 +304,30 @@ class LobbyRoom(DurableObject):
     async def on_leave(self, ws: ObjectWebSocket, data: dict[str, Any]) -> None:
         assert self.lobby is not None
         player = self.member(ws)
+        playing = self.playing(player)
         self.lobby.leave(player, time.time())
         for sock in self.get_websockets(tag_of(player)):
             sock.close(CloseCode.NORMAL, "left the lobby")
         await self.changed()
+        await self.forfeit(playing, player)
+
+    def playing(self, player: str) -> str | None:
+        """The game ``player`` is seated at and being played now, if any."""
+        lobby = self.lobby
+        if lobby is None or lobby.status != PLAYING or player not in lobby.seats:
+            return None
+        return lobby.game
+
+    async def forfeit(self, game: str | None, player: str) -> None:
+        """Tell the game a seated player left: the round is theirs to lose, not the other
+        player's to wait out. (If the game cannot be told, its grace period decides.)"""
+        if game is None:
+            return
+        try:
+            games = self.env.namespace(GAMES)
+            await games.get(games.id_from_string(game)).forfeit(player)
+        except DurableObjectError as exc:
+            log.warning("lobby %s: could not tell game %s: %s", self.hex[:12], game[:12], exc)
 
     async def on_start(self, ws: ObjectWebSocket, data: dict[str, Any]) -> None:
         """The host starts: a new Game object, seats for two, the news to everyone."""

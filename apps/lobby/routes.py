@@ -14,13 +14,16 @@
     WS   /lobby/ws/<lobby>                a lobby (room.py)
 
 Errors are JSON ``{"error": "<why>"}`` with a 4xx/5xx status; WebSocket handshakes for
-unknown lobbies or games are refused with 404 (the body says why).
+unknown lobbies or games are refused with 404 (the body says why). One client address
+creating lobbies or looking codes up too fast gets 429, with ``Retry-After`` and
+``"retry_after"`` (seconds) in the body (throttle.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -32,8 +35,18 @@ from runtime import DurableObjectError, InvalidObjectId, ObjectId, app_of, env_o
 
 from . import codes
 from .config import LobbyConfig
-from .namespaces import CODES, DIRECTORY, DIRECTORY_NAME, GAMES, LOBBIES, QUEUE, QUEUE_NAME
+from .namespaces import (
+    CODES,
+    DIRECTORY,
+    DIRECTORY_NAME,
+    GAMES,
+    LOBBIES,
+    QUEUE,
+    QUEUE_NAME,
+    THROTTLES,
+)
 from .rules import MAX_PLAYERS, MIN_PLAYERS, Lobby, Refused
+from .throttle import ACTIONS, CODE, CREATE
 
 log = logging.getLogger("apps.lobby")
 
@@ -49,6 +62,32 @@ def problem(status: int, text: str) -> JSONResponse:
 
 def settings(request: Request | WebSocket) -> LobbyConfig:
     return app_of(request).settings_as(LobbyConfig)
+
+
+async def throttled(request: Request, action: str) -> Response | None:
+    """429 if this client address has tried ``action`` too fast (throttle.py), else None.
+    If the address's throttle cannot answer, the try goes ahead (as the chat's limiter)."""
+    config = settings(request)
+    if (config.create_rate if action == CREATE else config.code_rate) <= 0:
+        return None
+    address = request.client.host if request.client else "unknown"
+    try:
+        wait = await env_of(request).namespace(THROTTLES).get_by_name(address).take(action)
+    except DurableObjectError as exc:
+        log.warning("throttle for %s unavailable: %s", address, exc)
+        return None
+    if wait <= 0:
+        return None
+    seconds = max(1, math.ceil(wait))
+    return JSONResponse(
+        {
+            "error": f"too many tries from your address ({ACTIONS[action]}); "
+            f"try again in {seconds} s",
+            "retry_after": seconds,
+        },
+        status_code=429,
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 async def page(request: Request) -> Response:
@@ -99,6 +138,9 @@ async def lobbies(request: Request) -> Response:
         )
     except Refused as exc:
         return problem(400, str(exc))
+    refused = await throttled(request, CREATE)
+    if refused is not None:
+        return refused
     try:
         if checked.public and await directory.count() >= config.max_lobbies:
             return problem(503, "there are too many public lobbies; join one or try later")
@@ -143,6 +185,9 @@ async def code_lookup(request: Request) -> Response:
     code = codes.normalize(request.path_params["code"])
     if code is None:
         return problem(404, "that is not a join code (6 letters and digits)")
+    refused = await throttled(request, CODE)
+    if refused is not None:
+        return refused
     try:
         lobby = await env_of(request).namespace(CODES).get_by_name(code).lookup()
     except DurableObjectError as exc:

@@ -8,6 +8,8 @@
                                   {...settings}; no token 401, a wrong one 403
                                   (a gate_prefix, new or changed, needs the operator's
                                   authority too: gates.py; dropping it does not)
+    DELETE /api/rooms/<room>      Authorization: Bearer <admin token> -> 200 {"deleted": true}:
+                                  the room, its gate and every page of it are gone (404 after)
     GET   /admin/<room>           the admin page (the token stays in the page's URL fragment
                                   and the browser's session storage; it is never logged)
     WS    /admin/<room>/ws        the admin page's live figures (room.py has the protocol)
@@ -107,7 +109,8 @@ async def create(request: Request) -> Response:
 
 
 async def room_api(request: Request) -> Response:
-    """GET (or HEAD): figures and settings. PATCH: change settings (admin token)."""
+    """GET (or HEAD): figures and settings. PATCH: change settings, DELETE: delete the room
+    (the admin token, for both)."""
     app = app_of(request)
     room = request.path_params["room"]
     try:
@@ -132,6 +135,8 @@ async def room_api(request: Request) -> Response:
         return fail(503, f"the room is unavailable ({exc.code}); retry")
     if refused:
         return fail(int(refused.get("status", 403)), str(refused.get("error", "refused")))
+    if request.method == "DELETE":
+        return await delete_room(request, stub, room, token)
     try:
         changes = await read_json(request)
         if isinstance(changes, dict) and "gate_prefix" in changes:
@@ -154,8 +159,26 @@ async def room_api(request: Request) -> Response:
     return JSONResponse(answer["settings"])
 
 
+async def delete_room(request: Request, stub: Any, room: str, token: str) -> Response:
+    """Delete the room (its token already checked)."""
+    app = app_of(request)
+    try:
+        answer = await stub.delete(token)
+    except DurableObjectError as exc:
+        return fail(503, f"the room is unavailable ({exc.code}); retry")
+    if "error" in answer:
+        status = int(answer.pop("status", 500))
+        return JSONResponse(answer, status_code=status)
+    gates.cache_of(app).invalidate()
+    client.forget_room(room)
+    return JSONResponse({"deleted": True})
+
+
 #: The API's paths, and the methods each takes (anything else under /api: a JSON 404).
-API_PATHS = ((re.compile(r"/api/rooms"), "POST"), (re.compile(r"/api/rooms/[^/]+"), "GET, PATCH"))
+API_PATHS = (
+    (re.compile(r"/api/rooms"), "POST"),
+    (re.compile(r"/api/rooms/[^/]+"), "GET, PATCH, DELETE"),
+)
 ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -168,7 +191,7 @@ async def api_fallback(request: Request) -> Response:
             answer = fail(405, f"{request.method} is not allowed here; use {allow}")
             answer.headers["allow"] = allow
             return answer
-    return fail(404, "no such API path: POST /api/rooms, GET or PATCH /api/rooms/<room>")
+    return fail(404, "no such API path: POST /api/rooms, GET, PATCH or DELETE /api/rooms/<room>")
 
 
 async def admin_page(request: Request) -> Response:
@@ -186,6 +209,7 @@ async def admin_page(request: Request) -> Response:
         "room": room,
         "api": url_path(request, "waiting-room:room", room=room),
         "socket": url_path(request, "waiting-room:admin_socket", admin_of=room),
+        "index_url": url_path(request, "waiting-room:index"),
         **links(request, room),
     }
     return app.render(request, "admin.html", {"room": room, "settings": settings, "data": data})
@@ -203,7 +227,7 @@ async def admin_socket(websocket: WebSocket) -> None:
 
 routes: list[BaseRoute] = [
     Route("/api/rooms", create, methods=["POST"], name="rooms"),
-    Route("/api/rooms/{room}", room_api, methods=["GET", "PATCH"], name="room"),
+    Route("/api/rooms/{room}", room_api, methods=["GET", "PATCH", "DELETE"], name="room"),
     Route("/api/{rest:path}", api_fallback, methods=ANY_METHOD),  # (after the others)
     Route("/admin/{room}", admin_page, name="admin"),
     WebSocketRoute("/admin/{admin_of}/ws", admin_socket, name="admin_socket"),

@@ -51,9 +51,17 @@ class Decision:
     holder: str
     session_duration: int
     first_position: int
+    paused: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"status": self.status, "position": self.position, "eta_s": self.eta_s}
+        out: dict[str, Any] = {
+            "status": self.status,
+            "position": self.position,
+            "eta_s": self.eta_s,
+        }
+        if self.paused:  # (a field present only while the room is paused)
+            out["paused"] = True
+        return out
 
     @property
     def admitted(self) -> bool:
@@ -121,6 +129,12 @@ def forget_settings(room: str) -> None:
     _settings.pop(room, None)
 
 
+def forget_room(room: str) -> None:
+    """The room was deleted (through this node): nothing about it is kept here."""
+    _settings.pop(room, None)
+    _modes.pop(room, None)
+
+
 async def read_pass(env: Env, room: str, cookies: dict[str, str]) -> Pass | None:
     """The visitor's pass for ``room`` from the request's cookies, if valid."""
     text = cookies.get(cookie_name(room))
@@ -155,6 +169,7 @@ async def decide(env: Env, room: str, visitor: Pass | None, join: bool = True) -
         holder=str(answer.get("holder", "")),
         session_duration=int(answer.get("session_duration", 0)),
         first_position=int(answer.get("first_position", 0)),
+        paused=answer.get("paused") is True,
     )
 
 

@@ -141,7 +141,7 @@ class Ledger:
             room.recent.record(now, made)
             room.touch_meta("adm")
         room.fill(now)  # slots given back go to the line first
-        lendable = not (room.line or room.prequeue(now) or s.counts_only)
+        lendable = not (room.line or room.prequeue(now) or room.paused or s.counts_only)
         if lendable:
             slots = max(0, min(req["want_slots"], s.total_active_users - room.in_use))
             permits = max(0, min(req["want_permits"], room.window.available(now)))

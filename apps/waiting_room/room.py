@@ -57,9 +57,10 @@ from .config import WaitingRoomConfig
 from .cookies import PURPOSE, cookie_name, signer_for, valid_visitor
 from .gates import OPERATOR_ONLY
 from .leasing import Ledger, check_request
-from .names import GATES
+from .names import GATES, SHARDS
 from .rules import ADMITTED_STATUS, REJECTED_STATUS, Changes, Room, Status
 from .settings import RoomSettings, SettingsError
+from .shard import shard_name
 
 log = logging.getLogger("apps.waiting_room")
 
@@ -68,6 +69,8 @@ VISITOR = "visitor"
 MAX_PAGES = 4
 #: Close code the waiting page understands (it reloads, once).
 NO_COOKIE = 4001
+#: The room was deleted (pages say so; they do not reconnect).
+DELETED = 4004
 
 
 def token_hash(token: str) -> str:
@@ -87,7 +90,8 @@ class WaitingRoom(DurableObject):
         self.ledger: Ledger | None = None
         self.admin_hash = ""
         self.pages: dict[str, set[ObjectWebSocket]] = {}  # visitor -> open waiting pages
-        self.sent: dict[int, tuple[str, int | None, int | None]] = {}  # last status per socket
+        # the last status sent to each socket: (status, position, eta, paused)
+        self.sent: dict[int, tuple[str, int | None, int | None, bool]] = {}
         self.admin = AdminPages(self)
         self.alarm_at: float | None = None
         self.flushing: asyncio.Task[Any] | None = None
@@ -265,6 +269,47 @@ class WaitingRoom(DurableObject):
         self.admin.settings_changed(new)
 
     @rpc
+    async def delete(self, token: str) -> dict[str, Any]:
+        """Delete the room, for the holder of the admin token: its gate is dropped first
+        (if the directory cannot be told, nothing is deleted: 503, retry), then every open
+        page is closed (4004), the shards of a slot-leasing room are wiped, and everything
+        stored goes. The room's URLs answer 404 from then on."""
+        if self.room is None or self.ledger is None:
+            return {"error": "no such room", "status": 404}
+        if not self.admin_ok(token):
+            return {"error": "wrong admin token", "status": 403}
+        if self.claiming is not None:
+            return {"error": "a change of gate_prefix is under way; retry", "status": 409}
+        try:
+            await self.gates().release_others(self.id.hex, None)
+        except DurableObjectError as exc:
+            log.warning("could not release the gates of room %s: %s", self.id.hex[:12], exc)
+            error = "the gate directory could not be told to drop this room's gate; retry"
+            return {"error": error, "field": "gate_prefix", "status": 503}
+        if self.room is None or self.ledger is None:  # (deleted meanwhile by another call)
+            return {"deleted": True}
+        shards = list(self.ledger.shards)
+        self.room = self.ledger = None
+        self.admin_hash = ""
+        self.pages.clear()
+        self.sent.clear()
+        for ws in self.get_websockets():
+            ws.close(DELETED, "this waiting room was deleted")
+        await self.storage.delete_all()
+        self.alarm_at = None
+        for node in shards:  # (a shard not told keeps nothing it can admit with for long)
+            try:
+                await (
+                    self.env.namespace(SHARDS)
+                    .get_by_name(shard_name(self.id.hex, node))
+                    .wipe(self.id.hex)
+                )
+            except DurableObjectError as exc:
+                log.warning("could not wipe shard %s of room %s: %s", node, self.id.hex[:12], exc)
+        log.info("deleted waiting room %s", self.id.hex[:12])
+        return {"deleted": True}
+
+    @rpc
     async def holds(self, prefix: str) -> bool:
         """Whether this room stands (or is about to stand) in front of ``prefix``: the gate
         directory asks before it gives a prefix this room holds to another room."""
@@ -423,13 +468,18 @@ class WaitingRoom(DurableObject):
     def send_status(self, ws: ObjectWebSocket, status: Status) -> None:
         """Send a page its status, unless it already shows it (waits within a margin)."""
         last = self.sent.get(ws.id)
-        if last is not None and last[0] == status.status and last[1] == status.position:
+        if (
+            last is not None
+            and last[0] == status.status
+            and last[1] == status.position
+            and last[3] == status.paused
+        ):
             eta, before = status.eta_s, last[2]
             if eta == before or (
                 eta is not None and before is not None and abs(eta - before) < max(5, before / 10)
             ):
                 return
-        self.sent[ws.id] = (status.status, status.position, status.eta_s)
+        self.sent[ws.id] = (status.status, status.position, status.eta_s, status.paused)
         ws.send(encode(status.as_json()))
 
     async def flush_later(self) -> None:

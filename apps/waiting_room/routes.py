@@ -32,6 +32,7 @@ from .client import Decision, RoomError, UnknownRoom
 from .config import WaitingRoomConfig
 from .cookies import cookie_name
 from .gates import local_path
+from .rules import progress
 
 #: The demo site's pages: path segment -> (title, what the page says).
 SITE_PAGES: dict[str, tuple[str, str]] = {
@@ -146,18 +147,17 @@ def waiting_context(
 ) -> dict[str, Any]:
     site_url = url_path(request, "waiting-room:site", room=room)
     position, first = decision.position, decision.first_position
-    progress = 0
-    if position is not None and first > 0:
-        progress = max(0, min(100, round(100 * (first - position + 1) / first)))
     return {
         "room": room,
         "decision": decision,
         "texts": texts,
-        "progress": progress,
+        "progress": progress(first, position),
+        "leave_url": url_path(request, "waiting-room:leave", room=room),
         "data": {
             "status": decision.status,
             "position": position,
             "eta_s": decision.eta_s,
+            "paused": decision.paused,
             "first_position": first,
             "socket": url_path(request, "waiting-room:socket", room=room),
             "status_url": site_url,
@@ -185,15 +185,26 @@ async def leave(request: Request) -> Response:
     headers = {"set-cookie": gone, "cache-control": "no-store"}
     if wants_json(request):
         return JSONResponse({"left": left}, headers=headers)
-    return RedirectResponse(url_path(request, "waiting-room:bye", room=room), 303, headers=headers)
+    bye_url = url_path(request, "waiting-room:bye", room=room)
+    if request.query_params.get("from") == "line":  # (the waiting page's "leave the line")
+        bye_url += "?from=line"
+    return RedirectResponse(bye_url, 303, headers=headers)
 
 
 async def bye(request: Request) -> Response:
-    """Where the Leave button lands."""
+    """Where the Leave buttons land (the site's, and the waiting page's "leave the line")."""
     room = request.path_params["room"]
-    return app_of(request).render(
-        request, "bye.html", {"site_url": url_path(request, "waiting-room:site", room=room)}
-    )
+    app = app_of(request)
+    try:
+        texts = await client.room_settings(app.env, room)
+    except (UnknownRoom, DurableObjectError):
+        texts = {}  # (the page still says goodbye, with the site's name if it can)
+    context = {
+        "site_url": url_path(request, "waiting-room:site", room=room),
+        "texts": texts,
+        "from_line": request.query_params.get("from") == "line",
+    }
+    return app.render(request, "bye.html", context)
 
 
 async def socket(websocket: WebSocket) -> None:

@@ -11,9 +11,11 @@ line). Every decision keeps two limits, whatever happens:
 
 Queueing methods: ``fifo`` serves the line in ticket order; ``random`` serves any queued
 visitor with equal chance; ``passthrough`` admits everyone; ``reject`` turns away whoever
-cannot be admitted at once. A scheduled event (``event_start``, ``prequeue_start``) queues
-everyone from the pre-queue's start and opens the line at ``event_start``, shuffling it
-first when ``shuffle_at_start`` is set (a lottery).
+cannot be admitted at once. ``queue_all`` pauses the room, whatever the method: nobody is
+admitted and every newcomer queues (visitors on the site keep their sessions), until it is
+turned off, when the line is served again. A scheduled event (``event_start``,
+``prequeue_start``) queues everyone from the pre-queue's start and opens the line at
+``event_start``, shuffling it first when ``shuffle_at_start`` is set (a lottery).
 
 :class:`Room` mutates itself and records what changed; the object (room.py) takes the
 changes with :meth:`Room.take_changes` after each call and stores them, pushes admissions
@@ -79,14 +81,34 @@ class Visitor:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """What a visitor is told: admitted, queued (position 1 is next), or rejected."""
+    """What a visitor is told: admitted, queued (position 1 is next), or rejected; while
+    the room is paused, a queued visitor is told that too (``"paused": true``, a field
+    present only then)."""
 
     status: str
     position: int | None = None
     eta_s: int | None = None
+    paused: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"status": self.status, "position": self.position, "eta_s": self.eta_s}
+        out: dict[str, Any] = {
+            "status": self.status,
+            "position": self.position,
+            "eta_s": self.eta_s,
+        }
+        if self.paused:
+            out["paused"] = True
+        return out
+
+
+def progress(first_position: int, position: int | None) -> int:
+    """How far along the line a queued visitor is, in percent, for the waiting page's bar:
+    0 where they joined, never 100 while they wait (position 1 still waits: the bar is
+    full only once they are in)."""
+    if position is None or first_position <= 0:
+        return 0
+    first = max(first_position, position)
+    return max(0, min(95, round(100 * (first - position) / first)))
 
 
 ADMITTED_STATUS = Status(ADMITTED)
@@ -234,8 +256,15 @@ class Room:
         s = self.settings
         return s.queueing_method == "random" or (s.shuffle_at_start and not self.started)
 
+    @property
+    def paused(self) -> bool:
+        """Queue all: nobody is admitted, everybody new queues."""
+        return self.settings.queue_all
+
     def can_admit(self, now: float) -> bool:
-        """A slot is free and the rate window has room."""
+        """A slot is free and the rate window has room (and the room is not paused)."""
+        if self.paused:
+            return False
         if self.settings.counts_only:
             return True
         return (
@@ -264,6 +293,8 @@ class Room:
     def admits_newcomer(self, now: float) -> bool:
         """Whether a newcomer arriving now would be admitted at once (everyone, in
         passthrough; else a free slot, the rate allowing, and nobody in line)."""
+        if self.paused:
+            return False
         return self.settings.counts_only or (not self.line and self.can_admit(now))
 
     def _arrive(self, visitor_id: str, now: float) -> Status:
@@ -271,7 +302,7 @@ class Room:
         if self.admits_newcomer(now):
             self._admit(visitor_id, now)
             return ADMITTED_STATUS
-        if s.queueing_method == "reject" and not self.prequeue(now):
+        if s.queueing_method == "reject" and not self.prequeue(now) and not self.paused:
             return REJECTED_STATUS
         v = self._enqueue(visitor_id, now)
         return self.status_of(v, now)
@@ -286,7 +317,7 @@ class Room:
             return ADMITTED_STATUS
         hidden = self.order_hidden(now)
         position = None if hidden else self.line.position(v.id)
-        return Status(WAITING, position, self.eta(position, now))
+        return Status(WAITING, position, self.eta(position, now), self.paused)
 
     def leave(self, visitor_id: str, now: float) -> bool:
         """The visitor leaves: an admitted one frees its slot for the line at once."""
@@ -367,6 +398,7 @@ class Room:
         if (
             self.line
             and not self.prequeue(now)
+            and not self.paused
             and not s.counts_only
             and self.in_use < s.total_active_users
             and self.window.available(now) == 0
@@ -473,6 +505,8 @@ class Room:
         """Seconds until a queued visitor at ``position`` is likely admitted (for a hidden
         order, the expected wait of a random pick)."""
         s = self.settings
+        if self.paused:
+            return None  # nobody moves until the room is resumed
         if s.counts_only:
             return 0
         rate = rate if rate is not None else self.throughput(now)
@@ -487,13 +521,14 @@ class Room:
     def positions(self, now: float) -> Iterator[tuple[str, Status]]:
         """Every queued visitor's status, in one pass over the line (O(n))."""
         rate = self.throughput(now)
+        paused = self.paused
         if self.order_hidden(now):
-            status = Status(WAITING, None, self.eta(None, now, rate))
+            status = Status(WAITING, None, self.eta(None, now, rate), paused)
             for visitor_id in self.line:
                 yield visitor_id, status
             return
         for position, visitor_id in enumerate(self.line, 1):
-            yield visitor_id, Status(WAITING, position, self.eta(position, now, rate))
+            yield visitor_id, Status(WAITING, position, self.eta(position, now, rate), paused)
 
     def figures(self, now: float) -> dict[str, Any]:
         """The room's figures for its admin page and the JSON interface."""

@@ -11,6 +11,8 @@ takes any of them):
     event_start           float | null   epoch seconds: the queue opens to the site then...
     prequeue_start        float | null   ...and from here until then, everyone is queued
     shuffle_at_start      bool  at event_start, the pre-queue is shuffled (a lottery)
+    queue_all             bool  paused: nobody is admitted, every newcomer queues (those
+                                on the site stay); Cloudflare Waiting Room's "queue all"
     gate_prefix           str | null     a path of another app this room stands in front of
     slot_leasing          bool  per-node shards admit with slots leased from the room
                                 (chosen at creation; it cannot change later)
@@ -70,6 +72,7 @@ class RoomSettings:
     event_start: float | None = None
     prequeue_start: float | None = None
     shuffle_at_start: bool = False
+    queue_all: bool = False
     gate_prefix: str | None = None
     slot_leasing: bool = False
 
@@ -147,7 +150,7 @@ def _check(name: str, value: Any) -> Any:
         return value
     if name in ("event_start", "prequeue_start"):
         return _time(name, value)
-    if name in ("shuffle_at_start", "slot_leasing"):
+    if name in ("shuffle_at_start", "slot_leasing", "queue_all"):
         if not isinstance(value, bool):
             raise SettingsError(name, "must be true or false")
         return value

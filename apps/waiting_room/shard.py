@@ -97,6 +97,19 @@ class RoomShard(DurableObject):
         await self.settle()
         return left
 
+    @rpc
+    async def wipe(self, room: str) -> bool:
+        """The room was deleted: forget every session and slot (its visitors' next requests
+        reach the room, which no longer exists: 404)."""
+        if room != self.room_id:
+            return False
+        config = self.env.app_settings(WaitingRoomConfig)
+        self.rules = Shard(lease_seconds=config.lease_seconds, batch=config.lease_batch)
+        await self.storage.delete_all()
+        self.alarm_at = None
+        self.room_id = self.node = ""
+        return True
+
     async def alarm(self, info: AlarmInfo) -> None:
         """Sessions end; idle slots go back to the room."""
         self.alarm_at = None

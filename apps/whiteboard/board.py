@@ -314,3 +314,10 @@ class Board(DurableObject):
             "sessions": len(self.rules.sessions),
             "presence": len(self.rules.presence),
         }
+
+    @rpc
+    async def written(self) -> bool:
+        """Whether anything was ever stored on this board: a board name is a capability, so
+        any name opens a board, and the page tells a never-written one apart ("new and
+        empty") from one whose drawing was erased."""
+        return bool(self.snapshot["parts"] or self.log_keys)

@@ -2,7 +2,9 @@
 
     GET  /whiteboard/                 the board list (boards this browser opened) and "new board"
     POST /whiteboard/api/boards       a new board: {"room": name, "url": "/whiteboard/b/<name>"}
-    GET  /whiteboard/b/<room>         a board's page (an edit name, or a view token: read-only)
+    GET  /whiteboard/b/<room>         a board's page (an edit name, or a view token: read-only);
+                                      any edit name is a board (a never-written one says it is
+                                      new), a view token that does not verify is a 404 page
     GET  /whiteboard/ws/<room>        the board's y-websocket endpoint (Upgrade required)
 
 ``<room>`` is explained in links.py. The WebSocket path ends in the room, as the stock
@@ -47,14 +49,21 @@ async def board_page(request: Request) -> Response:
             token = await links.view_token(env, room)
             view_url = url_path(request, "whiteboard:board", room=token)
     except InvalidRoom as exc:
-        return PlainTextResponse(f"No such board: {exc}", 404)
+        return app.render(request, "missing.html", {"reason": str(exc)}, status_code=404)
     except DurableObjectError as exc:  # the key ring is unreachable (Redis down, say)
         return PlainTextResponse(f"Try again shortly: {exc}", 503)
+    try:  # (the page works without knowing: it then shows no "new board" notice)
+        written: bool | None = (
+            await env.namespace(links.BOARDS).get(links.board_id(env, parsed)).written()
+        )
+    except DurableObjectError:
+        written = None
     context = {
         "room": room,
         "read_only": parsed.read_only,
         "view_url": view_url,
         "max_update_bytes": app.settings_as(WhiteboardConfig).max_update_bytes,
+        "is_new": written is False,
     }
     return app.render(request, "board.html", context)
 

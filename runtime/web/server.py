@@ -8,7 +8,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -40,7 +41,15 @@ from ..host.node import Node
 from ..sockets.asgi import BoundedHttpToolsProtocol, Connection, FastWebSocketProtocol, HeadLimits
 from ..storage.embedded import ValkeySupervisor
 from . import metrics, ops, tail
-from .app import App, MountedApp, NodeMiddleware, check_unique, static_root, templates_for
+from .app import (
+    SCOPE_KEY,
+    App,
+    MountedApp,
+    NodeMiddleware,
+    check_unique,
+    static_root,
+    templates_for,
+)
 from .guards import Edge, SameSite, trusted_hosts
 from .pathindex import IndexedRouter
 
@@ -86,6 +95,29 @@ async def _crash(request: Request, exc: Exception) -> Response:
     """What Starlette answers for an exception nothing caught (it logs it): a plain 500 that
     says it may have had an effect, since nobody knows how far it got."""
     return PlainTextResponse("Internal Server Error", 500, headers={"X-Outcome": "unknown"})
+
+
+def _wants_page(request: Request) -> bool:
+    """A browser asking for a page (Accept names text/html), not a program."""
+    return request.method in ("GET", "HEAD") and "text/html" in request.headers.get("accept", "")
+
+
+def _not_found(templates: Jinja2Templates) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handler(request: Request, exc: Exception) -> Response:
+        """An address no route answers: a page with a way back for browsers; for programs,
+        the plain text they always got."""
+        assert isinstance(exc, HTTPException)
+        if _wants_page(request):
+            # (inside an app's path, the page offers the way back to that app's start page)
+            mounted = request.scope.get(SCOPE_KEY)
+            context = {"app": mounted} if isinstance(mounted, MountedApp) else {}
+            page: Response = templates.TemplateResponse(
+                request, "404.html", context, status_code=404, headers={"X-Outcome": "not-run"}
+            )
+            return page
+        return await _refused(request, exc)
+
+    return handler
 
 
 def create_app(
@@ -223,6 +255,7 @@ def create_app(
         middleware=middleware,
         exception_handlers={
             DurableObjectError: _object_error,
+            404: _not_found(templates),
             HTTPException: _refused,
             Exception: _crash,
         },

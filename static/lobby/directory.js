@@ -74,13 +74,17 @@ export class Directory {
     const badge = document.createElement("span");
     badge.className = `badge ${lobby.status}${full ? " full" : ""}`;
     badge.textContent = lobby.status === "playing" ? "playing" : full ? "full" : "open";
+    // A lobby playing, or full, is for watching (its game, its chat); joining it is still
+    // offered there, for the next game.
+    const watch = full || lobby.status === "playing";
     const button = document.createElement("button");
     button.type = "button";
-    button.className = full ? "secondary" : "";
-    button.textContent = full ? "Watch" : "Join";
+    button.className = watch ? "secondary" : "";
+    button.textContent = watch ? "Watch" : "Join";
+    button.setAttribute("aria-label", `${button.textContent} ${lobby.name}`);
     button.addEventListener("click", () => {
-      if (!full && !this.name()) return;
-      this.app.go(`#/lobby/${lobby.lobby}`, full ? "watch" : "join");
+      if (!watch && !this.name()) return;
+      this.app.go(`#/lobby/${lobby.lobby}`, watch ? "watch" : "join");
     });
     li.append(name, fill, badge, button);
     return li;

@@ -34,9 +34,19 @@ class App {
 
   show(view, title) {
     for (const id of this.views) $(id).hidden = id !== view;
+    if (view === "lobby-view") this.showChat(true);
     document.title = title ? `${title} — Game lobby` : "Game lobby";
     this.banner(this.notice || "", Boolean(this.notice));
     this.notice = "";
+  }
+
+  /** The lobby's chat goes where the player is: the lobby view, or beside the board of a
+   * lobby's game (``withLobby``: false for a quick-play game, which has no lobby). */
+  showChat(withLobby) {
+    const atGame = !$("game-view").hidden;
+    const slot = atGame ? $("game-chat-slot") : $("lobby-chat-slot");
+    if ($("chat").parentElement !== slot) slot.append($("chat"));
+    $("chat").hidden = atGame && !withLobby;
   }
 
   status(kind, text) {
@@ -75,8 +85,9 @@ class App {
       const seat = store.game(id);
       if (seat && seat.lobby) this.room.open(seat.lobby, null, true); // keep our place
       else this.room.close();
-      this.game.open(id);
       this.show("game-view", "Connect Four");
+      this.showChat(Boolean(seat && seat.lobby));
+      this.game.open(id);
     } else if (view === "join" && id) {
       const [status, body] = await getJson(`api/codes/${encodeURIComponent(id)}`);
       if (status === 200) {

@@ -37,7 +37,15 @@ export class Room {
       if (mine) this.send({ type: "ready", ready: !mine.ready });
     });
     $("start").addEventListener("click", () => this.send({ type: "start" }));
-    $("leave").addEventListener("click", () => this.leave());
+    $("leave").addEventListener("click", () => {
+      // Seated at the game being played: leaving gives the round up, so ask first.
+      if (this.state?.status === "playing" && this.mine()?.seat) {
+        $("leave-confirm").hidden = false;
+        $("leave-yes").focus();
+      } else this.leave();
+    });
+    $("leave-yes").addEventListener("click", () => this.leave());
+    $("leave-no").addEventListener("click", () => ($("leave-confirm").hidden = true));
     $("watch-game").addEventListener("click", () => {
       if (this.state?.game) this.app.go(`#/game/${this.state.game}`);
     });
@@ -54,6 +62,7 @@ export class Room {
     });
     $("enter-watch").addEventListener("click", () => {
       this.intent = "watch";
+      this.dismissed = true;
       $("enter").hidden = true;
     });
     $("chat-form").addEventListener("submit", (e) => {
@@ -74,9 +83,12 @@ export class Room {
     this.close();
     this.lobby = id;
     this.intent = intent;
+    this.dismissed = false; // the "join this lobby" offer was turned down
     this.me = null;
     this.state = null;
     $("chat-log").replaceChildren();
+    $("chat-empty").hidden = false;
+    $("leave-confirm").hidden = true;
     $("players").replaceChildren();
     $("results").replaceChildren();
     $("enter").hidden = true;
@@ -117,7 +129,7 @@ export class Room {
   watch() {
     if (!this.watching) this.watching = this.send({ type: "watch" });
     $("enter-name").value = $("enter-name").value || store.name;
-    $("enter").hidden = this.intent === "watch";
+    $("enter").hidden = this.dismissed;
   }
 
   message(m) {
@@ -138,6 +150,9 @@ export class Room {
       case "chat":
         $("chat-log").append(this.line(m));
         this.scrollChat();
+        break;
+      case "state":
+      case "welcome":
         break;
       case "game":
         this.gameStarted(m);
@@ -212,6 +227,15 @@ export class Room {
     return this.state?.players.find((p) => p.player === this.me) || null;
   }
 
+  /** Who the next game would seat, as the server chooses: the host (red, moves first) and
+   * the longest-present ready member; null if it cannot start yet. */
+  nextSeats(s) {
+    const host = s.players.find((p) => p.host);
+    if (!host || !host.ready) return null;
+    const opponent = s.players.find((p) => p.ready && !p.host); // (players come in join order)
+    return opponent ? [host, opponent] : null;
+  }
+
   render() {
     const s = this.state;
     if (!s) return;
@@ -220,9 +244,15 @@ export class Room {
     $("lobby-name-shown").textContent = s.name;
     document.title = `${s.name} — Game lobby`;
     $("lobby-kind").textContent = s.public ? "Public" : "Private";
-    $("lobby-fill").textContent = `${s.players.length}/${s.max_players} players · ${s.status}`;
+    const seated = s.players.filter((p) => p.seat).sort((a, b) => a.seat - b.seat);
+    const places = `${s.players.length} of ${s.max_players} places taken`;
+    $("lobby-fill").textContent =
+      s.status === "playing"
+        ? `${places} · game on${seated.length === 2 ? `: ${seated[0].name} vs ${seated[1].name}` : ""}`
+        : `${places} · waiting for players to get ready`;
     $("lobby-code").textContent = s.code;
-    $("players").replaceChildren(...s.players.map((p) => this.player(p, isHost)));
+    const next = s.status === "open" ? this.nextSeats(s) : null;
+    $("players").replaceChildren(...s.players.map((p) => this.player(p, isHost, next)));
     $("spectators").textContent = s.spectators
       ? `${s.spectators} watching`
       : "";
@@ -234,24 +264,35 @@ export class Room {
     $("start").hidden = !isHost || !open;
     $("start").disabled = readyCount < 2 || !mine?.ready;
     $("leave").hidden = !mine;
-    const seated = mine !== null && mine.seat;
-    $("back-to-game").hidden = !(s.status === "playing" && seated && s.game);
-    $("watch-game").hidden = !(s.status === "playing" && !seated && s.game);
+    if (!mine) $("leave-confirm").hidden = true;
+    const playing = mine !== null && mine.seat;
+    $("back-to-game").hidden = !(s.status === "playing" && playing && s.game);
+    $("watch-game").hidden = !(s.status === "playing" && !playing && s.game);
+    const watchers = next ? s.players.filter((p) => p !== next[0] && p !== next[1]) : [];
+    const who = next
+      ? `Starting seats ${next[0].name} (the host: red, moves first) and ${next[1].name} ` +
+        `(yellow${s.players.filter((p) => p.ready).length > 2 ? ": ready the longest" : ""})` +
+        (watchers.length ? `; ${watchers.map((p) => p.name).join(", ")} ${watchers.length > 1 ? "watch" : "watches"}.` : ".")
+      : "";
     $("start-hint").textContent = !open
       ? "A game is being played."
       : isHost
-        ? readyCount >= 2 && mine.ready
-          ? "Everyone ready? Start when you like."
-          : "The game starts when you and at least one other player are ready."
+        ? next
+          ? who
+          : mine.ready
+            ? "Waiting for at least one other player to get ready."
+            : "Get ready: the host plays. The game starts when you and one other player are ready."
         : mine
-          ? "The host starts the game when at least two players are ready."
+          ? next
+            ? `The host can start now. ${who}`
+            : "The host starts the game when they and at least one other player are ready."
           : "";
     $("chat-text").disabled = !mine;
     $("chat-send").disabled = !mine;
     this.results(s);
   }
 
-  player(p, isHost) {
+  player(p, isHost, next = null) {
     const li = document.createElement("li");
     li.className = "player";
     li.dataset.player = p.player;
@@ -262,6 +303,7 @@ export class Room {
     if (p.host) {
       crown.append(crownIcon());
       crown.title = "host";
+      crown.setAttribute("role", "img");
       crown.setAttribute("aria-label", "host");
     }
     const name = document.createElement("span");
@@ -271,10 +313,14 @@ export class Room {
     mark.className = "mark";
     mark.textContent = p.ready ? "\u2713 ready" : p.connected ? "" : "away";
     if (p.seat) mark.textContent = `playing (${p.seat === 1 ? "red" : "yellow"})`;
+    else if (next && next.includes(p)) mark.textContent = "\u2713 ready · plays next";
     const wins = document.createElement("span");
     wins.className = "wins";
     wins.textContent = p.wins ? `${p.wins} win${p.wins > 1 ? "s" : ""}` : "";
-    li.append(crown, name, mark, wins);
+    const who = document.createElement("div");
+    who.className = "who";
+    who.append(name, mark);
+    li.append(crown, who, wins);
     if (isHost && p.player !== this.me) {
       const host = document.createElement("button");
       host.type = "button";
@@ -299,12 +345,19 @@ export class Room {
         const li = document.createElement("li");
         const names = r.names || {};
         const winner = r.seat ? names[r.seat] : null;
-        const how = { timeout: " (time ran out)", left: " (opponent left)" }[r.ended_by] || "";
-        li.textContent = r.draw
-          ? `${names["1"]} and ${names["2"]}: a draw`
-          : winner
-            ? `${winner} beat ${names[3 - r.seat]}${how}`
-            : `${names["1"]} vs ${names["2"]}: abandoned`;
+        const how = {
+          timeout: " (time ran out)",
+          left: " (opponent left)",
+          resign: " (resigned)",
+          claimed: " (opponent left; win claimed)",
+        }[r.ended_by] || "";
+        li.textContent = r.ended_by === "aborted"
+          ? `${names["1"]} vs ${names["2"]}: aborted`
+          : r.draw
+            ? `${names["1"]} and ${names["2"]}: a draw${r.ended_by === "agreed" ? " (agreed)" : ""}`
+            : winner
+              ? `${winner} beat ${names[3 - r.seat]}${how}`
+              : `${names["1"]} vs ${names["2"]}: abandoned`;
         return li;
       }),
     );
@@ -326,6 +379,7 @@ export class Room {
   scrollChat() {
     const log = $("chat-log");
     log.scrollTop = log.scrollHeight;
+    $("chat-empty").hidden = log.children.length > 0;
   }
 
   async copyLink() {

@@ -1,5 +1,7 @@
-// The admin page: live figures and charts over the room's admin socket, and the settings
-// form (PATCH api/rooms/<room> with the admin token).
+// The admin page: live figures and charts over the room's admin socket, the settings form
+// (PATCH api/rooms/<room> with the admin token), pausing the line (queue_all) and deleting
+// the room (DELETE). The admin link is never shown here: it is shown once, on the start page
+// of the browser that made the room; this page takes it (or its token) to open.
 //
 // Socket protocol (apps/waiting_room/room.py): we send {"token"}; the room answers
 // {"type": "hello", settings, figures, samples}, then {"type": "sample", t, active, queued,
@@ -9,7 +11,8 @@
 const data = JSON.parse(document.getElementById("admin-data").textContent);
 const $ = (id) => document.getElementById(id);
 const STORE = "waiting-room.token." + data.room;
-const WINDOW_S = 600;
+const WINDOW_S = 600; // samples kept: ten minutes
+const MIN_SPAN_S = 30; // the charts span what was seen, at least half a minute
 let token = "";
 let samples = [];
 let settings = null;
@@ -46,19 +49,31 @@ function el(name, attrs, text) {
   return node;
 }
 
+// The time the charts span: what the samples cover (a fresh room's first minute fills the
+// width, not a sliver at its right edge), from half a minute to ten minutes.
+function span(now) {
+  const oldest = samples.length ? samples[0].t : now;
+  return Math.min(WINDOW_S, Math.max(MIN_SPAN_S, Math.ceil((now - oldest) / 15) * 15));
+}
+
+function ago(seconds) {
+  return seconds < 120 ? `-${seconds} s` : `-${Math.round(seconds / 60)} min`;
+}
+
 function chart(id, key, limit) {
   const svg = $(id);
   const width = 600, height = 200, left = 70, bottom = 28, top = 12;
   const now = Date.now() / 1000;
-  const points = samples.filter((s) => s.t >= now - WINDOW_S);
+  const spanS = span(now);
+  const points = samples.filter((s) => s.t >= now - spanS);
   const peak = Math.max(1, limit || 0, ...points.map((s) => s[key]));
   const y = (v) => top + (height - top - bottom) * (1 - v / (peak * 1.1));
-  const x = (t) => left + (width - left) * (1 - (now - t) / WINDOW_S);
+  const x = (t) => left + (width - left) * (1 - (now - t) / spanS);
   const parts = [
     el("line", { class: "grid", x1: left, x2: width, y1: y(0), y2: y(0) }),
     el("text", { class: "axis", x: left - 8, y: y(0) + 6, "text-anchor": "end" }, "0"),
     el("text", { class: "axis", x: left - 8, y: y(peak) + 6, "text-anchor": "end" }, String(peak)),
-    el("text", { class: "axis", x: left, y: height - 4 }, "-10 min"),
+    el("text", { class: "axis", x: left, y: height - 4 }, ago(spanS)),
     el("text", { class: "axis", x: width, y: height - 4, "text-anchor": "end" }, "now"),
   ];
   if (limit) parts.push(el("line", { class: "limit", x1: left, x2: width, y1: y(limit), y2: y(limit) }));
@@ -97,6 +112,11 @@ function fill(next) {
   settings = next;
   $("capacity").textContent = next.total_active_users;
   $("rate").textContent = next.new_users_per_minute;
+  const paused = Boolean(next.queue_all);
+  $("paused-banner").hidden = !paused;
+  $("pause").textContent = paused ? "Resume the line" : "Pause the line";
+  $("pause").classList.toggle("secondary", !paused);
+  showState();
   if (editing) return; // do not overwrite what the operator is typing
   for (const name of ["total_active_users", "new_users_per_minute", "session_duration", "queueing_method", "name", "title", "message", "reject_message"]) {
     form.elements[name].value = next[name];
@@ -111,6 +131,8 @@ form.addEventListener("input", () => (editing = true));
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
+  $("settings-error").hidden = true;
+  if (!RoomForms.check(form)) return;
   const f = form.elements;
   const epoch = (value) => (value ? new Date(value).getTime() / 1000 : null);
   const body = {
@@ -127,27 +149,100 @@ form.addEventListener("submit", async (event) => {
     shuffle_at_start: f.shuffle_at_start.checked,
     gate_prefix: f.gate_prefix.value.trim() || null,
   };
-  $("settings-error").hidden = true;
   $("save").disabled = true;
   try {
-    const response = await fetch(data.api, {
-      method: "PATCH",
-      headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
-      body: JSON.stringify(body),
-    });
-    const answer = await response.json();
-    if (!response.ok) throw new Error(answer.field ? `${answer.field}: ${answer.error}` : answer.error);
+    const [ok, answer] = await change(body);
+    if (!ok) {
+      RoomForms.refused(form, answer, $("settings-error"));
+      return;
+    }
     editing = false;
     fill(answer);
     draw();
     $("saved").textContent = "Saved " + new Date().toLocaleTimeString();
-  } catch (error) {
-    $("settings-error").textContent = String(error.message || error);
+  } catch {
+    $("settings-error").textContent = "The server cannot be reached; your changes are not saved.";
     $("settings-error").hidden = false;
   } finally {
     $("save").disabled = false;
   }
 });
+
+// PATCH some settings: [ok, the answer].
+async function change(body) {
+  const response = await fetch(data.api, {
+    method: "PATCH",
+    headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
+    body: JSON.stringify(body),
+  });
+  const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  return [response.ok, answer];
+}
+
+// ------------------------------------------------------------------ pause, delete
+
+$("pause").addEventListener("click", async () => {
+  const pausing = !(settings && settings.queue_all);
+  $("pause").disabled = true;
+  $("pause-error").hidden = true;
+  try {
+    const [ok, answer] = await change({ queue_all: pausing });
+    if (!ok) throw new Error(answer.error);
+    fill(answer);
+  } catch (error) {
+    $("pause-error").textContent = `Could not ${pausing ? "pause" : "resume"}: ${error.message || "the server cannot be reached"}`;
+    $("pause-error").hidden = false;
+  } finally {
+    $("pause").disabled = false;
+  }
+});
+
+$("delete").addEventListener("click", () => {
+  $("delete-confirm").hidden = false;
+  $("delete-no").focus();
+});
+$("delete-no").addEventListener("click", () => ($("delete-confirm").hidden = true));
+$("delete-yes").addEventListener("click", async () => {
+  $("delete-yes").disabled = true;
+  $("delete-error").hidden = true;
+  try {
+    const response = await fetch(data.api, { method: "DELETE", headers: { Authorization: "Bearer " + token } });
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok && response.status !== 404) throw new Error(answer.error || `HTTP ${response.status}`);
+    deleted = true;
+    forgetRoom();
+    sessionStorage.setItem("waiting-room.notice", `The room “${settings ? settings.name : "Room"}” was deleted.`);
+    location.assign(data.index_url);
+  } catch (error) {
+    $("delete-error").textContent = "Could not delete the room: " + (error.message || error);
+    $("delete-error").hidden = false;
+    $("delete-yes").disabled = false;
+  }
+});
+
+function forgetRoom() {
+  sessionStorage.removeItem(STORE);
+  try {
+    const mine = JSON.parse(localStorage.getItem("waiting-room.rooms") || "[]");
+    if (Array.isArray(mine)) {
+      localStorage.setItem("waiting-room.rooms", JSON.stringify(mine.filter((r) => r && r.room !== data.room)));
+    }
+  } catch {
+    // nothing kept to forget
+  }
+}
+
+// The live state: connected (and since when the last figures came), or not.
+let live = false;
+let deleted = false;
+let lastSample = 0;
+
+function showState() {
+  const el = $("state");
+  el.dataset.kind = live ? (settings && settings.queue_all ? "paused" : "ok") : "busy";
+  const when = lastSample ? ` · updated ${new Date(lastSample).toLocaleTimeString()}` : "";
+  $("state-text").textContent = live ? `Live${when}` : "Reconnecting…";
+}
 
 // ------------------------------------------------------------------ socket
 
@@ -159,12 +254,15 @@ function connect() {
     const msg = JSON.parse(event.data);
     if (msg.type === "hello") {
       backoff = 500;
+      live = true;
+      lastSample = Date.now();
       $("unlock").hidden = true;
       $("panel").hidden = false;
-      $("state").textContent = "Live";
       samples = msg.samples;
       fill(msg.settings);
     } else if (msg.type === "sample") {
+      lastSample = Date.now();
+      showState();
       samples.push(msg);
       const cutoff = Date.now() / 1000 - WINDOW_S;
       while (samples.length && samples[0].t < cutoff) samples.shift();
@@ -174,26 +272,56 @@ function connect() {
     draw();
   };
   ws.onclose = (event) => {
+    live = false;
+    if (deleted) return;
     if (event.code === 4003) {
       sessionStorage.removeItem(STORE);
       $("panel").hidden = true;
       $("unlock").hidden = false;
-      $("unlock-error").textContent = "That token does not open this room.";
+      $("unlock-error").textContent = "That link or token does not open this room. Check it, and paste it again.";
       $("unlock-error").hidden = false;
+      $("token-input").setAttribute("aria-invalid", "true");
+      $("token-input").focus();
       return;
     }
-    $("state").textContent = "Reconnecting…";
+    if (event.code === 4004) {
+      $("panel").hidden = true;
+      $("unlock").hidden = true;
+      $("delete-error").hidden = true;
+      sessionStorage.setItem("waiting-room.notice", "That room was deleted.");
+      location.assign(data.index_url);
+      return;
+    }
+    showState();
     const delay = backoff + Math.random() * backoff;
     backoff = Math.min(backoff * 2, 10_000);
     setTimeout(connect, delay);
   };
 }
 
+// What the operator pasted: the admin link (its #token=...) or the token alone.
+function tokenFrom(text) {
+  const match = /[#&]token=([^&\s]+)/.exec(text);
+  try {
+    return match ? decodeURIComponent(match[1]) : text;
+  } catch {
+    return text;
+  }
+}
+
 $("unlock").addEventListener("submit", (event) => {
   event.preventDefault();
-  token = $("token-input").value.trim();
+  const pasted = $("token-input").value.trim();
+  if (!pasted) {
+    $("unlock-error").textContent = "Paste the admin link (or its token) first.";
+    $("unlock-error").hidden = false;
+    $("token-input").focus();
+    return;
+  }
+  token = tokenFrom(pasted);
   sessionStorage.setItem(STORE, token);
   $("unlock-error").hidden = true;
+  $("token-input").removeAttribute("aria-invalid");
   connect();
 });
 

@@ -1,19 +1,29 @@
-// The waiting room's start page: create a room (POST api/rooms) and list the rooms made in
-// this browser, each with its visitor page and its admin page (the token rides in the URL
-// fragment, which browsers never send to the server).
+// The waiting room's start page: create a room (POST api/rooms), show its admin link once
+// (with a copy button; the browser keeps it too), and list the rooms made in this browser,
+// each with its visitor page and its admin page (the token rides in the URL fragment,
+// which browsers never send to the server).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const BASE = document.querySelector('meta[name="app-base"]').content;
 const KEY = "waiting-room.rooms";
+const form = $("create");
 
 function rooms() {
   try {
     const list = JSON.parse(localStorage.getItem(KEY) || "[]");
-    return Array.isArray(list) ? list : [];
+    return Array.isArray(list) ? list.filter((r) => r && typeof r.room === "string") : [];
   } catch {
     return [];
   }
+}
+
+function adminLink(r) {
+  return location.origin + BASE + "admin/" + encodeURIComponent(r.room) + "#token=" + encodeURIComponent(r.token);
+}
+
+function siteLink(r) {
+  return location.origin + BASE + "r/" + encodeURIComponent(r.room) + "/";
 }
 
 function render() {
@@ -25,59 +35,113 @@ function render() {
       const name = document.createElement("strong");
       name.textContent = r.name || "Room"; // text, never HTML
       const site = document.createElement("a");
-      site.href = BASE + "r/" + encodeURIComponent(r.room) + "/";
+      site.href = siteLink(r);
       site.textContent = "visitor page";
       const admin = document.createElement("a");
-      admin.href = BASE + "admin/" + encodeURIComponent(r.room) + "#token=" + encodeURIComponent(r.token);
+      admin.href = adminLink(r);
       admin.textContent = "admin";
+      admin.setAttribute("aria-label", `admin page of ${name.textContent}`);
+      const copy = document.createElement("button");
+      copy.type = "button";
+      copy.className = "wr-button secondary small";
+      copy.textContent = "Copy admin link";
+      copy.onclick = () => copyText(adminLink(r), copy);
       const forget = document.createElement("button");
       forget.type = "button";
-      forget.className = "wr-button secondary";
+      forget.className = "wr-button secondary small";
       forget.textContent = "Forget";
+      forget.setAttribute("aria-label", `Forget ${name.textContent} (the room stays)`);
       forget.onclick = () => {
         localStorage.setItem(KEY, JSON.stringify(rooms().filter((x) => x.room !== r.room)));
         render();
       };
-      li.append(name, site, admin, forget);
+      li.append(name, site, admin, copy, forget);
       return li;
     })
   );
 }
 
-$("create").addEventListener("submit", async (event) => {
+async function copyText(text, button) {
+  const label = button.textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    window.prompt("Copy this link:", text); // no clipboard API on plain http
+  }
+  button.textContent = "Copied";
+  setTimeout(() => (button.textContent = label), 1500);
+}
+
+for (const button of document.querySelectorAll("[data-copy]")) {
+  button.onclick = () => {
+    $(button.dataset.copy).select();
+    copyText($(button.dataset.copy).value, button);
+  };
+}
+
+form.addEventListener("submit", async (event) => {
   event.preventDefault();
-  // (form.elements by name: `form.name` would be the form's own name attribute)
-  const field = (name) => event.target.elements.namedItem(name);
+  $("create-error").hidden = true;
+  if (!RoomForms.check(form)) return;
+  const field = (name) => form.elements.namedItem(name);
   const body = {
-    name: field("name").value,
     total_active_users: Number(field("total_active_users").value),
     new_users_per_minute: Number(field("new_users_per_minute").value),
     session_duration: Number(field("session_duration").value),
     queueing_method: field("queueing_method").value,
     slot_leasing: field("slot_leasing").checked,
   };
+  const name = field("name").value.trim();
+  if (name) body.name = name;
   const gate = field("gate_prefix").value.trim();
   if (gate) body.gate_prefix = gate;
-  $("create-error").hidden = true;
   $("create-button").disabled = true;
+  $("create-button").textContent = "Creating…";
   try {
     const response = await fetch(BASE + "api/rooms", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body),
     });
-    const answer = await response.json();
-    if (!response.ok) throw new Error(answer.field ? `${answer.field}: ${answer.error}` : answer.error);
-    const list = rooms().filter((x) => x.room !== answer.room);
-    list.unshift({ room: answer.room, token: answer.admin_token, name: answer.name, created: Date.now() });
+    const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+    if (!response.ok) {
+      RoomForms.refused(form, answer, $("create-error"));
+      return;
+    }
+    const made = { room: answer.room, token: answer.admin_token, name: answer.name, created: Date.now() };
+    const list = rooms().filter((x) => x.room !== made.room);
+    list.unshift(made);
     localStorage.setItem(KEY, JSON.stringify(list.slice(0, 50)));
-    location.assign(answer.admin_url + "#token=" + encodeURIComponent(answer.admin_token));
-  } catch (error) {
-    $("create-error").textContent = String(error.message || error);
+    showCreated(made);
+    form.reset();
+    render();
+  } catch {
+    $("create-error").textContent = "The server cannot be reached; try again.";
     $("create-error").hidden = false;
   } finally {
     $("create-button").disabled = false;
+    $("create-button").textContent = "Create room";
   }
 });
 
+// The room just made: its admin link, shown this once (and kept in this browser).
+function showCreated(r) {
+  $("created-name").textContent = r.name || "Room";
+  $("created-admin").value = adminLink(r);
+  $("created-site").value = siteLink(r);
+  $("created-open").href = adminLink(r);
+  $("created-visit").href = siteLink(r);
+  $("created").hidden = false;
+  $("created").scrollIntoView({ block: "start" });
+  $("created-title").setAttribute("tabindex", "-1");
+  $("created-title").focus();
+}
+
+// Another page sent a word along (the admin page, after deleting a room).
+const notice = sessionStorage.getItem("waiting-room.notice");
+if (notice) {
+  sessionStorage.removeItem("waiting-room.notice");
+  $("notice").textContent = notice;
+  $("notice").hidden = false;
+}
 render();

@@ -1,9 +1,10 @@
 // The waiting page: live position, wait and progress over the room's WebSocket, and off to
 // the site (or back where the visitor was going) by itself when admitted.
 //
-// The server's messages are {"status", "position", "eta_s"} (apps/waiting_room/room.py). If
-// the socket drops, the page asks over plain HTTP (which also counts as being here) and
-// reconnects with backoff. A socket refused for want of a valid cookie (4001) reloads the
+// The server's messages are {"status", "position", "eta_s"} (apps/waiting_room/room.py), with
+// "paused": true while the organisers have paused the line. If the socket drops, the page
+// asks over plain HTTP (which also counts as being here) and reconnects with backoff; a line
+// under the figures says whether the page is live and when it last heard from the room. A socket refused for want of a valid cookie (4001) reloads the
 // page once, which makes one; if the socket is refused again soon after (a browser that
 // keeps no cookies, say), the page stays and goes on asking over HTTP, with backoff.
 "use strict";
@@ -23,6 +24,24 @@ function waitText(eta) {
   return `about ${(eta / 3600).toFixed(1)} h`;
 }
 
+// How far along the line, in percent: 0 where the visitor joined, never full while they
+// wait (as rules.progress computes it for the page's first view).
+function progress(firstPosition, position) {
+  if (position === null || firstPosition <= 0) return 0;
+  const start = Math.max(firstPosition, position);
+  return Math.max(0, Math.min(95, Math.round((100 * (start - position)) / start)));
+}
+
+// Live, and when the room last told us anything; or trying to get back.
+let heard = 0;
+function freshness(live) {
+  if (live) heard = Date.now();
+  const el = $("freshness");
+  el.dataset.kind = live ? "ok" : "busy";
+  const when = heard ? ` · updated ${new Date(heard).toLocaleTimeString()}` : "";
+  $("freshness-text").textContent = (live ? "Live" : "Reconnecting…") + when;
+}
+
 function show(state) {
   if (done) return;
   if (state.status === "admitted") {
@@ -38,12 +57,13 @@ function show(state) {
   }
   const position = state.position;
   $("position").textContent = position === null ? "drawn at random" : String(position);
-  $("eta").textContent = waitText(state.eta_s);
+  $("eta").textContent = state.paused ? "paused" : waitText(state.eta_s);
+  $("paused").hidden = !state.paused;
   if (position !== null) {
     if (!first || position > first) first = position;
-    const progress = Math.max(0, Math.min(100, Math.round((100 * (first - position + 1)) / first)));
-    $("bar").style.width = progress + "%";
-    $("progress").setAttribute("aria-valuenow", String(progress));
+    const pct = progress(first, position);
+    $("bar").style.width = pct + "%";
+    $("progress").setAttribute("aria-valuenow", String(pct));
   }
 }
 
@@ -55,7 +75,12 @@ async function ask() {
       credentials: "same-origin",
       cache: "no-store",
     });
-    if (response.ok) show(await response.json());
+    if (response.ok) {
+      show(await response.json());
+      freshness(true);
+    } else if (response.status === 404) {
+      location.reload(); // the room is gone: the server's page says so
+    }
   } catch {
     // offline for a moment: the socket's reconnection will try again
   }
@@ -84,6 +109,7 @@ function connect() {
   ws.onmessage = (event) => {
     try {
       show(JSON.parse(event.data));
+      freshness(true);
     } catch {
       // not ours: ignore
     }
@@ -91,6 +117,11 @@ function connect() {
   ws.onclose = (event) => {
     if (done) return;
     if (event.code === 4001 && reloadForCookie()) return; // the page load makes a cookie
+    if (event.code === 4004) {
+      location.reload(); // the room was deleted: the server's page says so
+      return;
+    }
+    freshness(false);
     $("live").textContent = "Reconnecting…";
     ask();
     const delay = backoff + Math.random() * backoff;
@@ -99,5 +130,6 @@ function connect() {
   };
 }
 
-show({ status: data.status, position: data.position, eta_s: data.eta_s });
+show({ status: data.status, position: data.position, eta_s: data.eta_s, paused: data.paused });
+freshness(true);
 connect();

@@ -7,10 +7,10 @@
 // model.js (the data), render.js, input.js, tools.js, textedit.js, presence.js, export.js.
 import * as Y from "yjs";
 import { WebsocketProvider } from "y-websocket";
-import { exportPNG, exportSVG } from "./export.js";
+import { exportPNG, exportSVG, thumbnail } from "./export.js";
 import { Input } from "./input.js";
 import { Board } from "./model.js";
-import { Presence, USER_COLORS } from "./presence.js";
+import { freeColor, OLD_COLORS, Presence, USER_COLORS } from "./presence.js";
 import { rememberBoard } from "./recent.js";
 import { Renderer } from "./render.js";
 import { TextEditor } from "./textedit.js";
@@ -24,6 +24,11 @@ const $ = (id) => document.getElementById(id);
 const config = JSON.parse($("board-config").textContent);
 const readOnly = Boolean(config.readOnly);
 const room = config.room;
+// Nothing was ever stored on this board (the server says so): any name is a board, so a
+// mistyped link opens an empty one, and the page says it is new rather than look as if a
+// drawing had been lost. (Not for a board this tab just made with "New board".)
+const madeHere = sessionStorage.getItem("whiteboard.made." + room) === "1";
+const isNew = Boolean(config.isNew) && !madeHere;
 // One text's update must stay under the server's limit (a character is at most 4 bytes).
 const maxTextChars = Math.max(100, Math.min(10_000, Math.floor((config.maxUpdateBytes - 1024) / 4)));
 
@@ -97,6 +102,22 @@ provider.once("sync", () => {
   showEmptyHint();
 });
 
+// ---- a new board: said so until something is drawn ----------------------------------------
+
+const newNotice = $("new-notice");
+newNotice.hidden = !isNew;
+$("new-notice-close").onclick = () => (newNotice.hidden = true);
+
+// ---- the board list's preview of this board -----------------------------------------------
+
+let thumbTimer = null;
+
+function saveThumbnail() {
+  clearTimeout(thumbTimer);
+  thumbTimer = null;
+  rememberBoard(room, { thumb: thumbnail(renderer) || "" });
+}
+
 function saveView() {
   clearTimeout(viewTimer);
   viewTimer = setTimeout(() => {
@@ -132,7 +153,10 @@ function select(id) {
 renderer.listeners.add(() => {
   if (renderer.selected && !renderer.entries.has(renderer.selected)) select(null);
   showEmptyHint();
+  if (board.shapes.size > 0) newNotice.hidden = true;
+  if (!thumbTimer) thumbTimer = setTimeout(saveThumbnail, 3000); // the preview, now and then
 });
+window.addEventListener("pagehide", () => thumbTimer && saveThumbnail());
 
 // A word of help on a board that is empty (once we know it is: after the first sync).
 function showEmptyHint() {
@@ -389,10 +413,16 @@ window.addEventListener("keydown", (e) => {
 
 // ---- people -------------------------------------------------------------------------------
 
+// A user is { name, color, auto }: auto (the colour was given, not picked) unless the
+// person picked a colour in the dialog. Users kept before `auto` existed never picked one
+// either (the dialog came prefilled), so a missing `auto` reads as true.
 function loadUser() {
   try {
     const user = JSON.parse(localStorage.getItem("whiteboard.user") || "null");
-    if (user && typeof user.name === "string" && USER_COLORS.includes(user.color)) return user;
+    const color = OLD_COLORS[user?.color] || user?.color;
+    if (user && typeof user.name === "string" && USER_COLORS.includes(color)) {
+      return { name: user.name, color, auto: user.auto !== false };
+    }
   } catch {
     // ask again
   }
@@ -404,12 +434,21 @@ function saveUser(user) {
   presence.setUser(user);
 }
 
+// Two people must not share a given colour: whoever should move takes a free one.
+presence.awareness.on("change", () => {
+  const color = freeColor(presence.people());
+  const user = presence.awareness.getLocalState()?.user;
+  if (color && user) saveUser({ ...user, color });
+});
+
 // The name is asked once (prefilled with a guest name) and kept; the avatar marked "you"
 // opens the same dialog to change it.
 function askName(current) {
   const dialog = $("name-dialog");
   $("name").value = current.name;
   const swatches = $("user-colors");
+  let picked = false; // a colour clicked: chosen, kept even if someone else has it
+  swatches.onchange = () => (picked = true);
   swatches.replaceChildren(
     ...USER_COLORS.map((color) => {
       const label = document.createElement("label");
@@ -429,30 +468,27 @@ function askName(current) {
   dialog.onclose = () => {
     const name = $("name").value.trim().slice(0, 40) || current.name;
     const color = swatches.querySelector("input:checked")?.value || current.color;
-    saveUser({ name, color });
+    saveUser({ name, color, auto: picked ? false : current.auto !== false });
   };
   dialog.showModal();
   $("name").select();
 }
 
+// A view-only visitor is not asked who they are (they only watch): a guest name is used,
+// and their own avatar still opens the dialog if they want to say.
 const user = loadUser();
 if (user) presence.setUser(user);
 else {
   const guest = {
     name: "Guest " + (100 + Math.floor(Math.random() * 900)),
     color: USER_COLORS[Math.floor(Math.random() * USER_COLORS.length)],
+    auto: true,
   };
   presence.setUser(guest);
-  askName(guest);
+  if (!readOnly) askName(guest);
 }
 $("people").onclick = (e) => {
   if (e.target.closest(".me")) askName(loadUser() || presence.awareness.getLocalState().user);
-};
-$("people").onkeydown = (e) => {
-  if ((e.key === "Enter" || e.key === " ") && e.target.closest(".me")) {
-    e.preventDefault();
-    askName(loadUser() || presence.awareness.getLocalState().user);
-  }
 };
 
 // ---- the debug and test handle ------------------------------------------------------------

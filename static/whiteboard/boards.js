@@ -22,6 +22,18 @@ function render() {
     ...boards.map((b) => {
       const li = document.createElement("li");
       li.className = "board-card";
+      // A preview of the drawing (decorative: the title names the board), or an empty frame.
+      const preview = document.createElement("div");
+      preview.className = "preview";
+      if (typeof b.thumb === "string" && /^data:image\/(webp|png);base64,/.test(b.thumb)) {
+        const img = document.createElement("img");
+        img.src = b.thumb;
+        img.alt = "";
+        preview.append(img);
+      } else {
+        preview.classList.add("blank");
+        preview.textContent = "No preview yet";
+      }
       const link = document.createElement("a");
       link.href = BASE + "b/" + encodeURIComponent(b.room);
       link.textContent = b.title || "Untitled board"; // never innerHTML: titles are shared data
@@ -43,7 +55,7 @@ function render() {
         forgetBoard(b.room);
         render();
       };
-      li.append(link, meta, remove);
+      li.append(preview, link, meta, remove);
       return li;
     })
   );
@@ -56,7 +68,9 @@ $("new-board").onclick = async () => {
   try {
     const response = await fetch(BASE + "api/boards", { method: "POST" });
     if (!response.ok) throw new Error((await response.text()) || `HTTP ${response.status}`);
-    const { url } = await response.json();
+    const { room, url } = await response.json();
+    // (this tab made it: the board page need not say "new board, check the link")
+    sessionStorage.setItem("whiteboard.made." + room, "1");
     location.assign(url);
   } catch (error) {
     $("error").textContent = "Could not create a board: " + (error.message || "the server cannot be reached");

@@ -24,6 +24,28 @@ export function exportPNG(renderer, filename) {
   return true;
 }
 
+// A small picture of the whole drawing for the board list (a data: URL, a few KB), or null
+// for an empty board. WebP where the browser writes it, else PNG.
+export function thumbnail(renderer, width = 240, height = 150) {
+  const b = renderer.contentBounds();
+  if (!b) return null;
+  const w = b.x1 - b.x0 + 2 * MARGIN;
+  const h = b.y1 - b.y0 + 2 * MARGIN;
+  const scale = Math.min(width / w, height / h, 1);
+  const canvas = document.createElement("canvas");
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, width, height);
+  const x = (width - w * scale) / 2 + (MARGIN - b.x0) * scale;
+  const y = (height - h * scale) / 2 + (MARGIN - b.y0) * scale;
+  ctx.setTransform(scale, 0, 0, scale, x, y);
+  renderer.paint(ctx, scale, null);
+  const webp = canvas.toDataURL("image/webp", 0.7);
+  return webp.startsWith("data:image/webp") ? webp : canvas.toDataURL("image/png");
+}
+
 // The board as an SVG document (a string), built from the shapes map itself.
 export function boardSVG(shapes) {
   const list = [];

@@ -1,13 +1,27 @@
 // Who is here. Each client shares one awareness state (y-protocols, over the same socket):
 //
-//   { user: { name, color }, cursor: { x, y } | null }     cursor in board coordinates
+//   { user: { name, color, auto }, cursor: { x, y } | null }     cursor in board coordinates
+//
+// `auto` says the colour was given, not chosen: two people never keep the same given colour
+// (see freeColor), so cursors and avatars can be told apart, as in tldraw and Excalidraw.
 //
 // Others' cursors are drawn as DOM elements over the canvas (an arrow and their name in
 // their colour), placed through this viewer's own pan and zoom; everyone, oneself
 // included, is listed as an avatar in the header.
 
-export const USER_COLORS = ["#e03131", "#f08c00", "#2f9e44", "#0c8599", "#1971c2", "#7048e8", "#c2255c", "#5c940d"];
+// People's colours: white initials and names on them read at 4.5:1 or better (WCAG AA).
+export const USER_COLORS = ["#c92a2a", "#a85200", "#237032", "#0b7285", "#1971c2", "#6741d9", "#c2255c", "#4c7a0a"];
+// Colours browsers kept before these (too light under white text) -> their darker twin.
+export const OLD_COLORS = {
+  "#e03131": "#c92a2a",
+  "#f08c00": "#a85200",
+  "#2f9e44": "#237032",
+  "#0c8599": "#0b7285",
+  "#7048e8": "#6741d9",
+  "#5c940d": "#4c7a0a",
+};
 const MAX_AVATARS = 5;
+const PHONE = window.matchMedia("(max-width: 640px)"); // (fewer avatars: the title needs room)
 const SEND_EVERY_MS = 50; // cursor updates, at most 20 a second
 const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -22,6 +36,7 @@ export class Presence {
     this.timer = null;
     awareness.setLocalStateField("cursor", null);
     awareness.on("change", () => this.render());
+    PHONE.addEventListener("change", () => this.render());
   }
 
   setUser(user) {
@@ -54,6 +69,7 @@ export class Presence {
         me: id === this.awareness.clientID,
         name: String(user.name || "Guest").slice(0, 40),
         color: /^#[0-9a-f]{6}$/i.test(user.color) ? user.color : "#868e96",
+        auto: user.auto === true,
         cursor: state.cursor,
       });
     }
@@ -98,33 +114,66 @@ export class Presence {
   renderList(people) {
     people.sort((a, b) => b.me - a.me || a.name.localeCompare(b.name));
     // Cursors move many times a second; the list only changes when people do.
-    const key = JSON.stringify(people.map((p) => [p.id, p.name, p.color]));
+    const max = PHONE.matches ? 2 : MAX_AVATARS;
+    const key = JSON.stringify([max, people.map((p) => [p.id, p.name, p.color])]);
     if (key === this.listKey) return;
     this.listKey = key;
-    const items = people.slice(0, MAX_AVATARS).map((person) => {
+    const shown = people.length > max ? max - 1 : max; // room for the "+n" too
+    // Initials for the eye, the whole name for screen readers; your own avatar is a
+    // button (it opens the name dialog).
+    const items = people.slice(0, shown).map((person) => {
       const li = document.createElement("li");
       li.className = "avatar" + (person.me ? " me" : "");
       li.style.background = person.color;
-      li.textContent = initials(person.name);
-      li.title = person.me ? `${person.name} (you): change your name` : person.name;
-      li.setAttribute("aria-label", li.title);
-      if (person.me) {
-        li.tabIndex = 0;
-        li.setAttribute("role", "button");
-      }
       li.dataset.name = person.name;
+      const inner = person.me ? document.createElement("button") : li;
+      if (person.me) {
+        inner.type = "button";
+        inner.className = "avatar-button";
+        li.append(inner);
+      }
+      const letters = document.createElement("span");
+      letters.setAttribute("aria-hidden", "true");
+      letters.textContent = initials(person.name);
+      const full = document.createElement("span");
+      full.className = "visually-hidden";
+      full.textContent = person.me ? `${person.name} (you): change your name` : person.name;
+      inner.append(letters, full);
+      li.title = person.me ? `${person.name} (you): change your name` : person.name;
       return li;
     });
-    if (people.length > MAX_AVATARS) {
+    if (people.length > shown) {
       const more = document.createElement("li");
       more.className = "avatar more";
-      more.textContent = "+" + (people.length - MAX_AVATARS);
-      more.title = people.slice(MAX_AVATARS).map((p) => p.name).join(", ");
+      more.textContent = "+" + (people.length - shown);
+      more.title = people.slice(shown).map((p) => p.name).join(", ");
+      more.textContent = "";
+      const count = document.createElement("span");
+      count.setAttribute("aria-hidden", "true");
+      count.textContent = "+" + (people.length - shown);
+      const names = document.createElement("span");
+      names.className = "visually-hidden";
+      names.textContent = `and ${people.length - shown} more: ${more.title}`;
+      more.append(count, names);
       items.push(more);
     }
     this.list.replaceChildren(...items);
     this.list.setAttribute("aria-label", `${people.length} here`);
   }
+}
+
+// The colour this client should take instead of its own given (auto) colour, or null to
+// keep it. It gives way when someone else here has the same colour and either chose it or
+// came first (a lower client ID): of two people given one colour, exactly one moves, the
+// same decision on both sides. It takes the first colour nobody here has.
+export function freeColor(people) {
+  const me = people.find((p) => p.me);
+  if (!me || !me.auto) return null;
+  const others = people.filter((p) => !p.me);
+  const clash = others.some((p) => p.color === me.color && (!p.auto || p.id < me.id));
+  if (!clash) return null;
+  const taken = new Set(others.map((p) => p.color));
+  return USER_COLORS.find((c) => !taken.has(c)) || null;
 }
 
 function cursorElement() {

@@ -2,10 +2,12 @@
 // server's side: a board's name is its capability, so the list is personal).
 //
 // Shared by the list page (loaded as a native ES module, no bundle) and the board page
-// (bundled into static/build/whiteboard.js). An entry: { room, title, opened, readOnly }.
+// (bundled into static/build/whiteboard.js). An entry: { room, title, opened, readOnly,
+// thumb } (thumb: a small picture of the drawing, a data: URL, kept for the newest boards).
 
 const KEY = "whiteboard.boards";
 const MAX = 100;
+const THUMBS = 40; // boards that keep a picture (each a few KB of the browser's storage)
 
 export function recentBoards() {
   try {
@@ -17,8 +19,9 @@ export function recentBoards() {
 }
 
 function save(list) {
+  const kept = list.slice(0, MAX).map((b, i) => (i < THUMBS || !b.thumb ? b : { ...b, thumb: "" }));
   try {
-    localStorage.setItem(KEY, JSON.stringify(list.slice(0, MAX)));
+    localStorage.setItem(KEY, JSON.stringify(kept));
   } catch {
     // storage full or disabled (private mode): the list is a convenience, not data
   }

@@ -1,6 +1,7 @@
 // Typing a text shape: a <textarea> laid over the board where the text goes, in the size,
-// colour and font it will be drawn with, following pan and zoom. Enter (or a click
-// elsewhere) commits, Shift+Enter starts a new line, Escape drops the edit.
+// colour and font it will be drawn with, following pan and zoom. Enter, Escape or a click
+// elsewhere commits (Escape keeps what was typed, as in Excalidraw and tldraw: nothing
+// typed is ever lost to a key), Shift+Enter starts a new line. Undo takes a text back.
 import { font, LINE_HEIGHT, textSize } from "./geometry.js";
 import { quantizer } from "./model.js";
 
@@ -17,11 +18,9 @@ export class TextEditor {
     el.addEventListener("blur", () => this.commit());
     el.addEventListener("keydown", (e) => {
       e.stopPropagation(); // typing is not a shortcut
-      if (e.key === "Enter" && !e.shiftKey) {
+      if ((e.key === "Enter" && !e.shiftKey) || e.key === "Escape") {
         e.preventDefault();
         this.commit();
-      } else if (e.key === "Escape") {
-        this.close();
       }
     });
   }

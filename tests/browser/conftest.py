@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -63,3 +64,17 @@ async def new_page(browser: Browser, pages: list[Page], **context: object) -> Pa
     page = await ctx.new_page()
     pages.append(page)
     return page
+
+
+async def until(page: Page, expression: str, arg: object = None, timeout: float = 10.0) -> object:
+    """Wait until a JavaScript expression is truthy on ``page``; its value. (Playwright's
+    wait_for_function polls with eval(), which the pages' Content-Security-Policy refuses
+    once the first check is false; page.evaluate is not subject to it.)"""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await page.evaluate(expression, arg)
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        await asyncio.sleep(0.05)

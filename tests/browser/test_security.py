@@ -6,7 +6,7 @@ from __future__ import annotations
 from apps.chat import make_app as chat_app
 from apps.whiteboard import make_app as whiteboard_app
 from examples.counter import app as counter_app
-from tests.browser.conftest import new_page
+from tests.browser.conftest import new_page, until
 
 
 async def test_pages_run_under_their_csp_without_violations(serve, browser, pages) -> None:
@@ -27,13 +27,15 @@ async def test_pages_run_under_their_csp_without_violations(serve, browser, page
     # The board's bundle ran (its missing-script notice did not show), and the counter's
     # form (its script is a file) still works.
     await page.goto(server.http + "/whiteboard/b/csp-check")
-    await page.wait_for_function("window.whiteboard !== undefined")
+    await until(page, "window.whiteboard !== undefined")
     assert "missing" not in await page.locator("#status").inner_text()
     await page.goto(server.http + "/counter/")
     await page.fill("#name", "csp")
-    await page.click("button")
-    await page.wait_for_function("document.getElementById('out').textContent.length > 0")
-    assert await page.locator("#out").inner_text() == "csp = 1"
+    await page.click("#f button")
+    await until(page, "document.getElementById('value').textContent === '0'")
+    await until(page, "!document.getElementById('add').disabled")
+    await page.click("#add")
+    await until(page, "document.getElementById('value').textContent === '1'")
     assert complaints == []
 
 
@@ -44,7 +46,7 @@ async def test_a_page_of_another_site_cannot_frame_the_suite(serve, browser, pag
     page.on("console", lambda m: refusals.append(m.text) if "frame" in m.text else None)
     # Another document framing the chat (even one of the same origin: frame-ancestors 'none').
     await page.set_content(f'<iframe id="f" src="{server.http}/chat/"></iframe>')
-    await page.wait_for_function("document.getElementById('f') !== null")
+    await until(page, "document.getElementById('f') !== null")
     for _ in range(50):
         if refusals:
             break

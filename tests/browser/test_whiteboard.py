@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, expect
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from apps.whiteboard import make_app
-from tests.browser.conftest import new_page
+from tests.browser.conftest import new_page, until
 from tests.conftest import ARTIFACTS
 
 BUNDLE = Path(__file__).resolve().parents[2] / "static" / "build" / "whiteboard.js"
@@ -85,10 +84,8 @@ async def wait_for_ids(page: Page, ids: list[str]) -> None:
     """Wait until the page's board holds exactly these shapes."""
     want = json.dumps(sorted(ids), separators=(",", ":"))
     try:
-        await page.wait_for_function(
-            f"JSON.stringify({SHAPE_IDS}) === {json.dumps(want)}", timeout=10_000
-        )
-    except PlaywrightTimeoutError:
+        await until(page, f"JSON.stringify({SHAPE_IDS}) === {json.dumps(want)}")
+    except AssertionError:
         assert sorted(await shape_ids(page)) == sorted(ids)  # says what is there instead
         raise
 
@@ -153,7 +150,8 @@ async def test_a_stroke_and_a_cursor_reach_the_other_page(base, browser, pages) 
     await expect(cursor.locator(".cursor-name")).to_have_text("Ada")
     target = await ada.evaluate("whiteboard.view.toBoard(200, 150)")
     # at the board point Ada points at, through Bob's own view (it glides there)
-    await bob.wait_for_function(
+    await until(
+        bob,
         """(t) => {
           const p = whiteboard.view.toScreen(t.x, t.y);
           const stage = document.getElementById("canvas").getBoundingClientRect();
@@ -277,10 +275,10 @@ async def test_a_view_only_page_cannot_change_the_board(base, browser, pages) ->
     assert await shape_ids(viewer) == [stroke]
 
     assert await viewer.evaluate(FORGE) == 1  # sent on an open socket
-    await viewer.wait_for_function("whiteboard.shapes.has('forged-local')")  # locally only
+    await until(viewer, "whiteboard.shapes.has('forged-local')")  # locally only
     # The editor's next edit reaches the viewer: by then the server has had the forgeries.
     later = await drawn(editor)
-    await viewer.wait_for_function(f"whiteboard.shapes.has({json.dumps(later)})")
+    await until(viewer, f"whiteboard.shapes.has({json.dumps(later)})")
     await asyncio.sleep(0.3)
     assert sorted(await shape_ids(editor)) == sorted([stroke, later])
     assert await editor.evaluate("whiteboard.shapes.size") == 2
@@ -329,7 +327,7 @@ async def test_tools_select_move_delete_and_export(base, browser, pages) -> None
     assert (rect["dx"], rect["dy"], rect["x"]) == (50, 0, by_type["rect"]["x"])
     await expect(page.locator("#delete")).to_be_visible()
     await page.keyboard.press("Delete")
-    await page.wait_for_function("whiteboard.shapes.size === 3")
+    await until(page, "whiteboard.shapes.size === 3")
     await expect(page.locator("#delete")).to_be_hidden()
 
     async with page.expect_download() as info:
@@ -369,7 +367,7 @@ async def test_touch_draws_and_two_fingers_zoom(base, browser, pages) -> None:
     for i in range(1, 8):
         await touch(cdp, "touchMove", [(x + 100 + 20 * i, y + 300 + 5 * i)])
     await touch(cdp, "touchEnd", [])
-    await page.wait_for_function("whiteboard.shapes.size === 1")
+    await until(page, "whiteboard.shapes.size === 1")
     assert await page.evaluate("[...whiteboard.shapes.values()][0].get('pts').length") >= 10
 
     # Two fingers spread apart: the view zooms in, and nothing is drawn.
@@ -399,6 +397,18 @@ async def test_layout_holds_on_a_phone_and_a_desktop(base, browser, pages) -> No
         await page.screenshot(path=str(ARTIFACTS / f"whiteboard-{label}.png"))
         doc = "document.documentElement"
         assert not await page.evaluate(f"{doc}.scrollWidth > {doc}.clientWidth"), label
+        # The title has room for "Untitled board" at least, never "Untit…".
+        room_for = await page.locator("#title").evaluate(
+            """el => {
+              const ctx = document.createElement("canvas").getContext("2d");
+              ctx.font = getComputedStyle(el).font;
+              const cs = getComputedStyle(el);
+              const pad = parseFloat(cs.paddingLeft) + parseFloat(cs.paddingRight);
+              const inner = el.clientWidth - pad;
+              return inner - ctx.measureText("Untitled board").width;
+            }"""
+        )
+        assert room_for >= 0, (label, room_for)
         canvas = await page.locator("#canvas").bounding_box()
         header = await page.locator(".wb-header").bounding_box()
         assert canvas["width"] == size[0]
@@ -419,3 +429,139 @@ async def test_layout_holds_on_a_phone_and_a_desktop(base, browser, pages) -> No
                 overlap_x = min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"])
                 overlap_y = min(a["y"] + a["height"], b["y"] + b["height"]) - max(a["y"], b["y"])
                 assert overlap_x <= 0.5 or overlap_y <= 0.5, (label, a, b)
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+DESKTOP = {"viewport": {"width": 1280, "height": 800}}
+
+
+async def test_escape_keeps_the_text(base, browser, pages) -> None:
+    url = await make_board(base)
+    for n, size in enumerate((DESKTOP, PHONE)):
+        page = await open_board(browser, pages, url, f"Ivy {n}", **size)
+        await page.click("[data-tool=text]")
+        box = await page.locator("#canvas").bounding_box()
+        await page.mouse.click(box["x"] + 120, box["y"] + 200 + 80 * n)
+        await expect(page.locator("#text-editor")).to_be_focused()
+        await page.keyboard.type(f"typed then Escape {n}")
+        await page.keyboard.press("Escape")
+        await expect(page.locator("#text-editor")).to_be_hidden()
+        texts = await page.evaluate(
+            "[...whiteboard.shapes.values()].filter((m) => m.get('type') === 'text')"
+            ".map((m) => m.get('text'))"
+        )
+        assert f"typed then Escape {n}" in texts  # kept, as Excalidraw and tldraw keep it
+        # ...and one undo takes it back, as for any other shape.
+        await page.keyboard.press("Control+z")
+        await until(
+            page,
+            "![...whiteboard.shapes.values()]"
+            f".some((m) => m.get('text') === 'typed then Escape {n}')",
+        )
+
+
+async def test_two_people_get_different_colours(base, browser, pages) -> None:
+    url = await make_board(base)
+    # Both browsers kept the same given colour (as two first visits can draw).
+    ada = await open_board(browser, pages, url, "Ada", **DESKTOP)
+    bob = await open_board(browser, pages, url, "Bob", **PHONE)
+    colour = "el => getComputedStyle(el).backgroundColor"
+    for page in (ada, bob):
+        await expect(page.locator("#people .avatar")).to_have_count(2)
+    await until(
+        bob,
+        "new Set([...document.querySelectorAll('#people .avatar')]"
+        ".map((e) => getComputedStyle(e).backgroundColor)).size === 2",
+    )
+    mine = {
+        "ada": await ada.locator("#people .avatar.me").evaluate(colour),
+        "bob": await bob.locator("#people .avatar.me").evaluate(colour),
+    }
+    assert mine["ada"] != mine["bob"]
+    # Each sees the other's cursor in the other's own colour.
+    box = await ada.locator("#canvas").bounding_box()
+    await ada.mouse.move(box["x"] + 300, box["y"] + 300)
+    label = bob.locator(".cursor .cursor-name", has_text="Ada")  # (maybe off Bob's screen)
+    await expect(label).to_have_count(1)
+    assert await label.evaluate(colour) == mine["ada"]
+    # A third person who picked Bob's colour in the dialog keeps it; Bob, given his, moves.
+    cy = await new_page(browser, pages, **DESKTOP)
+    picked = await bob.evaluate("JSON.parse(localStorage['whiteboard.user']).color")
+    await cy.context.add_init_script(
+        "localStorage.setItem('whiteboard.user', JSON.stringify("
+        f"{{name: 'Cy', color: {json.dumps(picked)}, auto: false}}))"
+    )
+    await cy.goto(url)
+    await expect(cy.locator("#status")).to_have_text("connected", timeout=10_000)
+    await expect(cy.locator("#people .avatar")).to_have_count(3)
+    await until(
+        cy,
+        "new Set([...document.querySelectorAll('#people .avatar')]"
+        ".map((e) => getComputedStyle(e).backgroundColor)).size === 3",
+    )
+    assert await cy.evaluate("JSON.parse(localStorage['whiteboard.user']).color") == picked
+    assert await bob.evaluate("JSON.parse(localStorage['whiteboard.user']).color") != picked
+
+
+async def test_a_mistyped_board_says_it_is_new_and_viewers_are_not_asked_who_they_are(
+    base, browser, pages
+) -> None:
+    for size in (DESKTOP, PHONE):
+        page = await open_board(browser, pages, f"{base}/whiteboard/b/sprint-plna", "Jo", **size)
+        notice = page.locator("#new-notice")
+        await expect(notice).to_be_visible()  # a board, editable, but said to be new
+        await expect(notice).to_contain_text("This board is new and empty")
+        await expect(page.locator("[data-tool=pen]")).to_be_visible()
+        await page.click("#new-notice-close")
+        await expect(notice).to_be_hidden()
+    # Once something is drawn the board is no longer new, for anyone.
+    page = pages[0]
+    await page.reload()
+    await expect(page.locator("#status")).to_have_text("connected", timeout=10_000)
+    await expect(page.locator("#new-notice")).to_be_visible()
+    await drawn(page)
+    await expect(page.locator("#new-notice")).to_be_hidden()
+    await page.click("#share")
+    view_url = await page.input_value("#view-link")
+    await page.keyboard.press("Escape")
+    await page.reload()
+    await expect(page.locator("#status")).to_have_text("connected", timeout=10_000)
+    await expect(page.locator("#new-notice")).to_be_hidden()
+    # A view-only visitor who never drew is not asked for a name; they just watch.
+    viewer = await new_page(browser, pages, **PHONE)
+    await viewer.goto(view_url)
+    await expect(viewer.locator("#status")).to_have_text("connected", timeout=10_000)
+    await expect(viewer.locator("#name-dialog")).to_be_hidden()
+    await expect(viewer.locator("#new-notice")).to_be_hidden()
+    await expect(viewer.locator(".badge")).to_be_visible()
+    # A board this tab made with "New board" is new, but nobody mistyped it: no notice.
+    maker = await new_page(browser, pages, **DESKTOP)
+    await maker.context.add_init_script(REMEMBER_NAME % json.dumps("Kit"))
+    await new_board(maker, base)
+    await expect(maker.locator("#status")).to_have_text("connected", timeout=10_000)
+    await expect(maker.locator("#empty-hint")).to_be_visible()
+    await expect(maker.locator("#new-notice")).to_be_hidden()
+
+
+async def test_the_board_list_shows_previews(base, browser, pages) -> None:
+    page = await new_page(browser, pages, **DESKTOP)
+    await page.context.add_init_script(REMEMBER_NAME % json.dumps("Lee"))
+    drawn_url = await new_board(page, base)
+    await expect(page.locator("#status")).to_have_text("connected", timeout=10_000)
+    await drawn(page)
+    await until(
+        page,
+        "String(JSON.parse(localStorage['whiteboard.boards'])[0].thumb).startsWith('data:image/')",
+    )
+    await new_board(page, base)  # a second board, left empty
+    await expect(page.locator("#status")).to_have_text("connected", timeout=10_000)
+    for size in (DESKTOP, PHONE):
+        await page.set_viewport_size(size["viewport"])
+        await page.goto(f"{base}/whiteboard/")
+        cards = page.locator(".board-card")
+        await expect(cards).to_have_count(2)
+        drawn_card = page.locator(".board-card", has=page.locator(f"a[href$='{drawn_url[-32:]}']"))
+        img = drawn_card.locator(".preview img")
+        await expect(img).to_have_attribute("alt", "")
+        assert await img.evaluate("i => i.complete && i.naturalWidth") == 240
+        await expect(cards.locator(".preview.blank")).to_have_text("No preview yet")

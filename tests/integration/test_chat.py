@@ -17,6 +17,9 @@ from apps.chat.rules import RATE_LIMITED
 from tests.support.servers import NodeProcess
 
 NO_LIMIT = ChatConfig(rate_limit=False)
+#: Fields this app adds to the demo's frames (who a frame is about; a cooldown's length).
+#: Most tests read frames as the demo's clients do, without them; ``raw`` keeps them.
+ADDED = ("id", "retry_after")
 
 
 class Client:
@@ -24,17 +27,18 @@ class Client:
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
+        self.raw: list[dict] = []  # every frame received, as sent
 
     @classmethod
     async def open(cls, base: str, room: str, **kwargs) -> Client:
         return cls(await connect(f"{base}/chat/api/room/{room}/websocket", **kwargs))
 
-    async def join(self, name: str) -> list[dict]:
+    async def join(self, name: str, **extra: object) -> list[dict]:
         """Send the name; return everything received up to and including ready."""
-        await self.ws.send(json.dumps({"name": name}))
+        await self.ws.send(json.dumps({"name": name, **extra}))
         got = []
         while True:
-            got.append(json.loads(await asyncio.wait_for(self.ws.recv(), 5)))
+            got.append(await self.next())
             if got[-1].get("ready"):
                 return got
 
@@ -42,7 +46,10 @@ class Client:
         await self.ws.send(json.dumps({"message": text}))
 
     async def next(self) -> dict:
-        return json.loads(await asyncio.wait_for(self.ws.recv(), 5))
+        """The next frame, as a client of the demo reads it (without the added fields)."""
+        data = json.loads(await asyncio.wait_for(self.ws.recv(), 5))
+        self.raw.append(data)
+        return {k: v for k, v in data.items() if k not in ADDED}
 
     async def until(self, predicate) -> dict:
         while True:
@@ -364,3 +371,50 @@ def test_history_survives_a_node_restart(redis_url: str, tmp_path) -> None:
         assert asyncio.run(session(second, [])) == ["one", "two"]
     finally:
         second.stop()
+
+
+async def test_two_people_with_one_name_are_told_apart_by_their_ids(serve) -> None:
+    server = await chat_server(serve)
+    first = await Client.open(server.ws, "twins")
+    await first.join("Ada", key="first-browser-key-0001")
+    mine = first.raw[-1]["id"]  # {"ready": true, "id": ...}
+    second = await Client.open(server.ws, "twins")
+    await second.join("Ada", key="second-browser-key-002")
+    theirs = second.raw[-1]["id"]
+    assert mine != theirs and len(mine) == len(theirs) == 12
+    assert {"joined": "Ada", "id": mine} in second.raw  # the roster names the first Ada
+    await first.until(lambda d: "joined" in d)
+    assert first.raw[-1] == {"joined": "Ada", "id": theirs}
+    await second.say("hello")
+    await first.until(lambda d: "message" in d)
+    assert first.raw[-1]["id"] == theirs and first.raw[-1]["name"] == "Ada"
+    # The same browser (the same key) is the same person after a reconnect...
+    await first.ws.close()
+    await second.until(lambda d: "quit" in d)
+    assert second.raw[-1] == {"quit": "Ada", "id": mine}
+    back = await Client.open(server.ws, "twins")
+    got = await back.join("Ada", key="first-browser-key-0001")
+    assert back.raw[-1]["id"] == mine
+    assert [d["message"] for d in got if "message" in d] == ["hello"]
+    assert [r["id"] for r in back.raw if "message" in r] == [theirs]  # history keeps ids
+    # ...and a key that is not one is refused, with the socket left open and unnamed.
+    odd = await Client.open(server.ws, "twins")
+    await odd.ws.send(json.dumps({"name": "Eve", "key": "no"}))
+    assert "key" in (await odd.next())["error"]
+    assert (await odd.join("Eve"))[-1] == {"ready": True}
+    for c in (second, back, odd):
+        await c.ws.close()
+
+
+async def test_a_refused_message_says_how_long_to_wait(serve) -> None:
+    config = ChatConfig(rate_limit=True, rate_interval=4, rate_grace=4)  # 2 pass, then 4 s
+    server = await chat_server(serve, config)
+    a = await Client.open(server.ws, "countdown")
+    await a.join("a")
+    await a.say("one")
+    await a.say("refused")
+    await a.until(lambda d: "error" in d)
+    refusal = a.raw[-1]
+    assert refusal["error"] == RATE_LIMITED  # the demo's words, kept
+    assert isinstance(refusal["retry_after"], int) and 1 <= refusal["retry_after"] <= 4
+    await a.ws.close()

@@ -256,8 +256,12 @@ async def test_game_seats_tokens_reconnection_and_garbage(serve) -> None:
     assert (await spy.expect("state"))["you"] is None  # kept open, as a spectator
     await spy.send(type="move", column=0)
     assert "spectators" in await spy.error()
-    lobby_token = await Sock.open(f"{server.ws}/lobby/ws/game/{game}?token={ann.token}")
-    assert "not valid" in await lobby_token.error()
+    # A lobby token of another lobby is no seat here.
+    other_lobby, _ = await create_lobby(server.http, name="Elsewhere")
+    stranger = await Player.join(server.ws, other_lobby, "Sam")
+    elsewhere = await Sock.open(f"{server.ws}/lobby/ws/game/{game}?token={stranger.token}")
+    assert "not valid" in await elsewhere.error()
+    assert (await elsewhere.expect("state"))["you"] is None
     for garbage in (b"\x00\x01", "{nope", "[]", '{"type": "dance"}', "x" * 5000):
         await ann.game.send_raw(garbage)
         assert await ann.game.error()
@@ -386,3 +390,136 @@ async def test_objects_rebuilt_after_hibernation_keep_members_and_seats(serve) -
     await ann.lobby.send(type="kick", player=bob.id)  # the host is still the host
     assert (await bob.lobby.closed())[0] == 4003
     assert game in {m.get("game") for m in ann.lobby.seen}
+
+
+async def test_the_welcome_token_seats_its_holder_at_every_game_of_its_lobby(serve) -> None:
+    config = LobbyConfig(directory_tick=0.02, turn_time=30.0)
+    server = await lobby_server(serve, config)
+    lobby_id, ann, bob = await ready_pair(server)
+    cy = await Player.join(server.ws, lobby_id, "Cy")  # a member who does not play
+    game = await start_game(server, ann, bob)
+    assert ann.game is not None
+    # Bob's lobby token (from "welcome") takes his seat, as his game token would: the older
+    # socket on that seat is replaced, and the seat plays.
+    first = bob.game
+    assert first is not None
+    bob.game = await Sock.open(f"{server.ws}/lobby/ws/game/{game}?token={bob.token}")
+    assert (await first.closed())[0] == 4001
+    assert (await bob.game.expect("state"))["you"] == 2
+    await ann.game.send(type="move", column=3)
+    await bob.game.state(lambda s: s["moves"] == 1)
+    await bob.game.send(type="move", column=4)
+    await ann.game.state(lambda s: s["moves"] == 2)
+    # Cy's lobby token is good here too, but Cy has no seat: Cy watches, with no error.
+    watcher = await Sock.open(f"{server.ws}/lobby/ws/game/{game}?token={cy.token}")
+    state = await watcher.expect("state")
+    assert state["you"] is None and not [m for m in watcher.seen if m["type"] == "error"]
+    # The next game of the same lobby takes the same token.
+    await ann.game.send(type="resign")
+    await ann.lobby.state(lambda s: s["status"] == "open")
+    for p in (ann, bob):
+        await p.lobby.send(type="ready", ready=True)
+    await ann.lobby.state(lambda s: sum(p["ready"] for p in s["players"]) == 2)
+    await ann.lobby.send(type="start")
+    second_game = (await bob.lobby.expect("game"))["game"]
+    assert second_game != game
+    seat = await Sock.open(f"{server.ws}/lobby/ws/game/{second_game}?token={bob.token}")
+    assert (await seat.expect("state"))["you"] == 2
+
+
+async def test_resign_draw_claim_and_abort_end_rounds_and_reach_the_lobby(serve) -> None:
+    config = LobbyConfig(directory_tick=0.02, claim_after=0.5, grace=30.0)
+    server = await lobby_server(serve, config)
+    _, ann, bob = await ready_pair(server)
+    await start_game(server, ann, bob)
+    assert ann.game is not None and bob.game is not None
+    # garbage and refusals change nothing
+    await ann.game.send(type="draw", offer="yes")
+    assert "offer" in await ann.game.error()
+    await ann.game.send(type="claim_win")
+    assert "opponent is here" in await ann.game.error()
+    await ann.game.send(type="move", column=0)
+    await bob.game.state(lambda s: s["moves"] == 1)
+    await bob.game.send(type="move", column=1)
+    await ann.game.state(lambda s: s["moves"] == 2)
+    await ann.game.send(type="abort")
+    assert "aborted before both" in await ann.game.error()
+    # a draw: offered, seen by the other, accepted
+    await ann.game.send(type="draw")
+    assert (await bob.game.state(lambda s: s["draw_offer"] == 1))["ended_by"] is None
+    await bob.game.send(type="draw")
+    state = await ann.game.state(lambda s: s["ended_by"] is not None)
+    assert (state["ended_by"], state["draw"], state["winner"]) == ("agreed", True, None)
+    lobby = await ann.lobby.state(lambda s: s["status"] == "open" and s["results"])
+    assert lobby["results"][0]["ended_by"] == "agreed"
+    # a rematch, then Bob goes away: Ann waits claim_after, then claims the win
+    for p in (ann, bob):
+        await p.game.send(type="rematch")
+    await ann.game.state(lambda s: s["round"] == 2 and s["ended_by"] is None)
+    await bob.game.close()
+    away = await ann.game.state(lambda s: not s["players"]["2"]["connected"])
+    assert away["players"]["2"]["away_for"] is not None and away["claim_after"] == 0.5
+    await asyncio.sleep(0.6)
+    await ann.game.send(type="claim_win")
+    state = await ann.game.state(lambda s: s["ended_by"] is not None)
+    assert (state["ended_by"], state["winner"], state["scores"]) == ("claimed", 1, {"1": 1, "2": 0})
+    lobby = await ann.lobby.state(lambda s: len(s["results"]) == 2)
+    assert lobby["results"][0]["ended_by"] == "claimed"
+    assert [p["wins"] for p in lobby["players"]] == [1, 0]
+
+
+async def test_a_seated_player_who_leaves_the_lobby_gives_the_round_up(serve) -> None:
+    server = await lobby_server(serve)
+    _, ann, bob = await ready_pair(server)
+    await start_game(server, ann, bob)
+    assert ann.game is not None
+    await bob.lobby.send(type="leave")
+    state = await ann.game.state(lambda s: s["ended_by"] is not None)
+    assert (state["ended_by"], state["winner"]) == ("left", 1)
+    lobby = await ann.lobby.state(lambda s: s["status"] == "open" and len(s["players"]) == 1)
+    assert lobby["results"][0]["ended_by"] == "left"
+
+
+async def test_one_address_creating_lobbies_or_trying_codes_too_fast_gets_429(serve) -> None:
+    # (slow refills, so the test's own pace never earns a try back: one per 2 s, per 10 s)
+    config = LobbyConfig(
+        directory_tick=0.02, create_rate=30.0, create_burst=3, code_rate=6.0, code_burst=4
+    )
+    server = await lobby_server(serve, config, trusted_proxies=("127.0.0.1",))
+    body = {"name": "Mine", "public": True, "max_players": 2}
+    async with httpx.AsyncClient(
+        base_url=server.http, headers={"X-Forwarded-For": "10.9.0.1"}
+    ) as a:
+        made = [await a.post("/lobby/api/lobbies", json=body) for _ in range(4)]
+        assert [r.status_code for r in made] == [201, 201, 201, 429]
+        refusal = made[-1]
+        wait = int(refusal.headers["retry-after"])
+        assert 1 <= wait <= 2 and refusal.json()["retry_after"] == wait
+        assert f"creating lobbies); try again in {wait} s" in refusal.json()["error"]
+        assert (await a.post("/lobby/api/lobbies", json={"name": ""})).status_code == 400
+        codes = [(await a.get(f"/lobby/api/codes/ABC{c * 3}")).status_code for c in "23456"]
+        assert codes == [404, 404, 404, 404, 429]  # (no such codes; then too many tries)
+        guessing = await a.get("/lobby/api/codes/ZZZ234")
+        assert guessing.status_code == 429 and "join codes" in guessing.json()["error"]
+        # Nothing refused was made: three lobbies are listed.
+        assert len((await a.get("/lobby/api/lobbies")).json()["lobbies"]) == 3
+        await asyncio.sleep(wait + 0.1)  # then one more each 2 s
+        assert (await a.post("/lobby/api/lobbies", json=body)).status_code == 201
+    # Another address has its own allowance.
+    async with httpx.AsyncClient(
+        base_url=server.http, headers={"X-Forwarded-For": "10.9.0.2"}
+    ) as b:
+        assert (await b.post("/lobby/api/lobbies", json=body)).status_code == 201
+        assert (await b.get(f"/lobby/api/codes/{'ABC234'}")).status_code == 404
+
+
+async def test_the_limits_can_be_turned_off(serve) -> None:
+    server = await lobby_server(serve, LobbyConfig(create_rate=0, code_rate=0, create_burst=1))
+    async with httpx.AsyncClient(base_url=server.http) as client:
+        body = {"name": "Bench", "public": False, "max_players": 2}
+        made = await asyncio.gather(
+            *(client.post("/lobby/api/lobbies", json=body) for _ in range(30))
+        )
+        assert {r.status_code for r in made} == {201}
+        tried = await asyncio.gather(*(client.get("/lobby/api/codes/QQQ234") for _ in range(40)))
+        assert {r.status_code for r in tried} == {404}

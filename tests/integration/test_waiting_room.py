@@ -185,8 +185,8 @@ async def test_bad_input_gets_a_clear_json_error_and_changes_nothing(serve) -> N
             assert (await http.post(f"/waiting-room/r/{missing}/leave")).status_code == 404
         # anything else under /api: JSON too, never plain text or a redirect
         for method, path, status, allow in (
-            ("DELETE", url, 405, "GET, PATCH"),
-            ("POST", url, 405, "GET, PATCH"),
+            ("PUT", url, 405, "GET, PATCH, DELETE"),
+            ("POST", url, 405, "GET, PATCH, DELETE"),
             ("GET", "/waiting-room/api/rooms", 405, "POST"),
             ("PUT", "/waiting-room/api/rooms", 405, "POST"),
             ("POST", "/waiting-room/api/rooms/", 404, None),
@@ -551,7 +551,7 @@ async def test_a_room_in_front_of_the_chat(serve) -> None:
         ws_url, additional_headers={"Cookie": f"{cookie_name(room)}={first.cookie}"}
     ) as ws:
         await ws.send(json.dumps({"name": "ann"}))
-        assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"joined": "ann"}
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["joined"] == "ann"
     await first.leave()
     r = await second.http.get("/chat/")
     assert r.status_code == 200  # the freed slot went to the head of the line
@@ -866,4 +866,79 @@ async def test_a_waiting_page_that_talks_is_closed(serve) -> None:
     assert ws.close_code == 1008
     assert (await b.visit())["position"] == 1  # the place is kept
     for v in (a, b):
+        await v.close()
+
+
+# ---------------------------------------------------------------- pause and delete
+
+
+async def test_pausing_queues_everyone_new_and_resuming_serves_the_line(serve) -> None:
+    server = await room_server(serve)
+    made = await create(server.http, total_active_users=3)
+    room, auth = made["room"], {"Authorization": f"Bearer {made['admin_token']}"}
+    inside, waiting = Visitor(server.http, room), Visitor(server.http, room)
+    assert (await inside.visit())["status"] == "admitted"
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        r = await http.patch(f"/waiting-room/api/rooms/{room}", json={"queue_all": 1}, headers=auth)
+        assert r.status_code == 422 and r.json()["field"] == "queue_all"  # checked: a bool
+        r = await http.patch(
+            f"/waiting-room/api/rooms/{room}", json={"queue_all": True}, headers=auth
+        )
+        assert r.status_code == 200 and r.json()["queue_all"] is True
+        assert (await inside.visit())["status"] == "admitted"  # those on the site stay
+        assert await waiting.visit() == {
+            "status": "queued",
+            "position": 1,
+            "eta_s": None,
+            "paused": True,
+        }
+        ws = await waiting.socket()
+        assert (await next_status(ws))["paused"] is True
+        r = await http.patch(
+            f"/waiting-room/api/rooms/{room}", json={"queue_all": False}, headers=auth
+        )
+        assert r.status_code == 200
+        assert (await until(ws, lambda s: s["status"] == "admitted"))["status"] == "admitted"
+        assert "paused" not in await waiting.visit()
+        await ws.close()
+    for v in (inside, waiting):
+        await v.close()
+
+
+@pytest.mark.parametrize("leasing", [False, True])
+async def test_deleting_a_room_takes_its_pages_gate_and_storage(serve, leasing) -> None:
+    server = await room_server(serve, chat=True)
+    made = await create(
+        server.http, total_active_users=1, gate_prefix="/chat", slot_leasing=leasing
+    )
+    room, auth = made["room"], {"Authorization": f"Bearer {made['admin_token']}"}
+    inside, waiting = Visitor(server.http, room), Visitor(server.http, room)
+    assert (await inside.visit())["status"] == "admitted"
+    assert (await waiting.visit())["status"] == "queued"
+    assert (await waiting.http.get("/chat/")).status_code == 303  # gated
+    ws = await waiting.socket()
+    await next_status(ws)
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        url = f"/waiting-room/api/rooms/{room}"
+        assert (await http.delete(url)).status_code == 401
+        wrong = {"Authorization": "Bearer not-the-token"}
+        assert (await http.delete(url, headers=wrong)).status_code == 403
+        assert (await http.get(url)).status_code == 200  # refusals changed nothing
+        r = await http.delete(url, headers=auth)
+        assert r.status_code == 200 and r.json() == {"deleted": True}
+        with pytest.raises(Exception) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert getattr(closed.value, "rcvd", None) is not None and closed.value.rcvd.code == 4004
+        assert (await http.get(url)).status_code == 404
+        assert (await http.delete(url, headers=auth)).status_code == 404
+        r = await inside.http.get(f"/waiting-room/r/{room}/", headers=JSON)
+        assert r.status_code == 404  # even the visitor who was in (a shard's, too)
+        assert (await http.get(f"/waiting-room/admin/{room}")).status_code == 404
+        # The gate went with it: the chat is open again.
+        for _ in range(40):
+            if (await waiting.http.get("/chat/")).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert (await waiting.http.get("/chat/")).status_code == 200
+    for v in (inside, waiting):
         await v.close()

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from apps.chat.limiter import Allowance
 from apps.chat.rules import (
     BACKLOG,
+    BAD_KEY,
     MAX_MISSED,
     MESSAGE_TOO_LONG,
     NAME_TOO_LONG,
@@ -32,10 +33,29 @@ from apps.chat.rules import (
 NOW = 1_800_000_000_000
 
 
+def bare(text: str) -> str:
+    """A frame without the "id" this app adds (the demo's frame)."""
+    data = json.loads(text)
+    if isinstance(data, dict):
+        data.pop("id", None)
+    return encode(data)
+
+
 def texts(effects, session=None):
+    """What ``session`` (or anyone) was sent, without ids (tests of ids look at them)."""
     return [
-        e.text for e in effects if isinstance(e, Send) and (session is None or e.session == session)
+        bare(e.text)
+        for e in effects
+        if isinstance(e, Send) and (session is None or e.session == session)
     ]
+
+
+def broadcasts(effects) -> list[str]:
+    return [bare(e.text) for e in effects if isinstance(e, Broadcast)]
+
+
+def names(effects) -> list[tuple[int, str]]:
+    return [(e.session, e.name) for e in effects if isinstance(e, Named)]
 
 
 def named_room(*names: str) -> Room:
@@ -54,7 +74,7 @@ def test_join_order_roster_then_history_then_missed_then_ready() -> None:
     room.receive(2, '{"name":"cat"}', NOW + 1)  # cat joins while bob is unnamed
     effects = room.receive(1, '{"name":"bob"}', NOW + 2)
     sent = texts(effects, 1)
-    message = next(e.text for e in missed if isinstance(e, Broadcast))
+    message = broadcasts(missed)[0]
     assert sent == [
         '{"joined":"ann"}',
         '{"h":1}',
@@ -63,8 +83,8 @@ def test_join_order_roster_then_history_then_missed_then_ready() -> None:
         '{"joined":"cat"}',
         '{"ready":true}',
     ]
-    assert Named(1, "bob") in effects
-    assert Broadcast('{"joined":"bob"}') in effects
+    assert (1, "bob") in names(effects)
+    assert '{"joined":"bob"}' in broadcasts(effects)
     # the broadcast comes before "ready" to the joiner, as in the demo
     kinds = [type(e).__name__ for e in effects]
     assert kinds.index("Broadcast") < len(kinds) - 1 and kinds[-1] == "Send"
@@ -95,7 +115,7 @@ def test_names_follow_javascript_string_conversion(raw, name) -> None:
     room = Room()
     room.connect(0, [])
     frame = json.dumps({} if raw is None else {"name": raw})
-    assert Named(0, name) in room.receive(0, frame, NOW)
+    assert (0, name) in names(room.receive(0, frame, NOW))
 
 
 def test_a_name_over_32_characters_is_refused_and_closed_with_1009() -> None:
@@ -106,7 +126,7 @@ def test_a_name_over_32_characters_is_refused_and_closed_with_1009() -> None:
     assert room.disconnect(1) == []  # never joined, so no {"quit"}
     # 32 UTF-16 units is the limit: 16 emoji are 32 units, 17 are too many
     room.connect(2, [])
-    assert Named(2, "😀" * 16) in room.receive(2, json.dumps({"name": "😀" * 16}), NOW)
+    assert (2, "😀" * 16) in names(room.receive(2, json.dumps({"name": "😀" * 16}), NOW))
     room.connect(3, [])
     assert room.receive(3, json.dumps({"name": "😀" * 17}), NOW)[-1].code == 1009
 
@@ -127,7 +147,7 @@ def test_chat_messages_are_stored_and_broadcast_with_increasing_timestamps() -> 
         effects = room.receive(0, '{"message":"x"}', now)
         text = next(e for e in effects if isinstance(e, Broadcast)).text
         data = json.loads(text)
-        assert list(data) == ["name", "message", "timestamp"]
+        assert list(data) == ["name", "message", "timestamp", "id"]
         store = next(e for e in effects if isinstance(e, Store))
         assert store.text == text and store.key == history_key(data["timestamp"])
         stamps.append(data["timestamp"])
@@ -168,7 +188,7 @@ def test_garbage_gets_a_short_error_and_changes_nothing(frame, error) -> None:
 def test_json_that_is_not_an_object_reads_as_empty() -> None:
     room = Room()
     room.connect(0, [])
-    assert Named(0, "anonymous") in room.receive(0, "42", NOW)
+    assert (0, "anonymous") in names(room.receive(0, "42", NOW))
     assert json.loads(room.receive(0, '"text"', NOW)[0].text)["message"] == "undefined"
 
 
@@ -204,7 +224,9 @@ def test_odd_json_gets_an_error_frame_not_an_exception(frame) -> None:
 
 def test_a_quit_for_a_session_the_instance_never_saw() -> None:
     room = Room()  # rebuilt after hibernation; the closed socket was not restored
-    assert room.disconnect(7, name="bob") == [Broadcast('{"quit":"bob"}')]
+    assert room.disconnect(7, name="bob", id="0a1b2c3d4e5f") == [
+        Broadcast('{"quit":"bob","id":"0a1b2c3d4e5f"}')
+    ]
     assert room.disconnect(8) == []
 
 
@@ -220,13 +242,13 @@ def test_quit_is_broadcast_for_named_sessions_only() -> None:
     room = named_room("ann", "bob")
     room.connect(2, [])
     assert room.disconnect(2) == []
-    assert room.disconnect(1) == [Broadcast('{"quit":"bob"}')]
+    assert broadcasts(room.disconnect(1)) == ['{"quit":"bob"}']
     assert room.disconnect(1) == []
 
 
 def test_a_room_rebuilt_after_hibernation_makes_the_backlog_at_naming() -> None:
     room = Room(last_timestamp=NOW)
-    room.restore(0, "ann")
+    room.restore(0, "ann", "0a1b2c3d4e5f")
     room.restore(1, None)
     assert room.needs_history(1) and not room.needs_history(0)
     effects = room.receive(1, '{"name":"bob"}', NOW, history=['{"h":1}'])
@@ -279,3 +301,69 @@ def test_rate_limit_allows_a_burst_of_five_then_one_per_interval() -> None:
     assert limit.spend(105.0) == 5  # the connection waited out its 5 s: one more, then 5 s
     assert limit.spend(110.0) == 5
     assert [limit.spend(500.0) for _ in range(5)] == [0, 0, 0, 0, 5]  # rested
+
+
+def ids(effects, session=None) -> dict[str, str]:
+    """Name -> id of the {"joined"} frames sent to ``session``."""
+    out = {}
+    for e in effects:
+        if isinstance(e, Send) and (session is None or e.session == session):
+            data = json.loads(e.text)
+            if "joined" in data:
+                out[data["joined"]] = data["id"]
+    return out
+
+
+def test_two_people_with_one_name_have_different_ids_everywhere() -> None:
+    room = Room(salt="room-a")
+    room.connect(0, [])
+    first = room.receive(0, json.dumps({"name": "Ada", "key": "a" * 22}), NOW)
+    mine = json.loads(first[-1].text)  # {"ready": true} says who you are
+    assert mine["ready"] is True and len(mine["id"]) == 12
+    room.connect(1, [])
+    second = room.receive(1, json.dumps({"name": "Ada", "key": "b" * 22}), NOW)
+    other = json.loads(second[-1].text)["id"]
+    assert other != mine["id"]
+    # The newcomer's roster names the first Ada by her id, and everyone hears the second's.
+    assert ids(second, 1) == {"Ada": mine["id"]}
+    assert json.loads(next(e for e in second if isinstance(e, Broadcast)).text) == {
+        "joined": "Ada",
+        "id": other,
+    }
+    # Messages and quits say whose they are.
+    said = room.receive(0, '{"message":"hi"}', NOW)
+    assert json.loads(next(e for e in said if isinstance(e, Broadcast)).text)["id"] == mine["id"]
+    assert json.loads(room.disconnect(1)[0].text) == {"quit": "Ada", "id": other}
+
+
+def test_a_key_gives_the_same_id_on_every_visit_to_a_room_and_another_in_another_room() -> None:
+    def id_of(salt: str, key: str | None) -> str:
+        room = Room(salt=salt)
+        room.connect(0, [])
+        frame = {"name": "Ada"} if key is None else {"name": "Ada", "key": key}
+        return str(json.loads(room.receive(0, json.dumps(frame), NOW)[-1].text)["id"])
+
+    key = "Zx-_" * 6
+    assert id_of("room-a", key) == id_of("room-a", key)
+    assert id_of("room-a", key) != id_of("room-b", key)
+    assert id_of("room-a", key) != id_of("room-a", "Q" * 24)
+    assert id_of("room-a", None) != id_of("room-a", None)  # no key: random per connection
+
+
+@pytest.mark.parametrize("key", ["short", "x" * 65, "has space in it!!", 12345678901234567, []])
+def test_a_bad_key_is_refused_and_the_session_stays_unnamed(key) -> None:
+    room = Room()
+    room.connect(0, [])
+    frame = json.dumps({"name": "Ada", "key": key})  # ("key": null reads as no key)
+    assert room.receive(0, frame, NOW) == [Send(0, encode({"error": BAD_KEY}))]
+    assert not room.is_named(0)
+    assert names(room.receive(0, json.dumps({"name": "Ada"}), NOW)) == [(0, "Ada")]
+
+
+def test_ids_survive_hibernation_in_the_roster_and_in_quits() -> None:
+    room = Room(salt="s")
+    room.restore(0, "ann", "0a1b2c3d4e5f")
+    room.connect(1, [])
+    sent = room.receive(1, '{"name":"bob"}', NOW, history=[])
+    assert ids(sent, 1)["ann"] == "0a1b2c3d4e5f"
+    assert json.loads(room.disconnect(0)[0].text) == {"quit": "ann", "id": "0a1b2c3d4e5f"}

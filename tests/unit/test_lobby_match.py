@@ -109,7 +109,12 @@ def test_the_view_shows_the_board_top_row_first_and_who_you_are() -> None:
     assert view["board"][5][3] == 1 and view["board"][0] == [0] * 7
     assert (view["turn"], view["you"], view["winner"], view["draw"]) == (2, 2, None, False)
     assert view["remaining"] == 25.0 and view["last"] == [5, 3] and view["moves"] == 1
-    assert view["players"]["1"] == {"player": "ann", "name": "Ann", "connected": True}
+    assert view["players"]["1"] == {
+        "player": "ann",
+        "name": "Ann",
+        "connected": True,
+        "away_for": None,
+    }
     assert match.view(None, 15.0)["you"] is None
 
 
@@ -121,3 +126,96 @@ def test_dump_and_load_rebuild_the_same_match() -> None:
     again = Match.load(match.dump(), 30.0, 60.0)
     assert again.view(1, 7.0) == match.view(1, 7.0)
     assert again.dump() == match.dump()
+
+
+def test_resigning_gives_the_other_seat_the_round() -> None:
+    match = started()
+    match.move(1, 3, 1.0)
+    with pytest.raises(IllegalMove, match="spectators"):
+        match.resign(None, 2.0)
+    match.resign(1, 2.0)
+    assert (match.winner, match.ended_by, match.scores) == (2, "resign", {1: 0, 2: 1})
+    assert match.result()["winner"] == "bob" and match.next_deadline() is None
+    with pytest.raises(IllegalMove, match="over"):
+        match.resign(2, 3.0)
+
+
+def test_a_draw_is_offered_then_accepted_or_declined_by_moving() -> None:
+    match = started()
+    assert match.draw(1, True, 1.0) is False  # offered (on its own turn, before moving)
+    with pytest.raises(IllegalMove, match="already"):
+        match.draw(1, True, 1.5)
+    match.move(1, 3, 2.0)
+    assert match.draw_offer == 1  # the offerer's own move keeps the offer
+    match.move(2, 4, 3.0)
+    assert match.draw_offer is None  # the other moved instead of accepting: declined
+    assert match.draw(2, True, 4.0) is False
+    assert match.view(1, 4.0)["draw_offer"] == 2
+    assert match.draw(1, True, 5.0) is True  # accepting ends the round: a draw
+    assert (match.winner, match.ended_by, match.draw_offer) == (None, "agreed", None)
+    assert match.result()["draw"] is True and match.scores == {1: 0, 2: 0}
+
+
+def test_a_draw_offer_can_be_withdrawn_or_declined() -> None:
+    match = started()
+    with pytest.raises(IllegalMove, match="no draw offer"):
+        match.draw(2, False, 1.0)
+    match.draw(1, True, 1.0)
+    match.draw(2, False, 2.0)  # declined
+    assert match.draw_offer is None and not match.over
+    match.draw(2, True, 3.0)
+    match.draw(2, False, 4.0)  # withdrawn
+    assert match.draw_offer is None
+    with pytest.raises(IllegalMove, match="spectators"):
+        match.draw(None, True, 5.0)
+
+
+def test_the_win_is_claimed_only_over_an_opponent_away_long_enough() -> None:
+    match = started(turn=30.0, grace=60.0)  # claim_after: 15 s by default
+    match.move(1, 3, 1.0)
+    with pytest.raises(IllegalMove, match="opponent is here"):
+        match.claim_win(2, 2.0)
+    match.disconnect(1, 10.0)
+    view = match.view(2, 12.0)
+    assert view["players"]["1"]["away_for"] == 2.0 and view["claim_after"] == 15.0
+    assert view["players"]["2"]["away_for"] is None
+    with pytest.raises(IllegalMove, match="in 13 s"):
+        match.claim_win(2, 12.0)
+    match.claim_win(2, 25.0)
+    assert (match.winner, match.ended_by, match.scores) == (2, "claimed", {1: 0, 2: 1})
+
+
+def test_a_round_is_aborted_before_both_have_moved_or_when_the_opponent_left() -> None:
+    match = started()
+    match.move(1, 3, 1.0)
+    match.abort(2, 2.0)  # only one player has moved: either may call it off
+    assert (match.winner, match.ended_by, match.scores) == (None, "aborted", {1: 0, 2: 0})
+    assert match.result()["draw"] is False
+    match.ask_rematch(1, 3.0)
+    match.ask_rematch(2, 3.0)  # round 2
+    match.move(2, 0, 4.0)
+    match.move(1, 1, 5.0)
+    with pytest.raises(IllegalMove, match="aborted before both"):
+        match.abort(1, 6.0)
+    match.disconnect(2, 6.0)
+    with pytest.raises(IllegalMove, match="aborted before both"):
+        match.abort(1, 10.0)  # away, but not long enough yet
+    match.abort(1, 21.0)
+    assert match.ended_by == "aborted" and match.winner is None
+
+
+def test_a_forfeit_ends_only_a_round_being_played() -> None:
+    match = started()
+    assert match.forfeit(1, 3.0) is True
+    assert (match.winner, match.ended_by) == (2, "left")
+    assert match.forfeit(2, 4.0) is False  # over already
+
+
+def test_a_draw_offer_is_stored() -> None:
+    match = started()
+    match.draw(2, True, 1.0)
+    loaded = Match.load(match.dump(), 30.0, 60.0, 20.0)
+    assert loaded.draw_offer == 2 and loaded.claim_after == 20.0
+    old = match.dump()
+    del old["draw_offer"]  # a game stored before draw offers existed
+    assert Match.load(old, 30.0, 60.0).draw_offer is None

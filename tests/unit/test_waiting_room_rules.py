@@ -499,3 +499,44 @@ def test_leaving_and_coming_back_in_a_loop_keeps_one_timer_per_visitor() -> None
     now += 3601
     open_room.tick(now)  # and the session still ends on time
     assert open_room.active_count == 0 and len(open_room._expiries) == 0
+
+
+# ---------------------------------------------------------------- pausing (queue all)
+
+
+def test_a_paused_room_admits_nobody_and_queues_everybody_new() -> None:
+    room = make_room(capacity=3)
+    assert statuses(room, ["a"], T0) == ["admitted"]
+    room.update(RoomSettings(3, 100, 60, "fifo", queue_all=True), T0 + 1)
+    assert room.visit("a", T0 + 2).status == "admitted"  # on the site: kept
+    paused = room.visit("b", T0 + 2)
+    assert paused == Status("queued", 1, None, paused=True)  # no wait can be promised
+    assert paused.as_json() == {"status": "queued", "position": 1, "eta_s": None, "paused": True}
+    room.leave("a", T0 + 3)  # a slot frees, and still nobody goes in
+    assert room.queued_count == 1 and room.active_count == 0
+    assert not room.admits_newcomer(T0 + 3)
+    assert [s.paused for _, s in room.positions(T0 + 3)] == [True]
+    room.take_changes()
+    room.update(RoomSettings(3, 100, 60, "fifo"), T0 + 4)  # resumed: the line is served
+    assert room.visit("b", T0 + 4).status == "admitted"
+    assert room.take_changes().admitted == ["b"]
+    assert Status("queued", 2, 30).as_json() == {"status": "queued", "position": 2, "eta_s": 30}
+
+
+def test_a_paused_room_queues_rather_than_rejects_and_counts_nobody_through() -> None:
+    room = make_room(capacity=1, method="reject", queue_all=True)
+    assert room.visit("a", T0).status == "queued"
+    passthrough = make_room(capacity=1, method="passthrough", queue_all=True)
+    assert statuses(passthrough, ["a", "b"], T0) == ["queued", "queued"]
+
+
+def test_the_progress_bar_is_never_full_while_waiting() -> None:
+    from apps.waiting_room.rules import progress
+
+    assert progress(1, 1) == 0  # joined at the head: waiting still, not done
+    assert progress(10, 10) == 0
+    assert progress(10, 5) == 50
+    assert progress(10, 1) == 90
+    assert progress(100, 1) == 95  # capped: full only once admitted
+    assert progress(3, 5) == 0  # (pushed back by a lottery: never negative)
+    assert progress(0, 3) == 0 and progress(5, None) == 0
