@@ -29,6 +29,7 @@ from .base.errors import (
     ObjectReset,
     ObjectUnavailable,
     OutcomeUnknown,
+    ReadOnlyWrite,
     RpcError,
     StorageLimitExceeded,
     StorageUnavailable,
@@ -39,7 +40,7 @@ from .host.node import Node
 from .objects.events import AlarmInfo
 from .objects.ids import ObjectId
 from .objects.namespace import Binding, Env, Namespace, Stub
-from .objects.object import DurableObject, ObjectContext, rpc
+from .objects.object import Changes, DurableObject, ObjectContext, rpc
 from .sockets.websocket import CloseCode, ObjectWebSocket, SocketRequest
 from .storage.api import Storage, Transaction
 from .web.app import App, MountedApp, app_of, env_of, url_path
@@ -50,6 +51,7 @@ __all__ = [
     "App",
     "BaseSettings",
     "Binding",
+    "Changes",
     "CloseCode",
     "ConfigurationError",
     "DurableObject",
@@ -70,6 +72,7 @@ __all__ = [
     "ObjectUnavailable",
     "ObjectWebSocket",
     "OutcomeUnknown",
+    "ReadOnlyWrite",
     "RpcError",
     "Settings",
     "SocketRequest",

@@ -172,6 +172,17 @@ class Settings(BaseSettings):
     alarm_shards: int = 16
     alarm_poll_interval: float = 0.5
     alarm_claim_timeout: float = 30.0
+    # Read replicas (docs/replicas.md): REPLICAS=0 serves every read on the primary. A replica
+    # serves a read-only call while it is at most replica_max_lag_ms and
+    # replica_max_lag_commits behind what it knows (past that, the call goes to the primary);
+    # a call that needs a newer version than the replica has waits up to replica_wait for it.
+    # Objects over replica_max_keys or replica_max_bytes get no replica.
+    replicas: bool = True
+    replica_max_lag_ms: float = 1000.0
+    replica_max_lag_commits: int = 1000
+    replica_wait: float = 0.1
+    replica_max_keys: int = 10_000
+    replica_max_bytes: int = 16 * 1024 * 1024
     # IDs and security.
     id_key: str = DEFAULT_ID_KEY
     #: Signing keys of apps' tokens derive from it (keys.py); unset, they live in Redis.
@@ -204,6 +215,7 @@ class Settings(BaseSettings):
             "sweep_interval",
             "alarm_retry_base",
             "link_reauth_interval",
+            "replica_max_lag_ms",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{self.env_name(name)} must be positive")

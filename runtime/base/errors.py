@@ -83,6 +83,14 @@ class InvalidValue(DurableObjectError, TypeError):
     code = "invalid_value"
 
 
+class ReadOnlyWrite(DurableObjectError):
+    """A read-only method (``@rpc(readonly=True)``), or a replica of an object, tried to
+    write: nothing of it is stored. Move the write to a method that is not read-only."""
+
+    code = "read_only"
+    may_have_run = False
+
+
 class StorageLimitExceeded(DurableObjectError, ValueError):
     """A key, value, batch or attachment is larger than the configured limit."""
 
@@ -219,6 +227,7 @@ BY_CODE: dict[str, type[DurableObjectError]] = {
         UnknownNamespace,
         NotCallable,
         InvalidValue,
+        ReadOnlyWrite,
         StorageLimitExceeded,
         Fenced,
         StorageUnavailable,

@@ -105,6 +105,13 @@ class NodeStats:
     #: Later challenges (one every LINK_REAUTH_INTERVAL) peers answered on open links: how
     #: an operator (and a test) sees that links keep proving the secret.
     link_reauthentications: int = 0
+    #: Read replicas (host/replicas.py): read-only calls served by a replica here, commits
+    #: replicas applied, reloads after a lost feed, and calls sent to the primary instead,
+    #: by reason (behind, stale, loading, too_big, no_redis, gone).
+    replica_reads: int = 0
+    replica_applied: int = 0
+    replica_reloads: int = 0
+    replica_forwards: Counter[str] = field(default_factory=Counter)
     #: (kind, outcome) -> events run here: kind rpc/fetch/alarm/connect/message/close/error,
     #: outcome ok/error/overloaded/reset.
     events: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -120,6 +127,7 @@ class NodeStats:
     )
     recent_commits: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     recent_round_trips: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    recent_staleness: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     #: While someone tails this node (tail.py): told of each event's end, as (the object's
     #: record, kind, the exception it ended with or None, seconds it took). None otherwise,
     #: and then an event pays one attribute read for it.
@@ -135,12 +143,25 @@ class NodeStats:
         self.commit_keys = Distribution(
             "do_commit_keys", "Keys written (and deleted) per commit.", BATCH_BUCKETS, self.registry
         )
+        self.replica_seconds = Distribution(
+            "do_replica_staleness_seconds",
+            "Time from a commit of a primary to a replica on this node applying it.",
+            LATENCY_BUCKETS,
+            self.registry,
+        )
         self.redis_seconds = Distribution(
             "do_redis_round_trip_seconds",
             "Time of one pipelined round trip of script calls to Redis.",
             LATENCY_BUCKETS,
             self.registry,
         )
+
+    def replica_staleness(self, seconds: float) -> None:
+        """A replica applied a commit ``seconds`` after the primary made it."""
+        if not self.enabled:
+            return
+        self.replica_seconds.observe(seconds)
+        self.recent_staleness.append(seconds)
 
     def committed(self, seconds: float, keys: int) -> None:
         if not self.enabled:

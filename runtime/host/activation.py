@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from ..base.errors import DurableObjectError, Fenced, RecordGone
+from ..base.errors import DurableObjectError, Fenced, RecordGone, StorageUnavailable
 from ..objects.object import DurableObject, ObjectContext
 from ..sockets.websocket import CloseCode
 from ..storage.api import Storage
@@ -41,8 +41,11 @@ async def ready(record: ObjectRecord) -> DurableObject:
     if record.gone:  # discarded or fenced while it waited for the lease: build nothing
         raise RecordGone
     if record.state is None:
-        record.state = ObjectState(record)
-        record.storage = Storage(record.state)
+        state = ObjectState(record)
+        if record.namespace.replicated:  # its commits count on from the stored version
+            state.commits.version = await _stored_version(record)
+        record.state = state
+        record.storage = Storage(state)
     record.pending_init = []
     try:
         instance = record.namespace.cls(ObjectContext(record), record.namespace.env)
@@ -58,6 +61,21 @@ async def ready(record: ObjectRecord) -> DurableObject:
     record.instance = instance
     record.host.stats.activations += 1
     return instance
+
+
+async def _stored_version(record: ObjectRecord) -> int:
+    """The object's version in Redis (replicated classes): no commit of it is in flight
+    while it activates, so this is the version of what it will read."""
+    try:
+        raw = await asyncio.wait_for(
+            record.store.redis.get(record.keys.version), record.settings.lease_ttl / 2
+        )
+    except (Exception, TimeoutError) as exc:
+        raise StorageUnavailable(
+            f"{record.describe()} could not be activated: its version could not be read ({exc})",
+            may_have_run=False,
+        ) from None
+    return int(raw or 0)
 
 
 async def _confirm_or_gone(record: ObjectRecord) -> None:

@@ -35,6 +35,7 @@ from . import departure
 from .alarms import AlarmService
 from .keys import KEYRING, KeyRing, SigningKeys
 from .record import ObjectRecord
+from .replicas import Replicas
 from .routing import Router
 
 log = logging.getLogger("runtime.node")
@@ -77,6 +78,8 @@ class Node:
             self.store.redis, self.settings.key_prefix, me, self.settings.heartbeat_interval
         )
         self.router = Router(self)
+        #: Read-only instances of objects whose primaries live elsewhere (replicas.py).
+        self.replicas = Replicas(self)
         self.links = Links(self, self.stats.forwarded)
         #: Checks the handshakes of links and operator requests made to this node.
         self.verifier = auth.Verifier(self.settings.cluster_secret, self.node_id)
@@ -215,6 +218,7 @@ class Node:
         for alarms in self.alarms.values():
             await alarms.stop()
         await asyncio.gather(*self._evictions, return_exceptions=True)
+        await self.replicas.stop()
         records = list(self.records.values())
         await asyncio.gather(*(departure.shut_down(r, code, reason) for r in records))
         log.info("node %s drained; released %d objects", self.node_id, len(records))
@@ -404,7 +408,9 @@ class Node:
             self.sweep()
 
     def sweep(self) -> None:
-        """Hibernate objects whose only activity is open sockets; evict idle ones."""
+        """Hibernate objects whose only activity is open sockets; evict idle ones; let
+        unused replicas go."""
+        self.replicas.sweep()
         now = time.monotonic()
         settings = self.settings
         for record in list(self.records.values()):

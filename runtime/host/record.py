@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from ..base.errors import DurableObjectError, Fenced, ObjectReset, RecordGone
+from ..base.errors import DurableObjectError, Fenced, ObjectReset, ReadOnlyWrite, RecordGone
 from ..objects.background import BackgroundWork
 from ..objects.gate import Delivery, InputGate, _current, current_event, run_blocking
 from ..objects.object import DurableObject
@@ -74,13 +74,18 @@ class RecordHost(Protocol):
 class ObjectRecord:
     """The node's state for one object it owns."""
 
+    #: (A replica is a host of the same seams: replica.py.)
+    is_replica = False
+
     def __init__(self, host: RecordHost, namespace: Namespace, object_id: ObjectId) -> None:
         self.host = host
         self.namespace = namespace
         self.id = object_id
         self.settings = host.settings
         self.max_attachment_bytes = host.settings.max_attachment_bytes
-        self.keys = ObjectKeys.of(host.settings.key_prefix, namespace.name, object_id.hex)
+        self.keys = ObjectKeys.of(
+            host.settings.key_prefix, namespace.name, object_id.hex, namespace.replicated
+        )
         self.store = host.store_for(object_id)
         self.batcher = self.store.batcher
         self.scripts = self.store.scripts
@@ -351,6 +356,11 @@ class ObjectRecord:
         event = current_event()
         if event is None or event.owner is not self or not event.active:
             return None
+        if create and event.readonly:
+            raise ReadOnlyWrite(
+                f"{self.class_name()}: a read-only method (@rpc(readonly=True)) cannot write; "
+                "nothing was stored"
+            )
         if event.writes is None and create:
             event.writes = WriteBatch()
         return event.writes

@@ -36,9 +36,10 @@ from ..base.errors import (
     StorageUnavailable,
 )
 from ..cluster.registry import NodeInfo, Registry
-from ..objects.events import Event
+from ..objects.events import Event, RpcEvent
 from ..storage.lease import Lease
 from .record import ObjectRecord
+from .replicas import Replicas
 from .socketset import serve_socket
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class RouteHost(Protocol):
     stopping: bool
     registry: Registry
     links: Links
+    replicas: Replicas
 
     def record_of(self, namespace: Namespace, object_id: ObjectId) -> ObjectRecord | None: ...
     def local_record(self, namespace: Namespace, object_id: ObjectId) -> ObjectRecord: ...
@@ -91,11 +93,29 @@ class Router:
     async def dispatch(
         self, namespace: Namespace, object_id: ObjectId, event: Event, hops: int = 0
     ) -> Any:
-        """Run ``event`` on the object, here or where it lives; its result."""
+        """Run ``event`` on the object, here or where it lives; its result. A call of a
+        replicated class answers ``[version, result]`` (the version it wrote or read at), and
+        a read-only one runs on this node's replica when it can (replicas.py)."""
+        versioned = namespace.replicated and isinstance(event, RpcEvent)
+        if (
+            isinstance(event, RpcEvent)
+            and versioned
+            and event.readonly
+            and not hops
+            and not self.node.stopping
+            and self.node.record_of(namespace, object_id) is None
+        ):
+            served = await self.node.replicas.read(namespace, object_id, event)
+            if served is not None:
+                return served
 
         async def here(record: ObjectRecord) -> Any:
             handler = event.handler(record)
-            return await record.run(handler, wait_output=event.wait_output, kind=event.kind)
+            result = await record.run(handler, wait_output=event.wait_output, kind=event.kind)
+            if versioned:  # (what it read or wrote is committed now: this version has it)
+                state = record.state
+                return [state.commits.version if state is not None else 0, result]
+            return result
 
         async def there(info: NodeInfo) -> Any:
             return await self.node.links.to(info).request(
@@ -124,6 +144,24 @@ class Router:
             )
 
         await self._route(namespace, object_id, hops, here, there)
+
+    async def watch(
+        self,
+        namespace: Namespace,
+        object_id: ObjectId,
+        conn: Transport,
+        request: SocketRequest,
+    ) -> None:
+        """Hand a watching socket to this node's replica, or (when it can have none) to the
+        object, as ``connect`` does."""
+        replicas = self.node.replicas
+        if (
+            namespace.replicated
+            and not self.node.stopping
+            and await replicas.watch(namespace, object_id, conn, request)
+        ):
+            return
+        await self.connect(namespace, object_id, conn, request)
 
     async def _route(
         self,

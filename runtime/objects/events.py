@@ -31,6 +31,7 @@ from ..base.errors import (
     ObjectUnavailable,
     RpcError,
 )
+from .gate import readonly_event
 from .ids import ObjectId
 
 if TYPE_CHECKING:
@@ -55,8 +56,10 @@ class Target(Protocol):
     name: str
     cls: type
     alarm_takes_info: bool
+    replicated: bool
 
     def is_rpc(self, method: str) -> bool: ...
+    def is_readonly(self, method: str) -> bool: ...
 
 
 class Instance(Protocol):
@@ -124,18 +127,26 @@ class Event:
 
 
 class RpcEvent(Event):
-    """A call of an ``@rpc`` method."""
+    """A call of an ``@rpc`` method. A read-only one (``@rpc(readonly=True)``) of a
+    replicated class carries the least version of the object its caller may read
+    (``min_version``: read-your-writes and monotonic reads, docs/replicas.md)."""
 
     kind = "rpc"
 
-    def __init__(self, namespace: Target, method: str, payload: bytes) -> None:
+    def __init__(
+        self, namespace: Target, method: str, payload: bytes, min_version: int = 0
+    ) -> None:
         super().__init__(namespace)
         self.method = method
         self.payload = payload
+        self.readonly = namespace.is_readonly(method)
+        self.min_version = min_version
 
     async def run(self, instance: Instance) -> bytes:
         name = f"{self.namespace.cls.__qualname__}.{self.method}"
         args, kwargs = codec.decode(self.payload)
+        if self.readonly:
+            readonly_event()
         try:
             result = await getattr(instance, self.method)(*args, **kwargs)
         except ObjectMoved as exc:  # "nothing ran" must never be said of this event
@@ -151,6 +162,8 @@ class RpcEvent(Event):
             raise InvalidValue(f"{name} returned a value that is not plain data: {exc}") from None
 
     def wire(self) -> list[Any]:
+        if self.min_version:
+            return [self.method, self.payload, self.min_version]
         return [self.method, self.payload]
 
 
@@ -304,10 +317,16 @@ def from_wire(
     report: Callable[[str], None] | None = None,
 ) -> Event:
     """Rebuild an event another node sent (its shape checked: it is input)."""
-    if kind == "rpc" and len(body) == 2 and isinstance(body[0], str) and isinstance(body[1], bytes):
+    if (
+        kind == "rpc"
+        and len(body) in (2, 3)
+        and isinstance(body[0], str)
+        and isinstance(body[1], bytes)
+        and (len(body) == 2 or (isinstance(body[2], int) and body[2] >= 0))
+    ):
         if not namespace.is_rpc(body[0]):
             raise NotCallable(f"{namespace.cls.__qualname__}.{body[0]} is not an @rpc method")
-        return RpcEvent(namespace, body[0], body[1])
+        return RpcEvent(namespace, body[0], body[1], body[2] if len(body) == 3 else 0)
     if (
         kind == "fetch"
         and len(body) == 2

@@ -78,6 +78,7 @@ class Delivery:
         "opened",
         "outputs",
         "owner",
+        "readonly",
         "sent",
         "writes",
         "wrote",
@@ -95,6 +96,7 @@ class Delivery:
         self.active = True  # the handler has not returned yet
         self.calls = 0  # calls to other objects in flight
         self.opened = False  # it called another object (so it may have had effects there)
+        self.readonly = False  # a read-only method: its writes are refused (ReadOnlyWrite)
         #: The first batch its writes joined (0: none yet), and the batch its socket
         #: messages wait for (0: none): what decides whether a failed event may have run.
         self.wrote = 0
@@ -127,6 +129,13 @@ _blocking: ContextVar[bool] = ContextVar("durable_blocking", default=False)
 
 def current_event() -> Delivery | None:
     return _current.get()
+
+
+def readonly_event() -> None:
+    """The event running now is a read-only method's: a write in it is refused."""
+    event = _current.get()
+    if event is not None:
+        event.readonly = True
 
 
 async def outbound(call: Awaitable[T]) -> T:

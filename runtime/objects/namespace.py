@@ -22,13 +22,13 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from ..base import codec
-from ..base.errors import ConfigurationError, InvalidObjectId, NotCallable
+from ..base.errors import ConfigurationError, InvalidObjectId, InvalidValue, NotCallable
 from ..sockets.asgi import Connection
 from ..sockets.websocket import SocketRequest, Transport
 from .events import Event, FetchEvent, RpcEvent
 from .gate import outbound
 from .ids import IdFactory, ObjectId
-from .object import DurableObject, alarm_takes_info, rpc_method
+from .object import DurableObject, alarm_takes_info, is_readonly, rpc_method
 
 if TYPE_CHECKING:
     from ..base.config import BaseSettings, Settings
@@ -43,6 +43,9 @@ class Dispatcher(Protocol):
 
     async def dispatch(self, namespace: Namespace, object_id: ObjectId, event: Event) -> Any: ...
     async def connect(
+        self, namespace: Namespace, object_id: ObjectId, conn: Transport, request: SocketRequest
+    ) -> None: ...
+    async def watch(
         self, namespace: Namespace, object_id: ObjectId, conn: Transport, request: SocketRequest
     ) -> None: ...
 
@@ -60,7 +63,11 @@ class Namespace:
         self.env = env
         self.alarm_takes_info = alarm_takes_info(cls)
         self.ids = IdFactory(name, dispatcher.settings.id_key.encode())
+        #: Whether read-only calls may run on replicas (docs/replicas.md): results of its
+        #: calls then carry the version they were read at.
+        self.replicated = bool(getattr(cls, "replicated", False))
         self._rpc: dict[str, bool] = {}
+        self._readonly: dict[str, bool] = {}
 
     def is_rpc(self, method: str) -> bool:
         """Whether ``method`` is an ``@rpc`` method of the class (looked up once per name)."""
@@ -69,6 +76,16 @@ class Namespace:
             known = rpc_method(self.cls, method) is not None
             if len(self._rpc) < 1000:  # callers choose names: keep the memo bounded
                 self._rpc[method] = known
+        return known
+
+    def is_readonly(self, method: str) -> bool:
+        """Whether ``method`` is an ``@rpc(readonly=True)`` method of the class."""
+        known = self._readonly.get(method)
+        if known is None:
+            found = rpc_method(self.cls, method)
+            known = found is not None and is_readonly(found)
+            if len(self._readonly) < 1000:
+                self._readonly[method] = known
         return known
 
     def __repr__(self) -> str:
@@ -86,7 +103,10 @@ class Namespace:
         """Parse an ID received from outside; InvalidObjectId unless this namespace minted it."""
         return self.ids.from_string(text)
 
-    def get(self, object_id: ObjectId) -> Stub:
+    def get(self, object_id: ObjectId, *, after: int = 0) -> Stub:
+        """A stub of the object. ``after``: a version of the object the caller has already
+        seen (``stub.version`` of an earlier request, carried by the client in a header or
+        cookie): the stub's read-only calls never read an older state (docs/replicas.md)."""
         if not isinstance(object_id, ObjectId):
             raise InvalidObjectId(
                 f"get() takes an ObjectId (from id_from_name/new_unique_id/id_from_string), "
@@ -96,20 +116,28 @@ class Namespace:
             raise InvalidObjectId(
                 f"this ID belongs to namespace {object_id.namespace!r}, not {self.name!r}"
             )
-        return Stub(self, object_id)
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise InvalidValue("get(after=...) takes a version: an int >= 0")
+        return Stub(self, object_id, after)
 
-    def get_by_name(self, name: str) -> Stub:
-        return self.get(self.id_from_name(name))
+    def get_by_name(self, name: str, *, after: int = 0) -> Stub:
+        return self.get(self.id_from_name(name), after=after)
 
 
 class Stub:
-    """A handle on one object. Cheap to make; safe to keep."""
+    """A handle on one object. Cheap to make; safe to keep.
 
-    __slots__ = ("id", "namespace")
+    For a replicated class it remembers the newest version of the object its calls saw
+    (``version``): a write's commit, or the state a read was served at. Its read-only calls
+    ask for at least that version, so through one stub a caller reads its own writes and
+    never goes back in time, wherever the read runs."""
 
-    def __init__(self, namespace: Namespace, object_id: ObjectId) -> None:
+    __slots__ = ("id", "namespace", "version")
+
+    def __init__(self, namespace: Namespace, object_id: ObjectId, version: int = 0) -> None:
         self.namespace = namespace
         self.id = object_id
+        self.version = version
 
     def __repr__(self) -> str:
         return f"<Stub {self.namespace.name}:{self.id.hex[:12]}>"
@@ -134,9 +162,17 @@ class Stub:
                 f"{self.namespace.cls.__qualname__}.{method} is not an @rpc method; "
                 "only methods marked @rpc can be called through a stub"
             )
-        event = RpcEvent(self.namespace, method, codec.encode([list(args), kwargs]))
-        dispatcher = self.namespace.dispatcher
-        return codec.decode(await outbound(dispatcher.dispatch(self.namespace, self.id, event)))
+        namespace = self.namespace
+        event = RpcEvent(namespace, method, codec.encode([list(args), kwargs]))
+        dispatcher = namespace.dispatcher
+        if not namespace.replicated:
+            return codec.decode(await outbound(dispatcher.dispatch(namespace, self.id, event)))
+        if event.readonly:
+            event.min_version = self.version
+        version, result = await outbound(dispatcher.dispatch(namespace, self.id, event))
+        if version > self.version:
+            self.version = version
+        return codec.decode(result)
 
     async def fetch(self, request: Request) -> Response:
         """Send an HTTP request to the object's ``fetch`` and return its response."""
@@ -156,6 +192,21 @@ class Stub:
         has taken it (a socket this node serves needs no task of its own after that)."""
         conn = Connection(websocket, self._settings.max_send_buffer_bytes)
         await self.namespace.dispatcher.connect(
+            self.namespace, self.id, conn, SocketRequest.of(websocket)
+        )
+
+    async def watch(self, websocket: WebSocket) -> None:
+        """Hand a client WebSocket that only watches to the object's replica on this node
+        (a replicated class): its messages run read-only handlers there, and the replica's
+        ``replica_update`` tells it of the primary's commits, so watchers cost the primary
+        nothing. Where there can be no replica (replicas off, the object over their size
+        bounds, a class not replicated), the socket goes to the primary as with
+        ``connect``; the object tells the two apart with ``self.ctx.is_replica``."""
+        if not self.namespace.replicated:
+            await self.connect(websocket)
+            return
+        conn = Connection(websocket, self._settings.max_send_buffer_bytes)
+        await self.namespace.dispatcher.watch(
             self.namespace, self.id, conn, SocketRequest.of(websocket)
         )
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, overload
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -32,19 +33,32 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 T = TypeVar("T")
 
 _RPC_MARK = "__durable_rpc__"
+_READONLY = "readonly"
 
 
-def rpc(method: F) -> F:
+@overload
+def rpc(method: F, /) -> F: ...
+@overload
+def rpc(*, readonly: bool = False) -> Callable[[F], F]: ...
+def rpc(method: F | None = None, /, *, readonly: bool = False) -> F | Callable[[F], F]:
     """Mark a coroutine method as callable through a stub (``stub.method(...)``).
 
     Only marked methods can be called from outside the object; arguments and results must
     be plain data (msgpack types) and are copied, so caller and callee never share objects.
+
+    ``@rpc(readonly=True)`` promises the method only reads: a write in it is a
+    ``ReadOnlyWrite`` error wherever it runs, and on a class with ``replicated = True`` it
+    may run on a replica of the object on the caller's node (docs/replicas.md).
     """
-    target: Any = method  # (not narrowed: the decorator returns the method unchanged)
-    if not inspect.iscoroutinefunction(target):
-        raise TypeError(f"@rpc needs an 'async def' method; {method.__qualname__} is not one")
-    setattr(method, _RPC_MARK, True)
-    return method
+
+    def mark(fn: F) -> F:
+        target: Any = fn  # (not narrowed: the decorator returns the method unchanged)
+        if not inspect.iscoroutinefunction(target):
+            raise TypeError(f"@rpc needs an 'async def' method; {fn.__qualname__} is not one")
+        setattr(fn, _RPC_MARK, _READONLY if readonly else True)
+        return fn
+
+    return mark if method is None else mark(method)
 
 
 def rpc_method(cls: type, name: str) -> Callable[..., Awaitable[Any]] | None:
@@ -57,11 +71,32 @@ def rpc_method(cls: type, name: str) -> Callable[..., Awaitable[Any]] | None:
     return method
 
 
+def is_readonly(method: Callable[..., Awaitable[Any]]) -> bool:
+    """Whether an ``@rpc`` method was marked ``readonly=True``."""
+    return getattr(method, _RPC_MARK, None) == _READONLY
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What a replica's instance is told after it applied a commit of the primary
+    (``replica_update(changes)``): the keys the commit wrote or deleted, the version it brought
+    the replica to, and ``reloaded`` when the replica was loaded whole again instead (after a
+    gap: every key may have changed; ``keys`` is then empty and the instance is a new one)."""
+
+    version: int
+    keys: frozenset[str] = frozenset()
+    deleted_all: bool = False
+    alarm_changed: bool = False
+    reloaded: bool = False
+
+
 class ContextHost(Protocol):
     """What a context needs from the object's record on the node."""
 
     id: ObjectId
     storage: Storage | None
+    #: True on a replica (read-only, kept current by the primary's commits).
+    is_replica: bool
 
     @property
     def node_id(self) -> str: ...
@@ -86,6 +121,12 @@ class ObjectContext:
     def node_id(self) -> str:
         """The node this instance lives on (it may live elsewhere after it leaves memory)."""
         return self._host.node_id
+
+    @property
+    def is_replica(self) -> bool:
+        """Whether this instance is a replica: read-only, on a node other than the primary's,
+        kept current by the primary's commits (``replica_update``)."""
+        return self._host.is_replica
 
     @property
     def storage(self) -> Storage:
@@ -118,6 +159,11 @@ class DurableObject:
     #: hibernates; None takes the node's ``hibernate_after`` setting. An object that keeps
     #: short-lived state in memory (presence, say) sets it above that state's lifetime.
     hibernate_after: ClassVar[float | None] = None
+    #: True lets read-only calls (``@rpc(readonly=True)``) and watching sockets
+    #: (``stub.watch``) run on a replica of the object on the caller's node, kept current
+    #: by the primary's commits (docs/replicas.md). Its commits then count a version and are
+    #: published, at some cost per commit: leave it False unless reads are the load.
+    replicated: ClassVar[bool] = False
 
     def __init__(self, ctx: ObjectContext, env: Env) -> None:
         self.ctx = ctx
@@ -159,6 +205,11 @@ class DurableObject:
 
     async def alarm(self, info: AlarmInfo) -> None:
         """The alarm set with ``storage.set_alarm`` is due. Raise to have it retried."""
+
+    async def replica_update(self, changes: Changes) -> None:
+        """(Replicas only.) A commit of the primary was applied to this replica's storage:
+        bring what the instance keeps in memory up to date, and tell the sockets watching
+        it here (``self.broadcast``). Runs like an event, read-only, in version order."""
 
     # ------------------------------------------------------------ helpers
 

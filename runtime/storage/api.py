@@ -8,18 +8,42 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ..base import codec
 from ..base.errors import InvalidValue
-from .batch import WriteBatch
-from .state import ObjectState
+from .batch import Raw, WriteBatch
+
+
+class StateView(Protocol):
+    """What the storage API reads and writes through: the primary's state (state.py), or a
+    replica's copy (replica.py), which refuses every write."""
+
+    async def get_raw(self, key: str, overlay: WriteBatch | None) -> Raw: ...
+    async def get_raws(self, keys: list[str], overlay: WriteBatch | None) -> dict[str, Raw]: ...
+    async def alarm_raw(self, overlay: WriteBatch | None) -> bytes | None: ...
+    async def list_raw(
+        self,
+        overlay: WriteBatch | None,
+        start: str | None,
+        end: str | None,
+        prefix: str | None,
+        reverse: bool,
+        limit: int | None,
+    ) -> list[tuple[str, bytes]]: ...
+    async def sync(self) -> None: ...
+    def target(self) -> WriteBatch: ...
+    def check_writable(self) -> None: ...
+    def key(self, key: object, what: str = "key") -> str: ...
+    def keys(self, keys: Iterable[str]) -> list[str]: ...
+    def value(self, value: Any) -> bytes: ...
+    def staged(self, entries: Mapping[str, Any]) -> dict[str, Raw]: ...
 
 
 class _Operations:
     """The operations a Storage and a Transaction share; subclasses say where writes go."""
 
-    _state: ObjectState
+    _state: StateView
     _overlay: WriteBatch | None = None
 
     def _target(self) -> WriteBatch:
@@ -92,7 +116,7 @@ class _Operations:
 class Storage(_Operations):
     """The API an object sees as ``self.storage``."""
 
-    def __init__(self, state: ObjectState) -> None:
+    def __init__(self, state: StateView) -> None:
         self._state = state
 
     def _target(self) -> WriteBatch:
@@ -119,7 +143,7 @@ class Storage(_Operations):
 class Transaction(_Operations):
     """Reads and writes inside ``async with storage.transaction() as txn``."""
 
-    def __init__(self, state: ObjectState) -> None:
+    def __init__(self, state: StateView) -> None:
         self._state = state
         self._overlay = self.overlay = WriteBatch()
         self.rolled_back = False
@@ -132,7 +156,7 @@ class Transaction(_Operations):
     def _target(self) -> WriteBatch:
         if self.rolled_back:
             raise InvalidValue("this transaction was rolled back; it takes no more writes")
-        self._state.commits.raise_if_failed()
+        self._state.check_writable()
         return self.overlay
 
 

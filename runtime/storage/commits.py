@@ -48,6 +48,9 @@ class Commits:
         self._next_seq = 1
         self.latest_seq = 0  # newest batch that holds writes
         self.committed_seq = 0
+        #: The object's version after its last commit here (replicated classes: commit.lua
+        #: counts it in Redis; the record loads it at activation). Unused otherwise.
+        self.version = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.failure: DurableObjectError | None = None
         #: The batch the failure came with (batches after it were never sent), and whether
@@ -151,7 +154,7 @@ class Commits:
         k = self._host.keys
         future = self._host.batcher.submit(
             self._host.scripts.commit,
-            (k.lease, k.data, k.index, k.alarm),
+            k.commit,
             batch.script_args(self._host.lease.value),
         )
         sent = time.monotonic()
@@ -170,7 +173,8 @@ class Commits:
             assert isinstance(error, DurableObjectError)
             self.fail(error, batch.seq, error.may_have_run)
             return
-        if not future.result():
+        reply = future.result()
+        if not reply:
             # Refused by the lease check, whole: nothing of it was stored.
             self.fail(
                 Fenced(
@@ -181,6 +185,7 @@ class Commits:
                 False,
             )
             return
+        self.version = int(reply)  # (1 for a class that is not replicated)
         self._applied(batch)
         self._advance(batch.seq)
         self._host.on_committed(batch)

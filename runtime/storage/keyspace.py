@@ -8,6 +8,8 @@ single Redis Cluster slot. With the default prefix ``do``::
     do:{chat:9f..}:d    hash: user key -> msgpack value
     do:{chat:9f..}:i    sorted set of the user keys (all score 0) for ordered range reads
     do:{chat:9f..}:a    the alarm: msgpack [due time in ms, retry count]
+    do:{chat:9f..}:v    (replicated classes) the version: commits so far, never restarted
+    do:{chat:9f..}:c    (replicated classes) the pub/sub channel each commit is published on
 
 Global keys are sharded the same way, one slot per shard::
 
@@ -29,17 +31,29 @@ class ObjectKeys:
     alarm: str
     #: The alarm-index member that names this object: "namespace:id".
     member: str
+    version: str
+    channel: str
+    #: The KEYS of commit.lua: with the version and channel when the class is replicated.
+    commit: tuple[str, ...]
 
     @classmethod
-    def of(cls, prefix: str, namespace: str, object_hex: str) -> ObjectKeys:
+    def of(
+        cls, prefix: str, namespace: str, object_hex: str, replicated: bool = False
+    ) -> ObjectKeys:
         tag = f"{prefix}:{{{namespace}:{object_hex}}}"
+        lease, data, index, alarm = f"{tag}:l", f"{tag}:d", f"{tag}:i", f"{tag}:a"
+        version, channel = f"{tag}:v", f"{tag}:c"
+        commit = (lease, data, index, alarm)
         return cls(
-            lease=f"{tag}:l",
+            lease=lease,
             epoch=f"{tag}:e",
-            data=f"{tag}:d",
-            index=f"{tag}:i",
-            alarm=f"{tag}:a",
+            data=data,
+            index=index,
+            alarm=alarm,
             member=f"{namespace}:{object_hex}",
+            version=version,
+            channel=channel,
+            commit=(*commit, version, channel) if replicated else commit,
         )
 
 

@@ -43,6 +43,7 @@ SCRIPT_NAMES = (
     "claim_alarms",
     "settle_alarm",
     "index_alarm",
+    "snapshot",
 )
 
 Arg = str | bytes | int | float
@@ -64,6 +65,7 @@ class Scripts:
     claim_alarms: AsyncScript
     settle_alarm: AsyncScript
     index_alarm: AsyncScript
+    snapshot: AsyncScript
 
     def __init__(self, redis: Redis) -> None:
         for name in SCRIPT_NAMES:

@@ -70,6 +70,10 @@ class ObjectState:
         asyncio.get_running_loop().call_soon(self.commits.flush)
         return self.commits.open_batch()
 
+    def check_writable(self) -> None:
+        """Raise the object's failure, if its commits failed (a transaction's writes)."""
+        self.commits.raise_if_failed()
+
     async def sync(self) -> None:
         """Wait until every write made so far (the running event's too) is committed."""
         event = self._host.event_batch(False)

@@ -27,9 +27,11 @@ ROOT = Path(__file__).resolve().parents[2]
 class LocalServer:
     """A node served by uvicorn inside the test's own event loop, on a real port."""
 
-    def __init__(self, node: Node, apps: Sequence[App], **options: Any) -> None:
+    def __init__(
+        self, node: Node, apps: Sequence[App], port: int | None = None, **options: Any
+    ) -> None:
         self.node = node
-        self.port = free_port()
+        self.port = port or free_port()
         self.app = create_app(node, apps, **options)
         config = uvicorn_config(
             self.app,

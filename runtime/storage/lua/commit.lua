@@ -4,6 +4,9 @@
 -- KEYS[2]  data hash       (user key -> msgpack value)
 -- KEYS[3]  key index zset  (every user key with score 0, for ordered range reads)
 -- KEYS[4]  alarm key       (msgpack [time_ms, retry_count])
+-- KEYS[5]  (replicated classes only) the version counter, only ever incremented
+-- KEYS[6]  (replicated classes only) the channel replicas listen on (not a key: it is
+--          passed here because it shares the object's hash tag, so the call stays in one slot)
 -- ARGV[1]  lease value the writer holds ("holder:epoch"): the fencing check
 -- ARGV[2]  "1" to delete every key (and the alarm) before applying the rest, else "0"
 -- ARGV[3]  alarm: "" leaves it, "-" deletes it, anything else is the new alarm value
@@ -11,7 +14,11 @@
 -- ARGV[5 .. 4+2n]   key, value pairs to put
 -- ARGV[5+2n .. #ARGV]  keys to delete
 --
--- Returns 1 when committed; 0 when fenced, in which case nothing at all was written.
+-- Returns 0 when fenced, in which case nothing at all was written (nor published).
+-- Otherwise 1; or, for a replicated class (six KEYS), the object's new version (>= 1), after
+-- publishing msgpack [version, time_ms, delete_all, alarm, {k, v, ...}, {deleted, ...}] on
+-- KEYS[6]. Redis sends that message to subscribers after this loop turn's AOF write (and
+-- fsync, with appendfsync always), as it does the reply: docs/replicas.md.
 -- The caller validates every argument first, so no command below can fail half-way.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
@@ -33,4 +40,19 @@ for i = 5 + 2 * n, #ARGV do
   redis.call('HDEL', KEYS[2], ARGV[i])
   redis.call('ZREM', KEYS[3], ARGV[i])
 end
-return 1
+if #KEYS < 6 then
+  return 1
+end
+local version = redis.call('INCR', KEYS[5])
+local now = redis.call('TIME')
+local puts = {}
+for i = 5, 4 + 2 * n do
+  puts[#puts + 1] = ARGV[i]
+end
+local deletes = {}
+for i = 5 + 2 * n, #ARGV do
+  deletes[#deletes + 1] = ARGV[i]
+end
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('PUBLISH', KEYS[6], cmsgpack.pack({version, ms, ARGV[2], ARGV[3], puts, deletes}))
+return version
