@@ -74,8 +74,7 @@ class RecordHost(Protocol):
 class ObjectRecord:
     """The node's state for one object it owns."""
 
-    #: (A replica is a host of the same seams: replica.py.)
-    is_replica = False
+    is_replica = False  # (replica.py hosts the same seams for a replica)
 
     def __init__(self, host: RecordHost, namespace: Namespace, object_id: ObjectId) -> None:
         self.host = host
@@ -356,11 +355,8 @@ class ObjectRecord:
         event = current_event()
         if event is None or event.owner is not self or not event.active:
             return None
-        if create and event.readonly:
-            raise ReadOnlyWrite(
-                f"{self.class_name()}: a read-only method (@rpc(readonly=True)) cannot write; "
-                "nothing was stored"
-            )
+        if create and event.readonly:  # (@rpc(readonly=True): nothing of it is stored)
+            raise ReadOnlyWrite(f"{self.describe()}: a read-only method cannot write")
         if event.writes is None and create:
             event.writes = WriteBatch()
         return event.writes

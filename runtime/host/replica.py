@@ -10,10 +10,9 @@ one at a time holding the replica's input gate, each followed by the instance's
 in the versions, a version not newer than the one applied, or the feed lost (reconnect) makes
 the replica *stale*: it reloads, and meanwhile serves nothing (calls go to the primary).
 
-A replica is the host of the seams an instance and its sockets need (``ContextHost``,
-``SocketHost``, ``SocketOwner``), like a record, but it holds no lease and never writes:
-every write is ``ReadOnlyWrite`` (storage/replica.py), and it acknowledges nothing, so
-fencing is untouched. Replicas are made, served and let go by :mod:`runtime.host.replicas`.
+A replica hosts the seams an instance and its sockets need (``ContextHost``, ``SocketHost``,
+``SocketOwner``), as a record does, but holds no lease and never writes (``ReadOnlyWrite``):
+it acknowledges nothing, so fencing is untouched. ``replicas.py`` makes and serves them.
 """
 
 from __future__ import annotations
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runtime.replica")
 T = TypeVar("T")
+_Init = tuple[Callable[[], Awaitable[Any]], "asyncio.Future[Any]"]
 
 
 class TooBig(Exception):
@@ -113,8 +113,7 @@ class Replica:
         self._loading: asyncio.Task[None] | None = None
         self._applying: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self.pending_init: list[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]] | None
-        self.pending_init = None
+        self.pending_init: list[_Init] | None = None
         self._hooked = namespace.cls.replica_update is not DurableObject.replica_update
 
     def describe(self) -> str:
@@ -237,13 +236,7 @@ class Replica:
         loading = self._loading is not None and not self._loading.done()
         if not loading and not self.stale and commit.version != self._last_heard + 1:
             # A gap (a message lost) or a version not newer (Redis lost its data): load again.
-            log.info(
-                "%s heard version %d after %d; reloading",
-                self.describe(),
-                commit.version,
-                self._last_heard,
-                extra=self.log_fields,
-            )
+            log.info("%s missed commits; reloading", self.describe(), extra=self.log_fields)
             self.lost()
             return
         self._heard[commit.version] = commit
@@ -290,12 +283,8 @@ class Replica:
                 self.state.apply(commit)
                 instance = self.instance
                 if self._hooked and instance is not None:
-                    changes = Changes(
-                        commit.version,
-                        commit.keys,
-                        commit.delete_all,
-                        commit.alarm != b"",
-                    )
+                    alarm = commit.alarm != b""
+                    changes = Changes(commit.version, commit.keys, commit.delete_all, alarm)
                     try:
                         await self._locked(instance, partial(_update, changes=changes))
                     except Exception:
