@@ -106,8 +106,8 @@ class NodeStats:
     #: an operator (and a test) sees that links keep proving the secret.
     link_reauthentications: int = 0
     #: Read replicas (host/replicas.py): read-only calls served by a replica here, commits
-    #: replicas applied, reloads after a lost feed, and calls sent to the primary instead,
-    #: by reason (behind, stale, loading, too_big, no_redis, gone).
+    #: replicas applied, reloads (after a lost feed or missed commits), and calls sent to
+    #: the primary instead, by reason (behind, stale, loading, too_big, no_redis, gone).
     replica_reads: int = 0
     replica_applied: int = 0
     replica_reloads: int = 0

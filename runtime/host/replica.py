@@ -198,6 +198,8 @@ class Replica:
             self.stale = False
             self._fresh.set()
             self.loads += 1
+            if reloaded:
+                self.owner.stats.replica_reloads += 1
             if reloaded and self._hooked:
                 changes = Changes(self.state.version, reloaded=True)
                 await self._locked(instance, partial(_update, changes=changes))

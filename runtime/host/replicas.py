@@ -107,9 +107,12 @@ class Replicas:
 
         try:
             result = await replica.run(handler, kind="rpc")
-        except RecordGone:
+        except RecordGone:  # (let go before the call started: nothing ran)
             self.stats.replica_forwards["gone"] += 1
             return None
+        except BaseException:
+            self.stats.replica_reads += 1  # (it ran here, and failed: its error is the answer)
+            raise
         self.stats.replica_reads += 1
         return [at, result]
 
@@ -190,7 +193,6 @@ class Replicas:
         """Commits on the feed may have been missed: its replicas load again."""
         for replica in list(self.table.values()):
             if replica.feed is feed:
-                self.stats.replica_reloads += 1
                 replica.lost()
 
     def applied(self, replica: Replica, commit: Published) -> None:

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from ..base.stats import NodeStats
     from ..host.record import ObjectRecord
+    from ..host.replicas import Replicas
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -32,6 +33,7 @@ class MetricsHost(Protocol):
 
     node_id: str
     stats: NodeStats
+    replicas: Replicas
 
     @property
     def namespaces(self) -> Iterable[str]: ...
@@ -168,6 +170,45 @@ class NodeCollector(Collector):
         ):
             lifecycle.add_metric([event], value)
         yield lifecycle
+        yield from _replicas(node)
+
+
+def _replicas(node: MetricsHost) -> Iterator[Metric]:
+    """Replicas held (by namespace), their worst lag, and what they did."""
+    stats = node.stats
+    held = GaugeMetricFamily(
+        "do_replicas", "Replicas this node holds, by namespace.", labels=["namespace"]
+    )
+    counts: dict[str, int] = {}
+    for replica in node.replicas.table.values():
+        counts[replica.namespace.name] = counts.get(replica.namespace.name, 0) + 1
+    for name, count in sorted(counts.items()):
+        held.add_metric([name], count)
+    yield held
+    figures = node.replicas.figures()
+    yield GaugeMetricFamily(
+        "do_replica_lag_commits",
+        "The most commits a replica here knows it has not applied.",
+        value=figures["lag_commits_max"],
+    )
+    yield GaugeMetricFamily(
+        "do_replica_lag_ms",
+        "The longest a replica here has gone without being known current (ms).",
+        value=figures["lag_ms_max"],
+    )
+    events = CounterMetricFamily(
+        "do_replica_events", "Replicas' reads, commits applied, reloads.", labels=["event"]
+    )
+    events.add_metric(["read"], stats.replica_reads)
+    events.add_metric(["applied"], stats.replica_applied)
+    events.add_metric(["reload"], stats.replica_reloads)
+    yield events
+    yield _counter(
+        "do_replica_forwards",
+        "Read-only calls sent to the primary instead of a replica here, by reason.",
+        ["reason"],
+        [((reason,), n) for reason, n in stats.replica_forwards.items()],
+    )
 
 
 def _counter(

@@ -79,6 +79,15 @@ def snapshot(node: Node) -> dict[str, Any]:
         },
         "alarms_fired": stats.alarms_fired,
         "links_refused": node.links.refusals(),
+        "replicas": {
+            **node.replicas.figures(),
+            "reads": stats.replica_reads,
+            "applied": stats.replica_applied,
+            "reloads": stats.replica_reloads,
+            "forwards": dict(stats.replica_forwards),
+            "staleness_p50_ms": ms(quantile(stats.recent_staleness, 0.5)),
+            "staleness_p99_ms": ms(quantile(stats.recent_staleness, 0.99)),
+        },
     }
 
 
