@@ -13,7 +13,11 @@ What each test shows, with the default settings (LEASE_TTL 2 s):
   skewed 30 s or running 1 % fast or slow: no anomaly;
 - in every history: no anomaly at all (linearizable registers; for the counters no value
   handed out twice, none out of real-time order, no acknowledged increment lost, nothing
-  applied twice).
+  applied twice);
+- reads on replicas (the replica workload: a log appended on the owner, counted on every
+  node's replica) under the owner killed, paused or cut off from Valkey, and a replica's
+  node cut off from Valkey: each client reads its own writes and never goes back, no read is
+  staler than the bound, nothing acknowledged is lost, and replicas did serve the reads.
 """
 
 from __future__ import annotations
@@ -100,3 +104,16 @@ async def test_nodes_split_from_each_other_stay_correct(tmp_path: Path) -> None:
 @pytest.mark.parametrize("skew", ["clock+30s", "clock-fast", "clock-slow"])
 async def test_an_owner_on_a_skewed_clock_is_fenced_correctly(tmp_path: Path, skew: str) -> None:
     recovered(await run(tmp_path, fault(skew, 4.0)))
+
+
+def served_by_replicas(result: Run) -> None:
+    clean(result)
+    share = result.replica_share
+    assert share is not None and share > 0.2, f"replicas served {share} of the reads"
+
+
+@pytest.mark.parametrize(
+    "kind,length", [("kill", 4.0), ("pause", 4.0), ("redis-cut", 5.0), ("replica-cut", 5.0)]
+)
+async def test_replica_reads_keep_their_promises(tmp_path: Path, kind: str, length: float) -> None:
+    served_by_replicas(await run(tmp_path, fault(kind, length), "replica"))

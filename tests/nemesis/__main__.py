@@ -1,4 +1,6 @@
-"""The nemesis suite, long: every fault under both workloads, then docs/reliability.md.
+"""The nemesis suite, long: every fault under the counter and register workloads (and the
+owner's faults and a replica node's cut under the replica workload), then
+docs/reliability.md.
 
     python -m tests.nemesis                 (make test-faults)
     python -m tests.nemesis --only pause    the runs whose fault name contains "pause"
@@ -39,7 +41,10 @@ LONG = [
     ("clock-30s", 6.0),
     ("clock-fast", 6.0),
     ("clock-slow", 6.0),
+    ("replica-cut", 10.0),
 ]
+#: Faults the replica workload (reads on replicas) also runs under.
+REPLICA_FAULTS = ("kill", "pause", "redis-cut", "replica-cut")
 
 
 async def main(argv: list[str]) -> int:
@@ -62,14 +67,17 @@ async def main(argv: list[str]) -> int:
         if name.startswith("clock") and not faketime_available():
             print(f"skipping {name}: libfaketime is missing (apt-get install faketime)")
             continue
-        for kind in ("counter", "register"):
+        kinds = ("counter", "register") if name != "replica-cut" else ()
+        if name in REPLICA_FAULTS and length < 30:
+            kinds = (*kinds, "replica")
+        for kind in kinds:
             with tempfile.TemporaryDirectory(prefix="nemesis-") as tmp:
                 the_fault = fault(name, length / 2 if args.quick else length)
                 result = await run(
                     Path(tmp),
                     the_fault,
                     kind,
-                    keys=4 if kind == "counter" else 6,
+                    keys={"counter": 4, "register": 6, "replica": 4}[kind],
                     clients=args.clients,
                     warmup=3.0 if args.quick else 5.0,
                     cooldown=4.0 if args.quick else 10.0,

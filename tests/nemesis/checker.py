@@ -293,3 +293,77 @@ def check_register_reads(ops: Sequence[Op]) -> list[str]:
         ):
             anomalies.append(f"read op #{read.index} returned {read.value!r}, never written")
     return anomalies
+
+
+def check_sessions(ops: Sequence[Op], final: int | None, bound: float | None = None) -> list[str]:
+    """Anomalies of one append-only log read on replicas (the replica workload), per client:
+
+    - read-your-writes: a read returns at least as many lines as the client's own last
+      acknowledged append had made (its answer: the count with its line);
+    - monotonic reads: a read returns at least as many lines as the client's earlier reads;
+    - nothing made up: a read counts no more lines than appends that may have run had begun;
+    - and, with ``final`` (the primary's count once all had healed): no acknowledged append
+      lost, nothing applied beyond the acknowledged and the unknown ones;
+    - with ``bound`` (seconds): bounded staleness across clients: a read returns at least
+      every line whose append was acknowledged (to anyone) ``bound`` before it began."""
+    anomalies: list[str] = []
+    appends = [op for op in ops if op.f == "append"]
+    ok_appends = [op for op in appends if op.status == OK]
+    clients: dict[int, list[Op]] = {}
+    for op in ops:
+        clients.setdefault(op.client, []).append(op)
+    for client, mine in sorted(clients.items()):
+        wrote = seen = 0  # the client's own last acknowledged append; its newest read
+        for op in sorted(mine, key=lambda o: o.invoke):
+            if op.status != OK:
+                continue
+            if op.f == "append":
+                wrote = max(wrote, op.value)
+            elif op.f == "read":
+                if op.value < wrote:
+                    anomalies.append(
+                        f"client {client}: read op #{op.index} saw {op.value} lines after its "
+                        f"own append had made {wrote} (read-your-writes broken; {op.detail})"
+                    )
+                if op.value < seen:
+                    anomalies.append(
+                        f"client {client}: read op #{op.index} saw {op.value} lines after it "
+                        f"had read {seen} (monotonic reads broken; {op.detail})"
+                    )
+                seen = max(seen, op.value)
+    if bound is not None:
+        by_end = sorted(ok_appends, key=lambda o: o.end)
+        ends = [o.end for o in by_end]
+        highest: list[int] = []
+        for o in by_end:
+            highest.append(max(o.value, highest[-1] if highest else 0))
+        for op in ops:
+            if op.status == OK and op.f == "read":
+                before = bisect.bisect_left(ends, op.invoke - bound)
+                if before and highest[before - 1] > op.value:
+                    anomalies.append(
+                        f"read op #{op.index} saw {op.value} lines, {bound:g} s after "
+                        f"{highest[before - 1]} had been acknowledged (staler than the bound; "
+                        f"{op.detail})"
+                    )
+    invoked = sorted(op.invoke for op in appends if op.status != FAIL)
+    for op in ops:
+        if op.status == OK and op.f in ("append", "read"):
+            possible = bisect.bisect_right(invoked, op.end)
+            if op.value > possible:
+                anomalies.append(
+                    f"op #{op.index} saw {op.value} lines though only {possible} appends that "
+                    "may have run had begun"
+                )
+    if final is not None:
+        unknown = sum(1 for op in appends if op.status == INFO)
+        if final < len(ok_appends):
+            anomalies.append(
+                f"acknowledged appends lost: {len(ok_appends)} acknowledged, {final} lines"
+            )
+        if final - len(ok_appends) > unknown:
+            anomalies.append(
+                f"{final - len(ok_appends)} lines beyond the {len(ok_appends)} acknowledged "
+                f"appends, but only {unknown} had an unknown outcome"
+            )
+    return anomalies

@@ -4,10 +4,11 @@ with a proxy (proxy.py) on every path the nemesis may cut, and the faults it inj
     node i --REDIS_URL--> redis proxy i --> Valkey
     other nodes --ADVERTISE_URL of node i--> link proxy i --> node i
 
-Each node serves the counter example (``POST /counter/<name>``) and the test Probe app (a
-register at ``/probe/<name>/register``). A node can run on a skewed clock: its process is
-started under libfaketime (Debian's ``faketime`` package), which shifts or speeds up every
-clock it reads, the monotonic one too.
+Each node serves the counter example (``POST /counter/<name>``), the test Probe app (a
+register at ``/probe/<name>/register``) and the replicated test Shelf (lines appended and
+counted at ``/shelf/<name>/...``, read on replicas). A node can run on a skewed clock: its
+process is started under libfaketime (Debian's ``faketime`` package), which shifts or speeds
+up every clock it reads, the monotonic one too.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tests.nemesis.proxy import Proxy
 from tests.support.servers import NodeProcess
 
 SECRET = "nemesis-cluster-secret-for-tests-only"
-APPS = ("examples.counter:app", "tests.support.objects:app")
+APPS = ("examples.counter:app", "tests.support.objects:app", "tests.support.replicated:app")
 FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 
 

@@ -41,6 +41,7 @@ class Op:
     detail: str = ""  # why it failed or is unknown: HTTP status, X-Error-Code, exception
     index: int = 0  # its place in the history
     returned: float | None = None  # when the client heard back or gave up (all statuses)
+    client: int = 0  # the client (one browser: its processes share what it carries)
 
     @property
     def ok(self) -> bool:

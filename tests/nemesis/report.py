@@ -17,8 +17,11 @@ INTRO = """\
 Three node processes and one Valkey (append-only, `appendfsync always`) on one machine, with
 the default settings (`LEASE_TTL` 2 s, renewals every second). {clients} clients, each bound
 to one node, run one operation at a time on a few keys: fetch-and-increment counters
-(`POST /counter/<key>`, reads with `GET`) or registers (read, write, compare-and-set on the
-test app's `/probe/<key>/register`). Before the fault, the first node is made the owner of
+(`POST /counter/<key>`, reads with `GET`), registers (read, write, compare-and-set on the
+test app's `/probe/<key>/register`), or — the replica workload — an append-only log of a
+replicated object (`/shelf/<key>`: appends go to its primary, counts are read-only calls that
+each node's replica serves when it can; every client carries the version each answer gives
+it, as a browser carries a cookie). Before the fault, the first node is made the owner of
 every key; the fault then hits it (or Valkey, or the paths between them): kill -9,
 SIGSTOP, a frozen TCP proxy between it and Valkey (a black hole: bytes go nowhere, no reset)
 or between it and its peers, Valkey killed and restarted, or its clock shifted or sped up
@@ -30,8 +33,11 @@ Each history is checked per key: registers with a linearizability search (Wing &
 Lowe's memoisation, `tests/nemesis/checker.py`); counters with the fetch-and-increment
 checks (no value handed out twice, values in real-time order, no stale or backward read, no
 acknowledged increment lost, and nothing applied beyond the acknowledged and the unknown —
-which is how a `not-run` that did run would show). The checkers are tested against planted
-bad histories (`tests/unit/test_nemesis_checker.py`).
+which is how a `not-run` that did run would show); the replica workload per client
+(read-your-writes: no read shows fewer lines than the client's own last acknowledged append
+made; monotonic reads: none fewer than its earlier reads) and across clients (no read staler
+than 1.25 s: `REPLICA_MAX_LAG_MS` and a margin; no acknowledged append lost). The checkers are
+tested against planted bad histories (`tests/unit/test_nemesis_checker.py`).
 
 **Recovery** is the time from the fault's start (for faults that leave the objects nowhere
 else to go — Valkey down, the owner unreachable — from its end) until an operation on a key
@@ -58,6 +64,7 @@ def write_report(runs: list[Run], path: Path, images: Path, seconds: float) -> N
         "| fault | workload | ops | ok | fail | info | anomalies | recovery | kept |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    replicas = [r for r in runs if r.replica_share is not None]
     for r in runs:
         c = r.counts
         recovery = "—" if r.recovery is None else f"{r.recovery:.2f} s"
@@ -66,6 +73,17 @@ def write_report(runs: list[Run], path: Path, images: Path, seconds: float) -> N
             f"| {r.fault.title} | {r.workload} | {len(r.history):,} | {c['ok']:,} | "
             f"{c['fail']:,} | {c['info']:,} | **{len(r.anomalies)}** | {recovery} | {kept} |"
         )
+    if replicas:
+        lines.append(
+            "\nReads on replicas (the replica workload): the share of ok reads a replica "
+            "served, the rest went to the primary (behind the client's version, past the "
+            "staleness bound, or the replica reloading):\n"
+        )
+        lines.append("| fault | reads | served by a replica |")
+        lines.append("|---|---|---|")
+        for r in replicas:
+            reads = sum(1 for op in r.history if op.f == "read" and op.status == "ok")
+            lines.append(f"| {r.fault.title} | {reads:,} | {100 * (r.replica_share or 0):.0f} % |")
     total = sum(len(r.history) for r in runs)
     anomalies = sum(len(r.anomalies) for r in runs)
     lines.append(f"\n{len(runs)} runs, {total:,} operations, **{anomalies} anomalies**.\n")

@@ -27,6 +27,7 @@ from tests.nemesis.checker import (
     Register,
     check_counter,
     check_register_reads,
+    check_sessions,
     linearizable,
 )
 from tests.nemesis.cluster import Cluster, object_hex
@@ -55,6 +56,9 @@ def _none(cluster: Cluster) -> None:
 
 
 TARGET = 0
+#: The staleness a replica read may show at most (the nodes' REPLICA_MAX_LAG_MS, 1 s by
+#: default, and a quarter second for a read's own way through a loaded machine).
+STALENESS_BOUND = 1.25
 
 
 def fault(kind: str, length: float) -> Fault:
@@ -111,6 +115,15 @@ def fault(kind: str, length: float) -> Fault:
             length,
             elsewhere=False,
         )
+    if kind == "replica-cut":
+        # Not the owner: a node whose replicas serve reads loses Valkey (its feed freezes).
+        return Fault(
+            kind,
+            f"a replica's node cut off from Valkey for {length:g} s (its path frozen)",
+            lambda c: c.cut_from_redis(1),
+            lambda c: c.heal_redis(1),
+            length,
+        )
     if kind.startswith("clock"):
         # The owner runs on a skewed clock the whole run; the fault pauses it past its lease.
         skew = {
@@ -148,6 +161,14 @@ class Run:
     @property
     def counts(self) -> dict[str, int]:
         return self.history.counts()
+
+    @property
+    def replica_share(self) -> float | None:
+        """The share of ok reads a replica served (the replica workload), else None."""
+        reads = [op for op in self.history if op.f == "read" and op.status == OK]
+        if self.workload != "replica" or not reads:
+            return None
+        return sum(1 for op in reads if op.detail == "replica") / len(reads)
 
 
 async def run(
@@ -194,13 +215,13 @@ async def _run(
     t0 = time.monotonic()
     tasks = [
         asyncio.create_task(
-            work.client(history, ids[i % cluster.count], bases[i % cluster.count], stop)
+            work.client(history, ids[i % cluster.count], bases[i % cluster.count], stop, i + 1)
         )
         for i in range(clients)
     ]
     try:
         await asyncio.sleep(warmup)
-        namespace = "counter" if kind == "counter" else "probe"
+        namespace = {"counter": "counter", "register": "probe", "replica": "shelf"}[kind]
         owned = await asyncio.to_thread(cluster.live, TARGET)
         victims = {n for n in names if f"{namespace}:{object_hex(namespace, n)}" in owned}
         began = time.monotonic()
@@ -212,7 +233,11 @@ async def _run(
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-    path = "/counter/{}" if kind == "counter" else "/probe/{}/register"
+    path = {
+        "counter": "/counter/{}",
+        "register": "/probe/{}/register",
+        "replica": "/shelf/{}/total",
+    }[kind]
     finals = {n: await final_value(bases, path.format(n)) for n in names}
     stats = [await asyncio.to_thread(cluster.stats, i) for i in range(cluster.count)]
     anomalies = check(history, kind, finals)
@@ -243,6 +268,10 @@ def check(history: History, kind: str, finals: dict[str, Any]) -> list[str]:
     """Every anomaly of every key."""
     anomalies: list[str] = []
     for key, ops in sorted(history.by_key().items()):
+        if kind == "replica":
+            found = check_sessions(ops, finals.get(key), STALENESS_BOUND)
+            anomalies += [f"{key}: {a}" for a in found]
+            continue
         if kind == "counter":
             found = check_counter(ops, finals.get(key))
             verdict = linearizable([*ops, _final_read(key, finals.get(key), ops)], Counter())

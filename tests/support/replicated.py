@@ -66,6 +66,11 @@ class Shelf(DurableObject):
         return n + 1
 
     @rpc
+    async def total(self) -> int:
+        """How many lines, asked of the primary (not read-only: it never runs on a replica)."""
+        return len(self.lines)
+
+    @rpc
     async def wipe(self) -> None:
         await self.storage.delete_all()
         self.lines = []
@@ -168,6 +173,14 @@ async def count(request: Request) -> Response:
         return await failed(exc)
 
 
+async def total(request: Request) -> Response:
+    stub = shelf(request)
+    try:
+        return answer(stub, {"value": await stub.total()})
+    except DurableObjectError as exc:
+        return await failed(exc)
+
+
 async def watch(websocket: WebSocket) -> None:
     await shelf(websocket).watch(websocket)
 
@@ -186,6 +199,7 @@ app = App(
         Route("/{name}/get/{key}", get),
         Route("/{name}/append", append, methods=["POST"]),
         Route("/{name}/count", count),
+        Route("/{name}/total", total),
         WebSocketRoute("/{name}/watch", watch),
         WebSocketRoute("/{name}/edit", edit),
     ],

@@ -10,6 +10,7 @@ from tests.nemesis.checker import (
     Register,
     check_counter,
     check_register_reads,
+    check_sessions,
     linearizable,
 )
 from tests.nemesis.history import FAIL, INFO, OK, History, Op
@@ -196,3 +197,51 @@ def test_stale_and_backward_reads_are_caught() -> None:
 def test_a_read_from_the_future_is_caught() -> None:
     ops = numbered(*incs((0, 1, OK, 1)), op("read", 2, 3, value=5))
     assert any("that may have run had begun" in a for a in check_counter(ops, final=1))
+
+
+# ------------------------------------------------------------------ reads on replicas
+
+
+def session(client: int, f: str, start: float, end: float, value: int, status: str = OK) -> Op:
+    made = op(f, start, end, status, value)
+    made.client = client
+    return made
+
+
+def test_sessions_that_read_their_writes_and_go_forward_are_clean() -> None:
+    ops = numbered(
+        session(1, "append", 0, 1, 1),
+        session(2, "read", 0.5, 1.5, 0),  # another client may lag
+        session(1, "read", 2, 3, 1),
+        session(2, "append", 3, 4, 2),
+        session(1, "read", 4.5, 5, 1),  # stale for client 1, but not older than its own
+        session(2, "read", 5, 6, 2),
+    )
+    assert check_sessions(ops, 2) == []
+
+
+def test_a_read_older_than_the_clients_own_write_is_caught() -> None:
+    ops = numbered(session(1, "append", 0, 1, 1), session(1, "read", 2, 3, 0))
+    assert any("read-your-writes" in a for a in check_sessions(ops, 1))
+
+
+def test_a_read_that_goes_back_is_caught() -> None:
+    ops = numbered(
+        session(2, "append", 0, 1, 1),
+        session(2, "append", 1, 2, 2),
+        session(1, "read", 3, 4, 2),
+        session(1, "read", 5, 6, 1),
+    )
+    assert any("monotonic" in a for a in check_sessions(ops, 2))
+
+
+def test_a_read_staler_than_the_bound_and_a_lost_append_are_caught() -> None:
+    ops = numbered(session(2, "append", 0, 1, 1), session(1, "read", 5, 6, 0))
+    assert check_sessions(ops, 1) == []  # no promise across clients without a bound
+    assert any("staler than the bound" in a for a in check_sessions(ops, 1, bound=1.25))
+    assert any("lost" in a for a in check_sessions(ops, 0))
+
+
+def test_a_read_of_lines_nobody_appended_is_caught() -> None:
+    ops = numbered(session(1, "append", 0, 1, 1), session(2, "read", 0.5, 0.8, 3))
+    assert any("only 1 appends" in a for a in check_sessions(ops, 1))
