@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 .PHONY: run dev test test-unit test-faults test-compose lint bench bench-chat bench-whiteboard \
-	bench-cluster bench-memory \
+	bench-cluster bench-memory bench-replicas \
 	bench-lobby bench-waiting-room profile-chat fuzz-whiteboard bundle system-deps clean
 
 $(VENV)/bin/python:
@@ -122,6 +122,10 @@ bench-whiteboard: $(VENV)/.installed-bench $(BENCH_NODE)
 
 bench-cluster: $(VENV)/.installed-bench
 	$(PY) bench/cluster_bench.py $(ARGS)
+
+# Read replicas: reads of one hot object and a document's view fan-out, with and without.
+bench-replicas: $(VENV)/.installed-bench
+	$(PY) bench/replica_bench.py $(ARGS)
 
 bench-memory: $(VENV)/.installed-bench $(BENCH_NODE)
 	$(PY) bench/socket_memory.py $(ARGS)
