@@ -13,7 +13,9 @@ with ``REPLICAS=1`` and ``REPLICAS=0``, and measures:
   the replicas: how long after a commit a replica applied it (p50/p99, from /ops);
 - **view fan-out**: ``--sockets`` view-only sockets (``stub.watch``) spread over the three
   nodes and one editor appending a line 5 times a second: each line's delay from the
-  editor's send to each watcher (p99), and the primary's CPU (seconds per second) meanwhile.
+  editor's send to each watcher (p99), and the CPU (seconds per second) of the primary's
+  node, and of all three, meanwhile; then the same with the watchers only on the two nodes
+  the primary is not on (where a replica takes the whole fan-out off the primary's node).
 
 Prints a table of medians over ``--runs`` (kept with a chart under bench/results/,
 replicas.txt and .png), the load average beside it, and as its last line
@@ -206,15 +208,20 @@ class Watcher(asyncio.Protocol):
             self.buffer = self.buffer[start + size :]
 
 
-async def fanout(ports: list[int], pids: list[int], sockets: int, seconds: float, tag: str):
-    """p99 of a line's delay to every watcher, and the primary's CPU seconds per second."""
+async def fanout(
+    ports: list[int], pids: list[int], sockets: int, seconds: float, tag: str, spread: int = 0
+) -> dict[str, float]:
+    """p99 of a line's delay to every watcher, and the CPU seconds per second of the primary's
+    node and of all three. ``spread``: watchers on every node (0), or only on the nodes the
+    primary is not on (1)."""
     editor = Http(ports[0])
     assert (await editor.call("POST", f"/hot/doc/{tag}/append?line={time.time()}"))[0] == 200
     loop = asyncio.get_running_loop()
     delays: list[float] = []
     watchers = []
+    hosts = ports[spread:]
     for i in range(sockets):
-        port = ports[i % len(ports)]
+        port = hosts[i % len(hosts)]
         ready: asyncio.Future[None] = loop.create_future()
         path = f"/hot/doc/{tag}/view"
         transport, _ = await loop.create_connection(
@@ -227,12 +234,15 @@ async def fanout(ports: list[int], pids: list[int], sockets: int, seconds: float
     await asyncio.sleep(1.0)
     delays.clear()
     cpu0, t0 = cpu_seconds(pids[0]), time.perf_counter()
+    all0 = sum(cpu_seconds(pid) for pid in pids)
     updates = int(seconds * UPDATES_PER_SECOND)
     for _ in range(updates):
         await editor.call("POST", f"/hot/doc/{tag}/append?line={time.time()}")
         await asyncio.sleep(1 / UPDATES_PER_SECOND)
     await asyncio.sleep(1.0)
-    cpu = (cpu_seconds(pids[0]) - cpu0) / (time.perf_counter() - t0)
+    took = time.perf_counter() - t0
+    cpu = (cpu_seconds(pids[0]) - cpu0) / took
+    cpu_all = (sum(cpu_seconds(pid) for pid in pids) - all0) / took
     expected = updates * sockets
     for transport in watchers:
         transport.close()
@@ -243,6 +253,7 @@ async def fanout(ports: list[int], pids: list[int], sockets: int, seconds: float
         "p50": delays[len(delays) // 2] * 1000 if delays else float("nan"),
         "delivered": len(delays) / expected if expected else 0.0,
         "cpu": cpu,
+        "cpu_all": cpu_all,
     }
 
 
@@ -295,7 +306,8 @@ def one_run(url: str, replicas: bool, args: argparse.Namespace, tag: str) -> dic
         pids = [process.pid for process, _ in nodes]
         read = asyncio.run(reads(ports, args.seconds, tag))
         fan = asyncio.run(fanout(ports, pids, args.sockets, args.seconds, tag))
-        return {"read": read, "fan": fan}
+        off = asyncio.run(fanout(ports, pids, args.sockets, args.seconds, tag + "o", spread=1))
+        return {"read": read, "fan": fan, "off": off}
     finally:
         stop_cluster(nodes)
 
@@ -332,6 +344,9 @@ def main() -> None:
     y50, z50 = med(True, "fan", "p50"), med(False, "fan", "p50")
     ycpu, zcpu = med(True, "fan", "cpu"), med(False, "fan", "cpu")
     ydel, zdel = med(True, "fan", "delivered"), med(False, "fan", "delivered")
+    yall, zall = med(True, "fan", "cpu_all"), med(False, "fan", "cpu_all")
+    yo99, zo99 = med(True, "off", "p99"), med(False, "off", "p99")
+    yocpu, zocpu = med(True, "off", "cpu"), med(False, "off", "cpu")
     rows = [
         (
             "read-only RPCs on one hot object, 3 nodes",
@@ -349,7 +364,18 @@ def main() -> None:
             f"{ycpu:.2f} vs {zcpu:.2f} s/s ({1 - ycpu / zcpu:.0%} less)" if zcpu else "-",
             ">= 50 % less",
         ),
+        ("all three nodes' CPU during the fan-out", f"{yall:.2f} vs {zall:.2f} s/s", ""),
         ("lines delivered", f"{ydel:.1%} vs {zdel:.1%}", "100 %"),
+        (
+            "the same, watchers only on the 2 other nodes: p99",
+            f"{yo99:.1f} ms vs {zo99:.1f} ms",
+            "",
+        ),
+        (
+            "... and the primary's CPU",
+            f"{yocpu:.2f} vs {zocpu:.2f} s/s ({1 - yocpu / zocpu:.0%} less)" if zocpu else "-",
+            "",
+        ),
     ]
     rows += [
         (f"a one-key commit, {case}", f"{usec:.1f} µs in Valkey, {sent:.0f} bytes sent", "")
