@@ -1,13 +1,11 @@
 """One replica on this node: a read-only instance of an object whose primary may live on any
 node, loaded whole from a snapshot and kept current by the primary's published commits.
 
-A replica is loaded once its channel is subscribed (so no commit after the snapshot can be
-missed): ``snapshot.lua`` reads every key, the alarm and the version in one atomic call,
-and the instance is built over that copy (its constructor may read storage, as on the
-primary). Commits then arrive in version order on the feed (storage/feed.py) and are applied
-one at a time holding the replica's input gate, each followed by the instance's
-``replica_update(changes)`` hook, so an event never sees storage and memory disagree. A gap
-in the versions, a version not newer than the one applied, or the feed lost (reconnect) makes
+Its channel subscribed first (no commit after the snapshot can be missed), it loads every key,
+the alarm and the version in one ``snapshot.lua`` call and builds the instance over that copy.
+Commits arrive in version order on the feed (storage/feed.py) and are applied one at a time,
+holding the input gate, each followed by ``replica_update(changes)``: no event sees storage
+and memory disagree. A gap, a version not newer than the one applied, or the feed lost makes
 the replica *stale*: it reloads, and meanwhile serves nothing (calls go to the primary).
 
 A replica hosts the seams an instance and its sockets need (``ContextHost``, ``SocketHost``,
@@ -21,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from functools import partial
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..base.errors import DurableObjectError, RecordGone, StorageUnavailable
@@ -101,6 +99,7 @@ class Replica:
         self.stale = True
         self.loads = 0  # snapshots taken (the first, then reloads)
         self.too_big = False  # over the size bounds: it is let go, and its calls forwarded
+        self.failing = False  # its last load failed (it tries again; calls go to the primary)
         self._fresh = asyncio.Event()  # set while not stale (or once found too big)
         #: The newest version heard of (a commit, or a caller that read or wrote it), and
         #: since when (monotonic) the replica has known it is behind.
@@ -144,6 +143,8 @@ class Replica:
         be one."""
         if not self.stale:
             return True
+        if self.failing:  # (its loads fail: the call goes to the primary, no waiting)
+            return False
         self.loading()
         try:
             await asyncio.wait_for(self._fresh.wait(), timeout)
@@ -165,8 +166,9 @@ class Replica:
                 self.too_big = True
                 self._fresh.set()
                 return
-            except (DurableObjectError, OSError) as exc:
-                log.info("%s could not load (%s); trying again", self.describe(), exc)
+            except Exception as exc:  # (its constructor too may fail: the same recovery)
+                self.failing = True
+                log.warning("%s could not load (%s); trying again", self.describe(), exc)
             await asyncio.sleep(delay)
             delay = min(2 * delay, 1.0)
 
@@ -195,14 +197,14 @@ class Replica:
                 self._heard.clear()  # (a gap already: load again)
                 raise StorageUnavailable(f"{self.describe()} missed commits while loading")
             instance = await self._build()
-            self.stale = False
+            self.stale = self.failing = False
             self._fresh.set()
             self.loads += 1
             if reloaded:
                 self.owner.stats.replica_reloads += 1
             if reloaded and self._hooked:
                 changes = Changes(self.state.version, reloaded=True)
-                await self._locked(instance, partial(_update, changes=changes))
+                await self._locked(instance, methodcaller("replica_update", changes))
         finally:
             self.gate.leave()
         self._caught_up()
@@ -288,7 +290,7 @@ class Replica:
                     alarm = commit.alarm != b""
                     changes = Changes(commit.version, commit.keys, commit.delete_all, alarm)
                     try:
-                        await self._locked(instance, partial(_update, changes=changes))
+                        await self._locked(instance, methodcaller("replica_update", changes))
                     except Exception:
                         log.exception(
                             "%s.replica_update raised; reloading the replica",
@@ -313,10 +315,11 @@ class Replica:
                 future.set_result(None)
 
     async def reached(self, version: int, timeout: float) -> bool:
-        """Whether the replica reaches ``version`` within ``timeout`` seconds."""
+        """Whether the replica reaches ``version`` within ``timeout`` seconds. (A caller's
+        version is not believed beyond that: it comes from a client, and must not make the
+        replica think itself behind for everyone.)"""
         if self.state.version >= version and not self.stale:
             return True
-        self.heard_of(version)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((version, future))
         try:
@@ -436,10 +439,6 @@ class Replica:
         for task in (self._loading, self._applying, *self._background):
             if task is not None and not task.done():
                 task.cancel()
-
-
-async def _update(instance: DurableObject, changes: Changes) -> None:
-    await instance.replica_update(changes)
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:

@@ -25,7 +25,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..base.errors import RecordGone
+from ..base.errors import ObjectMoved, RecordGone
 from ..objects.object import DurableObject
 from ..sockets.websocket import CloseCode
 from ..storage.feed import Feed
@@ -150,7 +150,10 @@ class Replicas:
                     self.stats.replica_forwards["too_big"] += 1
                     return None
                 del self._refused[key]
-            store = self.host.store_for(object_id)
+            try:
+                store = self.host.store_for(object_id)
+            except ObjectMoved:  # (a jurisdiction this node does not serve)
+                return None
             replica = Replica(self, namespace, object_id, store, self._feed(store))
             self.table[key] = replica
             self._by_channel[replica.keys.channel] = replica
@@ -207,6 +210,7 @@ class Replicas:
         those that could not load for a lease TTL (Redis out of reach from here): their
         watchers reconnect, perhaps to a node that can serve them."""
         now = time.monotonic()
+        self._refused = {k: until for k, until in self._refused.items() if until > now}
         for replica in list(self.table.values()):
             idle = now - replica.last_used >= self.settings.idle_timeout
             if (idle and not replica.sockets) or (
