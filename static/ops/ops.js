@@ -118,7 +118,11 @@ function card(n, rate, past) {
         trend("redis")
       ),
       figure("leases lost", String(n.leases.lost), lost ? "warn" : ""),
-      figure("forwarded", String(n.forwarded))
+      figure("forwarded", String(n.forwarded)),
+      // Read replicas held here (docs/replicas.md): how many, and the worst one's lag.
+      ...(n.replicas && (n.replicas.held || n.replicas.reads)
+        ? [figure("replicas · lag", `${n.replicas.held} · ${text(n.replicas.lag_ms_max, " ms")}`, n.replicas.stale ? "warn" : "")]
+        : [])
     )
   );
   const held = Object.entries(n.objects).filter(([, c]) => c.live + c.hibernated > 0);
