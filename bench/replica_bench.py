@@ -282,8 +282,8 @@ def commit_costs(url: str, calls: int = 5000) -> list[tuple[str, float, float]]:
         for listener in listeners:
             listener.subscribe(keys.channel)
             listener.get_message(timeout=1)
+        client.config_resetstat()  # (it resets the byte counts too: read them after)
         before = client.info("stats")["total_net_output_bytes"]
-        client.config_resetstat()
         pipe = client.pipeline(transaction=False)
         for _ in range(calls):
             pipe.evalsha(sha, len(keys.commit), *keys.commit, *batch.script_args("me:1"))
