@@ -44,7 +44,8 @@ else to go — Valkey down, the owner unreachable — from its end) until an ope
 the faulty node owned, sent after that moment through another node, completed ok. **Kept**
 is the share of such operations that completed ok from then on.
 
-Run on {when}, {machine}; the whole suite took {minutes:.1f} minutes.
+Run on {when}, {machine}; the whole suite took {minutes:.1f} minutes (load average
+{load:.1f} at its end: the machine is shared).
 """
 
 
@@ -59,6 +60,7 @@ def write_report(runs: list[Run], path: Path, images: Path, seconds: float) -> N
             when=datetime.date.today().isoformat(),
             machine=f"{os.cpu_count()} cores, Python {platform.python_version()}",
             minutes=seconds / 60,
+            load=os.getloadavg()[0],
         ),
         "## Summary\n",
         "| fault | workload | ops | ok | fail | info | anomalies | recovery | kept |",
@@ -76,8 +78,9 @@ def write_report(runs: list[Run], path: Path, images: Path, seconds: float) -> N
     if replicas:
         lines.append(
             "\nReads on replicas (the replica workload): the share of ok reads a replica "
-            "served, the rest went to the primary (behind the client's version, past the "
-            "staleness bound, or the replica reloading):\n"
+            "served; the rest went to the primary (a third of the clients are on the owner's "
+            "node, where the primary serves them; others were behind the client's version, "
+            "past the staleness bound, or the replica was reloading):\n"
         )
         lines.append("| fault | reads | served by a replica |")
         lines.append("|---|---|---|")
