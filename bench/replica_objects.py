@@ -1,7 +1,9 @@
 """The objects bench/replica_bench.py drives (``bench.replica_objects:app`` in a node).
 
 - ``Hot``: one value read by everyone (``GET /hot/<name>/read``: a read-only call, served by
-  the caller's node's replica when it can) and written now and then (``POST .../write``).
+  the caller's node's replica when it can) and written now and then (``POST .../write``);
+  and a directory of 50 entries listed whole (``GET /hot/<name>/list``), as a lobby
+  directory's page reads it: a read that costs the object's thread real work.
 - ``Doc``: a document kept in memory, like a whiteboard's: an editor appends lines
   (``POST /hot/doc/<name>/append?line=...``), sockets that only watch (``/hot/doc/<name>/view``)
   get each new line. With replicas each node's replica sends to its own watchers
@@ -30,9 +32,18 @@ class Hot(DurableObject):
     async def read(self) -> Any:
         return await self.storage.get("v", 0)
 
+    @rpc(readonly=True)
+    async def directory(self) -> list[Any]:
+        return list((await self.storage.list(prefix="item:")).values())
+
     @rpc
     async def write(self, value: int) -> None:
         await self.storage.put("v", value)
+        if value == 0:  # (the first write fills the directory)
+            await self.storage.put_many(
+                {f"item:{i:03d}": {"name": f"lobby {i}", "players": i % 4, "open": True}
+                 for i in range(50)}
+            )  # fmt: skip
 
 
 class Doc(DurableObject):
@@ -73,6 +84,11 @@ async def read(request: Request) -> Response:
     return PlainTextResponse(str(await stub.read()))
 
 
+async def directory(request: Request) -> Response:
+    stub = env_of(request).namespace(HOT).get_by_name(request.path_params["name"])
+    return PlainTextResponse(str(len(await stub.directory())))
+
+
 async def write(request: Request) -> Response:
     stub = env_of(request).namespace(HOT).get_by_name(request.path_params["name"])
     await stub.write(int(request.query_params.get("v", "0")))
@@ -96,6 +112,7 @@ app = App(
     objects={HOT: Hot, DOCS: Doc},
     routes=[
         Route("/{name}/read", read),
+        Route("/{name}/list", directory),
         Route("/{name}/write", write, methods=["POST"]),
         Route("/doc/{name}/append", append, methods=["POST"]),
         WebSocketRoute("/doc/{name}/view", view),
