@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,45 +167,74 @@ class HeadLimits:
 _HEAD_END = b"\r\n\r\n"
 
 
+class _Clock:
+    """One timer per event loop for the deadlines of every HTTP connection on it (a head to
+    finish, a kept-alive connection to say something), instead of two timers made and
+    cancelled for every request. It ticks every quarter of the head timeout (at most once a
+    second) while any connection is watched, so a deadline is met at most that late."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, every: float) -> None:
+        self.loop = loop
+        self.every = every
+        self.watched: set[BoundedHttpToolsProtocol] = set()
+        self.handle: asyncio.TimerHandle | None = None
+
+    def watch(self, protocol: BoundedHttpToolsProtocol) -> None:
+        self.watched.add(protocol)
+        if self.handle is None:
+            self.handle = self.loop.call_later(self.every, self.tick)
+
+    def tick(self) -> None:
+        now = self.loop.time()
+        for protocol in [p for p in self.watched if p.deadline and now >= p.deadline]:
+            protocol.lapsed()
+        self.handle = self.loop.call_later(self.every, self.tick) if self.watched else None
+
+
+_clocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Clock] = weakref.WeakKeyDictionary()
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, refusing request heads that are too big (431) or too
-    slow (408). Bytes are counted as they arrive, before the parser keeps them, up to the
-    blank line that ends the head; body bytes are not counted."""
+    slow (408), and closing a kept-alive connection that says nothing for uvicorn's
+    keep-alive timeout.
+    Bytes are counted as they arrive, before the parser keeps them, up to the blank line
+    that ends the head; body bytes are not counted. Deadlines are kept by one clock per loop
+    (_Clock), not by uvicorn's timer per request."""
 
     def __init__(self, *args: Any, limits: HeadLimits = HeadLimits(), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits
         self._head = 0  # bytes of the current head so far; -1 once it is complete
         self._tail = b""  # the last bytes seen, to find a head end split across reads
-        self._timer: asyncio.TimerHandle | None = None
+        #: When the head being waited for must be complete (loop time; 0: no deadline).
+        self.deadline = 0.0
         self._refused = False
+        clock = _clocks.get(self.loop)
+        if clock is None:
+            every = max(0.05, min(1.0, limits.timeout / 4))
+            clock = _clocks[self.loop] = _Clock(self.loop, every)
+        self._clock = clock
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._expect_head()
+        self.deadline = self.loop.time() + self.limits.timeout
+        self._clock.watch(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_timer()
+        self._clock.watched.discard(self)
         super().connection_lost(exc)
-
-    def _expect_head(self) -> None:
-        self._head, self._tail = 0, b""
-        self._stop_timer()
-        self._timer = self.loop.call_later(self.limits.timeout, self._too_slow)
-
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
         if self._head >= 0:
-            if self._head == 0 and self._timer is None and data:
-                # A head begun while the last request still ran (its timer lapsed then):
-                # its clock starts at its first byte.
-                self._timer = self.loop.call_later(self.limits.timeout, self._too_slow)
+            later = self._head == 0 and data and self.cycle is not None
+            if later and (self.cycle.response_complete or not self.deadline):
+                # The first bytes of a later head: it has the head timeout from now (not
+                # what is left of the keep-alive wait; a first head's clock started when
+                # the connection was made).
+                self.deadline = self.loop.time() + self.limits.timeout
             end = (self._tail + data).find(_HEAD_END)
             counted = len(data) if end < 0 else max(0, end + 4 - len(self._tail))
             self._head += counted
@@ -213,36 +243,48 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 return
             if end >= 0:
                 self._head = -1
-                self._stop_timer()
+                self.deadline = 0.0
             else:
                 self._tail = (self._tail + data)[-3:]
         super().data_received(data)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._expect_head()  # what comes next on this connection is another request's head
+        # What comes next on this connection is another request's head; its clock starts
+        # when this response is done (or at its first byte, if that comes sooner).
+        self._head, self._tail, self.deadline = 0, b"", 0.0
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self._head == 0 and not self._refused:  # no byte of the next head yet: its clock
-            self._stop_timer()  # starts now, not when the last request ended
-            self._timer = self.loop.call_later(self.limits.timeout, self._too_slow)
+        """uvicorn's, but the kept-alive connection's wait is on our clock, not a timer."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif self._head == 0 and not self._refused:  # kept alive: it may now say nothing
+            self.deadline = self.loop.time() + self.timeout_keep_alive  # for this long
 
     def handle_websocket_upgrade(self) -> None:
-        self._stop_timer()  # the WebSocket protocol owns the connection from here
+        self._clock.watched.discard(self)  # the WebSocket protocol owns the connection now
+        self.deadline = 0.0
         super().handle_websocket_upgrade()
 
-    def _too_slow(self) -> None:
-        self._timer = None
-        if self._head > 0:  # a head begun and not finished in time
+    def lapsed(self) -> None:
+        """The deadline passed: a head begun and not finished (408), or a connection that
+        said nothing (closed)."""
+        self.deadline = 0.0
+        if self._head > 0:
             self._refuse(408, "Request Timeout")
-        elif self._head == 0 and self.cycle is None:  # a connection that never said a word
+        elif self._head == 0 and (self.cycle is None or self.cycle.response_complete):
             self._refused = True
             self.transport.close()
 
     def _refuse(self, status: int, reason: str) -> None:
         self._refused = True
-        self._stop_timer()
+        self.deadline = 0.0
         body = f"{reason}\n".encode()
         head = (
             f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
