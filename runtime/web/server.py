@@ -38,7 +38,8 @@ from ..base.logs import PathShapes
 from ..cluster import protocol as link
 from ..cluster.server import LinkSession
 from ..host.node import Node
-from ..sockets.asgi import BoundedHttpToolsProtocol, Connection, FastWebSocketProtocol, HeadLimits
+from ..sockets.asgi import Connection, FastWebSocketProtocol
+from ..sockets.http1 import BoundedHttpToolsProtocol, HeadLimits
 from ..storage.embedded import ValkeySupervisor
 from . import metrics, ops, tail
 from .app import (
