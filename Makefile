@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run dev test test-unit test-faults test-compose lint bench bench-chat bench-whiteboard \
+.PHONY: run dev test test-unit test-faults test-compose lint bench bench-chat bench-events bench-whiteboard \
 	bench-cluster bench-memory \
 	bench-lobby bench-waiting-room profile-chat fuzz-whiteboard bundle system-deps clean
 
@@ -119,6 +119,11 @@ bench-chat: $(VENV)/.installed-bench
 
 bench-whiteboard: $(VENV)/.installed-bench $(BENCH_NODE)
 	$(PY) bench/whiteboard_bench.py $(ARGS)
+
+# Where one event's time goes, stage by stage (node CPU per request, latency), beside the
+# bare framework and the fsync floor.
+bench-events: $(VENV)/.installed-bench
+	$(PY) bench/event_cost.py $(ARGS)
 
 bench-cluster: $(VENV)/.installed-bench
 	$(PY) bench/cluster_bench.py $(ARGS)
