@@ -130,34 +130,35 @@ class ObjectRecord:
         wait_output: bool = True,
         kind: str = "event",
     ) -> T:
-        """Deliver one event (``_run``); while someone tails the node (tail.py), tell it how
-        the event ended and how long it took."""
+        """Deliver one event: wait for the gate, run it, then release its result once its
+        writes are committed. ``kind`` labels it in the node's metrics; while someone tails
+        the node (tail.py), it is told how the event ended and how long it took."""
         tap = self.stats.tap
-        if tap is None:
-            return await self._run(handler, wait_output, kind)
-        started = time.monotonic()
+        started = time.monotonic() if tap is not None else 0.0
         try:
-            result = await self._run(handler, wait_output, kind)
+            result = await self._deliver_event(handler, wait_output, kind)
         except BaseException as exc:
-            tap(self, kind, exc, time.monotonic() - started)
+            if tap is not None:
+                tap(self, kind, exc, time.monotonic() - started)
             raise
-        tap(self, kind, None, time.monotonic() - started)
+        if tap is not None:
+            tap(self, kind, None, time.monotonic() - started)
         return result
 
-    async def _run(
+    async def _deliver_event(
         self, handler: Callable[[DurableObject], Awaitable[T]], wait_output: bool, kind: str
     ) -> T:
-        """Deliver one event: wait for the gate, run it, then release its result once its
-        writes are committed. ``kind`` labels it in the node's metrics."""
+        """run() without the tail's timing."""
         if self.gone:
             raise RecordGone
         events = self.stats.events if self.stats.enabled else None
-        try:
-            await self.gate.enter(self.describe())
-        except DurableObjectError:
-            if events is not None:
-                events[(kind, "overloaded")] += 1
-            raise
+        if not self.gate.try_enter():
+            try:
+                await self.gate.enter(self.describe)
+            except DurableObjectError:
+                if events is not None:
+                    events[(kind, "overloaded")] += 1
+                raise
         token = _current.set(None)  # activation runs outside any event
         try:
             outcome = await self._execute(handler)
@@ -199,10 +200,12 @@ class ObjectRecord:
         try:
             if self.gone:
                 raise RecordGone
-            try:
-                instance = await activation.ready(self)
-            except DurableObjectError as exc:  # the event itself never started
-                raise exc.with_outcome(False) from None
+            instance = self.instance
+            if instance is None or not self.lease.live:
+                try:
+                    instance = await activation.ready(self)
+                except DurableObjectError as exc:  # the event itself never started
+                    raise exc.with_outcome(False) from None
             state = self.state
             self.running += 1
             _current.set(event)

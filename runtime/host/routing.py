@@ -92,6 +92,17 @@ class Router:
         self, namespace: Namespace, object_id: ObjectId, event: Event, hops: int = 0
     ) -> Any:
         """Run ``event`` on the object, here or where it lives; its result."""
+        record = self.node.record_of(namespace, object_id)
+        if record is not None and record.instance is not None:
+            # The common case, without the search below: the object is live here.
+            handler = event.handler(record)
+            try:
+                return await record.run(handler, wait_output=event.wait_output, kind=event.kind)
+            except RecordGone:
+                pass  # (nothing ran: look for it again below)
+            except HeldElsewhere as held:
+                assert isinstance(held.info, NodeInfo)
+                self._remember(namespace, object_id, held.info, held.left, hops)
 
         async def here(record: ObjectRecord) -> Any:
             handler = event.handler(record)
