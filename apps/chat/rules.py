@@ -26,8 +26,8 @@ whatever is broadcast meanwhile. On its name it gets the backlog, everybody gets
 {"joined": name}, and it gets {"ready": true}. Timestamps are milliseconds, strictly
 increasing in a room: max(now, last + 1).
 
-:class:`Room` takes those inputs and returns :class:`Effect` values for the thin layer in
-``room.py`` to carry out (send, broadcast, close, store, remember a name).
+:class:`ChatRules` takes those inputs and returns :class:`Effect` values for the thin layer
+in ``chat_room.py`` to carry out (send, broadcast, close, store, remember a name).
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ class Session:
     backlog: list[str] | None = field(default_factory=list)
 
 
-class Room:
+class ChatRules:
     """One chat room's sessions, clock and rules."""
 
     def __init__(self, last_timestamp: int = 0, salt: str = "") -> None:
