@@ -1,6 +1,7 @@
 """What a board does with y-websocket messages, sans I/O: a pycrdt document plus presence.
 
-``BoardRules`` takes (session, bytes) and returns effects for ``board.py`` to carry out:
+``BoardRules`` takes (session, bytes) and returns effects for the Board object (board.py)
+to carry out:
 ``Send`` to one socket, ``Broadcast`` to all but one, ``Persist`` an update to storage,
 ``Hold`` (store) and ``Release`` (forget) an update Yrs holds back, and ``Close`` one
 socket. It never touches a socket, storage or a clock; the caller passes ``now``. That
@@ -113,7 +114,10 @@ class Later:
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Store the whole document now, in place of the log: an update left it in a shape that
-    replaying its log would not bring back (see ``_take_changes``)."""
+    replaying its log would not bring back (see ``_take_changes``), or (``unreadable``) a
+    stored update would not load, and what did load must be stored before it is lost."""
+
+    unreadable: bool = False
 
 
 Effect = Send | Broadcast | Persist | Hold | Release | Close | Snapshot | Later
@@ -263,16 +267,19 @@ class BoardRules:
         self._changed.append((event.update, delete_set if isinstance(delete_set, bytes) else None))
         self._full = None
 
-    def load(self, updates: Iterable[bytes], held: Mapping[int, bytes] | None = None) -> bool:
-        """Apply stored state at activation (no effects: it is already stored): the
-        snapshot and the log (``updates``), and the updates held back when it was stored
-        (``held``, by key; ``settle()`` then says which of them the document took in).
+    def load(
+        self, updates: Iterable[bytes], held: Mapping[int, bytes] | None = None
+    ) -> list[Effect]:
+        """Apply stored state at activation: the snapshot and the log (``updates``), and the
+        updates held back when it was stored (``held``, by key). What is stored already
+        makes no effect; what is left: a ``Release`` of the held updates the document has
+        taken in whole by now.
 
         One transaction for the lot: Yrs then integrates and reports once, which takes a
         long log about a third less time than an update at a time. If Yrs refuses the lot
         (a stored update a newer Yrs will not take, say), the document is built again an
-        update at a time, leaving out those it refuses, and False tells the caller to store
-        the result as a snapshot: a board that cannot load would be a board lost.
+        update at a time, leaving out those it refuses, and ``Snapshot(unreadable=True)``
+        has the result stored: a board that cannot load would be a board lost.
         """
         updates = list(updates)
         self.held = dict(held or {})
@@ -301,11 +308,8 @@ class BoardRules:
         state = self.doc.get_state()
         self._deletions = self.doc.get_update(state)
         self._odd = not clean or _deletes_beyond(state, self._deletions) or bool(self.held)
-        return clean
-
-    def settle(self) -> list[Effect]:
-        """Held updates the document has taken in whole by now: their copies can go."""
-        return self._settle(self.doc.get_state())
+        effects: list[Effect] = [] if clean else [Snapshot(unreadable=True)]
+        return effects + self._settle(state)  # (held updates the rest has come for)
 
     def _new_doc(self) -> None:
         self.doc.unobserve(self._subscription)
