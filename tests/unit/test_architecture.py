@@ -65,3 +65,24 @@ def test_apps_and_examples_import_only_the_public_api() -> None:
                     if a.name.startswith("runtime.")
                 ]
     assert offenders == []
+
+
+def test_apps_have_no_import_cycle() -> None:
+    graph: dict[str, set[str]] = {}
+    for path in sorted(ROOT.glob("apps/*/*.py")):
+        app, name = path.parent.name, path.stem
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    found.add(f"{app}.{node.module.split('.')[0]}")
+                else:
+                    found.update(f"{app}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("apps."):
+                parts = node.module.split(".")  # type: ignore[union-attr]
+                if len(parts) >= 3:
+                    found.add(f"{parts[1]}.{parts[2]}")
+        graph[f"{app}.{name}"] = found
+    known = set(graph)
+    graph = {k: {v for v in vs if v in known and v != k} for k, vs in graph.items()}
+    assert modules.cycles(graph) == []
