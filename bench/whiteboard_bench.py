@@ -52,9 +52,10 @@ from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 
 from apps.whiteboard import protocol  # noqa: E402
 from apps.whiteboard.config import WhiteboardConfig  # noqa: E402
+from apps.whiteboard.effects import Persist  # noqa: E402
 from apps.whiteboard.links import digest_of  # noqa: E402
 from apps.whiteboard.names import BOARDS  # noqa: E402
-from apps.whiteboard.rules import BoardRules, Persist  # noqa: E402
+from apps.whiteboard.rules import BoardRules  # noqa: E402
 from bench import crosscheck  # noqa: E402
 from bench.common import (  # noqa: E402
     NODE_DIR,

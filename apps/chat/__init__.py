@@ -7,6 +7,7 @@ The parts:
 
     names.py          the namespaces (ROOMS, LIMITERS)
     config.py         ChatConfig: the app's settings (CHAT_*)
+    effects.py        what the rules ask the room's object to do (Send, Broadcast, Store, ...)
     rules.py          ChatRules: a room's sessions and messages, sans I/O (frames in, effects out)
     chat_room.py      ChatRoom: the object that carries ChatRules' effects out (sockets, storage,
                       the pruning alarm)

@@ -30,20 +30,9 @@ from runtime import (
 )
 
 from .config import ChatConfig
+from .effects import Broadcast, Close, Effect, Named, Send, Store
 from .names import LIMITERS
-from .rules import (
-    BACKLOG,
-    RATE_LIMITED,
-    Broadcast,
-    ChatRules,
-    Close,
-    Effect,
-    Named,
-    Send,
-    Store,
-    encode,
-    overflow,
-)
+from .rules import BACKLOG, RATE_LIMITED, ChatRules, encode, overflow
 
 log = logging.getLogger("apps.chat")
 

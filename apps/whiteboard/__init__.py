@@ -9,6 +9,7 @@ The parts:
     names.py          the namespaces (BOARDS, OLD_VIEW_KEYS)
     config.py         WhiteboardConfig: the app's settings (WHITEBOARD_*)
     protocol.py       the y-websocket codec, sans I/O (bytes in, messages out, and back)
+    effects.py        what the rules ask the board's object to do (Send, Persist, Hold, ...)
     rules.py          BoardRules: what a board does with each message, sans I/O (effects out)
     board.py          Board: the object that carries BoardRules' effects out (sockets, the
                       snapshot-and-log storage, the compaction alarm)

@@ -36,21 +36,10 @@ from typing import ClassVar
 from runtime import AlarmInfo, DurableObject, Env, ObjectContext, ObjectWebSocket, rpc
 
 from .config import WhiteboardConfig
+from .effects import Broadcast, Close, Effect, Hold, Later, Persist, Release, Send, Snapshot
 from .links import VIEW_PREFIX
 from .names import BOARDS
-from .rules import (
-    POLICY,
-    BoardRules,
-    Broadcast,
-    Close,
-    Effect,
-    Hold,
-    Later,
-    Persist,
-    Release,
-    Send,
-    Snapshot,
-)
+from .rules import POLICY, BoardRules
 
 log = logging.getLogger("apps.whiteboard")
 

@@ -81,7 +81,6 @@ class OldViewKey(DurableObject):
             return None
         return str(key)
 
-
     @rpc
     async def status(self) -> str:
         """For operators and tests: "none" (no old key), "unbound" (not asked since the

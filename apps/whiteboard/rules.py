@@ -47,6 +47,7 @@ from pycrdt import Doc, TransactionEvent, get_update
 
 from . import protocol
 from .config import WhiteboardConfig
+from .effects import Broadcast, Close, Effect, Hold, Later, Persist, Release, Send, Snapshot
 from .protocol import AwarenessEntry, MalformedMessage
 
 # Close codes (RFC 6455): which one tells the client what went wrong.
@@ -60,67 +61,6 @@ READ_ONLY_REASON = "this link is view-only"
 EMPTY_STATE = b"\x00"  # the state vector of a document with nothing in it
 EMPTY_UPDATE = b"\x00\x00"  # an update with no items and no deletions
 EMPTY_DELETE_SET = b"\x00"  # a delete set naming no client
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    session: int
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Broadcast:
-    data: bytes
-    exclude: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Persist:
-    update: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """Store ``update`` under ``key``: Yrs holds (part of) it back, waiting for what it
-    depends on, and keeps it in memory only; without a stored copy, a board loaded from
-    storage before the rest arrives would never have it."""
-
-    key: int
-    update: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    """The held updates under ``keys`` are in the document now (or were dropped): their
-    stored copies can go."""
-
-    keys: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    session: int
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Later:
-    """Call ``relay_awareness(now)`` at ``at``: coalesced presence is waiting its turn."""
-
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Store the whole document now, in place of the log: an update left it in a shape that
-    replaying its log would not bring back (see ``_take_changes``), or (``unreadable``) a
-    stored update would not load, and what did load must be stored before it is lost."""
-
-    unreadable: bool = False
-
-
-Effect = Send | Broadcast | Persist | Hold | Release | Close | Snapshot | Later
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from apps.chat.effects import Broadcast, Close, Named, Send, Store
 from apps.chat.rate_limiter import Allowance
 from apps.chat.rules import (
     BACKLOG,
@@ -18,12 +19,7 @@ from apps.chat.rules import (
     NAME_TOO_LONG,
     NOT_JSON,
     NOT_TEXT,
-    Broadcast,
     ChatRules,
-    Close,
-    Named,
-    Send,
-    Store,
     encode,
     history_key,
     js_string,

@@ -5,7 +5,8 @@ rebuilds exactly what it serves, and loading it never raises (tests/support/boar
 from __future__ import annotations
 
 from apps.whiteboard import protocol
-from apps.whiteboard.rules import BoardRules, Snapshot
+from apps.whiteboard.effects import Snapshot
+from apps.whiteboard.rules import BoardRules
 from tests.support import boardfuzz
 
 

@@ -10,6 +10,7 @@ from pycrdt import Array, Doc, Map
 
 from apps.whiteboard import protocol
 from apps.whiteboard.config import WhiteboardConfig
+from apps.whiteboard.effects import Broadcast, Close, Hold, Persist, Release, Send
 from apps.whiteboard.protocol import AwarenessEntry
 from apps.whiteboard.rules import (
     INVALID_PAYLOAD,
@@ -18,12 +19,6 @@ from apps.whiteboard.rules import (
     TOO_BIG,
     UNSUPPORTED,
     BoardRules,
-    Broadcast,
-    Close,
-    Hold,
-    Persist,
-    Release,
-    Send,
 )
 
 CONFIG = WhiteboardConfig(
@@ -417,7 +412,7 @@ def test_an_update_that_changes_nothing_reports_nothing() -> None:
 
 
 def test_a_flood_of_awareness_is_coalesced_to_the_newest_state_per_interval() -> None:
-    from apps.whiteboard.rules import Later
+    from apps.whiteboard.effects import Later
 
     for reader in (False, True):  # an editor, and a view-only link: the same limits
         board = board_with(1, 2, read_only=(1,) if reader else ())
