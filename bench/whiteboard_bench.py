@@ -52,8 +52,10 @@ from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 
 from apps.whiteboard import protocol  # noqa: E402
 from apps.whiteboard.config import WhiteboardConfig  # noqa: E402
-from apps.whiteboard.links import BOARDS, digest_of  # noqa: E402
-from apps.whiteboard.rules import BoardRules, Persist  # noqa: E402
+from apps.whiteboard.effects import Persist  # noqa: E402
+from apps.whiteboard.links import digest_of  # noqa: E402
+from apps.whiteboard.names import BOARDS  # noqa: E402
+from apps.whiteboard.rules import BoardRules  # noqa: E402
 from bench import crosscheck  # noqa: E402
 from bench.common import (  # noqa: E402
     NODE_DIR,
@@ -212,8 +214,8 @@ async def time_to_sync(url: str) -> tuple[float, bytes]:
 
 
 def board_keys(room: str) -> ObjectKeys:
-    object_id = IdFactory(BOARDS, DEFAULT_ID_KEY.encode()).from_name(digest_of(room))
-    return ObjectKeys.of("do", BOARDS, object_id.hex)
+    object_id = IdFactory(BOARDS.name, DEFAULT_ID_KEY.encode()).from_name(digest_of(room))
+    return ObjectKeys.of("do", BOARDS.name, object_id.hex)
 
 
 async def activations(redis_url: str, runs: int, reps: int = 3) -> list[dict[str, float]]:
