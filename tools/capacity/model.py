@@ -1,0 +1,398 @@
+"""The capacity model: a workload on a deployment -> each resource's utilisation, the first
+bottleneck, and the latency queueing adds.
+
+Pure arithmetic on measured costs (costs.py), no runtime import. Every rate is per second
+over the whole deployment; the model spreads it evenly over the node processes (objects
+are placed on the first node that needs them, and a balancer without affinity spreads
+clients evenly), and over the Redis shards by hash slot, except where the key layout puts
+work on few slots (the registry's one slot, the alarm index's ``alarm_shards`` slots).
+
+A node process is one Python event loop: it uses one core at most, so a machine with
+``cores_per_node`` cores runs that many processes. Utilisation is the share of that one
+core (or of a Redis shard's one thread) the work keeps busy; 1.0 is the ceiling.
+
+What is not modelled: the network (bandwidth, packet rates; links are taken as fast and
+local), TLS, the size of messages (costs were measured with small ones), garbage
+collection pauses, and Redis replication. Those bound real deployments too; see
+docs/scale.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from . import queueing
+from .costs import Costs
+
+GIB = 1024**3
+#: A node process's own memory before any object (interpreter, modules, buffers).
+NODE_BASE_BYTES = 80 * 1024**2
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the application does, per second over the whole deployment."""
+
+    name: str = "workload"
+    #: Objects in memory (each holds a lease and an instance).
+    live_objects: float = 0.0
+    #: Objects held only by their sockets, out of memory (each holds a lease).
+    hibernated_objects: float = 0.0
+    #: Objects stored in Redis, live or not (default: live + hibernated).
+    stored_objects: float | None = None
+    #: Bytes each object stores in Redis beyond the runtime's own keys.
+    state_bytes: float = 0.0
+    #: HTTP requests, each running one event (a fetch or an RPC) on one object.
+    requests: float = 0.0
+    #: Calls between objects (RPC events not carried by a request).
+    rpcs: float = 0.0
+    #: Client socket messages in, each one event on its object (with one send back).
+    socket_messages: float = 0.0
+    #: Socket messages out beyond one per message in (a broadcast's other receivers).
+    deliveries: float = 0.0
+    #: Commits per second (several events' writes share one under load).
+    commits: float = 0.0
+    #: Alarms fired per second.
+    alarms: float = 0.0
+    #: Open client sockets.
+    sockets: float = 0.0
+    #: Objects activated per second (as many are evicted, in a steady state).
+    activations: float = 0.0
+    #: Share of requests, calls and socket traffic reaching a node that does not host the
+    #: object (forwarded, tunnelled). None: a balancer without affinity, 1 - 1/processes.
+    cross_node: float | None = None
+    #: The application's own CPU per event (its rules), seconds.
+    app_cpu: float = 0.0
+    #: The busiest single object: its events per second, and what each costs beyond the
+    #: runtime's event (its app CPU is ``app_cpu``).
+    hot_events: float = 0.0
+    #: Sockets each event of the busiest object is sent to.
+    hot_fanout: float = 0.0
+    #: Share of the busiest object's events that commit.
+    hot_write_share: float = 1.0
+    #: Callers in a closed loop (each waits for its answer, then calls again); 0: open.
+    concurrency: int = 0
+
+    def scaled(self, factor: float) -> Workload:
+        """The same workload with every rate (not the populations) times ``factor``."""
+        return replace(
+            self,
+            requests=self.requests * factor,
+            rpcs=self.rpcs * factor,
+            socket_messages=self.socket_messages * factor,
+            deliveries=self.deliveries * factor,
+            commits=self.commits * factor,
+            alarms=self.alarms * factor,
+            activations=self.activations * factor,
+            hot_events=self.hot_events * factor,
+        )
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where it runs."""
+
+    nodes: int = 1
+    #: Cores per node machine: one runtime process per core.
+    cores_per_node: int = 1
+    redis_shards: int = 1
+    fsync: str = "always"  # or "everysec"
+    memory_per_node: float = 8 * GIB
+    memory_per_shard: float = 8 * GIB
+    lease_ttl: float = 2.0
+    heartbeat_interval: float = 1.0
+    alarm_poll_interval: float = 0.5
+    alarm_shards: int = 16
+    #: Round trips a node's batcher keeps in flight (REDIS_PIPELINES).
+    max_inflight: int = 4
+    #: All processes (nodes, Redis, load generators) share this many cores, as on a laptop
+    #: or this benchmark machine; None: each has its own.
+    shared_cores: float | None = None
+    #: Read replicas of the busiest object: read-only events run on a replica on the
+    #: caller's node, and each commit is published once to every node.
+    read_replicas: bool = False
+
+    @property
+    def processes(self) -> int:
+        return self.nodes * self.cores_per_node
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1 or self.cores_per_node < 1 or self.redis_shards < 1:
+            raise ValueError("a deployment has at least one node, core and shard")
+        if self.fsync not in ("always", "everysec"):
+            raise ValueError(f"fsync is 'always' or 'everysec', not {self.fsync!r}")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource's load: ``utilisation`` of its capacity (1.0 = saturated)."""
+
+    name: str
+    utilisation: float
+    #: What the figure is made of: part -> utilisation.
+    parts: dict[str, float] = field(default_factory=dict)
+    #: False for resources that add latency but do not cap throughput by themselves.
+    limits: bool = True
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Queueing delay added to one event (seconds), beside the fixed floor."""
+
+    p50: float
+    p99: float
+    #: The round trips an event waits for anyway (Redis, fsync, a link), not queueing.
+    floor: float
+    #: Per stage: (p50, p99) of its wait.
+    stages: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    workload: Workload
+    deployment: Deployment
+    resources: list[Resource]
+    latency: Latency
+    #: Calls per pipelined round trip to Redis assumed for commits.
+    batch: float
+    #: The busiest object's own thread, and its latency (separate from the deployment).
+    hot: Resource | None = None
+    hot_latency: Latency | None = None
+
+    @property
+    def bottleneck(self) -> Resource:
+        """The limiting resource with the highest utilisation."""
+        return bottleneck(self.resources)
+
+    @property
+    def headroom(self) -> float:
+        """How many times the rates could grow before the bottleneck saturates."""
+        u = self.bottleneck.utilisation
+        return math.inf if u == 0 else 1 / u
+
+    def resource(self, name: str) -> Resource:
+        for r in self.resources:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+
+def bottleneck(resources: list[Resource]) -> Resource:
+    """The limiting resource with the highest utilisation (the first one listed wins a tie)."""
+    limiting = [r for r in resources if r.limits]
+    if not limiting:
+        raise ValueError("no limiting resource")
+    return max(limiting, key=lambda r: r.utilisation)
+
+
+def cross_share(workload: Workload, deployment: Deployment) -> float:
+    if workload.cross_node is not None:
+        return workload.cross_node
+    return 1 - 1 / deployment.processes
+
+
+def commit_batch(commits_per_process: float, c: Costs, d: Deployment, concurrency: float) -> float:
+    """Commits per pipelined round trip: one while round trips are free; once all
+    ``max_inflight`` are busy, what arrives during one round trip shares the next (Little's
+    law: rate x round-trip time / round trips in flight). A closed loop of n callers per
+    process cannot batch more than n."""
+    trip = c.redis_rtt + (c.fsync if d.fsync == "always" else 0.0)
+    b = max(1.0, commits_per_process * trip / d.max_inflight)
+    if concurrency > 0:
+        b = min(b, max(1.0, concurrency))
+    return b
+
+
+def _node_parts(w: Workload, d: Deployment, c: Costs, b: float) -> dict[str, float]:
+    """CPU seconds per second of one node process, by part."""
+    p = d.processes
+    x = cross_share(w, d)
+    holders = w.live_objects + w.hibernated_objects
+    parts = {
+        "HTTP requests": w.requests * c.node_http,
+        "events": (w.requests + w.rpcs + w.alarms) * c.node_event
+        + w.socket_messages * c.node_socket_message,
+        "app rules": (w.requests + w.rpcs + w.alarms + w.socket_messages) * w.app_cpu,
+        "deliveries": w.deliveries * c.node_delivery,
+        "commits": w.commits * (c.node_commit + c.node_round_trip / b),
+        "forwarding": (w.requests + w.rpcs) * x * (c.node_forward_caller + c.node_forward_owner),
+        "tunnels": (w.socket_messages * 2 + w.deliveries)
+        * x
+        * (c.node_tunnel_entry + c.node_tunnel_owner),
+        "activations": w.activations * (c.node_activation + c.node_eviction),
+        "lease renewals": holders * c.node_renewal / (d.lease_ttl / 2),
+        "idle objects and sockets": holders * c.node_live_object_per_s
+        + w.sockets * c.node_idle_socket_per_s,
+    }
+    per_process = {k: v / p for k, v in parts.items()}
+    # What every process does whatever the load: one alarm poll round trip per poll
+    # interval, one heartbeat per heartbeat interval.
+    per_process["polls and heartbeats"] = c.node_round_trip * (
+        1 / d.alarm_poll_interval + 1 / d.heartbeat_interval
+    )
+    return per_process
+
+
+def _redis_parts(w: Workload, d: Deployment, c: Costs, b: float) -> dict[str, float]:
+    """CPU seconds per second of the busiest Redis shard, by part."""
+    s = d.redis_shards
+    holders = w.live_objects + w.hibernated_objects
+    uniform = {
+        "commits": w.commits * (c.redis_commit + c.redis_round_trip / b),
+        "lease renewals": holders * c.redis_renewal / (d.lease_ttl / 2),
+        "activations": w.activations * c.redis_activation,
+        "alarms fired": w.alarms * c.redis_alarm,
+    }
+    parts = {k: v / s for k, v in uniform.items()}
+    # Every process polls every alarm-index shard; the index lives on alarm_shards slots,
+    # so on more Redis shards than that the polls do not spread further.
+    claims = d.processes * d.alarm_shards / d.alarm_poll_interval * c.redis_claim_empty
+    parts["alarm polls"] = claims / min(s, d.alarm_shards)
+    # The registry is one slot: one shard takes every heartbeat.
+    parts["heartbeats"] = d.processes / d.heartbeat_interval * c.redis_heartbeat
+    return parts
+
+
+def _memory(w: Workload, d: Deployment, c: Costs) -> tuple[dict[str, float], dict[str, float]]:
+    p = d.processes
+    per_process = {
+        "process base": NODE_BASE_BYTES,
+        "live objects": w.live_objects / p * (c.mem_live_object + w.state_bytes),
+        "hibernated objects": w.hibernated_objects / p * c.mem_hibernated_object,
+        "sockets": w.sockets / p * c.mem_socket,
+    }
+    node = {k: v * d.cores_per_node / d.memory_per_node for k, v in per_process.items()}
+    stored = (
+        w.stored_objects if w.stored_objects is not None else w.live_objects + w.hibernated_objects
+    )
+    shard = {"objects": stored * (c.redis_mem_object + w.state_bytes) / d.redis_shards}
+    return node, {k: v / d.memory_per_shard for k, v in shard.items()}
+
+
+def hot_service(w: Workload, d: Deployment, c: Costs, b: float) -> dict[str, float]:
+    """CPU seconds one event of the busiest object costs its owner's thread, by part.
+    Without replicas every event runs on the owner, and each receiver of a socket on
+    another node costs a tunnelled frame. With replicas, read-only events run on the
+    caller's node and the owner runs the writes, publishing each commit once per node
+    (a frame over a link), so its sockets are served by their own nodes."""
+    x = cross_share(w, d)
+    writes = w.hot_write_share
+    commit = c.node_commit + c.node_round_trip / b
+    if not d.read_replicas:
+        return {
+            "event": c.node_event + w.app_cpu,
+            "commit": writes * commit,
+            "fan-out": w.hot_fanout * (c.node_delivery + x * c.node_tunnel_owner),
+        }
+    return {
+        "event": writes * (c.node_event + w.app_cpu),
+        "commit": writes * commit,
+        "publish": writes * (d.processes - 1) * c.node_tunnel_owner,
+        "fan-out": writes * w.hot_fanout / d.processes * c.node_delivery,
+    }
+
+
+def evaluate(w: Workload, d: Deployment, c: Costs) -> Report:
+    """Utilisation of every resource, the bottleneck and the added latency."""
+    p = d.processes
+    b = commit_batch(w.commits / p, c, d, w.concurrency / p if w.concurrency else 0)
+    node_parts = _node_parts(w, d, c, b)
+    redis_parts = _redis_parts(w, d, c, b)
+    node_mem, shard_mem = _memory(w, d, c)
+    resources = [
+        Resource("node CPU (one process)", sum(node_parts.values()), node_parts),
+        Resource("Redis CPU (busiest shard)", sum(redis_parts.values()), redis_parts),
+        Resource("node memory", sum(node_mem.values()), node_mem),
+        Resource("Redis memory (per shard)", sum(shard_mem.values()), shard_mem),
+    ]
+    hot: Resource | None = None
+    hot_latency: Latency | None = None
+    if w.hot_events:
+        parts = {k: v * w.hot_events for k, v in hot_service(w, d, c, b).items()}
+        hot = Resource("busiest object's thread", sum(parts.values()), parts)
+        resources.append(hot)
+    if d.shared_cores is not None:
+        total = sum(node_parts.values()) * p + sum(redis_parts.values()) * d.redis_shards
+        total += w.requests * c.client_http  # this machine's load generator
+        resources.append(
+            Resource(
+                f"shared cores ({d.shared_cores:g})",
+                total / d.shared_cores,
+                {
+                    "nodes": sum(node_parts.values()) * p / d.shared_cores,
+                    "Redis": sum(redis_parts.values()) * d.redis_shards / d.shared_cores,
+                    "load generator": w.requests * c.client_http / d.shared_cores,
+                },
+            )
+        )
+    latency = _latency(w, d, c, b, resources)
+    if hot is not None:
+        service = sum(hot_service(w, d, c, b).values())
+        hot_latency = Latency(
+            queueing.mm1_wait_quantile(hot.utilisation, service, 0.5),
+            queueing.mm1_wait_quantile(hot.utilisation, service, 0.99),
+            0.0,
+        )
+    return Report(w, d, resources, latency, b, hot, hot_latency)
+
+
+def _events_per_process(w: Workload, d: Deployment) -> float:
+    return (w.requests + w.rpcs + w.socket_messages + w.alarms + w.activations) / d.processes
+
+
+def _latency(w: Workload, d: Deployment, c: Costs, b: float, res: list[Resource]) -> Latency:
+    """Waits at the node's loop (M/M/1), the Redis shard (M/D/1) and, on shared cores,
+    the CPU (M/M/c); each stage's quantile is computed alone and the stages are summed,
+    which bounds the quantile of the sum from above."""
+    stages: dict[str, tuple[float, float]] = {}
+    node = res[0]
+    events = _events_per_process(w, d)
+    if events > 0:
+        service = node.utilisation / events
+        stages["node loop (M/M/1)"] = (
+            queueing.mm1_wait_quantile(node.utilisation, service, 0.5),
+            queueing.mm1_wait_quantile(node.utilisation, service, 0.99),
+        )
+    shard = res[1]
+    trips = (w.commits / b + w.activations) / d.redis_shards
+    if trips > 0:
+        service = shard.utilisation / trips
+        stages["Redis shard (M/D/1)"] = (
+            queueing.md1_wait_quantile(shard.utilisation, service, 0.5),
+            queueing.md1_wait_quantile(shard.utilisation, service, 0.99),
+        )
+    shared = [r for r in res if r.name.startswith("shared cores")]
+    if shared and events > 0 and d.shared_cores is not None:
+        servers = max(1, int(d.shared_cores))
+        service = shared[0].utilisation * d.shared_cores / (events * d.processes)
+        stages["shared cores (M/M/c)"] = (
+            queueing.mmc_wait_quantile(servers, shared[0].utilisation, service, 0.5),
+            queueing.mmc_wait_quantile(servers, shared[0].utilisation, service, 0.99),
+        )
+    floor = 0.0
+    if w.commits:
+        floor += c.redis_rtt + (c.fsync if d.fsync == "always" else 0.0)
+    x = cross_share(w, d)
+    floor += x * c.link_rtt if (w.requests or w.rpcs or w.socket_messages) else 0.0
+    return Latency(
+        sum(s[0] for s in stages.values()), sum(s[1] for s in stages.values()), floor, stages
+    )
+
+
+def max_rate(w: Workload, d: Deployment, c: Costs, limit: float = 1.0) -> float:
+    """The factor by which ``w``'s rates can be multiplied before the bottleneck reaches
+    ``limit`` utilisation (rates and utilisation are linear but for commit batching, which
+    depends on the rate: found by bisection)."""
+    lo, hi = 0.0, 1.0
+    while evaluate(w.scaled(hi), d, c).bottleneck.utilisation < limit:
+        hi *= 2
+        if hi > 1e12:
+            return math.inf
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if evaluate(w.scaled(mid), d, c).bottleneck.utilisation < limit:
+            lo = mid
+        else:
+            hi = mid
+    return lo
