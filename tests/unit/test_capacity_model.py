@@ -49,15 +49,17 @@ def test_bad_inputs_are_refused() -> None:
 
 
 def test_utilisation_is_the_sum_of_its_parts_and_linear_in_the_rates() -> None:
-    work = Workload(requests=1000, commits=1000, live_objects=10_000)
+    work = Workload(requests=1000, writes=1000, live_objects=10_000)
     one = evaluate(work, Deployment(nodes=1), COSTS)
     node = one.resource("node CPU (one process)")
     assert node.utilisation == pytest.approx(sum(node.parts.values()))
-    # One node, no crossing: a request costs HTTP + event + a commit's share.
+    # One node, no crossing: a request costs HTTP + event, and each commit its share.
     b = one.batch
-    expected = 1000 * (
-        COSTS.node_http + COSTS.node_event + COSTS.node_commit + COSTS.node_round_trip / b
+    expected = 1000 * (COSTS.node_http + COSTS.node_event) + one.commits * (
+        COSTS.node_commit + COSTS.node_round_trip / b
     )
+    # Writes spread over 10,000 objects are rare per object: nearly one commit each.
+    assert one.commits == pytest.approx(1000, rel=1e-3)
     assert node.parts["HTTP requests"] + node.parts["events"] + node.parts["commits"] == (
         pytest.approx(expected)
     )
@@ -72,7 +74,7 @@ def test_utilisation_is_the_sum_of_its_parts_and_linear_in_the_rates() -> None:
 
 
 def test_shards_divide_redis_work_but_alarm_polls_stop_spreading_at_the_index_slots() -> None:
-    work = Workload(commits=100_000, live_objects=1_000_000)
+    work = Workload(writes=100_000, live_objects=1_000_000)
     at16 = evaluate(work, Deployment(nodes=100, redis_shards=16), COSTS)
     at64 = evaluate(work, Deployment(nodes=100, redis_shards=64), COSTS)
     r16 = at16.resource("Redis CPU (busiest shard)").parts
@@ -80,6 +82,18 @@ def test_shards_divide_redis_work_but_alarm_polls_stop_spreading_at_the_index_sl
     assert r64["lease renewals"] == pytest.approx(r16["lease renewals"] / 4)
     assert r64["alarm polls"] == pytest.approx(r16["alarm polls"])  # 16 slots either way
     assert r64["heartbeats"] == pytest.approx(r16["heartbeats"])  # one slot
+
+
+def test_an_objects_writes_share_commits_once_they_are_frequent() -> None:
+    # One object written 10,000 times a second with a 0.7 ms commit: about one commit in
+    # flight all the time, 1 / (1/10,000 + 0.0007) = 1,250 commits a second.
+    costs = COSTS.replace(redis_rtt=0.25e-3, fsync=0.45e-3)
+    report = evaluate(Workload(writes=10_000, writing_objects=1), Deployment(), costs)
+    assert report.commits == pytest.approx(1250)
+    everysec = evaluate(
+        Workload(writes=10_000, writing_objects=1), Deployment(fsync="everysec"), costs
+    )
+    assert everysec.commits == pytest.approx(1 / (1e-4 + 0.25e-3))
 
 
 def test_the_bottleneck_is_the_most_utilised_limiting_resource() -> None:
@@ -96,7 +110,7 @@ def test_the_bottleneck_is_the_most_utilised_limiting_resource() -> None:
 
 def test_a_hot_object_is_its_own_bottleneck_and_replicas_move_it() -> None:
     chat = Workload(
-        live_objects=1, hot_events=20, hot_fanout=10_000, socket_messages=20, commits=20
+        live_objects=1, hot_events=20, hot_fanout=10_000, socket_messages=20, writes=20
     )
     plain = evaluate(chat, Deployment(nodes=100), COSTS)
     assert plain.bottleneck.name == "busiest object's thread"
@@ -106,7 +120,7 @@ def test_a_hot_object_is_its_own_bottleneck_and_replicas_move_it() -> None:
 
 
 def test_max_rate_finds_where_the_bottleneck_saturates() -> None:
-    work = Workload(requests=1.0, commits=1.0)
+    work = Workload(requests=1.0, writes=1.0)
     deployment = Deployment(nodes=1)
     factor = max_rate(work, deployment, COSTS)
     at = evaluate(work.scaled(factor), deployment, COSTS)
@@ -115,20 +129,21 @@ def test_max_rate_finds_where_the_bottleneck_saturates() -> None:
 
 
 def test_shared_cores_count_every_process_and_the_load_generator() -> None:
-    work = Workload(requests=1000, commits=1000)
+    work = Workload(requests=1000, writes=1000)
     alone = evaluate(work, Deployment(nodes=3), COSTS)
     shared = evaluate(work, Deployment(nodes=3, shared_cores=2), COSTS)
-    pool = shared.resources[-1]
-    assert pool.name.startswith("shared cores")
+    pool = shared.resource("shared cores (2)")
     nodes = alone.resource("node CPU (one process)").utilisation * 3
     redis = alone.resource("Redis CPU (busiest shard)").utilisation
     client = 1000 * COSTS.client_http
     assert pool.utilisation == pytest.approx((nodes + redis + client) / 2)
     assert "shared cores (M/M/c)" in shared.latency.stages
+    # The load generator is one Python process: a limit of its own.
+    assert shared.resource("load generator (one process)").utilisation == pytest.approx(client)
 
 
 def test_latency_grows_with_load_and_is_infinite_past_saturation() -> None:
-    base = Workload(requests=1000, commits=1000)
+    base = Workload(requests=1000, writes=1000)
     d = Deployment(nodes=1)
     light, heavy = evaluate(base, d, COSTS), evaluate(base.scaled(8), d, COSTS)
     assert heavy.latency.p99 > light.latency.p99

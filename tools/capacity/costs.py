@@ -27,6 +27,11 @@ class Costs:
     node_http: float = 60e-6
     #: One event on a live object (an RPC, or a fetch) beyond the request that carried it.
     node_event: float = 40e-6
+    #: A fetch event (a request handed to the object's ``fetch``), for reference: the model
+    #: charges ``node_event`` for every request.
+    node_fetch: float = 45e-6
+    #: An alarm delivered: claimed, run (a handler that does nothing), settled.
+    node_alarm: float = 150e-6
     #: One commit's share of the node's work beyond its round trip: the batch, the Lua
     #: call's encoding, the output gate's release.
     node_commit: float = 25e-6
@@ -40,6 +45,8 @@ class Costs:
     node_forward_caller: float = 60e-6
     #: A forwarded event, on its owner (link in and out), beyond the event itself.
     node_forward_owner: float = 50e-6
+    #: A client socket opened and accepted by its object (handshake, connect event).
+    node_socket_open: float = 300e-6
     #: A client socket message in, handled by an object (no storage), with one send back.
     node_socket_message: float = 45e-6
     #: One more socket a message is sent to (a broadcast's cost per receiver).

@@ -51,12 +51,17 @@ class Workload:
     socket_messages: float = 0.0
     #: Socket messages out beyond one per message in (a broadcast's other receivers).
     deliveries: float = 0.0
-    #: Commits per second (several events' writes share one under load).
-    commits: float = 0.0
+    #: Events that write, per second. An object's writes made while its commit is in flight
+    #: share its next commit, so commits can be fewer (see ``commits``).
+    writes: float = 0.0
+    #: How many objects the writes spread over, evenly (None: every live object).
+    writing_objects: float | None = None
     #: Alarms fired per second.
     alarms: float = 0.0
     #: Open client sockets.
     sockets: float = 0.0
+    #: Client sockets opened per second (handshakes, reconnections).
+    socket_opens: float = 0.0
     #: Objects activated per second (as many are evicted, in a steady state).
     activations: float = 0.0
     #: Share of requests, calls and socket traffic reaching a node that does not host the
@@ -82,9 +87,10 @@ class Workload:
             rpcs=self.rpcs * factor,
             socket_messages=self.socket_messages * factor,
             deliveries=self.deliveries * factor,
-            commits=self.commits * factor,
+            writes=self.writes * factor,
             alarms=self.alarms * factor,
             activations=self.activations * factor,
+            socket_opens=self.socket_opens * factor,
             hot_events=self.hot_events * factor,
         )
 
@@ -156,6 +162,8 @@ class Report:
     latency: Latency
     #: Calls per pipelined round trip to Redis assumed for commits.
     batch: float
+    #: Commits per second (fewer than writes when an object's writes share commits).
+    commits: float
     #: The busiest object's own thread, and its latency (separate from the deployment).
     hot: Resource | None = None
     hot_latency: Latency | None = None
@@ -192,30 +200,56 @@ def cross_share(workload: Workload, deployment: Deployment) -> float:
     return 1 - 1 / deployment.processes
 
 
+def commit_trip(c: Costs, d: Deployment) -> float:
+    """How long a commit is in flight: a round trip, and an fsync under ``always``."""
+    return c.redis_rtt + (c.fsync if d.fsync == "always" else 0.0)
+
+
+def coalesced(rate: float, trip: float) -> float:
+    """Commits per second of one object receiving ``rate`` writes per second: one commit in
+    flight at a time, and what arrives meanwhile goes in the next. The commit rate is
+    ``rate`` when writes are rare and ``1 / trip`` when they are not; between the two,
+    ``rate / (1 + rate * trip)`` (each commit's cycle lasts a trip, plus the wait for its
+    first write when none arrived during the previous one)."""
+    return rate / (1 + rate * trip)
+
+
+def commits(w: Workload, c: Costs, d: Deployment) -> float:
+    """Commits per second over the deployment."""
+    if w.writes <= 0:
+        return 0.0
+    objects = w.writing_objects if w.writing_objects is not None else w.live_objects
+    objects = max(1.0, objects)
+    return objects * coalesced(w.writes / objects, commit_trip(c, d))
+
+
 def commit_batch(commits_per_process: float, c: Costs, d: Deployment, concurrency: float) -> float:
     """Commits per pipelined round trip: one while round trips are free; once all
     ``max_inflight`` are busy, what arrives during one round trip shares the next (Little's
     law: rate x round-trip time / round trips in flight). A closed loop of n callers per
     process cannot batch more than n."""
-    trip = c.redis_rtt + (c.fsync if d.fsync == "always" else 0.0)
-    b = max(1.0, commits_per_process * trip / d.max_inflight)
+    b = max(1.0, commits_per_process * commit_trip(c, d) / d.max_inflight)
     if concurrency > 0:
         b = min(b, max(1.0, concurrency))
     return b
 
 
-def _node_parts(w: Workload, d: Deployment, c: Costs, b: float) -> dict[str, float]:
+def _node_parts(
+    w: Workload, d: Deployment, c: Costs, b: float, made: float
+) -> dict[str, float]:
     """CPU seconds per second of one node process, by part."""
     p = d.processes
     x = cross_share(w, d)
     holders = w.live_objects + w.hibernated_objects
     parts = {
         "HTTP requests": w.requests * c.node_http,
-        "events": (w.requests + w.rpcs + w.alarms) * c.node_event
-        + w.socket_messages * c.node_socket_message,
+        "events": (w.requests + w.rpcs) * c.node_event
+        + w.alarms * c.node_alarm
+        + w.socket_messages * c.node_socket_message
+        + w.socket_opens * c.node_socket_open,
         "app rules": (w.requests + w.rpcs + w.alarms + w.socket_messages) * w.app_cpu,
         "deliveries": w.deliveries * c.node_delivery,
-        "commits": w.commits * (c.node_commit + c.node_round_trip / b),
+        "commits": made * (c.node_commit + c.node_round_trip / b),
         "forwarding": (w.requests + w.rpcs) * x * (c.node_forward_caller + c.node_forward_owner),
         "tunnels": (w.socket_messages * 2 + w.deliveries)
         * x
@@ -234,12 +268,14 @@ def _node_parts(w: Workload, d: Deployment, c: Costs, b: float) -> dict[str, flo
     return per_process
 
 
-def _redis_parts(w: Workload, d: Deployment, c: Costs, b: float) -> dict[str, float]:
+def _redis_parts(
+    w: Workload, d: Deployment, c: Costs, b: float, made: float
+) -> dict[str, float]:
     """CPU seconds per second of the busiest Redis shard, by part."""
     s = d.redis_shards
     holders = w.live_objects + w.hibernated_objects
     uniform = {
-        "commits": w.commits * (c.redis_commit + c.redis_round_trip / b),
+        "commits": made * (c.redis_commit + c.redis_round_trip / b),
         "lease renewals": holders * c.redis_renewal / (d.lease_ttl / 2),
         "activations": w.activations * c.redis_activation,
         "alarms fired": w.alarms * c.redis_alarm,
@@ -278,7 +314,10 @@ def hot_service(w: Workload, d: Deployment, c: Costs, b: float) -> dict[str, flo
     (a frame over a link), so its sockets are served by their own nodes."""
     x = cross_share(w, d)
     writes = w.hot_write_share
-    commit = c.node_commit + c.node_round_trip / b
+    # The object's own commits: several of its writes share one once they are frequent.
+    rate = w.hot_events * writes
+    per_event = coalesced(rate, commit_trip(c, d)) / w.hot_events if w.hot_events else 0.0
+    commit = (c.node_commit + c.node_round_trip / b) * per_event / writes if writes else 0.0
     if not d.read_replicas:
         return {
             "event": c.node_event + w.app_cpu,
@@ -288,17 +327,18 @@ def hot_service(w: Workload, d: Deployment, c: Costs, b: float) -> dict[str, flo
     return {
         "event": writes * (c.node_event + w.app_cpu),
         "commit": writes * commit,
-        "publish": writes * (d.processes - 1) * c.node_tunnel_owner,
-        "fan-out": writes * w.hot_fanout / d.processes * c.node_delivery,
+        "publish": per_event * (d.processes - 1) * c.node_tunnel_owner,
+        "fan-out (its own node's sockets)": writes * w.hot_fanout / d.processes * c.node_delivery,
     }
 
 
 def evaluate(w: Workload, d: Deployment, c: Costs) -> Report:
     """Utilisation of every resource, the bottleneck and the added latency."""
     p = d.processes
-    b = commit_batch(w.commits / p, c, d, w.concurrency / p if w.concurrency else 0)
-    node_parts = _node_parts(w, d, c, b)
-    redis_parts = _redis_parts(w, d, c, b)
+    made = commits(w, c, d)
+    b = commit_batch(made / p, c, d, w.concurrency / p if w.concurrency else 0)
+    node_parts = _node_parts(w, d, c, b, made)
+    redis_parts = _redis_parts(w, d, c, b, made)
     node_mem, shard_mem = _memory(w, d, c)
     resources = [
         Resource("node CPU (one process)", sum(node_parts.values()), node_parts),
@@ -326,7 +366,12 @@ def evaluate(w: Workload, d: Deployment, c: Costs) -> Report:
                 },
             )
         )
-    latency = _latency(w, d, c, b, resources)
+        if w.requests:
+            # This machine's benchmarks drive the nodes from one Python process.
+            resources.append(
+                Resource("load generator (one process)", w.requests * c.client_http)
+            )
+    latency = _latency(w, d, c, b, made, resources)
     if hot is not None:
         service = sum(hot_service(w, d, c, b).values())
         hot_latency = Latency(
@@ -334,14 +379,16 @@ def evaluate(w: Workload, d: Deployment, c: Costs) -> Report:
             queueing.mm1_wait_quantile(hot.utilisation, service, 0.99),
             0.0,
         )
-    return Report(w, d, resources, latency, b, hot, hot_latency)
+    return Report(w, d, resources, latency, b, made, hot, hot_latency)
 
 
 def _events_per_process(w: Workload, d: Deployment) -> float:
     return (w.requests + w.rpcs + w.socket_messages + w.alarms + w.activations) / d.processes
 
 
-def _latency(w: Workload, d: Deployment, c: Costs, b: float, res: list[Resource]) -> Latency:
+def _latency(
+    w: Workload, d: Deployment, c: Costs, b: float, made: float, res: list[Resource]
+) -> Latency:
     """Waits at the node's loop (M/M/1), the Redis shard (M/D/1) and, on shared cores,
     the CPU (M/M/c); each stage's quantile is computed alone and the stages are summed,
     which bounds the quantile of the sum from above."""
@@ -355,7 +402,7 @@ def _latency(w: Workload, d: Deployment, c: Costs, b: float, res: list[Resource]
             queueing.mm1_wait_quantile(node.utilisation, service, 0.99),
         )
     shard = res[1]
-    trips = (w.commits / b + w.activations) / d.redis_shards
+    trips = (made / b + w.activations) / d.redis_shards
     if trips > 0:
         service = shard.utilisation / trips
         stages["Redis shard (M/D/1)"] = (
@@ -371,8 +418,8 @@ def _latency(w: Workload, d: Deployment, c: Costs, b: float, res: list[Resource]
             queueing.mmc_wait_quantile(servers, shared[0].utilisation, service, 0.99),
         )
     floor = 0.0
-    if w.commits:
-        floor += c.redis_rtt + (c.fsync if d.fsync == "always" else 0.0)
+    if w.writes:
+        floor += commit_trip(c, d)
     x = cross_share(w, d)
     floor += x * c.link_rtt if (w.requests or w.rpcs or w.socket_messages) else 0.0
     return Latency(
