@@ -36,6 +36,7 @@ from bench.results import RESULTS, Panel, publish, table  # noqa: E402
 from runtime.embedded import ValkeyProcess  # noqa: E402
 from tools.capacity.costs import DEFAULTS, Costs, Sitting, load  # noqa: E402
 
+
 def shown(name: str, value: float) -> str:
     """A cost with its unit: bytes, a count, latency in ms, CPU in us (per second)."""
     if "mem_" in name:

@@ -109,9 +109,7 @@ def test_the_bottleneck_is_the_most_utilised_limiting_resource() -> None:
 
 
 def test_a_hot_object_is_its_own_bottleneck_and_replicas_move_it() -> None:
-    chat = Workload(
-        live_objects=1, hot_events=20, hot_fanout=10_000, socket_messages=20, writes=20
-    )
+    chat = Workload(live_objects=1, hot_events=20, hot_fanout=10_000, socket_messages=20, writes=20)
     plain = evaluate(chat, Deployment(nodes=100), COSTS)
     assert plain.bottleneck.name == "busiest object's thread"
     replicated = evaluate(chat, Deployment(nodes=100, read_replicas=True), COSTS)

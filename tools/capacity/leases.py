@@ -60,6 +60,8 @@ class RenewalSetup:
     #: Each alarm-index shard is polled by this many nodes (None: every node polls every
     #: shard, as the runtime does today).
     pollers_per_shard: int | None = None
+    #: Entries one claim takes at most (claim_alarms.lua's limit: 100 in the runtime).
+    claim_limit: int = 100
     #: Utilisation of each Redis shard by other work (commits), simulated as 1 ms pieces.
     background: float = 0.0
     seconds: float = 10.0
@@ -126,10 +128,10 @@ def simulate(setup: RenewalSetup, costs: Costs) -> RenewalResult:
     def claim(alarm_shard: int) -> Process:
         home = alarm_home[alarm_shard]
         claim_counts[home] += 1
-        # Entries are due in the order they were added: claim the oldest, up to 100.
+        # Entries are due in the order they were added: claim the oldest, up to the limit.
         queue = due[alarm_shard]
         k = 0
-        while k < len(queue) and k < 100 and queue[k] <= env.now:
+        while k < len(queue) and k < setup.claim_limit and queue[k] <= env.now:
             k += 1
         ready, due[alarm_shard] = queue[:k], queue[k:]
         yield env.process(

@@ -58,6 +58,9 @@ class Workload:
     writing_objects: float | None = None
     #: Alarms fired per second.
     alarms: float = 0.0
+    #: Alarms set (or moved) per second: each is an entry in the alarm index, written
+    #: before the commit that sets it (one more script call on an index shard).
+    alarm_sets: float = 0.0
     #: Open client sockets.
     sockets: float = 0.0
     #: Client sockets opened per second (handshakes, reconnections).
@@ -89,6 +92,7 @@ class Workload:
             deliveries=self.deliveries * factor,
             writes=self.writes * factor,
             alarms=self.alarms * factor,
+            alarm_sets=self.alarm_sets * factor,
             activations=self.activations * factor,
             socket_opens=self.socket_opens * factor,
             hot_events=self.hot_events * factor,
@@ -234,9 +238,7 @@ def commit_batch(commits_per_process: float, c: Costs, d: Deployment, concurrenc
     return b
 
 
-def _node_parts(
-    w: Workload, d: Deployment, c: Costs, b: float, made: float
-) -> dict[str, float]:
+def _node_parts(w: Workload, d: Deployment, c: Costs, b: float, made: float) -> dict[str, float]:
     """CPU seconds per second of one node process, by part."""
     p = d.processes
     x = cross_share(w, d)
@@ -250,6 +252,7 @@ def _node_parts(
         "app rules": (w.requests + w.rpcs + w.alarms + w.socket_messages) * w.app_cpu,
         "deliveries": w.deliveries * c.node_delivery,
         "commits": made * (c.node_commit + c.node_round_trip / b),
+        "alarm index": w.alarm_sets * c.node_commit,
         "forwarding": (w.requests + w.rpcs) * x * (c.node_forward_caller + c.node_forward_owner),
         "tunnels": (w.socket_messages * 2 + w.deliveries)
         * x
@@ -268,9 +271,7 @@ def _node_parts(
     return per_process
 
 
-def _redis_parts(
-    w: Workload, d: Deployment, c: Costs, b: float, made: float
-) -> dict[str, float]:
+def _redis_parts(w: Workload, d: Deployment, c: Costs, b: float, made: float) -> dict[str, float]:
     """CPU seconds per second of the busiest Redis shard, by part."""
     s = d.redis_shards
     holders = w.live_objects + w.hibernated_objects
@@ -285,6 +286,8 @@ def _redis_parts(
     # so on more Redis shards than that the polls do not spread further.
     claims = d.processes * d.alarm_shards / d.alarm_poll_interval * c.redis_claim_empty
     parts["alarm polls"] = claims / min(s, d.alarm_shards)
+    # Setting an alarm writes its index entry: on those same few slots.
+    parts["alarm index"] = w.alarm_sets * c.redis_claim_empty / min(s, d.alarm_shards)
     # The registry is one slot: one shard takes every heartbeat.
     parts["heartbeats"] = d.processes / d.heartbeat_interval * c.redis_heartbeat
     return parts
@@ -368,9 +371,7 @@ def evaluate(w: Workload, d: Deployment, c: Costs) -> Report:
         )
         if w.requests:
             # This machine's benchmarks drive the nodes from one Python process.
-            resources.append(
-                Resource("load generator (one process)", w.requests * c.client_http)
-            )
+            resources.append(Resource("load generator (one process)", w.requests * c.client_http))
     latency = _latency(w, d, c, b, made, resources)
     if hot is not None:
         service = sum(hot_service(w, d, c, b).values())

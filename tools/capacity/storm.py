@@ -91,6 +91,8 @@ class StormResult:
     survivor_peak: float
     shard_peak: float
     latency: Tally = field(default_factory=Tally)
+    #: Seconds after the death at which each object served again, in order.
+    back: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -207,6 +209,7 @@ def simulate(setup: StormSetup, costs: Costs) -> StormResult:
         result.latency.add(env.now - start)
         if not obj.served:
             obj.served = True
+            result.back.append(env.now)
             if result.first_back == 0.0:
                 result.first_back = env.now
             result.all_back = max(result.all_back, env.now)
