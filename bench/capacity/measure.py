@@ -82,6 +82,9 @@ async def http_and_links(url: str, vpid: int, scale: Scale, run: Run) -> None:
         plain = await drive.requests(pa, lambda i: "/bench/x/plain", n, 16, pids)
         c["node_http"] = plain.of(a.pid)
         c["client_http"] = plain.client
+        # One at a time, each request wakes the node from idle: the difference is a wake-up.
+        alone = await drive.requests(pa, lambda i: "/bench/x/plain", n // 4, 1, pids)
+        c["node_wakeup"] = max(0.0, alone.of(a.pid) - plain.of(a.pid))
         touch = await drive.requests(pa, lambda i: "/bench/hot/touch", n, 16, pids)
         c["node_event"] = touch.of(a.pid) - plain.of(a.pid)
         fetch = await drive.requests(pa, lambda i: "/bench/hot/fetch", n, 16, pids)
@@ -385,7 +388,8 @@ def medians(runs: list[Run]) -> tuple[Costs, dict[str, tuple[float, float]], dic
         for name, value in run.costs.items():
             if name in known:
                 values.setdefault(name, []).append(value)
-    costs = Costs(**{k: statistics.median(v) for k, v in values.items()})
+    # (a cost measured as a difference can come out below zero within the noise: it is 0)
+    costs = Costs(**{k: max(0.0, statistics.median(v)) for k, v in values.items()})
     spread = {k: (min(v), max(v)) for k, v in values.items()}
     seen: dict[str, list[float]] = {}
     for run in runs:

@@ -23,8 +23,12 @@ class Costs:
     """Per-operation costs, one core's seconds (or bytes)."""
 
     # --- node CPU per operation ------------------------------------------------------
-    #: An HTTP request through the node's stack to a route that touches no object.
+    #: An HTTP request through the node's stack to a route that touches no object (under
+    #: load: many requests share each turn of the event loop).
     node_http: float = 60e-6
+    #: What waking an idle event loop adds (epoll, the loop's own bookkeeping, the kernel's
+    #: scheduling): paid by an event or a reply that finds the node with nothing else to do.
+    node_wakeup: float = 40e-6
     #: One event on a live object (an RPC, or a fetch) beyond the request that carried it.
     node_event: float = 40e-6
     #: A fetch event (a request handed to the object's ``fetch``), for reference: the model
