@@ -171,7 +171,7 @@ async def idle_costs(url: str, vpid: int, scale: Scale, run: Run) -> None:
         idle = drive.Watch(pids)
         await asyncio.sleep(5)
         base = idle.rates()
-        run.seen["idle node CPU, % of a core"] = base[node.pid] * 100
+        c["node_idle_per_s"] = base[node.pid]
         run.seen["idle Valkey CPU (one node), % of a core"] = base[vpid] * 100
 
         n = scale.objects
@@ -365,6 +365,9 @@ def one_run(scale: Scale) -> Run:
         assert valkey.process is not None
         vpid = valkey.process.pid
         try:
+            alone = drive.Watch([vpid])
+            time.sleep(3)
+            run.costs["redis_idle_per_s"] = alone.rates()[vpid]
             asyncio.run(http_and_links(valkey.url, vpid, scale, run))
             asyncio.run(idle_costs(valkey.url, vpid, scale, run))
             asyncio.run(alarm_and_eviction(valkey.url, vpid, scale, run))

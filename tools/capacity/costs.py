@@ -61,14 +61,17 @@ class Costs:
     node_tunnel_owner: float = 35e-6
     #: One poll of a lease another node holds (acquire.lua answering "held"), node side.
     node_lease_poll: float = 30e-6
-    #: Renewing one lease (the node's side of the batched renewal round).
+    #: Renewing one lease (the node's side of the batched renewal round), with the sweep's
+    #: visit to its record (both once a second; measured together on idle objects).
     node_renewal: float = 3e-6
+    #: Per second, a node process with nothing to do (its timers, sweep, polls, heartbeats).
+    node_idle_per_s: float = 3e-3
     #: Per second, per idle socket whose object hibernated (keepalive pings, the sweep).
     node_idle_socket_per_s: float = 0.05e-6
-    #: Per second, per live object with nothing to do (the sweep's visit), renewals apart.
-    node_live_object_per_s: float = 0.5e-6
 
     # --- Redis (Valkey) CPU per operation ----------------------------------------------
+    #: Per second, the Redis server itself with no client (its own timers: expiry, cron).
+    redis_idle_per_s: float = 1e-3
     #: One commit (commit.lua with one put), sent in a pipeline with others.
     redis_commit: float = 12e-6
     #: Redis commands one commit makes (EVALSHA and the calls inside it).

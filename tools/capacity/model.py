@@ -260,8 +260,7 @@ def _node_parts(w: Workload, d: Deployment, c: Costs, b: float, made: float) -> 
         * (c.node_tunnel_entry + c.node_tunnel_owner),
         "activations": w.activations * (c.node_activation + c.node_eviction),
         "lease renewals": holders * c.node_renewal / (d.lease_ttl / 2),
-        "idle objects and sockets": holders * c.node_live_object_per_s
-        + w.sockets * c.node_idle_socket_per_s,
+        "idle sockets": w.sockets * c.node_idle_socket_per_s,
     }
     per_process = {k: v / p for k, v in parts.items()}
     # An event that finds the loop idle wakes it, which costs more than one that joins a
@@ -270,11 +269,9 @@ def _node_parts(w: Workload, d: Deployment, c: Costs, b: float, made: float) -> 
     # (A Redis reply's wake-up is in node_round_trip, measured alone and under load.)
     wakes = (w.requests + w.rpcs + w.socket_messages + w.alarms) / p
     per_process["wake-ups"] = wakes * c.node_wakeup * max(0.0, 1 - busy)
-    # What every process does whatever the load: one alarm poll round trip per poll
-    # interval, one heartbeat per heartbeat interval.
-    per_process["polls and heartbeats"] = c.node_round_trip * (
-        1 / d.alarm_poll_interval + 1 / d.heartbeat_interval
-    )
+    # What every process does whatever the load (timers, the sweep, alarm polls every
+    # poll interval, a heartbeat every heartbeat interval), measured on an idle node.
+    per_process["idle process"] = c.node_idle_per_s
     return per_process
 
 
@@ -295,6 +292,7 @@ def _redis_parts(w: Workload, d: Deployment, c: Costs, b: float, made: float) ->
     parts["alarm polls"] = claims / min(s, d.alarm_shards)
     # Setting an alarm writes its index entry: on those same few slots.
     parts["alarm index"] = w.alarm_sets * c.redis_claim_empty / min(s, d.alarm_shards)
+    parts["server's own timers"] = c.redis_idle_per_s
     # The registry is one slot: one shard takes every heartbeat.
     parts["heartbeats"] = d.processes / d.heartbeat_interval * c.redis_heartbeat
     return parts
