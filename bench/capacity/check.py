@@ -41,6 +41,7 @@ from tools.capacity.model import (
     evaluate,
     max_rate,
 )
+from tools.capacity.simulation import quantile
 
 CORES = os.cpu_count() or 1
 CHAT_PATH = "/chat/api/room/{room}/websocket"
@@ -191,7 +192,8 @@ def failover_prediction(costs: Costs, cores: float = CORES, seeds: int = 5) -> f
 
 async def idle_objects(url: str, vpid: int, count: int) -> dict[str, float]:
     """One node holding ``count`` live objects (one small key each), idle: the node's and
-    Valkey's CPU (% of a core) and the node's RSS growth per object."""
+    Valkey's CPU (% of a core), the node's RSS growth per object, and the p99 of one
+    request at a time to another object meanwhile (the renewal rounds stall the loop)."""
     port = free_port()
     node = started(port, url, f"chk-idle-{count}")
     try:
@@ -202,10 +204,15 @@ async def idle_objects(url: str, vpid: int, count: int) -> dict[str, float]:
         watch = drive.Watch(pids)
         await asyncio.sleep(6)
         rates = watch.rates()
+        rss = rss_kib(node.pid)
+        times = await drive.latencies(port, "/bench/probe/touch", 3000)
+        plain = await drive.latencies(port, "/bench/probe/plain", 500)
         return {
             "node": rates[node.pid] * 100,
             "valkey": rates[vpid] * 100,
-            "rss_per_object": (rss_kib(node.pid) - rss0) * 1024 / count,
+            "rss_per_object": (rss - rss0) * 1024 / count,
+            # (what queueing adds: the p99 less a request's own time, the plain route's p50)
+            "p99_added": max(0.0, quantile(times, 0.99) - quantile(plain, 0.5)),
         }
     finally:
         stop(node)
@@ -217,7 +224,48 @@ def idle_prediction(costs: Costs, count: int) -> dict[str, float]:
         "node": report.resource("node CPU (one process)").utilisation * 100,
         "valkey": report.resource("Redis CPU (busiest shard)").utilisation * 100,
         "rss_per_object": costs.mem_live_object,
+        "p99_added": report.latency.p99,
     }
+
+
+async def holding_limit(url: str, vpid: int, step: int = 5000, most: int = 150_000) -> float:
+    """Live objects one node holds before it stops answering: objects are added ``step``
+    at a time; after each step, a second of requests one at a time to another object must
+    all answer, none slower than 1 s. The count of the last step that passed."""
+    port = free_port()
+    node = started(port, url, f"chk-hold-{random.randrange(10**6)}")
+    tag = random.randrange(10**9)
+    held = 0
+    try:
+        pids = [node.pid, vpid]
+        while held < most:
+            base = held
+            try:
+                await drive.requests(
+                    port, lambda i, b=base: f"/bench/h{tag}-{b + i}/write", step, 32, pids
+                )
+                await asyncio.sleep(3)
+                times = await drive.latencies(port, "/bench/probe/touch", 1500, timeout=1.0)
+            except (RuntimeError, TimeoutError, OSError):
+                break
+            if max(times) > 1.0:
+                break
+            held += step
+        return float(held)
+    finally:
+        stop(node)
+
+
+def holding_prediction(costs: Costs) -> float:
+    """The most live objects whose renewal round still fits its slack on one node."""
+    d = Deployment(nodes=1)
+    per_object = (
+        evaluate(Workload(live_objects=1000), d, costs)
+        .resource("lease renewal round (one process)")
+        .utilisation
+        / 1000
+    )
+    return 1 / per_object
 
 
 # ------------------------------------------------------------------ a node's death
@@ -493,11 +541,9 @@ def check_all(url: str, vpid: int, costs: Costs, apps: Apps, runs: int, quick: b
         "simulation",
     )
 
-    sizes = (1000, 10_000) if quick else (1000, 10_000, 100_000)
+    sizes = (1000, 10_000) if quick else (1000, 10_000, 40_000)
     for count in sizes:
-        got = repeat(
-            1 if count >= 100_000 else runs, lambda c=count: asyncio.run(idle_objects(url, vpid, c))
-        )
+        got = repeat(runs, lambda c=count: asyncio.run(idle_objects(url, vpid, c)))
         want = idle_prediction(costs, count)
         add(
             f"{count:,} idle live objects: Valkey CPU (renewals, polls, heartbeats)",
@@ -514,6 +560,21 @@ def check_all(url: str, vpid: int, costs: Costs, apps: Apps, runs: int, quick: b
             want["rss_per_object"],
             "model",
         )
+        add(
+            f"{count:,} idle live objects: p99 added to a request (renewal stalls)",
+            "ms",
+            [v * 1000 for v in got["p99_added"]],
+            want["p99_added"] * 1000,
+            "model",
+        )
+    got = repeat(1 if quick else runs, lambda: {"held": asyncio.run(holding_limit(url, vpid))})
+    add(
+        "live objects one node holds before its renewal rounds overrun (TTL 2 s)",
+        "objects",
+        got["held"],
+        holding_prediction(costs),
+        "model",
+    )
 
     for count in (1000,) if quick else (1000, 10_000):
         got = repeat(

@@ -101,6 +101,25 @@ async def requests(
     return spent
 
 
+async def latencies(port: int, path: str, count: int, timeout: float = 10.0) -> list[float]:
+    """Seconds of each of ``count`` requests made one at a time (TimeoutError past
+    ``timeout`` for one)."""
+    client = Http(port)
+    await client.post(path)
+    times = []
+    try:
+        for _ in range(count):
+            t0 = time.perf_counter()
+            status = await asyncio.wait_for(client.post(path), timeout)
+            if status != 200:
+                raise RuntimeError(f"{path} answered {status}")
+            times.append(time.perf_counter() - t0)
+    finally:
+        if client.writer is not None:
+            client.writer.close()
+    return times
+
+
 async def latency_p50(port: int, path: str, count: int = 400) -> float:
     """p50 seconds of one request at a time."""
     client = Http(port)

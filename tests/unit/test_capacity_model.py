@@ -156,3 +156,16 @@ def test_costs_files_round_trip_and_unknown_names_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown cost names"):
         Sitting.from_json('{"costs": {"node_warp": 1}}')
     assert DEFAULTS.exists() and load().costs.node_http > 0
+
+
+def test_a_renewal_round_stalls_the_loop_for_a_share_of_events() -> None:
+    from tools.capacity.model import stall_quantile
+
+    # 100 ms every second: one event in ten waits, for up to 100 ms.
+    assert stall_quantile(0.1, 1.0, 0.5) == 0.0
+    assert stall_quantile(0.1, 1.0, 0.99) == pytest.approx(0.09)
+    # Past its slack (ttl / 2 - margin = 0.75 s) a round lets the node's leases lapse.
+    costs = COSTS.replace(node_renewal=10e-6)
+    report = evaluate(Workload(live_objects=75_000), Deployment(), costs)
+    assert report.resource("lease renewal round (one process)").utilisation == pytest.approx(1.0)
+    assert "lease renewal round (periodic stall)" in report.latency.stages

@@ -111,6 +111,8 @@ class Deployment:
     memory_per_node: float = 8 * GIB
     memory_per_shard: float = 8 * GIB
     lease_ttl: float = 2.0
+    #: A lease's local deadline is this much short of its TTL (LEASE_MARGIN).
+    lease_margin: float = 0.25
     heartbeat_interval: float = 1.0
     alarm_poll_interval: float = 0.5
     alarm_shards: int = 16
@@ -348,8 +350,16 @@ def evaluate(w: Workload, d: Deployment, c: Costs) -> Report:
     node_parts = _node_parts(w, d, c, b, made)
     redis_parts = _redis_parts(w, d, c, b, made)
     node_mem, shard_mem = _memory(w, d, c)
+    stall = renewal_stall(w, d, c)
     resources = [
         Resource("node CPU (one process)", sum(node_parts.values()), node_parts),
+        # A renewal round is encoded in one go, then its replies read: past its slack
+        # (ttl / 2 - margin) the node's local deadlines lapse and it stops serving.
+        Resource(
+            "lease renewal round (one process)",
+            stall / (d.lease_ttl / 2 - d.lease_margin),
+            {"round": stall},
+        ),
         Resource("Redis CPU (busiest shard)", sum(redis_parts.values()), redis_parts),
         Resource("node memory", sum(node_mem.values()), node_mem),
         Resource("Redis memory (per shard)", sum(shard_mem.values()), shard_mem),
@@ -388,6 +398,21 @@ def evaluate(w: Workload, d: Deployment, c: Costs) -> Report:
     return Report(w, d, resources, latency, b, made, hot, hot_latency)
 
 
+def renewal_stall(w: Workload, d: Deployment, c: Costs) -> float:
+    """Seconds one process's renewal round keeps its loop busy, every ``ttl / 2``."""
+    return (w.live_objects + w.hibernated_objects) / d.processes * c.node_renewal
+
+
+def stall_quantile(stall: float, interval: float, p: float) -> float:
+    """The ``p`` quantile of the wait an event arriving at a random moment finds when the
+    server stops for ``stall`` seconds every ``interval`` (a periodic vacation): it waits
+    only if it lands in one, and then for what is left of it (uniform)."""
+    share = min(1.0, stall / interval)
+    if share <= 1 - p:
+        return 0.0
+    return stall * (1 - (1 - p) / share)
+
+
 def _events_per_process(w: Workload, d: Deployment) -> float:
     return (w.requests + w.rpcs + w.socket_messages + w.alarms + w.activations) / d.processes
 
@@ -395,9 +420,10 @@ def _events_per_process(w: Workload, d: Deployment) -> float:
 def _latency(
     w: Workload, d: Deployment, c: Costs, b: float, made: float, res: list[Resource]
 ) -> Latency:
-    """Waits at the node's loop (M/M/1), the Redis shard (M/D/1) and, on shared cores,
-    the CPU (M/M/c); each stage's quantile is computed alone and the stages are summed,
-    which bounds the quantile of the sum from above."""
+    """Waits at the node's loop (M/M/1), behind its lease renewal round (a periodic stall),
+    at the Redis shard (M/D/1) and, on shared cores, for a CPU (M/M/c); each stage's
+    quantile is computed alone and the stages are summed, which bounds the quantile of the
+    sum from above."""
     stages: dict[str, tuple[float, float]] = {}
     node = res[0]
     events = _events_per_process(w, d)
@@ -414,6 +440,13 @@ def _latency(
         stages["Redis shard (M/D/1)"] = (
             queueing.md1_wait_quantile(shard.utilisation, service, 0.5),
             queueing.md1_wait_quantile(shard.utilisation, service, 0.99),
+        )
+    stall = renewal_stall(w, d, c)
+    if stall > 0:
+        interval = d.lease_ttl / 2
+        stages["lease renewal round (periodic stall)"] = (
+            stall_quantile(stall, interval, 0.5),
+            stall_quantile(stall, interval, 0.99),
         )
     shared = [r for r in res if r.name.startswith("shared cores")]
     if shared and events > 0 and d.shared_cores is not None:
