@@ -197,6 +197,8 @@ def metrics(port: int) -> dict[str, float]:
                 out[name] = float(line.split()[-1])
         if line.startswith('do_alarms_total{event="fired"}'):
             out["alarms_fired"] = float(line.split()[-1])
+        if line.startswith('do_leases_total{event="renewed"}'):
+            out["leases_renewed"] = float(line.split()[-1])
     return out
 
 

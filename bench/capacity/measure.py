@@ -188,6 +188,10 @@ async def idle_costs(url: str, vpid: int, scale: Scale, run: Run) -> None:
         c["node_renewal"] = max(0.0, rates[node.pid] - base[node.pid]) / renewals
         c["redis_renewal"] = max(0.0, rates[vpid] - base[vpid]) / renewals
         with_leases = {p: rates[p] for p in pids}
+        # Requests one at a time over three rounds: the slowest waited behind the part of
+        # a round that holds the loop in one go.
+        times = await drive.latencies(port, "/bench/probe/touch", 3000)
+        c["node_renewal_stall"] = max(0.0, max(times) - statistics.median(times)) / n
 
         # Sockets: one per object, then many on one object; all hibernated.
         s = scale.sockets

@@ -167,5 +167,7 @@ def test_a_renewal_round_stalls_the_loop_for_a_share_of_events() -> None:
     # Past its slack (ttl / 2 - margin = 0.75 s) a round lets the node's leases lapse.
     costs = COSTS.replace(node_renewal=10e-6)
     report = evaluate(Workload(live_objects=75_000), Deployment(), costs)
-    assert report.resource("lease renewal round (one process)").utilisation == pytest.approx(1.0)
+    # (stretched a little by the idle node's own work)
+    round_ = report.resource("lease renewal round (one process)")
+    assert round_.utilisation == pytest.approx(1.0, rel=0.01)
     assert "lease renewal round (periodic stall)" in report.latency.stages

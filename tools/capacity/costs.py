@@ -64,6 +64,9 @@ class Costs:
     #: Renewing one lease (the node's side of the batched renewal round), with the sweep's
     #: visit to its record (both once a second; measured together on idle objects).
     node_renewal: float = 3e-6
+    #: The part of that which holds the loop in one go (the pipeline's encoding): other
+    #: events wait behind it; the rest (reading the replies) interleaves with them.
+    node_renewal_stall: float = 0.5e-6
     #: Per second, a node process with nothing to do (its timers, sweep, polls, heartbeats).
     node_idle_per_s: float = 3e-3
     #: Per second, per idle socket whose object hibernated (keepalive pings, the sweep).
