@@ -138,6 +138,13 @@ class Check:
     predicted: float
     by: str  # "model" or "simulation"
     runs: list[float]
+    #: Differences below this are within the machine's own jitter, whatever their ratio.
+    tolerance: float = 0.0
+
+    @property
+    def miss(self) -> bool:
+        """Off by more than 25 % and by more than the tolerance."""
+        return abs(self.error) > 0.25 and abs(self.predicted - self.measured) > self.tolerance
 
     @property
     def error(self) -> float:
@@ -523,8 +530,12 @@ def check_all(url: str, vpid: int, costs: Costs, apps: Apps, runs: int, quick: b
     raise_open_files(20_000)
     checks: list[Check] = []
 
-    def add(what: str, unit: str, values: list[float], predicted: float, by: str) -> None:
-        checks.append(Check(what, unit, statistics.median(values), predicted, by, values))
+    def add(
+        what: str, unit: str, values: list[float], predicted: float, by: str, tolerance: float = 0
+    ) -> None:
+        checks.append(
+            Check(what, unit, statistics.median(values), predicted, by, values, tolerance)
+        )
         print(
             f"  {what}: measured {statistics.median(values):.4g} {unit}, {by} {predicted:.4g}",
             file=sys.stderr,
@@ -591,6 +602,8 @@ def check_all(url: str, vpid: int, costs: Costs, apps: Apps, runs: int, quick: b
             [v * 1000 for v in got["p99_added"]],
             want["p99_added"] * 1000,
             "model",
+            # (an idle node's own p99 swings 0.1-1.5 ms run to run here: scheduling)
+            tolerance=2.0,
         )
     if not quick:
         got = repeat(1, lambda: {"held": asyncio.run(holding_limit(url, vpid))})

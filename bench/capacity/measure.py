@@ -350,6 +350,25 @@ async def node_lease_poll(url: str, run: Run) -> None:
         await asyncio.gather(*(poller(k) for k in keys))
         run.costs["node_lease_poll"] = (time.process_time() - t0) / (rounds * len(keys))
         await node.store.redis.delete(*[k.lease for k in keys])
+        # A renewal round of 20,000 leases, as the node's renewal loop makes it.
+        from runtime.lease import Lease
+
+        held = [ObjectKeys.of("cap", "round", f"{i:064x}") for i in range(20_000)]
+        value = f"{node.holder}:1"
+        pipe = node.store.redis.pipeline(transaction=False)
+        for k in held:
+            pipe.set(k.lease, value, px=60_000)
+        await pipe.execute()
+        items = [(k, Lease(value, 1, 0.0)) for k in held]
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            renewed = await node.store.leases.renew_many(items)
+            times.append(time.perf_counter() - t0)
+            assert all(renewed), "a renewal failed"
+        run.costs["node_renewal_round"] = statistics.median(times) / len(items)
+        for start in range(0, len(held), 1000):
+            await node.store.redis.delete(*[k.lease for k in held[start : start + 1000]])
     finally:
         await node.stop()
 

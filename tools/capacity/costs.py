@@ -64,6 +64,9 @@ class Costs:
     #: Renewing one lease (the node's side of the batched renewal round), with the sweep's
     #: visit to its record (both once a second; measured together on idle objects).
     node_renewal: float = 3e-6
+    #: How long a renewal round lasts per lease it renews (wall time of the runtime's own
+    #: renew_many on an otherwise idle node: its CPU, and waiting for Redis' replies).
+    node_renewal_round: float = 20e-6
     #: The part of that which holds the loop in one go (the pipeline's encoding): other
     #: events wait behind it; the rest (reading the replies) interleaves with them.
     node_renewal_stall: float = 0.5e-6

@@ -353,13 +353,15 @@ def evaluate(w: Workload, d: Deployment, c: Costs) -> Report:
     holders = (w.live_objects + w.hibernated_objects) / p
     round_time = (
         holders
-        * c.node_renewal
+        * c.node_renewal_round
         / max(0.05, 1 - sum(node_parts.values()) + node_parts["lease renewals"])
     )
     resources = [
         Resource("node CPU (one process)", sum(node_parts.values()), node_parts),
-        # A renewal round takes its CPU time, stretched by the rest of the node's work: past
-        # its slack (ttl / 2 - margin) the node's local deadlines lapse and it stops serving.
+        # A renewal round lasts its measured time per lease, stretched by the node's other
+        # work. Past its slack (ttl / 2 - margin) the node's local deadlines lapse and each
+        # event renews its own lease first (a round trip); past the TTL, leases expire in
+        # Redis between two renewals and other nodes may take the objects over.
         Resource(
             "lease renewal round (one process)",
             round_time / (d.lease_ttl / 2 - d.lease_margin),
