@@ -198,7 +198,7 @@ def cap(
             lo, best = mid, run
         else:
             hi = mid
-        if hi / lo < 1.05:
+        if hi / lo < 1.1:
             break
     if best is None:
         best = simulate(replace(setup, rate=lo), costs)

@@ -39,29 +39,37 @@ def workloads() -> list[Named]:
     visitors = 1_000_000
     games = 100_000
     moves = games / 5.0  # a move every 5 s per game
+    chat = Workload(
+        name="chat",
+        live_objects=chat_rooms * 0.1,
+        hibernated_objects=chat_rooms * 0.9,
+        sockets=chat_sockets,
+        socket_opens=chat_sockets / 3600,
+        socket_messages=messages,
+        deliveries=messages * (chat_sockets / chat_rooms - 1),
+        writes=messages,
+        writing_objects=chat_rooms * 0.1,
+        app_cpu=APP_CPU["chat"],
+        cross_node=0.0,
+        hot_events=20.0,
+        hot_fanout=10_000,
+        state_bytes=20_000,
+    )
     return [
         Named(
             "chat: 10^6 rooms, 10^7 sockets",
-            Workload(
-                name="chat",
-                live_objects=chat_rooms * 0.1,
-                hibernated_objects=chat_rooms * 0.9,
-                sockets=chat_sockets,
-                socket_opens=chat_sockets / 3600,
-                socket_messages=messages,
-                deliveries=messages * (chat_sockets / chat_rooms - 1),
-                writes=messages,
-                writing_objects=chat_rooms * 0.1,
-                app_cpu=APP_CPU["chat"],
-                cross_node=0.0,
-                hot_events=20.0,
-                hot_fanout=10_000,
-                state_bytes=20_000,
-            ),
+            chat,
             "10 sockets a room on average, a message per room every 10 s (10^5/s), a tenth of "
             "the rooms active at a time (the rest hibernate with their sockets), every socket "
             "reconnecting once an hour, 100 messages of history (~20 KB) a room; the balancer "
             "routes by room (no tunnels); the biggest room: 10^4 sockets at 20 messages/s",
+        ),
+        Named(
+            "the same chat, with read replicas",
+            chat,
+            "as above, with read replicas (modelled as specified: each commit published "
+            "once per node, each node's replica delivering to its own sockets)",
+            Deployment(read_replicas=True),
         ),
         Named(
             "waiting room: a ticket sale, 10^6 visitors",
