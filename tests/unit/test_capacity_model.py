@@ -4,6 +4,7 @@ bottleneck pick, and the measured-costs file round trip."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -165,9 +166,29 @@ def test_a_renewal_round_stalls_the_loop_for_a_share_of_events() -> None:
     assert stall_quantile(0.1, 1.0, 0.5) == 0.0
     assert stall_quantile(0.1, 1.0, 0.99) == pytest.approx(0.09)
     # Past its slack (ttl / 2 - margin = 0.75 s) a round lets the node's leases lapse.
-    costs = COSTS.replace(node_renewal=10e-6)
+    costs = COSTS.replace(node_renewal_round=10e-6)
     report = evaluate(Workload(live_objects=75_000), Deployment(), costs)
     # (stretched a little by the idle node's own work)
     round_ = report.resource("lease renewal round (one process)")
     assert round_.utilisation == pytest.approx(1.0, rel=0.01)
     assert "lease renewal round (periodic stall)" in report.latency.stages
+
+
+def test_sizing_finds_the_fewest_nodes_and_shards_and_reports_what_it_cannot_relieve() -> None:
+    from tools.capacity import sizing
+
+    work = Workload(requests=200_000, writes=100_000, live_objects=100_000)
+    size = sizing.size(sizing.Named("w", work, "test"), COSTS, target=0.6)
+    d = size.report.deployment
+    assert size.fits
+    assert all(r.utilisation <= 0.6 for r in size.report.resources if r.limits)
+    # One node fewer, or half the shards, would not fit.
+    fewer = evaluate(work, replace(d, nodes=d.nodes - 1), COSTS)
+    assert fewer.resource("node CPU (one process)").utilisation > 0.6
+    if d.redis_shards > 1:
+        half = evaluate(work, replace(d, redis_shards=d.redis_shards // 2), COSTS)
+        assert half.resource("Redis CPU (busiest shard)").utilisation > 0.6
+    # A hot object no number of nodes relieves is the limit, reported, not searched for.
+    hot = sizing.size(sizing.Named("hot", replace(work, hot_events=1e6), "test"), COSTS, target=0.6)
+    assert not hot.fits and hot.limit == "busiest object's thread"
+    assert hot.report.deployment.nodes == d.nodes
