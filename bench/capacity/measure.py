@@ -350,6 +350,17 @@ async def node_lease_poll(url: str, run: Run) -> None:
         await asyncio.gather(*(poller(k) for k in keys))
         run.costs["node_lease_poll"] = (time.process_time() - t0) / (rounds * len(keys))
         await node.store.redis.delete(*[k.lease for k in keys])
+        # A commit of one small put, as commit.lua makes it (its effects go to the AOF).
+        commit = await node.store.redis.script_load(load_source("commit"))
+        keys = ObjectKeys.of("cap", "aof", "0" * 64)
+        await node.store.redis.set(keys.lease, "w@x:1")
+        aof0 = await _aof_size(node.store.redis)
+        for i in range(1000):
+            await node.store.redis.evalsha(
+                commit, 4, keys.lease, keys.data, keys.index, keys.alarm,
+                "w@x:1", "0", "", "1", f"k{i % 10}", "a small value",
+            )  # fmt: skip
+        run.costs["aof_commit"] = (await _aof_size(node.store.redis) - aof0) / 1000
         # A renewal round of 20,000 leases, as the node's renewal loop makes it.
         from runtime.lease import Lease
 
@@ -361,16 +372,25 @@ async def node_lease_poll(url: str, run: Run) -> None:
         await pipe.execute()
         items = [(k, Lease(value, 1, 0.0)) for k in held]
         times = []
+        aof0 = await _aof_size(node.store.redis)
         for _ in range(3):
             t0 = time.perf_counter()
             renewed = await node.store.leases.renew_many(items)
             times.append(time.perf_counter() - t0)
             assert all(renewed), "a renewal failed"
         run.costs["node_renewal_round"] = statistics.median(times) / len(items)
+        run.costs["aof_renewal"] = (await _aof_size(node.store.redis) - aof0) / (3 * len(items))
+
         for start in range(0, len(held), 1000):
             await node.store.redis.delete(*[k.lease for k in held[start : start + 1000]])
     finally:
         await node.stop()
+
+
+async def _aof_size(redis: Any) -> float:
+    """Bytes of the append-only file so far (INFO persistence)."""
+    info = await redis.info("persistence")
+    return float(info.get("aof_current_size", 0))
 
 
 def latency_floors(tmp: str, url: str, run: Run) -> None:

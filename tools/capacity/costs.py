@@ -97,6 +97,11 @@ class Costs:
     #: One pipelined round trip's fixed cost on the server (read, parse, reply, wake-up).
     redis_round_trip: float = 15e-6
 
+    #: Bytes the append-only file grows by per lease renewal (a renewal is a write).
+    aof_renewal: float = 120.0
+    #: Bytes the append-only file grows by per commit (one small put).
+    aof_commit: float = 200.0
+
     # --- latency (wall seconds) ----------------------------------------------------------
     #: One round trip to Redis, nothing else in flight (PING).
     redis_rtt: float = 0.25e-3

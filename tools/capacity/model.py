@@ -110,6 +110,8 @@ class Deployment:
     fsync: str = "always"  # or "everysec"
     memory_per_node: float = 8 * GIB
     memory_per_shard: float = 8 * GIB
+    #: What a shard's disk writes to its append-only file, bytes per second (sustained).
+    disk_bytes_per_s: float = 200e6
     lease_ttl: float = 2.0
     #: A lease's local deadline is this much short of its TTL (LEASE_MARGIN).
     lease_margin: float = 0.25
@@ -369,6 +371,16 @@ def evaluate(w: Workload, d: Deployment, c: Costs) -> Report:
         ),
         Resource("Redis CPU (busiest shard)", sum(redis_parts.values()), redis_parts),
         Resource("node memory", sum(node_mem.values()), node_mem),
+        # Every renewal and every commit is appended to the AOF (and fsync'd with always).
+        Resource(
+            "Redis AOF writes (per shard)",
+            (
+                (w.live_objects + w.hibernated_objects) / (d.lease_ttl / 2) * c.aof_renewal
+                + made * c.aof_commit
+            )
+            / d.redis_shards
+            / d.disk_bytes_per_s,
+        ),
         Resource("Redis memory (per shard)", sum(shard_mem.values()), shard_mem),
     ]
     hot: Resource | None = None
