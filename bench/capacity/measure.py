@@ -211,10 +211,15 @@ async def idle_costs(url: str, vpid: int, scale: Scale, run: Run) -> None:
                 await ws.recv()
             sockets.extend(batch)
         spent = opening.done(s)
-        # (less what the node does anyway meanwhile: the n leases' renewal rounds)
+        # (less what the node does anyway meanwhile, the n leases' renewal rounds; less
+        # the object each socket activated, and the message each sent)
         background = with_leases[node.pid] * spent.seconds / s
         c["node_socket_open"] = max(
-            0.0, spent.of(node.pid) - background - c.get("node_socket_message", 0.0)
+            0.0,
+            spent.of(node.pid)
+            - background
+            - c.get("node_socket_message", 0.0)
+            - c.get("node_activation", 0.0),
         )
         drive.wait_until(
             lambda: int(str(drive.healthz(port)["live_objects"])) <= n + 1, 30, "hibernation"
