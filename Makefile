@@ -9,8 +9,8 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 .PHONY: run dev test test-unit test-faults test-compose lint bench bench-chat bench-events bench-whiteboard \
-	bench-cluster bench-memory \
-	bench-lobby bench-waiting-room profile-chat fuzz-whiteboard bundle system-deps clean
+	bench-cluster bench-memory bench-lobby bench-waiting-room bench-capacity simulate profile-chat \
+	fuzz-whiteboard bundle system-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -140,6 +140,17 @@ bench-lobby: $(VENV)/.installed-bench
 
 bench-waiting-room: $(VENV)/.installed-bench
 	$(PY) bench/waiting_room_bench.py $(ARGS)
+
+# Capacity (docs/scale.md): every per-operation cost measured on real nodes and Valkey, then
+# the model's and the simulation's predictions beside measurements at this machine's sizes
+# (about 15 minutes; ARGS="--quick --runs 1" for a look). `make simulate` runs the 100-node
+# scenarios and the sizing table on the checked-in costs (tools/capacity/costs.json), or
+# on a sitting's: make simulate ARGS="--costs bench/results/capacity_costs.json".
+bench-capacity: $(VENV)/.installed-bench $(BENCH_NODE)
+	$(PY) -m bench.capacity $(ARGS)
+
+simulate: $(VENV)/.installed-bench
+	$(PY) -m tools.capacity $(ARGS)
 
 # Where a node spends its CPU under the chat's paced and multi-room loads (py-spy, as root).
 profile-chat: $(VENV)/.installed-bench
