@@ -163,7 +163,10 @@ class Router:
                     continue
                 try:
                     return await there(where)
-                except ObjectMoved:  # nothing ran there: look again
+                except ObjectMoved as moved:
+                    if moved.may_have_run:  # (said of an event that may have run after all)
+                        raise  # only the caller may send it again
+                    # Nothing ran there: look again.
                     self._owners.pop(key, None)
                     if not self.node.reaches_store(object_id):
                         # Redis is out of reach here, and the other node could not take the
@@ -179,8 +182,8 @@ class Router:
                     attempt = await self._pause(attempt, deadline, namespace, object_id)
         except ObjectMoved as exc:
             if hops:
-                raise  # back to the node that forwarded it: nothing ran here
-            raise ObjectUnavailable(str(exc)) from None
+                raise  # back to the node that forwarded it, saying whether anything ran
+            raise ObjectUnavailable(str(exc), may_have_run=exc.may_have_run) from None
 
     async def _where(
         self, namespace: Namespace, object_id: ObjectId, hops: int
