@@ -8,9 +8,9 @@ PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run dev test test-unit test-faults test-compose lint bench bench-chat bench-whiteboard \
-	bench-cluster bench-memory bench-replicas \
-	bench-lobby bench-waiting-room profile-chat fuzz-whiteboard bundle system-deps clean
+.PHONY: run dev test test-unit test-faults test-compose lint bench bench-chat bench-events bench-whiteboard \
+	bench-cluster bench-memory bench-replicas bench-lobby bench-waiting-room bench-capacity simulate \
+	profile-chat fuzz-whiteboard bundle system-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -120,6 +120,11 @@ bench-chat: $(VENV)/.installed-bench
 bench-whiteboard: $(VENV)/.installed-bench $(BENCH_NODE)
 	$(PY) bench/whiteboard_bench.py $(ARGS)
 
+# Where one event's time goes, stage by stage (node CPU per request, latency), beside the
+# bare framework and the fsync floor.
+bench-events: $(VENV)/.installed-bench
+	$(PY) bench/event_cost.py $(ARGS)
+
 bench-cluster: $(VENV)/.installed-bench
 	$(PY) bench/cluster_bench.py $(ARGS)
 
@@ -139,6 +144,17 @@ bench-lobby: $(VENV)/.installed-bench
 
 bench-waiting-room: $(VENV)/.installed-bench
 	$(PY) bench/waiting_room_bench.py $(ARGS)
+
+# Capacity (docs/scale.md): every per-operation cost measured on real nodes and Valkey, then
+# the model's and the simulation's predictions beside measurements at this machine's sizes
+# (about 15 minutes; ARGS="--quick --runs 1" for a look). `make simulate` runs the 100-node
+# scenarios and the sizing table on the checked-in costs (tools/capacity/costs.json), or
+# on a sitting's: make simulate ARGS="--costs bench/results/capacity_costs.json".
+bench-capacity: $(VENV)/.installed-bench $(BENCH_NODE)
+	$(PY) -m bench.capacity $(ARGS)
+
+simulate: $(VENV)/.installed-bench
+	$(PY) -m tools.capacity $(ARGS)
 
 # Where a node spends its CPU under the chat's paced and multi-room loads (py-spy, as root).
 profile-chat: $(VENV)/.installed-bench

@@ -118,13 +118,16 @@ def node_tools() -> None:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True)
 
 
-def start_peer() -> Server:
+def start_peer(persist_dir: Path | None = None) -> Server:
     """The reference server of the npm package y-websocket@2 (its `y-websocket` bin): keeps
-    documents in memory only, stores nothing."""
+    documents in memory only, stores nothing; with ``persist_dir``, its own persistence
+    (``YPERSISTENCE``: y-leveldb, which stores each update after it was broadcast)."""
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
+    if persist_dir is not None:
+        env["YPERSISTENCE"] = str(persist_dir)
     process = start_server(["node", str(PEER_BIN)], port, env)
-    return Server("peer", process, port, f"ws://127.0.0.1:{port}")
+    return Server("peerdb" if persist_dir else "peer", process, port, f"ws://127.0.0.1:{port}")
 
 
 def rss_kib(pid: int) -> int:

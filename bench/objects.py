@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -22,12 +24,29 @@ class Bench(DurableObject):
         await self.storage.put("v", i)
         return i
 
+    @rpc
+    async def arm(self, delay: float) -> int:
+        """Set the object's alarm ``delay`` seconds from now (the alarm does nothing)."""
+        await self.storage.set_alarm(time.time() + delay)
+        return 1
+
+    async def alarm(self) -> None:
+        """Nothing: the cost of delivering an alarm alone."""
+
+    async def fetch(self, request: Request) -> Response:
+        """A fetch event with no storage: the cost of handing a request to an object."""
+        return PlainTextResponse("ok")
+
     async def websocket_connect(self, ws: ObjectWebSocket) -> None:
         self.accept_websocket(ws)
         ws.attachment = {"n": 1}
 
     async def websocket_message(self, ws: ObjectWebSocket, message: str | bytes) -> None:
-        ws.send(message)
+        """Echo, or a message starting with "b": to every socket of the object (no storage)."""
+        if message[:1] in ("b", b"b"):
+            self.broadcast(message)
+        else:
+            ws.send(message)
 
 
 async def socket(websocket: WebSocket) -> None:
@@ -46,6 +65,22 @@ async def touch(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+async def fetch(request: Request) -> Response:
+    """A fetch event: the request handed to the object."""
+    return (
+        await env_of(request)
+        .namespace("bench")
+        .get_by_name(request.path_params["name"])
+        .fetch(request)
+    )
+
+
+async def arm(request: Request) -> Response:
+    """Set the object's alarm, due in the number of seconds the query's ``in`` says."""
+    stub = env_of(request).namespace("bench").get_by_name(request.path_params["name"])
+    return PlainTextResponse(str(await stub.arm(float(request.query_params.get("in", "1")))))
+
+
 async def write(request: Request) -> Response:
     """One RPC with one write."""
     stub = env_of(request).namespace("bench").get_by_name(request.path_params["name"])
@@ -61,6 +96,8 @@ app = App(
         Route("/{name}/plain", plain, methods=["POST"]),
         Route("/{name}/touch", touch, methods=["POST"]),
         Route("/{name}/write", write, methods=["POST"]),
+        Route("/{name}/fetch", fetch, methods=["POST"]),
+        Route("/{name}/arm", arm, methods=["POST"]),
     ],
     listed=False,
 )

@@ -5,8 +5,10 @@
 Starts a Valkey configured like `make run`'s embedded one (append-only file, fsync always), a
 node serving the whiteboard app, and the peer: the reference Node.js server of the npm
 package y-websocket@2 (its `y-websocket` bin, no persistence: documents live in its memory
-only). The Node tooling lives in bench/node and is installed here (`npm ci`) when its
-node_modules is missing. Prints one table of medians over --runs runs, ours beside the peer,
+only), and for the propagation rows the same server with its own persistence on
+(`YPERSISTENCE`: y-leveldb, which stores each update after broadcasting it). The Node
+tooling lives in bench/node and is installed here (`npm ci`) when its node_modules is
+missing. Prints one table of medians over --runs runs, ours beside the peer,
 and keeps it with a chart under bench/results/ (whiteboard.txt, whiteboard.png):
 
 - initial sync of a 5,000-stroke board to a new client (in a fresh Node process, and warm),
@@ -52,8 +54,10 @@ from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 
 from apps.whiteboard import protocol  # noqa: E402
 from apps.whiteboard.config import WhiteboardConfig  # noqa: E402
-from apps.whiteboard.links import BOARDS, digest_of  # noqa: E402
-from apps.whiteboard.rules import BoardRules, Persist  # noqa: E402
+from apps.whiteboard.effects import Persist  # noqa: E402
+from apps.whiteboard.links import digest_of  # noqa: E402
+from apps.whiteboard.names import BOARDS  # noqa: E402
+from apps.whiteboard.rules import BoardRules  # noqa: E402
 from bench import crosscheck  # noqa: E402
 from bench.common import (  # noqa: E402
     NODE_DIR,
@@ -212,8 +216,8 @@ async def time_to_sync(url: str) -> tuple[float, bytes]:
 
 
 def board_keys(room: str) -> ObjectKeys:
-    object_id = IdFactory(BOARDS, DEFAULT_ID_KEY.encode()).from_name(digest_of(room))
-    return ObjectKeys.of("do", BOARDS, object_id.hex)
+    object_id = IdFactory(BOARDS.name, DEFAULT_ID_KEY.encode()).from_name(digest_of(room))
+    return ObjectKeys.of("do", BOARDS.name, object_id.hex)
 
 
 async def activations(redis_url: str, runs: int, reps: int = 3) -> list[dict[str, float]]:
@@ -399,6 +403,7 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {
         f"{group} {name}": [] for group in groups for name in ("ours", "peer")
     }
+    runs["stock peerdb"], runs["fanout peerdb"] = [], []
     with tempfile.TemporaryDirectory() as tmp:
         valkey = ValkeyProcess(tmp, unix_socket=True, appendfsync="always").start()
         assert valkey.process is not None
@@ -406,22 +411,27 @@ def main() -> None:
             ours = start_ours(valkey.url)
             try:
                 peer = start_peer()
+                # The peer again with its own store (y-leveldb), which writes each update
+                # after broadcasting it: the storage-backed peer row.
+                peerdb = start_peer(persist_dir=Path(tmp) / "yleveldb")
                 try:
                     for run in range(args.runs):
                         print(f"run {run + 1}/{args.runs}: stock client, fan-out", file=sys.stderr)
                         # Alternate who goes first: the machine's noise comes and goes.
                         both = (ours, peer) if run % 2 == 0 else (peer, ours)
-                        for server in both:
+                        three = (*both, peerdb) if run % 2 == 0 else (peerdb, *both)
+                        for server in three:
                             runs[f"stock {server.name}"].append(stock_client(server))
                         for server in both if args.cross_check else ():
                             runs[f"shared {server.name}"].append(crosscheck.yjs(server))
                         for server in both:
                             runs[f"sync {server.name}"].append(server_sync(server))
-                        for server in both:
+                        for server in three:
                             pid = valkey.process.pid if server is ours else None
                             runs[f"fanout {server.name}"].append(fanout(server, args.seconds, pid))
                 finally:
                     peer.stop()
+                    peerdb.stop()
             finally:
                 ours.stop()
             print("activation of a 10,000-update log, before and after compaction", file=sys.stderr)
@@ -465,6 +475,10 @@ def report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) ->
         )
         return ours, peer
 
+    def db(group: str) -> str:
+        name = f"{group} peerdb"
+        return f"p50 {med(name, 'p50_ms'):.1f} / p99 {med(name, 'p99_ms'):.1f} ms"
+
     fo, fp = "fanout ours", "fanout peer"
     rows = [
         (
@@ -475,7 +489,16 @@ def report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) ->
         ("  the same, a warm client process", *both("stock", "sync_warm_ms", "{:.0f} ms"), ""),
         ("  server side: raw socket to sync step 2", *both("sync", "median_ms", "{:.1f} ms"), ""),
         ("propagation, 2 clients, 1 update / 5 ms", *p50_p99("stock"), "p99 <= 3 ms (peer 1/2)"),
+        ("  peer with YPERSISTENCE (y-leveldb)", "", db("stock"), ""),
         ("20 clients x 20 updates/s, propagation", *p50_p99("fanout"), "p99 <= 20 ms"),
+        ("  peer with YPERSISTENCE (y-leveldb)", "", db("fanout"), ""),
+        (
+            "  fan-out p99, ours / peer's",
+            f"{med(fo, 'p99_ms') / med(fp, 'p99_ms'):.2f}x; / y-leveldb's "
+            f"{med(fo, 'p99_ms') / med('fanout peerdb', 'p99_ms'):.2f}x",
+            "",
+            "<= 1.5x",
+        ),
         (
             "  server CPU meanwhile (% of one core)",
             f"{med(fo, 'cpu'):.0f} % (+ Valkey {med(fo, 'valkey_cpu'):.0f} %)",
@@ -537,6 +560,8 @@ def report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) ->
         ("2 clients, p99 ms", each("stock ours", "p99_ms", one), each("stock peer", "p99_ms", one)),
         ("fan-out p50 ms", each(fo, "p50_ms", one), each(fp, "p50_ms", one)),
         ("fan-out p99 ms", each(fo, "p99_ms", one), each(fp, "p99_ms", one)),
+        ("  y-leveldb peer p50 ms", "", each("fanout peerdb", "p50_ms", one)),
+        ("  y-leveldb peer p99 ms", "", each("fanout peerdb", "p99_ms", one)),
         ("fan-out CPU %", each(fo, "cpu"), each(fp, "cpu")),
         ("fan-out Valkey CPU %", each(fo, "valkey_cpu"), ""),
         ("fan-out client CPU %", each(fo, "client_cpu"), each(fp, "client_cpu")),
@@ -559,9 +584,9 @@ def report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) ->
             each("memory peer", "per_client", one),
         ),
     ):
-        lines.append(f"  {label:26} {ours_runs}" + (f" | {peer_runs}" if peer_runs else ""))
-    stock = runs["stock ours"] + runs["stock peer"]
-    fans = runs[fo] + runs[fp]
+        lines.append(f"  {label:26} {ours_runs or '-'}" + (f" | {peer_runs}" if peer_runs else ""))
+    stock = runs["stock ours"] + runs["stock peer"] + runs["stock peerdb"]
+    fans = runs[fo] + runs[fp] + runs["fanout peerdb"]
     act = runs["activation"]
     lines += [
         f"  2-client updates delivered: {sum(r['delivered'] for r in stock):,.0f} of "
@@ -582,6 +607,8 @@ def report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) ->
     ) -> dict[str, list[float]]:
         """Ours and the peer; with --cross-check, the shared client's figures beside them."""
         series = {"ours": pick("ours", figures), "peer (y-websocket@2)": pick("peer", figures)}
+        if all(f is None or f[0] in ("stock", "fanout") for f in figures):
+            series["peer + y-leveldb"] = pick("peerdb", figures)
         if args.cross_check and any(shared):
             series["ours, shared client"] = pick("ours", shared)
             series["peer, shared client"] = pick("peer", shared)

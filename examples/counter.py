@@ -21,8 +21,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from runtime import AlarmInfo, App, DurableObject, ObjectWebSocket, app_of, env_of, rpc
+from runtime import AlarmInfo, App, Binding, DurableObject, ObjectWebSocket, app_of, env_of, rpc
 
+#: The counters' namespace, declared once; code reaches them through this handle.
+COUNTERS = Binding("counter")
 MAX_NAME = 64
 
 
@@ -77,7 +79,7 @@ async def counter(request: Request) -> Response:
     name = request.path_params["name"]
     if len(name) > MAX_NAME:
         return JSONResponse({"error": f"name longer than {MAX_NAME} characters"}, 400)
-    stub = env_of(request).namespace("counter").get_by_name(name)
+    stub = env_of(request).namespace(COUNTERS).get_by_name(name)
     if request.method == "POST":
         return JSONResponse({"name": name, "value": await stub.increment()})
     return JSONResponse({"name": name, "value": await stub.value()})
@@ -89,14 +91,14 @@ async def viewer(websocket: WebSocket) -> None:
     if len(name) > MAX_NAME:
         await websocket.close(1008)  # (a route may refuse before handing over, as here)
         return
-    await env_of(websocket).namespace("counter").get_by_name(name).connect(websocket)
+    await env_of(websocket).namespace(COUNTERS).get_by_name(name).connect(websocket)
 
 
 app = App(
     name="counter",
     title="Counter",
     description="Count anything by name, live in every window: the object the tutorial builds.",
-    objects={"counter": Counter},
+    objects={COUNTERS: Counter},
     routes=[
         Route("/", index, name="index"),
         Route("/{name}", counter, methods=["GET", "POST"], name="counter"),
@@ -104,5 +106,5 @@ app = App(
     ],
     templates=Path(__file__).parent / "templates",
     static="counter",
-    live={"counter": "counters in use", "sockets": "viewers"},
+    live={COUNTERS: "counters in use", "sockets": "viewers"},
 )

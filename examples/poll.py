@@ -13,8 +13,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from runtime import AlarmInfo, App, DurableObject, ObjectWebSocket, app_of, env_of
+from runtime import AlarmInfo, App, Binding, DurableObject, ObjectWebSocket, app_of, env_of
 
+POLLS = Binding("poll")
 RULES = "question: 1-200 characters; option: 2-10 distinct, 1-200 characters; seconds: 1-604800"
 
 
@@ -58,13 +59,13 @@ async def page(request: Request) -> Response:
     """GET: the page (a form; at #<id>, that poll, live). POST: a new poll, made by its object."""
     if request.method == "GET":
         return app_of(request).render(request, "poll.html")
-    polls = env_of(request).namespace("poll")
+    polls = env_of(request).namespace(POLLS)
     return await polls.get(polls.new_unique_id()).fetch(request)
 
 
 async def watch(websocket: WebSocket) -> None:
     """Hand a viewer's socket to the poll its URL names (an ID this app did not make: 400)."""
-    polls = env_of(websocket).namespace("poll")
+    polls = env_of(websocket).namespace(POLLS)
     await polls.get(polls.id_from_string(websocket.path_params["id"])).connect(websocket)
 
 
@@ -73,4 +74,4 @@ ROUTES = [
     WebSocketRoute("/{id}", watch, name="watch"),
 ]
 HTML = Path(__file__).parent / "templates"
-app = App("poll", "Poll", objects={"poll": Poll}, routes=ROUTES, templates=HTML, static="poll")
+app = App("poll", "Poll", objects={POLLS: Poll}, routes=ROUTES, templates=HTML, static="poll")

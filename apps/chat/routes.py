@@ -19,9 +19,9 @@ from starlette.websockets import WebSocket
 
 from runtime import InvalidObjectId, ObjectId, app_of, env_of
 
+from .names import ROOMS
 from .rules import MAX_NAME, js_length
 
-ROOMS = "chat_room"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 

@@ -26,8 +26,8 @@ whatever is broadcast meanwhile. On its name it gets the backlog, everybody gets
 {"joined": name}, and it gets {"ready": true}. Timestamps are milliseconds, strictly
 increasing in a room: max(now, last + 1).
 
-:class:`Room` takes those inputs and returns :class:`Effect` values for the thin layer in
-``room.py`` to carry out (send, broadcast, close, store, remember a name).
+:class:`ChatRules` takes those inputs and returns effects (effects.py: send, broadcast,
+close, store, remember a name) for the ChatRoom object (chat_room.py) to carry out.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+
+from .effects import Broadcast, Close, Effect, Named, Send, Store
 
 MAX_NAME = 32
 MAX_MESSAGE = 256
@@ -61,51 +63,6 @@ BAD_KEY = 'Invalid message: "key" is 16 to 64 letters, digits, - or _.'
 KEY_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 #: Hex characters of an id: 48 bits, so two people in one room all but never share one.
 ID_CHARS = 12
-
-
-# ------------------------------------------------------------------ effects
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send ``text`` to one session."""
-
-    session: int
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Broadcast:
-    """Send ``text`` to every named session (unnamed ones got it queued already)."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    session: int
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Store:
-    """Keep a chat message in the history, under a key that sorts by time."""
-
-    key: str
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Named:
-    """The session chose this name and has this id (the adapter keeps both with the socket)."""
-
-    session: int
-    name: str
-    id: str
-
-
-Effect = Send | Broadcast | Close | Store | Named
 
 
 # ------------------------------------------------------------------ helpers
@@ -227,7 +184,7 @@ class Session:
     backlog: list[str] | None = field(default_factory=list)
 
 
-class Room:
+class ChatRules:
     """One chat room's sessions, clock and rules."""
 
     def __init__(self, last_timestamp: int = 0, salt: str = "") -> None:

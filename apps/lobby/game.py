@@ -1,4 +1,5 @@
-"""The Game object: one server-authoritative match of Connect Four (match.py).
+"""The Game object: one server-authoritative game of Connect Four, its rules (GameRules,
+game_rules.py) wired to sockets, storage and an alarm.
 
 One object per game (a unique ID), made by a lobby when its host starts, or by quick play.
 The socket at ``/lobby/ws/game/<game>?token=<seat token>``: the game's own seat token, or
@@ -35,7 +36,7 @@ in the same event that broadcasts the new state, and the output gate holds the b
 until the write is in Redis: a state a player has seen survives a kill -9 of the node.
 
 **The turn timer is the object's alarm**, set to the earliest of the turn's deadline and
-the grace periods of dropped players (``Match.next_deadline``). The alarm's decision (a
+the grace periods of dropped players (``GameRules.next_deadline``). The alarm's decision (a
 forfeit) is written together with the alarm's clearing, so it happens exactly once even if
 a node dies mid-alarm: a redelivered alarm finds the round already over. Once the game is
 over, the same alarm removes it ``game_ttl`` seconds later (its sockets close with 4004).
@@ -45,7 +46,7 @@ stored with a sequence number in the same write as the move that caused it, then
 alarm delivers the outbox to the lobby's ``game_event`` (at least once, in order; the lobby
 ignores numbers it has seen) and clears what was delivered.
 
-    stored: game   {"lobby": id|null, "match": Match.dump(), "outbox": [[seq, event]],
+    stored: game   {"lobby": id|null, "match": GameRules.dump(), "outbox": [[seq, event]],
                     "seq": n, "history": [results]}
 """
 
@@ -66,9 +67,9 @@ from runtime import (
 )
 
 from .config import LobbyConfig
-from .connect4 import IllegalMove
-from .match import SEATS, Match, Player
-from .namespaces import LOBBIES
+from .effects import Changed, GameEffect, Refuse, Report, Save
+from .game_rules import SEATS, GameRules, Player
+from .names import LOBBIES
 from .protocol import ProtocolError, encode, error, parse
 from .seats import PURPOSE, SeatSigner
 
@@ -88,12 +89,12 @@ def seat_tag(seat: int) -> str:
 
 
 class Game(DurableObject):
-    """One match between two seats."""
+    """One game between two seats."""
 
     def __init__(self, ctx: ObjectContext, env: Env) -> None:
         super().__init__(ctx, env)
         self.config = env.app_settings(LobbyConfig)
-        self.match: Match | None = None
+        self.rules: GameRules | None = None
         self.lobby: str | None = None
         self.outbox: list[list[Any]] = []
         self.seq = 0
@@ -106,36 +107,36 @@ class Game(DurableObject):
         return self.id.hex
 
     async def load(self) -> None:
-        """The stored match; seats without an open socket count as dropped from now."""
+        """The stored game; seats without an open socket count as dropped from now."""
         data = await self.storage.get("game")
         if data is None:
             return
         self.lobby = data["lobby"]
         config = self.config
-        self.match = Match.load(data["match"], config.turn_time, config.grace, config.claim_after)
+        self.rules = GameRules.load(
+            data["match"], config.turn_time, config.grace, config.claim_after
+        )
         self.outbox = list(data["outbox"])
         self.seq = data["seq"]
         self.history = list(data["history"])
         self.alarm_at = await self.storage.get_alarm()
-        now = time.time()
-        for seat in SEATS:
-            if not self.get_websockets(seat_tag(seat)) and seat not in self.match.away:
-                self.match.disconnect(seat, now)  # its socket died with the last node
-                await self.save()
+        # Seats without a socket lost it with the node that held them.
+        connected = {seat for seat in SEATS if self.get_websockets(seat_tag(seat))}
+        await self.apply(self.rules.found_without_sockets(connected, time.time()))
         await self.arm()
 
     @rpc
     async def create(self, lobby: str | None, players: list[list[str]]) -> None:
-        """Set the match up: ``players`` are [player, name] for seat 1, then seat 2.
+        """Set the game up: ``players`` are [player, name] for seat 1, then seat 2.
         Calling it again changes nothing (a retried call)."""
-        if self.match is not None:
+        if self.rules is not None:
             return
         if not (isinstance(players, list) and len(players) == 2):
             raise ValueError("a game takes two players")
         seats = {seat: Player(str(p[0]), str(p[1])) for seat, p in zip(SEATS, players, strict=True)}
         self.lobby = lobby
         config = self.config
-        self.match = Match.start(
+        self.rules = GameRules.start(
             seats, time.time(), config.turn_time, config.grace, config.claim_after
         )
         await self.save()
@@ -145,19 +146,19 @@ class Game(DurableObject):
     async def forfeit(self, player: str) -> bool:
         """The lobby says ``player`` left it: if they are seated and a round is being
         played, the other seat wins it (``"left"``). Whether it ended a round."""
-        if self.match is None or not isinstance(player, str):
+        if self.rules is None or not isinstance(player, str):
             return False
-        seat = self.match.seat_of(player)
-        if seat is None or not self.match.forfeit(seat, time.time()):
+        seat = self.rules.seat_of(player)
+        if seat is None:
             return False
-        self.report(self.match.result())
-        await self.changed()
-        return True
+        effects = self.rules.forfeit(seat, time.time())
+        await self.apply(effects)
+        return bool(effects)
 
     @rpc
     async def info(self) -> dict[str, Any] | None:
         """The game as a spectator sees it, with every round's result (tools and tests)."""
-        if self.match is None:
+        if self.rules is None:
             return None
         return {"state": self.view(None, time.time()), "history": self.history}
 
@@ -165,7 +166,7 @@ class Game(DurableObject):
 
     async def websocket_connect(self, ws: ObjectWebSocket) -> None:
         """A player (with a valid seat token) or a spectator."""
-        if self.match is None:
+        if self.rules is None:
             ws.reject(404, "no such game")
             return
         seat, problem = await self.seat_for(ws.request.query_param("token"))
@@ -179,9 +180,9 @@ class Game(DurableObject):
         ws.attachment = {"seat": seat}
         if problem:
             ws.send(error(problem))
-        if seat is not None and seat in self.match.away:
-            self.match.connect(seat)
-            await self.changed()  # everyone sees the player back
+        effects = self.rules.connect(seat) if seat is not None else []
+        if effects:
+            await self.apply(effects)  # everyone sees the player back
         else:
             ws.send(encode(self.view(seat, time.time())))
 
@@ -191,47 +192,46 @@ class Game(DurableObject):
         them where they play (a member not playing watches, which is no error)."""
         if token is None:
             return None, None
-        assert self.match is not None
+        assert self.rules is not None
         seat = SeatSigner(await self.env.signing_key(PURPOSE)).read(token)
         if seat is not None and seat.kind == "lobby" and seat.place == self.lobby:
-            return self.match.seat_of(seat.player), None
+            return self.rules.seat_of(seat.player), None
         if seat is None or seat.kind != "game" or seat.place != self.hex:
             return None, BAD_TOKEN
-        holder = self.match.players.get(seat.seat)
+        holder = self.rules.players.get(seat.seat)
         if holder is None or holder.player != seat.player:
             return None, BAD_TOKEN
         return seat.seat, None
 
     async def websocket_message(self, ws: ObjectWebSocket, message: str | bytes) -> None:
-        """A move or a rematch request; a refused one gets an error and changes nothing."""
-        assert self.match is not None
+        """A move, a rematch request, ...; a refused one gets an error and changes nothing."""
+        rules = self.rules
+        assert rules is not None
         seat = (ws.attachment or {}).get("seat")
         now = time.time()
-        about = None
         try:
             data = parse(message, self.config.max_message_bytes, TYPES)
-            about = data["type"]
-            if about == "move":
-                self.match.move(seat, data.get("column"), now)
-            elif about == "resign":
-                self.match.resign(seat, now)
-            elif about == "draw":
-                offer = data.get("offer", True)
-                if type(offer) is not bool:
-                    raise ProtocolError('"offer" must be true or false')
-                self.match.draw(seat, offer, now)
-            elif about == "claim_win":
-                self.match.claim_win(seat, now)
-            elif about == "abort":
-                self.match.abort(seat, now)
-            elif self.match.ask_rematch(seat, now):
-                self.report({"kind": "round", "round": self.match.round})
-            if about != "rematch" and self.match.over:
-                self.report(self.match.result())
-        except (ProtocolError, IllegalMove) as exc:
-            ws.send(error(str(exc), about))
+        except ProtocolError as exc:
+            ws.send(error(str(exc)))
             return
-        await self.changed()
+        about = data["type"]
+        if about == "move":
+            effects = rules.move(seat, data.get("column"), now)
+        elif about == "resign":
+            effects = rules.resign(seat, now)
+        elif about == "draw":
+            offer = data.get("offer", True)
+            if type(offer) is not bool:
+                effects = [Refuse('"offer" must be true or false')]
+            else:
+                effects = rules.draw(seat, offer, now)
+        elif about == "claim_win":
+            effects = rules.claim_win(seat, now)
+        elif about == "abort":
+            effects = rules.abort(seat, now)
+        else:
+            effects = rules.ask_rematch(seat, now)
+        await self.apply(effects, ws, about)
 
     async def websocket_close(self, ws: ObjectWebSocket, code: int, reason: str) -> None:
         """A player's connection dropped: the seat is kept for the grace period."""
@@ -242,27 +242,24 @@ class Game(DurableObject):
 
     async def dropped(self, ws: ObjectWebSocket) -> None:
         seat = (ws.attachment or {}).get("seat")
-        if self.match is None:
+        if self.rules is None:
             return
         if seat is None:
             self.broadcast_state()  # one spectator fewer
             return
         if any(w is not ws for w in self.get_websockets(seat_tag(seat))):
             return
-        self.match.disconnect(seat, time.time())
-        await self.changed()
+        await self.apply(self.rules.disconnect(seat, time.time()))
 
     # ------------------------------------------------------------- the alarm
 
     async def alarm(self, info: AlarmInfo) -> None:
         """The turn timer or a grace period ran out; the outbox goes to the lobby."""
         self.alarm_at = None
-        if self.match is None:
+        if self.rules is None:
             return
         now = time.time()
-        if self.match.expire(now):
-            self.report(self.match.result())
-            await self.changed()
+        await self.apply(self.rules.expire(now))
         await self.deliver()
         if self.finished_before(now - self.config.game_ttl) and not self.outbox:
             await self.remove()
@@ -271,16 +268,16 @@ class Game(DurableObject):
 
     def finished_before(self, when: float) -> bool:
         """The last round ended before ``when`` (and no rematch started since)."""
-        assert self.match is not None
-        ended = self.match.ended_at
-        return self.match.over and ended is not None and ended <= when
+        assert self.rules is not None
+        ended = self.rules.ended_at
+        return self.rules.over and ended is not None and ended <= when
 
     async def remove(self) -> None:
         """A game long over: forget it (its seat tokens now lead nowhere)."""
         for ws in self.get_websockets():
             ws.close(GONE, "this game has ended and was removed")
         await self.storage.delete_all()
-        self.match = None
+        self.rules = None
         log.info("removed finished game %s", self.hex[:12])
 
     async def deliver(self) -> None:
@@ -304,10 +301,10 @@ class Game(DurableObject):
 
     async def arm(self) -> None:
         """Keep the alarm at the next deadline (now, if the outbox has something)."""
-        assert self.match is not None
-        due = self.match.next_deadline()
-        if self.match.ended_at is not None:  # removal, once the game has been over a while
-            removal = self.match.ended_at + self.config.game_ttl
+        assert self.rules is not None
+        due = self.rules.next_deadline()
+        if self.rules.ended_at is not None:  # removal, once the game has been over a while
+            removal = self.rules.ended_at + self.config.game_ttl
             due = removal if due is None else min(due, removal)
         if self.outbox and self.lobby is not None:
             due = time.time() if due is None else min(due, time.time())
@@ -317,6 +314,24 @@ class Game(DurableObject):
 
     # ------------------------------------------------------------- helpers
 
+    async def apply(
+        self, effects: list[GameEffect], ws: ObjectWebSocket | None = None, about: str = ""
+    ) -> None:
+        """Carry out what the rules decided (``ws`` and ``about``: the socket that asked, and
+        the type of its message, for a refusal)."""
+        for effect in effects:
+            if isinstance(effect, Refuse):
+                if ws is not None:
+                    ws.send(error(effect.reason, about or None))
+            elif isinstance(effect, Report):
+                self.report(effect.event)
+            elif isinstance(effect, Save):
+                await self.save()
+            elif isinstance(effect, Changed):
+                await self.save()
+                self.broadcast_state()
+                await self.arm()
+
     def report(self, event: dict[str, Any]) -> None:
         """Queue a report for the lobby (stored with the change that caused it)."""
         if event["kind"] == "result":
@@ -325,18 +340,13 @@ class Game(DurableObject):
             self.seq += 1
             self.outbox.append([self.seq, event])
 
-    async def changed(self) -> None:
-        await self.save()
-        self.broadcast_state()
-        await self.arm()
-
     async def save(self) -> None:
-        assert self.match is not None
+        assert self.rules is not None
         await self.storage.put(
             "game",
             {
                 "lobby": self.lobby,
-                "match": self.match.dump(),
+                "match": self.rules.dump(),
                 "outbox": self.outbox,
                 "seq": self.seq,
                 "history": self.history,
@@ -344,9 +354,9 @@ class Game(DurableObject):
         )
 
     def view(self, you: int | None, now: float) -> dict[str, Any]:
-        assert self.match is not None
+        assert self.rules is not None
         return {
-            **self.match.view(you, now),
+            **self.rules.view(you, now),
             "spectators": len(self.get_websockets(WATCH)),
             "game": self.hex,
             "lobby": self.lobby,

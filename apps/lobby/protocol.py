@@ -4,7 +4,7 @@ Every client message is a JSON object with a string ``"type"``. Anything else (b
 frames, oversized frames, invalid JSON, a missing or unknown type, a field of the wrong
 kind) is answered with ``{"type": "error", "error": "<why>"}`` and changes nothing; the
 socket stays open. The message types of each socket are listed in the module that serves
-it (room.py, game.py, quickplay.py).
+it (lobby_room.py, game.py, matchmaker.py).
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 from runtime import DurableObjectError, Env, ObjectContext, Stub
 
-from .namespaces import DIRECTORY, DIRECTORY_NAME
-from .rules import Lobby
+from .names import DIRECTORY, DIRECTORY_NAME
+from .rules import LobbyRules
 
 log = logging.getLogger("apps.lobby")
 
@@ -32,7 +32,9 @@ def directory(env: Env) -> Stub:
 class Reporter:
     """Keeps the directory's entry for one lobby current."""
 
-    def __init__(self, ctx: ObjectContext, env: Env, lobby: Callable[[], Lobby | None]) -> None:
+    def __init__(
+        self, ctx: ObjectContext, env: Env, lobby: Callable[[], LobbyRules | None]
+    ) -> None:
         self.ctx = ctx
         self.env = env
         self.lobby = lobby  # the lobby as it is now (None before it is created)

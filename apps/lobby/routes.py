@@ -9,12 +9,13 @@
     GET  /lobby/api/codes/<code>          {"lobby": id}, or 404
     GET  /lobby/api/games/<game>          {"state": {...}, "history": [results]}, or 404
     WS   /lobby/ws/directory              the live list (directory.py)
-    WS   /lobby/ws/quickplay              the quick-play queue (quickplay.py)
+    WS   /lobby/ws/quickplay              the quick-play queue (matchmaker.py)
     WS   /lobby/ws/game/<game>[?token=]   a game (game.py)
-    WS   /lobby/ws/<lobby>                a lobby (room.py)
+    WS   /lobby/ws/<lobby>                a lobby (lobby_room.py)
 
-Errors are JSON ``{"error": "<why>"}`` with a 4xx/5xx status; WebSocket handshakes for
-unknown lobbies or games are refused with 404 (the body says why). One client address
+Errors are JSON ``{"error": "<why>"}`` with a 4xx/5xx status; a 503 carries the runtime's
+``X-Error-Code``, ``X-Outcome`` and ``Retry-After`` (docs/api.md, "Errors"). WebSocket
+handshakes for unknown lobbies or games are refused with 404 (the body says why). One client address
 creating lobbies or looking codes up too fast gets 429, with ``Retry-After`` and
 ``"retry_after"`` (seconds) in the body (throttle.py).
 """
@@ -31,11 +32,19 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from runtime import DurableObjectError, InvalidObjectId, ObjectId, app_of, env_of
+from runtime import (
+    Binding,
+    DurableObjectError,
+    InvalidObjectId,
+    ObjectId,
+    app_of,
+    env_of,
+    error_headers,
+)
 
-from . import codes
+from . import join_code
 from .config import LobbyConfig
-from .namespaces import (
+from .names import (
     CODES,
     DIRECTORY,
     DIRECTORY_NAME,
@@ -45,7 +54,7 @@ from .namespaces import (
     QUEUE_NAME,
     THROTTLES,
 )
-from .rules import MAX_PLAYERS, MIN_PLAYERS, Lobby, Refused
+from .rules import MAX_PLAYERS, MIN_PLAYERS, Terms, check_terms
 from .throttle import ACTIONS, CODE, CREATE
 
 log = logging.getLogger("apps.lobby")
@@ -56,8 +65,16 @@ MAX_BODY = 2048
 CODE_TRIES = 8
 
 
-def problem(status: int, text: str) -> JSONResponse:
-    return JSONResponse({"error": text}, status_code=status)
+def problem(
+    status: int, text: str, exc: DurableObjectError | None = None, *, ran: bool | None = None
+) -> JSONResponse:
+    """A JSON error. A 503 says whether the request may have had an effect (``X-Outcome``):
+    the failed call's outcome (``exc``, with its ``X-Error-Code`` and ``Retry-After``), or
+    ``ran`` when the route knows better (True: something of it may have lasted)."""
+    headers = error_headers(exc) if exc is not None else {}
+    if ran is not None:
+        headers["X-Outcome"] = "unknown" if ran else "not-run"
+    return JSONResponse({"error": text}, status_code=status, headers=headers or None)
 
 
 def settings(request: Request | WebSocket) -> LobbyConfig:
@@ -116,7 +133,7 @@ async def lobbies(request: Request) -> Response:
         try:
             return JSONResponse({"lobbies": await directory.listing()})
         except DurableObjectError as exc:
-            return problem(503, f"the directory is unavailable; try again ({exc})")
+            return problem(503, f"the directory is unavailable; try again ({exc})", exc)
     body = await request.body()
     if len(body) > MAX_BODY:
         return problem(413, f"the request body is larger than {MAX_BODY} bytes")
@@ -127,27 +144,28 @@ async def lobbies(request: Request) -> Response:
     if not isinstance(data, dict):
         return problem(400, 'the body must be a JSON object: {"name", "public", "max_players"}')
     config = settings(request)
-    try:  # the same checks the lobby makes, before anything is created
-        checked = Lobby.create(
-            data.get("name"),
-            data.get("public"),
-            data.get("max_players"),
-            "",
-            0.0,
-            max_name=config.max_lobby_name,
-        )
-    except Refused as exc:
-        return problem(400, str(exc))
+    # the same checks the lobby makes, before anything is created
+    checked = check_terms(
+        data.get("name"), data.get("public"), data.get("max_players"), config.max_lobby_name
+    )
+    if not isinstance(checked, Terms):
+        return problem(400, checked.reason)
     refused = await throttled(request, CREATE)
     if refused is not None:
         return refused
+    # Several calls: once a code is claimed, a failure after it may leave something behind
+    # (the code, the lobby), so it is "unknown" however the failing call ended; before,
+    # nothing of this request has lasted.
+    claimed = False
     try:
         if checked.public and await directory.count() >= config.max_lobbies:
-            return problem(503, "there are too many public lobbies; join one or try later")
+            text = "there are too many public lobbies; join one or try later"
+            return problem(503, text, ran=False)
         lobby_id = env.namespace(LOBBIES).new_unique_id()
         code = await claim_code(request, lobby_id)
         if code is None:
-            return problem(503, "no join code could be found; try again")
+            return problem(503, "no join code could be found; try again", ran=False)
+        claimed = True
         try:
             await (
                 env.namespace(LOBBIES)
@@ -159,7 +177,8 @@ async def lobbies(request: Request) -> Response:
             raise
     except DurableObjectError as exc:
         log.warning("creating a lobby failed: %s", exc)
-        return problem(503, "the lobby could not be created; try again")
+        text = "the lobby could not be created; try again"
+        return problem(503, text, exc, ran=True if claimed else None)
     return JSONResponse({"lobby": lobby_id.hex, "code": code}, status_code=201)
 
 
@@ -167,7 +186,7 @@ async def claim_code(request: Request, lobby: ObjectId) -> str | None:
     """A join code no other lobby holds, now held by ``lobby``."""
     ns = env_of(request).namespace(CODES)
     for _ in range(CODE_TRIES):
-        code = codes.new_code()
+        code = join_code.new_code()
         if await ns.get_by_name(code).claim(lobby.hex):
             return code
     return None
@@ -182,7 +201,7 @@ async def release_code(request: Request, code: str, lobby: ObjectId) -> None:
 
 async def code_lookup(request: Request) -> Response:
     """The lobby a join code stands for."""
-    code = codes.normalize(request.path_params["code"])
+    code = join_code.normalize(request.path_params["code"])
     if code is None:
         return problem(404, "that is not a join code (6 letters and digits)")
     refused = await throttled(request, CODE)
@@ -191,7 +210,7 @@ async def code_lookup(request: Request) -> Response:
     try:
         lobby = await env_of(request).namespace(CODES).get_by_name(code).lookup()
     except DurableObjectError as exc:
-        return problem(503, f"try again ({exc})")
+        return problem(503, f"try again ({exc})", exc)
     if lobby is None:
         return problem(404, "no lobby has that code")
     return JSONResponse({"lobby": lobby})
@@ -205,7 +224,7 @@ async def lobby_info(request: Request) -> Response:
     try:
         summary = await env_of(request).namespace(LOBBIES).get(found).summary()
     except DurableObjectError as exc:
-        return problem(503, f"try again ({exc})")
+        return problem(503, f"try again ({exc})", exc)
     if summary is None:
         return problem(404, "no such lobby (it may have closed)")
     return JSONResponse(summary)
@@ -219,7 +238,7 @@ async def game_info(request: Request) -> Response:
     try:
         info = await env_of(request).namespace(GAMES).get(found).info()
     except DurableObjectError as exc:
-        return problem(503, f"try again ({exc})")
+        return problem(503, f"try again ({exc})", exc)
     if info is None:
         return problem(404, "no such game")
     return JSONResponse(info)
@@ -228,7 +247,7 @@ async def game_info(request: Request) -> Response:
 # ----------------------------------------------------------------- sockets
 
 
-def object_id(conn: Request | WebSocket, namespace: str, text: str) -> ObjectId | None:
+def object_id(conn: Request | WebSocket, namespace: Binding, text: str) -> ObjectId | None:
     try:
         return env_of(conn).namespace(namespace).id_from_string(text)
     except InvalidObjectId:

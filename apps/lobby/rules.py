@@ -1,8 +1,9 @@
-"""The rules of a lobby, as plain code: members, the host, readiness, starting a game.
+"""The rules of a lobby, sans I/O: members, the host, readiness, starting a game.
 
-No sockets, no storage, no clock: the Lobby object (room.py) calls these methods with the
-time and carries out the results. A refused action raises :class:`Refused` with the words
-the player is shown, and changes nothing.
+No sockets, no storage, no clock: :class:`LobbyRules` takes each input (a player's action,
+a game's report, the time) with ``now`` and returns the effects for the LobbyRoom object
+(lobby_room.py) to carry out (effects.py lists them). A refused action returns
+``[Refuse(<the words the player is shown>)]`` and changes nothing.
 
 Who is who:
 
@@ -29,6 +30,19 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .effects import (
+    Changed,
+    ChatLine,
+    Forfeit,
+    Kicked,
+    Left,
+    LobbyEffect,
+    Refuse,
+    Save,
+    ShowGame,
+    StartGame,
+    Welcome,
+)
 from .protocol import ProtocolError, clean_text
 
 MIN_PLAYERS = 2
@@ -37,9 +51,30 @@ MAX_PLAYERS = 8
 MAX_RESULTS = 10
 OPEN, PLAYING = "open", "playing"
 
+Effects = list[LobbyEffect]
+NOT_A_MEMBER = Refuse("you are not a member of this lobby")
 
-class Refused(Exception):
-    """An action the rules refuse; the message is for the player."""
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What a lobby is made with, checked (:func:`check_terms`)."""
+
+    name: str
+    public: bool
+    max_players: int
+
+
+def check_terms(name: object, public: object, max_players: object, max_name: int) -> Terms | Refuse:
+    """A new lobby's name, visibility and size as asked for, checked; or why not."""
+    try:
+        title = clean_text(name, "the lobby name", max_name)
+    except ProtocolError as exc:
+        return Refuse(str(exc))
+    if type(public) is not bool:
+        return Refuse('"public" must be true or false')
+    if type(max_players) is not int or not MIN_PLAYERS <= max_players <= MAX_PLAYERS:
+        return Refuse(f'"max_players" must be a whole number from {MIN_PLAYERS} to 8')
+    return Terms(title, public, max_players)
 
 
 @dataclass
@@ -78,7 +113,9 @@ class Member:
 
 
 @dataclass
-class Lobby:
+class LobbyRules:
+    """One lobby's members, host, game and results."""
+
     name: str
     public: bool
     max_players: int
@@ -101,145 +138,165 @@ class Lobby:
 
     @classmethod
     def create(
-        cls,
-        name: object,
-        public: object,
-        max_players: object,
-        code: str,
-        now: float,
-        *,
-        max_name: int = 40,
-        grace: float = 60.0,
-        empty_ttl: float = 30.0,
-    ) -> Lobby:
-        """A new, empty lobby; Refused if the settings asked for are not valid."""
-        try:
-            title = clean_text(name, "the lobby name", max_name)
-        except ProtocolError as exc:
-            raise Refused(str(exc)) from None
-        if type(public) is not bool:
-            raise Refused('"public" must be true or false')
-        if type(max_players) is not int or not MIN_PLAYERS <= max_players <= MAX_PLAYERS:
-            raise Refused(f'"max_players" must be a whole number from {MIN_PLAYERS} to 8')
-        return cls(title, public, max_players, code, grace, empty_ttl, empty_since=now)
+        cls, terms: Terms, code: str, now: float, *, grace: float = 60.0, empty_ttl: float = 30.0
+    ) -> LobbyRules:
+        """A new, empty lobby (``terms`` checked by :func:`check_terms`)."""
+        return cls(
+            terms.name, terms.public, terms.max_players, code, grace, empty_ttl, empty_since=now
+        )
 
     # ------------------------------------------------------------- membership
 
-    def join(self, player: str, name: str, now: float) -> Member:
+    def join(self, player: str, name: str, now: float) -> Effects:
         """A new member (``name`` already cleaned); a name taken in the lobby gets a number."""
         if self.closed:
-            raise Refused("this lobby has closed")
+            return [Refuse("this lobby has closed")]
         if player in self.members:
-            raise Refused("you are already in this lobby")
+            return [Refuse("you are already in this lobby")]
         if len(self.members) >= self.max_players:
-            raise Refused("the lobby is full (you can watch)")
+            return [Refuse("the lobby is full (you can watch)")]
         self.arrivals += 1
-        member = Member(player, self._unique(name), self.arrivals)
-        self.members[player] = member
+        self.members[player] = Member(player, self._unique(name), self.arrivals)
         if self.host is None:
             self.host = player
         self.empty_since = None
         self.rev += 1
-        return member
+        return self._welcome(player)
 
-    def leave(self, player: str, now: float) -> None:
-        """A member goes (left, kicked or timed out); the host role moves on if it was theirs."""
-        if self.members.pop(player, None) is None:
-            return
-        if self.host == player:
-            self.host = self._successor()
-        if not self.members:
-            self.empty_since = now
-        self.rev += 1
-
-    def disconnect(self, player: str, now: float) -> None:
-        """The member's connection dropped: their place is kept for ``grace`` seconds."""
-        member = self.members.get(player)
-        if member is not None and member.away_since is None:
-            member.away_since = now
-
-    def reconnect(self, player: str) -> Member:
-        """The member is back (a resume with their token)."""
+    def resume(self, player: str) -> Effects:
+        """The member is back (a resume with their token), if their place is still kept."""
         member = self.members.get(player)
         if member is None:
-            raise Refused("your place in this lobby is gone; join again")
+            return [Refuse("your place in this lobby is gone; join again")]
         member.away_since = None
-        return member
+        return self._welcome(player)
 
-    def expire(self, now: float) -> list[str]:
-        """Remove members disconnected for longer than the grace period; returns who."""
+    def _welcome(self, player: str) -> Effects:
+        effects: Effects = [Welcome(player), Changed()]
+        if self.status == PLAYING and self.game:
+            effects.append(ShowGame(self.game, everyone=False))
+        return effects
+
+    def leave(self, player: str, now: float) -> Effects:
+        """A member gives their place up; if seated at the game being played, its round is
+        theirs to lose (the game is told)."""
+        playing = self.playing(player)
+        self._remove(player, now)
+        effects: Effects = [Left(player), Changed()]
+        if playing is not None:
+            effects.append(Forfeit(playing, player))
+        return effects
+
+    def disconnect(self, player: str, now: float) -> Effects:
+        """The member's last connection dropped: their place is kept for ``grace`` seconds."""
+        member = self.members.get(player)
+        if member is None:
+            return []
+        if member.away_since is None:
+            member.away_since = now
+        return [Changed()]
+
+    def found_without_sockets(self, connected: set[str], now: float) -> Effects:
+        """The lobby was rebuilt from storage, and only the members in ``connected`` have an
+        open socket: the others count as dropped from now (their node died with it)."""
+        dropped = [
+            m for m in self.members.values() if m.player not in connected and m.away_since is None
+        ]
+        for member in dropped:
+            member.away_since = now
+        return [Save()] if dropped else []
+
+    def expire(self, now: float) -> Effects:
+        """Remove members disconnected for longer than the grace period."""
         gone = [
             m.player
             for m in self.members.values()
             if m.away_since is not None and m.away_since + self.grace <= now
         ]
         for player in gone:
-            self.leave(player, now)
-        return gone
+            self._remove(player, now)
+        return [Changed()] if gone else []
 
     # ------------------------------------------------------------- actions
 
-    def set_ready(self, player: str, ready: bool) -> None:
-        member = self._member(player)
+    def set_ready(self, player: str, ready: bool) -> Effects:
+        member = self.members.get(player)
+        if member is None:
+            return [NOT_A_MEMBER]
         if self.status != OPEN:
-            raise Refused("a game is being played; wait for it to end")
+            return [Refuse("a game is being played; wait for it to end")]
         member.ready = ready
+        return [Changed()]
 
-    def kick(self, by: str, target: str, now: float) -> None:
-        """The host removes a member."""
-        self._require_host(by, "kick players")
-        if target == by:
-            raise Refused("you cannot kick yourself; leave instead")
-        if target not in self.members:
-            raise Refused("no such player in this lobby")
-        self.leave(target, now)
+    def kick(self, by: str, target: str, now: float) -> Effects:
+        """The host removes a member (from the game being played too)."""
+        refused = self._not_host(by, "kick players")
+        if refused is None and target == by:
+            refused = Refuse("you cannot kick yourself; leave instead")
+        if refused is None and target not in self.members:
+            refused = Refuse("no such player in this lobby")
+        if refused is not None:
+            return [refused]
+        playing = self.playing(target)
+        self._remove(target, now)
+        effects: Effects = [Kicked(target), Changed()]
+        if playing is not None:
+            effects.append(Forfeit(playing, target))
+        return effects
 
-    def transfer(self, by: str, target: str) -> None:
+    def transfer(self, by: str, target: str) -> Effects:
         """The host hands the role to another member."""
-        self._require_host(by, "hand over the host role")
-        if target == by:
-            raise Refused("you are the host already")
-        if target not in self.members:
-            raise Refused("no such player in this lobby")
+        refused = self._not_host(by, "hand over the host role")
+        if refused is None and target == by:
+            refused = Refuse("you are the host already")
+        if refused is None and target not in self.members:
+            refused = Refuse("no such player in this lobby")
+        if refused is not None:
+            return [refused]
         self.host = target
+        return [Changed()]
 
-    def start(self, by: str) -> tuple[Member, Member]:
-        """Check the host may start now; returns (seat 1, seat 2). ``begin`` makes it so."""
-        self._require_host(by, "start the game")
+    def start(self, by: str) -> Effects:
+        """The host starts a game: ``StartGame`` for the host (seat 1) and the
+        longest-present ready member (seat 2). Nothing changes until ``begin``."""
+        refused = self._not_host(by, "start the game")
+        if refused is not None:
+            return [refused]
         if self.status != OPEN:
-            raise Refused("a game is already being played")
+            return [Refuse("a game is already being played")]
         ready = sorted((m for m in self.members.values() if m.ready), key=lambda m: m.joined)
         host = self.members[by]
         if len(ready) < MIN_PLAYERS:
-            raise Refused(f"at least {MIN_PLAYERS} players must be ready")
+            return [Refuse(f"at least {MIN_PLAYERS} players must be ready")]
         if not host.ready:
-            raise Refused("get ready first: the host plays too")
+            return [Refuse("get ready first: the host plays too")]
         opponent = next(m for m in ready if m.player != by)
-        return host, opponent
+        return [StartGame(((host.player, host.name), (opponent.player, opponent.name)))]
 
-    def begin(self, game: str, first: Member, second: Member) -> None:
-        """The game exists: the lobby is playing it."""
+    def begin(self, game: str, first: str, second: str) -> Effects:
+        """The game exists (``first`` and ``second`` seated): the lobby is playing it."""
         self.game = game
-        self.seats = {first.player: 1, second.player: 2}
+        self.seats = {first: 1, second: 2}
         self.status = PLAYING
         self.rev += 1
+        return [Changed(), ShowGame(game)]
 
-    def game_event(self, game: str, seq: int, event: dict[str, Any]) -> bool:
+    def game_event(self, game: str, seq: int, event: dict[str, Any]) -> Effects:
         """A game of this lobby reports a round's result (``kind: result``) or a rematch
         starting (``kind: round``); ``seq`` numbers its reports, which arrive in order and
-        at least once. Returns whether anything changed."""
+        at least once."""
         if seq <= self.reports.get(game, 0):
-            return False  # delivered again (its first delivery's answer was lost)
+            return []  # delivered again (its first delivery's answer was lost)
         self.reports[game] = seq
         while len(self.reports) > MAX_RESULTS:
             del self.reports[next(iter(self.reports))]
         current = game == self.game
         if event.get("kind") == "round":
             if not current or self.status == PLAYING:
-                return False
+                return []
             self.status = PLAYING
             self.rev += 1
-            return True
+            return [Changed()]
         winner = event.get("winner")
         if winner in self.members:
             self.members[winner].wins += 1
@@ -250,23 +307,35 @@ class Lobby:
             for member in self.members.values():
                 member.ready = False
             self.rev += 1
-        return True
+        return [Changed()]
 
-    def chat(self, player: str, text: str, now: float, burst: int, window: float) -> dict[str, Any]:
-        """A chat line from a member (``text`` already cleaned), or Refused if too fast."""
-        member = self._member(player)
+    def chat(self, player: str, text: str, now: float, burst: int, window: float) -> Effects:
+        """A chat line from a member (``text`` already cleaned), unless they send too fast
+        (``burst`` lines in any ``window`` seconds)."""
+        member = self.members.get(player)
+        if member is None:
+            return [NOT_A_MEMBER]
         times = member.chat_times
         while times and times[0] <= now - window:
             times.popleft()
         if len(times) >= burst:
-            raise Refused("you are sending messages too fast; wait a moment")
+            return [Refuse("you are sending messages too fast; wait a moment")]
         times.append(now)
-        return {"player": player, "name": member.name, "text": text, "at": int(now * 1000)}
+        return [
+            ChatLine({"player": player, "name": member.name, "text": text, "at": int(now * 1000)})
+        ]
 
-    def close(self) -> None:
+    def close(self) -> Effects:
         """The lobby is going away: nobody may join any more."""
         self.closed = True
         self.rev += 1
+        return [Save()]
+
+    def playing(self, player: str) -> str | None:
+        """The game ``player`` is seated at and being played now, if any."""
+        if self.status != PLAYING or player not in self.seats:
+            return None
+        return self.game
 
     # ------------------------------------------------------------- time
 
@@ -347,7 +416,7 @@ class Lobby:
         }
 
     @classmethod
-    def load(cls, data: dict[str, Any], grace: float, empty_ttl: float) -> Lobby:
+    def load(cls, data: dict[str, Any], grace: float, empty_ttl: float) -> LobbyRules:
         lobby = cls(data["name"], data["public"], data["max_players"], data["code"])
         lobby.grace, lobby.empty_ttl = grace, empty_ttl
         lobby.members = {m["player"]: Member.load(m) for m in data["members"]}
@@ -365,16 +434,22 @@ class Lobby:
 
     # ------------------------------------------------------------- helpers
 
-    def _member(self, player: str) -> Member:
-        member = self.members.get(player)
-        if member is None:
-            raise Refused("you are not a member of this lobby")
-        return member
+    def _remove(self, player: str, now: float) -> None:
+        """A member goes (left, kicked or timed out); the host role moves on if it was theirs."""
+        if self.members.pop(player, None) is None:
+            return
+        if self.host == player:
+            self.host = self._successor()
+        if not self.members:
+            self.empty_since = now
+        self.rev += 1
 
-    def _require_host(self, player: str, action: str) -> None:
-        self._member(player)
+    def _not_host(self, player: str, action: str) -> Refuse | None:
+        if player not in self.members:
+            return NOT_A_MEMBER
         if player != self.host:
-            raise Refused(f"only the host can {action}")
+            return Refuse(f"only the host can {action}")
+        return None
 
     def _successor(self) -> str | None:
         """The longest-present connected member, else the longest-present one."""

@@ -3,6 +3,25 @@
 ``app`` is the App the suite mounts (at /waiting-room), with settings read from
 ``WAITING_ROOM_*``; ``make_app(config)`` is the same app with other settings (tests use it).
 Its node middleware (gates.py) lets a room stand in front of another app of the node.
+docs/waiting-room.md explains it whole.
+
+The parts:
+
+    names.py            the namespaces (ROOMS, SHARDS, GATES)
+    config.py           WaitingRoomConfig: the app's settings on a node (WAITING_ROOM_*)
+    room_settings.py    RoomSettings: a room's own settings, checked field by field
+    effects.py          every effect the rules below return, and the Status a visitor is told
+    rules.py            RoomRules: visitors, the line, both limits, events; sans I/O
+    leasing.py          slot leasing, sans I/O: the room's ledger, and ShardRules
+    line.py, window.py, deadlines.py    the line, the rate window, pending times
+    waiting_room.py     WaitingRoom: the object that carries RoomRules' effects out
+    admin.py            the admin page's socket, for a WaitingRoom
+    room_shard.py       RoomShard: the object that carries ShardRules' effects out
+    gate_directory.py   GateDirectory: which room stands in front of which path
+    gates.py            the gate (node middleware) and each node's copy of the directory
+    client.py           how routes and the gate reach the object that decides a visit
+    cookies.py          the visitor's signed cookie
+    routes.py, api.py   the visitor's pages; the operator's JSON API and admin page
 """
 
 from __future__ import annotations
@@ -13,11 +32,12 @@ from runtime import App
 
 from .api import routes as api_routes
 from .config import WaitingRoomConfig
-from .gates import GateDirectory, gate
+from .gate_directory import GateDirectory
+from .gates import gate
 from .names import GATES, ROOMS, SHARDS
-from .room import WaitingRoom
+from .room_shard import RoomShard
 from .routes import routes as visitor_routes
-from .shard import RoomShard
+from .waiting_room import WaitingRoom
 
 app = App(
     name="waiting-room",

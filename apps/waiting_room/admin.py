@@ -1,5 +1,5 @@
-"""The admin page's socket, for the WaitingRoom object (room.py): the token handshake, the
-sockets still waiting for it, and the figures streamed to admin pages.
+"""The admin page's socket, for the WaitingRoom object (waiting_room.py): the token
+handshake, the sockets still waiting for it, and the figures streamed to admin pages.
 
     client -> server   {"token": "<admin token>"}     (first message, within PENDING_SECONDS)
     server -> client   {"type": "hello", "settings", "figures", "samples"}
@@ -18,14 +18,14 @@ import asyncio
 import json
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from runtime import ObjectWebSocket
+from runtime import ObjectContext, ObjectWebSocket
 
-from .settings import RoomSettings
-
-if TYPE_CHECKING:
-    from .room import WaitingRoom
+from .config import WaitingRoomConfig
+from .room_settings import RoomSettings
+from .rules import RoomRules
 
 ADMIN = "admin"
 PENDING = "pending"  # an admin socket that has not shown its token yet
@@ -48,10 +48,29 @@ def _opened(ws: ObjectWebSocket) -> float:
     return float(opened) if isinstance(opened, int | float) else 0.0
 
 
+class AdminHost(Protocol):
+    """What the admin pages need of their room (the WaitingRoom object)."""
+
+    ctx: ObjectContext
+    config: WaitingRoomConfig
+    rules: RoomRules | None
+
+    def accept_websocket(self, ws: ObjectWebSocket, tags: Iterable[str] = ()) -> None: ...
+    def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]: ...
+    def broadcast(
+        self,
+        message: str | bytes,
+        *,
+        tag: str | None = None,
+        exclude: ObjectWebSocket | None = None,
+    ) -> int: ...
+    def admin_ok(self, token: str) -> bool: ...
+
+
 class AdminPages:
     """A room's admin sockets: waiting for the token, then watching the figures."""
 
-    def __init__(self, room: WaitingRoom) -> None:
+    def __init__(self, room: AdminHost) -> None:
         self.room = room
         self.samples: deque[dict[str, Any]] = deque(maxlen=MAX_SAMPLES)
         self.sampling: asyncio.Task[Any] | None = None
@@ -106,14 +125,14 @@ class AdminPages:
             return
         ws.tags = [ADMIN]
         ws.attachment = None
-        rules = self.room.room
+        rules = self.room.rules
         assert rules is not None
         now = time.time()
         self.sample(now, force=True)
         hello = {
             "type": "hello",
             "settings": rules.settings.as_dict(),
-            "figures": self.room.figures(now),
+            "figures": rules.figures(now),
             "samples": list(self.samples),
         }
         ws.send(encode(hello))
@@ -125,7 +144,7 @@ class AdminPages:
 
     def sample(self, now: float, force: bool) -> None:
         """Keep a sample of the figures for the charts (at most one per interval)."""
-        rules = self.room.room
+        rules = self.room.rules
         if rules is None:
             return
         interval = self.room.config.sample_interval
@@ -146,7 +165,7 @@ class AdminPages:
         try:
             while self.room.get_websockets(ADMIN):
                 await asyncio.sleep(self.room.config.sample_interval)
-                if self.room.room is None:
+                if self.room.rules is None:
                     return
                 self.sample(time.time(), force=True)
                 self.room.broadcast(encode({"type": "sample", **self.samples[-1]}), tag=ADMIN)

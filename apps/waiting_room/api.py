@@ -12,12 +12,13 @@
                                   the room, its gate and every page of it are gone (404 after)
     GET   /admin/<room>           the admin page (the token stays in the page's URL fragment
                                   and the browser's session storage; it is never logged)
-    WS    /admin/<room>/ws        the admin page's live figures (room.py has the protocol)
+    WS    /admin/<room>/ws        the admin page's live figures (admin.py has the protocol)
 
 Errors are JSON: {"error": "...", "field"?: "..."}: 400 malformed JSON, 401/403 a gate
 without the operator's authority, 404 unknown room, 405, 409 a gate prefix another room
 holds (or a change of the gate under way), 413 too large a body, 422 bad settings, 503 the
-room is unavailable (retry).
+room is unavailable (retry), with the runtime's X-Error-Code, X-Outcome and Retry-After
+(docs/api.md, "Errors").
 """
 
 from __future__ import annotations
@@ -32,14 +33,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from runtime import DurableObjectError, app_of, env_of, url_path
+from runtime import DurableObjectError, app_of, env_of, error_headers, url_path
 
-from . import client, gates
-from . import settings as room_settings
+from . import client, gates, room_settings
 from .client import UnknownRoom
 from .names import ROOMS
-from .room import token_hash
-from .settings import SettingsError
+from .room_settings import SettingsError
+from .waiting_room import token_hash
 
 MAX_BODY = 16 * 1024
 
@@ -50,9 +50,14 @@ class BadRequest(Exception):
         self.status = status
 
 
-def fail(status: int, message: str, **extra: Any) -> JSONResponse:
-    headers = {"www-authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+def fail(
+    status: int, message: str, exc: DurableObjectError | None = None, **extra: Any
+) -> JSONResponse:
+    """A JSON error; for a runtime error ``exc``, with its headers (X-Outcome, ...)."""
+    headers = error_headers(exc) if exc is not None else {}
+    if status == 401:
+        headers["www-authenticate"] = "Bearer"
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers or None)
 
 
 async def read_json(request: Request) -> Any:
@@ -98,7 +103,7 @@ async def create(request: Request) -> Response:
     try:
         made = await namespace.get(room_id).create(checked.as_dict(), token_hash(token))
     except DurableObjectError as exc:
-        return fail(503, f"could not create the room ({exc.code}); retry")
+        return fail(503, f"could not create the room ({exc.code}); retry", exc)
     if "error" in made:
         return fail(int(made.get("status", 500)), str(made["error"]))
     if checked.gate_prefix:
@@ -121,7 +126,7 @@ async def room_api(request: Request) -> Response:
         try:
             info = await stub.info()
         except DurableObjectError as exc:
-            return fail(503, f"the room is unavailable ({exc.code}); retry")
+            return fail(503, f"the room is unavailable ({exc.code}); retry", exc)
         if info is None:
             return fail(404, "no such room")
         return JSONResponse({**info, **links(request, room)}, headers={"cache-control": "no-store"})
@@ -130,9 +135,9 @@ async def room_api(request: Request) -> Response:
     if scheme.lower() != "bearer" or not token:
         return fail(401, "this needs the room's admin token: Authorization: Bearer <token>")
     try:  # the token first: a stranger learns nothing from how their body is refused
-        refused = await stub.authorize(token)
-    except DurableObjectError as exc:
-        return fail(503, f"the room is unavailable ({exc.code}); retry")
+        refused = await stub.authorize(token)  # (changes nothing: a later call's outcome
+    except DurableObjectError as exc:  # is the request's)
+        return fail(503, f"the room is unavailable ({exc.code}); retry", exc)
     if refused:
         return fail(int(refused.get("status", 403)), str(refused.get("error", "refused")))
     if request.method == "DELETE":
@@ -149,7 +154,7 @@ async def room_api(request: Request) -> Response:
     except SettingsError as exc:
         return JSONResponse(exc.as_json(), status_code=422)
     except DurableObjectError as exc:
-        return fail(503, f"the room is unavailable ({exc.code}); retry")
+        return fail(503, f"the room is unavailable ({exc.code}); retry", exc)
     # (also after an error: a 503 from a lost release comes with the settings saved)
     gates.cache_of(app).invalidate()
     client.forget_settings(room)
@@ -165,7 +170,7 @@ async def delete_room(request: Request, stub: Any, room: str, token: str) -> Res
     try:
         answer = await stub.delete(token)
     except DurableObjectError as exc:
-        return fail(503, f"the room is unavailable ({exc.code}); retry")
+        return fail(503, f"the room is unavailable ({exc.code}); retry", exc)
     if "error" in answer:
         status = int(answer.pop("status", 500))
         return JSONResponse(answer, status_code=status)
@@ -204,7 +209,7 @@ async def admin_page(request: Request) -> Response:
         return app.render(request, "error.html", {"status": 404, "message": "No such room."}, 404)
     except DurableObjectError as exc:
         context = {"status": 503, "message": f"The room is unavailable ({exc.code})."}
-        return app.render(request, "error.html", context, 503)
+        return app.render(request, "error.html", context, 503, error_headers(exc))
     data = {
         "room": room,
         "api": url_path(request, "waiting-room:room", room=room),

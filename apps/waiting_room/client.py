@@ -18,7 +18,7 @@ from runtime import Env, InvalidObjectId, ObjectId
 from .config import WaitingRoomConfig
 from .cookies import PURPOSE, Pass, cookie_name, new_visitor, signer_for, valid_room
 from .names import ROOMS, SHARDS
-from .shard import shard_name
+from .room_shard import shard_name
 
 #: Seconds a rejected visitor's cookie lasts (it only keeps their ID for the next try).
 REJECTED_TTL = 60

@@ -1,8 +1,8 @@
-"""A room in front of another app of the node: the gate (node middleware) and the directory
-of gated paths.
+"""A room in front of another app of the node: the gate (node middleware), and each node's
+copy of the directory of gated paths.
 
 A room whose ``gate_prefix`` is, say, ``/chat`` claims that prefix in the GateDirectory
-object (one per cluster). Only the node's operator may give a room a prefix
+object (gate_directory.py; one per cluster). Only the node's operator may give a room a prefix
 (``MountedApp.operator``: the OPS_TOKEN, or a laptop with nothing configured; a room's admin
 may drop it), and only a path of another app of the node (its first segment is the app's
 name). Every node caches the directory for ``gate_cache_seconds``. The gate wraps the whole
@@ -28,21 +28,12 @@ from urllib.parse import quote, unquote, urlsplit
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runtime import (
-    DurableObject,
-    DurableObjectError,
-    Env,
-    InvalidObjectId,
-    MountedApp,
-    ObjectContext,
-    rpc,
-)
+from runtime import DurableObjectError, Env, MountedApp, error_headers
 
 from . import client
 from .config import WaitingRoomConfig
-from .cookies import valid_room
-from .names import GATES, ROOMS
-from .settings import SettingsError, normal_prefix
+from .names import GATES, GATES_NAME
+from .room_settings import SettingsError
 
 log = logging.getLogger("apps.waiting_room")
 
@@ -101,85 +92,6 @@ def match(gates: dict[str, str], path: str) -> tuple[str, str] | None:
     return best
 
 
-class GateDirectory(DurableObject):
-    """Which room stands in front of which path (one object, named "gates")."""
-
-    def __init__(self, ctx: ObjectContext, env: Env) -> None:
-        super().__init__(ctx, env)
-        self.map: dict[str, str] = {}
-        ctx.block_concurrency_while(self.load)
-
-    async def load(self) -> None:
-        stored = await self.storage.list(prefix="g/")
-        self.map = {k[2:]: str(v) for k, v in stored.items()}
-
-    @rpc
-    async def claim(self, prefix: str, room: str) -> bool:
-        """Gate ``prefix`` with ``room``; False if another room holds it."""
-        try:
-            if normal_prefix(prefix) != prefix or not valid_room(room):
-                return False
-        except SettingsError:
-            return False
-        holder = self.map.get(prefix)
-        if (
-            holder is not None
-            and holder != room
-            and (await self.still_held(prefix, holder) or self.map.get(prefix) != holder)
-        ):
-            return False  # (or claimed by a third room while the holder answered)
-        self.map[prefix] = room
-        await self.storage.put(f"g/{prefix}", room)
-        return True
-
-    async def still_held(self, prefix: str, holder: str) -> bool:
-        """Whether ``holder`` still stands in front of ``prefix``. A claim can outlive its
-        reason (a room whose creation failed after it claimed, a release that never came):
-        before the prefix goes to another room, the holder is asked."""
-        rooms = self.env.namespace(ROOMS)
-        try:
-            return bool(await rooms.get(rooms.id_from_string(holder)).holds(prefix))
-        except InvalidObjectId:
-            return False
-        except DurableObjectError as exc:
-            log.warning("gate %s: its room could not say whether it holds it: %s", prefix, exc)
-            return True  # cannot tell: the holder keeps it
-
-    @rpc
-    async def release(self, prefix: str, room: str) -> None:
-        if isinstance(prefix, str) and self.map.get(prefix) == room:
-            del self.map[prefix]
-            await self.storage.delete(f"g/{prefix}")
-
-    @rpc
-    async def release_others(self, room: str, keep: str | None) -> list[str]:
-        """Release every prefix ``room`` holds but ``keep``: what a room sends when its
-        admin names its gate (or none), so that a release lost earlier is made good.
-        Idempotent; the prefixes released."""
-        gone = [p for p, holder in self.map.items() if holder == room and p != keep]
-        for prefix in gone:
-            del self.map[prefix]
-        if gone:
-            await self.storage.delete_many([f"g/{p}" for p in gone])
-        return gone
-
-    @rpc
-    async def clear_stale(self, prefix: str, room: str) -> bool:
-        """Drop ``prefix`` if ``room`` still has it here and, asked, says it does not stand
-        in front of it (a node's gate found so). Whether it was dropped."""
-        if not isinstance(prefix, str) or self.map.get(prefix) != room:
-            return False
-        if await self.still_held(prefix, room) or self.map.get(prefix) != room:
-            return False  # (held after all, or claimed anew while the room answered)
-        del self.map[prefix]
-        await self.storage.delete(f"g/{prefix}")
-        return True
-
-    @rpc
-    async def gates(self) -> dict[str, str]:
-        return dict(self.map)
-
-
 class GateCache:
     """A node's copy of the directory, at most ``ttl`` seconds old, refreshed in the
     background once loaded. Until one read has succeeded it has no copy (None): the gate
@@ -220,7 +132,7 @@ class GateCache:
 
     async def _refresh(self) -> None:
         try:
-            directory = self.env.namespace(GATES).get_by_name("gates")
+            directory = self.env.namespace(GATES).get_by_name(GATES_NAME)
             gates = await asyncio.wait_for(directory.gates(), 5)
             read = {str(k): str(v) for k, v in gates.items()}
             for prefix in await self.stale(read):
@@ -261,7 +173,7 @@ class GateCache:
 
     async def clear(self, prefix: str, room: str) -> None:
         try:
-            directory = self.env.namespace(GATES).get_by_name("gates")
+            directory = self.env.namespace(GATES).get_by_name(GATES_NAME)
             await asyncio.wait_for(directory.clear_stale(prefix, room), 5)
         except (DurableObjectError, TimeoutError) as exc:  # the next read tries again
             log.warning("gate %s: could not be cleared from the directory: %s", prefix, exc)
@@ -310,7 +222,7 @@ class Gate:
         gated = await cache_of(self.mounted).get()
         if gated is None:  # which paths are gated is not known yet: none goes through
             text = "The waiting room's gates cannot be read yet; retry shortly."
-            await self.refuse(scope, send, 503, text, retry=True)
+            await self.refuse(scope, send, 503, text, retry={"X-Outcome": "not-run"})
             return
         found = match(gated, path)
         if found is None:
@@ -319,6 +231,7 @@ class Gate:
         prefix, room = found
         env = self.mounted.env
         conn = HTTPConnection(scope)
+        decision: client.Decision | None = None
         try:
             visitor = await client.read_pass(env, room, dict(conn.cookies))
             # A handshake cannot show the waiting page: it never puts a newcomer in line.
@@ -330,7 +243,12 @@ class Gate:
             # (A room that does not exist is dropped from the map by its next read.)
             log.warning("gate %s -> room %s: %s", prefix, room[:12], exc)
             text = "The waiting room is unavailable; retry shortly."
-            await self.refuse(scope, send, 503, text, retry=True)
+            # The request never reached the app; the room's visit may have counted.
+            said = error_headers(exc) if isinstance(exc, DurableObjectError) else {}
+            if decision is not None:
+                said["X-Outcome"] = "unknown"
+            said.setdefault("X-Outcome", "not-run")
+            await self.refuse(scope, send, 503, text, retry=said)
             return
         if decision.admitted:
             await self.app(scope, receive, self.with_cookie(send, cookie))
@@ -354,6 +272,7 @@ class Gate:
             return
         body = json.dumps({"error": "queued by the waiting room", "waiting_room": waiting}).encode()
         headers += [(b"content-type", b"application/json"), (b"retry-after", b"20")]
+        headers.append((b"x-outcome", b"not-run"))  # (it never reached the app)
         await self.respond(send, 503, headers, body)
 
     @staticmethod
@@ -382,13 +301,16 @@ class Gate:
         send: Send,
         status: int,
         text: str,
-        retry: bool = False,
+        retry: dict[str, str] | None = None,
         cookie: str | None = None,
     ) -> None:
+        """Answer for the app: ``retry`` is a 503's headers (X-Outcome...; Retry-After: 1)."""
         body = text.encode()
         head = [(b"content-type", b"text/plain; charset=utf-8")]
-        if retry:
-            head.append((b"retry-after", b"1"))
+        if retry is not None:
+            head += [(k.lower().encode(), v.encode("latin-1")) for k, v in retry.items()]
+            if "Retry-After" not in retry:
+                head.append((b"retry-after", b"1"))
         if cookie is not None:
             head.append((b"set-cookie", cookie.encode("latin-1")))
         if scope["type"] == "websocket":

@@ -2,9 +2,9 @@
 shard per node, so a node admits and renews its own visitors without asking the room each
 time. The room keeps both global limits exact:
 
-- **Capacity.** The room counts every lent slot as in use (``Room.leased``), used or not,
-  so ``active in the room + slots lent <= total_active_users``; a shard admits only into the
-  slots it holds. A shard tells the room how many slots it holds with every request (an
+- **Capacity.** The room counts every lent slot as in use (``RoomRules.leased``), used or
+  not, so ``active in the room + slots lent <= total_active_users``; a shard admits only
+  into the slots it holds. A shard tells the room how many slots it holds with every request (an
   absolute figure, numbered), so a lost answer or a shard restarted from storage is
   corrected by its next request, never double-counted.
 - **Rate.** A permit handed out at time ``g`` is counted in the room's rate window at ``g``
@@ -30,12 +30,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .deadlines import Deadlines
-from .rules import Room, renewal_slack
+from .effects import Ask, Delete, InSlot, Left, ShardEffect, Store
+from .line import Line
+from .room_settings import RoomSettings
+from .window import RateWindow
 
 REQUEST_FIELDS = ("seq", "held", "active", "admitted", "want_slots", "want_permits", "unused")
+
+
+def renewal_slack(session_duration: int) -> float:
+    """How far a session's stored end may lag its real end. A renewal is stored only once it
+    moves the end this much, and a room or shard rebuilt from storage adds it to every
+    stored end, so a session never ends early after a restart (at most this much late), and
+    a visitor browsing page after page costs a write every few seconds, not one per page."""
+    return min(10.0, session_duration / 10)
 
 
 def check_request(data: Any) -> dict[str, int]:
@@ -78,10 +89,32 @@ class ShardLease:
         return cls(*(int(x) for x in data))
 
 
-class Ledger:
-    """The room's side: slots and permits lent to each shard."""
+class LendingRoom(Protocol):
+    """What the ledger needs of the room's rules (RoomRules, which holds the ledger)."""
 
-    def __init__(self, room: Room, lease_seconds: float) -> None:
+    settings: RoomSettings
+    leased: int
+    admitted_total: int
+    window: RateWindow
+    recent: RateWindow
+    line: Line
+
+    @property
+    def paused(self) -> bool: ...
+    @property
+    def in_use(self) -> int: ...
+    @property
+    def queued_count(self) -> int: ...
+    def prequeue(self, now: float) -> bool: ...
+    def fill(self, now: float) -> None: ...
+    def touch_meta(self, *keys: str) -> None: ...
+
+
+class Ledger:
+    """The room's side: slots and permits lent to each shard (part of RoomRules: its
+    ``lease`` input comes here, and what changed is stored with that input's effects)."""
+
+    def __init__(self, room: LendingRoom, lease_seconds: float) -> None:
         self.room = room
         self.lease_seconds = lease_seconds
         self.shards: dict[str, ShardLease] = {}
@@ -92,11 +125,8 @@ class Ledger:
             self.shards[shard] = ShardLease.from_wire(data)
         self.room.leased = sum(s.held for s in self.shards.values())
 
-    @property
-    def dirty(self) -> bool:
-        return bool(self._dirty)
-
-    def take_changes(self) -> dict[str, list[int]]:
+    def changed(self) -> dict[str, list[int]]:
+        """The leases changed since the last call, as stored (and forget them)."""
         changed = {s: self.shards[s].wire() for s in self._dirty}
         self._dirty = set()
         return changed
@@ -162,19 +192,26 @@ class Ledger:
         }
 
 
-class Shard:
-    """A node's side: its visitors, the slots and permits it holds, and what it last heard
-    from the room. ``mono`` is the node's monotonic clock (permits), ``now`` wall time
-    (sessions)."""
+class ShardRules:
+    """A node's side, the rules of one RoomShard: its visitors, the slots and permits it
+    holds, and what it last heard from the room. ``mono`` is the node's monotonic clock
+    (permits), ``now`` wall time (sessions). Each input returns the effects (effects.py) for
+    the RoomShard object to carry out; what changed is stored once per input.
+
+    Stored: ``m`` (held slots, request number, admissions, session length, room and node),
+    ``v/<visitor>`` (session end)."""
 
     def __init__(self, *, lease_seconds: float, batch: int) -> None:
         self.lease_seconds = lease_seconds
         self.batch = batch
+        #: Which room and node this shard is (its name says so; every call repeats it).
+        self.room = ""
+        self.node = ""
         self.held = 0
         self.seq = 0
         self.admitted = 0
         self.visitors: dict[str, float] = {}  # visitor -> session end
-        self.saved: dict[str, float] = {}  # visitor -> session end last stored
+        self.saved: dict[str, float] = {}  # visitor -> session end as restored
         self._expiries = Deadlines()  # when each visitor's session may end
         self.permits = 0
         self.deadline = 0.0  # permits and the room's word hold until then (monotonic)
@@ -183,17 +220,20 @@ class Shard:
         self.queued = 0
         self.recall = False
         self.demand = 0  # newcomers since the last request (sizes the next batch)
-        self.dirty: set[str] = set()
-        self.meta_dirty = False
+        self._dirty: set[str] = set()
+        self._meta_dirty = False
 
     # ------------------------------------------------------------ state
 
     def restore(self, visitors: dict[str, float], meta: dict[str, Any]) -> None:
+        """Rebuild from storage (nothing to store: it is stored)."""
+        self.room = str(meta.get("room", ""))
+        self.node = str(meta.get("node", ""))
         self.held = int(meta.get("held", 0))
         self.seq = int(meta.get("seq", 0))
         self.admitted = int(meta.get("admitted", 0))
         self.session_duration = int(meta.get("session_duration", 0))
-        slack = renewal_slack(self.session_duration)  # (see rules.renewal_slack)
+        slack = renewal_slack(self.session_duration)
         for visitor, expiry in visitors.items():
             self.saved[visitor] = float(expiry)
             self.visitors[visitor] = float(expiry) + slack
@@ -201,13 +241,43 @@ class Shard:
         # Every stored visitor holds a slot, even if the stored figure says fewer.
         self.held = max(self.held, len(self.visitors))
 
-    def meta(self) -> dict[str, int]:
+    def bind(self, room: str, node: str) -> bool:
+        """Whether a call naming ``room`` and ``node`` is for this shard (the first call
+        teaches it which it is)."""
+        if not self.room:
+            self.room, self.node = room, node
+            self._meta_dirty = True
+        return (self.room, self.node) == (room, node)
+
+    def meta(self) -> dict[str, Any]:
         return {
             "held": self.held,
             "seq": self.seq,
             "admitted": self.admitted,
             "session_duration": self.session_duration,
+            "room": self.room,
+            "node": self.node,
         }
+
+    def _effects(self, *answer: ShardEffect) -> list[ShardEffect]:
+        """What this input changed, as effects (each visitor once), then ``answer``."""
+        stored: dict[str, Any] = {}
+        deleted: list[str] = []
+        for visitor in self._dirty:
+            expiry = self.visitors.get(visitor)
+            if expiry is None:
+                deleted.append(f"v/{visitor}")
+            else:
+                stored[f"v/{visitor}"] = expiry
+        self._dirty = set()
+        if self._meta_dirty:
+            self._meta_dirty = False
+            stored["m"] = self.meta()
+        effects: list[ShardEffect] = [Store(stored)] if stored else []
+        if deleted:
+            effects.append(Delete(tuple(deleted)))
+        effects.extend(answer)
+        return effects
 
     @property
     def spare(self) -> int:
@@ -219,29 +289,31 @@ class Shard:
 
     # ------------------------------------------------------------ decisions
 
-    def renew(self, visitor: str, now: float) -> bool:
-        """A request of a visitor this shard admitted: its session goes on."""
-        self.expire(now)
+    def renew(self, visitor: str, now: float) -> list[ShardEffect]:
+        """A request of a visitor: if this shard admitted it, its session goes on
+        (``InSlot``)."""
+        self._expire(now)
         if visitor not in self.visitors or self.session_duration <= 0:
-            return False
+            return self._effects()
         expiry = self.visitors[visitor] = now + self.session_duration
         if expiry - self.saved.get(visitor, 0.0) >= renewal_slack(self.session_duration):
-            self.dirty.add(visitor)
-        return True
+            self._dirty.add(visitor)
+        return self._effects(InSlot(visitor))
 
-    def try_admit(self, visitor: str, now: float, mono: float) -> bool:
-        """Admit a newcomer with a held slot and permit, if the room's line was empty."""
+    def try_admit(self, visitor: str, now: float, mono: float) -> list[ShardEffect]:
+        """Admit a newcomer with a held slot and permit (``InSlot``), if the room's line was
+        empty at its last word; else nothing: the room decides."""
         self.demand += 1
         if not self.informed(mono):
-            return False
+            return self._effects()
         if self.method == "passthrough":
             self._admit(visitor, now)
-            return True
+            return self._effects(InSlot(visitor))
         if self.queued or self.recall or self.spare <= 0 or self.permits <= 0:
-            return False
+            return self._effects()
         self.permits -= 1
         self._admit(visitor, now)
-        return True
+        return self._effects(InSlot(visitor))
 
     def wants_lease(self, mono: float) -> bool:
         """Whether asking the room could let a newcomer in here."""
@@ -251,22 +323,19 @@ class Shard:
             return False
         return self.spare <= 0 or self.permits <= 0
 
-    def stored(self, visitor: str) -> float | None:
-        """The session end to store for ``visitor`` (None: delete it), noted as stored."""
-        expiry = self.visitors.get(visitor)
-        if expiry is None:
-            self.saved.pop(visitor, None)
-        else:
-            self.saved[visitor] = expiry
-        return expiry
-
-    def leave(self, visitor: str) -> bool:
+    def leave(self, visitor: str) -> list[ShardEffect]:
+        """The visitor leaves (``Left``, if this shard held it)."""
         if self.visitors.pop(visitor, None) is None:
-            return False
-        self.dirty.add(visitor)
-        return True
+            return self._effects()
+        self._dirty.add(visitor)
+        return self._effects(Left(visitor))
 
-    def expire(self, now: float) -> None:
+    def expire(self, now: float) -> list[ShardEffect]:
+        """Sessions that ended go."""
+        self._expire(now)
+        return self._effects()
+
+    def _expire(self, now: float) -> None:
         for visitor in self._expiries.due(now):
             expiry = self.visitors.get(visitor)
             if expiry is None:
@@ -275,7 +344,7 @@ class Shard:
                 self._expiries.set(visitor, expiry)
                 continue
             del self.visitors[visitor]
-            self.dirty.add(visitor)
+            self._dirty.add(visitor)
 
     def should_return(self, mono: float) -> bool:
         """Free slots go back: the room has a line (or asks for them back), or this shard
@@ -286,17 +355,18 @@ class Shard:
 
     # ------------------------------------------------------------ talking to the room
 
-    def request(self, mono: float, want: bool = True) -> dict[str, int]:
-        """The next request to the room. Unused permits are void from now on, and free
-        slots go back when the room needs them or this shard is idle."""
+    def request(self, mono: float, want: bool = True) -> list[ShardEffect]:
+        """The next request to the room (``Ask``). Unused permits are void from now on, and
+        free slots go back when the room needs them or this shard is idle. (What it changes
+        here is stored with the effects of the answer, ``granted``.)"""
         self.seq += 1
         unused, self.permits = self.permits, 0
         if self.should_return(mono) or not want:
             self.held = len(self.visitors)  # counted as returned even if the answer is lost
         want_permits = min(self.batch, self.demand * 2 + 1) if want else 0
         want_slots = max(0, want_permits - max(0, self.spare)) if want else 0
-        self.meta_dirty = True
-        return {
+        self._meta_dirty = True
+        request = {
             "seq": self.seq,
             "held": self.held,
             "active": len(self.visitors),
@@ -305,9 +375,13 @@ class Shard:
             "want_permits": want_permits,
             "unused": unused,
         }
+        return [Ask(request)]
 
-    def apply(self, answer: dict[str, Any], sent: float) -> None:
-        """The room's answer to a request sent at monotonic time ``sent``."""
+    def granted(self, answer: dict[str, Any] | None, sent: float) -> list[ShardEffect]:
+        """The room's answer to a request sent at monotonic time ``sent`` (None: it was
+        lost or refused; the next request corrects whatever it would have said)."""
+        if answer is None:
+            return self._effects()
         self.method = str(answer.get("method", "fifo"))
         self.session_duration = int(answer.get("session_duration", 0))
         # The room's period, not this node's setting: its rate window is widened by it.
@@ -317,12 +391,13 @@ class Shard:
         if answer.get("stale"):
             self.seq = max(self.seq, int(answer.get("seq", 0)))
             self.deadline = 0.0  # ask again, with a fresh number
-            return
+            return self._effects()
         self.held += int(answer.get("slots", 0))
         self.permits = int(answer.get("permits", 0))
         self.deadline = sent + self.lease_seconds
         self.demand = 0
-        self.meta_dirty = True
+        self._meta_dirty = True
+        return self._effects()
 
     def next_wake(self, now: float, mono: float) -> float | None:
         """Wall time of the next expiry, or of giving back idle slots."""
@@ -337,5 +412,5 @@ class Shard:
         self.visitors[visitor] = expiry
         self._expiries.set(visitor, expiry)
         self.admitted += 1
-        self.dirty.add(visitor)
-        self.meta_dirty = True
+        self._dirty.add(visitor)
+        self._meta_dirty = True

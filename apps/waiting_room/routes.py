@@ -8,7 +8,8 @@
                                    newcomer, and sets the visitor's cookie
     POST /r/<room>/leave           frees the visitor's slot at once
     GET  /r/<room>/bye             "you left" (where the site's Leave button lands)
-    WS   /r/<room>/ws              the waiting page's live status (room.py has the protocol)
+    WS   /r/<room>/ws              the waiting page's live status (waiting_room.py has the
+                                   protocol)
 
 A visitor who is not admitted sees the waiting page (queued: position, wait, progress; a
 plain reload every 20 s without scripts) or the rejection page, never the site. With
@@ -25,7 +26,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from runtime import DurableObjectError, app_of, env_of, url_path
+from runtime import DurableObjectError, app_of, env_of, error_headers, url_path
 
 from . import client
 from .client import Decision, RoomError, UnknownRoom
@@ -77,13 +78,23 @@ def wants_json(request: Request) -> bool:
     return json_q[0] > 0 and json_q > html_q
 
 
-def error(request: Request, status: int, message: str) -> Response:
+def error(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
     """A clear error: JSON for programs, a page for people."""
     if wants_json(request) or request.method not in ("GET", "HEAD"):
-        return JSONResponse({"error": message}, status_code=status)
-    return app_of(request).render(
-        request, "error.html", {"status": status, "message": message}, status_code=status
-    )
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+    context = {"status": status, "message": message}
+    return app_of(request).render(request, "error.html", context, status, headers)
+
+
+def outcome(exc: DurableObjectError, decided: bool) -> dict[str, str]:
+    """The headers of a 503 for ``exc``: its own, but "unknown" once the room has decided for
+    this request (the visit counted: the visitor may hold a place or a slot now)."""
+    headers = error_headers(exc)
+    if decided:
+        headers["X-Outcome"] = "unknown"
+    return headers
 
 
 async def index(request: Request) -> Response:
@@ -101,6 +112,7 @@ async def site(request: Request) -> Response:
     env = app.env
     config = app.settings_as(WaitingRoomConfig)
     as_json = wants_json(request)
+    decision: Decision | None = None
     try:
         visitor = await client.read_pass(env, room, request.cookies)
         decision = await client.decide(env, room, visitor)
@@ -112,7 +124,8 @@ async def site(request: Request) -> Response:
     except RoomError as exc:
         return error(request, exc.status, str(exc))
     except DurableObjectError as exc:
-        return error(request, 503, f"The room is unavailable; retry shortly ({exc.code}).")
+        text = f"The room is unavailable; retry shortly ({exc.code})."
+        return error(request, 503, text, outcome(exc, decided=decision is not None))
     headers = {"set-cookie": cookie, "cache-control": "no-store"}
     if as_json:
         return JSONResponse(decision.as_json(), headers=headers)
@@ -180,7 +193,8 @@ async def leave(request: Request) -> Response:
     except UnknownRoom:
         return JSONResponse({"error": "No such room."}, status_code=404)
     except DurableObjectError as exc:
-        return JSONResponse({"error": f"unavailable ({exc.code}); retry"}, status_code=503)
+        text = f"unavailable ({exc.code}); retry"
+        return JSONResponse({"error": text}, status_code=503, headers=error_headers(exc))
     gone = client.morsel(cookie_name(room), "", 0, request.scope.get("scheme") == "https")
     headers = {"set-cookie": gone, "cache-control": "no-store"}
     if wants_json(request):

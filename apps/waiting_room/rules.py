@@ -17,9 +17,14 @@ turned off, when the line is served again. A scheduled event (``event_start``,
 ``prequeue_start``) queues everyone from the pre-queue's start and opens the line at
 ``event_start``, shuffling it first when ``shuffle_at_start`` is set (a lottery).
 
-:class:`Room` mutates itself and records what changed; the object (room.py) takes the
-changes with :meth:`Room.take_changes` after each call and stores them, pushes admissions
-at once and queue positions in one batched pass (:meth:`Room.positions`).
+Slot leasing's room side (the ledger of slots and permits lent to per-node shards) is part
+of these rules; its code is leasing.py.
+
+:class:`RoomRules` takes each input (a visit, a departure, new settings, a shard's lease
+request, the time) and returns the effects (effects.py) for the WaitingRoom object
+(waiting_room.py) to carry out: what to store (each changed visitor once, however often it
+changed), admissions to push at once, queue positions to push in one batched pass
+(:meth:`RoomRules.positions`), and the answer for whoever asked.
 """
 
 from __future__ import annotations
@@ -31,25 +36,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .deadlines import Deadlines
+from .effects import (
+    ADMITTED_STATUS,
+    REJECTED_STATUS,
+    WAITING,
+    Admitted,
+    Delete,
+    Granted,
+    Left,
+    Reordered,
+    RoomEffect,
+    Status,
+    Store,
+    Told,
+)
+from .leasing import Ledger, renewal_slack
 from .line import Line
-from .settings import RoomSettings
+from .room_settings import RoomSettings
 from .window import RateWindow
 
 ACTIVE = "a"
 QUEUED = "q"
 
-
-def renewal_slack(session_duration: int) -> float:
-    """How far a session's stored end may lag its real end. A renewal is stored only once it
-    moves the end this much, and a room rebuilt from storage adds it to every stored end, so
-    a session never ends early after a restart (at most this much late), and a visitor
-    browsing page after page costs a write every few seconds, not one per page."""
-    return min(10.0, session_duration / 10)
-
-
-ADMITTED = "admitted"
-WAITING = "queued"
-REJECTED = "rejected"
 
 #: Admissions observed over this long feed the wait estimate.
 ESTIMATE_SPAN = 300.0
@@ -79,28 +87,6 @@ class Visitor:
         return cls(visitor, str(state), int(ticket), float(expiry), int(first), float(expiry))
 
 
-@dataclass(frozen=True, slots=True)
-class Status:
-    """What a visitor is told: admitted, queued (position 1 is next), or rejected; while
-    the room is paused, a queued visitor is told that too (``"paused": true``, a field
-    present only then)."""
-
-    status: str
-    position: int | None = None
-    eta_s: int | None = None
-    paused: bool = False
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "status": self.status,
-            "position": self.position,
-            "eta_s": self.eta_s,
-        }
-        if self.paused:
-            out["paused"] = True
-        return out
-
-
 def progress(first_position: int, position: int | None) -> int:
     """How far along the line a queued visitor is, in percent, for the waiting page's bar:
     0 where they joined, never 100 while they wait (position 1 still waits: the bar is
@@ -111,30 +97,27 @@ def progress(first_position: int, position: int | None) -> int:
     return max(0, min(95, round(100 * (first - position) / first)))
 
 
-ADMITTED_STATUS = Status(ADMITTED)
-REJECTED_STATUS = Status(REJECTED)
+Effects = list[RoomEffect]
+
+#: Where a visitor's record is stored (``v/<visitor>``), and a shard's lease (``l/<shard>``);
+#: the room's other keys: ``seq``, ``adm``, ``ev``.
+VISITOR_PREFIX = "v/"
+LEASE_PREFIX = "l/"
 
 
 @dataclass
-class Changes:
-    """What the room's last calls changed, for the object to store and push."""
+class _Changes:
+    """What the room's current input changed besides stored records (which ``_dirty`` and
+    ``_meta_dirty`` note)."""
 
-    #: visitor -> its stored form; visitors to delete.
-    saved: dict[str, list[Any]] = field(default_factory=dict)
-    deleted: list[str] = field(default_factory=list)
-    #: Other stored keys -> value.
-    meta: dict[str, Any] = field(default_factory=dict)
     #: Visitors admitted from the line: tell them now.
     admitted: list[str] = field(default_factory=list)
     #: Positions or waits of queued visitors changed: push them (batched).
     reordered: bool = False
 
-    def __bool__(self) -> bool:
-        return bool(self.saved or self.deleted or self.meta or self.admitted or self.reordered)
 
-
-class Room:
-    """One room's visitors, line, limits and clock-driven changes."""
+class RoomRules:
+    """One room's visitors, line, limits and clock-driven changes, and the slots it lends."""
 
     def __init__(
         self,
@@ -144,6 +127,7 @@ class Room:
         rng: random.Random | None = None,
         window_span: float = 60.0,
         queue_timeout: float = 120.0,
+        lease_seconds: float = 1.0,
     ) -> None:
         self.settings = settings
         self.rng = rng or random.Random()
@@ -164,9 +148,11 @@ class Room:
         self.last_seen: dict[str, float] = {}
         self._expiries = Deadlines()  # when each active visitor's session may end
         self._deadlines = Deadlines()  # when each queued visitor may have left the line
-        self._changes = Changes()
+        self._changes = _Changes()
         self._dirty: set[str] = set()
         self._meta_dirty: set[str] = set()
+        #: The slots and permits lent to per-node shards (slot leasing).
+        self.ledger = Ledger(self, lease_seconds)
         if settings.event_start is not None:
             # Stored from the start: a room rebuilt after event_start must know whether the
             # start (and its lottery) was handled, and "not stored" reads as "not handled".
@@ -174,8 +160,14 @@ class Room:
 
     # ------------------------------------------------------------ state
 
-    def restore(self, visitors: Iterable[tuple[str, Any]], meta: dict[str, Any]) -> None:
-        """Rebuild from storage. Queued visitors count as just seen: their pages reconnect."""
+    def restore(
+        self,
+        visitors: Iterable[tuple[str, Any]],
+        meta: dict[str, Any],
+        leases: dict[str, Any] | None = None,
+    ) -> None:
+        """Rebuild from storage (nothing to store: it is stored). Queued visitors count as
+        just seen: their pages reconnect."""
         now = self.since
         slack = renewal_slack(self.settings.session_duration)
         for visitor_id, data in visitors:
@@ -198,28 +190,40 @@ class Room:
             self._meta_dirty.discard("ev")  # (as stored already)
         elif self.settings.event_start is not None:
             # Never stored: the start was never handled (it stores "ev" when it is), so
-            # it is handled now, lottery and all, even if event_start has passed.
+            # it is handled now, lottery and all, even if event_start has passed. (The
+            # first input's effects store it.)
             self.started = False
+        self.ledger.restore(leases or {})
 
-    def take_changes(self) -> Changes:
-        """Everything changed since the last call (and forget it)."""
-        changes, self._changes = self._changes, Changes()
-        for key in self._meta_dirty:
-            changes.meta[key] = self._meta_value(key)
+    def _effects(self, *answer: RoomEffect) -> Effects:
+        """What this input changed, as effects, then ``answer``: every changed visitor and
+        stored figure once (with its latest value), the admissions, the reordering."""
+        changes, self._changes = self._changes, _Changes()
+        stored: dict[str, Any] = {key: self._meta_value(key) for key in self._meta_dirty}
         self._meta_dirty = set()
+        deleted: list[str] = []
         for visitor_id in self._dirty:
             v = self.visitors.get(visitor_id)
             if v is None:
-                changes.deleted.append(visitor_id)
+                deleted.append(VISITOR_PREFIX + visitor_id)
             else:
-                changes.saved[visitor_id] = v.wire()
+                stored[VISITOR_PREFIX + visitor_id] = v.wire()
                 v.saved_expiry = v.expiry
         self._dirty = set()
-        return changes
+        for shard, lease in self.ledger.changed().items():
+            stored[LEASE_PREFIX + shard] = lease
+        effects: Effects = [Store(stored)] if stored else []
+        if deleted:
+            effects.append(Delete(tuple(deleted)))
+        effects.extend(Admitted(visitor) for visitor in changes.admitted)
+        if changes.reordered:
+            effects.append(Reordered())
+        effects.extend(answer)
+        return effects
 
     def touch_meta(self, *keys: str) -> None:
-        """Mark stored keys other than visitors as changed (their values are read when the
-        changes are taken, so what is stored is the latest)."""
+        """Note stored keys other than visitors as changed (their values are read when the
+        input's effects are made, so what is stored is the latest)."""
         self._meta_dirty.update(keys)
 
     def _meta_value(self, key: str) -> Any:
@@ -275,20 +279,27 @@ class Room:
 
     # ------------------------------------------------------------ decisions
 
-    def visit(self, visitor_id: str, now: float) -> Status:
+    def visit(self, visitor_id: str, now: float, join: bool = True) -> Effects:
         """A request of ``visitor_id``: renews an admitted visitor's session, tells a queued
-        one its place, and decides for a newcomer (admit, queue or reject)."""
-        self.tick(now)
+        one its place, and decides for a newcomer (admit, queue or reject); ``Told`` says
+        which. Without ``join`` (a request that cannot show the waiting page), a newcomer
+        who cannot be admitted at once is turned away: a ticket nobody waits on would only
+        be admitted later into a slot nobody uses."""
+        self.tick_notes(now)
         v = self.visitors.get(visitor_id)
+        if v is None and not join and not self.admits_newcomer(now):
+            return self._effects(Told(REJECTED_STATUS))
         if v is not None and v.state == ACTIVE:
             v.expiry = now + self.settings.session_duration
             if v.expiry - v.saved_expiry >= renewal_slack(self.settings.session_duration):
                 self._dirty.add(v.id)
-            return ADMITTED_STATUS
+            return self._effects(Told(ADMITTED_STATUS, v.first_position))
         if v is not None:
             self.last_seen[v.id] = now
-            return self.status_of(v, now)
-        return self._arrive(visitor_id, now)
+            return self._effects(Told(self.status_of(v, now), v.first_position))
+        status = self._arrive(visitor_id, now)
+        v = self.visitors.get(visitor_id)
+        return self._effects(Told(status, v.first_position if v is not None else 0))
 
     def admits_newcomer(self, now: float) -> bool:
         """Whether a newcomer arriving now would be admitted at once (everyone, in
@@ -319,11 +330,12 @@ class Room:
         position = None if hidden else self.line.position(v.id)
         return Status(WAITING, position, self.eta(position, now), self.paused)
 
-    def leave(self, visitor_id: str, now: float) -> bool:
-        """The visitor leaves: an admitted one frees its slot for the line at once."""
+    def leave(self, visitor_id: str, now: float) -> Effects:
+        """The visitor leaves (``Left``, if known): an admitted one frees its slot for the
+        line at once."""
         v = self.visitors.pop(visitor_id, None)
         if v is None:
-            return False
+            return []
         self._dirty.add(visitor_id)
         if v.state == ACTIVE:
             self.active_count -= 1
@@ -331,10 +343,10 @@ class Room:
             self.line.remove(visitor_id)
             self._forget_queued(visitor_id)
             self._changes.reordered = True
-        self.tick(now)
-        return True
+        self.tick_notes(now)
+        return self._effects(Left(visitor_id))
 
-    def update(self, settings: RoomSettings, now: float) -> None:
+    def update(self, settings: RoomSettings, now: float) -> Effects:
         """New settings, live: more capacity admits from the line at once."""
         old, self.settings = self.settings, settings
         self.window.limit = settings.new_users_per_minute
@@ -347,7 +359,13 @@ class Room:
             # which starts the event (drawing the lottery) unless that was done already.
             self.touch_meta("ev")
         self._changes.reordered = True  # waits and positions may read differently now
-        self.tick(now)
+        return self.tick(now)
+
+    def lease(self, shard: str, request: dict[str, int], now: float) -> Effects:
+        """A node's shard asks for slots and permits (``request`` checked by
+        leasing.check_request), and gives back what it does not use: ``Granted`` answers."""
+        self.tick_notes(now)
+        return self._effects(Granted(self.ledger.request(shard, request, now)))
 
     # ------------------------------------------------------------ sockets
 
@@ -366,16 +384,23 @@ class Room:
 
     # ------------------------------------------------------------ time
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float) -> Effects:
         """Everything time decides: the event's start, sessions ending, visitors who left
         the line, and admissions from the line."""
+        self.tick_notes(now)
+        return self._effects()
+
+    def tick_notes(self, now: float) -> None:
+        """What :meth:`tick` does, noted for the effects of the input that asked (every
+        input lets time decide first)."""
         self._start_event(now)
         self._expire(now)
         self._abandon(now)
         self.fill(now)
 
     def fill(self, now: float) -> None:
-        """Admit from the line while a slot is free and the rate allows."""
+        """Admit from the line while a slot is free and the rate allows (noted for the
+        effects of the input that asked)."""
         s = self.settings
         if self.prequeue(now) or not self.line:
             return
@@ -537,4 +562,7 @@ class Room:
             "queued": len(self.line),
             "admitted_last_minute": self.recent.count_since(now, 60),
             "admitted_total": self.admitted_total,
+            "leased": self.leased,
+            "admitted_by_room": self.active_count,
+            "admitted_by_shards": self.ledger.shard_active,
         }

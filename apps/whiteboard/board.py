@@ -1,4 +1,5 @@
-"""The Board object: the board's rules (rules.py) wired to sockets, storage and an alarm.
+"""The Board object: the board's rules (BoardRules, rules.py) wired to sockets, storage and
+an alarm.
 
 One object per board. Its document lives in memory as a pycrdt ``Doc``; its durable form
 is a **snapshot plus a log of updates**:
@@ -35,20 +36,10 @@ from typing import ClassVar
 from runtime import AlarmInfo, DurableObject, Env, ObjectContext, ObjectWebSocket, rpc
 
 from .config import WhiteboardConfig
-from .links import BOARDS, VIEW_PREFIX
-from .rules import (
-    POLICY,
-    BoardRules,
-    Broadcast,
-    Close,
-    Effect,
-    Hold,
-    Later,
-    Persist,
-    Release,
-    Send,
-    Snapshot,
-)
+from .effects import Broadcast, Close, Effect, Hold, Later, Persist, Release, Send, Snapshot
+from .links import VIEW_PREFIX
+from .names import BOARDS
+from .rules import POLICY, BoardRules
 
 log = logging.getLogger("apps.whiteboard")
 
@@ -129,10 +120,7 @@ class Board(DurableObject):
         for prefix, keys in grouped(parts, len(held_prefix(0))).items():
             held[int(prefix[5:17])] = b"".join(parts[k] for k in keys)
             self.held_keys[int(prefix[5:17])] = keys
-        if not self.rules.load(updates, held):
-            log.error("a stored update of a board would not load; storing the board again")
-            await self.compact()
-        await self.apply(self.rules.settle())  # held updates the rest has come for
+        await self.apply(self.rules.load(updates, held))
         self.log_updates = len({key[:16] for key in self.log_keys})
         self.log_bytes = self.rules.size - self.snapshot["bytes"]
         if self.log_keys:
@@ -189,6 +177,9 @@ class Board(DurableObject):
                 await self.storage.delete_many(
                     [k for key in effect.keys for k in self.held_keys.pop(key, [])]
                 )
+            elif isinstance(effect, Snapshot) and effect.unreadable:
+                log.error("a stored update of a board would not load; storing the board again")
+                await self.compact()
             elif isinstance(effect, Snapshot):
                 await self.snapshot_soon()
             elif isinstance(effect, Later) and not self.relay_scheduled:

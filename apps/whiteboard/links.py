@@ -1,4 +1,4 @@
-"""Board names and share links: which object a room names, and whether it may write.
+"""Board names and share links: which board a room names, and whether it may write.
 
 A room (the last segment of ``/whiteboard/ws/<room>`` and ``/whiteboard/b/<room>``) is one
 of two things:
@@ -8,29 +8,35 @@ of two things:
   the name is the capability, as in Excalidraw or y-websocket rooms.
 - a **view token**: ``v-<digest>.<signature>``. ``digest`` is SHA-256 of the edit name, so a
   view link names the same board but cannot be turned back into its edit name; the
-  signature is an HMAC under a key kept by the ``KeyRing`` object (made once, stored like
-  any object's state, the same on every node; each node caches it for a minute), so only
-  this server issues view links.
+  signature is an HMAC under the runtime's signing key for view links
+  (``env.signing_key("whiteboard/view-links")``: derived from ``SECRET_KEY``, the same on
+  every node), so only this server issues view links, and rotating ``SECRET_KEY`` revokes
+  them. A link signed under the key the whiteboard kept itself before (old_view_key.py) is
+  honoured until ``SECRET_KEY`` is next rotated.
 
-The board's object ID derives from the digest, never from the key: rotating the key
-revokes view links without moving any board.
+The board's object ID derives from the digest, never from a key: rotating the key revokes
+view links without moving any board.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import re
 import secrets
-import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from weakref import WeakKeyDictionary
 
-from runtime import DurableObject, Env, ObjectId, rpc
+from runtime import Env, MountedApp, ObjectId
 
-BOARDS = "whiteboard_board"
-KEYS = "whiteboard_keys"
+from . import old_view_key
+from .names import BOARDS
+
+#: The purpose of the runtime's signing key that signs view links.
+PURPOSE = "whiteboard/view-links"
 VIEW_PREFIX = "v-"
 MAX_ROOM = 128
 
@@ -42,22 +48,11 @@ class InvalidRoom(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Room:
-    digest: str  # SHA-256 of the edit name, hex: the board's identity
+class BoardLink:
+    """What a room names: a board (SHA-256 of its edit name, hex) and the rights it gives."""
+
+    digest: str
     read_only: bool
-
-
-class KeyRing(DurableObject):
-    """Holds the key that signs view links: made on first use, then read from storage."""
-
-    @rpc
-    async def view_key(self) -> str:
-        """The signing key (hex); the same for every caller on every node."""
-        key = await self.storage.get("view")
-        if key is None:
-            key = secrets.token_hex(32)
-            await self.storage.put("view", key)
-        return str(key)
 
 
 def new_edit_name() -> str:
@@ -69,47 +64,49 @@ def digest_of(edit_name: str) -> str:
     return hashlib.sha256(b"whiteboard:" + edit_name.encode()).hexdigest()
 
 
-def _signature(key: str, digest: str) -> str:
-    mac = hmac.new(bytes.fromhex(key), b"view:" + digest.encode(), hashlib.sha256).digest()
+def signature(key: bytes, digest: str) -> str:
+    """The view token's signature of ``digest`` under ``key`` (128 bits, base64url)."""
+    mac = hmac.new(key, b"view:" + digest.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac[:16]).decode().rstrip("=")
 
 
-#: The key, per node (its Env), and when it was fetched. Every view-link connect and
-#: editor page needs it; caching it for a minute keeps one KeyRing object from becoming
-#: every node's hot spot, and a rotated key still reaches every node within that minute.
-_KEY_CACHE: WeakKeyDictionary[Env, tuple[float, str]] = WeakKeyDictionary()
-KEY_TTL = 60.0
-
-
-async def _key(env: Env) -> str:
-    cached = _KEY_CACHE.get(env)
-    if cached is not None and time.monotonic() - cached[0] < KEY_TTL:
-        return cached[1]
-    key = str(await env.namespace(KEYS).get_by_name("view-links").view_key())
-    _KEY_CACHE[env] = (time.monotonic(), key)
-    return key
-
-
-async def parse(env: Env, room: str) -> Room:
+async def parse(env: Env, room: str) -> BoardLink:
     """The board a room names and its rights; InvalidRoom if it names none."""
     if not room or len(room) > MAX_ROOM:
         raise InvalidRoom(f"a board name has 1 to {MAX_ROOM} characters")
     if not room.startswith(VIEW_PREFIX):
-        return Room(digest_of(room), read_only=False)
+        return BoardLink(digest_of(room), read_only=False)
     match = _VIEW_TOKEN.fullmatch(room)
     if match is None:
         raise InvalidRoom("not a view link (names starting with 'v-' are view links)")
-    digest, signature = match.groups()
-    if not hmac.compare_digest(signature, _signature(await _key(env), digest)):
-        raise InvalidRoom("this view link is not valid (it may have been revoked)")
-    return Room(digest, read_only=True)
+    digest, signed = match.groups()
+    key = await env.signing_key(PURPOSE)
+    if hmac.compare_digest(signed, signature(key, digest)):
+        return BoardLink(digest, read_only=True)
+    old = await old_view_key.honoured(env, key)  # a link shared before the change?
+    if old is not None and hmac.compare_digest(signed, signature(old, digest)):
+        return BoardLink(digest, read_only=True)
+    raise InvalidRoom("this view link is not valid (it may have been revoked)")
 
 
-def board_id(env: Env, room: Room) -> ObjectId:
-    return env.namespace(BOARDS).id_from_name(room.digest)
+def board_id(env: Env, link: BoardLink) -> ObjectId:
+    return env.namespace(BOARDS).id_from_name(link.digest)
 
 
 async def view_token(env: Env, edit_name: str) -> str:
     """The view-only room of the board ``edit_name`` names."""
     digest = digest_of(edit_name)
-    return f"{VIEW_PREFIX}{digest}.{_signature(await _key(env), digest)}"
+    return f"{VIEW_PREFIX}{digest}.{signature(await env.signing_key(PURPOSE), digest)}"
+
+
+@contextlib.asynccontextmanager
+async def keep_old_links(mounted: MountedApp) -> AsyncIterator[None]:
+    """The app's lifespan: at start, bind the key of links signed before the upgrade to this
+    node's key, or retire it (old_view_key.py), in the background."""
+    task = asyncio.get_running_loop().create_task(old_view_key.bind(mounted.env, PURPOSE))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

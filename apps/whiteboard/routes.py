@@ -18,11 +18,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from runtime import DurableObjectError, app_of, env_of, url_path
+from runtime import DurableObjectError, app_of, env_of, error_headers, url_path
 
 from . import links
 from .config import WhiteboardConfig
 from .links import InvalidRoom
+from .names import BOARDS
 
 
 async def boards(request: Request) -> Response:
@@ -50,11 +51,11 @@ async def board_page(request: Request) -> Response:
             view_url = url_path(request, "whiteboard:board", room=token)
     except InvalidRoom as exc:
         return app.render(request, "missing.html", {"reason": str(exc)}, status_code=404)
-    except DurableObjectError as exc:  # the key ring is unreachable (Redis down, say)
-        return PlainTextResponse(f"Try again shortly: {exc}", 503)
+    except DurableObjectError as exc:  # a signing key is unreachable (Redis down, say)
+        return PlainTextResponse(f"Try again shortly: {exc}", 503, error_headers(exc))
     try:  # (the page works without knowing: it then shows no "new board" notice)
         written: bool | None = (
-            await env.namespace(links.BOARDS).get(links.board_id(env, parsed)).written()
+            await env.namespace(BOARDS).get(links.board_id(env, parsed)).written()
         )
     except DurableObjectError:
         written = None
@@ -82,9 +83,10 @@ async def board_socket(websocket: WebSocket) -> None:
         await websocket.send_denial_response(PlainTextResponse(f"No such board: {exc}", 404))
         return
     except DurableObjectError as exc:
-        await websocket.send_denial_response(PlainTextResponse(f"Try again shortly: {exc}", 503))
+        answer = PlainTextResponse(f"Try again shortly: {exc}", 503, error_headers(exc))
+        await websocket.send_denial_response(answer)
         return
-    await env.namespace(links.BOARDS).get(links.board_id(env, room)).connect(websocket)
+    await env.namespace(BOARDS).get(links.board_id(env, room)).connect(websocket)
 
 
 routes: list[BaseRoute] = [

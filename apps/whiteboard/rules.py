@@ -1,6 +1,7 @@
 """What a board does with y-websocket messages, sans I/O: a pycrdt document plus presence.
 
-``BoardRules`` takes (session, bytes) and returns effects for ``board.py`` to carry out:
+``BoardRules`` takes (session, bytes) and returns effects for the Board object (board.py)
+to carry out:
 ``Send`` to one socket, ``Broadcast`` to all but one, ``Persist`` an update to storage,
 ``Hold`` (store) and ``Release`` (forget) an update Yrs holds back, and ``Close`` one
 socket. It never touches a socket, storage or a clock; the caller passes ``now``. That
@@ -46,6 +47,7 @@ from pycrdt import Doc, TransactionEvent, get_update
 
 from . import protocol
 from .config import WhiteboardConfig
+from .effects import Broadcast, Close, Effect, Hold, Later, Persist, Release, Send, Snapshot
 from .protocol import AwarenessEntry, MalformedMessage
 
 # Close codes (RFC 6455): which one tells the client what went wrong.
@@ -59,64 +61,6 @@ READ_ONLY_REASON = "this link is view-only"
 EMPTY_STATE = b"\x00"  # the state vector of a document with nothing in it
 EMPTY_UPDATE = b"\x00\x00"  # an update with no items and no deletions
 EMPTY_DELETE_SET = b"\x00"  # a delete set naming no client
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    session: int
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Broadcast:
-    data: bytes
-    exclude: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Persist:
-    update: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """Store ``update`` under ``key``: Yrs holds (part of) it back, waiting for what it
-    depends on, and keeps it in memory only; without a stored copy, a board loaded from
-    storage before the rest arrives would never have it."""
-
-    key: int
-    update: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    """The held updates under ``keys`` are in the document now (or were dropped): their
-    stored copies can go."""
-
-    keys: tuple[int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    session: int
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Later:
-    """Call ``relay_awareness(now)`` at ``at``: coalesced presence is waiting its turn."""
-
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Store the whole document now, in place of the log: an update left it in a shape that
-    replaying its log would not bring back (see ``_take_changes``)."""
-
-
-Effect = Send | Broadcast | Persist | Hold | Release | Close | Snapshot | Later
 
 
 @dataclass(slots=True)
@@ -263,16 +207,19 @@ class BoardRules:
         self._changed.append((event.update, delete_set if isinstance(delete_set, bytes) else None))
         self._full = None
 
-    def load(self, updates: Iterable[bytes], held: Mapping[int, bytes] | None = None) -> bool:
-        """Apply stored state at activation (no effects: it is already stored): the
-        snapshot and the log (``updates``), and the updates held back when it was stored
-        (``held``, by key; ``settle()`` then says which of them the document took in).
+    def load(
+        self, updates: Iterable[bytes], held: Mapping[int, bytes] | None = None
+    ) -> list[Effect]:
+        """Apply stored state at activation: the snapshot and the log (``updates``), and the
+        updates held back when it was stored (``held``, by key). What is stored already
+        makes no effect; what is left: a ``Release`` of the held updates the document has
+        taken in whole by now.
 
         One transaction for the lot: Yrs then integrates and reports once, which takes a
         long log about a third less time than an update at a time. If Yrs refuses the lot
         (a stored update a newer Yrs will not take, say), the document is built again an
-        update at a time, leaving out those it refuses, and False tells the caller to store
-        the result as a snapshot: a board that cannot load would be a board lost.
+        update at a time, leaving out those it refuses, and ``Snapshot(unreadable=True)``
+        has the result stored: a board that cannot load would be a board lost.
         """
         updates = list(updates)
         self.held = dict(held or {})
@@ -301,11 +248,8 @@ class BoardRules:
         state = self.doc.get_state()
         self._deletions = self.doc.get_update(state)
         self._odd = not clean or _deletes_beyond(state, self._deletions) or bool(self.held)
-        return clean
-
-    def settle(self) -> list[Effect]:
-        """Held updates the document has taken in whole by now: their copies can go."""
-        return self._settle(self.doc.get_state())
+        effects: list[Effect] = [] if clean else [Snapshot(unreadable=True)]
+        return effects + self._settle(state)  # (held updates the rest has come for)
 
     def _new_doc(self) -> None:
         self.doc.unobserve(self._subscription)

@@ -2,7 +2,7 @@
 
 python bench/baselines/connect4_server.py PORT
 
-The same rules (apps/lobby/match.py) and the same game protocol as the lobby's
+The same rules (apps/lobby/game_rules.py) and the same game protocol as the lobby's
 ``/lobby/ws/game/<game>?token=<seat>``, except that a game is any path and the token is
 just the seat ("1" or "2"): what a move costs with no durability, no output gate and no
 object runtime around it.
@@ -19,21 +19,21 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from apps.lobby.connect4 import IllegalMove
-from apps.lobby.match import Match, Player
+from apps.lobby.effects import Refuse
+from apps.lobby.game_rules import GameRules, Player
 
-games: dict[str, tuple[Match, dict[int, set[ServerConnection]]]] = {}
+games: dict[str, tuple[GameRules, dict[int, set[ServerConnection]]]] = {}
 
 
-def game_of(path: str) -> tuple[Match, dict[int, set[ServerConnection]]]:
+def game_of(path: str) -> tuple[GameRules, dict[int, set[ServerConnection]]]:
     if path not in games:
         players = {1: Player("p1", "One"), 2: Player("p2", "Two")}
-        match = Match.start(players, time.time(), 3600.0, 3600.0)
+        match = GameRules.start(players, time.time(), 3600.0, 3600.0)
         games[path] = (match, {1: set(), 2: set()})
     return games[path]
 
 
-def send_state(match: Match, sockets: dict[int, set[ServerConnection]]) -> None:
+def send_state(match: GameRules, sockets: dict[int, set[ServerConnection]]) -> None:
     now = time.time()
     for seat, group in sockets.items():
         broadcast(group, json.dumps({"type": "state", **match.view(seat, now)}))
@@ -49,13 +49,13 @@ async def session(ws: ServerConnection) -> None:
     try:
         async for raw in ws:
             data = json.loads(raw)
-            try:
-                if data["type"] == "move":
-                    match.move(seat, data.get("column"), time.time())
-                else:
-                    match.ask_rematch(seat, time.time())
-            except IllegalMove as exc:
-                await ws.send(json.dumps({"type": "error", "error": str(exc)}))
+            if data["type"] == "move":
+                effects = match.move(seat, data.get("column"), time.time())
+            else:
+                effects = match.ask_rematch(seat, time.time())
+            refused = [e.reason for e in effects if isinstance(e, Refuse)]
+            if refused:
+                await ws.send(json.dumps({"type": "error", "error": refused[0]}))
                 continue
             send_state(match, sockets)
     finally:

@@ -6,9 +6,10 @@ when. Every node polls every shard (and wakes early for alarms its own objects s
 *claims* due entries of the namespaces it serves by pushing their score forward by
 ``alarm_claim_timeout``, delivers an ``alarm`` event to each object (activating it here if its
 lease is free), and then *settles* the entry: removed when the object has no alarm left,
-re-pointed at its next one, untouched if someone indexed a newer alarm meanwhile. A node that
-dies mid-alarm leaves the claimed entry behind, and another node delivers it when the claim
-runs out.
+re-pointed at its next one, untouched if someone indexed a newer alarm meanwhile. (An alarm
+moved later may keep its earlier entry, commits.py says when: the early claim finds nothing
+due and settles the entry onto the new time.) A node that dies mid-alarm leaves the claimed
+entry behind, and another node delivers it when the claim runs out.
 
 A failing ``alarm()`` is retried ``alarm_max_retries`` times with delays of
 ``alarm_retry_base * 2**n`` (2, 4, 8, 16, 32, 64 s by default); the retry count is stored with

@@ -74,17 +74,14 @@ class RecordHost(Protocol):
 class ObjectRecord:
     """The node's state for one object it owns."""
 
-    is_replica = False  # (replica.py hosts the same seams for a replica)
-
     def __init__(self, host: RecordHost, namespace: Namespace, object_id: ObjectId) -> None:
         self.host = host
         self.namespace = namespace
         self.id = object_id
         self.settings = host.settings
         self.max_attachment_bytes = host.settings.max_attachment_bytes
-        self.keys = ObjectKeys.of(
-            host.settings.key_prefix, namespace.name, object_id.hex, namespace.replicated
-        )
+        prefix, replicated = host.settings.key_prefix, namespace.replicated
+        self.keys = ObjectKeys.of(prefix, namespace.name, object_id.hex, replicated)
         self.store = host.store_for(object_id)
         self.batcher = self.store.batcher
         self.scripts = self.store.scripts
@@ -134,34 +131,35 @@ class ObjectRecord:
         wait_output: bool = True,
         kind: str = "event",
     ) -> T:
-        """Deliver one event (``_run``); while someone tails the node (tail.py), tell it how
-        the event ended and how long it took."""
+        """Deliver one event: wait for the gate, run it, then release its result once its
+        writes are committed. ``kind`` labels it in the node's metrics; while someone tails
+        the node (tail.py), it is told how the event ended and how long it took."""
         tap = self.stats.tap
-        if tap is None:
-            return await self._run(handler, wait_output, kind)
-        started = time.monotonic()
+        started = time.monotonic() if tap is not None else 0.0
         try:
-            result = await self._run(handler, wait_output, kind)
+            result = await self._deliver_event(handler, wait_output, kind)
         except BaseException as exc:
-            tap(self, kind, exc, time.monotonic() - started)
+            if tap is not None:
+                tap(self, kind, exc, time.monotonic() - started)
             raise
-        tap(self, kind, None, time.monotonic() - started)
+        if tap is not None:
+            tap(self, kind, None, time.monotonic() - started)
         return result
 
-    async def _run(
+    async def _deliver_event(
         self, handler: Callable[[DurableObject], Awaitable[T]], wait_output: bool, kind: str
     ) -> T:
-        """Deliver one event: wait for the gate, run it, then release its result once its
-        writes are committed. ``kind`` labels it in the node's metrics."""
+        """run() without the tail's timing."""
         if self.gone:
             raise RecordGone
         events = self.stats.events if self.stats.enabled else None
-        try:
-            await self.gate.enter(self.describe())
-        except DurableObjectError:
-            if events is not None:
-                events[(kind, "overloaded")] += 1
-            raise
+        if not self.gate.try_enter():
+            try:
+                await self.gate.enter(self.describe)
+            except DurableObjectError:
+                if events is not None:
+                    events[(kind, "overloaded")] += 1
+                raise
         token = _current.set(None)  # activation runs outside any event
         try:
             outcome = await self._execute(handler)
@@ -203,10 +201,12 @@ class ObjectRecord:
         try:
             if self.gone:
                 raise RecordGone
-            try:
-                instance = await activation.ready(self)
-            except DurableObjectError as exc:  # the event itself never started
-                raise exc.with_outcome(False) from None
+            instance = self.instance
+            if instance is None or not self.lease.live:
+                try:
+                    instance = await activation.ready(self)
+                except DurableObjectError as exc:  # the event itself never started
+                    raise exc.with_outcome(False) from None
             state = self.state
             self.running += 1
             _current.set(event)

@@ -97,13 +97,26 @@ class Router:
         replicated class answers ``[version, result]`` (the version it wrote or read at), and
         a read-only one runs on this node's replica when it can (replicas.py)."""
         versioned = namespace.replicated and isinstance(event, RpcEvent)
-        if (
-            isinstance(event, RpcEvent)
+        record = self.node.record_of(namespace, object_id)
+        if record is not None and record.instance is not None:
+            # The common case, without the search below: the object is live here.
+            handler = event.handler(record)
+            try:
+                result = await record.run(handler, wait_output=event.wait_output, kind=event.kind)
+            except RecordGone:
+                pass  # (nothing ran: look for it again below)
+            except HeldElsewhere as held:
+                assert isinstance(held.info, NodeInfo)
+                self._remember(namespace, object_id, held.info, held.left, hops)
+            else:
+                return _with_version(record, result) if versioned else result
+        elif (
+            record is None
+            and isinstance(event, RpcEvent)
             and versioned
             and event.readonly
             and not hops
             and not self.node.stopping
-            and self.node.record_of(namespace, object_id) is None
         ):
             served = await self.node.replicas.read(namespace, object_id, event)
             if served is not None:
@@ -112,10 +125,7 @@ class Router:
         async def here(record: ObjectRecord) -> Any:
             handler = event.handler(record)
             result = await record.run(handler, wait_output=event.wait_output, kind=event.kind)
-            if versioned:  # (what it read or wrote is committed now: this version has it)
-                state = record.state
-                return [state.commits.version if state is not None else 0, result]
-            return result
+            return _with_version(record, result) if versioned else result
 
         async def there(info: NodeInfo) -> Any:
             return await self.node.links.to(info).request(
@@ -190,7 +200,10 @@ class Router:
                     continue
                 try:
                     return await there(where)
-                except ObjectMoved:  # nothing ran there: look again
+                except ObjectMoved as moved:
+                    if moved.may_have_run:  # (said of an event that may have run after all)
+                        raise  # only the caller may send it again
+                    # Nothing ran there: look again.
                     self._owners.pop(key, None)
                     if not self.node.reaches_store(object_id):
                         # Redis is out of reach here, and the other node could not take the
@@ -206,8 +219,8 @@ class Router:
                     attempt = await self._pause(attempt, deadline, namespace, object_id)
         except ObjectMoved as exc:
             if hops:
-                raise  # back to the node that forwarded it: nothing ran here
-            raise ObjectUnavailable(str(exc)) from None
+                raise  # back to the node that forwarded it, saying whether anything ran
+            raise ObjectUnavailable(str(exc), may_have_run=exc.may_have_run) from None
 
     async def _where(
         self, namespace: Namespace, object_id: ObjectId, hops: int
@@ -343,3 +356,10 @@ class Router:
             )
         await asyncio.sleep(min(0.02 * 2**attempt, 0.25))
         return attempt + 1
+
+
+def _with_version(record: ObjectRecord, result: Any) -> list[Any]:
+    """A replicated class's call result with the object's version: what the call read or
+    wrote is committed by now, so this version has it."""
+    state = record.state
+    return [state.commits.version if state is not None else 0, result]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,43 +26,75 @@ T = TypeVar("T")
 
 
 class InputGate:
-    """A FIFO lock with a bounded queue."""
+    """A FIFO lock with a bounded queue, handed from one event to the next.
+
+    ``try_enter`` takes a free gate without a coroutine (most events find it free: a handler
+    that never waits for Redis runs through in one turn of the loop); ``enter`` waits in
+    line, refusing at once when too many already wait. ``leave`` hands the gate to the first
+    waiter still waiting (no newcomer can slip in between), or frees it."""
+
+    __slots__ = ("_waiters", "locked", "max_queue")
 
     def __init__(self, max_queue: int) -> None:
-        self._lock = asyncio.Lock()  # waiters are served first come, first served
         self.max_queue = max_queue
-        self.waiting = 0
+        self.locked = False
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     @property
-    def locked(self) -> bool:
-        return self._lock.locked()
+    def waiting(self) -> int:
+        return len(self._waiters)
 
-    async def enter(self, what: str) -> None:
-        """Wait for our turn; refuse at once when too many events already wait."""
-        if self.waiting >= self.max_queue:
+    def try_enter(self) -> bool:
+        """Take the gate if nobody holds it or waits for it."""
+        if self.locked or self._waiters:
+            return False
+        self.locked = True
+        return True
+
+    async def enter(self, what: str | Callable[[], str]) -> None:
+        """Wait for our turn; refuse at once when too many events already wait. (``what``
+        names the object in the refusal: a callable is asked only then.)"""
+        if self.try_enter():
+            return
+        if len(self._waiters) >= self.max_queue:
+            name = what() if callable(what) else what
             raise ObjectOverloaded(
-                f"{self.waiting} events are already queued for {what}; "
+                f"{len(self._waiters)} events are already queued for {name}; "
                 "retry with backoff or spread the load over more objects"
             )
-        self.waiting += 1
-        try:
-            await self._lock.acquire()
-        finally:
-            self.waiting -= 1
+        await self._wait()
 
     async def reenter(self) -> None:
         """Take the gate back after a call to another object (no overload check: the event
         is already running)."""
-        await self._lock.acquire()
+        if not self.try_enter():
+            await self._wait()
+
+    async def _wait(self) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.leave()  # handed the gate as we were cancelled: pass it on
+            elif waiter in self._waiters:  # (leave() may have dropped it already)
+                self._waiters.remove(waiter)
+            raise
 
     def leave(self) -> None:
-        self._lock.release()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the gate passes to it, held all along
+                return
+        self.locked = False
 
     async def __aenter__(self) -> None:
-        await self._lock.acquire()
+        await self.reenter()
 
     async def __aexit__(self, *exc: object) -> None:
-        self._lock.release()
+        self.leave()
 
 
 class Delivery:
@@ -138,15 +171,21 @@ def readonly_event() -> None:
         event.readonly = True
 
 
-async def outbound(call: Awaitable[T]) -> T:
-    """Await a call to another object, opening the caller's input gate meanwhile.
+def outbound(call: Awaitable[T]) -> Awaitable[T]:
+    """``call`` (a call to another object), opening the caller's input gate while it is
+    awaited when the caller is an event: what to await in its place. (A call from a route
+    is awaited as it is: no wrapper.)
 
     Counted per event, so concurrent calls (``gather``, ``wait_for``, tasks) open the gate
     on the first and take it back after the last.
     """
     event = _current.get()
     if event is None or not event.active:
-        return await call
+        return call
+    return _from_event(event, call)
+
+
+async def _from_event(event: Delivery, call: Awaitable[T]) -> T:
     event.opened = True
     if _blocking.get():  # (inside block_concurrency_while: the gate stays closed)
         return await call

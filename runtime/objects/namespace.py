@@ -10,6 +10,7 @@ node, so code behaves the same wherever its objects live.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -145,11 +146,7 @@ class Stub:
     def __getattr__(self, method: str) -> Callable[..., Awaitable[Any]]:
         if method.startswith("_"):
             raise AttributeError(method)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await self.call(method, *args, **kwargs)
-
-        return call
+        return functools.partial(self.call, method)
 
     @property
     def _settings(self) -> Settings:

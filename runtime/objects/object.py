@@ -95,8 +95,6 @@ class ContextHost(Protocol):
 
     id: ObjectId
     storage: Storage | None
-    #: True on a replica (read-only, kept current by the primary's commits).
-    is_replica: bool
 
     @property
     def node_id(self) -> str: ...
@@ -125,8 +123,9 @@ class ObjectContext:
     @property
     def is_replica(self) -> bool:
         """Whether this instance is a replica: read-only, on a node other than the primary's,
-        kept current by the primary's commits (``replica_update``)."""
-        return self._host.is_replica
+        kept current by the primary's commits (``replica_update``). (A replica's host says
+        so; a record, the primary's, has no such attribute.)"""
+        return bool(getattr(self._host, "is_replica", False))
 
     @property
     def storage(self) -> Storage:

@@ -1,4 +1,5 @@
-"""Client sockets served over ASGI by uvicorn: the one module that knows uvicorn's insides.
+"""Client sockets served over ASGI by uvicorn (with http1.py, the modules that know
+uvicorn's insides).
 
 :class:`FastWebSocketProtocol` is uvicorn's sans-I/O ``websockets`` protocol, unchanged but
 for one thing: it puts itself into the connection's scope, so :class:`Connection` can write
@@ -6,16 +7,19 @@ pre-encoded frames (``frames.OutFrame``) straight to its transport. A broadcast 
 one encoding and one ``transport.write`` per socket instead of an ASGI ``send`` each.
 Receiving, handshakes, pings and closing stay exactly as uvicorn does them.
 
-:class:`BoundedHttpToolsProtocol` is uvicorn's httptools HTTP protocol with a bound on each
-request's head (request line and headers: ``max_header_bytes``, else 431) and on how long
-it may take to arrive (``header_timeout``, else 408), so neither a huge header nor one sent a
-byte at a time (slowloris) can hold a connection, memory or the event loop.
+:class:`~runtime.sockets.http1.BoundedHttpToolsProtocol` (http1.py) is uvicorn's httptools
+HTTP protocol with a bound on each request's head (request line and headers:
+``max_header_bytes``, else 431) and on how long it may take to arrive (``header_timeout``,
+else 408), so neither a huge header nor one sent a byte at a time (slowloris) can hold a
+connection, memory or the event loop; and each response written in one system call.
 
 What is used of uvicorn (``tests/integration/test_asgi.py`` fails if it changes):
 ``WebSocketsSansIOProtocol.handle_connect`` and, on the protocol object, ``scope``,
 ``transport``, ``close_sent``, ``disconnected`` and ``conn.max_message_size``;
-``HttpToolsProtocol``'s ``connection_made``, ``data_received``, ``on_message_complete``,
-``handle_websocket_upgrade``, ``connection_lost`` and ``transport``. With any other ASGI
+``HttpToolsProtocol``'s ``connection_made``, ``data_received``, ``on_headers_complete``,
+``on_message_complete``, ``on_response_complete`` (replaced: it arms no keep-alive timer),
+``handle_websocket_upgrade``, ``connection_lost``, ``transport``, ``cycle`` and the
+cycle's ``transport``. With any other ASGI
 server, :class:`Connection` falls back to ASGI sends through a small writer task.
 """
 
@@ -23,12 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from .frames import CORK, OutFrame
@@ -153,108 +155,6 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
             # logs an error when the app returns; it is complete. (guards.Edge logs why it
             # was refused, its path shortened: a path may carry a capability.)
             self.handshake_complete = True
-
-
-@dataclass(frozen=True)
-class HeadLimits:
-    """Bounds on one request's head: its size, and how long it may take to arrive."""
-
-    max_bytes: int = 64 * 1024
-    timeout: float = 10.0
-
-
-_HEAD_END = b"\r\n\r\n"
-
-
-class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, refusing request heads that are too big (431) or too
-    slow (408). Bytes are counted as they arrive, before the parser keeps them, up to the
-    blank line that ends the head; body bytes are not counted."""
-
-    def __init__(self, *args: Any, limits: HeadLimits = HeadLimits(), **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.limits = limits
-        self._head = 0  # bytes of the current head so far; -1 once it is complete
-        self._tail = b""  # the last bytes seen, to find a head end split across reads
-        self._timer: asyncio.TimerHandle | None = None
-        self._refused = False
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._expect_head()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_timer()
-        super().connection_lost(exc)
-
-    def _expect_head(self) -> None:
-        self._head, self._tail = 0, b""
-        self._stop_timer()
-        self._timer = self.loop.call_later(self.limits.timeout, self._too_slow)
-
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return
-        if self._head >= 0:
-            if self._head == 0 and self._timer is None and data:
-                # A head begun while the last request still ran (its timer lapsed then):
-                # its clock starts at its first byte.
-                self._timer = self.loop.call_later(self.limits.timeout, self._too_slow)
-            end = (self._tail + data).find(_HEAD_END)
-            counted = len(data) if end < 0 else max(0, end + 4 - len(self._tail))
-            self._head += counted
-            if self._head > self.limits.max_bytes:
-                self._refuse(431, "Request Header Fields Too Large")
-                return
-            if end >= 0:
-                self._head = -1
-                self._stop_timer()
-            else:
-                self._tail = (self._tail + data)[-3:]
-        super().data_received(data)
-
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self._expect_head()  # what comes next on this connection is another request's head
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self._head == 0 and not self._refused:  # no byte of the next head yet: its clock
-            self._stop_timer()  # starts now, not when the last request ended
-            self._timer = self.loop.call_later(self.limits.timeout, self._too_slow)
-
-    def handle_websocket_upgrade(self) -> None:
-        self._stop_timer()  # the WebSocket protocol owns the connection from here
-        super().handle_websocket_upgrade()
-
-    def _too_slow(self) -> None:
-        self._timer = None
-        if self._head > 0:  # a head begun and not finished in time
-            self._refuse(408, "Request Timeout")
-        elif self._head == 0 and self.cycle is None:  # a connection that never said a word
-            self._refused = True
-            self.transport.close()
-
-    def _refuse(self, status: int, reason: str) -> None:
-        self._refused = True
-        self._stop_timer()
-        body = f"{reason}\n".encode()
-        head = (
-            f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-        )
-        log.info("refused a request from %s: %s", _peer(self.client), reason.lower())
-        self.transport.write(head.encode() + body)
-        self.transport.close()
-
-
-def _peer(client: Any) -> str:
-    return str(client[0]) if client else "?"
 
 
 class Connection:

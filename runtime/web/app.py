@@ -34,10 +34,11 @@ from urllib.parse import quote
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader, pass_context
 from jinja2 import select_autoescape as _autoescape
+from starlette._utils import get_route_path
 from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -212,20 +213,34 @@ class MountedApp:
             routes.append(
                 Mount("/static", StaticFiles(directory=directory, check_dir=False), name="static")
             )
-        middleware = [Middleware(_InScope, mounted=self), *self.app.middleware]
-        return Mount(
-            f"/{self.name}", app=IndexedRouter(routes), name=self.name, middleware=middleware
-        )
+        return _AppMount(self, IndexedRouter(routes), list(self.app.middleware))
 
 
-class _InScope:
-    """Puts the mounted app into the scope, where app_of() and env_of() find it."""
+class _AppMount(Mount):
+    """An app's mount at ``/<name>``: Starlette's Mount, matched by its literal prefix (no
+    regular expression), which puts the mounted app into the scope itself (where app_of()
+    and env_of() find it) instead of through a middleware layer of its own."""
 
-    def __init__(self, app: ASGIApp, mounted: MountedApp) -> None:
-        self.app = app
+    def __init__(self, mounted: MountedApp, router: IndexedRouter, middleware: list[Middleware]):
+        super().__init__(f"/{mounted.name}", app=router, name=mounted.name, middleware=middleware)
         self.mounted = mounted
+        self.prefix = f"/{mounted.name}"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] not in ("http", "websocket"):
+            return Match.NONE, {}
+        route_path = get_route_path(scope)
+        if not route_path.startswith(self.prefix + "/"):
+            return Match.NONE, {}
+        root_path = scope.get("root_path", "")
+        return Match.FULL, {
+            "path_params": dict(scope.get("path_params", {})),
+            "app_root_path": scope.get("app_root_path", root_path),
+            "root_path": root_path + self.prefix,
+            "endpoint": self.app,
+        }
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[SCOPE_KEY] = self.mounted
         await self.app(scope, receive, send)
 

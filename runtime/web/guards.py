@@ -1,25 +1,29 @@
 """What stands between a browser and the node: Host names, other sites, and page headers.
 
-- :class:`Edge`, the first thing a request meets: a request (or WebSocket handshake) with
-  more than one ``Host`` header gets 400 (RFC 9112, section 3.2), so the Host check and the
-  Origin check below can never read different ones; and each refused WebSocket handshake
-  is logged once, with its reason and its path shortened (logs.PathShapes: a path may
-  carry a capability, such as a private room's ID or a board's edit name).
-- :func:`trusted_hosts`: requests (and WebSocket handshakes) must name a Host the node is
-  configured for (Starlette's TrustedHostMiddleware; localhost names by default, plus the
-  node's own advertised host, plus ``ALLOWED_HOSTS``), so a web page cannot reach a node on
-  someone's machine through DNS rebinding.
-- :class:`SameSite`: a request whose path is not UTF-8 once unescaped gets 400. A WebSocket
-  handshake, or an HTTP request that changes state (anything
-  but GET, HEAD and OPTIONS), whose ``Origin`` names another site (or that carries two
-  ``Origin`` headers, which no browser sends) is refused with 403 —
-  cross-site request forgery and cross-site WebSocket hijacking alike. Same-origin requests
-  and configured origins pass, and so do requests without ``Origin`` (SDKs, load tools,
-  servers: no browser sends a cross-site POST without one). Every HTTP response gets the
-  headers that keep pages from being framed, sniffed or leaking their URL, and a
-  Content-Security-Policy that allows only the node's own scripts (a response that sets its
-  own keeps it). A server error (5xx) that does not say whether its request may have had an
-  effect gets ``X-Outcome: unknown`` (see errors.py).
+:class:`Guards` is the first thing a request meets (after Starlette's error handler), one
+middleware doing in one pass over the request's headers what a Host allow-list, a
+same-site check and a header filter would each do in a layer of their own:
+
+- more than one ``Host`` header gets 400 (RFC 9112, section 3.2), so the Host check and the
+  Origin check can never read different ones;
+- a Host the node is not configured for gets 400 (localhost names, the node's own
+  advertised host, ``ALLOWED_HOSTS``; as Starlette's TrustedHostMiddleware decides), so a
+  web page cannot reach a node on someone's machine through DNS rebinding;
+- a path whose percent-escapes do not decode to UTF-8 gets 400;
+- a WebSocket handshake, or an HTTP request that changes state (anything but GET, HEAD and
+  OPTIONS), whose ``Origin`` names another site (or that carries two ``Origin`` headers,
+  which no browser sends) is refused with 403 — cross-site request forgery and cross-site
+  WebSocket hijacking alike. Same-origin requests and configured origins pass, and so do
+  requests without ``Origin`` (SDKs, load tools, servers: no browser sends a cross-site POST
+  without one).
+
+Each refusal says ``X-Outcome: not-run``, and a refused WebSocket handshake is logged once,
+with its reason and its path shortened (logs.PathShapes: a path may carry a capability,
+such as a private room's ID or a board's edit name). Every HTTP response gets the headers
+that keep pages from being framed, sniffed or leaking their URL, and a
+Content-Security-Policy that allows only the node's own scripts (a response that sets its
+own keeps it); a server error (5xx) that does not say whether its request may have had an
+effect gets ``X-Outcome: unknown`` (see errors.py).
 """
 
 from __future__ import annotations
@@ -29,8 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette._utils import parse_host_header
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..base.logs import PathShapes
@@ -57,57 +60,44 @@ PAGE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
-def trusted_hosts(allowed: Sequence[str], own_url: str) -> Middleware:
-    """The Host check: localhost names, the node's own advertised host, ``allowed``."""
+def allowed_hosts(allowed: Sequence[str], own_url: str) -> list[str]:
+    """The Host names a node answers to: localhost names, its own advertised host, and
+    ``allowed`` (``*.example.com`` matches any subdomain; ``*`` anything)."""
     own = urlsplit(own_url).hostname or ""
-    hosts = list(dict.fromkeys([*LOCAL_HOSTS, *([own] if own else []), *allowed]))
-    return Middleware(_TrustedHosts, allowed_hosts=hosts)
+    return list(dict.fromkeys([*LOCAL_HOSTS, *([own] if own else []), *allowed]))
 
 
-class _TrustedHosts:
-    """Starlette's TrustedHostMiddleware, its refusals saying ``X-Outcome: not-run``."""
+class Guards:
+    """Every check a request meets before any app sees it, in one pass over its headers,
+    and the headers every response gets (one middleware, not four: each layer costs every
+    request a call and a wrapped ``send``). In order:
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+    1. more than one ``Host`` -> 400 (RFC 9112, 3.2: the Host check and the Origin check
+       must never read different ones);
+    2. a Host the node is not configured for -> 400 ``Invalid host header`` (DNS rebinding);
+    3. a path whose percent-escapes are not UTF-8 -> 400;
+    4. a WebSocket handshake, or a request that changes state, from another site (its
+       ``Origin``, two ``Origin`` headers, or ``Sec-Fetch-Site: cross-site``) -> 403.
+
+    Refusals say ``X-Outcome: not-run``; a refused WebSocket handshake is logged once, as it
+    leaves, with its reason and its path shortened (logs.PathShapes)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        hosts: Sequence[str],
+        allowed_origins: Sequence[str] = (),
+        paths: PathShapes | None = None,
+    ) -> None:
         self.app = app
-        self.check = TrustedHostMiddleware(self._passed, allowed_hosts, www_redirect=False)
-
-    async def _passed(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["runtime.host_ok"] = True
-        await self.app(scope, receive, send)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-
-        async def refusal(message: Message) -> None:
-            if message["type"] == "http.response.start" and not scope.get("runtime.host_ok"):
-                message["headers"] = [*message.get("headers", []), (b"x-outcome", b"not-run")]
-            await send(message)
-
-        await self.check(scope, receive, refusal)
-
-
-def host_of(scope: Scope) -> str | None:
-    """The request's one ``Host`` header; None when it has none, or more than one."""
-    found: str | None = None
-    for name, value in scope["headers"]:
-        if name.lower() == b"host":
-            if found is not None:
-                return None
-            found = value.decode("latin-1")
-    return found
-
-
-def _count(scope: Scope, header: bytes) -> int:
-    return sum(1 for name, _ in scope["headers"] if name.lower() == header)
-
-
-class Edge:
-    """One Host header per request; a log line per refused WebSocket handshake."""
-
-    def __init__(self, app: ASGIApp, paths: PathShapes | None = None) -> None:
-        self.app = app
+        for pattern in hosts:
+            wild = "*" in pattern[1:] or (pattern.startswith("*") and not pattern.startswith("*."))
+            if wild and pattern != "*":
+                raise ValueError(f"host pattern {pattern!r}: use '*.example.com' or '*'")
+        self.hosts = frozenset(h.lower() for h in hosts if not h.startswith("*"))
+        self.suffixes = tuple(h[1:].lower() for h in hosts if h.startswith("*."))
+        self.any_host = "*" in hosts
+        self.allowed = {o.rstrip("/").lower() for o in allowed_origins}
         self.paths = paths
 
     def shown(self, path: str) -> str:
@@ -115,17 +105,83 @@ class Edge:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "websocket":
-            send = self._logging(scope, send)
-        elif kind != "http":
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        if _count(scope, b"host") > 1:
-            # Two Host lines: which one names the site depends on who reads them (the Host
-            # allow-list read the first, the Origin check the last), so neither is believed.
+        host = origin = site = None
+        hosts = origins = 0
+        for name, value in scope["headers"]:  # (ASGI servers give names in lower case)
+            if name == b"host":
+                hosts += 1
+                host = value
+            elif name == b"origin":
+                origins += 1
+                origin = value
+            elif name == b"sec-fetch-site":
+                site = value
+        if kind == "websocket":
+            send = self._logging(scope, send)
+        if hosts > 1:
             await _refuse(scope, send, "more than one Host header", 400, self.shown)
             return
-        await self.app(scope, receive, send)
+        text = host.decode("latin-1") if host is not None else None
+        if not self.any_host and not self._known(text):
+            await _refuse(scope, send, "Invalid host header", 400, self.shown)
+            return
+        if not _utf8_path(scope):
+            await _refuse(scope, send, "the path is not valid UTF-8", 400, self.shown)
+            return
+        if (kind == "websocket" or scope["method"] not in SAFE_METHODS) and not self._same_site(
+            origin, origins, site, text
+        ):
+            shown_origin = origin.decode("latin-1")[:100] if origin is not None else "?"
+            await _refuse(
+                scope, send, f"cross-site request refused (Origin {shown_origin})", 403, self.shown
+            )
+            return
+        if kind == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers", [])
+                present = {name.lower() for name, _ in headers}
+                extra = [(n, v) for n, v in PAGE_HEADERS if n not in present]
+                if message["status"] >= 500 and b"x-outcome" not in present:
+                    # A server error that did not say whether its request had an effect
+                    # (an app's own 503, a crash): it may have.
+                    extra.append((b"x-outcome", b"unknown"))
+                message["headers"] = [*headers, *extra]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+    def _known(self, host: str | None) -> bool:
+        """Whether the Host header names a host the node answers to."""
+        parsed = parse_host_header(host)
+        if parsed is None:
+            return False
+        name = parsed.host.lower()
+        return name in self.hosts or any(name.endswith(s) for s in self.suffixes)
+
+    def permits(self, origin: str | None, host: str | None) -> bool:
+        """Same-origin (the Origin's host is the Host header), configured, or no Origin."""
+        if origin is None or "*" in self.allowed:
+            return True
+        origin = origin.rstrip("/").lower()
+        if origin in self.allowed:
+            return True
+        return bool(host) and urlsplit(origin).netloc == (host or "").lower()
+
+    def _same_site(
+        self, origin: bytes | None, origins: int, site: bytes | None, host: str | None
+    ) -> bool:
+        if origin is None:  # an older browser says so another way; tools say nothing
+            return site != b"cross-site"
+        if origins > 1:
+            return False  # (no browser sends two: which one would be the page's?)
+        return self.permits(origin.decode("latin-1"), host)
 
     def _logging(self, scope: Scope, send: Send) -> Send:
         """``send``, logging the handshake's refusal (an HTTP answer instead of 101)."""
@@ -148,74 +204,6 @@ class Edge:
         return logged
 
 
-class SameSite:
-    """Refuse cross-site handshakes and state changes; add security headers to responses."""
-
-    def __init__(
-        self, app: ASGIApp, allowed_origins: Sequence[str] = (), paths: PathShapes | None = None
-    ) -> None:
-        self.app = app
-        self.allowed = {o.rstrip("/").lower() for o in allowed_origins}
-        self.paths = paths
-
-    def shown(self, path: str) -> str:
-        return self.paths.shorten(path) if self.paths is not None else "/…"
-
-    def permits(self, origin: str | None, host: str | None) -> bool:
-        """Same-origin (the Origin's host is the Host header), configured, or no Origin."""
-        if origin is None or "*" in self.allowed:
-            return True
-        origin = origin.rstrip("/").lower()
-        if origin in self.allowed:
-            return True
-        return bool(host) and urlsplit(origin).netloc == (host or "").lower()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        headers = _headers(scope)
-        checked = kind == "websocket" or scope["method"] not in SAFE_METHODS
-        if not _utf8_path(scope):
-            await _refuse(scope, send, "the path is not valid UTF-8", 400, self.shown)
-            return
-        if checked and not self._same_site(scope, headers):
-            origin = headers.get("origin", "?")[:100]
-            text = f"cross-site request refused (Origin {origin})"
-            await _refuse(scope, send, text, 403, self.shown)
-            return
-        if kind == "websocket":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in PAGE_HEADERS if n not in present]
-                if message["status"] >= 500 and b"x-outcome" not in present:
-                    # A server error that did not say whether its request had an effect
-                    # (an app's own 503, a crash): it may have.
-                    extra.append((b"x-outcome", b"unknown"))
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
-
-    def _same_site(self, scope: Scope, headers: dict[str, str]) -> bool:
-        origin = headers.get("origin")
-        if origin is None:  # an older browser says so another way; tools say nothing
-            return headers.get("sec-fetch-site", "same-origin") != "cross-site"
-        if _count(scope, b"origin") > 1:
-            return False  # (no browser sends two: which one would be the page's?)
-        # The same Host the allow-list checked: Edge refused requests with two.
-        return self.permits(origin, host_of(scope))
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-
-
 def _utf8_path(scope: Scope) -> bool:
     """Whether the path's percent-escapes decode to UTF-8 (else ``%ff`` and ``%c0%af`` would
     both become U+FFFD: two names, one room)."""
@@ -232,7 +220,7 @@ def _utf8_path(scope: Scope) -> bool:
 async def _refuse(
     scope: Scope, send: Send, text: str, status: int, shown: Callable[[str], str]
 ) -> None:
-    if scope["type"] == "http":  # (a refused handshake is logged by Edge, as it leaves)
+    if scope["type"] == "http":  # (a refused handshake is logged as it leaves: Guards)
         log.info("refused %s %s: %d %s", scope["method"], shown(scope["path"]), status, text)
     prefix = "websocket." if scope["type"] == "websocket" else ""
     start: dict[str, Any] = {

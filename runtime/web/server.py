@@ -22,7 +22,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
 from ..base.config import Settings
@@ -38,7 +38,8 @@ from ..base.logs import PathShapes
 from ..cluster import protocol as link
 from ..cluster.server import LinkSession
 from ..host.node import Node
-from ..sockets.asgi import BoundedHttpToolsProtocol, Connection, FastWebSocketProtocol, HeadLimits
+from ..sockets.asgi import Connection, FastWebSocketProtocol
+from ..sockets.http1 import BoundedHttpToolsProtocol, HeadLimits
 from ..storage.embedded import ValkeySupervisor
 from . import metrics, ops, tail
 from .app import (
@@ -50,7 +51,7 @@ from .app import (
     static_root,
     templates_for,
 )
-from .guards import Edge, SameSite, trusted_hosts
+from .guards import Guards, allowed_hosts
 from .pathindex import IndexedRouter
 
 log = logging.getLogger("runtime.server")
@@ -240,12 +241,16 @@ def create_app(
     settings = node.settings
     paths = PathShapes(routes)  # (log lines show paths without their capabilities)
     middleware = [
-        Middleware(Edge, paths=paths),
-        trusted_hosts(settings.allowed_hosts, settings.public_url()),
-        Middleware(SameSite, allowed_origins=settings.allowed_origins, paths=paths),
+        Middleware(
+            Guards,
+            hosts=allowed_hosts(settings.allowed_hosts, settings.public_url()),
+            allowed_origins=settings.allowed_origins,
+            paths=paths,
+        )
     ]
+    # (an app's node-wide middleware is built as it is, with no wrapper of ours around it)
     middleware += [
-        Middleware(_NodeMiddleware, factory=factory, mounted=m)
+        Middleware(_node_middleware, factory=factory, mounted=m)
         for m in mounted
         for factory in m.app.node_middleware
     ]
@@ -269,14 +274,9 @@ def create_app(
     return starlette
 
 
-class _NodeMiddleware:
-    """An app's node-wide middleware (App.node_middleware) as Starlette middleware."""
-
-    def __init__(self, app: ASGIApp, factory: NodeMiddleware, mounted: MountedApp) -> None:
-        self.app = factory(app, mounted)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+def _node_middleware(app: ASGIApp, factory: NodeMiddleware, mounted: MountedApp) -> ASGIApp:
+    """An app's node-wide middleware (App.node_middleware), around the rest of the node."""
+    return factory(app, mounted)
 
 
 def uvicorn_config(app: Starlette, settings: Settings, **overrides: Any) -> uvicorn.Config:

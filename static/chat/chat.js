@@ -379,11 +379,13 @@ function connect() {
 }
 
 // A handshake that failed before we were ever in: ask over plain HTTP why. "expected
-// websocket" means the room is fine (the server was away); anything else is final.
+// websocket" means the room is fine (the server was away), and so does a 503 (busy, or
+// restarting: the socket's own retries go on); anything else is final.
 async function checkRefusal(url) {
   try {
-    const response = await fetch(url.replace(/^ws/, "http"));
+    const response = await Outcome.request(url.replace(/^ws/, "http"));
     const text = await response.text();
+    if (response.status === 503) return;
     if (response.status !== 400 || text !== "expected websocket") {
       clearTimeout(state.retry);
       state.leaving = true;
@@ -489,7 +491,9 @@ $("create-private").onclick = async () => {
   if (!takeName()) return;
   let response;
   try {
-    response = await fetch(`${BASE}api/room`, { method: "POST" });
+    // (only a name is minted: safe to send again, whatever the answer said: outcome.js)
+    const waiting = (s) => showJoinError(`The server is busy: trying again in ${s} s…`);
+    response = await Outcome.request(`${BASE}api/room`, { method: "POST" }, { idempotent: true, onWait: waiting });
   } catch {
     response = null;
   }
@@ -498,6 +502,7 @@ $("create-private").onclick = async () => {
     showJoinError("Could not create a room: " + why);
     return;
   }
+  showJoinError("");
   enter((await response.text()).trim());
 };
 

@@ -2,6 +2,11 @@
 // socket (every viewer sees each change), and adds one (POST). The counter's name is in the
 // URL hash (#visits), so a link opens the same counter. Its URLs come from the page (meta
 // app-base), never hard-coded.
+//
+// Requests go through Outcome.request (static/js/outcome.js): a read is sent again by itself
+// when the server is busy; adding one is sent again by itself only when the server says it
+// did not run (X-Outcome: not-run). When it may have run ("unknown"), the page says so and
+// leaves the next +1 to the person: the value, live, shows whether it counted.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -32,9 +37,9 @@ async function open(next) {
   $("value").textContent = "…";
   error("");
   try {
-    const r = await fetch(base + encodeURIComponent(name));
-    const body = await r.json();
-    if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
+    const r = await Outcome.request(base + encodeURIComponent(name));
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(body.error || `the server answered ${r.status}`);
     if (name === next) $("value").textContent = String(body.value);
   } catch (e) {
     error(`Could not read ${next}: ${e.message}`);
@@ -70,13 +75,21 @@ function connect() {
 
 $("add").addEventListener("click", async () => {
   error("");
+  const waiting = (s) => error(`The server is busy: adding one again in ${s} s…`);
+  let r;
   try {
-    const r = await fetch(base + encodeURIComponent(name), { method: "POST" });
-    const body = await r.json();
-    if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
+    r = await Outcome.request(base + encodeURIComponent(name), { method: "POST" }, { onWait: waiting });
+  } catch {
+    r = { ok: false, outcome: "unknown", json: async () => ({}) }; // no answer at all
+  }
+  const body = await r.json().catch(() => ({}));
+  if (r.ok) {
+    error("");
     $("value").textContent = String(body.value);
-  } catch (e) {
-    error(`Could not add one: ${e.message}`);
+  } else if (r.outcome === "unknown") {
+    error(`${Outcome.explain("unknown", "adding one")} The value above is live: if it went up, it counted.`);
+  } else {
+    error(body.error ? `Could not add one: ${body.error}` : Outcome.explain("not-run", "adding one"));
   }
 });
 

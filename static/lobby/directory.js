@@ -105,13 +105,15 @@ export class Directory {
   async create() {
     if (!this.name()) return;
     const name = $("lobby-name").value.trim() || `${store.name}'s lobby`;
-    const [status, body] = await postJson("api/lobbies", {
-      name,
-      public: $("public").checked,
-      max_players: Number($("max-players").value),
-    });
+    const settings = { name, public: $("public").checked, max_players: Number($("max-players").value) };
+    const [status, body] = await postJson("api/lobbies", settings, (s) =>
+      this.app.banner(`The server is busy: creating the lobby again in ${s} s…`, true),
+    );
+    this.app.banner("");
     if (status !== 201) {
-      this.app.banner(`The lobby could not be created: ${body.error || status}`);
+      // After "unknown" a lobby may exist: say so, rather than offer to make a second one.
+      const said = body.outcome === "unknown" ? window.Outcome.explain("unknown", "your new lobby") : "";
+      this.app.banner(said || `The lobby could not be created: ${body.error || status}`);
       return;
     }
     $("lobby-name").value = "";

@@ -103,26 +103,39 @@ export class JsonSocket {
   }
 }
 
+// Requests go through Outcome.request (static/js/outcome.js, loaded before this module): a
+// 503 that says nothing ran is sent again by itself; a read is sent again after "unknown"
+// too. The body of what comes back carries `outcome` ("not-run", "unknown" or absent) so the
+// page can say whether a refused request may have happened.
+
 /** GET a JSON endpoint of the app: [status, body] (status 0 if unreachable). */
 export async function getJson(path) {
   try {
-    const response = await fetch(BASE + path, { headers: { Accept: "application/json" } });
-    return [response.status, await response.json().catch(() => ({}))];
+    const response = await window.Outcome.request(BASE + path, {
+      headers: { Accept: "application/json" },
+    });
+    return [response.status, await answer(response)];
   } catch {
     return [0, {}];
   }
 }
 
 /** POST JSON to the app: [status, body]. */
-export async function postJson(path, body) {
+export async function postJson(path, body, onWait) {
   try {
-    const response = await fetch(BASE + path, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    return [response.status, await response.json().catch(() => ({}))];
+    const response = await window.Outcome.request(
+      BASE + path,
+      { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) },
+      { onWait },
+    );
+    return [response.status, await answer(response)];
   } catch {
-    return [0, { error: "the server cannot be reached" }];
+    return [0, { error: "the server cannot be reached", outcome: "unknown" }];
   }
+}
+
+async function answer(response) {
+  const body = await response.json().catch(() => ({}));
+  if (response.outcome && body && typeof body === "object") body.outcome = response.outcome;
+  return body;
 }

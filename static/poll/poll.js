@@ -21,9 +21,20 @@ $("create").addEventListener("submit", async (event) => {
     if (line.trim()) params.append("option", line.trim());
   }
   params.append("seconds", $("seconds").value);
-  const response = await fetch(`${BASE}?${params}`, { method: "POST" });
-  const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-  if (!response.ok) return showError($("create-error"), body.error);
+  // Sent again by itself while the server says nothing ran (static/js/outcome.js); if the
+  // poll may have been made, say so rather than make a second one.
+  const waiting = (s) => showError($("create-error"), `The server is busy: trying again in ${s} s…`);
+  let response;
+  try {
+    response = await Outcome.request(`${BASE}?${params}`, { method: "POST" }, { onWait: waiting });
+  } catch {
+    return showError($("create-error"), Outcome.explain("unknown", "the new poll"));
+  }
+  const body = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
+  if (!response.ok) {
+    const said = response.outcome === "unknown" ? Outcome.explain("unknown", "the new poll") : "";
+    return showError($("create-error"), said || body.error);
+  }
   showError($("create-error"), "");
   location.hash = body.id;
 });

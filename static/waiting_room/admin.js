@@ -168,14 +168,17 @@ form.addEventListener("submit", async (event) => {
   }
 });
 
-// PATCH some settings: [ok, the answer].
+// PATCH some settings: [ok, the answer]. Sent again by itself while the server says nothing
+// ran (static/js/outcome.js); when the change may have been saved, the answer says so (the
+// figures, live, show the room's settings as they are).
 async function change(body) {
-  const response = await fetch(data.api, {
+  const response = await Outcome.request(data.api, {
     method: "PATCH",
     headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
     body: JSON.stringify(body),
   });
-  const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  const answer = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
+  if (response.outcome === "unknown") answer.error = Outcome.explain("unknown", "the change");
   return [response.ok, answer];
 }
 
@@ -206,7 +209,12 @@ $("delete-yes").addEventListener("click", async () => {
   $("delete-yes").disabled = true;
   $("delete-error").hidden = true;
   try {
-    const response = await fetch(data.api, { method: "DELETE", headers: { Authorization: "Bearer " + token } });
+    // (deleting twice is deleting once: sent again by itself whatever the outcome)
+    const response = await Outcome.request(
+      data.api,
+      { method: "DELETE", headers: { Authorization: "Bearer " + token } },
+      { idempotent: true },
+    );
     const answer = await response.json().catch(() => ({}));
     if (!response.ok && response.status !== 404) throw new Error(answer.error || `HTTP ${response.status}`);
     deleted = true;

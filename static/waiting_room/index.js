@@ -98,13 +98,16 @@ form.addEventListener("submit", async (event) => {
   $("create-button").disabled = true;
   $("create-button").textContent = "Creating…";
   try {
-    const response = await fetch(BASE + "api/rooms", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+    // Sent again by itself while the server says nothing ran (static/js/outcome.js).
+    const waiting = (s) => ($("create-button").textContent = `Busy: trying again in ${s} s…`);
+    const response = await Outcome.request(
+      BASE + "api/rooms",
+      { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) },
+      { onWait: waiting },
+    );
+    const answer = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
     if (!response.ok) {
+      if (response.outcome === "unknown") answer.error = Outcome.explain("unknown", "the new room");
       RoomForms.refused(form, answer, $("create-error"));
       return;
     }

@@ -1,7 +1,7 @@
 // The waiting page: live position, wait and progress over the room's WebSocket, and off to
 // the site (or back where the visitor was going) by itself when admitted.
 //
-// The server's messages are {"status", "position", "eta_s"} (apps/waiting_room/room.py), with
+// The server's messages are {"status", "position", "eta_s"} (apps/waiting_room/waiting_room.py), with
 // "paused": true while the organisers have paused the line. If the socket drops, the page
 // asks over plain HTTP (which also counts as being here) and reconnects with backoff; a line
 // under the figures says whether the page is live and when it last heard from the room. A socket refused for want of a valid cookie (4001) reloads the
@@ -70,7 +70,8 @@ function show(state) {
 async function ask() {
   // A plain request: tells the room we are still here, and the answer is our status.
   try {
-    const response = await fetch(data.status_url, {
+    // (a read, and the visitor's own: sent again by itself when the server is busy)
+    const response = await Outcome.request(data.status_url, {
       headers: { Accept: "application/json" },
       credentials: "same-origin",
       cache: "no-store",

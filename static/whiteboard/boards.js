@@ -66,7 +66,13 @@ $("new-board").onclick = async () => {
   button.disabled = true;
   $("error").hidden = true;
   try {
-    const response = await fetch(BASE + "api/boards", { method: "POST" });
+    // Only a name is minted: safe to send again whatever the answer (static/js/outcome.js).
+    const waiting = (s) => (button.textContent = `Busy: trying again in ${s} s…`);
+    const response = await window.Outcome.request(
+      BASE + "api/boards",
+      { method: "POST" },
+      { idempotent: true, onWait: waiting },
+    );
     if (!response.ok) throw new Error((await response.text()) || `HTTP ${response.status}`);
     const { room, url } = await response.json();
     // (this tab made it: the board page need not say "new board, check the link")
@@ -76,6 +82,7 @@ $("new-board").onclick = async () => {
     $("error").textContent = "Could not create a board: " + (error.message || "the server cannot be reached");
     $("error").hidden = false;
     button.disabled = false;
+    button.textContent = "New board";
   }
 };
 

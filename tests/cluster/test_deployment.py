@@ -25,7 +25,6 @@ from tests.cluster.conftest import live_ids
 from tests.support import dashboard
 
 ROOT = Path(__file__).resolve().parents[2]
-BALANCER = "http://127.0.0.1:8080"
 
 
 def test_compose_file_describes_the_topology() -> None:
@@ -69,43 +68,73 @@ def nginx_binary() -> str:
     return found
 
 
-def start_balancer(cluster: list, tmp_path: Path) -> subprocess.Popen[bytes]:
-    """nginx with deploy/nginx.conf, only its upstream addresses pointed at the nodes."""
-    conf = (ROOT / "deploy" / "nginx.conf").read_text()
-    for i, node in enumerate(cluster, start=1):
-        conf, n = re.subn(rf"server node{i}:8000", f"server 127.0.0.1:{node.port}", conf)
+class Balancer:
+    """nginx with deploy/nginx.conf, templated only in its addresses: the upstreams are the
+    test's nodes, and it listens on a free port of the test's own. Not on 8080: test runs
+    side by side on one machine would share one balancer there (the second nginx cannot
+    bind and exits, and its test talks to the first one's nodes: a POST of the other run
+    once made a counter here one too high)."""
+
+    def __init__(self, cluster: list, tmp_path: Path) -> None:
+        conf = (ROOT / "deploy" / "nginx.conf").read_text()
+        for i, node in enumerate(cluster, start=1):
+            conf, n = re.subn(rf"server node{i}:8000", f"server 127.0.0.1:{node.port}", conf)
+            assert n == 1
+        self.port = free_port()
+        conf, n = re.subn(r"listen 8080;", f"listen 127.0.0.1:{self.port};", conf)
         assert n == 1
-    (tmp_path / "nginx.conf").write_text(conf)
-    return subprocess.Popen(
-        [
-            nginx_binary(),
-            "-p",
-            str(tmp_path),
-            "-c",
-            str(tmp_path / "nginx.conf"),
-            "-g",
-            f"daemon off; pid {tmp_path / 'nginx.pid'};",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+        (tmp_path / "nginx.conf").write_text(conf)
+        self.log = tmp_path / "nginx.log"  # (a file: a pipe nobody reads could fill up)
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    nginx_binary(),
+                    "-p",
+                    str(tmp_path),
+                    "-c",
+                    str(tmp_path / "nginx.conf"),
+                    "-g",
+                    f"daemon off; pid {tmp_path / 'nginx.pid'};",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def check(self) -> None:
+        """Fail unless this nginx is up and listening (what answered may be someone else)."""
+        said = self.log.read_text(errors="replace")
+        if self.process.poll() is not None or "[emerg]" in said:
+            pytest.fail(f"nginx did not start on port {self.port}: {said.strip()}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
 
 
-async def wait_for_balancer(client: httpx.AsyncClient) -> None:
+async def wait_for_balancer(client: httpx.AsyncClient, balancer: Balancer) -> None:
     for _ in range(100):
         try:
             if (await client.get("/healthz")).status_code == 200:
-                return
+                break
         except httpx.HTTPError:
             await asyncio.sleep(0.05)
+    balancer.check()
 
 
 async def test_clients_through_the_balancer(nodes, tmp_path) -> None:
     cluster = nodes(3, env={"CHAT_RATE_LIMIT": "0"}, suite=True)
-    nginx = start_balancer(cluster, tmp_path)
+    nginx = Balancer(cluster, tmp_path)
     try:
-        async with httpx.AsyncClient(base_url=BALANCER) as client:
-            await wait_for_balancer(client)
+        async with httpx.AsyncClient(base_url=nginx.url) as client:
+            await wait_for_balancer(client, nginx)
             answered = {(await client.get("/healthz")).json()["node"] for _ in range(9)}
             assert answered == {"n1", "n2", "n3"}  # round robin over every node
             values = [(await client.post("/counter/front")).json()["value"] for _ in range(9)]
@@ -115,9 +144,7 @@ async def test_clients_through_the_balancer(nodes, tmp_path) -> None:
             assert page.status_code == 200
         sockets = []
         for i in range(3):  # browsers behind the balancer: same-origin, spread over nodes
-            ws = await connect(
-                "ws://127.0.0.1:8080/chat/api/room/front/websocket", origin="http://127.0.0.1:8080"
-            )
+            ws = await connect(f"{nginx.ws}/chat/api/room/front/websocket", origin=nginx.url)
             await ws.send(json.dumps({"name": f"p{i}"}))
             while not json.loads(await ws.recv()).get("ready"):
                 pass
@@ -134,8 +161,7 @@ async def test_clients_through_the_balancer(nodes, tmp_path) -> None:
         for ws in sockets:
             await ws.close()
     finally:
-        nginx.terminate()
-        nginx.wait(10)
+        nginx.stop()
 
 
 async def test_a_client_cannot_choose_its_address_behind_the_balancer(nodes, tmp_path) -> None:
@@ -143,14 +169,14 @@ async def test_a_client_cannot_choose_its_address_behind_the_balancer(nodes, tmp
     # address it saw: made-up X-Forwarded-For values must not buy fresh rate allowances.
     env = {"TRUSTED_PROXIES": "127.0.0.1", "CHAT_RATE_INTERVAL": "30", "CHAT_RATE_GRACE": "60"}
     cluster = nodes(3, env=env, suite=True)
-    nginx = start_balancer(cluster, tmp_path)
+    nginx = Balancer(cluster, tmp_path)
     try:
-        async with httpx.AsyncClient(base_url=BALANCER) as client:
-            await wait_for_balancer(client)
+        async with httpx.AsyncClient(base_url=nginx.url) as client:
+            await wait_for_balancer(client, nginx)
         passed = refused = 0
         for i in range(15):  # 15 connections, each claiming another address
             async with connect(
-                "ws://127.0.0.1:8080/chat/api/room/spoof/websocket",
+                f"{nginx.ws}/chat/api/room/spoof/websocket",
                 additional_headers={"X-Forwarded-For": f"10.{i}.{i}.{i}"},
             ) as ws:
                 await ws.send(json.dumps({"name": f"p{i}"}))
@@ -169,8 +195,7 @@ async def test_a_client_cannot_choose_its_address_behind_the_balancer(nodes, tmp
         # connection's name passes and cools it down, so its message is refused.
         assert passed <= 2 and refused >= 13, (passed, refused)
     finally:
-        nginx.terminate()
-        nginx.wait(10)
+        nginx.stop()
 
 
 class BlackHole:
@@ -211,13 +236,13 @@ async def test_a_dead_node_keeps_no_request_waiting_at_the_balancer(nodes, tmp_p
     # open timeout; in compose, n2's name stops resolving and that fails at once), then
     # the lease, expired by then: about 2.8 s.
     cluster = nodes(3, env={"CHAT_RATE_LIMIT": "0"}, suite=True)
-    nginx = start_balancer(cluster, tmp_path)
+    nginx = Balancer(cluster, tmp_path)
     waits: list[tuple[float, str, object]] = []
     values: list[dict] = []
     rounds = 0
     try:
-        async with httpx.AsyncClient(base_url=BALANCER, timeout=30) as client:
-            await wait_for_balancer(client)
+        async with httpx.AsyncClient(base_url=nginx.url, timeout=30) as client:
+            await wait_for_balancer(client, nginx)
             for i in range(12):  # counters on every node, n2 among them
                 assert (await client.post(f"/counter/dead{i}")).json()["value"] == 1
             hosts = [n for n in cluster if any(i.startswith("counter:") for i in live_ids(n))]
@@ -244,8 +269,8 @@ async def test_a_dead_node_keeps_no_request_waiting_at_the_balancer(nodes, tmp_p
                     started = time.monotonic()
                     try:
                         async with connect(
-                            "ws://127.0.0.1:8080/chat/api/room/dead/websocket",
-                            origin="http://127.0.0.1:8080",
+                            f"{nginx.ws}/chat/api/room/dead/websocket",
+                            origin=nginx.url,
                             open_timeout=30,
                         ):
                             got = 101
@@ -256,8 +281,7 @@ async def test_a_dead_node_keeps_no_request_waiting_at_the_balancer(nodes, tmp_p
             finally:
                 hole.close()
     finally:
-        nginx.terminate()
-        nginx.wait(10)
+        nginx.stop()
     failed = [w for w in waits if w[2] not in (200, 101)]
     slowest = max(waits)
     print(f"{len(waits)} requests after the kill; the slowest: {slowest}")
@@ -271,14 +295,15 @@ def test_a_slow_request_head_is_not_held(tmp_path) -> None:
     # A client that sends part of a request and stops (slowloris) is cut off after nginx's
     # client_header_timeout (10 s), not its default 60 s. No node is needed for that.
     nowhere = [SimpleNamespace(port=free_port()) for _ in range(3)]
-    nginx = start_balancer(nowhere, tmp_path)
+    nginx = Balancer(nowhere, tmp_path)
     try:
         for _ in range(100):
             try:
-                slow = socket.create_connection(("127.0.0.1", 8080))
+                slow = socket.create_connection(("127.0.0.1", nginx.port))
                 break
             except ConnectionRefusedError:
                 time.sleep(0.05)
+        nginx.check()
         slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")  # and no more
         slow.settimeout(30)
         started = time.monotonic()
@@ -286,8 +311,32 @@ def test_a_slow_request_head_is_not_held(tmp_path) -> None:
         assert 8 < time.monotonic() - started < 15
         slow.close()
     finally:
-        nginx.terminate()
-        nginx.wait(10)
+        nginx.stop()
+
+
+def test_balancers_side_by_side_each_answer_on_a_port_of_their_own(tmp_path) -> None:
+    # Suites run side by side on one machine (one per worktree): each test's nginx must be
+    # its own. On one fixed port the second could not bind and exited, and its test sent
+    # its requests to the first one's nodes unawares.
+    nowhere = [SimpleNamespace(port=free_port()) for _ in range(3)]
+    balancers = []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            balancers.append(Balancer(nowhere, tmp_path / name))
+        for balancer in balancers:
+            for _ in range(100):
+                try:
+                    answer = httpx.get(f"{balancer.url}/healthz", timeout=5)
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.05)
+            assert answer.status_code == 502  # from this nginx: none of its nodes is up
+            balancer.check()
+        assert balancers[0].port != balancers[1].port
+    finally:
+        for balancer in balancers:
+            balancer.stop()
 
 
 def dashboard_metrics() -> set[str]:

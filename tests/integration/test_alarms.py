@@ -10,6 +10,7 @@ import httpx
 import pytest
 import redis
 
+from runtime.storage import commits as commits_module
 from runtime.storage.keyspace import ObjectKeys, alarm_shard_key, alarm_shard_of
 from runtime.web.metrics import render
 from tests.support.objects import ALARMS
@@ -41,6 +42,34 @@ async def test_alarm_fires_once_when_due(make_node, sync_redis: redis.Redis) -> 
     member = f"probe:{stub.id.hex}"
     shard = alarm_shard_key("do", alarm_shard_of(member, 16))
     assert sync_redis.zscore(shard, member) is None  # the index entry is gone too
+
+
+async def test_an_alarm_pushed_later_fires_then_although_its_early_entry_was_kept(
+    make_node, sync_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A turn timer pushed back on every move keeps the index entry written for the first
+    # due time (one round trip saved per move); claimed then, it must not fire the alarm
+    # early, and the alarm must still fire at its new time. (The margin, normally seconds,
+    # is 0 here so the test takes one.)
+    monkeypatch.setattr(commits_module, "INDEX_MARGIN_MS", 0)
+    node = await make_node()
+    stub = node.namespace("probe").get_by_name("pushed")
+    member = f"probe:{stub.id.hex}"
+    shard = alarm_shard_key("do", alarm_shard_of(member, 16))
+    start = time.time()
+    await stub.set_alarm_in(0.6)
+    first = sync_redis.zscore(shard, member)
+    assert first is not None and abs(first / 1000 - (start + 0.6)) < 0.1
+    await stub.set_alarm_in(1.2)  # later: committed without re-pointing the entry
+    assert sync_redis.zscore(shard, member) == first
+    due = await stub.get_alarm()
+    assert due is not None and due > start + 1.1
+    await wait_for(lambda: len(ALARMS[stub.id.hex]) >= 1, 5)
+    fired_at, _ = ALARMS[stub.id.hex][0]
+    assert fired_at >= due - 0.005  # not when the early entry was claimed
+    await asyncio.sleep(0.8)
+    assert len(ALARMS[stub.id.hex]) == 1
+    assert sync_redis.zscore(shard, member) is None
 
 
 async def test_a_burst_of_alarms_set_at_once_all_commit_and_all_fire(make_node) -> None:

@@ -21,7 +21,7 @@ from apps.waiting_room import WaitingRoomConfig, make_app
 from apps.waiting_room.admin import MAX_PENDING, PENDING_SECONDS, TOKEN_LATE
 from apps.waiting_room.cookies import PURPOSE, CookieSigner, Pass, cookie_name
 from apps.waiting_room.names import GATES
-from apps.waiting_room.room import MAX_PAGES
+from apps.waiting_room.waiting_room import MAX_PAGES
 from runtime.storage.embedded import ValkeyProcess
 
 FAST = WaitingRoomConfig(push_interval=0.05, gate_cache_seconds=0.5)
@@ -614,7 +614,7 @@ async def test_only_the_operator_puts_a_room_in_front_of_another_app(serve) -> N
 async def test_the_nodes_own_paths_pass_whatever_the_directory_says(serve) -> None:
     server = await room_server(serve, chat=True)
     room = (await create(server.http, total_active_users=1))["room"]
-    directory = server.node.namespaces[GATES].get_by_name("gates")
+    directory = server.node.namespaces[GATES.name].get_by_name("gates")
     for prefix in ("/api", "/healthz", "/waiting-room"):  # (claimed before this was checked)
         assert await directory.claim(prefix, room)
     taker = Visitor(server.http, room)
@@ -664,7 +664,7 @@ def bearer(made: dict[str, Any]) -> dict[str, str]:
 
 
 async def gate_directory(server) -> dict[str, str]:
-    return dict(await server.node.namespaces[GATES].get_by_name("gates").gates())
+    return dict(await server.node.namespaces[GATES.name].get_by_name("gates").gates())
 
 
 async def test_concurrent_changes_keep_every_acknowledged_one(serve) -> None:
@@ -700,7 +700,7 @@ async def test_concurrent_changes_keep_every_acknowledged_one(serve) -> None:
 
 async def test_a_claim_that_outlived_its_room_does_not_block_the_prefix(serve) -> None:
     server = await room_server(serve, chat=True)
-    directory = server.node.namespaces[GATES].get_by_name("gates")
+    directory = server.node.namespaces[GATES.name].get_by_name("gates")
     rooms = server.node.namespaces["waiting_room"]
     # a room whose creation failed after it claimed /chat, and one that no longer gates
     # /chat/api but whose release never reached the directory
@@ -781,7 +781,7 @@ async def test_a_refused_handshake_queues_no_newcomer_and_keeps_a_queued_visitor
 
 async def test_a_gate_its_room_does_not_hold_lets_the_app_through(serve) -> None:
     server = await room_server(serve, chat=True)
-    directory = server.node.namespaces[GATES].get_by_name("gates")
+    directory = server.node.namespaces[GATES.name].get_by_name("gates")
     # a room that moved its gate away but whose release never reached the directory
     room = (await create(server.http, total_active_users=1))["room"]
     assert await directory.claim("/chat", room)
@@ -826,7 +826,7 @@ async def until_directory(server, expected: dict[str, str], timeout: float = 5.0
 
 async def test_naming_the_gate_again_makes_good_a_lost_release(serve) -> None:
     server = await room_server(serve, chat=True)
-    directory = server.node.namespaces[GATES].get_by_name("gates")
+    directory = server.node.namespaces[GATES.name].get_by_name("gates")
     made = await create(server.http)
     room, url = made["room"], f"/waiting-room/api/rooms/{made['room']}"
     assert await directory.claim("/chat", room)  # a release that never arrived

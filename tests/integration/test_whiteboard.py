@@ -5,6 +5,9 @@ board survives a restart and compaction."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import secrets
 import signal
 import time as real_time
@@ -14,10 +17,13 @@ import pytest
 from pycrdt import Array, Doc, Map
 from websockets.exceptions import InvalidStatus
 
-from apps.whiteboard import WhiteboardConfig, make_app
+from apps.whiteboard import WhiteboardConfig, make_app, old_view_key
 from apps.whiteboard import board as board_module
 from apps.whiteboard import protocol as yproto
-from apps.whiteboard.links import BOARDS, Room, board_id, digest_of, view_token
+from apps.whiteboard.links import BoardLink, board_id, digest_of, view_token
+from apps.whiteboard.names import BOARDS, OLD_VIEW_KEYS
+from runtime import DurableObject, Node, Settings, rpc
+from tests.conftest import TEST_SETTINGS
 from tests.support import boardfuzz
 from tests.support.servers import LocalServer, NodeProcess
 from tests.support.yclient import PycrdtDoc, YClient, YpyDoc
@@ -35,7 +41,7 @@ def url(server: LocalServer, room: str) -> str:
 
 async def stats(server: LocalServer, room: str) -> dict[str, int]:
     env = server.node.env
-    board = env.namespace(BOARDS).get(board_id(env, Room(digest_of(room), read_only=False)))
+    board = env.namespace(BOARDS).get(board_id(env, BoardLink(digest_of(room), read_only=False)))
     return await board.stats()
 
 
@@ -218,14 +224,14 @@ async def test_a_board_nobody_has_open_leaves_memory_and_comes_back_whole(serve)
     client = await YClient.open(url(server, room))
     await client.add("s1", {"type": "pen"})
     await asyncio.sleep(0.1)
-    boards = [i for i in server.node.live_ids() if i.startswith(BOARDS)]
+    boards = [i for i in server.node.live_ids() if i.startswith(BOARDS.name)]
     assert len(boards) == 1
     await client.close()
     for _ in range(40):
         await asyncio.sleep(0.1)
-        if not [i for i in server.node.live_ids() if i.startswith(BOARDS)]:
+        if not [i for i in server.node.live_ids() if i.startswith(BOARDS.name)]:
             break
-    assert not [i for i in server.node.live_ids() if i.startswith(BOARDS)]
+    assert not [i for i in server.node.live_ids() if i.startswith(BOARDS.name)]
     again = await YClient.open(url(server, room))
     await again.until(lambda: again.doc.names() == {"s1"})
     await again.close()
@@ -278,7 +284,7 @@ async def test_a_hibernated_board_wakes_with_its_document_and_its_view_only_sock
     node = server.node
 
     def board_in_memory() -> bool:
-        return any(i.startswith(BOARDS) for i in node.live_ids())
+        return any(i.startswith(BOARDS.name) for i in node.live_ids())
 
     for _ in range(50):
         await asyncio.sleep(0.1)
@@ -552,3 +558,107 @@ async def test_an_update_held_for_its_dependency_survives_a_node_restart(serve, 
     assert (await stats(second, room))["held_updates"] == 0  # taken in: the copy is gone
     await tab.close()
     await same.close()
+
+
+# ------------------------------------------------------------------ view links and keys
+
+KEY_A, KEY_B = "a" * 64, "b" * 64
+
+
+class OldKeyRing(DurableObject):
+    """The whiteboard's own key ring as it was before view links were signed with the
+    runtime's keys (kept here word for word, to make a key the way it was made)."""
+
+    @rpc
+    async def view_key(self) -> str:
+        key = await self.storage.get("view")
+        if key is None:
+            key = secrets.token_hex(32)
+            await self.storage.put("view", key)
+        return str(key)
+
+
+def old_view_token(key_hex: str, edit_name: str) -> str:
+    """A view token as the whiteboard signed them before (its own key, the same format)."""
+    digest = digest_of(edit_name)
+    mac = hmac.new(bytes.fromhex(key_hex), b"view:" + digest.encode(), hashlib.sha256).digest()
+    return f"v-{digest}.{base64.urlsafe_b64encode(mac[:16]).decode().rstrip('=')}"
+
+
+async def page_status(server: LocalServer, room: str) -> int:
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        return (await http.get(f"/whiteboard/b/{room}")).status_code
+
+
+async def old_key_status(server: LocalServer, expected: str) -> None:
+    old = server.node.namespace(OLD_VIEW_KEYS.name).get_by_name(old_view_key.NAME)
+    for _ in range(100):
+        if await old.status() == expected:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the old key is {await old.status()!r}, not {expected!r}")
+
+
+async def test_rotating_secret_key_revokes_view_links(serve) -> None:
+    first = await board_server(serve, secret_key=KEY_A)
+    room = secrets.token_hex(16)
+    token = await view_token(first.node.env, room)
+    assert await page_status(first, token) == 200
+    viewer = await YClient.open(url(first, token))
+    await viewer.until(lambda: viewer.denied is not None)  # read-only: the link verified
+    await viewer.close()
+    await first.stop()
+    rotated = await board_server(serve, secret_key=KEY_B)  # restarted with another secret
+    assert await page_status(rotated, token) == 404
+    with pytest.raises(InvalidStatus) as refused:
+        await YClient.open(url(rotated, token))
+    assert refused.value.response.status_code == 404
+    assert await page_status(rotated, await view_token(rotated.node.env, room)) == 200
+
+
+async def test_a_view_link_signed_the_old_way_works_until_secret_key_is_rotated(
+    redis_url: str, serve
+) -> None:
+    # Before the upgrade: the whiteboard's own key ring made its key and signed a link.
+    before = Node(Settings(**TEST_SETTINGS), redis_url)
+    before.register(OLD_VIEW_KEYS.name, OldKeyRing)
+    await before.start()
+    room = secrets.token_hex(16)
+    token = old_view_token(
+        await before.namespace(OLD_VIEW_KEYS.name).get_by_name(old_view_key.NAME).view_key(), room
+    )
+    await before.stop()
+    # After the upgrade, the link still opens the board read-only...
+    upgraded = await board_server(serve, secret_key=KEY_A)
+    await old_key_status(upgraded, "honoured")  # bound to KEY_A at start
+    assert await page_status(upgraded, token) == 200
+    viewer = await YClient.open(url(upgraded, token))
+    await viewer.until(lambda: viewer.denied is not None)
+    await viewer.close()
+    await upgraded.stop()
+    # ...until a node starts with another SECRET_KEY: then it is refused for good, even by a
+    # node started with the first key again (whose own links work again).
+    rotated = await board_server(serve, secret_key=KEY_B)
+    await old_key_status(rotated, "retired")
+    assert await page_status(rotated, token) == 404
+    await rotated.stop()
+    back = await board_server(serve, secret_key=KEY_A)
+    assert await page_status(back, token) == 404
+    assert await page_status(back, await view_token(back.node.env, room)) == 200
+
+
+async def test_old_view_links_are_retired_at_a_rotation_even_if_none_was_opened(
+    redis_url: str, serve
+) -> None:
+    before = Node(Settings(**TEST_SETTINGS), redis_url)
+    before.register(OLD_VIEW_KEYS.name, OldKeyRing)
+    await before.start()
+    room = secrets.token_hex(16)
+    key = await before.namespace(OLD_VIEW_KEYS.name).get_by_name(old_view_key.NAME).view_key()
+    await before.stop()
+    upgraded = await board_server(serve, secret_key=KEY_A)
+    await old_key_status(upgraded, "honoured")  # the binding is made at start, not at first use
+    await upgraded.stop()
+    rotated = await board_server(serve, secret_key=KEY_B)
+    await old_key_status(rotated, "retired")
+    assert await page_status(rotated, old_view_token(key, room)) == 404

@@ -1,4 +1,4 @@
-"""The chat room's rules and the rate limiter, with no sockets and no storage."""
+"""The chat room's rules (ChatRules) and the rate limiter, with no sockets and no storage."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apps.chat.limiter import Allowance
+from apps.chat.effects import Broadcast, Close, Named, Send, Store
+from apps.chat.rate_limiter import Allowance
 from apps.chat.rules import (
     BACKLOG,
     BAD_KEY,
@@ -18,12 +19,7 @@ from apps.chat.rules import (
     NAME_TOO_LONG,
     NOT_JSON,
     NOT_TEXT,
-    Broadcast,
-    Close,
-    Named,
-    Room,
-    Send,
-    Store,
+    ChatRules,
     encode,
     history_key,
     js_string,
@@ -58,8 +54,8 @@ def names(effects) -> list[tuple[int, str]]:
     return [(e.session, e.name) for e in effects if isinstance(e, Named)]
 
 
-def named_room(*names: str) -> Room:
-    room = Room()
+def named_room(*names: str) -> ChatRules:
+    room = ChatRules()
     for i, name in enumerate(names):
         room.connect(i, [])
         room.receive(i, json.dumps({"name": name}), NOW)
@@ -112,7 +108,7 @@ def test_unnamed_sessions_are_not_addressed() -> None:
     ],
 )
 def test_names_follow_javascript_string_conversion(raw, name) -> None:
-    room = Room()
+    room = ChatRules()
     room.connect(0, [])
     frame = json.dumps({} if raw is None else {"name": raw})
     assert (0, name) in names(room.receive(0, frame, NOW))
@@ -186,7 +182,7 @@ def test_garbage_gets_a_short_error_and_changes_nothing(frame, error) -> None:
 
 
 def test_json_that_is_not_an_object_reads_as_empty() -> None:
-    room = Room()
+    room = ChatRules()
     room.connect(0, [])
     assert (0, "anonymous") in names(room.receive(0, "42", NOW))
     assert json.loads(room.receive(0, '"text"', NOW)[0].text)["message"] == "undefined"
@@ -213,7 +209,7 @@ def test_a_silent_session_cannot_grow_memory_for_ever() -> None:
     ],
 )
 def test_odd_json_gets_an_error_frame_not_an_exception(frame) -> None:
-    room = Room()
+    room = ChatRules()
     room.connect(0, [])
     assert room.receive(0, frame, NOW) == [Send(0, encode({"error": NOT_JSON}))]
     named = named_room("ann")
@@ -223,7 +219,7 @@ def test_odd_json_gets_an_error_frame_not_an_exception(frame) -> None:
 
 
 def test_a_quit_for_a_session_the_instance_never_saw() -> None:
-    room = Room()  # rebuilt after hibernation; the closed socket was not restored
+    room = ChatRules()  # rebuilt after hibernation; the closed socket was not restored
     assert room.disconnect(7, name="bob", id="0a1b2c3d4e5f") == [
         Broadcast('{"quit":"bob","id":"0a1b2c3d4e5f"}')
     ]
@@ -247,7 +243,7 @@ def test_quit_is_broadcast_for_named_sessions_only() -> None:
 
 
 def test_a_room_rebuilt_after_hibernation_makes_the_backlog_at_naming() -> None:
-    room = Room(last_timestamp=NOW)
+    room = ChatRules(last_timestamp=NOW)
     room.restore(0, "ann", "0a1b2c3d4e5f")
     room.restore(1, None)
     assert room.needs_history(1) and not room.needs_history(0)
@@ -315,7 +311,7 @@ def ids(effects, session=None) -> dict[str, str]:
 
 
 def test_two_people_with_one_name_have_different_ids_everywhere() -> None:
-    room = Room(salt="room-a")
+    room = ChatRules(salt="room-a")
     room.connect(0, [])
     first = room.receive(0, json.dumps({"name": "Ada", "key": "a" * 22}), NOW)
     mine = json.loads(first[-1].text)  # {"ready": true} says who you are
@@ -338,7 +334,7 @@ def test_two_people_with_one_name_have_different_ids_everywhere() -> None:
 
 def test_a_key_gives_the_same_id_on_every_visit_to_a_room_and_another_in_another_room() -> None:
     def id_of(salt: str, key: str | None) -> str:
-        room = Room(salt=salt)
+        room = ChatRules(salt=salt)
         room.connect(0, [])
         frame = {"name": "Ada"} if key is None else {"name": "Ada", "key": key}
         return str(json.loads(room.receive(0, json.dumps(frame), NOW)[-1].text)["id"])
@@ -352,7 +348,7 @@ def test_a_key_gives_the_same_id_on_every_visit_to_a_room_and_another_in_another
 
 @pytest.mark.parametrize("key", ["short", "x" * 65, "has space in it!!", 12345678901234567, []])
 def test_a_bad_key_is_refused_and_the_session_stays_unnamed(key) -> None:
-    room = Room()
+    room = ChatRules()
     room.connect(0, [])
     frame = json.dumps({"name": "Ada", "key": key})  # ("key": null reads as no key)
     assert room.receive(0, frame, NOW) == [Send(0, encode({"error": BAD_KEY}))]
@@ -361,7 +357,7 @@ def test_a_bad_key_is_refused_and_the_session_stays_unnamed(key) -> None:
 
 
 def test_ids_survive_hibernation_in_the_roster_and_in_quits() -> None:
-    room = Room(salt="s")
+    room = ChatRules(salt="s")
     room.restore(0, "ann", "0a1b2c3d4e5f")
     room.connect(1, [])
     sent = room.receive(1, '{"name":"bob"}', NOW, history=[])

@@ -5,15 +5,17 @@ pieces told them; what the tests resolve is what Redis would have answered."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 
+from runtime.base import codec
 from runtime.base.errors import DurableObjectError, Fenced, ObjectOverloaded, StorageUnavailable
 from runtime.objects.gate import Delivery, InputGate, _current, outbound, run_blocking
 from runtime.objects.output import OutputGate
 from runtime.storage.batch import WriteBatch
-from runtime.storage.commits import Commits
+from runtime.storage.commits import INDEX_MARGIN_MS, Commits
 from runtime.storage.keyspace import ObjectKeys
 from runtime.storage.lease import Lease
 
@@ -261,3 +263,50 @@ async def test_an_alarm_is_indexed_before_its_commit_goes_out() -> None:
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert len(host.indexed) == 1 and len(host.batcher.calls) == 1  # index, then the commit
+
+
+async def test_a_waiter_cancelled_in_line_or_as_it_is_handed_the_gate_passes_it_on() -> None:
+    gate = InputGate(max_queue=10)
+    assert gate.try_enter() and not gate.try_enter()
+    first = asyncio.create_task(gate.enter("o"))
+    second = asyncio.create_task(gate.enter("o"))
+    third = asyncio.create_task(gate.enter("o"))
+    await asyncio.sleep(0)
+    first.cancel()  # cancelled while waiting in line
+    await asyncio.sleep(0)
+    assert gate.waiting == 2
+    gate.leave()  # handed to the second...
+    second.cancel()  # ...which is cancelled before it ran: the gate goes on to the third
+    await asyncio.sleep(0)
+    await third
+    assert gate.locked and gate.waiting == 0
+    gate.leave()
+    assert not gate.locked and gate.try_enter()
+
+
+def alarm_at(due_ms: int) -> WriteBatch:
+    batch = WriteBatch()
+    batch.set_alarm(codec.encode([due_ms, 0]))
+    return batch
+
+
+async def test_an_alarm_pushed_later_skips_the_index_while_the_entry_is_far_ahead() -> None:
+    host = Host()
+    commits = host.commits = Commits(host, lambda b: None)
+    now = int(time.time() * 1000)
+
+    async def commit(due_ms: int) -> None:
+        commits.absorb(alarm_at(due_ms), None)
+        commits.flush()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        host.batcher.calls[-1][2].set_result(1)
+        await asyncio.sleep(0)
+
+    await commit(now + 60_000)  # first alarm: indexed
+    await commit(now + 61_000)  # later, and the entry is a minute ahead: not again
+    await commit(now + 30_000)  # earlier than the entry: indexed
+    assert host.indexed == [now + 60_000, now + 30_000] and len(host.batcher.calls) == 3
+    commits.indexed_ms = now + INDEX_MARGIN_MS - 500  # the entry is about to be claimed
+    await commit(now + 90_000)
+    assert host.indexed[-1] == now + 90_000

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from apps.lobby import codes, protocol
+from apps.lobby import join_code, protocol
 from apps.lobby.protocol import ProtocolError
 from apps.lobby.seats import Seat, SeatSigner
 
@@ -17,19 +17,19 @@ PLACE = "ab" * 32
 
 def test_codes_are_six_unambiguous_characters() -> None:
     rng = random.Random(7)
-    drawn = {codes.new_code(rng.choice) for _ in range(5000)}
+    drawn = {join_code.new_code(rng.choice) for _ in range(5000)}
     assert len(drawn) == 5000  # 31**6 codes: no collision in a few thousand
     for code in drawn:
         assert len(code) == 6 and code == code.upper()
         assert not set(code) & set("0O1IL")
-    assert set("".join(drawn)) == set(codes.ALPHABET)
+    assert set("".join(drawn)) == set(join_code.ALPHABET)
 
 
 def test_typed_codes_are_normalized_or_refused() -> None:
-    assert codes.normalize(" abc-234 ") == "ABC234"
-    assert codes.normalize("abc 234") == "ABC234"
+    assert join_code.normalize(" abc-234 ") == "ABC234"
+    assert join_code.normalize("abc 234") == "ABC234"
     for bad in ("ABC23", "ABC2345", "ABC10O", "ABCIL2", "", None, 123, "ÄBC234", "x" * 100):
-        assert codes.normalize(bad) is None
+        assert join_code.normalize(bad) is None
 
 
 def test_a_token_names_its_seat_and_nothing_else_reads_as_one() -> None:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from itsdangerous import Signer
 
-from apps.waiting_room import settings as room_settings
+from apps.waiting_room import room_settings
 from apps.waiting_room.cookies import (
     CookieSigner,
     Pass,
@@ -21,9 +21,10 @@ from apps.waiting_room.cookies import (
     valid_room,
 )
 from apps.waiting_room.deadlines import Deadlines
-from apps.waiting_room.leasing import Ledger, Shard, check_request
-from apps.waiting_room.rules import Room
-from apps.waiting_room.settings import RoomSettings, SettingsError
+from apps.waiting_room.effects import Ask, Granted, InSlot, Left, Told
+from apps.waiting_room.leasing import ShardRules, check_request
+from apps.waiting_room.room_settings import RoomSettings, SettingsError
+from apps.waiting_room.rules import RoomRules
 
 T0 = 1_900_000_000.0
 ROOM = "ab" * 32
@@ -148,105 +149,128 @@ def test_check_request_refuses_anything_but_non_negative_ints() -> None:
             check_request(bad)
 
 
-def lease_room(capacity: int, rate: int, method: str = "fifo") -> tuple[Room, Ledger]:
-    room = Room(
+def lease_room(capacity: int, rate: int, method: str = "fifo") -> RoomRules:
+    return RoomRules(
         RoomSettings(capacity, rate, 30, method, slot_leasing=True),
         now=T0,
         rng=random.Random(0),
         window_span=61.0,
+        lease_seconds=1.0,
     )
-    return room, Ledger(room, lease_seconds=1.0)
+
+
+def ask(shard: ShardRules, mono: float, want: bool = True) -> dict[str, int]:
+    """The shard's next request to the room (its one ``Ask``)."""
+    [request] = shard.request(mono, want)
+    assert isinstance(request, Ask)
+    return request.request
+
+
+def lease(room: RoomRules, shard: str, request: dict[str, int], now: float) -> dict:
+    """The room's answer to a shard's request (its ``Granted``)."""
+    [answer] = [e for e in room.lease(shard, request, now) if isinstance(e, Granted)]
+    return answer.answer
+
+
+def admits(shard: ShardRules, visitor: str, now: float, mono: float) -> bool:
+    """Whether the shard admits a newcomer on its own (``InSlot``)."""
+    return InSlot(visitor) in shard.try_admit(visitor, now, mono)
+
+
+def renews(shard: ShardRules, visitor: str, now: float) -> bool:
+    return InSlot(visitor) in shard.renew(visitor, now)
 
 
 def test_a_shard_admits_with_leased_slots_and_permits_and_gives_slots_back() -> None:
-    room, ledger = lease_room(capacity=5, rate=100)
-    shard = Shard(lease_seconds=1.0, batch=4)
-    assert not shard.try_admit("v0", T0, 0.0)  # knows nothing yet
-    answer = ledger.request("n1", shard.request(0.0), T0)
-    shard.apply(answer, sent=0.0)
+    room = lease_room(capacity=5, rate=100)
+    shard = ShardRules(lease_seconds=1.0, batch=4)
+    assert not admits(shard, "v0", T0, 0.0)  # knows nothing yet
+    answer = lease(room, "n1", ask(shard, 0.0), T0)
+    shard.granted(answer, sent=0.0)
     assert answer["slots"] == answer["permits"] == 3 and room.in_use == 3
-    assert all(shard.try_admit(f"v{i}", T0, 0.5) for i in range(1, 4))
-    assert not shard.try_admit("v4", T0, 0.5) and shard.wants_lease(0.5)
+    assert all(admits(shard, f"v{i}", T0, 0.5) for i in range(1, 4))
+    assert not admits(shard, "v4", T0, 0.5) and shard.wants_lease(0.5)
     assert room.in_use == 3 and room.active_count == 0  # the room counts lent slots
-    assert shard.renew("v1", T0 + 10) and not shard.renew("v9", T0 + 10)
-    shard.leave("v2")
+    assert renews(shard, "v1", T0 + 10) and not renews(shard, "v9", T0 + 10)
+    assert shard.leave("v2")[-1] == Left("v2") and shard.leave("v2") == []
     assert shard.spare == 1
     # the room gets a line: the shard's free slot goes back at its next contact
     room.visit("g1", T0 + 1)
     room.visit("g2", T0 + 1)
     room.visit("g3", T0 + 1)
     assert room.queued_count == 1
-    shard.apply(ledger.request("n1", shard.request(2.0), T0 + 2), sent=2.0)
+    shard.granted(lease(room, "n1", ask(shard, 2.0), T0 + 2), sent=2.0)
     assert shard.held == 2 and room.in_use == 5 and room.queued_count == 0
     assert room.visitors["g3"].state == "a"
-    assert not shard.try_admit("v5", T0 + 2, 2.1)  # the room had a line: go there
+    assert not admits(shard, "v5", T0 + 2, 2.1)  # the room had a line: go there
 
 
 def test_an_idle_shard_returns_its_free_slots_after_a_lease_period() -> None:
-    room, ledger = lease_room(capacity=5, rate=100)
-    shard = Shard(lease_seconds=1.0, batch=8)
+    room = lease_room(capacity=5, rate=100)
+    shard = ShardRules(lease_seconds=1.0, batch=8)
     shard.demand = 2
-    shard.apply(ledger.request("n1", shard.request(0.0), T0), sent=0.0)
-    shard.try_admit("v1", T0, 0.2)
+    shard.granted(lease(room, "n1", ask(shard, 0.0), T0), sent=0.0)
+    admits(shard, "v1", T0, 0.2)
     assert shard.spare == 4 and not shard.should_return(1.5) and shard.should_return(2.0)
     assert shard.next_wake(T0, 0.2) == pytest.approx(T0 + 1.8)
-    shard.apply(ledger.request("n1", shard.request(2.0, want=False), T0 + 2), sent=2.0)
+    shard.granted(lease(room, "n1", ask(shard, 2.0, want=False), T0 + 2), sent=2.0)
     assert shard.held == 1 and room.leased == 1
 
 
 def test_unused_permits_come_back_and_lost_answers_are_corrected() -> None:
-    room, ledger = lease_room(capacity=50, rate=10)
-    shard = Shard(lease_seconds=1.0, batch=8)
+    room = lease_room(capacity=50, rate=10)
+    shard = ShardRules(lease_seconds=1.0, batch=8)
     shard.demand = 10
-    shard.apply(ledger.request("n1", shard.request(0.0), T0), sent=0.0)
+    shard.granted(lease(room, "n1", ask(shard, 0.0), T0), sent=0.0)
     assert shard.permits == 8 and room.window.available(T0) == 2
-    shard.try_admit("v1", T0, 0.1)
-    answer = ledger.request("n1", shard.request(1.5), T0 + 1.5)  # 7 unused come back
+    admits(shard, "v1", T0, 0.1)
+    answer = lease(room, "n1", ask(shard, 1.5), T0 + 1.5)  # 7 unused come back
     assert room.window.available(T0 + 1.5) == 9 - answer["permits"]
-    shard.apply(answer, sent=1.5)
+    shard.granted(answer, sent=1.5)
     shard.demand = 20  # busy: wants 8 permits, and a slot more than it has free
-    ledger.request("n1", shard.request(2.0), T0 + 2)  # slots lent, but the answer is lost
-    assert ledger.shards["n1"].held == shard.held + 1
-    shard.apply(ledger.request("n1", shard.request(3.0, want=False), T0 + 3), sent=3.0)
-    assert ledger.shards["n1"].held == shard.held == room.leased  # corrected
+    lease(room, "n1", ask(shard, 2.0), T0 + 2)  # slots lent, but the answer is lost
+    assert room.ledger.shards["n1"].held == shard.held + 1
+    shard.granted(lease(room, "n1", ask(shard, 3.0, want=False), T0 + 3), sent=3.0)
+    assert room.ledger.shards["n1"].held == shard.held == room.leased  # corrected
 
 
 def test_late_or_repeated_requests_change_nothing() -> None:
-    room, ledger = lease_room(capacity=10, rate=100)
-    shard = Shard(lease_seconds=1.0, batch=4)
-    first = shard.request(0.0)
-    shard.apply(ledger.request("n1", first, T0), sent=0.0)
+    room = lease_room(capacity=10, rate=100)
+    shard = ShardRules(lease_seconds=1.0, batch=4)
+    first = ask(shard, 0.0)
+    shard.granted(lease(room, "n1", first, T0), sent=0.0)
     leased = room.leased
-    late = ledger.request("n1", first, T0 + 1)
+    late = lease(room, "n1", first, T0 + 1)
     assert late["stale"] and late["slots"] == 0 and room.leased == leased
-    restarted = Shard(lease_seconds=1.0, batch=4)  # lost its number with its memory
-    answer = ledger.request("n1", restarted.request(5.0), T0 + 5)
-    restarted.apply(answer, sent=5.0)
+    restarted = ShardRules(lease_seconds=1.0, batch=4)  # lost its number with its memory
+    answer = lease(room, "n1", ask(restarted, 5.0), T0 + 5)
+    restarted.granted(answer, sent=5.0)
     assert answer["stale"] and restarted.seq == 1 and not restarted.informed(5.1)
-    restarted.apply(ledger.request("n1", restarted.request(5.2), T0 + 5.2), sent=5.2)
-    assert ledger.shards["n1"].seq == 2 and not ledger.shards["n1"].held - restarted.held
+    restarted.granted(lease(room, "n1", ask(restarted, 5.2), T0 + 5.2), sent=5.2)
+    assert room.ledger.shards["n1"].seq == 2 and not room.ledger.shards["n1"].held - restarted.held
 
 
 def test_a_shard_never_counts_fewer_slots_than_its_visitors() -> None:
-    room, ledger = lease_room(capacity=3, rate=100)
-    shard = Shard(lease_seconds=1.0, batch=64)
+    room = lease_room(capacity=3, rate=100)
+    shard = ShardRules(lease_seconds=1.0, batch=64)
     shard.demand = 3
-    shard.apply(ledger.request("n1", shard.request(0.0), T0), sent=0.0)
-    assert all(shard.try_admit(f"visitor-{i}", T0, 0.1) for i in range(3))
+    shard.granted(lease(room, "n1", ask(shard, 0.0), T0), sent=0.0)
+    assert all(admits(shard, f"visitor-{i}", T0, 0.1) for i in range(3))
     # rebuilt from storage whose figures an older write overwrote (held 0, an older number)
-    again = Shard(lease_seconds=1.0, batch=64)
+    again = ShardRules(lease_seconds=1.0, batch=64)
     again.restore(dict(shard.visitors), {**shard.meta(), "held": 0, "seq": shard.seq - 1})
     assert again.held == 3
     mono = 50.0
     for _ in range(3):
-        again.apply(ledger.request("n1", again.request(mono), T0 + 50), sent=mono)
+        again.granted(lease(room, "n1", ask(again, mono), T0 + 50), sent=mono)
         mono += 0.1
     assert room.in_use == 3
-    assert [room.visit(f"newcomer-{i}", T0 + 51).status for i in range(3)] == ["queued"] * 3
+    told = [e for i in range(3) for e in room.visit(f"newcomer-{i}", T0 + 51)]
+    assert [e.status.status for e in told if isinstance(e, Told)] == ["queued"] * 3
     # and the room counts a shard's visitors even when the shard says it holds fewer
-    request = {**again.request(mono), "held": 0}
-    ledger.request("n1", request, T0 + 52)
-    assert ledger.shards["n1"].held == 3 and room.in_use == 3
+    request = {**ask(again, mono), "held": 0}
+    lease(room, "n1", request, T0 + 52)
+    assert room.ledger.shards["n1"].held == 3 and room.in_use == 3
 
 
 @given(
@@ -264,14 +288,14 @@ def test_a_shard_never_counts_fewer_slots_than_its_visitors() -> None:
 @settings(max_examples=120, deadline=None)
 def test_capacity_and_rate_hold_across_shards_whatever_is_lost(ops) -> None:
     capacity, rate, period = 6, 9, 1.0
-    room, ledger = lease_room(capacity, rate)
-    shards = [Shard(lease_seconds=period, batch=4) for _ in range(3)]
+    room = lease_room(capacity, rate)
+    shards = [ShardRules(lease_seconds=period, batch=4) for _ in range(3)]
     now, mono = T0, 0.0
     admissions: list[float] = []
     visitors = 0
 
     def made() -> int:  # the room's own admissions, and each shard's
-        reported = sum(lease.admitted for lease in ledger.shards.values())
+        reported = sum(lent.admitted for lent in room.ledger.shards.values())
         return room.admitted_total - reported + sum(s.admitted for s in shards)
 
     for op, i, n in ops:
@@ -280,7 +304,7 @@ def test_capacity_and_rate_hold_across_shards_whatever_is_lost(ops) -> None:
         if op == "arrive":
             visitors += 1
             v = f"v{visitors}"
-            if not shard.try_admit(v, now, mono):
+            if not admits(shard, v, now, mono):
                 room.visit(v, now)  # the room decides: admit or queue
         elif op == "leave":
             if shard.visitors:
@@ -288,14 +312,14 @@ def test_capacity_and_rate_hold_across_shards_whatever_is_lost(ops) -> None:
             elif room.active_count:
                 room.leave(next(v for v, x in room.visitors.items() if x.state == "a"), now)
         elif op in ("lease", "lose"):
-            answer = ledger.request(name, shard.request(mono, want=n % 3 != 0), now)
+            answer = lease(room, name, ask(shard, mono, want=n % 3 != 0), now)
             if op == "lease":
-                shard.apply(answer, sent=mono)
+                shard.granted(answer, sent=mono)
         elif op in ("restart", "regress"):  # the shard's node died: back from storage...
             meta = shard.meta()
             if op == "regress":  # ...whose figures an older write overwrote
                 meta.update(held=n % (shard.held + 1), seq=max(0, shard.seq - 1))
-            again = Shard(lease_seconds=period, batch=4)
+            again = ShardRules(lease_seconds=period, batch=4)
             again.restore(dict(shard.visitors), meta)
             shards[i] = again
         elif op == "room":

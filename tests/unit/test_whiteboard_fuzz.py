@@ -5,6 +5,7 @@ rebuilds exactly what it serves, and loading it never raises (tests/support/boar
 from __future__ import annotations
 
 from apps.whiteboard import protocol
+from apps.whiteboard.effects import Snapshot
 from apps.whiteboard.rules import BoardRules
 from tests.support import boardfuzz
 
@@ -51,8 +52,8 @@ def test_deletions_of_unseen_items_are_stored_as_a_snapshot() -> None:
 def test_a_log_that_will_not_load_in_one_go_is_loaded_as_far_as_it_can() -> None:
     good = boardfuzz.ordinary_updates(__import__("random").Random(3), 5)
     board = BoardRules(boardfuzz.CONFIG)
-    assert board.load(good) is True
+    assert board.load(good) == []
     broken = BoardRules(boardfuzz.CONFIG)
-    clean = broken.load([*good[:2], b"\x01\x01\x00\xff\xff\xff", *good[2:]])
-    assert clean is False  # the caller stores a snapshot of what did load
+    effects = broken.load([*good[:2], b"\x01\x01\x00\xff\xff\xff", *good[2:]])
+    assert effects == [Snapshot(unreadable=True)]  # the caller stores what did load
     assert broken.full_state()  # and the board serves what the good updates made

@@ -1,4 +1,5 @@
-"""The WaitingRoom object: one room's rules (rules.py) wired to storage, alarms and sockets.
+"""The WaitingRoom object: one room's rules (RoomRules, rules.py) wired to storage, alarms
+and sockets.
 
 One object per room decides every admission, so the count is strongly consistent however
 many nodes visitors arrive through (with slot leasing, it lends slots to per-node shards and
@@ -6,7 +7,7 @@ still keeps the limits: leasing.py).
 
 Storage:
 
-    cfg         the room's settings (settings.RoomSettings as a dict)
+    cfg         the room's settings (room_settings.RoomSettings as a dict)
     admin       SHA-256 of the admin token (the token itself is never stored)
     seq         the next queue ticket
     adm         {"w": rate window buckets, "n": admissions so far}
@@ -51,16 +52,28 @@ from runtime import (
     rpc,
 )
 
-from . import settings as room_settings
+from . import room_settings
 from .admin import AdminPages, encode
 from .config import WaitingRoomConfig
 from .cookies import PURPOSE, cookie_name, signer_for, valid_visitor
+from .effects import (
+    ADMITTED_STATUS,
+    Admitted,
+    Delete,
+    Granted,
+    Left,
+    Reordered,
+    RoomEffect,
+    Status,
+    Store,
+    Told,
+)
 from .gates import OPERATOR_ONLY
-from .leasing import Ledger, check_request
-from .names import GATES, SHARDS
-from .rules import ADMITTED_STATUS, REJECTED_STATUS, Changes, Room, Status
-from .settings import RoomSettings, SettingsError
-from .shard import shard_name
+from .leasing import check_request
+from .names import GATES, GATES_NAME, SHARDS
+from .room_settings import RoomSettings, SettingsError
+from .room_shard import shard_name
+from .rules import LEASE_PREFIX, VISITOR_PREFIX, RoomRules
 
 log = logging.getLogger("apps.waiting_room")
 
@@ -86,8 +99,7 @@ class WaitingRoom(DurableObject):
     def __init__(self, ctx: ObjectContext, env: Env) -> None:
         super().__init__(ctx, env)
         self.config = env.app_settings(WaitingRoomConfig)
-        self.room: Room | None = None
-        self.ledger: Ledger | None = None
+        self.rules: RoomRules | None = None
         self.admin_hash = ""
         self.pages: dict[str, set[ObjectWebSocket]] = {}  # visitor -> open waiting pages
         # the last status sent to each socket: (status, position, eta, paused)
@@ -104,31 +116,34 @@ class WaitingRoom(DurableObject):
         cfg = await self.storage.get("cfg")
         if cfg is None:
             return
-        self.start(RoomSettings.from_dict(cfg), time.time())
-        assert self.room is not None and self.ledger is not None
+        rules = self.start(RoomSettings.from_dict(cfg), time.time())
         self.admin_hash = str(await self.storage.get("admin", ""))
         meta = await self.storage.get_many(["seq", "adm", "ev"])
-        visitors = await self.storage.list(prefix="v/")
-        self.room.restore(((k[2:], v) for k, v in visitors.items()), meta)
-        leases = await self.storage.list(prefix="l/")
-        self.ledger.restore({k[2:]: v for k, v in leases.items()})
+        visitors = await self.storage.list(prefix=VISITOR_PREFIX)
+        leases = await self.storage.list(prefix=LEASE_PREFIX)
+        rules.restore(
+            ((k[2:], v) for k, v in visitors.items()),
+            meta,
+            {k[2:]: v for k, v in leases.items()},
+        )
         self.alarm_at = await self.storage.get_alarm()
         for ws in self.get_websockets(VISITOR):
             visitor = (ws.attachment or {}).get("v")
             if isinstance(visitor, str):
                 self.pages.setdefault(visitor, set()).add(ws)
-                self.room.attach(visitor)
+                rules.attach(visitor)
 
-    def start(self, settings: RoomSettings, now: float) -> None:
+    def start(self, settings: RoomSettings, now: float) -> RoomRules:
         lease = self.config.lease_seconds
-        self.room = Room(
+        self.rules = RoomRules(
             settings,
             now=now,
             rng=random.SystemRandom(),  # a lottery nobody can predict
             window_span=60.0 + lease if settings.slot_leasing else 60.0,
             queue_timeout=self.config.queue_timeout,
+            lease_seconds=lease,
         )
-        self.ledger = Ledger(self.room, lease)
+        return self.rules
 
     # ------------------------------------------------------------ the interface
 
@@ -136,7 +151,7 @@ class WaitingRoom(DurableObject):
     async def create(self, settings: dict[str, Any], admin_hash: str) -> dict[str, Any]:
         """Make this room (once): settings already checked by the route. The room is stored
         before it claims its gate, so a claim never points at a room that was not made."""
-        if self.room is not None:
+        if self.rules is not None:
             return {"error": "this room exists already", "status": 409}
         checked = room_settings.create(settings)
         now = time.time()
@@ -149,42 +164,41 @@ class WaitingRoom(DurableObject):
                 claimed = await self.claim_gate(checked.gate_prefix)
             finally:
                 if not claimed:  # (refused, or failed: the room was never made)
-                    self.room = self.ledger = None
+                    self.rules = None
                     self.admin_hash = ""
                     await self.storage.delete_many(["cfg", "admin"])
             if not claimed:
                 return {"error": f"{checked.gate_prefix} is gated by another room", "status": 409}
-        assert self.room is not None
-        await self.apply(now)
+        assert self.rules is not None
+        await self.apply(self.rules.tick(now), now)  # (what it stores from the start)
         return {"settings": checked.as_dict()}
 
     @rpc
     async def info(self) -> dict[str, Any] | None:
         """Settings and figures (None: no such room)."""
-        if self.room is None:
+        if self.rules is None:
             return None
         now = time.time()
-        self.room.tick(now)
-        await self.apply(now)
-        return {**self.figures(now), **self.room.settings.as_dict()}
+        await self.apply(self.rules.tick(now), now)
+        return {**self.rules.figures(now), **self.rules.settings.as_dict()}
 
     @rpc
     async def settings(self) -> dict[str, Any] | None:
         """The settings alone (pages cache them for their texts)."""
-        return None if self.room is None else self.room.settings.as_dict()
+        return None if self.rules is None else self.rules.settings.as_dict()
 
     @rpc
     async def mode(self) -> dict[str, Any] | None:
         """What routes need to know before deciding (it never changes)."""
-        if self.room is None:
+        if self.rules is None:
             return None
-        return {"slot_leasing": self.room.settings.slot_leasing}
+        return {"slot_leasing": self.rules.settings.slot_leasing}
 
     @rpc
     async def authorize(self, token: str) -> dict[str, Any]:
         """Why ``token`` may not change this room ({} if it may): asked before a change's
         body is read, so a wrong token gets 403 whatever it sent."""
-        if self.room is None:
+        if self.rules is None:
             return {"error": "no such room", "status": 404}
         if not self.admin_ok(token):
             return {"error": "wrong admin token", "status": 403}
@@ -196,15 +210,15 @@ class WaitingRoom(DurableObject):
     ) -> dict[str, Any]:
         """New settings, live, for the holder of the admin token (and a new gate prefix
         only if the request carried the operator's authority too)."""
-        if self.room is None:
+        if self.rules is None:
             return {"error": "no such room", "status": 404}
         if not self.admin_ok(token):
             return {"error": "wrong admin token", "status": 403}
         try:
-            new = room_settings.change(self.room.settings, changes)
+            new = room_settings.change(self.rules.settings, changes)
         except SettingsError as exc:
             return {**exc.as_json(), "status": 422}
-        if new.gate_prefix == self.room.settings.gate_prefix:
+        if new.gate_prefix == self.rules.settings.gate_prefix:
             await self.set_settings(new)  # (no await of another object yet: nothing interleaves)
             if "gate_prefix" in changes and self.claiming is None:
                 # The admin names the gate the room has (or none): a release lost earlier is
@@ -223,14 +237,14 @@ class WaitingRoom(DurableObject):
         Calls to the directory let other events in: one gate change at a time (``claiming``),
         and the changes are applied to the settings as they are after the calls, so a change
         acknowledged meanwhile is kept."""
-        assert self.room is not None
+        assert self.rules is not None
         self.claiming = prefix or ""
         try:
             if prefix and not await self.claim_gate(prefix):
                 return {"error": f"{prefix} is gated by another room", "status": 409}
-            assert self.room is not None
+            assert self.rules is not None
             try:
-                new = room_settings.change(self.room.settings, changes)
+                new = room_settings.change(self.rules.settings, changes)
             except SettingsError as exc:  # a change made meanwhile does not go with this one
                 if prefix:
                     await self.gates().release(prefix, self.id.hex)
@@ -261,11 +275,11 @@ class WaitingRoom(DurableObject):
 
     async def set_settings(self, new: RoomSettings) -> None:
         """Take ``new`` settings: stored, applied, shown on admin pages."""
-        assert self.room is not None
+        assert self.rules is not None
         now = time.time()
-        self.room.update(new, now)
+        effects = self.rules.update(new, now)
         await self.storage.put("cfg", new.as_dict())
-        await self.apply(now)
+        await self.apply(effects, now)
         self.admin.settings_changed(new)
 
     @rpc
@@ -274,7 +288,7 @@ class WaitingRoom(DurableObject):
         (if the directory cannot be told, nothing is deleted: 503, retry), then every open
         page is closed (4004), the shards of a slot-leasing room are wiped, and everything
         stored goes. The room's URLs answer 404 from then on."""
-        if self.room is None or self.ledger is None:
+        if self.rules is None:
             return {"error": "no such room", "status": 404}
         if not self.admin_ok(token):
             return {"error": "wrong admin token", "status": 403}
@@ -286,10 +300,10 @@ class WaitingRoom(DurableObject):
             log.warning("could not release the gates of room %s: %s", self.id.hex[:12], exc)
             error = "the gate directory could not be told to drop this room's gate; retry"
             return {"error": error, "field": "gate_prefix", "status": 503}
-        if self.room is None or self.ledger is None:  # (deleted meanwhile by another call)
+        if self.rules is None:  # (deleted meanwhile by another call)
             return {"deleted": True}
-        shards = list(self.ledger.shards)
-        self.room = self.ledger = None
+        shards = list(self.rules.ledger.shards)
+        self.rules = None
         self.admin_hash = ""
         self.pages.clear()
         self.sent.clear()
@@ -313,55 +327,43 @@ class WaitingRoom(DurableObject):
     async def holds(self, prefix: str) -> bool:
         """Whether this room stands (or is about to stand) in front of ``prefix``: the gate
         directory asks before it gives a prefix this room holds to another room."""
-        if self.room is None:
+        if self.rules is None:
             return False
-        return prefix in (self.room.settings.gate_prefix, self.claiming)
+        return prefix in (self.rules.settings.gate_prefix, self.claiming)
 
     @rpc
     async def visit(self, visitor: str, join: bool = True) -> dict[str, Any]:
-        """A visitor's request: renew, tell their place, or decide for a newcomer. Without
-        ``join`` (a request that cannot show the waiting page), a newcomer who cannot be
-        admitted at once is turned away: a ticket nobody waits on would only be admitted
-        later into a slot nobody uses."""
-        if self.room is None:
+        """A visitor's request: renew, tell their place, or decide for a newcomer (without
+        ``join``, a newcomer who cannot be admitted at once is turned away: RoomRules.visit)."""
+        if self.rules is None:
             return {"error": "no such room", "status": 404}
         if not valid_visitor(visitor):
             return {"error": "bad visitor", "status": 400}
         now = time.time()
-        if not join and visitor not in self.room.visitors:
-            self.room.tick(now)
-            if not self.room.admits_newcomer(now):
-                await self.apply(now)  # (what the tick changed)
-                return {
-                    **REJECTED_STATUS.as_json(),
-                    "first_position": 0,
-                    "holder": "",
-                    "session_duration": self.room.settings.session_duration,
-                }
-        status = self.room.visit(visitor, now)
-        await self.apply(now)
-        v = self.room.visitors.get(visitor)
+        effects = self.rules.visit(visitor, now, join)
+        await self.apply(effects, now)
+        told = next(e for e in effects if isinstance(e, Told))
         return {
-            **status.as_json(),
-            "first_position": v.first_position if v is not None else 0,
-            "session_duration": self.room.settings.session_duration,
+            **told.status.as_json(),
+            "first_position": told.first_position,
+            "session_duration": self.rules.settings.session_duration,
             "holder": "",
         }
 
     @rpc
     async def leave(self, visitor: str) -> bool:
         """The visitor leaves; an admitted one's slot goes to the line at once."""
-        if self.room is None or not valid_visitor(visitor):
+        if self.rules is None or not valid_visitor(visitor):
             return False
         now = time.time()
-        left = self.room.leave(visitor, now)
-        await self.apply(now)
-        return left
+        effects = self.rules.leave(visitor, now)
+        await self.apply(effects, now)
+        return any(isinstance(e, Left) for e in effects)
 
     @rpc
     async def lease(self, shard: str, request: dict[str, Any]) -> dict[str, Any]:
         """A node's shard asks for slots and permits (and gives back what it does not use)."""
-        if self.room is None or self.ledger is None or not self.room.settings.slot_leasing:
+        if self.rules is None or not self.rules.settings.slot_leasing:
             return {"error": "this room does not lease slots", "status": 409}
         if not isinstance(shard, str) or not 0 < len(shard) <= 64:
             return {"error": "bad shard name", "status": 400}
@@ -370,52 +372,49 @@ class WaitingRoom(DurableObject):
         except ValueError as exc:
             return {"error": str(exc), "status": 400}
         now = time.time()
-        self.room.tick(now)
-        answer = self.ledger.request(shard, checked, now)
-        await self.apply(now)
-        return answer
+        effects = self.rules.lease(shard, checked, now)
+        await self.apply(effects, now)
+        return next(e.answer for e in effects if isinstance(e, Granted))
 
     # ------------------------------------------------------------ time
 
     async def alarm(self, info: AlarmInfo) -> None:
         """Sessions end, the event starts, the rate window reopens: whatever is due."""
-        if self.room is None:
+        if self.rules is None:
             return
         self.alarm_at = None  # (it fired: the runtime clears it)
         now = time.time()
-        self.room.tick(now)
-        await self.apply(now)
+        await self.apply(self.rules.tick(now), now)
 
-    async def apply(self, now: float) -> None:
-        """Store what the rules changed, push admissions, schedule the rest. The alarm is
-        checked every time: an alarm that found nothing due (sessions renewed meanwhile)
-        changes nothing, yet the next expiry still needs one."""
-        assert self.room is not None and self.ledger is not None
-        changes = self.room.take_changes()
-        if changes or self.ledger.dirty:
-            await self.store(changes)
+    async def apply(self, effects: list[RoomEffect], now: float) -> None:
+        """Carry out what the rules decided: store what changed, push admissions, schedule
+        the positions' push; then keep the alarm on the next moment the rules have
+        something to do (checked every time: an alarm that found nothing due, sessions
+        renewed meanwhile, changes nothing, yet the next expiry still needs one)."""
+        changed = False
+        for effect in effects:
+            if isinstance(effect, Store):
+                await self.storage.put_many(effect.values)  # (storage splits big batches)
+                changed = True
+            elif isinstance(effect, Delete):
+                await self.storage.delete_many(list(effect.keys))
+                changed = True
+            elif isinstance(effect, Admitted):
+                for ws in self.pages.get(effect.visitor, ()):
+                    self.send_status(ws, ADMITTED_STATUS)
+                changed = True
+            elif isinstance(effect, Reordered):
+                if self.flushing is None and self.pages:
+                    self.flushing = self.ctx.wait_until(self.flush_later())
+                changed = True
+        if changed:
             self.admin.sample(now, force=False)
         await self.rearm(now)
 
-    async def store(self, changes: Changes) -> None:
-        assert self.ledger is not None
-        puts: dict[str, Any] = {f"v/{k}": v for k, v in changes.saved.items()}
-        puts.update(changes.meta)
-        puts.update({f"l/{k}": v for k, v in self.ledger.take_changes().items()})
-        if puts:
-            await self.storage.put_many(puts)  # (storage splits big batches itself)
-        if changes.deleted:
-            await self.storage.delete_many([f"v/{k}" for k in changes.deleted])
-        for visitor in changes.admitted:
-            for ws in self.pages.get(visitor, ()):
-                self.send_status(ws, ADMITTED_STATUS)
-        if changes.reordered and self.flushing is None and self.pages:
-            self.flushing = self.ctx.wait_until(self.flush_later())
-
     async def rearm(self, now: float) -> None:
         """Keep the alarm on the next moment the rules have something to do."""
-        assert self.room is not None
-        wake = self.room.next_wake(now)
+        assert self.rules is not None
+        wake = self.rules.next_wake(now)
         if wake is None:
             if self.alarm_at is not None:
                 await self.storage.delete_alarm()
@@ -430,7 +429,7 @@ class WaitingRoom(DurableObject):
 
     async def websocket_connect(self, ws: ObjectWebSocket) -> None:
         """A waiting page (or, with ``admin_of`` in the path, an admin page) connects."""
-        if self.room is None:
+        if self.rules is None:
             ws.reject(404, "no such room")
             return
         if "admin_of" in dict(ws.request.path_params):  # the admin page's route
@@ -444,13 +443,15 @@ class WaitingRoom(DurableObject):
         if visitor is None:
             ws.close(NO_COOKIE, "no valid cookie for this room: reload the page")
             return
+        assert self.rules is not None
         now = time.time()
         # Admitted by a node's shard, the visitor is the site's business, not this line's.
-        status = ADMITTED_STATUS if visitor[1] else self.room.visit(visitor[0], now)
+        effects = [] if visitor[1] else self.rules.visit(visitor[0], now)
+        status = next((e.status for e in effects if isinstance(e, Told)), ADMITTED_STATUS)
         ws.attachment = {"v": visitor[0]}
         self.pages.setdefault(visitor[0], set()).add(ws)
-        self.room.attach(visitor[0])
-        await self.apply(now)
+        self.rules.attach(visitor[0])
+        await self.apply(effects, now)
         self.send_status(ws, status)
 
     async def visitor_of(self, ws: ObjectWebSocket) -> tuple[str, str] | None:
@@ -495,10 +496,10 @@ class WaitingRoom(DurableObject):
 
     def push_positions(self) -> None:
         """One pass over the line: each open page gets its new status if it changed."""
-        if self.room is None or not self.pages:
+        if self.rules is None or not self.pages:
             return
         pages = self.pages
-        for visitor, status in self.room.positions(time.time()):
+        for visitor, status in self.rules.positions(time.time()):
             for ws in pages.get(visitor, ()):
                 self.send_status(ws, status)
 
@@ -521,25 +522,14 @@ class WaitingRoom(DurableObject):
     def forget(self, ws: ObjectWebSocket) -> None:
         self.sent.pop(ws.id, None)
         visitor = (ws.attachment or {}).get("v")
-        if not isinstance(visitor, str) or self.room is None:
+        if not isinstance(visitor, str) or self.rules is None:
             return
         pages = self.pages.get(visitor)
         if pages is not None and ws in pages:
             pages.discard(ws)
             if not pages:
                 del self.pages[visitor]
-            self.room.detach(visitor, time.time())
-
-    # ------------------------------------------------------------ figures
-
-    def figures(self, now: float) -> dict[str, Any]:
-        assert self.room is not None and self.ledger is not None
-        return {
-            **self.room.figures(now),
-            "leased": self.room.leased,
-            "admitted_by_room": self.room.active_count,
-            "admitted_by_shards": self.ledger.shard_active,
-        }
+            self.rules.detach(visitor, time.time())
 
     # ------------------------------------------------------------ helpers
 
@@ -550,7 +540,7 @@ class WaitingRoom(DurableObject):
         return hmac.compare_digest(token_hash(token), self.admin_hash)
 
     def gates(self) -> Any:
-        return self.env.namespace(GATES).get_by_name("gates")
+        return self.env.namespace(GATES).get_by_name(GATES_NAME)
 
     async def claim_gate(self, prefix: str) -> bool:
         try:

@@ -1,9 +1,11 @@
-"""A match of Connect Four between two seats, as plain code: rounds, the turn timer,
+"""The rules of a game of Connect Four between two seats, sans I/O: rounds, the turn timer,
 dropped players, rematches.
 
-No sockets, no storage, no clock: the Game object (game.py) calls these methods with the
-time and stores :meth:`Match.dump` after each change. Illegal moves raise
-:class:`~apps.lobby.connect4.IllegalMove` and change nothing.
+No sockets, no storage, no clock: :class:`GameRules` takes each input (a seat's action,
+a connection, the time) with ``now`` and returns the effects for the Game object (game.py)
+to carry out (effects.py lists them): ``Changed`` (store and show the new state),
+``Report`` (a result for the lobby), ``Refuse`` (an illegal action, with the words the
+player is shown; nothing changed). The board itself is connect4.py.
 
 - Each round is one Connect Four board. Seat 1 moves first in round 1; rematches
   alternate, so each player opens every other round.
@@ -21,8 +23,10 @@ time and stores :meth:`Match.dump` after each change. Illegal moves raise
   round (no winner, no score: ``"aborted"``), which a player may also do before both have
   moved.
 
-``expire(now)`` applies whichever of those deadlines has passed, earliest first, so an
-alarm that fires late (or twice) decides exactly what a punctual one would have.
+Every round that ends gives a ``Report`` of its result; a rematch that starts, a
+``Report`` of the new round. ``expire(now)`` applies whichever deadline has passed,
+earliest first, so an alarm that fires late (or twice) decides exactly what a punctual one
+would have.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .connect4 import Cell, Connect4, IllegalMove
+from .effects import Changed, GameEffect, Refuse, Report, Save
 
 SEATS = (1, 2)
 #: Ends of a round that are draws: a full board, or both players agreeing.
@@ -44,8 +49,13 @@ class Player:
     name: str
 
 
+Effects = list[GameEffect]
+
+
 @dataclass
-class Match:
+class GameRules:
+    """One game's seats, round, board, timer and scores."""
+
     players: dict[int, Player]
     turn_time: float = 30.0
     grace: float = 60.0
@@ -79,12 +89,12 @@ class Match:
         turn_time: float,
         grace: float,
         claim_after: float = 15.0,
-    ) -> Match:
+    ) -> GameRules:
         """Round 1. Nobody is connected yet: each seat's grace period starts now."""
-        match = cls(players, turn_time, grace, claim_after)
-        match.deadline = now + turn_time
-        match.away = {1: now, 2: now}
-        return match
+        game = cls(players, turn_time, grace, claim_after)
+        game.deadline = now + turn_time
+        game.away = {1: now, 2: now}
+        return game
 
     @property
     def over(self) -> bool:
@@ -98,103 +108,117 @@ class Match:
 
     # ------------------------------------------------------------- play
 
-    def move(self, seat: int | None, column: object, now: float) -> Cell:
-        """``seat`` drops a piece into ``column`` (IllegalMove if it may not)."""
+    def move(self, seat: int | None, column: object, now: float) -> Effects:
+        """``seat`` drops a piece into ``column``."""
         if seat is None:
-            raise IllegalMove("spectators cannot move; only the two seated players do")
+            return [Refuse("spectators cannot move; only the two seated players do")]
         if self.over:  # (a round lost on time has a board that is not over)
-            raise IllegalMove("the game is over")
-        cell = self.board.play(seat, column)
+            return [Refuse("the game is over")]
+        try:
+            cell = self.board.play(seat, column)
+        except IllegalMove as exc:
+            return [Refuse(str(exc))]
         self.last = cell
         if self.draw_offer == 3 - seat:
             self.draw_offer = None  # moving instead of accepting declines the offer
         if self.board.winner is not None:
-            self._end(self.board.winner, "four", now)
-        elif self.board.draw:
-            self._end(None, "draw", now)
-        else:
-            self.deadline = now + self.turn_time
-        return cell
+            return self._end(self.board.winner, "four", now)
+        if self.board.draw:
+            return self._end(None, "draw", now)
+        self.deadline = now + self.turn_time
+        return [Changed()]
 
-    def ask_rematch(self, seat: int | None, now: float) -> bool:
-        """``seat`` wants another round; returns True when that starts it."""
+    def ask_rematch(self, seat: int | None, now: float) -> Effects:
+        """``seat`` wants another round; when both have asked, it starts."""
         if seat is None:
-            raise IllegalMove("spectators cannot ask for a rematch")
+            return [Refuse("spectators cannot ask for a rematch")]
         if not self.over:
-            raise IllegalMove("the round is still being played")
+            return [Refuse("the round is still being played")]
         self.rematch.add(seat)
         if self.rematch != set(SEATS):
-            return False
+            return [Changed()]
         self.round += 1
         self.board = Connect4(first=1 if self.round % 2 else 2)
         self.winner = self.ended_by = self.last = self.ended_at = self.draw_offer = None
         self.rematch = set()
         self.deadline = now + self.turn_time
-        return True
+        return [Report({"kind": "round", "round": self.round}), Changed()]
 
-    def resign(self, seat: int | None, now: float) -> None:
+    def resign(self, seat: int | None, now: float) -> Effects:
         """``seat`` gives the round up: the other seat wins."""
-        self._playing(seat, "resign")
+        refused = self._not_playing(seat, "resign")
+        if refused is not None:
+            return [refused]
         assert seat is not None
-        self._end(3 - seat, "resign", now)
+        return self._end(3 - seat, "resign", now)
 
-    def draw(self, seat: int | None, offer: bool, now: float) -> bool:
-        """``seat`` offers a draw (accepting the other's offer ends the round: True), or,
-        with ``offer`` false, withdraws its offer or declines the other's."""
-        self._playing(seat, "offer a draw")
+    def draw(self, seat: int | None, offer: bool, now: float) -> Effects:
+        """``seat`` offers a draw (accepting the other's offer ends the round), or, with
+        ``offer`` false, withdraws its offer or declines the other's."""
+        refused = self._not_playing(seat, "offer a draw")
+        if refused is not None:
+            return [refused]
         assert seat is not None
         if not offer:
             if self.draw_offer is None:
-                raise IllegalMove("there is no draw offer to withdraw or decline")
+                return [Refuse("there is no draw offer to withdraw or decline")]
             self.draw_offer = None
-            return False
+            return [Changed()]
         if self.draw_offer == 3 - seat:
-            self._end(None, "agreed", now)
-            return True
+            return self._end(None, "agreed", now)
         if self.draw_offer == seat:
-            raise IllegalMove("you have offered a draw already; wait for the answer")
+            return [Refuse("you have offered a draw already; wait for the answer")]
         self.draw_offer = seat
-        return False
+        return [Changed()]
 
-    def claim_win(self, seat: int | None, now: float) -> None:
+    def claim_win(self, seat: int | None, now: float) -> Effects:
         """``seat`` claims the round over an opponent who has been away long enough."""
-        self._playing(seat, "claim the win")
+        refused = self._not_playing(seat, "claim the win")
+        if refused is not None:
+            return [refused]
         assert seat is not None
         wait = self._opponent_wait(seat, now)
         if wait is None:
-            raise IllegalMove("your opponent is here: the win is claimed on the board")
+            return [Refuse("your opponent is here: the win is claimed on the board")]
         if wait > 0:
-            raise IllegalMove(
-                f"your opponent may be reconnecting; you can claim the win in {math.ceil(wait)} s"
-            )
-        self._end(seat, "claimed", now)
+            return [
+                Refuse(
+                    "your opponent may be reconnecting; you can claim the win in "
+                    f"{math.ceil(wait)} s"
+                )
+            ]
+        return self._end(seat, "claimed", now)
 
-    def abort(self, seat: int | None, now: float) -> None:
+    def abort(self, seat: int | None, now: float) -> Effects:
         """``seat`` calls the round off (no winner, no score): before both players have
         moved, or once the opponent has been away long enough."""
-        self._playing(seat, "abort the round")
+        refused = self._not_playing(seat, "abort the round")
+        if refused is not None:
+            return [refused]
         assert seat is not None
         wait = self._opponent_wait(seat, now)
         if len(self.board.moves) >= 2 and (wait is None or wait > 0):
-            raise IllegalMove(
-                "a round can be aborted before both players have moved, or once your "
-                "opponent has left"
-            )
-        self._end(None, "aborted", now)
+            return [
+                Refuse(
+                    "a round can be aborted before both players have moved, or once your "
+                    "opponent has left"
+                )
+            ]
+        return self._end(None, "aborted", now)
 
-    def forfeit(self, seat: int, now: float) -> bool:
+    def forfeit(self, seat: int, now: float) -> Effects:
         """``seat``'s player gave their place up (left the lobby): the other seat wins the
-        round being played. False if no round was being played."""
+        round being played (nothing, if none is)."""
         if self.over:
-            return False
-        self._end(3 - seat, "left", now)
-        return True
+            return []
+        return self._end(3 - seat, "left", now)
 
-    def _playing(self, seat: int | None, action: str) -> None:
+    def _not_playing(self, seat: int | None, action: str) -> Refuse | None:
         if seat is None:
-            raise IllegalMove(f"spectators cannot {action}; only the two seated players can")
+            return Refuse(f"spectators cannot {action}; only the two seated players can")
         if self.over:
-            raise IllegalMove("the round is over")
+            return Refuse("the round is over")
+        return None
 
     def _opponent_wait(self, seat: int, now: float) -> float | None:
         """Seconds until ``seat`` may claim against its absent opponent (<= 0: now), or
@@ -204,11 +228,24 @@ class Match:
 
     # ------------------------------------------------------------- connections
 
-    def connect(self, seat: int) -> None:
-        self.away.pop(seat, None)
+    def connect(self, seat: int) -> Effects:
+        """A seat's player connected: if they were away, everyone sees them back."""
+        if self.away.pop(seat, None) is None:
+            return []
+        return [Changed()]
 
-    def disconnect(self, seat: int, now: float) -> None:
+    def disconnect(self, seat: int, now: float) -> Effects:
+        """A seat's last connection dropped: the grace period starts (if not already)."""
         self.away.setdefault(seat, now)
+        return [Changed()]
+
+    def found_without_sockets(self, connected: set[int], now: float) -> Effects:
+        """The game was rebuilt from storage, and only the seats in ``connected`` have an
+        open socket: the others count as dropped from now (their node died with it)."""
+        dropped = [s for s in SEATS if s not in connected and s not in self.away]
+        for seat in dropped:
+            self.away[seat] = now
+        return [Save()] if dropped else []
 
     # ------------------------------------------------------------- time
 
@@ -221,25 +258,23 @@ class Match:
             times.append(self.deadline)
         return min(times) if times else None
 
-    def expire(self, now: float) -> bool:
-        """End the round if a deadline has passed (the earliest decides); True if it did."""
+    def expire(self, now: float) -> Effects:
+        """End the round if a deadline has passed (the earliest decides)."""
         if self.over:
-            return False
+            return []
         gone = {seat: since + self.grace for seat, since in self.away.items()}
         timeout = self.deadline if self.deadline is not None else float("inf")
         first_gone = min(gone.values(), default=float("inf"))
         if min(timeout, first_gone) > now:
-            return False
+            return []
         if timeout <= first_gone:
-            self._end(3 - self.board.turn, "timeout", now)
-        elif all(gone.get(seat, float("inf")) <= now for seat in SEATS):
-            self._end(None, "abandoned", now)
-        else:
-            left = min(gone, key=lambda seat: gone[seat])
-            self._end(3 - left, "left", now)
-        return True
+            return self._end(3 - self.board.turn, "timeout", now)
+        if all(gone.get(seat, float("inf")) <= now for seat in SEATS):
+            return self._end(None, "abandoned", now)
+        left = min(gone, key=lambda seat: gone[seat])
+        return self._end(3 - left, "left", now)
 
-    def _end(self, winner: int | None, how: str, now: float) -> None:
+    def _end(self, winner: int | None, how: str, now: float) -> Effects:
         self.winner = winner
         self.ended_by = how
         self.ended_at = now
@@ -248,6 +283,7 @@ class Match:
         self.draw_offer = None
         if winner is not None:
             self.scores[winner] += 1
+        return [Report(self.result()), Changed()]
 
     # ------------------------------------------------------------- views
 
@@ -317,7 +353,7 @@ class Match:
     @classmethod
     def load(
         cls, data: dict[str, Any], turn_time: float, grace: float, claim_after: float = 15.0
-    ) -> Match:
+    ) -> GameRules:
         players = {int(s): Player(p[0], p[1]) for s, p in data["players"].items()}
         match = cls(players, turn_time, grace, claim_after, round=data["round"])
         match.board = Connect4.replay(data["moves"], data["first"])

@@ -1,4 +1,5 @@
-"""The ChatRoom object: the room's rules (rules.py) wired to sockets, storage and alarms.
+"""The ChatRoom object: the room's rules (ChatRules, rules.py) wired to sockets, storage and
+alarms.
 
 One object per room. Each socket is one session; its name lives in the socket's attachment
 and a named socket carries the tag ``named``, so the roster survives hibernation and a
@@ -6,7 +7,7 @@ broadcast reaches exactly the named sessions. Chat messages are stored under
 ``m/<ISO time>`` (and a count under ``count``); an alarm prunes the history to the newest
 ``history`` messages.
 
-Rate limiting is per connection, as in the demo (see limiter.py): the connection's cooldown
+Rate limiting is per connection, as in the demo (see rate_limiter.py): the connection's cooldown
 end lives in its attachment too, so hibernation does not forget it. A refused message gets
 the demo's error with an added ``"retry_after"``: whole seconds until the connection may
 send again (the page counts them down).
@@ -29,23 +30,12 @@ from runtime import (
 )
 
 from .config import ChatConfig
-from .rules import (
-    BACKLOG,
-    RATE_LIMITED,
-    Broadcast,
-    Close,
-    Effect,
-    Named,
-    Room,
-    Send,
-    Store,
-    encode,
-    overflow,
-)
+from .effects import Broadcast, Close, Effect, Named, Send, Store
+from .names import LIMITERS
+from .rules import BACKLOG, RATE_LIMITED, ChatRules, encode, overflow
 
 log = logging.getLogger("apps.chat")
 
-LIMITERS = "chat_limiter"
 #: The tag of sockets that have sent their name: broadcasts go to them.
 NAMED = "named"
 
@@ -60,20 +50,20 @@ class ChatRoom(DurableObject):
     def __init__(self, ctx: ObjectContext, env: Env) -> None:
         super().__init__(ctx, env)
         self.config = env.app_settings(ChatConfig)
-        self.room = Room(salt=self.id.hex)
+        self.rules = ChatRules(salt=self.id.hex)
         self.sockets: dict[int, ObjectWebSocket] = {}
         self.count = 0
         for ws in self.get_websockets():  # sockets kept open while the room hibernated
             self.sockets[ws.id] = ws
             kept = ws.attachment or {}
-            self.room.restore(ws.id, kept.get("name"), str(kept.get("id", "")))
+            self.rules.restore(ws.id, kept.get("name"), str(kept.get("id", "")))
         ctx.block_concurrency_while(self.load)
 
     async def load(self) -> None:
         """Pick the clock and the message count up where the room left them."""
         newest = await self.storage.list(prefix="m/", reverse=True, limit=1)
         for text in newest.values():
-            self.room.last_timestamp = int(json.loads(text)["timestamp"])
+            self.rules.last_timestamp = int(json.loads(text)["timestamp"])
         self.count = int(await self.storage.get("count", 0))
 
     async def history(self) -> list[str]:
@@ -89,19 +79,19 @@ class ChatRoom(DurableObject):
         self.accept_websocket(ws)
         ws.attachment = {}
         self.sockets[ws.id] = ws
-        await self.apply(self.room.connect(ws.id, history))
+        await self.apply(self.rules.connect(ws.id, history))
 
     async def websocket_message(self, ws: ObjectWebSocket, message: str | bytes) -> None:
         """A name (first message) or a chat message; refused ones get an {"error"}."""
-        if ws.id not in self.room.sessions:
+        if ws.id not in self.rules.sessions:
             return  # closed by us (name too long) while the message was on its way
         cool = float((ws.attachment or {}).get("cool", 0))
         if self.config.rate_limit and time.time() < cool:
             wait = max(1, math.ceil(cool - time.time()))
             ws.send(encode({"error": RATE_LIMITED, "retry_after": wait}))
             return
-        history = await self.history() if self.room.needs_history(ws.id) else None
-        await self.apply(self.room.receive(ws.id, message, now_ms(), history))
+        history = await self.history() if self.rules.needs_history(ws.id) else None
+        await self.apply(self.rules.receive(ws.id, message, now_ms(), history))
         if self.config.rate_limit and not ws.closing:
             await self.cool_down(ws)
 
@@ -118,7 +108,7 @@ class ChatRoom(DurableObject):
         self.sockets.pop(ws.id, None)
         # If the room left memory before this socket closed, only its attachment knows it.
         kept = ws.attachment or {}
-        await self.apply(self.room.disconnect(ws.id, kept.get("name"), str(kept.get("id", ""))))
+        await self.apply(self.rules.disconnect(ws.id, kept.get("name"), str(kept.get("id", ""))))
 
     async def cool_down(self, ws: ObjectWebSocket) -> None:
         """Tell this address's limiter a message went out; keep the cooldown it asks for.

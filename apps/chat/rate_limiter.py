@@ -7,7 +7,7 @@ Two parts:
   the object answers how long the asking connection must cool down: how far that time is
   more than ``grace`` seconds ahead (with the defaults, 5 s and 20 s, an address sends a
   burst of five messages, then one every five seconds).
-- the room's side, per connection (room.py): a connection that is not cooling down always
+- the room's side, per connection (chat_room.py): a connection that is not cooling down always
   sends its next message, then asks the limiter how long to cool down, and refuses its
   messages until then. So a new connection's first message (its name) always passes, and
   one person's burst never locks everyone else behind the same address (an office, a

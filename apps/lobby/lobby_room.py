@@ -1,4 +1,5 @@
-"""The LobbyRoom object: one lobby's rules (rules.py) wired to sockets, storage and an alarm.
+"""The LobbyRoom object: one lobby's rules (LobbyRules, rules.py) wired to sockets, storage
+and an alarm.
 
 One object per lobby (a unique ID). The socket at ``/lobby/ws/<lobby>``, text frames of
 JSON. Client to server:
@@ -33,7 +34,7 @@ under ``state`` after every change (a few hundred bytes), each chat line under
 is their identity on reconnect, through any node.
 
 **Time.** One alarm serves the grace periods of dropped members and the removal of an
-empty lobby (``rules.Lobby.next_deadline``). A node that dies takes its sockets with it:
+empty lobby (``LobbyRules.next_deadline``). A node that dies takes its sockets with it:
 the lobby rebuilt elsewhere counts every member without a socket as dropped from then.
 """
 
@@ -57,10 +58,23 @@ from runtime import (
 )
 
 from .config import LobbyConfig
-from .namespaces import CODES, GAMES
+from .effects import (
+    Changed,
+    ChatLine,
+    Forfeit,
+    Kicked,
+    Left,
+    LobbyEffect,
+    Refuse,
+    Save,
+    ShowGame,
+    StartGame,
+    Welcome,
+)
+from .names import CODES, GAMES
 from .protocol import ProtocolError, clean_text, encode, error, field, parse
 from .reporter import Reporter, directory
-from .rules import PLAYING, Lobby, Refused
+from .rules import PLAYING, LobbyRules, Terms, check_terms
 from .seats import PURPOSE, Seat, SeatSigner
 
 log = logging.getLogger("apps.lobby")
@@ -74,7 +88,8 @@ CLOSED = 4004
 
 TYPES = frozenset({"join", "resume", "watch", "ready", "chat", "kick", "host", "start", "leave"})
 
-Handler = Callable[[ObjectWebSocket, dict[str, Any]], Awaitable[None]]
+Effects = list[LobbyEffect]
+Handler = Callable[[ObjectWebSocket, dict[str, Any]], Awaitable[Effects]]
 
 
 def tag_of(player: str) -> str:
@@ -87,11 +102,11 @@ class LobbyRoom(DurableObject):
     def __init__(self, ctx: ObjectContext, env: Env) -> None:
         super().__init__(ctx, env)
         self.config = env.app_settings(LobbyConfig)
-        self.lobby: Lobby | None = None
+        self.rules: LobbyRules | None = None
         self.chat_log: list[dict[str, Any]] = []  # the last chat_history lines, oldest first
         self.chat_keys: list[str] = []  # their keys
         self.alarm_at: float | None = None
-        self.reporter = Reporter(ctx, env, lambda: self.lobby)
+        self.reporter = Reporter(ctx, env, lambda: self.rules)
         self.starting = False
         ctx.block_concurrency_while(self.load)
 
@@ -104,7 +119,7 @@ class LobbyRoom(DurableObject):
         state = await self.storage.get("state")
         if state is None:
             return
-        self.lobby = Lobby.load(state, self.config.grace, self.config.empty_ttl)
+        self.rules = LobbyRules.load(state, self.config.grace, self.config.empty_ttl)
         if self.config.chat_history:
             newest = await self.storage.list(
                 prefix="c/", reverse=True, limit=self.config.chat_history
@@ -113,14 +128,8 @@ class LobbyRoom(DurableObject):
             self.chat_log = [newest[key] for key in self.chat_keys]
         self.alarm_at = await self.storage.get_alarm()
         present = {(ws.attachment or {}).get("player") for ws in self.get_websockets(IN)}
-        now = time.time()
-        dropped = False
-        for member in self.lobby.members.values():
-            if member.player not in present and member.away_since is None:
-                self.lobby.disconnect(member.player, now)  # its node died with the socket
-                dropped = True
-        if dropped:
-            await self.save()
+        connected = {player for player in present if isinstance(player, str)}
+        await self.apply(None, self.rules.found_without_sockets(connected, time.time()))
         await self.arm()
         self.reporter.soon()  # in case the last report died with a node
 
@@ -129,18 +138,13 @@ class LobbyRoom(DurableObject):
     @rpc
     async def create(self, name: str, public: bool, max_players: int, code: str) -> dict[str, Any]:
         """Set the lobby up (once); it is listed (if public) when this returns."""
-        if self.lobby is None:
-            lobby = Lobby.create(
-                name,
-                public,
-                max_players,
-                code,
-                time.time(),
-                max_name=self.config.max_lobby_name,
-                grace=self.config.grace,
-                empty_ttl=self.config.empty_ttl,
+        if self.rules is None:
+            terms = check_terms(name, public, max_players, self.config.max_lobby_name)
+            if not isinstance(terms, Terms):  # (the route checked them: not from a browser)
+                raise ValueError(terms.reason)
+            self.rules = LobbyRules.create(
+                terms, code, time.time(), grace=self.config.grace, empty_ttl=self.config.empty_ttl
             )
-            self.lobby = lobby
             await self.save()
             await self.arm()
             await self.storage.sync()  # listed only once it exists for good
@@ -149,13 +153,13 @@ class LobbyRoom(DurableObject):
             except DurableObjectError as exc:  # listed a little later, then
                 log.warning("directory unreachable at creation (%s)", exc)
                 self.reporter.soon()
-        return self.lobby.summary()
+        return self.rules.summary()
 
     # ------------------------------------------------------------- sockets
 
     async def websocket_connect(self, ws: ObjectWebSocket) -> None:
         """Anyone may connect to an existing lobby; they hear nothing until join/watch."""
-        if self.lobby is None or self.lobby.closed:
+        if self.rules is None or self.rules.closed:
             ws.reject(404, "no such lobby (it may have closed)")
             return
         self.accept_websocket(ws)
@@ -168,13 +172,16 @@ class LobbyRoom(DurableObject):
         except ProtocolError as exc:
             ws.send(error(str(exc)))
             return
+        about = data["type"]
+        handler: Handler = getattr(self, f"on_{about}")
         try:
-            handler: Handler = getattr(self, f"on_{data['type']}")
-            if self.lobby is None or self.lobby.closed:
-                raise Refused("this lobby has closed")
-            await handler(ws, data)
-        except (ProtocolError, Refused) as exc:
-            ws.send(error(str(exc), about=data["type"]))
+            if self.rules is None or self.rules.closed:
+                effects: Effects = [Refuse("this lobby has closed")]
+            else:
+                effects = await handler(ws, data)
+        except ProtocolError as exc:  # a field of the wrong kind, a socket not joined...
+            effects = [Refuse(str(exc))]
+        await self.apply(ws, effects, about)
 
     async def websocket_close(self, ws: ObjectWebSocket, code: int, reason: str) -> None:
         """A member's connection dropped: their place is kept for the grace period."""
@@ -184,7 +191,7 @@ class LobbyRoom(DurableObject):
         await self.dropped(ws)
 
     async def dropped(self, ws: ObjectWebSocket) -> None:
-        if self.lobby is None:
+        if self.rules is None:
             return
         attachment = ws.attachment or {}
         player = attachment.get("player")
@@ -192,175 +199,188 @@ class LobbyRoom(DurableObject):
             if attachment.get("watch"):
                 self.broadcast_state()  # one spectator fewer
             return
-        others = [w for w in self.get_websockets(tag_of(player)) if w is not ws]
-        if others or player not in self.lobby.members:
-            return
-        self.lobby.disconnect(player, time.time())
-        await self.changed()
+        if any(w is not ws for w in self.get_websockets(tag_of(player))):
+            return  # another of their sockets is still open
+        await self.apply(ws, self.rules.disconnect(player, time.time()))
 
     # ------------------------------------------------------------- joining
 
-    async def on_join(self, ws: ObjectWebSocket, data: dict[str, Any]) -> None:
+    async def on_join(self, ws: ObjectWebSocket, data: dict[str, Any]) -> Effects:
         """A new member: a place, a player ID and a token."""
-        lobby = self.entering(ws)
+        rules = self.entering(ws)
         name = clean_text(data.get("name"), "your name", self.config.max_player_name)
-        player = secrets.token_hex(8)
-        lobby.join(player, name, time.time())
-        token = (await self.signer()).sign(Seat("lobby", self.hex, player, 0))
-        await self.admit(ws, player, token)
+        return rules.join(secrets.token_hex(8), name, time.time())
 
-    async def on_resume(self, ws: ObjectWebSocket, data: dict[str, Any]) -> None:
+    async def on_resume(self, ws: ObjectWebSocket, data: dict[str, Any]) -> Effects:
         """A member comes back with their token (any node, any time within the grace)."""
-        lobby = self.entering(ws)
-        token = data.get("token")
-        seat = (await self.signer()).read(token)
+        rules = self.entering(ws)
+        seat = (await self.signer()).read(data.get("token"))
         if seat is None or seat.kind != "lobby" or seat.place != self.hex:
-            raise Refused("that seat token is not valid for this lobby")
-        lobby.reconnect(seat.player)
-        for old in self.get_websockets(tag_of(seat.player)):
-            if old is not ws:  # an older tab or a half-dead connection: this one wins
-                old.close(REPLACED, "this seat was taken up by another connection")
-        assert isinstance(token, str)
-        await self.admit(ws, seat.player, token)
+            return [Refuse("that seat token is not valid for this lobby")]
+        return rules.resume(seat.player)
 
-    async def on_watch(self, ws: ObjectWebSocket, data: dict[str, Any]) -> None:
+    async def on_watch(self, ws: ObjectWebSocket, data: dict[str, Any]) -> Effects:
         """A spectator: the lobby's state and chat, no place."""
-        self.entering(ws)
+        rules = self.entering(ws)
         if (ws.attachment or {}).get("watch"):
-            raise Refused("you are watching already")
+            return [Refuse("you are watching already")]
         if len(self.get_websockets(WATCH)) >= MAX_SPECTATORS:
-            raise Refused("too many spectators already")
+            return [Refuse("too many spectators already")]
         ws.attachment = {"watch": True}
         ws.tags = [IN, WATCH]
         ws.send(encode({"type": "history", "messages": self.chat_log}))
         self.broadcast_state()
-        if self.lobby is not None and self.lobby.status == PLAYING and self.lobby.game:
-            ws.send(encode({"type": "game", "game": self.lobby.game}))
+        if rules.status == PLAYING and rules.game:
+            ws.send(encode({"type": "game", "game": rules.game}))
+        return []
 
-    def entering(self, ws: ObjectWebSocket) -> Lobby:
+    def entering(self, ws: ObjectWebSocket) -> LobbyRules:
         """The lobby, for a socket that is not a member yet (a spectator may become one)."""
-        assert self.lobby is not None
+        assert self.rules is not None
         if (ws.attachment or {}).get("player"):
-            raise Refused("this connection has joined already")
-        return self.lobby
-
-    async def admit(self, ws: ObjectWebSocket, player: str, token: str) -> None:
-        """Bind the socket to the member; tell them, then everyone."""
-        assert self.lobby is not None
-        ws.attachment = {"player": player}
-        ws.tags = [IN, tag_of(player)]
-        ws.send(encode({"type": "welcome", "player": player, "token": token, "lobby": self.hex}))
-        ws.send(encode({"type": "history", "messages": self.chat_log}))
-        await self.changed()
-        if self.lobby.status == PLAYING and self.lobby.game:
-            await self.send_game(ws, player)
+            raise ProtocolError("this connection has joined already")
+        return self.rules
 
     # ------------------------------------------------------------- members' actions
 
     def member(self, ws: ObjectWebSocket) -> str:
         player = (ws.attachment or {}).get("player")
         if player is None:
-            raise Refused("join the lobby first")
+            raise ProtocolError("join the lobby first")
         return str(player)
 
-    async def on_ready(self, ws: ObjectWebSocket, data: dict[str, Any]) -> None:
-        assert self.lobby is not None
-        self.lobby.set_ready(self.member(ws), field(data, "ready", bool))
-        await self.changed()
+    async def on_ready(self, ws: ObjectWebSocket, data: dict[str, Any]) -> Effects:
+        assert self.rules is not None
+        return self.rules.set_ready(self.member(ws), field(data, "ready", bool))
 
-    async def on_chat(self, ws: ObjectWebSocket, data: dict[str, Any]) -> None:
-        assert self.lobby is not None
+    async def on_chat(self, ws: ObjectWebSocket, data: dict[str, Any]) -> Effects:
+        assert self.rules is not None
         player = self.member(ws)
         text = clean_text(data.get("text"), "a message", self.config.max_chat)
         config = self.config
-        line = self.lobby.chat(player, text, time.time(), config.chat_burst, config.chat_window)
-        if config.chat_history:  # one key per line; the oldest beyond the history go
-            last = int(self.chat_keys[-1][2:]) if self.chat_keys else 0
-            key = f"c/{last + 1:012d}"
-            await self.storage.put(key, line)
-            self.chat_keys.append(key)
-            self.chat_log.append(line)
-            if len(self.chat_keys) > config.chat_history:
-                await self.storage.delete(self.chat_keys.pop(0))
-                self.chat_log.pop(0)
-        self.broadcast(encode({"type": "chat", **line}), tag=IN)
+        return self.rules.chat(player, text, time.time(), config.chat_burst, config.chat_window)
 
-    async def on_kick(self, ws: ObjectWebSocket, data: dict[str, Any]) -> None:
-        assert self.lobby is not None
+    async def on_kick(self, ws: ObjectWebSocket, data: dict[str, Any]) -> Effects:
+        assert self.rules is not None
         target = field(data, "player", str)
-        playing = self.playing(target)
-        self.lobby.kick(self.member(ws), target, time.time())
-        for sock in self.get_websockets(tag_of(target)):
-            sock.send(encode({"type": "kicked"}))
-            sock.close(KICKED, "removed from the lobby by the host")
-        await self.changed()
-        await self.forfeit(playing, target)
+        return self.rules.kick(self.member(ws), target, time.time())
 
-    async def on_host(self, ws: ObjectWebSocket, data: dict[str, Any]) -> None:
-        assert self.lobby is not None
-        self.lobby.transfer(self.member(ws), field(data, "player", str))
-        await self.changed()
+    async def on_host(self, ws: ObjectWebSocket, data: dict[str, Any]) -> Effects:
+        assert self.rules is not None
+        return self.rules.transfer(self.member(ws), field(data, "player", str))
 
-    async def on_leave(self, ws: ObjectWebSocket, data: dict[str, Any]) -> None:
-        assert self.lobby is not None
-        player = self.member(ws)
-        playing = self.playing(player)
-        self.lobby.leave(player, time.time())
-        for sock in self.get_websockets(tag_of(player)):
-            sock.close(CloseCode.NORMAL, "left the lobby")
-        await self.changed()
-        await self.forfeit(playing, player)
+    async def on_leave(self, ws: ObjectWebSocket, data: dict[str, Any]) -> Effects:
+        assert self.rules is not None
+        return self.rules.leave(self.member(ws), time.time())
 
-    def playing(self, player: str) -> str | None:
-        """The game ``player`` is seated at and being played now, if any."""
-        lobby = self.lobby
-        if lobby is None or lobby.status != PLAYING or player not in lobby.seats:
-            return None
-        return lobby.game
+    async def on_start(self, ws: ObjectWebSocket, data: dict[str, Any]) -> Effects:
+        """The host starts: a new Game object, seats for two, the news to everyone."""
+        assert self.rules is not None
+        if self.starting:
+            return [Refuse("the game is starting")]
+        return self.rules.start(self.member(ws))
 
-    async def forfeit(self, game: str | None, player: str) -> None:
+    # ------------------------------------------------------------- effects
+
+    async def apply(
+        self, ws: ObjectWebSocket | None, effects: Effects, about: str | None = None
+    ) -> None:
+        """Carry out what the rules decided (``ws``: the socket whose message it was, and
+        ``about`` its type, for a refusal)."""
+        for effect in effects:
+            if isinstance(effect, Refuse):
+                if ws is not None:
+                    ws.send(error(effect.reason, about=about))
+            elif isinstance(effect, Welcome):
+                assert ws is not None
+                await self.welcome(ws, effect.player)
+            elif isinstance(effect, Save):
+                await self.save()
+            elif isinstance(effect, Changed):
+                await self.save()
+                self.broadcast_state()
+                await self.arm()
+                self.reporter.soon()
+            elif isinstance(effect, ChatLine):
+                await self.keep_chat(effect.line)
+                self.broadcast(encode({"type": "chat", **effect.line}), tag=IN)
+            elif isinstance(effect, Kicked):
+                for sock in self.get_websockets(tag_of(effect.player)):
+                    sock.send(encode({"type": "kicked"}))
+                    sock.close(KICKED, "removed from the lobby by the host")
+            elif isinstance(effect, Left):
+                for sock in self.get_websockets(tag_of(effect.player)):
+                    sock.close(CloseCode.NORMAL, "left the lobby")
+            elif isinstance(effect, Forfeit):
+                await self.forfeit(effect.game, effect.player)
+            elif isinstance(effect, StartGame):
+                await self.start_game(ws, effect, about)
+            elif isinstance(effect, ShowGame):
+                socks = self.get_websockets(IN) if effect.everyone or ws is None else [ws]
+                for sock in socks:
+                    await self.send_game(sock, (sock.attachment or {}).get("player"))
+
+    async def welcome(self, ws: ObjectWebSocket, player: str) -> None:
+        """Bind the socket to the member (an older socket of theirs gives way); tell them."""
+        for old in self.get_websockets(tag_of(player)):
+            if old is not ws:  # an older tab or a half-dead connection: this one wins
+                old.close(REPLACED, "this seat was taken up by another connection")
+        token = (await self.signer()).sign(Seat("lobby", self.hex, player, 0))
+        ws.attachment = {"player": player}
+        ws.tags = [IN, tag_of(player)]
+        ws.send(encode({"type": "welcome", "player": player, "token": token, "lobby": self.hex}))
+        ws.send(encode({"type": "history", "messages": self.chat_log}))
+
+    async def keep_chat(self, line: dict[str, Any]) -> None:
+        """One key per line; the oldest beyond the history go."""
+        if not self.config.chat_history:
+            return
+        last = int(self.chat_keys[-1][2:]) if self.chat_keys else 0
+        key = f"c/{last + 1:012d}"
+        await self.storage.put(key, line)
+        self.chat_keys.append(key)
+        self.chat_log.append(line)
+        if len(self.chat_keys) > self.config.chat_history:
+            await self.storage.delete(self.chat_keys.pop(0))
+            self.chat_log.pop(0)
+
+    async def forfeit(self, game: str, player: str) -> None:
         """Tell the game a seated player left: the round is theirs to lose, not the other
         player's to wait out. (If the game cannot be told, its grace period decides.)"""
-        if game is None:
-            return
         try:
             games = self.env.namespace(GAMES)
             await games.get(games.id_from_string(game)).forfeit(player)
         except DurableObjectError as exc:
             log.warning("lobby %s: could not tell game %s: %s", self.hex[:12], game[:12], exc)
 
-    async def on_start(self, ws: ObjectWebSocket, data: dict[str, Any]) -> None:
-        """The host starts: a new Game object, seats for two, the news to everyone."""
-        assert self.lobby is not None
-        if self.starting:
-            raise Refused("the game is starting")
-        first, second = self.lobby.start(self.member(ws))
+    async def start_game(
+        self, ws: ObjectWebSocket | None, start: StartGame, about: str | None
+    ) -> None:
+        """Make the game the rules asked for, then begin it (or say it could not start)."""
+        assert self.rules is not None
         games = self.env.namespace(GAMES)
         game = games.new_unique_id()
-        players = [[first.player, first.name], [second.player, second.name]]
         self.starting = True  # (the call below lets other events in: no second start)
         try:
-            await games.get(game).create(self.hex, players)
+            await games.get(game).create(self.hex, [list(p) for p in start.players])
         except DurableObjectError as exc:
             log.warning("could not create a game: %s", exc)
-            raise Refused("the game could not be started; try again") from None
+            await self.apply(ws, [Refuse("the game could not be started; try again")], about)
+            return
         finally:
             self.starting = False
-        self.lobby.begin(game.hex, first, second)
-        await self.changed()
-        for sock in self.get_websockets(IN):
-            player = (sock.attachment or {}).get("player")
-            await self.send_game(sock, player)
+        first, second = start.players
+        await self.apply(ws, self.rules.begin(game.hex, first[0], second[0]))
 
     async def send_game(self, ws: ObjectWebSocket, player: str | None) -> None:
         """The current game: with a seat token for its two players, without for the rest."""
-        assert self.lobby is not None and self.lobby.game is not None
-        message: dict[str, Any] = {"type": "game", "game": self.lobby.game}
-        seat = self.lobby.seats.get(player or "")
+        assert self.rules is not None and self.rules.game is not None
+        message: dict[str, Any] = {"type": "game", "game": self.rules.game}
+        seat = self.rules.seats.get(player or "")
         if seat is not None and player is not None:
             message["seat"] = seat
             message["token"] = (await self.signer()).sign(
-                Seat("game", self.lobby.game, player, seat)
+                Seat("game", self.rules.game, player, seat)
             )
         ws.send(encode(message))
 
@@ -369,50 +389,47 @@ class LobbyRoom(DurableObject):
     @rpc
     async def game_event(self, game: str, seq: int, event: dict[str, Any]) -> None:
         """A game of this lobby reports (a result, a rematch); at least once, in order."""
-        if self.lobby is None or not isinstance(event, dict):
+        if self.rules is None or not isinstance(event, dict):
             return
-        if self.lobby.game_event(game, seq, event):
-            await self.changed()
+        await self.apply(None, self.rules.game_event(game, seq, event))
 
     @rpc
     async def summary(self) -> dict[str, Any] | None:
         """What the directory would show (None: no such lobby, or it has closed)."""
-        if self.lobby is None or self.lobby.closed:
+        if self.rules is None or self.rules.closed:
             return None
-        return {"lobby": self.hex, **self.lobby.summary(), "public": self.lobby.public}
+        return {"lobby": self.hex, **self.rules.summary(), "public": self.rules.public}
 
     @rpc
     async def info(self) -> dict[str, Any] | None:
         """The lobby's state, as its members see it (for tools and tests)."""
-        return None if self.lobby is None else self.lobby.view(len(self.get_websockets(WATCH)))
+        return None if self.rules is None else self.rules.view(len(self.get_websockets(WATCH)))
 
     # ------------------------------------------------------------- the alarm
 
     async def alarm(self, info: AlarmInfo) -> None:
         """Grace periods run out; an empty lobby closes."""
         self.alarm_at = None
-        if self.lobby is None:
+        if self.rules is None:
             return
         now = time.time()
-        if self.lobby.closed or self.lobby.due_to_close(now):  # (closed: a retry)
+        if self.rules.closed or self.rules.due_to_close(now):  # (closed: a retry)
             await self.close_lobby()
             return
-        if self.lobby.expire(now):
-            await self.changed()
+        await self.apply(None, self.rules.expire(now))
         await self.arm()
 
     async def close_lobby(self) -> None:
         """Unlist, free the code, forget everything. If the directory or the code cannot
         be reached, try again in a few seconds (nobody may join meanwhile)."""
-        assert self.lobby is not None
-        lobby = self.lobby
-        if not lobby.closed:
-            lobby.close()
-            await self.save()
+        assert self.rules is not None
+        rules = self.rules
+        if not rules.closed:
+            await self.apply(None, rules.close())
         try:
-            if lobby.public:
-                await directory(self.env).remove(self.hex, lobby.rev)
-            await self.env.namespace(CODES).get_by_name(lobby.code).release(self.hex)
+            if rules.public:
+                await directory(self.env).remove(self.hex, rules.rev)
+            await self.env.namespace(CODES).get_by_name(rules.code).release(self.hex)
         except DurableObjectError as exc:
             log.warning("closing lobby %s: %s; retrying", self.hex[:12], exc)
             await self.storage.set_alarm(time.time() + 5)
@@ -424,28 +441,21 @@ class LobbyRoom(DurableObject):
 
     async def arm(self) -> None:
         """Keep the alarm at the lobby's next deadline."""
-        assert self.lobby is not None
-        when = self.lobby.next_deadline()
+        assert self.rules is not None
+        when = self.rules.next_deadline()
         if when is not None and (self.alarm_at is None or when < self.alarm_at):
             await self.storage.set_alarm(when)
             self.alarm_at = when
 
     # ------------------------------------------------------------- helpers
 
-    async def changed(self) -> None:
-        """Store the lobby, tell everyone in it, keep the alarm and the directory current."""
-        await self.save()
-        self.broadcast_state()
-        await self.arm()
-        self.reporter.soon()
-
     async def save(self) -> None:
-        assert self.lobby is not None
-        await self.storage.put("state", self.lobby.dump())
+        assert self.rules is not None
+        await self.storage.put("state", self.rules.dump())
 
     def broadcast_state(self) -> None:
-        assert self.lobby is not None
-        view = {"lobby": self.hex, **self.lobby.view(len(self.get_websockets(WATCH)))}
+        assert self.rules is not None
+        view = {"lobby": self.hex, **self.rules.view(len(self.get_websockets(WATCH)))}
         self.broadcast(encode({"type": "state", "lobby": view}), tag=IN)
 
     async def signer(self) -> SeatSigner:

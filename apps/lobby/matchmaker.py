@@ -36,7 +36,7 @@ from runtime import (
 )
 
 from .config import LobbyConfig
-from .namespaces import GAMES
+from .names import GAMES
 from .protocol import ProtocolError, clean_text, encode, error, parse
 from .seats import PURPOSE, Seat, SeatSigner
 

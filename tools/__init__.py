@@ -1,0 +1,1 @@
+"""Tools for people who run or size the runtime (not shipped in the wheel)."""
