@@ -12,6 +12,12 @@ Pages connect to ``/lobby/ws/directory`` and get::
     {"type": "lobby", "lobby": {...}}        a lobby was added or changed
     {"type": "removed", "lobby": "<id>"}     a lobby closed
 
+**Replicas.** The directory is read by every page, so it is replicated (docs/replicas.md):
+``listing`` and ``count`` are read-only calls that run on the replica of the node a request
+reached, and each page's socket is a watcher of that replica (``stub.watch``). A replica
+learns of each committed report in ``replica_update`` and pushes it to its own pages the
+same way, coalesced per tick: the primary sends each change once per node, through Redis.
+
 **Coalescing.** Changes are gathered for ``directory_tick`` seconds (50 ms by default) and
 pushed then, one message per lobby that changed, with its latest summary: a lobby whose
 players join, ready and leave within one tick costs each page one message, and the work per
@@ -25,7 +31,7 @@ import asyncio
 from collections import OrderedDict
 from typing import Any
 
-from runtime import DurableObject, Env, ObjectContext, ObjectWebSocket, rpc
+from runtime import Changes, DurableObject, Env, ObjectContext, ObjectWebSocket, rpc
 
 from .config import LobbyConfig
 from .protocol import encode, error
@@ -38,6 +44,8 @@ MAX_TOMBSTONES = 10_000
 
 class Directory(DurableObject):
     """The public lobbies, in the order they were created."""
+
+    replicated = True
 
     def __init__(self, ctx: ObjectContext, env: Env) -> None:
         super().__init__(ctx, env)
@@ -84,14 +92,37 @@ class Directory(DurableObject):
 
     # ------------------------------------------------------------- questions
 
-    @rpc
+    @rpc(readonly=True)
     async def listing(self) -> list[dict[str, Any]]:
         """Every public lobby, oldest first."""
         return list(self.lobbies.values())
 
-    @rpc
+    @rpc(readonly=True)
     async def count(self) -> int:
         return len(self.lobbies)
+
+    # ------------------------------------------------------------- on a replica
+
+    async def replica_update(self, changes: Changes) -> None:
+        """(Replicas.) The primary committed reports: the list here follows, and this
+        node's pages hear of each change as the primary's would have."""
+        if changes.reloaded or changes.deleted_all:
+            self.lobbies, self.revs = {}, {}
+            await self.load()
+            every = {"type": "lobbies", "lobbies": list(self.lobbies.values())}
+            self.broadcast(encode(every), tag=WATCH)
+            return
+        for key in sorted(k for k in changes.keys if k.startswith("l/")):
+            lobby, entry = key[2:], await self.storage.get(key)
+            if entry is None:
+                if self.lobbies.pop(lobby, None) is not None:
+                    self.revs.pop(lobby, None)
+                    self.push(lobby, None)
+                continue
+            summary = {"lobby": lobby, **entry["summary"]}
+            self.lobbies[lobby] = summary  # (a new one goes last, as on the primary)
+            self.revs[lobby] = entry["rev"]
+            self.push(lobby, summary)
 
     # ------------------------------------------------------------- pages
 

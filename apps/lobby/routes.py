@@ -273,7 +273,8 @@ async def game_socket(websocket: WebSocket) -> None:
 
 
 async def directory_socket(websocket: WebSocket) -> None:
-    await env_of(websocket).namespace(DIRECTORY).get_by_name(DIRECTORY_NAME).connect(websocket)
+    # (a page only watches the list: the replica on this node serves it)
+    await env_of(websocket).namespace(DIRECTORY).get_by_name(DIRECTORY_NAME).watch(websocket)
 
 
 async def quickplay_socket(websocket: WebSocket) -> None:

@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from tests.cluster.conftest import live_ids
+from tests.cluster.conftest import live_ids, node_stats
 from tests.support.lobbyclient import Player, Sock, create_lobby
 
 TURN = 5.0
@@ -44,6 +44,9 @@ async def test_a_match_across_nodes_survives_a_kill_9_of_its_node(nodes) -> None
     watcher = await Sock.open(f"{n1.ws}/lobby/ws/game/{game}")
     await watcher.expect("state")
     await page.until(lambda m: m["type"] == "lobby" and m["lobby"]["status"] == "playing", 10)
+    # The page on node 3 watched node 3's replica of the directory, which heard the reports
+    # through Redis; the directory's primary sent nothing to it.
+    assert node_stats(n3)["replica_applied"] >= 2
 
     for p, column in [(ann, 3), (bob, 3), (ann, 4), (bob, 2), (ann, 5)]:
         committed = await p.move(column, watcher)
