@@ -114,6 +114,7 @@ class Replica:
         self._background: set[asyncio.Task[Any]] = set()
         self.pending_init: list[_Init] | None = None
         self._hooked = namespace.cls.replica_update is not DurableObject.replica_update
+        self._told = namespace.cls.replica_message is not DurableObject.replica_message
 
     def describe(self) -> str:
         return f"{self.namespace.name}:{self.id.hex[:12]} (replica)"
@@ -174,6 +175,7 @@ class Replica:
 
     async def _load(self) -> None:
         await self.feed.subscribe(self.keys.channel)
+        await self.feed.subscribe(self.keys.tell)
         k = self.keys
         settings = self.settings
         reply = await self.store.batcher.submit(
@@ -248,6 +250,15 @@ class Replica:
         self.heard_of(commit.version)
         if not self.stale:
             self._kick()
+
+    def told(self, message: bytes) -> None:
+        """The primary told its replicas something (not stored): to the instance, in an
+        event of its own (the gate keeps the order they came in)."""
+        if not self.stale and not self.gone and self._told:
+            task = asyncio.get_running_loop().create_task(
+                self.run(methodcaller("replica_message", message), kind="message")
+            )
+            task.add_done_callback(_retrieve)
 
     def heard_of(self, version: int) -> None:
         """Version ``version`` exists (a commit heard, or a caller who saw it)."""
@@ -327,16 +338,6 @@ class Replica:
         except TimeoutError:
             return False
         return not self.stale
-
-    def lag(self, now: float) -> tuple[int, float]:
-        """(commits, ms) this replica may be behind: the versions it knows exist and has not
-        applied, and how long ago it was last known to have everything (docs/replicas.md)."""
-        commits = max(0, self.known - self.state.version)
-        confirmed = self.feed.confirmed
-        if self.stale or not confirmed:
-            return commits, float("inf")
-        since = confirmed if not commits else min(confirmed, self.behind_since or confirmed)
-        return commits, max(0.0, now - since) * 1000
 
     # ------------------------------------------------------------ events
 

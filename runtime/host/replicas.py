@@ -93,7 +93,7 @@ class Replicas:
         ):
             self.stats.replica_forwards["behind"] += 1
             return None
-        commits, ms = replica.lag(time.monotonic())
+        commits, ms = lag(replica, time.monotonic())
         if commits > self.settings.replica_max_lag_commits or ms > self.settings.replica_max_lag_ms:
             self.stats.replica_forwards["stale"] += 1
             return None
@@ -157,6 +157,7 @@ class Replicas:
             replica = Replica(self, namespace, object_id, store, self._feed(store))
             self.table[key] = replica
             self._by_channel[replica.keys.channel] = replica
+            self._by_channel[replica.keys.tell] = replica
         replica.last_used = time.monotonic()
         try:
             loaded = await replica.ready(wait)
@@ -183,6 +184,9 @@ class Replicas:
     def published(self, channel: str, data: bytes) -> None:
         replica = self._by_channel.get(channel)
         if replica is None:
+            return
+        if channel == replica.keys.tell:
+            replica.told(data)
             return
         try:
             commit = decode_commit(data)
@@ -222,8 +226,9 @@ class Replicas:
         key = (replica.namespace.name, replica.id.hex)
         if self.table.get(key) is replica:
             del self.table[key]
-            self._by_channel.pop(replica.keys.channel, None)
-            replica.feed.unsubscribe(replica.keys.channel)
+            for channel in (replica.keys.channel, replica.keys.tell):
+                self._by_channel.pop(channel, None)
+                replica.feed.unsubscribe(channel)
         replica.drop(code)
 
     async def stop(self) -> None:
@@ -236,7 +241,7 @@ class Replicas:
     def figures(self) -> dict[str, Any]:
         """For /ops and /metrics: replicas held, the worst lag, the counters."""
         now = time.monotonic()
-        lags = [r.lag(now) for r in self.table.values()]
+        lags = [lag(r, now) for r in self.table.values()]
         finite = [ms for _, ms in lags if ms != float("inf")]
         return {
             "held": len(self.table),
@@ -245,3 +250,14 @@ class Replicas:
             "lag_commits_max": max((c for c, _ in lags), default=0),
             "lag_ms_max": round(max(finite, default=0.0), 1),
         }
+
+
+def lag(replica: Replica, now: float) -> tuple[int, float]:
+    """(commits, ms) a replica may be behind: the versions it knows exist and has not
+    applied, and how long ago it was last known to have everything (docs/replicas.md)."""
+    commits = max(0, replica.known - replica.version)
+    confirmed = replica.feed.confirmed
+    if replica.stale or not confirmed:
+        return commits, float("inf")
+    since = confirmed if not commits else min(confirmed, replica.behind_since or confirmed)
+    return commits, max(0.0, now - since) * 1000

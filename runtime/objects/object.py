@@ -133,6 +133,16 @@ class ObjectContext:
         assert storage is not None
         return storage
 
+    def tell_replicas(self, message: bytes) -> None:
+        """(The primary of a replicated class.) Send ``message`` to every replica of the
+        object now loaded, for what is not stored but watchers see (presence, say): each
+        replica's ``replica_message`` gets it. Not stored, not held for any commit, and in
+        no promised order; a replica loaded later never hears it. A replica's own call does
+        nothing (to tell the primary, a replica calls one of its methods)."""
+        state = getattr(self._host, "state", None)
+        if not self.is_replica and state is not None and hasattr(state, "tell_replicas"):
+            state.tell_replicas(message)
+
     def wait_until(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run ``work`` in the background, outside any event, starting once the event that
         asks for it has ended (so ``storage.sync()`` in it covers that event's writes). The
@@ -204,6 +214,10 @@ class DurableObject:
 
     async def alarm(self, info: AlarmInfo) -> None:
         """The alarm set with ``storage.set_alarm`` is due. Raise to have it retried."""
+
+    async def replica_message(self, message: bytes) -> None:
+        """(Replicas only.) The primary told its replicas ``message``
+        (``ctx.tell_replicas``). Runs like an event, read-only."""
 
     async def replica_update(self, changes: Changes) -> None:
         """(Replicas only.) A commit of the primary was applied to this replica's storage:

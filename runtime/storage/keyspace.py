@@ -10,6 +10,7 @@ single Redis Cluster slot. With the default prefix ``do``::
     do:{chat:9f..}:a    the alarm: msgpack [due time in ms, retry count]
     do:{chat:9f..}:v    (replicated classes) the version: commits so far, never restarted
     do:{chat:9f..}:c    (replicated classes) the pub/sub channel each commit is published on
+    do:{chat:9f..}:t    (replicated classes) the channel of what the primary tells its replicas
 
 Global keys are sharded the same way, one slot per shard::
 
@@ -33,6 +34,7 @@ class ObjectKeys:
     member: str
     version: str
     channel: str
+    tell: str
     #: The KEYS of commit.lua: with the version and channel when the class is replicated.
     commit: tuple[str, ...]
 
@@ -53,6 +55,7 @@ class ObjectKeys:
             member=f"{namespace}:{object_hex}",
             version=version,
             channel=channel,
+            tell=f"{tag}:t",
             commit=(*commit, version, channel) if replicated else commit,
         )
 

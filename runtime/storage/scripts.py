@@ -44,6 +44,7 @@ SCRIPT_NAMES = (
     "settle_alarm",
     "index_alarm",
     "snapshot",
+    "tell",
 )
 
 Arg = str | bytes | int | float
@@ -66,6 +67,7 @@ class Scripts:
     settle_alarm: AsyncScript
     index_alarm: AsyncScript
     snapshot: AsyncScript
+    tell: AsyncScript
 
     def __init__(self, redis: Redis) -> None:
         for name in SCRIPT_NAMES:

@@ -70,6 +70,13 @@ class ObjectState:
         asyncio.get_running_loop().call_soon(self.commits.flush)
         return self.commits.open_batch()
 
+    def tell_replicas(self, message: bytes) -> None:
+        """Publish ``message`` to the object's replicas (``tell.lua``): not stored, not
+        gated, and heard only by replicas loaded when it goes out, in no promised order."""
+        k = self._host.keys
+        sent = self._host.batcher.submit(self._host.scripts.tell, (k.tell,), (message,))
+        sent.add_done_callback(lambda f: f.cancelled() or f.exception())
+
     def check_writable(self) -> None:
         """Raise the object's failure, if its commits failed (a transaction's writes)."""
         self.commits.raise_if_failed()

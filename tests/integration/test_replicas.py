@@ -170,6 +170,18 @@ async def test_watchers_on_a_replica_hear_each_commit_and_cannot_write(cluster: 
     assert record is not None and len(record.sockets) == 0
 
 
+async def test_what_a_primary_tells_its_replicas_reaches_their_watchers(cluster: Pair) -> None:
+    a, b = await cluster(2)
+    editor = a.node.namespace(SHELVES.name).get_by_name("told")
+    await editor.append("first")
+    async with connect(f"{b.ws}/shelf/told/watch") as watcher:
+        assert json.loads(await watcher.recv())["replica"] is True
+        await editor.shout("presence, not stored")
+        heard = json.loads(await asyncio.wait_for(watcher.recv(), 5))
+        assert heard == {"told": "presence, not stored"}
+    assert (await editor.count())["lines"] == 1  # (nothing was stored)
+
+
 async def test_a_gap_in_the_versions_reloads_the_replica(
     cluster: Pair, sync_redis: redis.Redis
 ) -> None:

@@ -71,6 +71,12 @@ class Shelf(DurableObject):
         return len(self.lines)
 
     @rpc
+    async def shout(self, text: str) -> None:
+        """Tell the replicas (and the primary's own watchers) something never stored."""
+        self.ctx.tell_replicas(text.encode())
+        self.broadcast(json.dumps({"told": text}))
+
+    @rpc
     async def wipe(self) -> None:
         await self.storage.delete_all()
         self.lines = []
@@ -108,6 +114,10 @@ class Shelf(DurableObject):
         self.lines.extend(added)
         if added:
             self.broadcast(json.dumps({"lines": added, "at": at}))
+
+    async def replica_message(self, message: bytes) -> None:
+        """What the primary told its replicas: to this node's watchers."""
+        self.broadcast(json.dumps({"told": message.decode()}))
 
     # ------------------------------------------------------------------ sockets
     async def websocket_connect(self, ws: ObjectWebSocket) -> None:
