@@ -24,6 +24,16 @@ the board that was never stopped.
 
 Presence (awareness) lives only in memory, like y-websocket's: the class hibernates only
 after a minute of quiet, longer than presence lives, so hibernation never loses any.
+
+**View links run on replicas** (docs/replicas.md). The class is replicated, and a view link's
+socket watches the board's replica on the node it reached (routes.py): the replica builds
+the document from storage like the primary, takes in each committed log update
+(``replica_update``) and sends its viewers what the document newly took in, so the primary
+sends each stroke once per node, through Redis. Presence crosses by a *bridge* session on
+each side (rules.Session.bridge): the primary tells its replicas every presence message it
+relays (``tell_replicas``: its editors' and other nodes' viewers'), and a replica hands its
+viewers' presence to the primary (``viewers``), which owns them under one bridge session per
+node. A replica writes nothing: no log, no alarm; the primary compacts and expires presence.
 """
 
 from __future__ import annotations
@@ -33,8 +43,18 @@ import logging
 import time
 from typing import ClassVar
 
-from runtime import AlarmInfo, DurableObject, Env, ObjectContext, ObjectWebSocket, rpc
+from runtime import (
+    AlarmInfo,
+    Changes,
+    DurableObject,
+    DurableObjectError,
+    Env,
+    ObjectContext,
+    ObjectWebSocket,
+    rpc,
+)
 
+from . import protocol
 from .config import WhiteboardConfig
 from .effects import Broadcast, Close, Effect, Hold, Later, Persist, Release, Send, Snapshot
 from .links import VIEW_PREFIX
@@ -44,6 +64,10 @@ from .rules import POLICY, BoardRules
 log = logging.getLogger("apps.whiteboard")
 
 SNAPSHOT = "snap"
+#: The session a replica's rules give the primary (socket ids start at 1).
+PRIMARY = 0
+#: y-websocket's message type of presence (the first byte of such a frame).
+AWARENESS = 1
 
 
 def snap_prefix(gen: int) -> str:
@@ -70,6 +94,7 @@ class Board(DurableObject):
     """One whiteboard: a CRDT document shared over the y-websocket protocol."""
 
     hibernate_after: ClassVar[float | None] = 60.0
+    replicated: ClassVar[bool] = True
 
     def __init__(self, ctx: ObjectContext, env: Env) -> None:
         super().__init__(ctx, env)
@@ -89,6 +114,10 @@ class Board(DurableObject):
         self.relay_scheduled = False  # coalesced presence waits for relay_awareness
         # Stored values are capped; big updates and snapshots are split into parts.
         self.part_bytes = env.settings.max_value_bytes - 64
+        #: (The primary) the bridge session of each node whose view links send presence.
+        self.bridges: dict[str, int] = {}
+        if ctx.is_replica:
+            self.rules.connect(PRIMARY, read_only=True, bridge=True)
         for ws in self.get_websockets():  # sockets kept open while the board hibernated
             self.sockets[ws.id] = ws
             # (no attachment would be a runtime bug: then the safe side is read-only)
@@ -127,6 +156,8 @@ class Board(DurableObject):
             self.next_seq = int(self.log_keys[-1][4:16]) + 1
         self.alarm_at = await self.storage.get_alarm()
         await self.arm()  # a log left long (its node died before compacting) is compacted
+        if self.ctx.is_replica:
+            self.ctx.wait_until(self.ask_presence())
 
     # ------------------------------------------------------------- sockets
 
@@ -158,8 +189,14 @@ class Board(DurableObject):
     # ------------------------------------------------------------- effects
 
     async def apply(self, effects: list[Effect]) -> None:
-        """Carry out what the rules decided."""
+        """Carry out what the rules decided. (A replica stores nothing: its document is the
+        primary's, and what it would store the primary stores.)"""
+        replica = self.ctx.is_replica
         for effect in effects:
+            if replica and isinstance(effect, Persist | Hold | Release | Snapshot):
+                continue
+            if isinstance(effect, Broadcast) and effect.data[:1] == bytes([AWARENESS]):
+                self.bridge(effect)
             if isinstance(effect, Broadcast):
                 # Encoded once for every socket; closed ones (Close below) are left out.
                 self.broadcast(effect.data, exclude=self.sockets.get(effect.exclude or 0))
@@ -186,7 +223,9 @@ class Board(DurableObject):
                 self.relay_scheduled = True
                 self.ctx.wait_until(self.relay_at(effect.at))
             elif isinstance(effect, Close):
-                ws = self.sockets.pop(effect.session)
+                ws = self.sockets.pop(effect.session, None)  # (a bridge has no socket)
+                if ws is None:
+                    continue
                 if effect.code != POLICY:
                     log.info("closing a board socket: %s (%d)", effect.reason, effect.code)
                 ws.close(effect.code, effect.reason)
@@ -210,15 +249,86 @@ class Board(DurableObject):
         }
 
     async def relay_at(self, at: float) -> None:
-        """Background: when coalesced presence is due, relay it, as an event of its own."""
+        """Background: when coalesced presence is due, relay it, as an event of its own (a
+        replica's at once: it stores nothing, and its other calls would go to the primary)."""
         await asyncio.sleep(max(0.0, at - time.time()))
         self.relay_scheduled = False
+        if self.ctx.is_replica:
+            await self.apply(self.rules.relay_awareness(time.time()))
+            return
         await self.env.namespace(BOARDS).get(self.id).relay_awareness()
 
     @rpc
     async def relay_awareness(self) -> None:
         """Presence that came faster than it is relayed is due now (the newest of each)."""
         await self.apply(self.rules.relay_awareness(time.time()))
+
+    # ------------------------------------------------------------- replicas
+
+    def bridge(self, effect: Broadcast) -> None:
+        """Presence the rules relay crosses to the other side: the primary tells its
+        replicas everything it relays; a replica hands the primary its own viewers' (not
+        what came from the primary)."""
+        if not self.ctx.is_replica:
+            self.ctx.tell_replicas(effect.data)
+        elif effect.exclude != PRIMARY:
+            self.ctx.wait_until(self.hand_over(effect.data))
+
+    async def hand_over(self, message: bytes) -> None:
+        """(A replica.) Its viewers' presence, to the primary."""
+        try:
+            await self.env.namespace(BOARDS).get(self.id).viewers(self.ctx.node_id, message)
+        except DurableObjectError as exc:  # (presence is best effort, as in y-websocket)
+            log.info("a view link's presence did not reach the board: %s", exc)
+
+    async def ask_presence(self) -> None:
+        """(A replica, once loaded.) The presence the primary knows now."""
+        try:
+            message = await self.env.namespace(BOARDS).get(self.id).presence()
+        except DurableObjectError as exc:
+            log.info("the board's presence could not be had: %s", exc)
+            return
+        if message:
+            await self.replica_message(message)
+
+    @rpc
+    async def viewers(self, node: str, message: bytes) -> None:
+        """(From a replica on ``node``.) Its view links' presence: relayed here, and to the
+        other replicas, under one bridge session per node."""
+        if not isinstance(node, str) or not isinstance(message, bytes):
+            return
+        session = self.bridges.get(node)
+        if session is None:
+            session = self.bridges[node] = -(len(self.bridges) + 1)
+            self.rules.connect(session, read_only=True, bridge=True)
+        await self.apply(self.rules.receive(session, message, time.time()))
+
+    @rpc
+    async def presence(self) -> bytes:
+        """Every presence state the board knows, as one message (b"" if none)."""
+        return self.rules._presence_message() if self.rules.presence else b""
+
+    async def replica_message(self, message: bytes) -> None:
+        """(A replica.) Presence the primary relayed: to this node's viewers."""
+        await self.apply(self.rules.receive(PRIMARY, message, time.time()))
+
+    async def replica_update(self, changes: Changes) -> None:
+        """(A replica.) Updates the primary stored, to the document and this node's
+        viewers. Loaded whole again (after missed commits), every viewer gets the whole
+        document (a CRDT: what they have already changes nothing)."""
+        if changes.reloaded:
+            full = protocol.sync(protocol.UPDATE, self.rules.full_state())
+            await self.apply([Broadcast(full)])
+            return
+        keys = sorted(k for k in changes.keys if k.startswith(("log/", "held/")))
+        if not keys:
+            return  # (a compaction, or an alarm: the document is the same)
+        parts = await self.storage.get_many(keys)
+        updates = [
+            b"".join(parts[k] for k in group if k in parts)
+            for group in grouped({k: parts[k] for k in keys if k in parts}, 17).values()
+        ]
+        await self.apply(self.rules.take_committed(u for u in updates if u))
 
     # ------------------------------------------------------------- the alarm
 
@@ -242,7 +352,10 @@ class Board(DurableObject):
         return None
 
     async def arm(self) -> None:
-        """Keep the alarm at the earliest of compaction and presence expiry."""
+        """Keep the alarm at the earliest of compaction and presence expiry (the primary's:
+        a replica has no alarm)."""
+        if self.ctx.is_replica:
+            return
         now = time.time()
         due = [t for t in (self.compaction_due(now), self.rules.next_expiry()) if t is not None]
         if not due:

@@ -86,7 +86,11 @@ async def board_socket(websocket: WebSocket) -> None:
         answer = PlainTextResponse(f"Try again shortly: {exc}", 503, error_headers(exc))
         await websocket.send_denial_response(answer)
         return
-    await env.namespace(BOARDS).get(links.board_id(env, room)).connect(websocket)
+    board = env.namespace(BOARDS).get(links.board_id(env, room))
+    if websocket.path_params["room"].startswith(links.VIEW_PREFIX):
+        await board.watch(websocket)  # a view link: the board's replica on this node serves it
+    else:
+        await board.connect(websocket)
 
 
 routes: list[BaseRoute] = [

@@ -67,6 +67,9 @@ EMPTY_DELETE_SET = b"\x00"  # a delete set naming no client
 class Session:
     read_only: bool
     clients: set[int] = field(default_factory=set)  # awareness client IDs it introduced
+    #: Speaks for many sockets elsewhere (the primary, to a replica; a node's view links, to
+    #: the primary: board.py), checked there: no per-socket limits here.
+    bridge: bool = False
 
 
 @dataclass(slots=True)
@@ -256,6 +259,22 @@ class BoardRules:
         self.doc = Doc()
         self._subscription = self.doc.observe(self._on_transaction)
 
+    def take_committed(self, updates: Iterable[bytes]) -> list[Effect]:
+        """(A replica.) Updates the primary stored (the log, and those held back): what the
+        document newly takes in, to every socket here."""
+        before = self.doc.get_state()
+        with self.doc.transaction():
+            for update in updates:
+                try:
+                    self.doc.apply_update(update)
+                except BaseException as exc:  # (the primary stored it: it took it in)
+                    if not _refused_by_yrs(exc):
+                        raise
+        self._changed.clear()
+        self._full = None
+        # (what is new since ``before``, and the delete set: a change may only delete)
+        return [Broadcast(protocol.sync(protocol.UPDATE, self.doc.get_update(before)))]
+
     def full_state(self) -> bytes:
         """The whole document as one update: what new clients get and compaction stores."""
         if self._full is None:
@@ -264,9 +283,10 @@ class BoardRules:
 
     # ------------------------------------------------------------------ sessions
 
-    def connect(self, session: int, read_only: bool) -> list[Effect]:
-        """A socket joined: our state vector, everyone's presence, and its rights."""
-        self.sessions[session] = Session(read_only)
+    def connect(self, session: int, read_only: bool, bridge: bool = False) -> list[Effect]:
+        """A socket joined: our state vector, everyone's presence, and its rights. (A
+        ``bridge`` session carries presence between a board and its replicas: board.py.)"""
+        self.sessions[session] = Session(read_only, bridge=bridge)
         effects: list[Effect] = [Send(session, protocol.sync(protocol.STEP1, self.doc.get_state()))]
         if self.presence:
             effects.append(Send(session, self._presence_message()))
@@ -463,8 +483,9 @@ class BoardRules:
         config = self.config
         accepted: list[AwarenessEntry] = []
         owned = self.sessions[session].clients
+        bridge = self.sessions[session].bridge
         for entry in entries:
-            if len(entry.state.encode()) > config.max_awareness_state_bytes:
+            if not bridge and len(entry.state.encode()) > config.max_awareness_state_bytes:
                 limit = config.max_awareness_state_bytes
                 return self._close(session, TOO_BIG, f"awareness state over {limit} bytes")
             known = self.presence.get(entry.client)
@@ -480,7 +501,7 @@ class BoardRules:
             if entry.client not in owned:
                 if entry.gone:
                     continue  # removing what we never had
-                if len(owned) >= config.max_awareness_clients:
+                if not bridge and len(owned) >= config.max_awareness_clients:
                     return self._close(session, POLICY, "too many awareness clients on a socket")
             newer = known is None or entry.clock > known.entry.clock
             removal = known is not None and entry.clock == known.entry.clock and entry.gone

@@ -49,3 +49,40 @@ async def test_clients_of_one_board_on_different_nodes_converge_and_outlive_its_
     await other.until(lambda: other.doc.names() == expected | {"after"}, timeout=10)
     await again.close()
     await other.close()
+
+
+async def test_view_links_on_other_nodes_watch_replicas_and_see_presence(nodes) -> None:
+    """A board watched through view links on two other nodes: each node's replica sends
+    the strokes to its viewers (the primary has no socket of theirs), and presence crosses
+    both ways, editors' cursors to viewers and viewers' to editors."""
+    import re
+
+    import httpx
+
+    from tests.cluster.conftest import node_stats
+
+    n1, n2, n3 = nodes(3, suite=True)
+    room = secrets.token_hex(8)
+    editor = await YClient.open(f"{n1.ws}/whiteboard/ws/{room}")
+    await editor.add("s1", {"type": "pen"})
+    async with httpx.AsyncClient() as http:
+        page = (await http.get(f"{n1.http}/whiteboard/b/{room}", timeout=10)).text
+    token = re.search(r"/whiteboard/b/(v-[A-Za-z0-9_.\-]+)", page)
+    assert token is not None, "the board page shows its view link"
+    viewers = [await YClient.open(f"{node.ws}/whiteboard/ws/{token.group(1)}") for node in (n2, n3)]
+    for viewer in viewers:
+        await viewer.until(lambda v=viewer: v.doc.names() == {"s1"} and v.denied is not None)
+    await editor.set_presence(11, 1, {"user": {"name": "editor"}})
+    await viewers[0].set_presence(22, 1, {"user": {"name": "viewer"}})
+    for n in range(5):
+        await editor.add(f"s{n + 2}", {"type": "pen"})
+    expected = {f"s{n + 1}" for n in range(6)}
+    for viewer in viewers:
+        await viewer.until(lambda v=viewer: v.doc.names() == expected, timeout=10)
+        await viewer.until(lambda v=viewer: v.awareness.get(11) == {"user": {"name": "editor"}})
+    await editor.until(lambda: editor.awareness.get(22) == {"user": {"name": "viewer"}})
+    await viewers[1].until(lambda: viewers[1].awareness.get(22) == {"user": {"name": "viewer"}})
+    for node in (n2, n3):  # each viewer's node applied the strokes to its own replica
+        assert node_stats(node)["replica_applied"] >= 1  # (commits may carry many strokes)
+    for client in (editor, *viewers):
+        await client.close()
