@@ -13,11 +13,14 @@ with ``REPLICAS=1`` and ``REPLICAS=0``, and measures:
   page reads it: the read ratio), and one key (``stub.read()``: where the nodes' HTTP stacks,
   not the object, are the cost); and the **staleness** of the replicas: how long after a
   commit a replica applied it (p50/p99, from /ops);
-- **view fan-out**: ``--sockets`` view-only sockets (``stub.watch``) spread over the three
-  nodes and one editor appending a line 5 times a second: each line's delay from the
-  editor's send to each watcher (p99), and the CPU (seconds per second) of the primary's
-  node, and of all three, meanwhile; then the same with the watchers only on the two nodes
-  the primary is not on (where a replica takes the whole fan-out off the primary's node).
+- **whiteboard view fan-out**: ``--sockets`` view links of one whiteboard spread over the
+  three nodes (the app's own sockets: y-websocket, watching each node's replica of the
+  board) and one editor drawing 5 strokes a second: each stroke's delay from the editor's
+  send to each viewer (p99), and the CPU (seconds per second) of the board's node meanwhile;
+- **the same shape on a test object** (``Doc``: a document kept in memory, lines appended):
+  the CPU of the primary's node and of all three, then with the watchers only on the two
+  nodes the primary is not on (where a replica takes the whole fan-out off the primary's
+  node).
 
 Prints a table of medians over ``--runs`` (kept with a chart under bench/results/,
 replicas.txt and .png), the load average beside it, and as its last line
@@ -89,7 +92,7 @@ def start_cluster(url: str, replicas: bool) -> list[tuple[Any, int]]:
             port,
             url,
             apps=["bench.replica_objects:app"],
-            suite=False,
+            suite=True,
             CLUSTER_SECRET=SECRET,
             OPS_TOKEN=TOKEN,
             NODE_ID=f"n{i + 1}",
@@ -304,6 +307,115 @@ def commit_costs(url: str, calls: int = 5000) -> list[tuple[str, float, float]]:
     return out
 
 
+class Viewer(asyncio.Protocol):
+    """A whiteboard view link's socket that only counts: the arrival time of each update
+    frame (y-websocket sync, step "update") it gets."""
+
+    def __init__(self, port: int, path: str, arrivals: list[float], ready: asyncio.Future[None]):
+        self.port, self.path, self.arrivals, self.ready = port, path, arrivals, ready
+        self.buffer = b""
+        self.opened = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write(
+            f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        self.buffer += data
+        if not self.opened:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not self.buffer.startswith(b"HTTP/1.1 101") and not self.ready.done():
+                self.ready.set_exception(ConnectionError(self.buffer[:80].decode()))
+            self.opened = True
+            self.buffer = self.buffer[end + 4 :]
+            if not self.ready.done():
+                self.ready.set_result(None)
+        while len(self.buffer) >= 2:
+            size, start = self.buffer[1] & 0x7F, 2
+            if size == 126:
+                if len(self.buffer) < 4:
+                    return
+                size, start = int.from_bytes(self.buffer[2:4], "big"), 4
+            elif size == 127:
+                if len(self.buffer) < 10:
+                    return
+                size, start = int.from_bytes(self.buffer[2:10], "big"), 10
+            if len(self.buffer) < start + size:
+                return
+            payload = self.buffer[start : start + size]
+            if payload[:2] == b"\x00\x02":  # sync, update: a stroke
+                self.arrivals.append(now)
+            self.buffer = self.buffer[start + size :]
+
+
+async def board_fanout(ports: list[int], pids: list[int], sockets: int, seconds: float):
+    """One whiteboard, ``sockets`` view links over the nodes, one editor on node 1: each
+    stroke's delay to each viewer (p50, p99) and the board node's CPU meanwhile."""
+    import re
+    import secrets
+
+    import httpx
+
+    from tests.support.yclient import YClient
+
+    room = secrets.token_hex(8)
+    editor = await YClient.open(f"ws://127.0.0.1:{ports[0]}/whiteboard/ws/{room}")
+    await editor.add("first", {"type": "pen"})
+    async with httpx.AsyncClient() as http:
+        page = (await http.get(f"http://127.0.0.1:{ports[0]}/whiteboard/b/{room}")).text
+    found = re.search(r"/whiteboard/b/(v-[A-Za-z0-9_.\-]+)", page)
+    assert found is not None, "no view link on the board's page"
+    loop = asyncio.get_running_loop()
+    arrivals: list[list[float]] = []
+    viewers = []
+    for i in range(sockets):
+        port = ports[i % len(ports)]
+        ready: asyncio.Future[None] = loop.create_future()
+        mine: list[float] = []
+        arrivals.append(mine)
+        path = f"/whiteboard/ws/{found.group(1)}"
+        transport, _ = await loop.create_connection(
+            lambda port=port, path=path, mine=mine, ready=ready: Viewer(port, path, mine, ready),
+            "127.0.0.1",
+            port,
+        )
+        viewers.append(transport)
+        await ready
+    await asyncio.sleep(1.0)
+    for mine in arrivals:
+        mine.clear()
+    strokes = int(seconds * UPDATES_PER_SECOND)
+    sent: list[float] = []
+    cpu0, t0 = cpu_seconds(pids[0]), time.perf_counter()
+    for n in range(strokes):
+        sent.append(time.perf_counter())
+        await editor.add(f"s{n}", {"type": "pen", "points": [n, n + 1, n + 2]})
+        await asyncio.sleep(1 / UPDATES_PER_SECOND)
+    await asyncio.sleep(1.0)
+    cpu = (cpu_seconds(pids[0]) - cpu0) / (time.perf_counter() - t0)
+    delays = sorted(
+        (got - sent[k]) * 1000 for mine in arrivals for k, got in enumerate(mine[:strokes])
+    )
+    delivered = sum(min(len(m), strokes) for m in arrivals) / (strokes * sockets)
+    for transport in viewers:
+        transport.close()
+    await editor.close()
+    return {
+        "p99": delays[int(0.99 * (len(delays) - 1))] if delays else float("nan"),
+        "p50": delays[len(delays) // 2] if delays else float("nan"),
+        "delivered": delivered,
+        "cpu": cpu,
+    }
+
+
 def one_run(url: str, replicas: bool, args: argparse.Namespace, tag: str) -> dict[str, Any]:
     nodes = start_cluster(url, replicas)
     try:
@@ -311,9 +423,10 @@ def one_run(url: str, replicas: bool, args: argparse.Namespace, tag: str) -> dic
         pids = [process.pid for process, _ in nodes]
         read = asyncio.run(reads(ports, args.seconds, tag))
         one = asyncio.run(reads(ports, args.seconds, tag + "k", "read"))
+        board = asyncio.run(board_fanout(ports, pids, args.sockets, args.seconds))
         fan = asyncio.run(fanout(ports, pids, args.sockets, args.seconds, tag))
         off = asyncio.run(fanout(ports, pids, args.sockets, args.seconds, tag + "o", spread=1))
-        return {"read": read, "one": one, "fan": fan, "off": off}
+        return {"read": read, "one": one, "board": board, "fan": fan, "off": off}
     finally:
         stop_cluster(nodes)
 
@@ -352,6 +465,10 @@ def main() -> None:
     ycpu, zcpu = med(True, "fan", "cpu"), med(False, "fan", "cpu")
     ydel, zdel = med(True, "fan", "delivered"), med(False, "fan", "delivered")
     yall, zall = med(True, "fan", "cpu_all"), med(False, "fan", "cpu_all")
+    yb99, zb99 = med(True, "board", "p99"), med(False, "board", "p99")
+    yb50, zb50 = med(True, "board", "p50"), med(False, "board", "p50")
+    ybcpu, zbcpu = med(True, "board", "cpu"), med(False, "board", "cpu")
+    ybdel, zbdel = med(True, "board", "delivered"), med(False, "board", "delivered")
     yo99, zo99 = med(True, "off", "p99"), med(False, "off", "p99")
     yocpu, zocpu = med(True, "off", "cpu"), med(False, "off", "cpu")
     rows = [
@@ -367,7 +484,18 @@ def main() -> None:
         ),
         ("replica staleness (commit to applied)", f"p50 {s50:.1f} ms, p99 {s99:.1f} ms", ""),
         (
-            f"view fan-out, {args.sockets:,} watchers, p99 (p50)",
+            f"whiteboard view links, {args.sockets:,} viewers, p99 (p50)",
+            f"{yb99:.1f} ms ({yb50:.1f}) vs {zb99:.1f} ms ({zb50:.1f})",
+            "no worse",
+        ),
+        (
+            "... the board's node's CPU",
+            f"{ybcpu:.2f} vs {zbcpu:.2f} s/s ({1 - ybcpu / zbcpu:.0%} less)" if zbcpu else "-",
+            ">= 50 % less",
+        ),
+        ("... strokes delivered", f"{ybdel:.1%} vs {zbdel:.1%}", "100 %"),
+        (
+            f"test object's view fan-out, {args.sockets:,} watchers, p99 (p50)",
             f"{y99:.1f} ms ({y50:.1f}) vs {z99:.1f} ms ({z50:.1f})",
             "no worse",
         ),
@@ -422,7 +550,7 @@ def main() -> None:
     publish("replicas", text, panels)
     print(
         f"replicas: read ratio {ratio:.2f}x, staleness p99 {s99:.0f} ms, "
-        f"view fan-out p99 {y99:.0f} ms vs {z99:.0f} ms"
+        f"view fan-out p99 {yb99:.0f} ms vs {zb99:.0f} ms"
     )
 
 
