@@ -140,14 +140,11 @@ class Replica:
         self._loading.add_done_callback(_retrieve)
 
     async def ready(self, timeout: float) -> bool:
-        """Whether the replica is loaded (or loads within ``timeout``); TooBig if it cannot
-        be one."""
-        if not self.stale:
-            return True
-        if self.failing:  # (its loads fail: the call goes to the primary, no waiting)
-            return False
+        """Whether the replica is loaded (or loads within ``timeout``); TooBig: it cannot."""
+        if not self.stale or self.failing:  # (failing: to the primary, without waiting)
+            return not self.stale
         self.loading()
-        try:
+        try:  # (until it loads, or its first try fails: then the call goes to the primary)
             await asyncio.wait_for(self._fresh.wait(), timeout)
         except TimeoutError:
             return False
@@ -169,6 +166,8 @@ class Replica:
                 return
             except Exception as exc:  # (its constructor too may fail: the same recovery)
                 self.failing = True
+                self._fresh.set()  # (whoever waits hears it now: stale, failing)
+                self._fresh.clear()
                 log.warning("%s could not load (%s); trying again", self.describe(), exc)
             await asyncio.sleep(delay)
             delay = min(2 * delay, 1.0)

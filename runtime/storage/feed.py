@@ -148,6 +148,9 @@ class Feed:
             except Exception as exc:  # (any failure: the same recovery)
                 if self._conn is not None:
                     log.warning("the replicas' feed from Redis was lost (%s); reconnecting", exc)
+                elif self._up is not None and not self._up.done():  # (could not connect)
+                    self._up.set_exception(StorageUnavailable(f"Redis out of reach: {exc}"))
+                    self._up.exception()  # (retrieved: each waiter raises it itself)
             finally:
                 lost = self._conn is not None
                 self._conn, self.confirmed = None, 0.0
