@@ -20,7 +20,9 @@ The rules, in the order a client meets them:
   Whatever of an update Yrs holds back until its dependencies arrive (an edit made on top
   of one the server has not received yet) is stored as it came (``Hold``) until the
   document has taken it in (``Release``): a board loaded from storage then holds back the
-  same, and a restart in between loses nothing.
+  same, and a restart in between loses nothing. Held updates are offered to the document
+  again whenever its state vector moves, so it takes in what a board loaded from storage
+  would (Yrs alone may never retry them).
   An update over ``max_update_bytes``, or one that would take the stored board over
   ``max_board_bytes``, closes the socket with 1009 and leaves the board unchanged; an update
   Yrs cannot decode closes it with 1007 (and if Yrs gave up halfway, what it did change is
@@ -404,6 +406,8 @@ class BoardRules:
         the state before, and its deletions), not the bytes received nor what Yrs reports
         for the transaction: a crafted update can make those differ from what the document
         took in, and then a restart would not rebuild the board it served."""
+        if self.held and clocks(self.doc.get_state()) != clocks(before):
+            self._reoffer_held()
         reported = any(change != EMPTY_UPDATE for change, _ in self._changed)
         self._changed = []
         state = self.doc.get_state()
@@ -451,6 +455,32 @@ class BoardRules:
         self._held_bytes += len(update)
         self._odd = True
         return [Hold(key, update)]
+
+    def _reoffer_held(self) -> None:
+        """Apply the held updates again, until the document takes in nothing more of them.
+
+        Yrs retries what it holds back only when the client it found missing advances. If
+        that is a client no page will ever send (a forged origin), the hold never ends in
+        this document, even after the items in the way arrive from elsewhere; while a board
+        loaded from storage applies the same held copy after its log, skips the items it
+        has, and takes in the rest. Offered again whenever the state vector moves (the only
+        thing that decides what of them can be taken in), they are taken in here as they
+        would be there, and stored like any change (the caller's difference)."""
+        state = self.doc.get_state()
+        while True:
+            try:
+                with self.doc.transaction():
+                    for update in self.held.values():
+                        self.doc.apply_update(update)
+            except BaseException as exc:
+                if not _refused_by_yrs(exc):
+                    raise
+                # (each was taken once before; if Yrs now gives up halfway, what it took in
+                # is a change like any other, which the caller stores)
+            again = self.doc.get_state()
+            if clocks(again) == clocks(state):
+                return
+            state = again
 
     def _settle(self, state: bytes) -> list[Effect]:
         """Release the held updates the document (at ``state``) has taken in whole."""

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from ..base.config import Settings
 from ..base.errors import ConfigurationError, Fenced, ObjectMoved, UnknownNamespace
@@ -299,7 +299,12 @@ class Node:
         """Renew every lease each ``lease_ttl / 2``, the round in a task of its own; and wake
         at each local deadline meanwhile, so an object whose lease was not renewed in time
         is given up (fenced) at its own deadline, before the lease can run out in Redis,
-        whatever the round in flight is waiting for."""
+        whatever the round in flight is waiting for -- unless that round's store has
+        answered part of it since it was sent: Redis is then slow, not out of reach, and the
+        lease waits for the round's answer (at most one renewal interval). Meanwhile nothing
+        uses it unconfirmed: an event or a read past the deadline renews it first
+        (activation.confirm). Otherwise a busy node whose round of 10,000 leases outlasted
+        the deadline's slack would give up every object it holds."""
         interval = self.settings.lease_ttl / 2
         next_round = time.monotonic()
         renewing: asyncio.Task[None] | None = None
@@ -312,15 +317,24 @@ class Node:
                 if now >= next_round and (renewing is None or renewing.done()):
                     next_round, started = now + interval, now
                     renewing = asyncio.get_running_loop().create_task(self._renew_round())
-                # A lease whose deadline passed before the round in flight was sent waits for
-                # that round (after a pause it may renew, or revive, every one of them).
                 in_flight = renewing is not None and not renewing.done()
-                self.fence_overdue(spare_until=started if in_flight else 0.0)
+                answering = (
+                    {s for s in self.stores.values() if s.leases.answered_at >= started}
+                    if in_flight
+                    else set()
+                )
+                # A lease whose deadline passed before the round in flight was sent waits
+                # for that round too (after a pause it may renew, or revive, every one).
+                self.fence_overdue(spare_until=started if in_flight else 0.0, spare=answering)
                 now = time.monotonic()
                 wake = min(
                     [
                         next_round,
-                        *(r.lease.deadline for r in self._leased() if r.lease.deadline > now),
+                        *(
+                            r.lease.deadline
+                            for r in self._leased()
+                            if r.lease.deadline > now and r.store not in answering
+                        ),
                     ]
                 )
                 waiting = {renewing} if renewing is not None and not renewing.done() else set()
@@ -383,13 +397,17 @@ class Node:
             return False
         return True
 
-    def fence_overdue(self, spare_until: float = 0.0) -> None:
+    def fence_overdue(self, spare_until: float = 0.0, spare: Collection[RedisStore] = ()) -> None:
         """Give up every object whose lease this node could not renew before its local
         deadline (record.fence): it may no longer be ours by the time Redis answers. Leases
         whose deadline is before ``spare_until`` are spared (a round sent since is renewing
-        them)."""
+        them), and so are those of the stores in ``spare`` (answering the round in flight)."""
         now = time.monotonic()
-        overdue = [r for r in self._leased() if spare_until < r.lease.deadline <= now]
+        overdue = [
+            r
+            for r in self._leased()
+            if spare_until < r.lease.deadline <= now and r.store not in spare
+        ]
         if not overdue:
             return
         for record in overdue:

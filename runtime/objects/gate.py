@@ -38,11 +38,13 @@ class InputGate:
     def __init__(self, max_queue: int) -> None:
         self.max_queue = max_queue
         self.locked = False
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        # Made when someone first waits, dropped when the line empties: an idle object's
+        # gate holds no queue (a deque is half a KiB; a node holds many idle objects).
+        self._waiters: deque[asyncio.Future[None]] | None = None
 
     @property
     def waiting(self) -> int:
-        return len(self._waiters)
+        return len(self._waiters) if self._waiters else 0
 
     def try_enter(self) -> bool:
         """Take the gate if nobody holds it or waits for it."""
@@ -56,10 +58,10 @@ class InputGate:
         names the object in the refusal: a callable is asked only then.)"""
         if self.try_enter():
             return
-        if len(self._waiters) >= self.max_queue:
+        if self.waiting >= self.max_queue:
             name = what() if callable(what) else what
             raise ObjectOverloaded(
-                f"{len(self._waiters)} events are already queued for {name}; "
+                f"{self.waiting} events are already queued for {name}; "
                 "retry with backoff or spread the load over more objects"
             )
         await self._wait()
@@ -72,22 +74,26 @@ class InputGate:
 
     async def _wait(self) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = deque()
         self._waiters.append(waiter)
         try:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.leave()  # handed the gate as we were cancelled: pass it on
-            elif waiter in self._waiters:  # (leave() may have dropped it already)
+            elif self._waiters and waiter in self._waiters:  # (leave() may have dropped it)
                 self._waiters.remove(waiter)
             raise
 
     def leave(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)  # the gate passes to it, held all along
                 return
+        self._waiters = None
         self.locked = False
 
     async def __aenter__(self) -> None:

@@ -9,8 +9,9 @@ moment it *sent* the last successful renewal: ``sent + ttl - margin``. Past it, 
 serving even cached reads until a renewal succeeds again, so a node that was paused or cut off
 never answers from stale memory after another node may have taken over.
 
-Renewals go out for every lease of the node in one pipelined batch per tick (every ttl / 2,
-leaving ttl / 2 - margin of slack for a slow round trip), never one round trip per object.
+Renewals go out for every lease of the node in one round per tick (every ttl / 2, leaving
+ttl / 2 - margin of slack for a slow round trip), pipelined in chunks of 2,500, never one
+round trip per object.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from redis import exceptions as redis_errors
 
 from .keyspace import ObjectKeys
 from .scripts import ScriptBatcher, Scripts
+
+#: Leases renewed per pipeline of a renewal round.
+RENEW_CHUNK = 2500
 
 
 def confirm_timeout(settings: Any) -> float:
@@ -70,6 +74,9 @@ class LeaseClient:
         self.margin = margin
         self._ttl_ms = max(1, int(ttl * 1000))
         self.native_cas = False
+        #: When Redis last answered a part of a renewal round (monotonic): a round that has
+        #: answers coming back is slow, not cut off (node._renew_loop).
+        self.answered_at = 0.0
 
     async def acquire(self, keys: ObjectKeys) -> Lease | Held:
         """Take the lease, or say who holds it now and for how long at most."""
@@ -115,8 +122,21 @@ class LeaseClient:
         return self.native_cas
 
     async def renew_many(self, items: Sequence[tuple[ObjectKeys, Lease]]) -> list[bool | None]:
-        """Renew many leases in one pipeline. Per lease: True kept, False lost, None unknown
-        (Redis failed: the local deadline simply is not moved)."""
+        """Renew many leases, pipelined in chunks of RENEW_CHUNK sent one after the other.
+        Per lease: True kept, False lost, None unknown (Redis failed: the local deadline
+        simply is not moved). Each chunk moves its leases' deadlines as soon as it is
+        answered, from the moment it was sent: a big round's first leases are safe again
+        long before its last, and the answers show the node that Redis is reachable."""
+        out: list[bool | None] = [None] * len(items)
+        for start in range(0, len(items), RENEW_CHUNK):
+            chunk = items[start : start + RENEW_CHUNK]
+            answers = await self._renew_chunk(chunk)
+            out[start : start + len(chunk)] = answers
+            if all(a is None for a in answers):
+                break  # Redis failed: the rest would wait for it too
+        return out
+
+    async def _renew_chunk(self, items: Sequence[tuple[ObjectKeys, Lease]]) -> list[bool | None]:
         sent = time.monotonic()
         out: list[bool | None] = [None] * len(items)
         pending = list(range(len(items)))
@@ -130,6 +150,7 @@ class LeaseClient:
                 replies = await pipe.execute(raise_on_error=False)
             except (redis_errors.RedisError, OSError):
                 return out
+            self.answered_at = time.monotonic()
             for i, reply in enumerate(replies):
                 if reply is True:
                     out[i] = True
@@ -146,6 +167,7 @@ class LeaseClient:
         for i, future in zip(pending, futures, strict=True):
             try:
                 out[i] = bool(await future)
+                self.answered_at = time.monotonic()
             except Exception:
                 out[i] = None
         for (_, lease), ok in zip(items, out, strict=True):

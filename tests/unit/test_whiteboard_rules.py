@@ -364,6 +364,44 @@ def test_a_held_update_comes_back_with_the_board_and_waits_for_its_dependency() 
         assert restarted.doc.get("shapes", type=Map).to_py() == shapes.to_py()
 
 
+def test_a_held_update_blocked_by_a_forged_origin_is_taken_in_when_the_rest_arrives() -> None:
+    # Found by boardfuzz (run seed 2026, trial 3918857680, one process in ten): a mutated
+    # update names an origin of a client no page has, on an item another update then brings
+    # for real. Yrs retries what it holds back only when the client it found missing moves
+    # on, so the live board held all of it back for good; a board loaded from storage
+    # applied the held copy after its log, skipped the item it had, and took in the rest:
+    # clients were served title "b" while storage rebuilt title "c".
+    def titled(doc: Doc, title: str) -> bytes:
+        before = doc.get_state()
+        doc.get("meta", type=Map)["title"] = title
+        return doc.get_update(before)
+
+    page = Doc(client_id=7)
+    first, second = titled(page, "a"), titled(page, "b")
+    # Clocks 7:1 ("b", its origin 7:0 forged into 9:0) and 7:2 ("c", origin 7:1) in one.
+    forged = bytes([1, 2, 7, 1, 0x88, 9, 0, 1, 0x77, 1]) + b"b"
+    forged += bytes([0x88, 7, 1, 1, 0x77, 1]) + b"c" + b"\x00"
+    board = board_with(1)
+    stored: list[bytes] = []
+    held: dict[int, bytes] = {}
+    for update in (first, forged, second):
+        for effect in board.receive(1, protocol.sync(protocol.UPDATE, update), now=0):
+            if isinstance(effect, Persist):
+                stored.append(effect.update)
+            elif isinstance(effect, Hold):
+                held[effect.key] = effect.update
+            elif isinstance(effect, Release):
+                for key in effect.keys:
+                    del held[key]
+            else:
+                assert isinstance(effect, Broadcast), effect
+    restarted = BoardRules(CONFIG)
+    restarted.load(stored, held)
+    assert restarted.full_state() == board.full_state()  # storage rebuilds what is served
+    assert board.doc.get("meta", type=Map).to_py() == {"title": "c"}
+    assert board.held == held == {}  # taken in whole: nothing left to hold
+
+
 def test_the_awareness_state_limit_counts_bytes_not_characters() -> None:
     board = board_with(1)
     state = json.dumps({"name": "é" * 9000}, ensure_ascii=False)  # 9,012 characters
