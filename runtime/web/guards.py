@@ -22,8 +22,9 @@ with its reason and its path shortened (logs.PathShapes: a path may carry a capa
 such as a private room's ID or a board's edit name). Every HTTP response gets the headers
 that keep pages from being framed, sniffed or leaking their URL, and a
 Content-Security-Policy that allows only the node's own scripts (a response that sets its
-own keeps it); a server error (5xx) that does not say whether its request may have had an
-effect gets ``X-Outcome: unknown`` (see errors.py).
+own keeps it); an error that does not say whether its request may have had an effect gets
+``X-Outcome: unknown`` if it is a server error (5xx) and ``not-run`` if it is a client
+error (4xx: a refusal), see errors.py.
 """
 
 from __future__ import annotations
@@ -148,10 +149,13 @@ class Guards:
                 headers = message.get("headers", [])
                 present = {name.lower() for name, _ in headers}
                 extra = [(n, v) for n, v in PAGE_HEADERS if n not in present]
-                if message["status"] >= 500 and b"x-outcome" not in present:
-                    # A server error that did not say whether its request had an effect
-                    # (an app's own 503, a crash): it may have.
-                    extra.append((b"x-outcome", b"unknown"))
+                status = message["status"]
+                if status >= 400 and b"x-outcome" not in present:
+                    # An error that does not say whether its request had an effect: a server
+                    # error (an app's own 503, a crash) may have; a client error (an app's
+                    # 404, 422 or 429) is a refusal, which changes nothing. An app whose
+                    # refusal comes after a write says so itself, and keeps its header.
+                    extra.append((b"x-outcome", b"unknown" if status >= 500 else b"not-run"))
                 message["headers"] = [*headers, *extra]
             await send(message)
 

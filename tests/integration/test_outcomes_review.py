@@ -390,3 +390,23 @@ async def test_every_error_response_says_x_outcome(tmp_path: Path) -> None:
     finally:
         await web.stop()
         server.stop()
+
+
+async def test_an_apps_own_refusals_say_not_run(serve) -> None:
+    """Issue 20 wants X-Outcome on every error response, the apps' own included: a 4xx an
+    app answers without one is a refusal (nothing ran), so the node adds ``not-run``."""
+    from apps.chat import make_app as chat_app
+
+    server = await serve(apps=(chat_app(), probe_app))
+    async with httpx.AsyncClient(base_url=server.http) as client:
+        long_name = await client.get("/chat/api/room/" + "x" * 200 + "/websocket")
+        assert long_name.status_code == 404
+        assert long_name.headers.get("x-outcome") == "not-run", dict(long_name.headers)
+        no_socket = await client.get("/chat/api/room/lobby/websocket")
+        assert no_socket.status_code == 400
+        assert no_socket.headers.get("x-outcome") == "not-run"
+        unknown_path = await client.get("/chat/api/nothing-here")
+        assert unknown_path.status_code == 404
+        assert unknown_path.headers.get("x-outcome") == "not-run"
+        ok = await client.get("/chat/")
+        assert ok.status_code == 200 and "x-outcome" not in ok.headers
