@@ -145,7 +145,10 @@ async def instance_memory(url: str, count: int) -> tuple[float, float]:
     import gc
     import tracemalloc
 
-    node = Node(Settings(node_id="mem", idle_timeout=600, hibernate_after=600), url)
+    # tracemalloc slows this process several times over: a long lease keeps a busy machine's
+    # late renewals from fencing the objects being measured (memory, not leases, is the point).
+    settings = Settings(node_id="mem", idle_timeout=600, hibernate_after=600, lease_ttl=30.0)
+    node = Node(settings, url)
     ns = node.register("bench", Bench)
     await node.start()
     try:

@@ -62,6 +62,7 @@ from bench import crosscheck  # noqa: E402
 from bench.common import (  # noqa: E402
     NODE_DIR,
     Server,
+    fsync_floor,
     node_tools,
     rss_kib,
     run_client,
@@ -403,7 +404,7 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {
         f"{group} {name}": [] for group in groups for name in ("ours", "peer")
     }
-    runs["stock peerdb"], runs["fanout peerdb"] = [], []
+    runs["stock peerdb"], runs["fanout peerdb"], runs["fsync"] = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         valkey = ValkeyProcess(tmp, unix_socket=True, appendfsync="always").start()
         assert valkey.process is not None
@@ -429,6 +430,10 @@ def main() -> None:
                         for server in three:
                             pid = valkey.process.pid if server is ours else None
                             runs[f"fanout {server.name}"].append(fanout(server, args.seconds, pid))
+                        # One fsync'd SET at a time at the fan-out's pace (20 x 20 updates/s):
+                        # what each of our broadcasts waits for, and the peer's never does.
+                        p50, p99 = fsync_floor(valkey.url, writes=2000, rate=400)
+                        runs["fsync"].append({"p50_ms": p50, "p99_ms": p99})
                 finally:
                     peer.stop()
                     peerdb.stop()
@@ -498,6 +503,13 @@ def report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) ->
             f"{med(fo, 'p99_ms') / med('fanout peerdb', 'p99_ms'):.2f}x",
             "",
             "<= 1.5x",
+        ),
+        (
+            "  limit: peer's p99 + one fsync'd write's p99",
+            f"{med(fp, 'p99_ms') + med('fsync', 'p99_ms'):.1f} ms (fsync'd SET at 400/s: "
+            f"p50 {med('fsync', 'p50_ms'):.2f} / p99 {med('fsync', 'p99_ms'):.2f} ms)",
+            "",
+            "report",
         ),
         (
             "  server CPU meanwhile (% of one core)",
