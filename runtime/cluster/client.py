@@ -210,9 +210,10 @@ class NodeLink:
             ok, value = await future
             if not ok:
                 raise error_from(value)
-            accepted, status, text = value
+            accepted, status, text, *rest = value
             if not accepted:
-                await conn.deny(int(status), str(text))
+                headers = rest[0] if rest and isinstance(rest[0], dict) else None
+                await conn.deny(int(status), str(text), headers)
                 return
             opened = True
             await conn.accept()

@@ -231,9 +231,12 @@ class TunnelConnection:
         self.accepted = True
         self.session.send(Reply(self.rid, True, [True, 101, ""]))
 
-    async def deny(self, status: int, text: str) -> None:
+    async def deny(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
         self.closed = True
-        self.session.send(Reply(self.rid, True, [False, status, text]))
+        # (the headers ride as a fourth item only when there are some: a node of an older
+        # release, mid rolling upgrade, reads a three-item answer as before)
+        value: list[Any] = [False, status, text, headers] if headers else [False, status, text]
+        self.session.send(Reply(self.rid, True, value))
 
     @property
     def gone(self) -> bool:

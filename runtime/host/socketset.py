@@ -20,7 +20,7 @@ from contextvars import Context
 from functools import partial
 from typing import Protocol
 
-from ..base.errors import DurableObjectError, InvalidValue, Relocate
+from ..base.errors import DurableObjectError, InvalidValue, Relocate, error_headers
 from ..objects.object import DurableObject
 from ..sockets.websocket import ObjectWebSocket, Received, SocketOwner, SocketRequest, Transport
 
@@ -112,12 +112,14 @@ async def serve_socket(host: SocketHost, conn: Transport, request: SocketRequest
             raise  # the router takes the socket elsewhere
         except DurableObjectError as exc:
             host.socket_refused()
-            await conn.deny(503 if exc.retryable else 400, str(exc))
+            await conn.deny(503 if exc.retryable else 400, str(exc), error_headers(exc))
             return
         except Exception:
             log.exception("%s.websocket_connect raised", host.class_name(), extra=host.log_fields)
             host.socket_refused()
-            await conn.deny(500, "the object failed to accept the connection")
+            await conn.deny(
+                500, "the object failed to accept the connection", {"X-Outcome": "unknown"}
+            )
             return
         if not ws.accepted:
             await _refuse(host, ws, conn)

@@ -187,11 +187,11 @@ class Connection:
             return 0
         return int(fast.transport.get_write_buffer_size()) + CORK.pending(fast.transport)
 
-    async def deny(self, status: int, text: str) -> None:
+    async def deny(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
         """Refuse the handshake with an HTTP response (or a plain 403 if unsupported)."""
         self.closed = True
         try:
-            await self.websocket.send_denial_response(PlainTextResponse(text, status))
+            await self.websocket.send_denial_response(PlainTextResponse(text, status, headers))
         except RuntimeError:
             await self._close(1008, "")
 

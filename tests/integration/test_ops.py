@@ -130,9 +130,12 @@ async def test_a_json_logging_node_names_the_failing_object_and_no_secret(
             intruder = auth.auth_headers("not-the-secret", "intruder", owner.node_id, time.time())
             with pytest.raises(InvalidStatus):
                 await connect(f"{owner.ws}{link.PATH}", additional_headers=intruder)
-        # The object's handshake handler raises (after accepting): the node logs it.
-        with pytest.raises(InvalidStatus):
+        # The object's handshake handler raises (after accepting): the node logs it, and the
+        # refusal, tunnelled back from the owner, says the handler may have had an effect.
+        with pytest.raises(InvalidStatus) as crashed:
             await connect(f"{other.ws}/probe/crashy/ws?crash=1", open_timeout=5)
+        assert crashed.value.response.status_code == 500
+        assert crashed.value.response.headers["X-Outcome"] == "unknown"
         # A browser's cookies ride on every handshake (a waiting room's admission, the ops
         # token): the websockets library logs handshake headers at DEBUG.
         cookie = {"Cookie": f"ops_token={COOKIE_VALUE}"}

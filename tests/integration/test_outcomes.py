@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from runtime import DurableObjectError, Node, Settings
 from runtime.storage.embedded import ValkeyProcess, free_port
@@ -108,6 +108,15 @@ async def test_error_answers_carry_x_outcome(tmp_path: Path) -> None:
             assert refused.headers["retry-after"] == "1"
             cold = await client.post("/probe/cold/incr")
             assert cold.status_code == 503 and cold.headers["x-outcome"] == "not-run"
+        # A socket's handshake refused for the same reason says the same (a client that is
+        # not a browser reads them before trying again).
+        with pytest.raises(InvalidStatus) as refused_socket:
+            await connect(f"{web.ws}/probe/cold-socket/ws")
+        answer = refused_socket.value.response
+        assert answer.status_code == 503
+        assert answer.headers["X-Outcome"] == "not-run"
+        assert answer.headers["X-Error-Code"] in ("storage_unavailable", "reset")
+        assert answer.headers["Retry-After"] == "1"
     finally:
         await web.stop()
         server.stop()
