@@ -183,6 +183,12 @@ def start_node(
     return process
 
 
+def _system_seconds(pid: int) -> float:
+    """A process's CPU time in the kernel so far (Linux's /proc, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+
+
 def commands(redis_url: str) -> Counter[str]:
     """Valkey's count of calls per command so far (INFO commandstats)."""
     import redis
@@ -270,12 +276,14 @@ def profile(workload: Workload, args: argparse.Namespace, pyspy: Path) -> None:
             units = 0
             calls = commands(valkey.url)
             cpu = cpu_seconds(node.pid)
+            kernel = _system_seconds(node.pid)
             started = time.perf_counter()
             try:
                 for _ in range(args.repeat * workload.times):
                     units += load(port)
             finally:
                 used = cpu_seconds(node.pid) - cpu
+                kernel = _system_seconds(node.pid) - kernel
                 elapsed = time.perf_counter() - started
                 calls = commands(valkey.url) - calls
                 calls.pop("info", None)
@@ -292,7 +300,8 @@ def profile(workload: Workload, args: argparse.Namespace, pyspy: Path) -> None:
     print(f"   node: {where}; load average before: {load_avg}; py-spy: {out.relative_to(ROOT)}")
     print(
         f"   node CPU {used:.2f} s over {elapsed:.1f} s for {units:,} {workload.unit}: "
-        f"{used / max(units, 1) * 1e6:.1f} us each"
+        f"{used / max(units, 1) * 1e6:.1f} us each, {kernel / max(used, 1e-9):.0%} of it "
+        "in the kernel"
     )
     per = ", ".join(f"{c} {n / max(units, 1):.2f}" for c, n in calls.most_common(6))
     print(f"   Valkey calls per {workload.unit} (the node's, over the same span): {per}")
