@@ -10,7 +10,7 @@ PORT   ?= 8000
 
 .PHONY: run dev test test-unit test-faults test-compose lint bench bench-chat bench-events bench-whiteboard \
 	bench-cluster bench-memory bench-replicas bench-lobby bench-waiting-room bench-capacity simulate \
-	profile-chat fuzz-whiteboard bundle system-deps clean
+	profile profile-chat fuzz-whiteboard bundle system-deps clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -159,6 +159,11 @@ simulate: $(VENV)/.installed-bench
 # Where a node spends its CPU under the chat's paced and multi-room loads (py-spy, as root).
 profile-chat: $(VENV)/.installed-bench
 	$(PY) bench/profile_chat.py $(ARGS)
+
+# Every workload's profile (bench/profile.py), e.g. ARGS="--workload write c4" or, for the
+# node of another checkout under the same load, ARGS="--node-tree ../old --label old".
+profile: $(VENV)/.installed-bench
+	$(PY) bench/profile.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts node_modules static/build \
