@@ -331,11 +331,17 @@ class Replica:
         if self.state.version >= version and not self.stale:
             return True
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((version, future))
+        entry = (version, future)
+        self._waiters.append(entry)
         try:
             await asyncio.wait_for(future, timeout)
         except TimeoutError:
             return False
+        finally:
+            # A version nobody reaches (a client may send any) must not stay here: each
+            # commit scans the list, and a stream of made-up versions would grow it for ever.
+            if entry in self._waiters:
+                self._waiters.remove(entry)
         return not self.stale
 
     # ------------------------------------------------------------ events

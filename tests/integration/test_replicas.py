@@ -84,6 +84,27 @@ async def test_a_read_at_another_node_sees_the_write_the_client_made(cluster: Pa
     assert b.node.replicas.figures()["held"] == 1
 
 
+async def test_a_version_from_the_future_costs_one_wait_and_leaves_nothing_behind(
+    cluster: Pair,
+) -> None:
+    """A client may send any version: one no commit reaches makes its own read wait briefly
+    and go to the primary, and leaves no waiter on the replica (they would pile up)."""
+    a, b = await cluster(2)
+    writer = a.node.namespace(SHELVES.name).get_by_name("future")
+    await writer.put("k", "v")
+    await b.node.namespace(SHELVES.name).get_by_name("future").get("k")  # the replica loads
+    (replica,) = b.node.replicas.table.values()
+    behind = b.node.stats.replica_forwards["behind"]
+    for _ in range(20):
+        liar = b.node.namespace(SHELVES.name).get_by_name("future", after=2**52)
+        assert (await liar.get("k"))["value"] == "v"  # answered, by the primary
+    assert b.node.stats.replica_forwards["behind"] == behind + 20
+    assert replica._waiters == []
+    await writer.put("k", "w")  # and the replica still follows its commits
+    fresh = b.node.namespace(SHELVES.name).get_by_name("future", after=writer.version)
+    assert (await fresh.get("k"))["value"] == "w"
+
+
 async def test_a_stub_reads_its_writes_and_never_goes_back(cluster: Pair) -> None:
     a, b = await cluster(2)
     writer = a.node.namespace(SHELVES.name).get_by_name("mono")
