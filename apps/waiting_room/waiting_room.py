@@ -43,6 +43,7 @@ from starlette.requests import cookie_parser
 
 from runtime import (
     AlarmInfo,
+    Changes,
     CloseCode,
     DurableObject,
     DurableObjectError,
@@ -52,7 +53,7 @@ from runtime import (
     rpc,
 )
 
-from . import room_settings
+from . import replica, room_settings
 from .admin import AdminPages, encode
 from .config import WaitingRoomConfig
 from .cookies import PURPOSE, cookie_name, signer_for, valid_visitor
@@ -93,6 +94,9 @@ def token_hash(token: str) -> str:
 class WaitingRoom(DurableObject):
     """One waiting room."""
 
+    #: Status reads (figures, settings) run on the replica of the node a request reached
+    #: (replica.py); every decision still goes to this one live instance.
+    replicated = True
     #: Rebuilding a room reads every queued visitor: keep it in memory while pages are open.
     hibernate_after = 600.0
 
@@ -126,6 +130,8 @@ class WaitingRoom(DurableObject):
             meta,
             {k[2:]: v for k, v in leases.items()},
         )
+        if self.ctx.is_replica:
+            replica.seed_recent(rules, time.time())
         self.alarm_at = await self.storage.get_alarm()
         for ws in self.get_websockets(VISITOR):
             visitor = (ws.attachment or {}).get("v")
@@ -173,21 +179,18 @@ class WaitingRoom(DurableObject):
         await self.apply(self.rules.tick(now), now)  # (what it stores from the start)
         return {"settings": checked.as_dict()}
 
-    @rpc
+    @rpc(readonly=True)
     async def info(self) -> dict[str, Any] | None:
-        """Settings and figures (None: no such room)."""
-        if self.rules is None:
-            return None
-        now = time.time()
-        await self.apply(self.rules.tick(now), now)
-        return {**self.rules.figures(now), **self.rules.settings.as_dict()}
+        """Settings and figures as committed (None: no such room); the alarms keep them
+        moving, so a read changes nothing and may run on a replica."""
+        return None if self.rules is None else replica.figures_at(self.rules, time.time())
 
-    @rpc
+    @rpc(readonly=True)
     async def settings(self) -> dict[str, Any] | None:
         """The settings alone (pages cache them for their texts)."""
         return None if self.rules is None else self.rules.settings.as_dict()
 
-    @rpc
+    @rpc(readonly=True)
     async def mode(self) -> dict[str, Any] | None:
         """What routes need to know before deciding (it never changes)."""
         if self.rules is None:
@@ -375,6 +378,24 @@ class WaitingRoom(DurableObject):
         effects = self.rules.lease(shard, checked, now)
         await self.apply(effects, now)
         return next(e.answer for e in effects if isinstance(e, Granted))
+
+    async def replica_update(self, changes: Changes) -> None:
+        """(Replicas.) The primary committed: the rules here follow (replica.py)."""
+        if changes.reloaded:
+            return  # (a new instance, built from the copy by load())
+        if changes.deleted_all:
+            self.rules, self.admin_hash = None, ""
+            return
+        old = self.rules
+        if old is None or replica.needs_rebuild(changes.keys):
+            self.rules = None
+            await self.load()
+            if old is not None and self.rules is not None:
+                replica.keep_recent(old, self.rules, time.time())
+            return
+        keys = sorted(changes.keys)
+        values = await self.storage.get_many(keys)
+        replica.follow(old, {key: values.get(key) for key in keys}, time.time())
 
     # ------------------------------------------------------------ time
 
