@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.waiting_room import replica
+from apps.waiting_room import replica, versions
 from apps.waiting_room.effects import Delete, Store
 from apps.waiting_room.leasing import REQUEST_FIELDS
 from apps.waiting_room.room_settings import RoomSettings
@@ -162,3 +162,12 @@ def test_a_fresh_replica_counts_the_last_minutes_admissions_from_the_window() ->
     leasing.window.record(T0, 3)
     replica.seed_recent(leasing, T0 + 1)
     assert replica.figures_at(leasing, T0 + 1)["admitted_last_minute"] == 0
+
+
+def test_a_carried_version_is_an_integer_within_bounds_or_nothing() -> None:
+    assert versions.parse("17") == 17
+    assert versions.parse(str(versions.MAX_VERSION)) == versions.MAX_VERSION
+    for garbage in (None, "", "0", "-1", "+3", " 3", "3 ", "1e3", "0x1", "٣", "³", "9" * 40):
+        assert versions.parse(garbage) == 0, garbage
+    assert versions.parse(str(versions.MAX_VERSION + 1)) == 0
+    assert versions.cookie_name("ab" * 32) == "wr_v_" + "ab" * 16
