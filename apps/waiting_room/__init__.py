@@ -16,6 +16,8 @@ The parts:
     line.py, window.py, deadlines.py    the line, the rate window, pending times
     waiting_room.py     WaitingRoom: the object that carries RoomRules' effects out
     replica.py          a WaitingRoom's read replica: its rules follow the commits
+    pages.py            waiting pages watched on replicas, and the room's record of them
+    presence.py         which nodes report which visitors' open pages, while fresh; sans I/O
     admin.py            the admin page's socket, for a WaitingRoom
     room_shard.py       RoomShard: the object that carries ShardRules' effects out
     gate_directory.py   GateDirectory: which room stands in front of which path

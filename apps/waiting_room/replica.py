@@ -16,6 +16,7 @@ room that neither leases slots nor passes everyone through: :func:`seed_recent`)
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from .leasing import ShardLease
@@ -38,19 +39,39 @@ def needs_rebuild(keys: frozenset[str]) -> bool:
     return not keys.isdisjoint(REBUILD_KEYS)
 
 
-def follow(rules: RoomRules, values: dict[str, Any], now: float) -> None:
+@dataclass(slots=True)
+class Followed:
+    """What a commit changed for the replica's waiting pages."""
+
+    #: Visitors admitted from the line (their pages are told at once).
+    admitted: list[str] = field(default_factory=list)
+    #: The line or the wait estimates moved (pages get their new status, batched).
+    reordered: bool = False
+
+
+def follow(rules: RoomRules, values: dict[str, Any], now: float) -> Followed:
     """Apply one commit of the primary to a replica's ``rules``: ``values`` maps each key
     the commit wrote to its new value, or to None if it deleted it (keys outside the
     room's records are ignored). Changed visitors are all taken out before any is put
     back, so tickets dealt anew in one commit (a lottery) never collide."""
+    followed = Followed()
     visitors = {
         k[len(VISITOR_PREFIX) :]: v for k, v in values.items() if k.startswith(VISITOR_PREFIX)
     }
+    queued = set()  # (visitors who were in line before this commit)
     for visitor_id in visitors:
-        _drop(rules, visitor_id)
+        if _drop(rules, visitor_id):
+            queued.add(visitor_id)
     for visitor_id, data in sorted(visitors.items(), key=lambda item: _ticket(item[1])):
-        if data is not None:
-            _add(rules, Visitor.from_wire(visitor_id, data))
+        if data is None:
+            continue
+        v = Visitor.from_wire(visitor_id, data)
+        _add(rules, v)
+        if v.state == ACTIVE and visitor_id in queued:
+            followed.admitted.append(visitor_id)
+        elif v.state != ACTIVE:
+            queued.add(visitor_id)
+    followed.reordered = bool(queued)
     leases = {k[len(LEASE_PREFIX) :]: v for k, v in values.items() if k.startswith(LEASE_PREFIX)}
     if leases:
         for shard, data in leases.items():
@@ -67,7 +88,14 @@ def follow(rules: RoomRules, values: dict[str, Any], now: float) -> None:
         total = int(admissions.get("n", 0))
         if total > rules.admitted_total:
             rules.recent.record(now, total - rules.admitted_total)
+            followed.reordered = bool(rules.line)  # (waits are estimated from admissions)
         rules.admitted_total = total
+    return followed
+
+
+def admitted_between(old: RoomRules, new: RoomRules) -> list[str]:
+    """Visitors in ``old``'s line whom ``new`` holds admitted (a rebuild's admissions)."""
+    return [v for v in old.line if (now := new.visitors.get(v)) is not None and now.state == ACTIVE]
 
 
 def seed_recent(rules: RoomRules, now: float) -> None:
@@ -94,15 +122,17 @@ def _ticket(data: Any) -> int:
     return int(data[1]) if isinstance(data, list | tuple) and len(data) > 1 else 0
 
 
-def _drop(rules: RoomRules, visitor_id: str) -> None:
+def _drop(rules: RoomRules, visitor_id: str) -> bool:
+    """Take a visitor out (to be put back as the commit says): whether they were in line."""
     v = rules.visitors.pop(visitor_id, None)
     if v is None:
-        return
+        return False
     if v.state == ACTIVE:
         rules.active_count -= 1
-    else:
-        rules.line.remove(visitor_id)
-        rules.last_seen.pop(visitor_id, None)
+        return False
+    rules.line.remove(visitor_id)
+    rules.last_seen.pop(visitor_id, None)
+    return True
 
 
 def _add(rules: RoomRules, v: Visitor) -> None:

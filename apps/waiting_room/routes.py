@@ -229,14 +229,15 @@ async def bye(request: Request) -> Response:
 
 
 async def socket(websocket: WebSocket) -> None:
-    """Hand a waiting page's socket to the room (it reads the visitor from the cookie)."""
+    """Hand a waiting page's socket to the room's replica on this node (it reads the
+    visitor from the cookie, and tells the room the page is open: pages.py)."""
     env = env_of(websocket)
     try:
         stub = client.room_stub(env, websocket.path_params["room"])
     except UnknownRoom:
         await websocket.send_denial_response(JSONResponse({"error": "No such room."}, 404))
         return
-    await stub.connect(websocket)
+    await stub.watch(websocket)
 
 
 #: (the busiest routes first: Starlette tries them in order)

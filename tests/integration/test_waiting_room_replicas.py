@@ -10,13 +10,19 @@ a malformed version is ignored.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
 
 from apps.waiting_room import WaitingRoomConfig, make_app
 from apps.waiting_room.cookies import cookie_name
+from apps.waiting_room.pages import MAX_PAGES
 from apps.waiting_room.versions import HEADER, MAX_VERSION
 from apps.waiting_room.versions import cookie_name as version_cookie
 from runtime import Node, Settings
@@ -25,7 +31,9 @@ from tests.conftest import TEST_SETTINGS
 from tests.support.servers import LocalServer
 
 SECRET = "waiting-room-replica-secret-0123456789"
-FAST = WaitingRoomConfig(push_interval=0.05, gate_cache_seconds=0.5)
+FAST = WaitingRoomConfig(
+    push_interval=0.05, gate_cache_seconds=0.5, presence_interval=0.5, presence_ttl=2.0
+)
 JSON = {"Accept": "application/json"}
 ROOM = {
     "total_active_users": 3,
@@ -59,6 +67,8 @@ SHAPE: dict[str, tuple[type, ...]] = {
     "site_url": (str,),
     "admin_url": (str,),
 }
+#: A waiting page's message (pinned; "paused" only while the room is paused).
+SHAPE_OF_STATUS = {"status", "position", "eta_s"}
 Nodes = Callable[[int], Awaitable[list[LocalServer]]]
 
 
@@ -85,9 +95,9 @@ async def nodes(redis_url: str) -> AsyncIterator[Nodes]:
         await server.stop()
 
 
-async def create(base: str) -> str:
+async def create(base: str, **changes: Any) -> str:
     async with httpx.AsyncClient(base_url=base) as http:
-        r = await http.post("/waiting-room/api/rooms", json=ROOM)
+        r = await http.post("/waiting-room/api/rooms", json={**ROOM, **changes})
         assert r.status_code == 201, r.text
         return str(r.json()["room"])
 
@@ -193,3 +203,116 @@ async def test_a_version_from_the_future_costs_a_wait_not_an_error(nodes: Nodes)
         await http.get(b.http + url)
         r = await http.get(b.http + url, headers={HEADER: str(MAX_VERSION)})
         assert r.status_code == 200 and r.json()["active"] == 0  # (from the primary)
+
+
+# ---------------------------------------------------------------- waiting pages on replicas
+
+
+def primary(server: LocalServer, room: str) -> Any:
+    """The room's live instance on ``server`` (its primary)."""
+    ns = server.node.namespaces["waiting_room"]
+    record = server.node.record_of(ns, ns.id_from_string(room))
+    assert record is not None and record.instance is not None
+    return record.instance
+
+
+async def until(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def page(server: LocalServer, room: str, browser: httpx.AsyncClient) -> ClientConnection:
+    cookie = {"Cookie": f"{cookie_name(room)}={browser.cookies[cookie_name(room)]}"}
+    return await connect(f"{server.ws}/waiting-room/r/{room}/ws", additional_headers=cookie)
+
+
+async def next_status(ws: ClientConnection) -> dict[str, Any]:
+    return dict(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+
+
+async def test_a_page_on_another_nodes_replica_hears_positions_and_its_admission(
+    nodes: Nodes,
+) -> None:
+    a, b, _ = await nodes(3)
+    room = await create(a.http, total_active_users=1)
+    browsers = [httpx.AsyncClient() for _ in range(3)]
+    for http in browsers:
+        await http.get(f"{a.http}/waiting-room/r/{room}/", headers=JSON)
+    ws = await page(b, room, browsers[2])
+    first = await next_status(ws)
+    assert (first["status"], first["position"], set(first)) == ("queued", 2, SHAPE_OF_STATUS)
+    assert b.node.replicas.figures()["held"] == 1  # (the page is B's replica's)
+    room_ = primary(a, room)
+    assert room_.pages == {}  # (none on the primary)
+    visitor = next(iter(room_.rules.line))  # (the head of the line: browsers[1])
+    await until(lambda: set(room_.rules.sockets) == set(room_.rules.line) - {visitor})
+    await browsers[1].post(f"{a.http}/waiting-room/r/{room}/leave", headers=JSON)
+    assert (await next_status(ws))["position"] == 1
+    await browsers[0].post(f"{a.http}/waiting-room/r/{room}/leave", headers=JSON)
+    assert (await next_status(ws))["status"] == "admitted"
+    await ws.close()
+    for http in browsers:
+        await http.aclose()
+
+
+async def test_closing_the_last_page_on_a_replica_starts_the_visitors_absence(
+    nodes: Nodes,
+) -> None:
+    a, b, c = await nodes(3)
+    room = await create(a.http, total_active_users=1)
+    taker, waiting = httpx.AsyncClient(), httpx.AsyncClient()
+    await taker.get(f"{a.http}/waiting-room/r/{room}/", headers=JSON)
+    await waiting.get(f"{a.http}/waiting-room/r/{room}/", headers=JSON)
+    room_ = primary(a, room)
+    [visitor] = list(room_.rules.line)
+    on_b, on_c = await page(b, room, waiting), await page(c, room, waiting)
+    await until(lambda: room_.rules.sockets.get(visitor) == 2)  # (a page on each node)
+    # a visitor's pages are counted per node: a fifth on one node is refused there
+    more = [await page(b, room, waiting) for _ in range(MAX_PAGES - 1)]
+    with pytest.raises(Exception, match="429"):
+        await page(b, room, waiting)
+    for ws in more:
+        await ws.close()
+    await on_b.close()
+    await until(lambda: room_.rules.sockets.get(visitor) == 1)
+    seen = room_.rules.last_seen[visitor]
+    closed = time.time()
+    await on_c.close()
+    await until(lambda: visitor not in room_.rules.sockets)
+    assert room_.rules.last_seen[visitor] >= max(seen, closed)  # its absence starts now
+    for http in (taker, waiting):
+        await http.aclose()
+
+
+async def test_a_node_that_stops_reporting_loses_its_pages_presence_within_the_ttl(
+    nodes: Nodes,
+) -> None:
+    a, b = await nodes(2)
+    room = await create(a.http, total_active_users=1)
+    taker, waiting = httpx.AsyncClient(), httpx.AsyncClient()
+    await taker.get(f"{a.http}/waiting-room/r/{room}/", headers=JSON)
+    await waiting.get(f"{a.http}/waiting-room/r/{room}/", headers=JSON)
+    room_ = primary(a, room)
+    [visitor] = list(room_.rules.line)
+    ws = await page(b, room, waiting)
+    await until(lambda: room_.rules.sockets.get(visitor) == 1)
+    # B is cut off from the room: its reports never arrive (the page itself stays open)
+    instance = next(iter(b.node.replicas.table.values())).instance
+    assert instance is not None
+
+    class CutOff:
+        async def page_report(self, *args: Any) -> bool:
+            await asyncio.Event().wait()  # (never answers)
+            return False
+
+    instance.primary = CutOff  # type: ignore[method-assign]
+    cut = time.time()
+    await until(lambda: visitor not in room_.rules.sockets, timeout=FAST.presence_ttl + 2)
+    # within the TTL of B's last report (sent at most presence_interval before the cut)
+    assert time.time() - cut <= FAST.presence_ttl + 0.5
+    assert room_.rules.last_seen[visitor] >= cut  # its absence starts then
+    await ws.close()
+    for http in (taker, waiting):
+        await http.aclose()

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from apps.waiting_room import replica, versions
 from apps.waiting_room.effects import Delete, Store
 from apps.waiting_room.leasing import REQUEST_FIELDS
+from apps.waiting_room.presence import Presence
 from apps.waiting_room.room_settings import RoomSettings
 from apps.waiting_room.rules import LEASE_PREFIX, VISITOR_PREFIX, RoomRules
 
@@ -171,3 +172,58 @@ def test_a_carried_version_is_an_integer_within_bounds_or_nothing() -> None:
         assert versions.parse(garbage) == 0, garbage
     assert versions.parse(str(versions.MAX_VERSION + 1)) == 0
     assert versions.cookie_name("ab" * 32) == "wr_v_" + "ab" * 16
+
+
+# ---------------------------------------------------------------- presence (pages on replicas)
+
+
+def test_a_nodes_report_counts_while_fresh_and_late_reports_change_nothing() -> None:
+    p = Presence(ttl=15.0)
+    d = p.report("n1", "s1", 1, frozenset({"a", "b"}), T0)
+    assert (d.attached, d.detached) == (["a", "b"], [])
+    d = p.report("n1", "s1", 2, frozenset({"b", "c"}), T0 + 1)
+    assert (d.attached, d.detached) == (["c"], ["a"])
+    late = p.report("n1", "s1", 1, frozenset({"a"}), T0 + 2)  # sent before seq 2
+    assert (late.attached, late.detached) == ([], []) and p.counted("a") == 0
+    d = p.report("n2", "t1", 1, frozenset({"c"}), T0 + 2)
+    assert (d.attached, p.counted("c")) == (["c"], 2)
+    # a new session of n1 (its replica reloaded, or the node restarted) replaces the old
+    d = p.report("n1", "s2", 1, frozenset({"c"}), T0 + 3)
+    assert (d.attached, d.detached) == ([], ["b"])
+    assert p.next_expiry() == T0 + 2 + 15
+    # n2 stops reporting (killed, cut off): its visitors lose it when its report goes stale
+    assert p.expire(T0 + 16.9).detached == []
+    assert p.expire(T0 + 17).detached == ["c"] and p.counted("c") == 1
+    assert p.expire(T0 + 18).detached == ["c"] and p.counted("c") == 0
+    assert p.next_expiry() is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["n1", "n2", "n3"]),
+            st.sampled_from(["s1", "s2"]),
+            st.integers(1, 6),
+            st.frozensets(st.sampled_from("abcde")),
+            st.floats(0.0, 10.0),
+        ),
+        max_size=40,
+    )
+)
+def test_the_rules_socket_counts_always_equal_the_fresh_reports(
+    reports: list[tuple[str, str, int, frozenset[str], float]],
+) -> None:
+    """Applying each delta to RoomRules' attach/detach keeps the rules' count of each
+    visitor's pages equal to the number of fresh reports naming them."""
+    rules = rules_over(RoomSettings(1, 10, 60, "fifo"), T0)
+    p, now = Presence(ttl=12.0), T0
+    for node, session, seq, visitors, dt in reports:
+        now += dt
+        for delta in (p.expire(now), p.report(node, session, seq, visitors, now)):
+            for v in delta.attached:
+                rules.attach(v)
+            for v in delta.detached:
+                rules.detach(v, now)
+        for v in "abcde":
+            assert rules.sockets.get(v, 0) == p.counted(v), v
