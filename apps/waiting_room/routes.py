@@ -128,7 +128,7 @@ async def site(request: Request) -> Response:
         return error(request, 503, text, outcome(exc, decided=decision is not None))
     headers = {"set-cookie": cookie, "cache-control": "no-store"}
     response: Response
-    back = local_path(request.query_params.get("return"))
+    back = None if as_json else local_path(request.query_params.get("return"))
     if as_json:
         response = JSONResponse(decision.as_json(), headers=headers)
     elif decision.admitted and back:
