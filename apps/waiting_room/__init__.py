@@ -15,12 +15,16 @@ The parts:
     leasing.py          slot leasing, sans I/O: the room's ledger, and ShardRules
     line.py, window.py, deadlines.py    the line, the rate window, pending times
     waiting_room.py     WaitingRoom: the object that carries RoomRules' effects out
+    replica.py          a WaitingRoom's read replica: its rules follow the commits
+    pages.py            waiting pages watched on replicas, and the room's record of them
+    presence.py         which nodes report which visitors' open pages, while fresh; sans I/O
     admin.py            the admin page's socket, for a WaitingRoom
     room_shard.py       RoomShard: the object that carries ShardRules' effects out
     gate_directory.py   GateDirectory: which room stands in front of which path
     gates.py            the gate (node middleware) and each node's copy of the directory
     client.py           how routes and the gate reach the object that decides a visit
     cookies.py          the visitor's signed cookie
+    versions.py         the room's version a client carries (read-your-writes)
     routes.py, api.py   the visitor's pages; the operator's JSON API and admin page
 """
 

@@ -35,7 +35,7 @@ from starlette.websockets import WebSocket
 
 from runtime import DurableObjectError, app_of, env_of, error_headers, url_path
 
-from . import client, gates, room_settings
+from . import client, gates, room_settings, versions
 from .client import UnknownRoom
 from .names import ROOMS
 from .room_settings import SettingsError
@@ -118,8 +118,8 @@ async def room_api(request: Request) -> Response:
     (the admin token, for both)."""
     app = app_of(request)
     room = request.path_params["room"]
-    try:
-        stub = client.room_stub(app.env, room)
+    try:  # (reads at least as current as the client's last write: versions.py)
+        stub = client.room_stub(app.env, room, versions.carried(request, room))
     except UnknownRoom:
         return fail(404, "no such room")
     if request.method in ("GET", "HEAD"):  # (Starlette routes HEAD wherever GET goes)
@@ -158,10 +158,13 @@ async def room_api(request: Request) -> Response:
     # (also after an error: a 503 from a lost release comes with the settings saved)
     gates.cache_of(app).invalidate()
     client.forget_settings(room)
+    secure = request.scope.get("scheme") == "https"
     if "error" in answer:
         status = int(answer.pop("status", 500))
-        return JSONResponse(answer, status_code=status)
-    return JSONResponse(answer["settings"])
+        return versions.remember(
+            JSONResponse(answer, status_code=status), room, stub.version, secure
+        )
+    return versions.remember(JSONResponse(answer["settings"]), room, stub.version, secure)
 
 
 async def delete_room(request: Request, stub: Any, room: str, token: str) -> Response:

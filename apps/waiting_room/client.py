@@ -52,6 +52,8 @@ class Decision:
     session_duration: int
     first_position: int
     paused: bool = False
+    #: The room's version after deciding (0: a shard decided; versions.py).
+    version: int = 0
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -88,8 +90,10 @@ def room_id(env: Env, room: str) -> ObjectId:
         raise UnknownRoom(room) from None
 
 
-def room_stub(env: Env, room: str) -> Any:
-    return env.namespace(ROOMS).get(room_id(env, room))
+def room_stub(env: Env, room: str, after: int = 0) -> Any:
+    """The room's stub; ``after``: a version of the room the client has seen (its reads
+    are then at least that current: versions.py)."""
+    return env.namespace(ROOMS).get(room_id(env, room), after=after)
 
 
 async def leasing(env: Env, room: str) -> bool:
@@ -149,10 +153,11 @@ async def decide(env: Env, room: str, visitor: Pass | None, join: bool = True) -
     ``join``, a newcomer who cannot be admitted at once is turned away ("rejected") rather
     than queued: for requests that cannot show the waiting page (a WebSocket handshake)."""
     who = visitor.visitor if visitor is not None else new_visitor()
+    stub = room_stub(env, room)
     if not await leasing(env, room):
-        answer = await room_stub(env, room).visit(who, join)
+        answer = await stub.visit(who, join)
     elif visitor is not None and not visitor.holder and visitor.state != "rejected":
-        answer = await room_stub(env, room).visit(who, join)  # the room knows them
+        answer = await stub.visit(who, join)  # the room knows them
     else:
         node = visitor.holder if visitor is not None and visitor.holder else env.node_id
         shard = env.namespace(SHARDS).get_by_name(shard_name(room, node))
@@ -170,15 +175,19 @@ async def decide(env: Env, room: str, visitor: Pass | None, join: bool = True) -
         session_duration=int(answer.get("session_duration", 0)),
         first_position=int(answer.get("first_position", 0)),
         paused=answer.get("paused") is True,
+        version=int(stub.version),
     )
 
 
-async def leave(env: Env, room: str, visitor: Pass) -> bool:
-    """Free the visitor's slot (or place in line) at once."""
+async def leave(env: Env, room: str, visitor: Pass) -> tuple[bool, int]:
+    """Free the visitor's slot (or place in line) at once: (whether the visitor was known,
+    the room's version after it; 0 when the visitor's shard took the leave)."""
     if visitor.holder and await leasing(env, room):
         shard = env.namespace(SHARDS).get_by_name(shard_name(room, visitor.holder))
-        return bool(await shard.leave(room, visitor.holder, visitor.visitor))
-    return bool(await room_stub(env, room).leave(visitor.visitor))
+        return bool(await shard.leave(room, visitor.holder, visitor.visitor)), 0
+    stub = room_stub(env, room)
+    left = bool(await stub.leave(visitor.visitor))
+    return left, int(stub.version)
 
 
 async def cookie_header(

@@ -38,9 +38,16 @@ class WaitingRoomConfig(BaseSettings):
     lease_batch: int = 64
     #: Admin pages get a sample of the room's figures this often (seconds).
     sample_interval: float = 1.0
+    #: Waiting pages watched on a node's replica: the node reports its visitors with open
+    #: pages to the room this often (WAITING_ROOM_PRESENCE_INTERVAL, seconds; and on change)...
+    presence_interval: float = 5.0
+    #: ...and the room counts a report this long (WAITING_ROOM_PRESENCE_TTL): a dead or cut
+    #: off node's pages start their visitors' absence within it (presence.py).
+    presence_ttl: float = 15.0
 
     def __post_init__(self) -> None:
-        for name in ("push_interval", "queue_timeout", "gate_cache_seconds", "sample_interval"):
+        names = ("push_interval", "queue_timeout", "gate_cache_seconds", "sample_interval")
+        for name in (*names, "presence_interval"):
             if not getattr(self, name) > 0:
                 raise ConfigurationError(f"{self.env_name(name)} must be positive")
         if not 0.1 <= self.lease_seconds <= 30:
@@ -51,6 +58,13 @@ class WaitingRoomConfig(BaseSettings):
             raise ConfigurationError("WAITING_ROOM_LEASE_BATCH must be between 1 and 10000")
         if self.queued_cookie_ttl < 60:
             raise ConfigurationError("WAITING_ROOM_QUEUED_COOKIE_TTL must be at least 60")
+        if not self.presence_interval * 2 <= self.presence_ttl <= self.queue_timeout:
+            # (a report missed or late must not end a page's presence; nor a dead node's
+            # pages outlive the absence they should start)
+            raise ConfigurationError(
+                "WAITING_ROOM_PRESENCE_TTL must be between twice WAITING_ROOM_PRESENCE_INTERVAL"
+                " and WAITING_ROOM_QUEUE_TIMEOUT"
+            )
         if self.queue_timeout < 30:
             # Pages without scripts reload every 20 s: a shorter timeout would drop them.
             raise ConfigurationError("WAITING_ROOM_QUEUE_TIMEOUT must be at least 30")

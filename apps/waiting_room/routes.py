@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket
 
 from runtime import DurableObjectError, app_of, env_of, error_headers, url_path
 
-from . import client
+from . import client, versions
 from .client import Decision, RoomError, UnknownRoom
 from .config import WaitingRoomConfig
 from .cookies import cookie_name
@@ -127,17 +127,19 @@ async def site(request: Request) -> Response:
         text = f"The room is unavailable; retry shortly ({exc.code})."
         return error(request, 503, text, outcome(exc, decided=decision is not None))
     headers = {"set-cookie": cookie, "cache-control": "no-store"}
+    response: Response
+    back = None if as_json else local_path(request.query_params.get("return"))
     if as_json:
-        return JSONResponse(decision.as_json(), headers=headers)
-    back = local_path(request.query_params.get("return"))
-    if decision.admitted and back:
-        return RedirectResponse(back, 303, headers=headers)
-    if decision.admitted:
+        response = JSONResponse(decision.as_json(), headers=headers)
+    elif decision.admitted and back:
+        response = RedirectResponse(back, 303, headers=headers)
+    elif decision.admitted:
         context = site_context(request, room, page, texts)
-        return app.render(request, "site.html", context, 200, headers)
-    return app.render(
-        request, "waiting.html", waiting_context(request, room, decision, texts, back), 200, headers
-    )
+        response = app.render(request, "site.html", context, 200, headers)
+    else:
+        context = waiting_context(request, room, decision, texts, back)
+        response = app.render(request, "waiting.html", context, 200, headers)
+    return versions.remember(response, room, decision.version, secure)
 
 
 def site_context(request: Request, room: str, page: str, texts: dict[str, Any]) -> dict[str, Any]:
@@ -189,20 +191,25 @@ async def leave(request: Request) -> Response:
         if visitor is None:
             client.room_id(env, room)  # an unknown room is a 404 before a missing cookie
             return JSONResponse({"error": "no valid cookie for this room"}, status_code=400)
-        left = await client.leave(env, room, visitor)
+        left, version = await client.leave(env, room, visitor)
     except UnknownRoom:
         return JSONResponse({"error": "No such room."}, status_code=404)
     except DurableObjectError as exc:
         text = f"unavailable ({exc.code}); retry"
         return JSONResponse({"error": text}, status_code=503, headers=error_headers(exc))
-    gone = client.morsel(cookie_name(room), "", 0, request.scope.get("scheme") == "https")
+    secure = request.scope.get("scheme") == "https"
+    gone = client.morsel(cookie_name(room), "", 0, secure)
     headers = {"set-cookie": gone, "cache-control": "no-store"}
+    response: Response
     if wants_json(request):
-        return JSONResponse({"left": left}, headers=headers)
-    bye_url = url_path(request, "waiting-room:bye", room=room)
-    if request.query_params.get("from") == "line":  # (the waiting page's "leave the line")
-        bye_url += "?from=line"
-    return RedirectResponse(bye_url, 303, headers=headers)
+        response = JSONResponse({"left": left}, headers=headers)
+    else:
+        bye_url = url_path(request, "waiting-room:bye", room=room)
+        if request.query_params.get("from") == "line":  # (the waiting page's "leave the line")
+            bye_url += "?from=line"
+        response = RedirectResponse(bye_url, 303, headers=headers)
+    # (the room's version: a status read after the leave, through any node, shows it)
+    return versions.remember(response, room, version, secure)
 
 
 async def bye(request: Request) -> Response:
@@ -222,14 +229,15 @@ async def bye(request: Request) -> Response:
 
 
 async def socket(websocket: WebSocket) -> None:
-    """Hand a waiting page's socket to the room (it reads the visitor from the cookie)."""
+    """Hand a waiting page's socket to the room's replica on this node (it reads the
+    visitor from the cookie, and tells the room the page is open: pages.py)."""
     env = env_of(websocket)
     try:
         stub = client.room_stub(env, websocket.path_params["room"])
     except UnknownRoom:
         await websocket.send_denial_response(JSONResponse({"error": "No such room."}, 404))
         return
-    await stub.connect(websocket)
+    await stub.watch(websocket)
 
 
 #: (the busiest routes first: Starlette tries them in order)

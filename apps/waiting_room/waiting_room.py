@@ -27,6 +27,11 @@ over the line sends each open page its new status, only if it changed (O(n) per 
 however many changes the batch covers). The moment is ``push_interval``, stretched so that a
 room sends at most ``push_rate`` updates a second (10,000 pages: a batch every 2 s), so the
 cost of pushing stays flat as the line grows. Admissions are pushed at once.
+
+Replicas (docs/waiting-room.md, "Read replicas"): status reads run on the replica of the
+node a request reached (replica.py), and so do waiting pages, which each node's replica
+reports to the room (pages.py); the admin page's socket stays here. A room too big for a
+replica serves its pages here, as it always did.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from starlette.requests import cookie_parser
 
 from runtime import (
     AlarmInfo,
+    Changes,
     CloseCode,
     DurableObject,
     DurableObjectError,
@@ -52,7 +58,7 @@ from runtime import (
     rpc,
 )
 
-from . import room_settings
+from . import replica, room_settings
 from .admin import AdminPages, encode
 from .config import WaitingRoomConfig
 from .cookies import PURPOSE, cookie_name, signer_for, valid_visitor
@@ -70,20 +76,15 @@ from .effects import (
 )
 from .gates import OPERATOR_ONLY
 from .leasing import check_request
-from .names import GATES, GATES_NAME, SHARDS
+from .names import GATES, GATES_NAME, ROOMS, SHARDS
+from .pages import DELETED, MAX_PAGES, NO_COOKIE, VISITOR, RemotePresence, ReplicaPages
 from .room_settings import RoomSettings, SettingsError
 from .room_shard import shard_name
 from .rules import LEASE_PREFIX, VISITOR_PREFIX, RoomRules
 
 log = logging.getLogger("apps.waiting_room")
 
-VISITOR = "visitor"
-#: Open waiting pages (sockets) per visitor: a few tabs, not a flood on one cookie.
-MAX_PAGES = 4
-#: Close code the waiting page understands (it reloads, once).
-NO_COOKIE = 4001
-#: The room was deleted (pages say so; they do not reconnect).
-DELETED = 4004
+__all__ = ["DELETED", "MAX_PAGES", "NO_COOKIE", "VISITOR", "WaitingRoom", "token_hash"]
 
 
 def token_hash(token: str) -> str:
@@ -93,6 +94,9 @@ def token_hash(token: str) -> str:
 class WaitingRoom(DurableObject):
     """One waiting room."""
 
+    #: Status reads (figures, settings) run on the replica of the node a request reached
+    #: (replica.py); every decision still goes to this one live instance.
+    replicated = True
     #: Rebuilding a room reads every queued visitor: keep it in memory while pages are open.
     hibernate_after = 600.0
 
@@ -109,6 +113,9 @@ class WaitingRoom(DurableObject):
         self.flushing: asyncio.Task[Any] | None = None
         #: The gate prefix being claimed ("" for none) while a change of it is under way.
         self.claiming: str | None = None
+        #: Waiting pages on replicas (pages.py): a replica's own, the room's record of all.
+        self.replica_pages = ReplicaPages(self) if ctx.is_replica else None
+        self.remote = RemotePresence(self)
         ctx.block_concurrency_while(self.load)
 
     async def load(self) -> None:
@@ -126,12 +133,16 @@ class WaitingRoom(DurableObject):
             meta,
             {k[2:]: v for k, v in leases.items()},
         )
+        if self.ctx.is_replica:
+            replica.seed_recent(rules, time.time())
         self.alarm_at = await self.storage.get_alarm()
         for ws in self.get_websockets(VISITOR):
             visitor = (ws.attachment or {}).get("v")
             if isinstance(visitor, str):
                 self.pages.setdefault(visitor, set()).add(ws)
                 rules.attach(visitor)
+        if self.replica_pages is not None and self.pages:
+            self.replica_pages.changed()  # (a new instance: the room hears of its pages)
 
     def start(self, settings: RoomSettings, now: float) -> RoomRules:
         lease = self.config.lease_seconds
@@ -173,21 +184,18 @@ class WaitingRoom(DurableObject):
         await self.apply(self.rules.tick(now), now)  # (what it stores from the start)
         return {"settings": checked.as_dict()}
 
-    @rpc
+    @rpc(readonly=True)
     async def info(self) -> dict[str, Any] | None:
-        """Settings and figures (None: no such room)."""
-        if self.rules is None:
-            return None
-        now = time.time()
-        await self.apply(self.rules.tick(now), now)
-        return {**self.rules.figures(now), **self.rules.settings.as_dict()}
+        """Settings and figures as committed (None: no such room); the alarms keep them
+        moving, so a read changes nothing and may run on a replica."""
+        return None if self.rules is None else replica.figures_at(self.rules, time.time())
 
-    @rpc
+    @rpc(readonly=True)
     async def settings(self) -> dict[str, Any] | None:
         """The settings alone (pages cache them for their texts)."""
         return None if self.rules is None else self.rules.settings.as_dict()
 
-    @rpc
+    @rpc(readonly=True)
     async def mode(self) -> dict[str, Any] | None:
         """What routes need to know before deciding (it never changes)."""
         if self.rules is None:
@@ -303,6 +311,7 @@ class WaitingRoom(DurableObject):
         if self.rules is None:  # (deleted meanwhile by another call)
             return {"deleted": True}
         shards = list(self.rules.ledger.shards)
+        self.remote.clear()
         self.rules = None
         self.admin_hash = ""
         self.pages.clear()
@@ -376,6 +385,24 @@ class WaitingRoom(DurableObject):
         await self.apply(effects, now)
         return next(e.answer for e in effects if isinstance(e, Granted))
 
+    async def replica_update(self, changes: Changes) -> None:
+        """(Replicas.) The primary committed: the rules here follow (replica.py), and this
+        node's waiting pages hear of it (pages.py)."""
+        assert self.replica_pages is not None
+        await self.replica_pages.update(changes)
+
+    @rpc
+    async def page_report(self, node: str, session: str, seq: int, visitors: list[str]) -> bool:
+        """(From a node's replica.) The visitors with a waiting page open there: they count
+        as present while the report is fresh (pages.py)."""
+        if self.rules is None or self.ctx.is_replica:
+            return False
+        return self.remote.report(node, session, seq, visitors)
+
+    def primary(self) -> Any:
+        """This room's stub (from a replica: the room itself)."""
+        return self.env.namespace(ROOMS).get(self.id)
+
     # ------------------------------------------------------------ time
 
     async def alarm(self, info: AlarmInfo) -> None:
@@ -429,6 +456,9 @@ class WaitingRoom(DurableObject):
 
     async def websocket_connect(self, ws: ObjectWebSocket) -> None:
         """A waiting page (or, with ``admin_of`` in the path, an admin page) connects."""
+        if self.replica_pages is not None:
+            await self.replica_pages.connect(ws)
+            return
         if self.rules is None:
             ws.reject(404, "no such room")
             return
@@ -529,7 +559,10 @@ class WaitingRoom(DurableObject):
             pages.discard(ws)
             if not pages:
                 del self.pages[visitor]
-            self.rules.detach(visitor, time.time())
+            if self.replica_pages is not None:
+                self.replica_pages.changed()  # (the room counts this node's report)
+            else:
+                self.rules.detach(visitor, time.time())
 
     # ------------------------------------------------------------ helpers
 

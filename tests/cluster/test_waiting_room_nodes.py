@@ -23,6 +23,12 @@ from tests.support.servers import NodeProcess
 ENV = {"WAITING_ROOM_PUSH_INTERVAL": "0.1", "WAITING_ROOM_LEASE_SECONDS": "0.5"}
 JSON = {"Accept": "application/json"}
 VISITORS = 1000
+ROOM_OF_ONE = {
+    "total_active_users": 1,
+    "new_users_per_minute": 1000,
+    "session_duration": 300,
+    "queueing_method": "fifo",
+}
 
 
 async def create(node: NodeProcess, **settings: Any) -> dict[str, Any]:
@@ -214,8 +220,8 @@ async def test_kill_9_of_the_rooms_node_keeps_the_queue_order(nodes) -> None:
     )
     assert json.loads(await waiting.recv())["position"] == 5
     owner.kill()  # kill -9: no drain, nothing released
-    await asyncio.wait_for(waiting.wait_closed(), 10)
-    assert waiting.close_code == 1012  # the page reconnects
+    # (the page is watched on its own node's replica, on a survivor: it stays open through
+    # the room's move, and hears the new primary's commits below)
     for i, http in enumerate(jars[1:], 1):
         r = await http.get(survivors[i % 2].http + url, headers=JSON)
         for _ in range(40):  # until the room is back on a survivor
@@ -230,5 +236,47 @@ async def test_kill_9_of_the_rooms_node_keeps_the_queue_order(nodes) -> None:
         r = await http.get(survivors[0].http + url, headers=JSON)
         assert r.json()["status"] == ("admitted" if i == 1 else "queued")
         assert r.json()["position"] == (None if i == 1 else i - 1)
+    async with asyncio.timeout(20):  # (the page hears its new place from its replica)
+        while (status := json.loads(await waiting.recv()))["position"] != 4:
+            assert status["status"] == "queued", status
+    await waiting.close()
     for http in jars:
+        await http.aclose()
+
+
+async def test_kill_9_of_a_pages_node_starts_its_visitors_absence_within_the_ttl(nodes) -> None:
+    """A waiting page is watched on its node's replica, which reports it to the room; when
+    that node dies, the room stops counting the page within the presence TTL, and the
+    visitor's absence (QUEUE_TIMEOUT) starts then, not from their last visit."""
+    env = {
+        **ENV,
+        "WAITING_ROOM_PRESENCE_INTERVAL": "0.5",
+        "WAITING_ROOM_PRESENCE_TTL": "2",
+        "WAITING_ROOM_QUEUE_TIMEOUT": "30",
+    }
+    cluster = nodes(3, env=env, suite=True)
+    room = (await create(cluster[0], **ROOM_OF_ONE))["room"]
+    owner = next(n for n in cluster if any(i.startswith("waiting_room:") for i in live_ids(n)))
+    holder = next(n for n in cluster if n is not owner)
+    taker, waiting = httpx.AsyncClient(timeout=30), httpx.AsyncClient(timeout=30)
+    url, api = f"/waiting-room/r/{room}/", f"{owner.http}/waiting-room/api/rooms/{room}"
+    assert (await taker.get(owner.http + url, headers=JSON)).json()["status"] == "admitted"
+    joined = time.monotonic()
+    assert (await waiting.get(owner.http + url, headers=JSON)).json()["status"] == "queued"
+    page = await connect(
+        f"{holder.ws}/waiting-room/r/{room}/ws",
+        additional_headers={"Cookie": f"{cookie_name(room)}={waiting.cookies[cookie_name(room)]}"},
+    )
+    assert json.loads(await page.recv())["position"] == 1
+    await asyncio.sleep(3)  # (reported: the page keeps the place past the last visit's 30 s)
+    holder.kill()  # kill -9 of the page's node: no close, no last report
+    killed = time.monotonic()
+    await asyncio.sleep(max(0.0, joined + 32 - time.monotonic()))
+    assert (await taker.get(api)).json()["queued"] == 1  # (30 s after the visit: still in line)
+    while (await taker.get(api)).json()["queued"] == 1:
+        # absence from the kill (give or take the TTL), not from the visit
+        assert time.monotonic() < killed + 2 + 30 + 4, "the dead node's page kept the place"
+        await asyncio.sleep(0.25)
+    assert time.monotonic() >= killed + 30 - 0.5
+    for http in (taker, waiting):
         await http.aclose()
