@@ -124,12 +124,20 @@ async def room_api(request: Request) -> Response:
         return fail(404, "no such room")
     if request.method in ("GET", "HEAD"):  # (Starlette routes HEAD wherever GET goes)
         try:
-            info = await stub.info()
+            # A replica counts a leasing or passthrough room's admissions of the last minute
+            # only from when it loaded (replica.py): those rooms' figures are the room's own.
+            exact = await client.replica_exact(app.env, room)
+            info = await (stub.info() if exact else stub.primary_info())
+        except UnknownRoom:
+            return fail(404, "no such room")
         except DurableObjectError as exc:
             return fail(503, f"the room is unavailable ({exc.code}); retry", exc)
         if info is None:
             return fail(404, "no such room")
-        return JSONResponse({**info, **links(request, room)}, headers={"cache-control": "no-store"})
+        body = {**info, **links(request, room)}
+        response = JSONResponse(body, headers={"cache-control": "no-store"})
+        # (the version it read at: a client that sends it back never reads older: monotonic)
+        return versions.remember(response, room, stub.version, cookie=False)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -179,7 +187,8 @@ async def delete_room(request: Request, stub: Any, room: str, token: str) -> Res
         return JSONResponse(answer, status_code=status)
     gates.cache_of(app).invalidate()
     client.forget_room(room)
-    return JSONResponse({"deleted": True})
+    secure = request.scope.get("scheme") == "https"
+    return versions.remember(JSONResponse({"deleted": True}), room, stub.version, secure)
 
 
 #: The API's paths, and the methods each takes (anything else under /api: a JSON 404).

@@ -128,6 +128,14 @@ async def room_settings(env: Env, room: str) -> dict[str, Any]:
     return dict(found)
 
 
+async def replica_exact(env: Env, room: str) -> bool:
+    """Whether a replica's figures of the room are exactly the room's own (replica.py:
+    not for a room that lends slots to shards or lets everyone through)."""
+    if await leasing(env, room):
+        return False
+    return (await room_settings(env, room)).get("queueing_method") != "passthrough"
+
+
 def forget_settings(room: str) -> None:
     """This node changed the room's settings: its pages show the new texts at once."""
     _settings.pop(room, None)

@@ -114,6 +114,7 @@ def keep_recent(old: RoomRules, new: RoomRules, now: float) -> None:
     """A rebuilt replica keeps the admissions it had counted (they are stored nowhere), and
     counts those the commit that rebuilt it made."""
     new.recent.buckets = dict(old.recent.buckets)
+    new.since = old.since  # (wait estimates divide what was counted by how long it was)
     if new.admitted_total > old.admitted_total:
         new.recent.record(now, new.admitted_total - old.admitted_total)
 

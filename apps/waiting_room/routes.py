@@ -139,7 +139,7 @@ async def site(request: Request) -> Response:
     else:
         context = waiting_context(request, room, decision, texts, back)
         response = app.render(request, "waiting.html", context, 200, headers)
-    return versions.remember(response, room, decision.version, secure)
+    return versions.remember(response, room, decision.version, cookie=False)
 
 
 def site_context(request: Request, room: str, page: str, texts: dict[str, Any]) -> dict[str, Any]:

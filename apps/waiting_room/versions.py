@@ -9,8 +9,14 @@ A status read starts its stub from the newest version the request carries
 to the primary, so a visitor who left through one node is never shown still there by
 another.
 
+A visit hands back only the header (the cookie would ride on every request of every app,
+and no browser page reads the status API); a leave, a change of settings and a delete set
+the cookie too. A status read hands back the version it read at, so a client that sends
+it back never reads older (monotonic reads).
+
 The version is a hint, not authority: a missing, malformed or out-of-range value reads as
-none (0). A forged high one only makes that client's own reads go to the primary.
+none (0). A forged high one costs that client's own read a short wait and sends it to the
+primary; it leaves nothing behind on the replica (runtime/host/replica.py).
 """
 
 from __future__ import annotations
@@ -48,14 +54,17 @@ def carried(request: HTTPConnection, room: str) -> int:
     return max(parse(request.cookies.get(cookie_name(room))), parse(request.headers.get(HEADER)))
 
 
-def remember(response: Response, room: str, version: int, secure: bool) -> Response:
+def remember(
+    response: Response, room: str, version: int, secure: bool = False, cookie: bool = True
+) -> Response:
     """Hand the client ``version`` (if there is one: a decision made by a node's shard
-    has no version of the room) beside the response's other cookies."""
+    has no version of the room) in the header, and in the cookie unless ``cookie`` is
+    False (a read, or a visit: the cookie is for the writes a status read must show)."""
     if 0 < version <= MAX_VERSION:
-        cookie = f"{PREFIX}{room[:32]}={version}; Path=/; Max-Age={MAX_AGE}; HttpOnly; SameSite=Lax"
         # (appended to the raw headers: on every decision, MutableHeaders costs µs)
-        response.raw_headers += (
-            (b"set-cookie", (cookie + "; Secure" if secure else cookie).encode("latin-1")),
-            (_HEADER_RAW, str(version).encode("latin-1")),
-        )
+        response.raw_headers.append((_HEADER_RAW, str(version).encode("latin-1")))
+        if cookie:
+            text = f"{PREFIX}{room[:32]}={version}; Path=/; Max-Age={MAX_AGE}; HttpOnly"
+            text += "; SameSite=Lax; Secure" if secure else "; SameSite=Lax"
+            response.raw_headers.append((b"set-cookie", text.encode("latin-1")))
     return response

@@ -190,12 +190,18 @@ class WaitingRoom(DurableObject):
         moving, so a read changes nothing and may run on a replica."""
         return None if self.rules is None else replica.figures_at(self.rules, time.time())
 
-    @rpc(readonly=True)
+    @rpc
+    async def primary_info(self) -> dict[str, Any] | None:
+        """The same as ``info``, always from the room itself: for rooms whose admissions of
+        the last minute a replica cannot count (slot leasing, passthrough: replica.py)."""
+        return await self.info()
+
+    @rpc
     async def settings(self) -> dict[str, Any] | None:
         """The settings alone (pages cache them for their texts)."""
         return None if self.rules is None else self.rules.settings.as_dict()
 
-    @rpc(readonly=True)
+    @rpc
     async def mode(self) -> dict[str, Any] | None:
         """What routes need to know before deciding (it never changes)."""
         if self.rules is None:

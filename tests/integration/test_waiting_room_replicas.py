@@ -147,8 +147,11 @@ async def test_a_leave_through_one_node_shows_at_once_through_another(nodes: Nod
             writer, reader = (a, b) if i % 2 == 0 else (c, b)
             r = await browser.get(f"{writer.http}/waiting-room/r/{room}/", headers=JSON)
             assert r.json()["status"] == "admitted"
-            assert browser.cookies.get(version_cookie(room)) == r.headers[HEADER]
-            assert (await browser.get(reader.http + url)).json()["active"] == 1, i
+            # a visit hands back its version in the header only (the cookie would ride on
+            # every request to the node); a program that reads next carries it
+            assert not any("wr_v_" in c for c in r.headers.get_list("set-cookie"))
+            visited = {HEADER: r.headers[HEADER]}
+            assert (await browser.get(reader.http + url, headers=visited)).json()["active"] == 1
             r = await browser.post(f"{writer.http}/waiting-room/r/{room}/leave", headers=JSON)
             assert r.json() == {"left": True}
             assert browser.cookies.get(cookie_name(room)) is None  # (the visitor is gone)
@@ -201,8 +204,64 @@ async def test_a_version_from_the_future_costs_a_wait_not_an_error(nodes: Nodes)
     url = f"/waiting-room/api/rooms/{room}"
     async with httpx.AsyncClient() as http:
         await http.get(b.http + url)
+        forwarded = b.node.stats.replica_forwards["behind"]
         r = await http.get(b.http + url, headers={HEADER: str(MAX_VERSION)})
         assert r.status_code == 200 and r.json()["active"] == 0  # (from the primary)
+        assert b.node.stats.replica_forwards["behind"] == forwarded + 1
+        (replica,) = b.node.replicas.table.values()
+        assert replica._waiters == []  # (nothing of the made-up version stays behind)
+
+
+async def test_reads_hand_back_their_version_and_never_go_back(nodes: Nodes) -> None:
+    """Monotonic reads across nodes: a read's answer carries the version it read at, and
+    a client that sends the newest one it saw never reads an older state."""
+    a, b, c = await nodes(3)
+    room = await create(a.http)
+    url = f"/waiting-room/api/rooms/{room}"
+    async with httpx.AsyncClient() as http:
+        seen, total = 0, 0
+        for i in range(30):
+            async with httpx.AsyncClient() as visitor:
+                await visitor.get(f"{a.http}/waiting-room/r/{room}/", headers=JSON)
+            r = await http.get((b, c)[i % 2].http + url, headers={HEADER: str(seen)})
+            assert r.status_code == 200
+            assert r.json()["admitted_total"] >= total, i
+            total = r.json()["admitted_total"]
+            if HEADER in r.headers:
+                assert int(r.headers[HEADER]) >= seen
+                seen = int(r.headers[HEADER])
+            assert not any("wr_v_" in c for c in r.headers.get_list("set-cookie"))
+
+
+async def test_a_deleted_room_is_gone_at_once_through_another_node(nodes: Nodes) -> None:
+    a, b = await nodes(2)
+    async with httpx.AsyncClient() as http:
+        for _ in range(5):
+            made = (await http.post(f"{a.http}/waiting-room/api/rooms", json=ROOM)).json()
+            room, auth = made["room"], {"Authorization": f"Bearer {made['admin_token']}"}
+            url = f"/waiting-room/api/rooms/{room}"
+            assert (await http.get(b.http + url)).status_code == 200  # (B holds a replica)
+            gone = await http.delete(a.http + url, headers=auth)
+            assert gone.status_code == 200 and int(gone.headers[HEADER]) >= 1
+            assert http.cookies.get(version_cookie(room)) == gone.headers[HEADER]
+            assert (await http.get(b.http + url)).status_code == 404
+
+
+async def test_a_leasing_or_passthrough_rooms_figures_are_the_rooms_own(nodes: Nodes) -> None:
+    """A replica counts admissions of the last minute only from when it loaded, exactly
+    only where the stored rate window holds them: other rooms' figures come from the room."""
+    a, b = await nodes(2)
+    for changes in ({"queueing_method": "passthrough"}, {"slot_leasing": True}):
+        room = await create(a.http, **changes)
+        url = f"/waiting-room/api/rooms/{room}"
+        async with httpx.AsyncClient() as http:
+            for _ in range(3):
+                async with httpx.AsyncClient() as visitor:
+                    await visitor.get(f"{a.http}/waiting-room/r/{room}/", headers=JSON)
+            on_primary = (await http.get(a.http + url)).json()
+            assert on_primary["admitted_last_minute"] == on_primary["admitted_total"] >= 1
+            for _ in range(3):
+                assert (await http.get(b.http + url)).json() == on_primary, changes
 
 
 # ---------------------------------------------------------------- waiting pages on replicas
