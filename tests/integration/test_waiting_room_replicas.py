@@ -5,7 +5,10 @@ The room's primary lives on the node that created it (A); ``GET /api/rooms/<room
 B and C runs on those nodes' replicas and answers what the primary would, in the pinned
 shape; a leave through A is never shown undone by a read through B that carries the version
 the leave handed the browser (the ``wr_v_<room>`` cookie or the ``X-Room-Version`` header);
-a malformed version is ignored.
+a malformed version is ignored. Waiting pages watch their node's replica: a page on B hears
+its positions and its admission; its presence reaches the room by B's reports, so closing
+the last page starts the visitor's absence, and a node whose reports stop loses its pages'
+presence within the TTL (tests/cluster/test_waiting_room_nodes.py kills such a node -9).
 """
 
 from __future__ import annotations
