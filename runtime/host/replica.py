@@ -153,8 +153,7 @@ class Replica:
         return not self.stale and not self.gone
 
     async def _load_until_loaded(self) -> None:
-        """Load, and after a failure (Redis out of reach, commits missed meanwhile) again,
-        with backoff, for as long as the replica is kept."""
+        """Load, and after a failure (Redis out of reach, commits missed) again, with backoff."""
         delay = 0.05
         while not self.gone:
             try:
@@ -267,8 +266,8 @@ class Replica:
             self.known = version
 
     def lost(self) -> None:
-        """The copy may have missed commits: serve nothing until it has loaded again (a
-        load under way may have read its snapshot before the loss: it starts over)."""
+        """The copy may have missed commits: serve nothing until loaded again (a load under
+        way may have read its snapshot before the loss: it starts over)."""
         if self.gone:
             return
         self.stale = True
@@ -325,21 +324,17 @@ class Replica:
                 future.set_result(None)
 
     async def reached(self, version: int, timeout: float) -> bool:
-        """Whether the replica reaches ``version`` within ``timeout`` seconds. (A caller's
-        version is not believed beyond that: it comes from a client, and must not make the
-        replica think itself behind for everyone.)"""
+        """Whether the replica reaches ``version`` within ``timeout`` seconds (a caller's version
+        comes from a client: it must not make the replica think itself behind for everyone)."""
         if self.state.version >= version and not self.stale:
             return True
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (version, future)
-        self._waiters.append(entry)
+        self._waiters.append(entry := (version, future))
         try:
             await asyncio.wait_for(future, timeout)
         except TimeoutError:
             return False
-        finally:
-            # A version nobody reaches (a client may send any) must not stay here: each
-            # commit scans the list, and a stream of made-up versions would grow it for ever.
+        finally:  # (never left behind: each commit scans the list, and any version may come)
             if entry in self._waiters:
                 self._waiters.remove(entry)
         return not self.stale
