@@ -319,16 +319,25 @@ async def test_a_page_on_another_nodes_replica_hears_positions_and_its_admission
         await http.aclose()
 
 
-async def test_closing_the_last_page_on_a_replica_starts_the_visitors_absence(
-    nodes: Nodes,
-) -> None:
-    a, b, c = await nodes(3)
-    room = await create(a.http, total_active_users=1)
+async def one_in_line(
+    a: LocalServer, room: str
+) -> tuple[httpx.AsyncClient, httpx.AsyncClient, Any, str]:
+    """A one-slot room's slot taken and one visitor in line, both through ``a`` (the
+    room's node): (the taker's browser, the waiting one's, the room, the waiting visitor)."""
     taker, waiting = httpx.AsyncClient(), httpx.AsyncClient()
     await taker.get(f"{a.http}/waiting-room/r/{room}/", headers=JSON)
     await waiting.get(f"{a.http}/waiting-room/r/{room}/", headers=JSON)
     room_ = primary(a, room)
     [visitor] = list(room_.rules.line)
+    return taker, waiting, room_, visitor
+
+
+async def test_closing_the_last_page_on_a_replica_starts_the_visitors_absence(
+    nodes: Nodes,
+) -> None:
+    a, b, c = await nodes(3)
+    room = await create(a.http, total_active_users=1)
+    taker, waiting, room_, visitor = await one_in_line(a, room)
     on_b, on_c = await page(b, room, waiting), await page(c, room, waiting)
     await until(lambda: room_.rules.sockets.get(visitor) == 2)  # (a page on each node)
     # a visitor's pages are counted per node: a fifth on one node is refused there
@@ -353,11 +362,7 @@ async def test_a_node_that_stops_reporting_loses_its_pages_presence_within_the_t
 ) -> None:
     a, b = await nodes(2)
     room = await create(a.http, total_active_users=1)
-    taker, waiting = httpx.AsyncClient(), httpx.AsyncClient()
-    await taker.get(f"{a.http}/waiting-room/r/{room}/", headers=JSON)
-    await waiting.get(f"{a.http}/waiting-room/r/{room}/", headers=JSON)
-    room_ = primary(a, room)
-    [visitor] = list(room_.rules.line)
+    taker, waiting, room_, visitor = await one_in_line(a, room)
     ws = await page(b, room, waiting)
     await until(lambda: room_.rules.sockets.get(visitor) == 1)
     # B is cut off from the room: its reports never arrive (the page itself stays open)
