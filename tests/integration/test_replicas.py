@@ -13,21 +13,19 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import httpx
 import pytest
 import redis
 from websockets.asyncio.client import connect
 
-from runtime import Node, ReadOnlyWrite, Settings
-from runtime.storage.embedded import free_port
+from runtime import Node, ReadOnlyWrite
 from runtime.storage.keyspace import ObjectKeys
 from tests.conftest import TEST_SETTINGS
 from tests.support.objects import app as probe_app
 from tests.support.replicated import SHELVES
 from tests.support.replicated import app as shelf_app
-from tests.support.servers import LocalServer
+from tests.support.servers import LinkedNodes, LocalServer
 
 SECRET = "replica-test-secret-0123456789abcdef"
 Pair = Callable[..., Awaitable[list[LocalServer]]]
@@ -36,28 +34,9 @@ Pair = Callable[..., Awaitable[list[LocalServer]]]
 @pytest.fixture
 async def cluster(redis_url: str) -> AsyncIterator[Pair]:
     """start(n, **settings) -> n in-process nodes that forward to each other."""
-    servers: list[LocalServer] = []
-
-    async def start(n: int = 2, **overrides: Any) -> list[LocalServer]:
-        batch = []
-        for _ in range(n):
-            port = free_port()
-            settings = {
-                **TEST_SETTINGS,
-                "node_id": f"r{len(servers) + 1}",
-                "port": port,
-                "cluster_secret": SECRET,
-                **overrides,
-            }
-            node = Node(Settings(**settings), redis_url)
-            server = await LocalServer(node, [shelf_app, probe_app], port=port).start()
-            servers.append(server)
-            batch.append(server)
-        return batch
-
-    yield start
-    for server in servers:
-        await server.stop()
+    linked = LinkedNodes(redis_url, [shelf_app, probe_app], TEST_SETTINGS, "r", SECRET)
+    yield linked.start
+    await linked.stop()
 
 
 def keys_of(node: Node, name: str) -> ObjectKeys:

@@ -28,10 +28,8 @@ from apps.waiting_room.cookies import cookie_name
 from apps.waiting_room.pages import MAX_PAGES
 from apps.waiting_room.versions import HEADER, MAX_VERSION
 from apps.waiting_room.versions import cookie_name as version_cookie
-from runtime import Node, Settings
-from runtime.storage.embedded import free_port
 from tests.conftest import TEST_SETTINGS
-from tests.support.servers import LocalServer
+from tests.support.servers import LinkedNodes, LocalServer
 
 SECRET = "waiting-room-replica-secret-0123456789"
 FAST = WaitingRoomConfig(
@@ -78,24 +76,9 @@ Nodes = Callable[[int], Awaitable[list[LocalServer]]]
 @pytest.fixture
 async def nodes(redis_url: str) -> AsyncIterator[Nodes]:
     """start(n) -> n in-process nodes serving the waiting room, forwarding to each other."""
-    servers: list[LocalServer] = []
-
-    async def start(n: int) -> list[LocalServer]:
-        for _ in range(n):
-            port = free_port()
-            settings = {
-                **TEST_SETTINGS,
-                "node_id": f"w{len(servers) + 1}",
-                "port": port,
-                "cluster_secret": SECRET,
-            }
-            node = Node(Settings(**settings), redis_url)
-            servers.append(await LocalServer(node, [make_app(FAST)], port=port).start())
-        return servers[-n:]
-
-    yield start
-    for server in servers:
-        await server.stop()
+    linked = LinkedNodes(redis_url, [make_app(FAST)], TEST_SETTINGS, "w", SECRET)
+    yield linked.start
+    await linked.stop()
 
 
 async def create(base: str, **changes: Any) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from runtime import Node
+from runtime import Node, Settings
 from runtime.storage.embedded import free_port
 from runtime.web.server import App, create_app, uvicorn_config
 
@@ -267,3 +267,42 @@ class ValkeyCluster:
     def stop(self) -> None:
         for server in self.servers:
             server.stop()
+
+
+class LinkedNodes:
+    """In-process nodes on one Redis that forward to each other (one cluster secret):
+    ``await start(n, **settings)`` adds ``n`` of them, named ``<prefix>1``, ``<prefix>2``...,
+    each serving ``apps``; ``stop()`` ends them all."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        apps: Sequence[App],
+        settings: dict[str, Any],
+        prefix: str,
+        secret: str,
+    ) -> None:
+        self.redis_url, self.apps, self.settings = redis_url, list(apps), settings
+        self.prefix, self.secret = prefix, secret
+        self.servers: list[LocalServer] = []
+
+    async def start(self, n: int = 2, **overrides: Any) -> list[LocalServer]:
+        batch = []
+        for _ in range(n):
+            port = free_port()
+            settings = {
+                **self.settings,
+                "node_id": f"{self.prefix}{len(self.servers) + 1}",
+                "port": port,
+                "cluster_secret": self.secret,
+                **overrides,
+            }
+            node = Node(Settings(**settings), self.redis_url)
+            server = await LocalServer(node, self.apps, port=port).start()
+            self.servers.append(server)
+            batch.append(server)
+        return batch
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            await server.stop()
