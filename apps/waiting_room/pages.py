@@ -34,7 +34,7 @@ from .config import WaitingRoomConfig
 from .cookies import valid_visitor
 from .effects import ADMITTED_STATUS, Status
 from .presence import MAX_REPORT, Delta, Presence
-from .rules import RoomRules
+from .rules import ACTIVE, RoomRules
 
 log = logging.getLogger("apps.waiting_room")
 
@@ -69,6 +69,7 @@ class Room(Protocol):
     def get_websockets(self, tag: str | None = None) -> list[ObjectWebSocket]: ...
     def send_status(self, ws: ObjectWebSocket, status: Status) -> None: ...
     async def flush_later(self) -> None: ...
+    def push_positions(self) -> None: ...
 
 
 def status_of(answer: dict[str, Any]) -> Status:
@@ -90,6 +91,11 @@ class ReplicaPages:
         self.seq = 0
         self.wake = asyncio.Event()
         self.reporting: asyncio.Task[Any] | None = None
+        #: Visitors whose page is connecting (asking the room where they stand), and those
+        #: of them a commit admitted meanwhile: the commit came before their page was here
+        #: to be told, and the room's answer is older than it.
+        self.connecting: dict[str, int] = {}
+        self.admitted_meanwhile: set[str] = set()
 
     async def connect(self, ws: ObjectWebSocket) -> None:
         """A waiting page connects to this node's replica."""
@@ -104,7 +110,7 @@ class ReplicaPages:
         status = ADMITTED_STATUS  # (admitted by a node's shard: the site's business)
         if visitor is not None and not visitor[1]:
             try:  # the connection is a visit, as on the room: it keeps a queued place
-                answer = await room.primary().visit(visitor[0])
+                answer = await self.ask_room(visitor[0])
             except DurableObjectError as exc:
                 ws.reject(503, f"the room is unavailable ({exc.code}); retry")
                 return
@@ -124,12 +130,31 @@ class ReplicaPages:
         room.send_status(ws, status)
         self.changed()
 
+    async def ask_room(self, visitor: str) -> dict[str, Any]:
+        """The room's answer to a connecting page's visit, or "admitted" if a commit this
+        replica applied while the answer was on its way admitted the visitor (that commit's
+        news went to the pages already here, and this page was not yet one of them)."""
+        self.connecting[visitor] = self.connecting.get(visitor, 0) + 1
+        try:
+            answer: dict[str, Any] = await self.room.primary().visit(visitor)
+        finally:
+            self.connecting[visitor] -= 1
+            if not self.connecting[visitor]:
+                del self.connecting[visitor]
+        if visitor in self.admitted_meanwhile:
+            if visitor not in self.connecting:
+                self.admitted_meanwhile.discard(visitor)
+            if "error" not in answer:
+                return ADMITTED_STATUS.as_json()
+        return answer
+
     async def update(self, changes: Changes) -> None:
         """The primary committed: the replica's rules follow it, and its pages hear of
         admissions at once and of positions in the next paced pass."""
         room = self.room
-        if changes.reloaded:
-            return  # (a new instance, built from the copy by load())
+        if changes.reloaded:  # a new instance, built from the copy by load(), after a gap:
+            self.tell_all()  # what the gap held (admissions, too) was told to no page
+            return
         if changes.deleted_all:
             room.rules, room.admin_hash = None, ""
             room.pages.clear()
@@ -150,10 +175,25 @@ class ReplicaPages:
             values = await room.storage.get_many(keys)
             followed = replica.follow(old, {key: values.get(key) for key in keys}, now)
         for visitor in followed.admitted:
+            if visitor in self.connecting:
+                self.admitted_meanwhile.add(visitor)
             for ws in room.pages.get(visitor, ()):
                 room.send_status(ws, ADMITTED_STATUS)
         if followed.reordered and room.flushing is None and room.pages:
             room.flushing = room.ctx.wait_until(room.flush_later())
+
+    def tell_all(self) -> None:
+        """Every page its visitor's status in this copy (pages already showing it are skipped
+        by send_status; a new instance has sent nothing yet, so all are told)."""
+        room = self.room
+        if room.rules is None:
+            return
+        for visitor, pages in room.pages.items():
+            record = room.rules.visitors.get(visitor)
+            if record is not None and record.state == ACTIVE:
+                for ws in pages:
+                    room.send_status(ws, ADMITTED_STATUS)
+        room.push_positions()
 
     def changed(self) -> None:
         """A page opened or closed: the room hears of it shortly."""

@@ -64,6 +64,7 @@ class Crowd:
         self.admitted: dict[int, float] = {}  # visitor -> when it learnt it was admitted
         self.left: dict[int, float] = {}  # visitor -> when it asked to leave
         self.errors: list[str] = []
+        self.phase: dict[int, str] = {}  # visitor -> what it is doing (said if the crowd hangs)
 
     def node(self) -> NodeProcess:
         return random.choice(self.cluster)  # every request through any node
@@ -74,15 +75,19 @@ class Crowd:
         assert r.status == 200, r.body
         return dict(r.json())
 
-    async def wait_for_turn(self, browser: Browser) -> None:
+    async def wait_for_turn(self, i: int, browser: Browser) -> None:
         """A queued visitor's page: the socket until it says admitted."""
         name = cookie_name(self.room)
         headers = {"Cookie": f"{name}={browser.cookies[name]}"}
         while True:
-            url = f"{self.node().ws}/waiting-room/r/{self.room}/ws"
+            node = self.node()
+            url = f"{node.ws}/waiting-room/r/{self.room}/ws"
             try:
+                self.phase[i] = f"opening a page on {node.http}"
                 async with connect(url, additional_headers=headers, open_timeout=30) as ws:
+                    self.phase[i] = f"on a page on {node.http}"
                     async for text in ws:
+                        self.phase[i] = f"on a page on {node.http}, last heard {text}"
                         if json.loads(text)["status"] == "admitted":
                             return
             except (ConnectionClosed, InvalidStatus, OSError):
@@ -93,14 +98,17 @@ class Crowd:
     async def visitor(self, i: int, hold: float) -> None:
         browser = Browser()
         try:
+            self.phase[i] = "first visit"
             status = await self.visit(browser)
             if status["status"] != "admitted":
-                await self.wait_for_turn(browser)
+                await self.wait_for_turn(i, browser)
+                self.phase[i] = "visit after the page said admitted"
                 again = await self.visit(browser)  # the page moves on to the site
                 assert again["status"] == "admitted", again
             self.admitted[i] = time.monotonic()
             await asyncio.sleep(hold)
             self.left[i] = time.monotonic()
+            self.phase[i] = "leaving"
             path = f"/waiting-room/r/{self.room}/leave"
             r, unsure = await retrying(
                 lambda: browser.request(self.node().http, "POST", path, JSON)
@@ -109,6 +117,7 @@ class Crowd:
             assert r.json() == {"left": True} or unsure, r.body
         except Exception as exc:  # reported below with the others
             self.errors.append(f"visitor {i}: {exc!r}")
+        self.phase.pop(i, None)
 
     def most_at_once(self) -> int:
         """The most visitors that knew themselves admitted at one moment (a lower bound of
@@ -137,13 +146,33 @@ async def sample(cluster: list[NodeProcess], room: str, stop: asyncio.Event) -> 
     return seen
 
 
+async def room_as_seen(cluster: list[NodeProcess], room: str) -> list[Any]:
+    """The room's status as each node's copy answers it (what a failure message shows)."""
+    seen: list[Any] = []
+    async with httpx.AsyncClient(timeout=10) as http:
+        for node in cluster:
+            try:
+                seen.append((await http.get(f"{node.http}/waiting-room/api/rooms/{room}")).json())
+            except (httpx.HTTPError, ValueError) as exc:
+                seen.append(repr(exc))
+    return seen
+
+
 async def run_crowd(cluster: list[NodeProcess], room: str, visitors: int, capacity: int) -> Crowd:
     crowd = Crowd(cluster, room)
     stop = asyncio.Event()
     sampler = asyncio.create_task(sample(cluster, room, stop))
     rng = random.Random(7)
-    await asyncio.gather(*(crowd.visitor(i, rng.uniform(0.02, 0.2)) for i in range(visitors)))
-    stop.set()
+    everyone = asyncio.gather(*(crowd.visitor(i, rng.uniform(0.02, 0.2)) for i in range(visitors)))
+    try:
+        async with asyncio.timeout(150):  # (a hang fails here, saying who waits on what)
+            await everyone
+    except TimeoutError:
+        stuck = sorted(crowd.phase.items())
+        seen = await room_as_seen(cluster, room)
+        raise AssertionError(f"{len(stuck)} stuck: {stuck[:5]}; the room: {seen}") from None
+    finally:
+        stop.set()
     samples = await sampler
     assert not crowd.errors, crowd.errors[:5]
     assert len(crowd.admitted) == len(crowd.left) == visitors  # everyone got in, once

@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from apps.waiting_room import WaitingRoomConfig, make_app
 from apps.waiting_room.cookies import cookie_name
 from apps.waiting_room.pages import MAX_PAGES
+from apps.waiting_room.rules import ACTIVE
 from apps.waiting_room.versions import HEADER, MAX_VERSION
 from apps.waiting_room.versions import cookie_name as version_cookie
 from tests.conftest import TEST_SETTINGS
@@ -363,6 +364,66 @@ async def test_a_node_that_stops_reporting_loses_its_pages_presence_within_the_t
     # within the TTL of B's last report (sent at most presence_interval before the cut)
     assert time.time() - cut <= FAST.presence_ttl + 0.5
     assert room_.rules.last_seen[visitor] >= cut  # its absence starts then
+    await ws.close()
+    for http in (taker, waiting):
+        await http.aclose()
+
+
+async def test_a_page_whose_visitor_is_admitted_while_it_connects_hears_it(
+    nodes: Nodes,
+) -> None:
+    """The page's visit is answered "queued", and a commit admitting the visitor reaches
+    the replica before that answer does: the page is told "admitted", not left in line."""
+    a, b = await nodes(2)
+    room = await create(a.http, total_active_users=1)
+    taker, waiting, room_, visitor = await one_in_line(a, room)
+    [holder] = [v for v in room_.rules.visitors if v != visitor]
+    async with httpx.AsyncClient() as http:
+        await http.get(f"{b.http}/waiting-room/api/rooms/{room}")  # (B's replica exists)
+    (replica,) = b.node.replicas.table.values()
+    instance = replica.instance
+    stub = instance.primary()
+
+    class AnsweredLate:
+        """The room's stub, but a visit's answer comes after the admission reached B."""
+
+        async def visit(self, who: str, join: bool = True) -> dict[str, Any]:
+            answer: dict[str, Any] = await stub.visit(who, join)
+            assert answer["status"] == "queued"
+            await stub.leave(holder)  # (the slot frees: the visitor is admitted)
+            for _ in range(200):  # (each call opens the gate: the replica applies commits)
+                if instance.rules.visitors[who].state == ACTIVE:
+                    break
+                await stub.primary_info()
+            return answer  # (now older than what B's replica holds)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(stub, name)
+
+    instance.primary = AnsweredLate
+    ws = await page(b, room, waiting)
+    assert instance.rules.visitors[visitor].state == ACTIVE
+    assert (await next_status(ws))["status"] == "admitted"
+    await ws.close()
+    for http in (taker, waiting):
+        await http.aclose()
+
+
+async def test_a_replica_loaded_again_after_a_gap_tells_its_pages_what_the_gap_held(
+    nodes: Nodes,
+) -> None:
+    a, b = await nodes(2)
+    room = await create(a.http, total_active_users=1)
+    taker, waiting, room_, visitor = await one_in_line(a, room)
+    ws = await page(b, room, waiting)
+    assert (await next_status(ws))["position"] == 1
+    (replica,) = b.node.replicas.table.values()
+    replica.published = lambda commit: None  # B misses the commits that follow
+    await taker.post(f"{a.http}/waiting-room/r/{room}/leave", headers=JSON)
+    assert room_.rules.visitors[visitor].state == ACTIVE
+    del replica.published
+    replica.lost()  # (as the next commit's gap would find)
+    assert (await next_status(ws))["status"] == "admitted"
     await ws.close()
     for http in (taker, waiting):
         await http.aclose()
