@@ -25,7 +25,7 @@ from tests.support import dashboard
 from tests.support.chatclient import ChatClient
 from tests.support.yclient import YClient
 
-pytestmark = [pytest.mark.compose, pytest.mark.slow]
+pytestmark = [pytest.mark.compose, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 #: The bound the issue sets on any wait at the balancer after a node died.
 MAX_WAIT = 3.0
