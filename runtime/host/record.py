@@ -98,8 +98,7 @@ class ObjectRecord:
         app = namespace.env.app
         #: The app the object belongs to: the label of its sockets' metrics.
         self.app_name = app.name if app is not None else "-"
-        #: What its log lines carry (as JSON fields with LOG_FORMAT=json): never a whole
-        #: ID, which may be a capability (a private room's).
+        #: Its log lines' JSON fields: never a whole ID (it may be a private room's key).
         self.log_fields = {
             "object_class": namespace.cls.__qualname__,
             "namespace": namespace.name,
@@ -237,13 +236,7 @@ class ObjectRecord:
                     if event.writes:
                         state.absorb(event.writes)
                         self._handed(event, state.commits.latest_seq)
-                    if event.outputs:
-                        if state.has_uncommitted:  # they wait for the newest batch
-                            event.sent = state.commits.latest_seq
-                        else:
-                            touched = True  # (they go out now: nothing gates them)
-                    for ws, item in event.outputs:
-                        self.output_now(ws, item)
+                    touched = self._send_held(event, state) or touched
                     state.commits.flush()
                 seq = state.commits.latest_seq
             return Outcome(result, error, state, seq, event.wrote, event.sent, touched)
@@ -257,15 +250,26 @@ class ObjectRecord:
         go to storage first. Otherwise an event that ran meanwhile and wrote the same key
         would be overwritten by these older writes when this one ended (last written must
         win, as the code reads). So an event's writes are atomic up to each such call, as
-        Cloudflare coalesces writes up to each await of I/O."""
+        Cloudflare coalesces writes up to each await of I/O. Its socket messages go out then
+        too, lest they follow those of events that ran meanwhile (a page left on old news)."""
         state = self.state
-        ready = state is not None and not self.gone and state.commits.failure is None
-        if event.writes and ready:
-            assert state is not None
+        if state is None or self.gone or state.commits.failure is not None:
+            return
+        if event.writes:
             state.absorb(event.writes)
             event.writes.reset()
             self._handed(event, state.commits.latest_seq)
             state.commits.flush()
+        self._send_held(event, state)
+
+    def _send_held(self, event: Delivery, state: ObjectState) -> bool:
+        """The event's messages so far to the output gate; whether they went out at once."""
+        held, event.outputs = event.outputs, []
+        if held and state.has_uncommitted:
+            event.sent = state.commits.latest_seq  # (they wait for the newest batch)
+        for ws, item in held:
+            self.output_now(ws, item)
+        return bool(held) and not state.has_uncommitted
 
     @staticmethod
     def _handed(event: Delivery, seq: int) -> None:
@@ -288,16 +292,14 @@ class ObjectRecord:
         """The caller was cancelled mid-event (a timeout, a client gone, the node stopping).
 
         The event runs in its caller's task, so it stops where it was: its outputs and the
-        writes it still held are dropped (writes made before it last called another object
-        were handed to storage then), and so is the instance, whose memory may be
-        half-updated; the next event rebuilds it from storage.
+        writes it still held are dropped (those made before it last called another object
+        were handed to storage and the output gate then), and so is the instance, whose
+        memory may be half-updated; the next event rebuilds it from storage.
         Sockets, lease and other events' writes are untouched."""
         if self.instance is instance:
             self.instance = None
         log.info(
-            "an event of %s was cancelled by its caller; rebuilding it",
-            self.describe(),
-            extra=self.log_fields,
+            "an event of %s was cancelled; rebuilding it", self.describe(), extra=self.log_fields
         )
 
     # ----------------------------------------------------------- activation
@@ -398,10 +400,8 @@ class ObjectRecord:
 
     def output_now(self, ws: ObjectWebSocket, item: Output) -> None:
         state = self.state
-        if state is not None and state.has_uncommitted:
-            self.outputs.send(ws, item, state.commits.latest_seq)
-        else:
-            self.outputs.send(ws, item, None)
+        after = state.commits.latest_seq if state is not None and state.has_uncommitted else None
+        self.outputs.send(ws, item, after)
 
     def _deliver(self, ws: ObjectWebSocket, item: Output) -> None:
         ws.deliver(item)

@@ -218,3 +218,25 @@ async def test_a_write_made_before_calling_out_does_not_land_on_a_newer_one(
     await node.stop()
     again = await make_node(node_id="after-restart")
     assert await again.namespace("probe").get_by_name("ordered").get("m") == 2
+
+
+async def test_messages_sent_before_calling_out_go_before_those_of_events_run_meanwhile(
+    serve,
+) -> None:
+    # Event A broadcasts, then awaits another object; event B runs meanwhile and broadcasts.
+    # A's message was held to A's end, so sockets heard B's first and were left on A's older
+    # news (a lobby page said "game on" after the game's result).
+    server = await serve()
+    first = await connect(f"{server.ws}/probe/ordered-sends/ws")
+    second = await connect(f"{server.ws}/probe/ordered-sends/ws")
+    assert await first.recv() == await second.recv() == "welcome"
+    await first.send("say-then-call:older")
+    await asyncio.sleep(0.1)  # (A awaits the other object for 0.3 s)
+    await second.send("broadcast:newer")
+    for ws in (first, second):
+        heard = [await asyncio.wait_for(ws.recv(), 2) for _ in range(2)]
+        assert heard == ["all:older", "all:newer"]
+    await first.send("count:")
+    assert await asyncio.wait_for(first.recv(), 2) == "count:2"
+    for ws in (first, second):
+        await ws.close()

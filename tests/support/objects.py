@@ -280,6 +280,10 @@ class Probe(DurableObject):
             ws.send(f"memory:{self.memory}")
         elif command == "broadcast":
             self.broadcast(f"all:{arg}")
+        elif command == "say-then-call":  # then await another object: the gate opens
+            await self.storage.put("said", arg)
+            self.broadcast(f"all:{arg}")
+            await self.env.namespace("probe").get_by_name("elsewhere").nap(0.3)
         elif command == "close":
             ws.close(4000, "bye")
         elif command == "count":
