@@ -91,23 +91,33 @@ class AlarmService:
             self._wake.set()
 
     async def run(self) -> None:
-        """Poll until the node stops."""
+        """Poll until the node stops: every ``alarm_poll_interval``, and when an alarm
+        committed here falls due. A commit of an alarm further off only shortens the wait:
+        a busy game re-arms its turn timer on every move, and polling each of the store's
+        shards each time cost more than the move's own commit."""
+        interval = self.settings.alarm_poll_interval
+        next_poll = 0.0  # (monotonic)
         while not self.node.stopping:
-            timeout = self.settings.alarm_poll_interval
+            timeout = max(0.0, next_poll - time.monotonic())
             if self._next_local_ms is not None:
                 timeout = min(timeout, max(0.0, (self._next_local_ms - now_ms()) / 1000))
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            if self._next_local_ms is not None and self._next_local_ms <= now_ms():
+            if timeout > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+            local_due = self._next_local_ms is not None and self._next_local_ms <= now_ms()
+            if not local_due and time.monotonic() < next_poll:
+                continue  # (woken by an alarm not yet due: wait again, for less)
+            if local_due:
                 self._next_local_ms = None
+            next_poll = time.monotonic() + interval
             try:
                 await self.poll()
             except DurableObjectError as exc:
                 log.warning("alarm poll failed: %s", exc)
-                await asyncio.sleep(self.settings.alarm_poll_interval)
+                await asyncio.sleep(interval)
 
     async def poll(self) -> int:
         """Claim the due entries of every shard and start delivering them."""
