@@ -46,8 +46,10 @@ stored with a sequence number in the same write as the move that caused it, then
 alarm delivers the outbox to the lobby's ``game_event`` (at least once, in order; the lobby
 ignores numbers it has seen) and clears what was delivered.
 
-    stored: game   {"lobby": id|null, "match": GameRules.dump(), "outbox": [[seq, event]],
-                    "seq": n, "history": [results]}
+    stored: game     {"lobby": id|null, "match": GameRules.dump(), "outbox": [[seq, event]],
+                      "seq": n}
+            history  [results] (the last MAX_HISTORY; its own key, written when a round
+                      ends: a move does not encode and store a hundred results again)
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class Game(DurableObject):
         self.outbox: list[list[Any]] = []
         self.seq = 0
         self.history: list[dict[str, Any]] = []
+        self.history_changed = False  # (since the last save)
         self.alarm_at: float | None = None
         ctx.block_concurrency_while(self.load)
 
@@ -118,7 +121,8 @@ class Game(DurableObject):
         )
         self.outbox = list(data["outbox"])
         self.seq = data["seq"]
-        self.history = list(data["history"])
+        old = data.get("history")  # (where games stored before history had a key of its own)
+        self.history = list(old if old is not None else await self.storage.get("history", []))
         self.alarm_at = await self.storage.get_alarm()
         # Seats without a socket lost it with the node that held them.
         connected = {seat for seat in SEATS if self.get_websockets(seat_tag(seat))}
@@ -336,6 +340,7 @@ class Game(DurableObject):
         """Queue a report for the lobby (stored with the change that caused it)."""
         if event["kind"] == "result":
             self.history = [*self.history, event][-MAX_HISTORY:]
+            self.history_changed = True
         if self.lobby is not None:
             self.seq += 1
             self.outbox.append([self.seq, event])
@@ -349,9 +354,11 @@ class Game(DurableObject):
                 "match": self.rules.dump(),
                 "outbox": self.outbox,
                 "seq": self.seq,
-                "history": self.history,
             },
         )
+        if self.history_changed:
+            await self.storage.put("history", self.history)
+            self.history_changed = False
 
     def view(self, you: int | None, now: float) -> dict[str, Any]:
         assert self.rules is not None

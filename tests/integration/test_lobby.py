@@ -9,6 +9,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from apps.lobby import LobbyConfig, make_app
+from apps.lobby.names import GAMES
 from tests.support.lobbyclient import Player, Sock, create_lobby
 
 FAST = LobbyConfig(directory_tick=0.02)
@@ -178,6 +179,16 @@ async def test_join_ready_chat_start_play_to_a_win_and_the_result_in_the_lobby(s
     async with httpx.AsyncClient(base_url=server.http) as client:
         info = (await client.get(f"/lobby/api/games/{game}")).json()
     assert info["state"]["round"] == 2 and [r["ended_by"] for r in info["history"]] == ["four"]
+    # The results are stored (a key of their own, written as a round ends): a game rebuilt
+    # from storage has them.
+    games = server.node.namespaces[GAMES.name]
+    record = server.node.record_of(games, games.id_from_string(game))
+    assert record is not None and record.instance is not None
+    record.instance = None  # (the next event builds it again from what is stored)
+    async with httpx.AsyncClient(base_url=server.http) as client:
+        again_info = (await client.get(f"/lobby/api/games/{game}")).json()
+    assert again_info["history"] == info["history"]
+    assert record.instance is not None
 
 
 async def test_kick_host_handover_and_migration(serve) -> None:
