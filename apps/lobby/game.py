@@ -123,6 +123,7 @@ class Game(DurableObject):
         self.seq = data["seq"]
         old = data.get("history")  # (where games stored before history had a key of its own)
         self.history = list(old if old is not None else await self.storage.get("history", []))
+        self.history_changed = old is not None  # (the next save moves it to its key)
         self.alarm_at = await self.storage.get_alarm()
         # Seats without a socket lost it with the node that held them.
         connected = {seat for seat in SEATS if self.get_websockets(seat_tag(seat))}

@@ -141,11 +141,13 @@ class ReplicaPages:
             self.connecting[visitor] -= 1
             if not self.connecting[visitor]:
                 del self.connecting[visitor]
-        if visitor in self.admitted_meanwhile:
+            admitted = visitor in self.admitted_meanwhile
             if visitor not in self.connecting:
                 self.admitted_meanwhile.discard(visitor)
-            if "error" not in answer:
-                return ADMITTED_STATUS.as_json()
+        rules = self.room.rules
+        record = None if rules is None else rules.visitors.get(visitor)
+        if admitted and "error" not in answer and record is not None and record.state == ACTIVE:
+            return ADMITTED_STATUS.as_json()  # (unless a later commit ended the session)
         return answer
 
     async def update(self, changes: Changes) -> None:
@@ -183,8 +185,8 @@ class ReplicaPages:
             room.flushing = room.ctx.wait_until(room.flush_later())
 
     def tell_all(self) -> None:
-        """Every page its visitor's status in this copy (pages already showing it are skipped
-        by send_status; a new instance has sent nothing yet, so all are told)."""
+        """Every page its visitor's status in this copy: admissions now, positions in the
+        next paced pass (a new instance has sent nothing yet, so every page is told)."""
         room = self.room
         if room.rules is None:
             return
@@ -193,7 +195,8 @@ class ReplicaPages:
             if record is not None and record.state == ACTIVE:
                 for ws in pages:
                     room.send_status(ws, ADMITTED_STATUS)
-        room.push_positions()
+        if room.flushing is None and room.pages:  # (positions at the paced rate)
+            room.flushing = room.ctx.wait_until(room.flush_later())
 
     def changed(self) -> None:
         """A page opened or closed: the room hears of it shortly."""

@@ -112,12 +112,14 @@ class AlarmService:
                 continue  # (woken by an alarm not yet due: wait again, for less)
             if local_due:
                 self._next_local_ms = None
-            next_poll = time.monotonic() + interval
             try:
                 await self.poll()
             except DurableObjectError as exc:
                 log.warning("alarm poll failed: %s", exc)
                 await asyncio.sleep(interval)
+            next_poll = (
+                time.monotonic() + interval
+            )  # (after it: a slow poll is not run again at once)
 
     async def poll(self) -> int:
         """Claim the due entries of every shard and start delivering them."""

@@ -187,7 +187,7 @@ class Replica:
             raise RecordGone
         await self.gate.reenter()  # (no event runs while everything changes)
         try:
-            reloaded = self.instance is not None
+            reloaded = self.loads > 0  # (not the instance: a failed try left it None)
             self.state.load(int(reply[0]), reply[1] or None, reply[2:])
             self.instance = None
             self.known = max(self.known, self.state.version)

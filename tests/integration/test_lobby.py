@@ -534,3 +534,32 @@ async def test_the_limits_can_be_turned_off(serve) -> None:
         assert {r.status_code for r in made} == {201}
         tried = await asyncio.gather(*(client.get("/lobby/api/codes/QQQ234") for _ in range(40)))
         assert {r.status_code for r in tried} == {404}
+
+
+async def test_a_game_stored_before_results_had_a_key_keeps_them(serve) -> None:
+    """Games stored with their results inside the game's value (before they had a key of
+    their own) still load with them, and the next save moves them to the new key."""
+    server = await lobby_server(serve)
+    _, ann, bob = await ready_pair(server)
+    game = await start_game(server, ann, bob)
+    watcher = await Sock.open(f"{server.ws}/lobby/ws/game/{game}")
+    await watcher.expect("state")
+    for p, column in [(ann, 2), (bob, 6), (ann, 3), (bob, 6), (ann, 4), (bob, 6), (ann, 5)]:
+        await p.move(column, watcher)
+    url = f"/lobby/api/games/{game}"
+    async with httpx.AsyncClient(base_url=server.http) as client:
+        results = (await client.get(url)).json()["history"]
+        assert [r["ended_by"] for r in results] == ["four"]
+        games = server.node.namespaces[GAMES.name]
+        record = server.node.record_of(games, games.id_from_string(game))
+        assert record is not None and record.storage is not None
+        old = {**await record.storage.get("game"), "history": results}  # the old layout
+        await record.storage.put("game", old)
+        await record.storage.delete("history")
+        await record.storage.sync()
+        for step in ("loaded", "saved again", "loaded again"):
+            record.instance = None  # (the next event builds it from storage)
+            if step == "saved again":
+                await bob.game.send(type="rematch")  # a save without a new result
+                await watcher.state(lambda m: m["rematch"] == [2])
+            assert (await client.get(url)).json()["history"] == results, step
