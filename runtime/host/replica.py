@@ -358,7 +358,10 @@ class Replica:
             if self.gone or instance is None:
                 raise RecordGone
             self.last_used = time.monotonic()
-            return await self._locked(instance, handler)
+            result = await self._locked(instance, handler)
+            if kind == "connect" and self.instance is not instance:
+                raise RecordGone  # (loaded again meanwhile: the new instance never saw it)
+            return result
         finally:
             self.gate.leave()
 
@@ -433,18 +436,15 @@ class Replica:
         self.instance = None
         self._fresh.set()
         self.sockets.abort_all(code, reason)
-        for _, future in self._waiters:
-            if not future.done():
-                future.set_result(None)
-        self._waiters.clear()
+        waiters, self._waiters = self._waiters, []
+        for future in (f for _, f in waiters if not f.done()):
+            future.set_result(None)
         for task in (self._loading, self._applying, *self._background):
             if task is not None and not task.done():
                 task.cancel()
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
-    if task.cancelled():
-        return
-    exc = task.exception()
+    exc = None if task.cancelled() else task.exception()
     if exc is not None and not isinstance(exc, DurableObjectError | TooBig | RecordGone):
         log.error("a replica's work failed", exc_info=exc)

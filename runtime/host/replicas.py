@@ -126,13 +126,17 @@ class Replicas:
         """Hand a watching socket to this node's replica; False when there can be none (it
         then goes to the primary, as an ordinary socket)."""
         replica = await self._get(namespace, object_id, self.settings.activation_timeout)
-        if replica is None:
-            return False
-        try:
-            await serve_socket(replica, conn, request)
-        except RecordGone:
-            return False
-        return True
+        for _ in range(3):  # (a connect that spanned a reload is run again on the new instance)
+            try:
+                if replica is None or replica.gone or not await replica.ready(1.0):
+                    return False
+                await serve_socket(replica, conn, request)
+                return True
+            except RecordGone:
+                continue
+            except TooBig:
+                return False
+        return False
 
     async def _get(self, namespace: Namespace, object_id: ObjectId, wait: float) -> Replica | None:
         """This node's loaded replica of the object (made now if needed, waiting up to

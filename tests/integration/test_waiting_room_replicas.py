@@ -427,3 +427,43 @@ async def test_a_replica_loaded_again_after_a_gap_tells_its_pages_what_the_gap_h
     await ws.close()
     for http in (taker, waiting):
         await http.aclose()
+
+
+async def test_a_page_connecting_while_the_replica_loads_again_is_the_new_copys(
+    nodes: Nodes,
+) -> None:
+    """A replica loaded again (it missed a commit) while a page's connection was being
+    decided: the connection is decided again by the new copy, which counts the page (the
+    old one's count was lost with it, and a visitor could open pages past the limit)."""
+    a, b = await nodes(2)
+    room = await create(a.http, total_active_users=1)
+    taker, waiting, room_, visitor = await one_in_line(a, room)
+    async with httpx.AsyncClient() as http:
+        await http.get(f"{b.http}/waiting-room/api/rooms/{room}")  # (B's replica exists)
+    (replica,) = b.node.replicas.table.values()
+    old = replica.instance
+    stub = old.primary()
+
+    class ReloadedMeanwhile:
+        """The room's stub, but the replica loads again while a visit is answered."""
+
+        async def visit(self, who: str, join: bool = True) -> dict[str, Any]:
+            answer: dict[str, Any] = await stub.visit(who, join)
+            replica.lost()
+            for _ in range(200):  # (each call opens the gate: the replica loads)
+                if replica.instance not in (None, old):
+                    break
+                await stub.primary_info()
+            return answer
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(stub, name)
+
+    old.primary = ReloadedMeanwhile
+    ws = await page(b, room, waiting)
+    assert (await next_status(ws))["status"] == "queued"
+    assert replica.instance is not old and replica.loads == 2
+    assert len(replica.instance.pages[visitor]) == 1  # (the new copy has the page)
+    await ws.close()
+    for http in (taker, waiting):
+        await http.aclose()
