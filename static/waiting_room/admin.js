@@ -205,9 +205,15 @@ $("delete").addEventListener("click", () => {
   $("delete-no").focus();
 });
 $("delete-no").addEventListener("click", () => ($("delete-confirm").hidden = true));
+/** What the room list says once this page deleted the room. */
+function deletedNotice() {
+  return `The room “${settings ? settings.name : "Room"}” was deleted.`;
+}
+
 $("delete-yes").addEventListener("click", async () => {
   $("delete-yes").disabled = true;
   $("delete-error").hidden = true;
+  deleting = true; // (the socket's 4004 may come before the answer: it is ours)
   try {
     // (deleting twice is deleting once: sent again by itself whatever the outcome)
     const response = await Outcome.request(
@@ -219,9 +225,10 @@ $("delete-yes").addEventListener("click", async () => {
     if (!response.ok && response.status !== 404) throw new Error(answer.error || `HTTP ${response.status}`);
     deleted = true;
     forgetRoom();
-    sessionStorage.setItem("waiting-room.notice", `The room “${settings ? settings.name : "Room"}” was deleted.`);
+    sessionStorage.setItem("waiting-room.notice", deletedNotice());
     location.assign(data.index_url);
   } catch (error) {
+    deleting = false;
     $("delete-error").textContent = "Could not delete the room: " + (error.message || error);
     $("delete-error").hidden = false;
     $("delete-yes").disabled = false;
@@ -243,6 +250,7 @@ function forgetRoom() {
 // The live state: connected (and since when the last figures came), or not.
 let live = false;
 let deleted = false;
+let deleting = false; // this page asked for the delete, and has no answer yet
 let lastSample = 0;
 
 function showState() {
@@ -296,7 +304,7 @@ function connect() {
       $("panel").hidden = true;
       $("unlock").hidden = true;
       $("delete-error").hidden = true;
-      sessionStorage.setItem("waiting-room.notice", "That room was deleted.");
+      sessionStorage.setItem("waiting-room.notice", deleting ? deletedNotice() : "That room was deleted.");
       location.assign(data.index_url);
       return;
     }
