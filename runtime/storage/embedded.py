@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -49,8 +50,24 @@ def find_server_binary() -> str:
     )
 
 
+#: Where free_port() looks first: below Linux's default ephemeral range (32768-60999), from
+#: which the system picks the local ports of outgoing connections. A port handed out from
+#: that range can be taken by one (a proxy dialing Valkey, say) before the server binds it.
+QUIET_PORTS = range(20000, 32768)
+_pick = random.Random()  # (its own: a test seeding the module's random gets no repeats)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A local port nobody listens on now, for a server about to start."""
+    for _ in range(50):
+        port = _pick.choice(QUIET_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # (a crowded machine: any port the system gives)
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
