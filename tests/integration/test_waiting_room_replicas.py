@@ -437,7 +437,7 @@ async def test_a_page_connecting_while_the_replica_loads_again_is_the_new_copys(
     old one's count was lost with it, and a visitor could open pages past the limit)."""
     a, b = await nodes(2)
     room = await create(a.http, total_active_users=1)
-    taker, waiting, room_, visitor = await one_in_line(a, room)
+    taker, waiting, _, visitor = await one_in_line(a, room)
     async with httpx.AsyncClient() as http:
         await http.get(f"{b.http}/waiting-room/api/rooms/{room}")  # (B's replica exists)
     (replica,) = b.node.replicas.table.values()
