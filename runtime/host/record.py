@@ -55,7 +55,7 @@ class AlarmIndex(Protocol):
     """The alarm index of the object's store (alarms.AlarmService)."""
 
     async def index(self, member: str, due_ms: int) -> None: ...
-    def committed(self, alarm: bytes | None) -> None: ...
+    def committed(self, member: str, alarm: bytes | None) -> None: ...
 
 
 class RecordHost(Protocol):
@@ -367,7 +367,8 @@ class ObjectRecord:
         with CORK:  # a batch of many messages: one write per socket
             self.outputs.release(batch.seq)
         if batch.alarm is not UNCHANGED:
-            self.alarms.committed(batch.alarm if isinstance(batch.alarm, bytes) else None)
+            alarm = batch.alarm if isinstance(batch.alarm, bytes) else None
+            self.alarms.committed(self.keys.member, alarm)
         if self.state is not None:
             self.state.commits.flush()
 

@@ -175,3 +175,27 @@ def test_alarm_keys_share_one_slot_per_object() -> None:
         for k in (keys.lease, keys.epoch, keys.data, keys.index, keys.alarm)
     }
     assert tags == {f"probe:{'ab' * 32}"}
+
+
+async def test_an_alarm_falling_due_here_claims_its_own_shard_only(make_node) -> None:
+    # Every shard is claimed on the periodic poll; an alarm this node committed is claimed
+    # when due in its own shard alone (a game's results go out by an alarm due at once:
+    # 16 claim scripts for each was most of Valkey's extra work per round).
+    node = await make_node(alarm_poll_interval=30.0)
+    stub = node.namespace("probe").get_by_name("one-shard")
+    service = node.alarms_for(stub.id)
+    claim, submit = service.store.scripts.claim_alarms, service.store.batcher.submit
+    claimed: list[str] = []
+
+    def counting(script, keys, args):
+        if script is claim:
+            claimed.append(keys[0])
+        return submit(script, keys, args)
+
+    service.store.batcher.submit = counting
+    await asyncio.sleep(0.3)  # (the start's poll of every shard is over)
+    claimed.clear()
+    await stub.set_alarm_in(0.05)
+    await wait_for(lambda: len(ALARMS[stub.id.hex]) >= 1, 5)
+    member = f"probe:{stub.id.hex}"
+    assert claimed == [alarm_shard_key("do", alarm_shard_of(member, 16))]
