@@ -93,8 +93,12 @@ class Cluster:
         for proxy in (*self.redis_proxies, *self.link_proxies):
             proxy.start()
         self.nodes = [self._node(i) for i in range(self.count)]
-        for node in self.nodes:
-            node.start()
+        try:
+            for node in self.nodes:
+                node.start()
+        except BaseException:  # (a node that fails to start leaves none of the others running)
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
