@@ -369,6 +369,15 @@ async def test_a_node_that_stops_reporting_loses_its_pages_presence_within_the_t
         await http.aclose()
 
 
+async def replica_and_stub(server: LocalServer, room: str) -> tuple[Any, Any, Any]:
+    """The room's replica on ``server`` (made by a status read there), its instance, and the
+    room's stub that instance calls (for a test to stand in front of)."""
+    async with httpx.AsyncClient() as http:
+        await http.get(f"{server.http}/waiting-room/api/rooms/{room}")
+    (replica,) = server.node.replicas.table.values()
+    return replica, replica.instance, replica.instance.primary()
+
+
 async def test_a_page_whose_visitor_is_admitted_while_it_connects_hears_it(
     nodes: Nodes,
 ) -> None:
@@ -378,11 +387,7 @@ async def test_a_page_whose_visitor_is_admitted_while_it_connects_hears_it(
     room = await create(a.http, total_active_users=1)
     taker, waiting, room_, visitor = await one_in_line(a, room)
     [holder] = [v for v in room_.rules.visitors if v != visitor]
-    async with httpx.AsyncClient() as http:
-        await http.get(f"{b.http}/waiting-room/api/rooms/{room}")  # (B's replica exists)
-    (replica,) = b.node.replicas.table.values()
-    instance = replica.instance
-    stub = instance.primary()
+    _, instance, stub = await replica_and_stub(b, room)
 
     class AnsweredLate:
         """The room's stub, but a visit's answer comes after the admission reached B."""
@@ -438,11 +443,7 @@ async def test_a_page_connecting_while_the_replica_loads_again_is_the_new_copys(
     a, b = await nodes(2)
     room = await create(a.http, total_active_users=1)
     taker, waiting, _, visitor = await one_in_line(a, room)
-    async with httpx.AsyncClient() as http:
-        await http.get(f"{b.http}/waiting-room/api/rooms/{room}")  # (B's replica exists)
-    (replica,) = b.node.replicas.table.values()
-    old = replica.instance
-    stub = old.primary()
+    replica, old, stub = await replica_and_stub(b, room)
 
     class ReloadedMeanwhile:
         """The room's stub, but the replica loads again while a visit is answered."""
