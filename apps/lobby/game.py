@@ -361,18 +361,25 @@ class Game(DurableObject):
             await self.storage.put("history", self.history)
             self.history_changed = False
 
-    def view(self, you: int | None, now: float) -> dict[str, Any]:
+    def view(self, you: int | None, now: float, spectators: int | None = None) -> dict[str, Any]:
         assert self.rules is not None
+        if spectators is None:
+            spectators = len(self.get_websockets(WATCH))
         return {
             **self.rules.view(you, now),
-            "spectators": len(self.get_websockets(WATCH)),
+            "spectators": spectators,
             "game": self.hex,
             "lobby": self.lobby,
         }
 
     def broadcast_state(self) -> None:
-        """The state to each seat (``you`` differs) and to the spectators."""
+        """The state to each seat (``you`` differs) and to the spectators. A view is built
+        only for a group with a socket open: a game nobody watches built and encoded one
+        view per move for no one, a third of the JSON a move costs."""
         now = time.time()
-        for seat in SEATS:
-            self.broadcast(encode(self.view(seat, now)), tag=seat_tag(seat))
-        self.broadcast(encode(self.view(None, now)), tag=WATCH)
+        spectators = len(self.get_websockets(WATCH))
+        for you, tag in ((seat, seat_tag(seat)) for seat in SEATS):
+            if self.get_websockets(tag):
+                self.broadcast(encode(self.view(you, now, spectators)), tag=tag)
+        if spectators:
+            self.broadcast(encode(self.view(None, now, spectators)), tag=WATCH)

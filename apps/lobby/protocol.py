@@ -18,9 +18,13 @@ class ProtocolError(Exception):
     """A client message that cannot be taken; the text is sent back as the error."""
 
 
+#: One encoder for every message (``json.dumps`` with options builds a new one per call).
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(message: dict[str, Any]) -> str:
     """A message as compact JSON text."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    return _JSON.encode(message)
 
 
 def error(text: str, about: str | None = None) -> str:
