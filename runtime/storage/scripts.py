@@ -9,29 +9,28 @@ one pipelined round trip. While that round trip is in flight, new calls gather f
 Per object there is never more than one commit in flight, so order per object is kept.
 
 With a single server (not a cluster), each round trip goes out on a connection the batcher
-keeps for itself, as the calls' RESP encoding in one write, and the replies are read back in
-order: redis-py's pipeline costs about three times the CPU per call (taking a pooled
-connection, a timer per read and per write, packing each command), and the commit path is
-the node's busiest. redis-py still makes the connections (URL, password, TLS, database).
+keeps for itself (pipe.py), as the calls' RESP encoding in one write, and the replies are
+parsed in order as they arrive, without a task or a stream per trip: redis-py's pipeline
+costs about three times the CPU per call (taking a pooled connection, a timer per read and
+per write, packing each command), and the commit path is the node's busiest. redis-py still
+makes the connections (URL, password, TLS, database).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from importlib import resources
 from typing import Any
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 
 from ..base.errors import StorageUnavailable
-
-log = logging.getLogger("runtime.scripts")
+from .pipe import Pipe
 
 SCRIPT_NAMES = (
     "acquire",
@@ -88,6 +87,14 @@ class _Call:
         self.keys = keys
         self.args = args
         self.future = future
+
+
+def _packed(batch: list[_Call]) -> list[bytes]:
+    """A round trip's calls as EVALSHA commands, in RESP."""
+    packed: list[bytes] = []
+    for call in batch:
+        packed += pack(("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args))
+    return packed
 
 
 def pack(items: Sequence[Arg]) -> list[bytes]:
@@ -155,8 +162,8 @@ class ScriptBatcher:
         #: max_inflight); a cluster's go through redis-py's pipeline, which routes each
         #: call by its keys.
         self._direct = isinstance(redis, Redis)
-        self._idle: list[AbstractConnection] = []
-        self._conns: set[AbstractConnection] = set()  # every one open, idle or not
+        self._idle: list[Pipe] = []
+        self._pipes: set[Pipe] = set()  # every one open, idle or not
         self._closed = False
         self.timeout = timeout  # for a whole round trip (redis-py's would be per read)
         #: Round trips made and calls sent, for the benchmarks and tests.
@@ -180,54 +187,81 @@ class ScriptBatcher:
 
     def _launch(self) -> None:
         self._scheduled = False
-        loop = asyncio.get_running_loop()
         while self._pending and self._inflight < self.max_inflight:
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
             self._inflight += 1
-            loop.create_task(self._send(batch)).add_done_callback(self._landed)
+            self.round_trips += 1
+            self.calls += len(batch)
+            pipe = self._idle_pipe()
+            if pipe is not None:  # the usual case: written now, answered in data_received
+                sent = time.monotonic()
+                pipe.send(_packed(batch), len(batch), self.timeout,
+                          partial(self._replied, pipe, batch, sent))  # fmt: skip
+            else:  # a connection to make first, or a cluster's pipeline
+                task = asyncio.get_running_loop().create_task(self._send(batch))
+                task.add_done_callback(self._landed)
 
-    def _landed(self, _: asyncio.Task[None]) -> None:
+    def _landed(self, _: object = None) -> None:
         self._inflight -= 1
         if self._pending and not self._scheduled:  # what waited for a free round trip
             self._launch()
 
+    def _replied(
+        self, pipe: Pipe, batch: list[_Call], sent: float, result: list[Any] | BaseException
+    ) -> None:
+        """A round trip written by _launch came back (or its pipe failed)."""
+        if isinstance(result, BaseException):
+            self._drop(pipe)
+            self._fail(batch, storage_error(result))
+        else:
+            self._reuse(pipe)
+            if self.observe is not None:
+                self.observe(time.monotonic() - sent)
+            if any(isinstance(r, redis_errors.NoScriptError) for r in result):
+                task = asyncio.get_running_loop().create_task(self._complete(batch, result))
+                task.add_done_callback(self._landed)
+                return
+            self._settle(batch, result)
+        self._landed()
+
     async def _send(self, batch: list[_Call]) -> None:
-        self.round_trips += 1
-        self.calls += len(batch)
         sent = time.monotonic()
         try:
             results = await self._execute(batch)
             if self.observe is not None:
                 self.observe(time.monotonic() - sent)
-            missing = [
-                i for i, r in enumerate(results) if isinstance(r, redis_errors.NoScriptError)
-            ]
             if len(results) != len(batch):
                 raise RuntimeError(f"{len(results)} replies to {len(batch)} calls")
-            if missing:
-                # Redis lost its script cache (a restart or SCRIPT FLUSH): load and resend
-                # those calls (the others ran: they keep their replies, whatever happens).
-                again: list[Any]
-                try:
-                    for script in {id(batch[i].script): batch[i].script for i in missing}.values():
-                        await self._load(script)
-                except Exception as exc:  # (those calls were refused, and not sent again)
-                    again = [storage_error(NotSent(exc))] * len(missing)
-                else:
-                    try:
-                        again = await self._execute([batch[i] for i in missing])
-                    except Exception as exc:
-                        again = [storage_error(exc)] * len(missing)
-                for i, r in zip(missing, again, strict=True):
-                    results[i] = r
         except Exception as exc:  # whatever went wrong, no caller may be left waiting
-            error = storage_error(exc)
-            for call in batch:
-                if not call.future.done():
-                    call.future.set_exception(error)
+            self._fail(batch, storage_error(exc))
             return
-        for call, result in zip(batch, results, strict=False):  # (lengths checked above)
+        await self._complete(batch, results)
+
+    async def _complete(self, batch: list[_Call], results: list[Any]) -> None:
+        """Settle the calls of a round trip; those refused for a script Redis did not know
+        (it lost its script cache: a restart or SCRIPT FLUSH) are loaded and sent again (the
+        others ran: they keep their replies, whatever happens)."""
+        missing = [i for i, r in enumerate(results) if isinstance(r, redis_errors.NoScriptError)]
+        if missing:
+            again: list[Any]
+            try:
+                for script in {id(batch[i].script): batch[i].script for i in missing}.values():
+                    await self._load(script)
+            except Exception as exc:  # (those calls were refused, and not sent again)
+                again = [storage_error(NotSent(exc))] * len(missing)
+            else:
+                try:
+                    again = await self._execute([batch[i] for i in missing])
+                except Exception as exc:
+                    again = [storage_error(exc)] * len(missing)
+            for i, r in zip(missing, again, strict=True):
+                results[i] = r
+        self._settle(batch, results)
+
+    @staticmethod
+    def _settle(batch: list[_Call], results: list[Any]) -> None:
+        for call, result in zip(batch, results, strict=True):
             if call.future.done():  # the caller gave up waiting
                 continue
             if isinstance(result, StorageUnavailable):
@@ -236,6 +270,12 @@ class ScriptBatcher:
                 call.future.set_exception(storage_error(result))
             else:
                 call.future.set_result(result)
+
+    @staticmethod
+    def _fail(batch: list[_Call], error: StorageUnavailable) -> None:
+        for call in batch:
+            if not call.future.done():
+                call.future.set_exception(error)
 
     async def _load(self, script: AsyncScript) -> None:
         """SCRIPT LOAD, tried twice: after a restart the client's pool may hand out a
@@ -257,81 +297,72 @@ class ScriptBatcher:
         return result
 
     async def _round_trip(self, batch: list[_Call]) -> list[Any]:
-        """The calls in one write on a connection of our own; their replies, in order (an
-        error reply as its exception). Nothing is ever sent twice: a connection that fails
-        is closed, and the trip's callers hear of it (the scripts are not all idempotent:
-        acquiring a lease counts an epoch, claiming alarms hides them for a while)."""
-        packed: list[bytes] = []
-        for call in batch:
-            packed += pack(("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args))
+        """The calls in one write on a pipe of our own (pipe.py), awaited; their replies, in
+        order (an error reply as its exception). Nothing is ever sent twice: a pipe that
+        fails is closed, and the trip's callers hear of it (the scripts are not all
+        idempotent: acquiring a lease counts an epoch, claiming alarms hides them a while)."""
+        packed = _packed(batch)
         try:
-            conn = await self._ready_connection()
+            pipe = await self._ready_pipe()
         except (redis_errors.RedisError, OSError) as exc:  # (not a cancellation)
             raise NotSent(exc) from exc
-        replies: list[Any] = []
+        answer: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+
+        def replied(result: list[Any] | BaseException) -> None:
+            if answer.done():
+                return
+            if isinstance(result, BaseException):
+                answer.set_exception(result)
+            else:
+                answer.set_result(result)
+
+        pipe.send(packed, len(batch), self.timeout, replied)
         try:
-            async with asyncio.timeout(self.timeout):
-                await conn.send_packed_command(packed, check_health=False)
-                for _ in batch:
-                    try:
-                        replies.append(await conn.read_response())
-                    except redis_errors.ResponseError as exc:  # an error reply: read on
-                        replies.append(exc)
-        except TimeoutError:
-            await self._drop(conn)
-            raise redis_errors.TimeoutError(
-                f"no reply within {self.timeout:g} s; the connection was closed"
-            ) from None
+            replies = await answer
         except BaseException:
-            await self._drop(conn)
+            self._drop(pipe)
             raise
-        if self._closed:
-            await self._drop(conn)
-        else:
-            self._idle.append(conn)
+        self._reuse(pipe)
         return replies
 
-    async def _ready_connection(self) -> AbstractConnection:
-        """An idle connection fit to send on, else a new one. The server may have closed an
-        idle one meanwhile (a restart): that shows as end of file, found here before anything
-        is sent on it."""
+    def _idle_pipe(self) -> Pipe | None:
+        """An idle pipe fit to send on (one the server closed meanwhile, at a restart, has
+        closed itself), if any."""
+        while self._idle:
+            pipe = self._idle.pop()
+            if not pipe.closed:
+                return pipe
+            self._pipes.discard(pipe)
+        return None
+
+    async def _ready_pipe(self) -> Pipe:
+        """An idle pipe, else a new one."""
         if self._closed:
             raise redis_errors.ConnectionError("the store was closed")
-        while self._idle:
-            conn = self._idle.pop()
-            try:
-                if not await conn.can_read():  # no stray reply, not at end of file
-                    return conn
-            except Exception:  # (a closed one raises): unfit all the same
-                pass
-            await self._drop(conn)
-        pool = self.redis.connection_pool
-        # No timer per read or write: the trip has one (connecting has its own).
-        fresh: AbstractConnection = pool.connection_class(
-            **{**pool.connection_kwargs, "socket_timeout": None}
-        )
-        self._conns.add(fresh)
-        try:
-            await fresh.connect()  # type: ignore[no-untyped-call]
-        except BaseException:
-            await self._drop(fresh)
-            raise
+        pipe = self._idle_pipe()
+        if pipe is not None:
+            return pipe
+        pipe = await Pipe.open(self.redis)
         if self._closed:  # closed while connecting: send nothing
-            await self._drop(fresh)
+            pipe.close()
             raise redis_errors.ConnectionError("the store was closed")
-        return fresh
+        self._pipes.add(pipe)
+        return pipe
 
-    async def _drop(self, conn: AbstractConnection) -> None:
-        self._conns.discard(conn)
-        await conn.disconnect(nowait=True)
+    def _reuse(self, pipe: Pipe) -> None:
+        if self._closed or pipe.closed:
+            self._drop(pipe)
+        else:
+            self._idle.append(pipe)
+
+    def _drop(self, pipe: Pipe) -> None:
+        self._pipes.discard(pipe)
+        pipe.close()
 
     async def aclose(self) -> None:
         """Close the batcher's own connections, and open no more (the client's pool is the
         store's to close). A trip in flight fails: its connection is closed under it."""
         self._closed = True
-        conns, self._conns, self._idle = self._conns, set(), []
-        for conn in conns:
-            try:
-                await conn.disconnect()
-            except Exception:  # closing the others matters more than this one's error
-                log.debug("closing a Redis connection failed", exc_info=True)
+        pipes, self._pipes, self._idle = self._pipes, set(), []
+        for pipe in pipes:
+            pipe.close()
