@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
 from importlib import resources
 from typing import Any
@@ -164,6 +164,7 @@ class ScriptBatcher:
         self._direct = isinstance(redis, Redis)
         self._idle: list[Pipe] = []
         self._pipes: set[Pipe] = set()  # every one open, idle or not
+        self._tasks: set[asyncio.Task[None]] = set()  # round trips that await
         self._closed = False
         self.timeout = timeout  # for a whole round trip (redis-py's would be per read)
         #: Round trips made and calls sent, for the benchmarks and tests.
@@ -199,8 +200,16 @@ class ScriptBatcher:
                 pipe.send(_packed(batch), len(batch), self.timeout,
                           partial(self._replied, pipe, batch, sent))  # fmt: skip
             else:  # a connection to make first, or a cluster's pipeline
-                task = asyncio.get_running_loop().create_task(self._send(batch))
-                task.add_done_callback(self._landed)
+                self._spawn(self._send(batch))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a round trip that must await (a connection to make, scripts to load again)
+        as a task, held here: the loop keeps only weak references to tasks, and one waiting
+        for a connection is otherwise reachable from nothing (it would be collected)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._landed)
 
     def _landed(self, _: object = None) -> None:
         self._inflight -= 1
@@ -219,8 +228,7 @@ class ScriptBatcher:
             if self.observe is not None:
                 self.observe(time.monotonic() - sent)
             if any(isinstance(r, redis_errors.NoScriptError) for r in result):
-                task = asyncio.get_running_loop().create_task(self._complete(batch, result))
-                task.add_done_callback(self._landed)
+                self._spawn(self._complete(batch, result))
                 return
             self._settle(batch, result)
         self._landed()

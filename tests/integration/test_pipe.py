@@ -4,6 +4,7 @@ server: replies in order, errors per call, and a connection that fails is never 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -93,3 +94,23 @@ async def test_a_connection_the_server_closed_while_idle_is_not_used_again(store
     await asyncio.sleep(0.1)  # (the node sees the end of file on its next loop turn)
     assert await batcher.call(scripts.index_alarm, ["{k}index"], ["late", 1]) == 1
     assert admin.zscore("{k}index", "late") == 1
+
+
+async def test_a_trip_waiting_for_its_connection_survives_the_garbage_collector(
+    server,
+) -> None:
+    # A round trip that opens a connection first runs as a task; the loop holds tasks only
+    # weakly, and while it connects nothing else reaches it: unless the batcher holds it, a
+    # collection then destroys it, and its callers wait for ever.
+    valkey, _ = server
+    for _ in range(5):
+        store = RedisStore(valkey.url, Settings(**TEST_SETTINGS), "holder@1")
+        await store.connect()  # (through redis-py's pool: the batcher has no pipe yet)
+        try:
+            call = store.batcher.submit(store.scripts.index_alarm, ["{gc}index"], ["m", 1])
+            for _ in range(20):
+                await asyncio.sleep(0)
+                gc.collect()
+            assert await asyncio.wait_for(call, 5) in (0, 1)
+        finally:
+            await store.close()
