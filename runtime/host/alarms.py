@@ -19,6 +19,7 @@ the alarm, so retries survive the node too.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 from collections.abc import Collection
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("runtime.alarms")
 
 _CLAIM_LIMIT = 100
+#: Per shard, how many due times of alarms committed here are kept (the earliest): a later
+#: one waits for the periodic poll, as every other node's alarms do.
+_LOCAL_TIMES = 16
 
 
 def now_ms() -> int:
@@ -68,8 +72,9 @@ class AlarmService:
         self.store = store
         self.settings = node.settings
         self._wake = asyncio.Event()
-        #: Per shard, the earliest alarm committed here that is not yet claimed (ms).
-        self._local: dict[int, int] = {}
+        #: Per shard, the earliest due times (ms, sorted) of alarms committed here and not yet
+        #: claimed. (One that was moved or deleted since costs one claim that finds nothing.)
+        self._local: dict[int, list[int]] = {}
         self._deliveries: set[asyncio.Task[None]] = set()
 
     def shard_key(self, member: str) -> str:
@@ -89,9 +94,13 @@ class AlarmService:
             return
         due = int(codec.decode(alarm)[0])
         shard = alarm_shard_of(member, self.settings.alarm_shards)
-        if due < self._local.get(shard, due + 1):
-            self._local[shard] = due
-            self._wake.set()
+        times = self._local.setdefault(shard, [])
+        if due in times or (len(times) >= _LOCAL_TIMES and due > times[-1]):
+            return
+        bisect.insort(times, due)
+        del times[_LOCAL_TIMES:]
+        if times[0] == due:
+            self._wake.set()  # (the poller's wait may now be too long)
 
     async def run(self) -> None:
         """Poll until the node stops: every shard every ``alarm_poll_interval``, and a
@@ -104,7 +113,8 @@ class AlarmService:
         while not self.node.stopping:
             timeout = max(0.0, next_poll - time.monotonic())
             if self._local:
-                timeout = min(timeout, max(0.0, (min(self._local.values()) - now_ms()) / 1000))
+                soonest = min(times[0] for times in self._local.values())
+                timeout = min(timeout, max(0.0, (soonest - now_ms()) / 1000))
             if timeout > 0:
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout)
@@ -112,12 +122,15 @@ class AlarmService:
                     pass
                 self._wake.clear()
             now = now_ms()
-            due = [shard for shard, at in self._local.items() if at <= now]
+            due = [shard for shard, times in self._local.items() if times[0] <= now]
             everything = time.monotonic() >= next_poll
             if not (due or everything):
                 continue  # (woken by an alarm not yet due: wait again, for less)
-            for shard in due:
-                del self._local[shard]
+            for shard in due:  # (a later alarm of the shard keeps its time: claimed then)
+                times = self._local[shard]
+                del times[: bisect.bisect_right(times, now)]
+                if not times:
+                    del self._local[shard]
             try:
                 await self.poll(None if everything else due)
             except DurableObjectError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -199,3 +200,26 @@ async def test_an_alarm_falling_due_here_claims_its_own_shard_only(make_node) ->
     await wait_for(lambda: len(ALARMS[stub.id.hex]) >= 1, 5)
     member = f"probe:{stub.id.hex}"
     assert claimed == [alarm_shard_key("do", alarm_shard_of(member, 16))]
+
+
+async def test_two_alarms_committed_here_in_one_shard_each_fire_on_time(make_node) -> None:
+    # The poller keeps the earliest few due times per shard of the alarms committed here,
+    # not just the earliest: the second alarm of a shard is claimed when it falls due, not
+    # at the next periodic poll (30 s here).
+    node = await make_node(alarm_poll_interval=30.0)
+    probes = node.namespace("probe")
+    by_shard: dict[int, list[Any]] = {}
+    for i in range(64):
+        stub = probes.get_by_name(f"same-shard-{i}")
+        group = by_shard.setdefault(alarm_shard_of(f"probe:{stub.id.hex}", 16), [])
+        group.append(stub)
+        if len(group) == 2:
+            break
+    first, second = group
+    await asyncio.sleep(0.3)  # (the start's poll of every shard is over)
+    await second.set_alarm_in(0.8)
+    await first.set_alarm_in(0.1)
+    asked = time.time()
+    await wait_for(lambda: len(ALARMS[second.id.hex]) >= 1, 5)
+    assert ALARMS[first.id.hex][0][0] - asked < 0.5
+    assert ALARMS[second.id.hex][0][0] - asked < 1.2
