@@ -16,7 +16,9 @@ always) and one node serving the suite, then drives it from this process over re
    game alternate moves as fast as the server confirms them (each waits for the state
    showing its move), playing a drawn sequence of 42 moves and a rematch, over and over.
    Baseline: the same clients against a plain `websockets` server holding the games in
-   memory (bench/baselines/connect4_server.py): no storage, no output gate.
+   memory (bench/baselines/connect4_server.py): no storage, no output gate. Beside the
+   rates, the CPU each process spent per move (the node, Valkey, the clients; the
+   in-memory server), from /proc: where a move's time goes, against its wall time.
 
 Prints the medians of ``--runs`` runs (3) in one table.
 """
@@ -43,7 +45,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import fsync_floor, start_node, start_server  # noqa: E402
+from bench.common import cpu_seconds, fsync_floor, start_node, start_server  # noqa: E402
 from bench.results import Panel, publish, table  # noqa: E402
 from runtime.storage.embedded import ValkeyProcess, free_port  # noqa: E402
 
@@ -394,6 +396,22 @@ async def play(pairs: list[tuple[str, str]], seconds: float) -> float:
 # ----------------------------------------------------------------- driver
 
 
+def timed_play(
+    pairs: list[tuple[str, str]], seconds: float, label: str, servers: dict[str, int]
+) -> dict[str, float]:
+    """``play``, and the CPU each process spent per move meanwhile (µs, /proc; the sockets'
+    opening and closing included): ``moves_<label>``, ``<name>_us_<label>`` for each server
+    and ``clients_us_<label>`` for this process."""
+    before = {name: cpu_seconds(pid) for name, pid in servers.items()}
+    own = time.process_time()
+    rate = asyncio.run(play(pairs, seconds))
+    moves = max(1.0, rate * seconds)
+    out = {f"moves_{label}": rate, f"clients_us_{label}": 1e6 * (time.process_time() - own) / moves}
+    for name, pid in servers.items():
+        out[f"{name}_us_{label}"] = 1e6 * (cpu_seconds(pid) - before[name]) / moves
+    return out
+
+
 def runtime_run(args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         valkey = ValkeyProcess(tmp, unix_socket=True, appendfsync=args.appendfsync).start()
@@ -402,10 +420,12 @@ def runtime_run(args: argparse.Namespace) -> dict[str, float]:
         base = f"127.0.0.1:{port}"
         try:
             result = asyncio.run(churn(base, args))
+            assert valkey.process is not None
+            servers = {"node": node.pid, "valkey": valkey.process.pid}
             one = asyncio.run(seat_pairs_runtime(base, 1))
-            result["moves_1"] = asyncio.run(play(one, args.seconds))
+            result.update(timed_play(one, args.seconds, "1", servers))
             many = asyncio.run(seat_pairs_runtime(base, args.games))
-            result["moves_n"] = asyncio.run(play(many, args.seconds))
+            result.update(timed_play(many, args.seconds, "n", servers))
             # One fsync'd SET at a time, on this Valkey: what every committed move waits for.
             result["fsync_p50"], result["fsync_p99"] = fsync_floor(valkey.url, writes=1000)
             return result
@@ -422,9 +442,10 @@ def baseline_run(args: argparse.Namespace) -> dict[str, float]:
     server = start_server([sys.executable, str(script), str(port)], port, env)
     base = f"127.0.0.1:{port}"
     try:
+        servers = {"server": server.pid}
         return {
-            "moves_1": asyncio.run(play(seat_pairs_baseline(base, 1), args.seconds)),
-            "moves_n": asyncio.run(play(seat_pairs_baseline(base, args.games), args.seconds)),
+            **timed_play(seat_pairs_baseline(base, 1), args.seconds, "1", servers),
+            **timed_play(seat_pairs_baseline(base, args.games), args.seconds, "n", servers),
         }
     finally:
         server.terminate()
@@ -504,7 +525,14 @@ def main() -> None:
         f"one fsync'd SET at a time: p50 {med(runtime, 'fsync_p50'):.2f} / p99 "
         f"{med(runtime, 'fsync_p99'):.2f} ms; the limit of one game for a server that commits "
         f"each move first (in-memory move {in_memory_ms:.3f} ms + one fsync): "
-        f"{limit_1:,.0f} moves/s ({limit_1 / med(baseline, 'moves_1'):.0%} of in-memory)"
+        f"{limit_1:,.0f} moves/s ({limit_1 / med(baseline, 'moves_1'):.0%} of in-memory)\n"
+        f"where one game's move goes (CPU per move, µs; the sockets' setup included): "
+        f"node {med(runtime, 'node_us_1'):.0f} + Valkey {med(runtime, 'valkey_us_1'):.0f} + "
+        f"clients {med(runtime, 'clients_us_1'):.0f} of {1e6 / med(runtime, 'moves_1'):.0f} "
+        f"wall; in memory: server {med(baseline, 'server_us_1'):.0f} + clients "
+        f"{med(baseline, 'clients_us_1'):.0f} of {1e6 / med(baseline, 'moves_1'):.0f} wall "
+        f"({args.games} games: node {med(runtime, 'node_us_n'):.0f}, Valkey "
+        f"{med(runtime, 'valkey_us_n'):.0f}; in-memory server {med(baseline, 'server_us_n'):.0f})"
     )
     text = (
         f"Lobby, median of {args.runs} runs, {os.cpu_count()} cores, "
