@@ -36,7 +36,9 @@ Replied = Callable[[list[Any] | BaseException], None]
 class Pipe(asyncio.Protocol):
     """A connection to Redis that runs one round trip at a time (see the module)."""
 
-    def __init__(self, writer: asyncio.StreamWriter, encoding: str | None) -> None:
+    def __init__(
+        self, writer: asyncio.StreamWriter, encoding: str | None, errors: str = "strict"
+    ) -> None:
         # (the writer is kept only because it closes its transport when it is collected)
         self._writer = writer
         self._transport = writer.transport
@@ -44,6 +46,7 @@ class Pipe(asyncio.Protocol):
             protocolError=redis_errors.InvalidResponse,
             replyError=BaseParser.parse_error,
             encoding=encoding,
+            errors=errors,
         )
         self._expected = 0
         self._replies: list[Any] = []
@@ -64,11 +67,14 @@ class Pipe(asyncio.Protocol):
         # reader once its handshake is done (it read every reply it asked for).
         writer = getattr(conn, "_writer", None)
         reader = getattr(conn, "_reader", None)
-        if writer is None or reader is None or getattr(reader, "_buffer", None):
+        parsed = getattr(getattr(conn, "_parser", None), "_reader", None)  # (hiredis')
+        leftover = parsed is not None and hasattr(parsed, "has_data") and parsed.has_data()
+        if writer is None or reader is None or getattr(reader, "_buffer", None) or leftover:
             await conn.disconnect(nowait=True)
             raise redis_errors.ConnectionError("redis-py's connection cannot be taken over")
-        encoding = conn.encoder.encoding if conn.encoder.decode_responses else None
-        pipe = cls(writer, encoding)
+        encoder = conn.encoder
+        encoding = encoder.encoding if encoder.decode_responses else None
+        pipe = cls(writer, encoding, encoder.encoding_errors)
         writer.transport.set_protocol(pipe)
         # The transport is the pipe's now: redis-py's object must not close it when it is
         # collected (it would, seeing its writer still set).
@@ -99,20 +105,27 @@ class Pipe(asyncio.Protocol):
     # ------------------------------------------------------------ asyncio.Protocol
 
     def data_received(self, data: bytes) -> None:
+        # The whole chunk is parsed before the trip hears its replies: its callback may send
+        # the next trip on this pipe, and nothing left over may be read as that one's.
         reader = self._reader
+        done: list[Any] | None = None
         try:
             reader.feed(data)
             while (reply := reader.gets()) is not False:
                 if isinstance(reply, redis_errors.ConnectionError):
                     raise reply  # (LOADING and its kind: the server cannot serve at all)
-                if self._replied is None:
+                if self._replied is None or done is not None:
                     raise redis_errors.InvalidResponse("Redis sent a reply nobody asked for")
                 self._replies.append(reply)
                 if len(self._replies) == self._expected:
-                    replies, self._replies = self._replies, []
-                    self._finish(replies)
+                    done, self._replies = self._replies, []
+            if done is not None and reader.has_data():
+                raise redis_errors.InvalidResponse("Redis sent more than was asked for")
         except Exception as exc:  # (a protocol error included: the pipe cannot go on)
             self.close(exc)
+            return
+        if done is not None:
+            self._finish(done)
 
     def eof_received(self) -> bool | None:
         self.close(redis_errors.ConnectionError("Redis closed the connection"))
@@ -136,7 +149,12 @@ class Pipe(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         if replied is not None:
-            replied(result)
+            try:
+                replied(result)
+            except Exception as exc:  # (a bug in the caller's callback: not the pipe's)
+                asyncio.get_running_loop().call_exception_handler(
+                    {"message": "a Redis round trip's callback failed", "exception": exc}
+                )
 
     def _end(self, error: BaseException) -> None:
         if self._replied is not None:

@@ -74,7 +74,7 @@ class Scripts:
 
 
 class _Call:
-    __slots__ = ("args", "future", "keys", "script")
+    __slots__ = ("args", "future", "keys", "script", "wire")
 
     def __init__(
         self,
@@ -82,18 +82,20 @@ class _Call:
         keys: Sequence[str],
         args: Sequence[Arg],
         future: asyncio.Future[Any],
+        wire: list[bytes],
     ) -> None:
         self.script = script
         self.keys = keys
         self.args = args
         self.future = future
+        self.wire = wire  # (the call as EVALSHA in RESP, for a single server's pipes)
 
 
 def _packed(batch: list[_Call]) -> list[bytes]:
     """A round trip's calls as EVALSHA commands, in RESP."""
     packed: list[bytes] = []
     for call in batch:
-        packed += pack(("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args))
+        packed += call.wire
     return packed
 
 
@@ -174,10 +176,13 @@ class ScriptBatcher:
     def submit(
         self, script: AsyncScript, keys: Sequence[str], args: Sequence[Arg]
     ) -> asyncio.Future[Any]:
-        """Queue one call; the returned future resolves with the script's reply."""
+        """Queue one call; the returned future resolves with the script's reply. An
+        argument of a type Redis does not take raises TypeError here, in the caller, and
+        nothing is queued (it would otherwise fail the round trip of every call with it)."""
+        wire = pack(("EVALSHA", script.sha, len(keys), *keys, *args))
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(_Call(script, keys, args, future))
+        self._pending.append(_Call(script, keys, args, future, wire))
         if not self._scheduled:  # at the end of this turn: everything submitted in it, at once
             self._scheduled = True
             loop.call_soon(self._launch)
@@ -200,16 +205,22 @@ class ScriptBatcher:
                 pipe.send(_packed(batch), len(batch), self.timeout,
                           partial(self._replied, pipe, batch, sent))  # fmt: skip
             else:  # a connection to make first, or a cluster's pipeline
-                self._spawn(self._send(batch))
+                self._spawn(self._send(batch), batch)
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], batch: list[_Call]) -> None:
         """Run a round trip that must await (a connection to make, scripts to load again)
         as a task, held here: the loop keeps only weak references to tasks, and one waiting
         for a connection is otherwise reachable from nothing (it would be collected)."""
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(self._landed)
+        task.add_done_callback(partial(self._ended, batch))
+
+    def _ended(self, batch: list[_Call], _: object) -> None:
+        """A round trip's task ended: whatever its calls did not hear (it was cancelled as
+        the store closed, say), they hear now; and the next trip may go."""
+        self._fail(batch, storage_error(redis_errors.ConnectionError("the round trip stopped")))
+        self._landed()
 
     def _landed(self, _: object = None) -> None:
         self._inflight -= 1
@@ -220,18 +231,23 @@ class ScriptBatcher:
         self, pipe: Pipe, batch: list[_Call], sent: float, result: list[Any] | BaseException
     ) -> None:
         """A round trip written by _launch came back (or its pipe failed)."""
-        if isinstance(result, BaseException):
-            self._drop(pipe)
-            self._fail(batch, storage_error(result))
-        else:
+        awaits = False
+        try:
+            if isinstance(result, BaseException):
+                self._drop(pipe)
+                self._fail(batch, storage_error(result))
+                return
             self._reuse(pipe)
             if self.observe is not None:
                 self.observe(time.monotonic() - sent)
             if any(isinstance(r, redis_errors.NoScriptError) for r in result):
-                self._spawn(self._complete(batch, result))
+                awaits = True  # (the task lands the trip when it is done)
+                self._spawn(self._complete(batch, result), batch)
                 return
             self._settle(batch, result)
-        self._landed()
+        finally:
+            if not awaits:
+                self._landed()
 
     async def _send(self, batch: list[_Call]) -> None:
         sent = time.monotonic()
@@ -374,3 +390,7 @@ class ScriptBatcher:
         pipes, self._pipes, self._idle = self._pipes, set(), []
         for pipe in pipes:
             pipe.close()
+        tasks = list(self._tasks)  # (trips still connecting or loading scripts again)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
