@@ -72,9 +72,10 @@ class AlarmService:
         self.store = store
         self.settings = node.settings
         self._wake = asyncio.Event()
-        #: Per shard, the earliest due times (ms, sorted) of alarms committed here and not yet
-        #: claimed. (One that was moved or deleted since costs one claim that finds nothing.)
-        self._local: dict[int, list[int]] = {}
+        #: Per shard, the earliest (due ms, member) of alarms committed here and not yet
+        #: claimed, sorted; and each such member's due time (a new commit replaces it).
+        self._local: dict[int, list[tuple[int, str]]] = {}
+        self._local_due: dict[str, int] = {}
         self._deliveries: set[asyncio.Task[None]] = set()
 
     def shard_key(self, member: str) -> str:
@@ -90,16 +91,26 @@ class AlarmService:
     def committed(self, member: str, alarm: bytes | None) -> None:
         """An object on this node committed an alarm (None: deleted): its shard is claimed
         when the alarm falls due (only that shard: the others wait for the next poll)."""
+        shard = alarm_shard_of(member, self.settings.alarm_shards)
+        old = self._local_due.pop(member, None)
+        times = self._local.get(shard)
+        if old is not None and times is not None:  # (moved or deleted: its time goes)
+            at = bisect.bisect_left(times, (old, member))
+            if at < len(times) and times[at] == (old, member):
+                del times[at]
+            if not times:
+                del self._local[shard]
         if alarm is None:
             return
-        due = int(codec.decode(alarm)[0])
-        shard = alarm_shard_of(member, self.settings.alarm_shards)
+        entry = (int(codec.decode(alarm)[0]), member)
         times = self._local.setdefault(shard, [])
-        if due in times or (len(times) >= _LOCAL_TIMES and due > times[-1]):
-            return
-        bisect.insort(times, due)
-        del times[_LOCAL_TIMES:]
-        if times[0] == due:
+        if len(times) >= _LOCAL_TIMES and entry > times[-1]:
+            return  # (the periodic poll claims it)
+        bisect.insort(times, entry)
+        self._local_due[member] = entry[0]
+        if len(times) > _LOCAL_TIMES:
+            self._local_due.pop(times.pop()[1], None)
+        if times[0] == entry:
             self._wake.set()  # (the poller's wait may now be too long)
 
     async def run(self) -> None:
@@ -113,7 +124,7 @@ class AlarmService:
         while not self.node.stopping:
             timeout = max(0.0, next_poll - time.monotonic())
             if self._local:
-                soonest = min(times[0] for times in self._local.values())
+                soonest = min(times[0][0] for times in self._local.values())
                 timeout = min(timeout, max(0.0, (soonest - now_ms()) / 1000))
             if timeout > 0:
                 try:
@@ -122,13 +133,14 @@ class AlarmService:
                     pass
                 self._wake.clear()
             now = now_ms()
-            due = [shard for shard, times in self._local.items() if times[0] <= now]
+            due = [shard for shard, times in self._local.items() if times[0][0] <= now]
             everything = time.monotonic() >= next_poll
             if not (due or everything):
                 continue  # (woken by an alarm not yet due: wait again, for less)
             for shard in due:  # (a later alarm of the shard keeps its time: claimed then)
                 times = self._local[shard]
-                del times[: bisect.bisect_right(times, now)]
+                while times and times[0][0] <= now:
+                    self._local_due.pop(times.pop(0)[1], None)
                 if not times:
                     del self._local[shard]
             try:
