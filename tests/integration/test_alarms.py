@@ -202,20 +202,24 @@ async def test_an_alarm_falling_due_here_claims_its_own_shard_only(make_node) ->
     assert claimed == [alarm_shard_key("do", alarm_shard_of(member, 16))]
 
 
+def two_in_one_shard(node: Any, prefix: str) -> list[Any]:
+    """Stubs of two probes whose alarms share an index shard (17 names always hold two)."""
+    by_shard: dict[int, list[Any]] = {}
+    for i in range(17):
+        stub = node.namespace("probe").get_by_name(f"{prefix}-{i}")
+        group = by_shard.setdefault(alarm_shard_of(f"probe:{stub.id.hex}", 16), [])
+        group.append(stub)
+        if len(group) == 2:
+            return group
+    raise AssertionError("17 names in 16 shards: two share one")
+
+
 async def test_two_alarms_committed_here_in_one_shard_each_fire_on_time(make_node) -> None:
     # The poller keeps the earliest few due times per shard of the alarms committed here,
     # not just the earliest: the second alarm of a shard is claimed when it falls due, not
     # at the next periodic poll (30 s here).
     node = await make_node(alarm_poll_interval=30.0)
-    probes = node.namespace("probe")
-    by_shard: dict[int, list[Any]] = {}
-    for i in range(64):
-        stub = probes.get_by_name(f"same-shard-{i}")
-        group = by_shard.setdefault(alarm_shard_of(f"probe:{stub.id.hex}", 16), [])
-        group.append(stub)
-        if len(group) == 2:
-            break
-    first, second = group
+    first, second = two_in_one_shard(node, "same-shard")
     await asyncio.sleep(0.3)  # (the start's poll of every shard is over)
     await second.set_alarm_in(0.8)
     await first.set_alarm_in(0.1)
@@ -231,15 +235,7 @@ async def test_an_alarm_moved_again_and_again_keeps_one_local_time(make_node) ->
     # not one per commit: else its stale times filled the shard's list, and another
     # object's alarm in that shard waited for the periodic poll (30 s here).
     node = await make_node(alarm_poll_interval=30.0)
-    probes = node.namespace("probe")
-    by_shard: dict[int, list[Any]] = {}
-    for i in range(64):
-        stub = probes.get_by_name(f"crowded-{i}")
-        group = by_shard.setdefault(alarm_shard_of(f"probe:{stub.id.hex}", 16), [])
-        group.append(stub)
-        if len(group) == 2:
-            break
-    mover, other = group
+    mover, other = two_in_one_shard(node, "crowded")
     await asyncio.sleep(0.3)  # (the start's poll of every shard is over)
     for step in range(20):  # 20 commits, each moving the alarm later
         await mover.set_alarm_in(1.0 + 0.02 * step)
